@@ -1,0 +1,198 @@
+//! The command tree. Help texts here are the user's documentation: the man pages and shell
+//! completions in `man/` and `completions/` are generated from these definitions.
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "runnerctl",
+    version,
+    about = "Run fleets of self-hosted GitHub Actions runners on virtual machines and containers",
+    long_about = "runnerctl creates a self-hosted runner for each queued GitHub Actions job, on the \
+                  backend of the job's runner group (AWS EC2, GCP Compute Engine, VMware vSphere, \
+                  Docker or the built-in fake backend), and deletes it when the job completes. \
+                  State and the task queue live in Redis, so several `serve` and `worker` \
+                  processes can share the work.\n\n\
+                  Exit codes: 0 success; 1 the command ran and found a problem; 2 usage or \
+                  configuration error; 3 a dependency (Redis, GitHub, a backend) was unreachable.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/runnerctl/config.yaml]
+    #[arg(long, short = 'c', global = true, env = "RUNNERCTL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Output format of listings and reports
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// More log output on stderr (-v debug, -vv trace)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output on stderr (-q errors only, -qq nothing)
+    #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people
+    Table,
+    /// JSON for programs
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show and synchronize runner groups with GitHub
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+
+    /// List, create and delete runners
+    #[command(subcommand)]
+    Runners(RunnersCommand),
+
+    /// Run one health-check pass over the runner groups (for cron)
+    ///
+    /// Re-creates runners that did not come online within `time_to_start`, deletes runners past
+    /// `time_to_live` that run no job, keeps `min_runners` idle runners, and removes leaked
+    /// instances and ghost runners. Exits 1 when it found problems it could not fix.
+    Healthcheck {
+        /// Check only this group
+        #[arg(long, short = 'g', value_name = "NAME")]
+        group: Option<String>,
+    },
+
+    /// Receive GitHub webhooks and enqueue them as tasks (run by systemd)
+    ///
+    /// Listens on `webhook.listen`. Routes: POST /webhook, GET /healthz, GET /readyz,
+    /// GET /metrics. Refuses to start without a webhook secret.
+    Serve,
+
+    /// Consume the task queue: create and delete runners, run scheduled health checks
+    ///
+    /// Several workers on several hosts may share one Redis. On SIGTERM or SIGINT a worker stops
+    /// taking tasks, finishes or releases the ones in flight and exits 0; a second signal exits at
+    /// once.
+    Worker {
+        /// Tasks handled at the same time
+        #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        concurrency: u16,
+    },
+
+    /// Inspect and replay the task queue
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+
+    /// Validate, show or print an example configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+
+    /// Print a shell completion script
+    ///
+    /// For example: `runnerctl completions bash > /etc/bash_completion.d/runnerctl`.
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List the configured runner groups
+    List,
+
+    /// Create or update the GitHub runner groups to match the configuration
+    ///
+    /// A group that is missing on GitHub is created; one that differs is updated (repository
+    /// access, public repositories, workflow restrictions). A GitHub group that runnerctl did not
+    /// create is never deleted.
+    Sync {
+        /// Synchronize only this group
+        #[arg(long, short = 'g', value_name = "NAME")]
+        group: Option<String>,
+        /// Show what would change without changing anything
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunnersCommand {
+    /// List runners with their status on the backend and on GitHub
+    List {
+        /// Only runners of this group
+        #[arg(long, short = 'g', value_name = "NAME")]
+        group: Option<String>,
+        /// Only runners in this status
+        #[arg(long, short = 's', value_enum)]
+        status: Option<crate::model::RunnerStatus>,
+    },
+
+    /// Create runners in a group, up to its `max_runners`
+    Create {
+        /// The runner group
+        #[arg(long, short = 'g', value_name = "NAME")]
+        group: String,
+        /// How many runners to create
+        #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        count: u32,
+    },
+
+    /// Delete runners: their instance on the backend and their registration on GitHub
+    #[command(group(ArgGroup::new("target").required(true).args(["names", "all"])))]
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Names of the runners to delete
+    #[arg(value_name = "NAME", conflicts_with_all = ["all", "group"])]
+    pub names: Vec<String>,
+    /// The group whose runners to delete (with --all)
+    #[arg(long, short = 'g', value_name = "NAME", requires = "all")]
+    pub group: Option<String>,
+    /// Delete every runner of --group
+    #[arg(long, requires = "group")]
+    pub all: bool,
+    /// Also delete runners that are running a job
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// List tasks waiting, in flight and scheduled for a retry
+    List,
+    /// List tasks that failed every retry (the dead-letter stream)
+    Dead,
+    /// Put dead tasks back on the queue
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
+    Requeue {
+        /// The dead task's id
+        id: Option<String>,
+        /// Requeue every dead task
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file and report every problem with its line and column
+    Validate {
+        /// The file to check [default: --config]
+        path: Option<PathBuf>,
+    },
+    /// Print the effective configuration, defaults filled in and secrets redacted
+    Show,
+    /// Print a complete, commented example configuration
+    Example,
+}

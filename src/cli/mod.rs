@@ -1,0 +1,169 @@
+//! The command line: parsing (`args`), output (`output`) and one function per command. Commands
+//! load the configuration, build the real implementations of the traits the domain needs, call
+//! the library and print the result. Errors come back as [`crate::Error`] and become exit codes in
+//! [`main`], the only place that does so.
+
+pub mod args;
+pub mod output;
+
+mod config_cmd;
+
+use crate::config::{self, Loaded};
+use crate::error::{Error, ExitCode, Result};
+use args::{Cli, Command, GroupsCommand, RunnersCommand, TasksCommand};
+use clap::{CommandFactory, Parser};
+use output::OutputFormat;
+use std::path::{Path, PathBuf};
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version print and succeed; a usage error prints and exits 2.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                ExitCode::Success.code()
+            };
+        }
+    };
+    init_logging(&cli);
+    match run(cli) {
+        Ok(()) => ExitCode::Success.code(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code().code()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let long_running = matches!(cli.command, Command::Serve | Command::Worker { .. });
+    let base = if long_running { 2 } else { 1 }; // info for daemons, warn for one-shot commands
+    let level = (base + i32::from(cli.verbose) - i32::from(cli.quiet)).clamp(-1, 4);
+    let level = match level {
+        -1 => "off",
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("RUNNERCTL_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("runnerctl={level},{level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Global options every command sees.
+pub struct Context {
+    pub config_path: PathBuf,
+    pub output: OutputFormat,
+}
+
+impl Context {
+    /// Loads and validates the configuration; warnings go to the log.
+    pub fn load(&self) -> Result<Loaded> {
+        let loaded = config::load_file(&self.config_path)?;
+        for w in &loaded.warnings {
+            tracing::warn!("{}", w.render(&self.config_path.display().to_string()));
+        }
+        Ok(loaded)
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let cx = Context {
+        config_path: cli
+            .config
+            .clone()
+            .unwrap_or_else(|| Path::new(config::DEFAULT_PATH).to_path_buf()),
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Config(c) => config_cmd::run(&cx, c),
+        Command::Completions { shell } => output::print(&String::from_utf8_lossy(&completion(shell))),
+        Command::Groups(GroupsCommand::List) => config_cmd::groups_list(&cx),
+        Command::Groups(GroupsCommand::Sync { .. }) => Err(Error::NotAvailable {
+            command: "groups sync",
+            what: "the GitHub client",
+        }),
+        Command::Runners(RunnersCommand::List { .. }) => Err(Error::NotAvailable {
+            command: "runners list",
+            what: "runner bookkeeping",
+        }),
+        Command::Runners(RunnersCommand::Create { .. }) => Err(Error::NotAvailable {
+            command: "runners create",
+            what: "runner creation",
+        }),
+        Command::Runners(RunnersCommand::Delete(_)) => Err(Error::NotAvailable {
+            command: "runners delete",
+            what: "runner deletion",
+        }),
+        Command::Healthcheck { .. } => Err(Error::NotAvailable {
+            command: "healthcheck",
+            what: "the health check",
+        }),
+        Command::Serve => Err(Error::NotAvailable {
+            command: "serve",
+            what: "the webhook server",
+        }),
+        Command::Worker { .. } => Err(Error::NotAvailable {
+            command: "worker",
+            what: "the task queue consumer",
+        }),
+        Command::Tasks(TasksCommand::List | TasksCommand::Dead | TasksCommand::Requeue { .. }) => {
+            Err(Error::NotAvailable {
+                command: "tasks",
+                what: "the task queue",
+            })
+        }
+    }
+}
+
+/// The clap command tree, for generators and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// The completion script for `shell`.
+pub fn completion(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "runnerctl", &mut buf);
+    buf
+}
+
+/// Man pages: `runnerctl.1` and one per subcommand (`runnerctl-groups-sync.1`), as
+/// (file name, roff text).
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    let mut cmd = command();
+    cmd.build();
+    let mut pages = Vec::new();
+    collect_man(&cmd, "runnerctl", &mut pages);
+    pages
+}
+
+fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+    let named = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(named)
+        .render(&mut buf)
+        .expect("rendering to memory cannot fail");
+    pages.push((format!("{name}.1"), buf));
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        collect_man(sub, &format!("{name}-{}", sub.get_name()), pages);
+    }
+}

@@ -1,0 +1,39 @@
+//! Writing results to stdout as tables or JSON. A closed pipe (`runnerctl … | head`) ends the
+//! output quietly: it is not an error.
+
+use crate::error::{Error, Result};
+use comfy_table::{presets, ContentArrangement, Table};
+use std::io::Write;
+
+pub use super::args::OutputFormat;
+
+/// Writes `text` to stdout. A broken pipe is success: the reader has what it wanted.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `value` as pretty JSON and a newline.
+pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Problem(format!("cannot encode JSON output: {e}")))?;
+    text.push('\n');
+    print(&text)
+}
+
+/// Writes an aligned table with a header row, in the style of `kubectl get`.
+pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(headers.iter().map(|h| h.to_uppercase()));
+    for row in rows {
+        t.add_row(row);
+    }
+    let mut text = t.trim_fmt();
+    text.push('\n');
+    print(&text)
+}

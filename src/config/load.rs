@@ -1,0 +1,920 @@
+//! Reading and validating the configuration file. Every problem is collected (not only the
+//! first), each with its path (`runner_groups[1].min_runners`) and position in the file.
+
+use super::locate::{Location, Locations};
+use super::*;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing wrong (or doubtful) in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    /// Where in the document, e.g. `runner_groups[1].min_runners`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+impl Problem {
+    /// `path: message`, the part of the report that does not depend on the file's layout.
+    pub fn summary(&self) -> String {
+        if self.path.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.path, self.message)
+        }
+    }
+
+    /// One line in the style of a compiler: `file:line:column: path: message`.
+    pub fn render(&self, file: &str) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{file}:{l}:{c}: {}", self.summary()),
+            _ => format!("{file}: {}", self.summary()),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file `{}`: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_invalid(file, problems))]
+    Invalid {
+        file: String,
+        /// Errors first, then warnings.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_invalid(file: &str, problems: &[Problem]) -> String {
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    let mut out = format!(
+        "invalid configuration `{file}`: {errors} problem{}",
+        if errors == 1 { "" } else { "s" }
+    );
+    for p in problems.iter().filter(|p| p.severity == Severity::Error) {
+        out.push_str("\n  ");
+        out.push_str(&p.render(file));
+    }
+    out
+}
+
+/// A configuration that passed validation, with the warnings it raised.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads and validates the file at `path`.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Validates configuration text; `file` names it in messages.
+pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
+    let locations = Locations::index(text);
+    let mut cx = Cx {
+        locations: &locations,
+        problems: Vec::new(),
+    };
+    let config = cx.config(text);
+    let mut problems = cx.problems;
+    // Errors before warnings, each in the order of the file; problems without a position last.
+    problems.sort_by_key(|p| {
+        (
+            p.severity == Severity::Warning,
+            p.line.unwrap_or(usize::MAX),
+            p.column.unwrap_or(0),
+        )
+    });
+    match config {
+        Some(config) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok(Loaded {
+            config,
+            warnings: problems,
+        }),
+        _ => Err(ConfigError::Invalid {
+            file: file.to_string(),
+            problems,
+        }),
+    }
+}
+
+/// Prints a Redis URL with its password hidden.
+pub(crate) fn serialize_url_redacted<S: serde::Serializer>(
+    url: &str,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+pub(crate) fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                return format!("{scheme}://{user}:<redacted>@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+const TOP_LEVEL: &[&str] = &[
+    "name",
+    "github",
+    "redis",
+    "webhook",
+    "healthcheck_interval",
+    "time_to_start",
+    "time_to_live",
+    "backends",
+    "runner_groups",
+];
+
+/// A runner group as written, before its `spec` is read against its backend's kind.
+#[derive(Deserialize)]
+struct RawGroup {
+    name: Option<String>,
+    organization: Option<String>,
+    repository: Option<String>,
+    selected_repositories: Option<Vec<String>>,
+    #[serde(default = "default_true")]
+    allow_public_repositories: bool,
+    #[serde(default)]
+    selected_workflows: Vec<String>,
+    #[serde(default = "default_max_runners")]
+    max_runners: u32,
+    #[serde(default)]
+    min_runners: u32,
+    labels: Option<Vec<String>>,
+    backend: Option<String>,
+    spec: Option<Value>,
+}
+
+fn default_max_runners() -> u32 {
+    20
+}
+
+/// The `backends:` section as far as it could be read.
+#[derive(Default)]
+struct Backends {
+    valid: Vec<BackendConfig>,
+    broken: Vec<String>,
+    section_broken: bool,
+}
+
+impl Backends {
+    fn complete(&self) -> bool {
+        self.broken.is_empty() && !self.section_broken && !self.valid.is_empty()
+    }
+}
+
+struct Cx<'a> {
+    locations: &'a Locations,
+    problems: Vec<Problem>,
+}
+
+fn join(parent: &str, child: &str) -> String {
+    match (parent.is_empty(), child.is_empty()) {
+        (true, _) => child.to_string(),
+        (_, true) => parent.to_string(),
+        _ if child.starts_with('[') => format!("{parent}{child}"),
+        _ => format!("{parent}.{child}"),
+    }
+}
+
+/// A name usable in instance names, container names, tags and Redis keys.
+fn is_simple_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 32
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !s.ends_with('-')
+}
+
+impl Cx<'_> {
+    fn push(&mut self, severity: Severity, path: &str, message: String, at: Option<Location>) {
+        let problem = Problem {
+            severity,
+            path: path.to_string(),
+            message,
+            line: at.map(|l| l.line),
+            column: at.map(|l| l.column),
+        };
+        if !self.problems.contains(&problem) {
+            self.problems.push(problem);
+        }
+    }
+
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        let at = self.locations.nearest(path);
+        self.push(Severity::Error, path, message.into(), at);
+    }
+
+    fn warn(&mut self, path: &str, message: impl Into<String>) {
+        let at = self.locations.nearest(path);
+        self.push(Severity::Warning, path, message.into(), at);
+    }
+
+    /// Deserializes `value` as a `T`, recording every unknown key and the first type error.
+    fn de<T: DeserializeOwned>(&mut self, value: Value, path: &str) -> Option<T> {
+        let mut unknown: Vec<String> = Vec::new();
+        let result = {
+            let mut record = |p: serde_ignored::Path| unknown.push(ignored_path(&p));
+            let de = serde_ignored::Deserializer::new(value, &mut record);
+            serde_path_to_error::deserialize::<_, T>(de)
+        };
+        for u in unknown {
+            let p = join(path, &u);
+            let at = self.locations.key(&p);
+            self.push(Severity::Error, &p, "unknown field".into(), at);
+        }
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = join(path, &error_path(e.path()));
+                let message = e.inner().to_string();
+                if let Some(field) = message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    // Point at the field that is missing, reported on its parent's position.
+                    let at = self.locations.nearest(&inner);
+                    self.push(
+                        Severity::Error,
+                        &join(&inner, field),
+                        "required field is missing".into(),
+                        at,
+                    );
+                } else {
+                    self.error(&inner, message);
+                }
+                None
+            }
+        }
+    }
+
+    fn config(&mut self, text: &str) -> Option<Config> {
+        let root: Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let at = e.location().map(|l| Location {
+                    line: l.line(),
+                    column: l.column(),
+                });
+                let message = e.to_string();
+                let message = match message.find(" at line ") {
+                    Some(i) => message[..i].to_string(),
+                    None => message,
+                };
+                self.push(
+                    Severity::Error,
+                    "",
+                    format!("not valid YAML: {message}"),
+                    at,
+                );
+                return None;
+            }
+        };
+        let mut root = match root {
+            Value::Mapping(m) => m,
+            Value::Null => {
+                self.error("", "the file is empty; see `runnerctl config example`");
+                return None;
+            }
+            _ => {
+                self.error("", "the top level must be a mapping of settings");
+                return None;
+            }
+        };
+        for key in root.keys() {
+            match key.as_str() {
+                Some(k) if TOP_LEVEL.contains(&k) => {}
+                Some(k) => {
+                    let at = self.locations.key(k);
+                    self.push(Severity::Error, k, "unknown field".into(), at);
+                }
+                None => self.error("", format!("top-level keys must be strings, got {key:?}")),
+            }
+        }
+        let mut take = |k: &str| root.remove(k);
+
+        let name = match take("name") {
+            None => default_name(),
+            Some(v) => self.de::<String>(v, "name").unwrap_or_default(),
+        };
+        if !is_simple_name(&name) {
+            self.error("name", format!("`{name}` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"));
+        }
+        let github = self.section::<GithubConfig>(take("github"), "github");
+        let redis = self.section::<RedisConfig>(take("redis"), "redis");
+        let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
+        let mut duration = |cx: &mut Self, key: &str, default: Duration| match take(key) {
+            None => Some(default),
+            Some(v) => cx.de::<Duration>(v, key),
+        };
+        let healthcheck_interval = duration(
+            self,
+            "healthcheck_interval",
+            default_healthcheck_interval(),
+        );
+        let time_to_start = duration(self, "time_to_start", default_time_to_start());
+        let time_to_live = duration(self, "time_to_live", default_time_to_live());
+        let backends = self.backends(take("backends"));
+        let groups = self.groups(take("runner_groups"), &backends);
+
+        if let Some(g) = &github {
+            self.check_github(g);
+        }
+        if let Some(r) = &redis {
+            self.check_redis(r);
+        }
+        if let Some(w) = &webhook {
+            self.check_webhook(w);
+        }
+        for (key, d) in [
+            ("healthcheck_interval", healthcheck_interval),
+            ("time_to_start", time_to_start),
+            ("time_to_live", time_to_live),
+        ] {
+            if d == Some(Duration::from_secs(0)) {
+                self.error(key, "must be longer than 0s");
+            }
+        }
+        if let (Some(start), Some(live)) = (time_to_start, time_to_live) {
+            if start >= live && live.as_secs() > 0 {
+                self.error(
+                    "time_to_start",
+                    format!("must be shorter than time_to_live ({start} >= {live})"),
+                );
+            }
+        }
+
+        Some(Config {
+            name,
+            github: github?,
+            redis: redis?,
+            webhook: webhook?,
+            healthcheck_interval: healthcheck_interval?,
+            time_to_start: time_to_start?,
+            time_to_live: time_to_live?,
+            backends: backends.complete().then_some(backends.valid)?,
+            runner_groups: groups?,
+        })
+    }
+
+    /// A section that may be left out entirely (then all its defaults apply).
+    fn section<T: DeserializeOwned + Default>(
+        &mut self,
+        value: Option<Value>,
+        path: &str,
+    ) -> Option<T> {
+        match value {
+            None | Some(Value::Null) => Some(T::default()),
+            Some(v) => self.de(v, path),
+        }
+    }
+
+    fn secret(
+        &mut self,
+        path: &str,
+        key: &str,
+        source: Result<Option<SecretSource>, ()>,
+    ) -> Option<SecretSource> {
+        let p = join(path, key);
+        match source {
+            Err(()) => {
+                self.error(
+                    &p,
+                    format!("set only one of `{key}`, `{key}_env` and `{key}_file`"),
+                );
+                None
+            }
+            Ok(Some(SecretSource::Inline(s))) => {
+                self.warn(
+                    &p,
+                    format!("secret written inline in the file; prefer `{key}_env` or `{key}_file`"),
+                );
+                Some(SecretSource::Inline(s))
+            }
+            Ok(other) => other,
+        }
+    }
+
+    fn check_github(&mut self, g: &GithubConfig) {
+        if !(g.base_url.starts_with("https://") || g.base_url.starts_with("http://")) {
+            self.error(
+                "github.base_url",
+                format!("`{}` is not an http(s) URL", g.base_url),
+            );
+        }
+        let token = self.secret(
+            "github",
+            "token",
+            secret_source(&g.token, &g.token_env, &g.token_file),
+        );
+        let key = self.secret(
+            "github",
+            "private_key",
+            secret_source(&g.private_key, &g.private_key_env, &g.private_key_file),
+        );
+        let app = g.app_id.is_some() || g.installation_id.is_some() || key.is_some();
+        match (app, token.is_some()) {
+            (false, false) => self.error(
+                "github",
+                "no authentication configured: set `app_id`, `installation_id` and `private_key_file` (GitHub App) or `token_env` (personal access token)",
+            ),
+            (true, true) => self.error(
+                "github",
+                "both a GitHub App and a token are configured; keep exactly one authentication method",
+            ),
+            (true, false) => {
+                for (field, missing) in [
+                    ("app_id", g.app_id.is_none()),
+                    ("installation_id", g.installation_id.is_none()),
+                    ("private_key", key.is_none()),
+                ] {
+                    if missing {
+                        self.error(
+                            &format!("github.{field}"),
+                            "required for GitHub App authentication",
+                        );
+                    }
+                }
+            }
+            (false, true) => {}
+        }
+    }
+
+    fn check_redis(&mut self, r: &RedisConfig) {
+        let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|s| r.url.starts_with(s));
+        if !ok {
+            self.error(
+                "redis.url",
+                format!("`{}` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)", redact_url(&r.url)),
+            );
+        }
+        if r.url_env.is_none() && redact_url(&r.url) != r.url {
+            self.warn(
+                "redis.url",
+                "the URL carries a password written inline; prefer `url_env`",
+            );
+        }
+    }
+
+    fn check_webhook(&mut self, w: &WebhookConfig) {
+        if w.listen.parse::<std::net::SocketAddr>().is_err() {
+            self.error(
+                "webhook.listen",
+                format!("`{}` is not an address like 0.0.0.0:8080", w.listen),
+            );
+        }
+        if let Some(m) = &w.metrics_listen {
+            if m.parse::<std::net::SocketAddr>().is_err() {
+                self.error(
+                    "webhook.metrics_listen",
+                    format!("`{m}` is not an address like 127.0.0.1:9090"),
+                );
+            }
+        }
+        let secret = self.secret(
+            "webhook",
+            "secret",
+            secret_source(&w.secret, &w.secret_env, &w.secret_file),
+        );
+        if secret.is_none() && !self.problems.iter().any(|p| p.path == "webhook.secret") {
+            self.warn(
+                "webhook",
+                "no webhook secret (`secret_env` or `secret_file`): `runnerctl serve` will refuse to start",
+            );
+        }
+    }
+
+    /// The backends that are valid, and the names of those that are not (already reported).
+    fn backends(&mut self, value: Option<Value>) -> Backends {
+        let mut found = Backends::default();
+        let map = match value {
+            None | Some(Value::Null) => {
+                self.error("backends", "at least one backend is required");
+                found.section_broken = true;
+                return found;
+            }
+            Some(Value::Mapping(m)) => m,
+            Some(_) => {
+                self.error(
+                    "backends",
+                    "must be a mapping of backend names to their settings",
+                );
+                found.section_broken = true;
+                return found;
+            }
+        };
+        if map.is_empty() {
+            self.error("backends", "at least one backend is required");
+        }
+        for (key, value) in map {
+            let Some(name) = key.as_str().map(str::to_string) else {
+                self.error("backends", format!("backend names must be strings, got {key:?}"));
+                found.section_broken = true;
+                continue;
+            };
+            let path = format!("backends.{name}");
+            if !is_simple_name(&name) {
+                self.error(&path, format!("`{name}` is not a valid backend name: use lowercase letters, digits and dashes, starting with a letter"));
+            }
+            match self.backend(value, &path) {
+                Some(settings) => found.valid.push(BackendConfig { name, settings }),
+                None => found.broken.push(name),
+            }
+        }
+        found
+    }
+
+    fn kind_of(&mut self, map: &mut Mapping, path: &str) -> Option<BackendKind> {
+        let kind_path = join(path, "kind");
+        let Some(kind) = map.remove("kind") else {
+            let at = self.locations.nearest(path);
+            self.push(
+                Severity::Error,
+                &kind_path,
+                format!(
+                    "required field is missing (one of: {})",
+                    kind_names()
+                ),
+                at,
+            );
+            return None;
+        };
+        let text = kind.as_str().unwrap_or_default().to_string();
+        let Some(kind) = BackendKind::parse(&text) else {
+            self.error(
+                &kind_path,
+                format!("unknown backend kind `{text}` (one of: {})", kind_names()),
+            );
+            return None;
+        };
+        if !kind.compiled() {
+            self.error(
+                &kind_path,
+                format!(
+                    "backend kind `{kind}` is not compiled into this build (rebuild with `--features {kind}`)"
+                ),
+            );
+            return None;
+        }
+        Some(kind)
+    }
+
+    fn backend(&mut self, value: Value, path: &str) -> Option<BackendSettings> {
+        let mut map = match value {
+            Value::Mapping(m) => m,
+            _ => {
+                self.error(path, "must be a mapping with at least `kind`");
+                return None;
+            }
+        };
+        let kind = self.kind_of(&mut map, path)?;
+        let rest = Value::Mapping(map);
+        let settings = match kind {
+            BackendKind::Fake => BackendSettings::Fake(self.de(rest, path)?),
+            BackendKind::Docker => BackendSettings::Docker(self.de(rest, path)?),
+            BackendKind::Aws => {
+                let s: AwsSettings = self.de(rest, path)?;
+                if s.region.is_empty() {
+                    self.error(&join(path, "region"), "required field is missing");
+                }
+                BackendSettings::Aws(s)
+            }
+            BackendKind::Gcp => {
+                let s: GcpSettings = self.de(rest, path)?;
+                for (f, v) in [("project", &s.project), ("zone", &s.zone)] {
+                    if v.is_empty() {
+                        self.error(&join(path, f), "required field is missing");
+                    }
+                }
+                BackendSettings::Gcp(s)
+            }
+            BackendKind::Vsphere => {
+                let s: VsphereSettings = self.de(rest, path)?;
+                for (f, v) in [
+                    ("url", &s.url),
+                    ("username", &s.username),
+                    ("datacenter", &s.datacenter),
+                ] {
+                    if v.is_empty() {
+                        self.error(&join(path, f), "required field is missing");
+                    }
+                }
+                let pw = self.secret(
+                    path,
+                    "password",
+                    secret_source(&s.password, &s.password_env, &s.password_file),
+                );
+                if pw.is_none() && !self.problems.iter().any(|p| p.path.ends_with("password")) {
+                    self.error(&join(path, "password_env"), "a password is required (`password_env` or `password_file`)");
+                }
+                BackendSettings::Vsphere(s)
+            }
+        };
+        Some(settings)
+    }
+
+    fn groups(
+        &mut self,
+        value: Option<Value>,
+        backends: &Backends,
+    ) -> Option<Vec<RunnerGroup>> {
+        let items = match value {
+            None | Some(Value::Null) => {
+                self.error("runner_groups", "at least one runner group is required");
+                return None;
+            }
+            Some(Value::Sequence(s)) if s.is_empty() => {
+                self.error("runner_groups", "at least one runner group is required");
+                return None;
+            }
+            Some(Value::Sequence(s)) => s,
+            Some(_) => {
+                self.error("runner_groups", "must be a list of runner groups");
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut label_sets: Vec<(Vec<String>, String)> = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let path = format!("runner_groups[{i}]");
+            let Some(raw) = self.de::<RawGroup>(item, &path) else {
+                ok = false;
+                continue;
+            };
+            if let Some(name) = raw.name.clone().filter(|n| !n.is_empty()) {
+                if let Some(first) = names.get(&name) {
+                    self.error(
+                        &join(&path, "name"),
+                        format!("duplicate group name `{name}` (first used by {first})"),
+                    );
+                } else {
+                    names.insert(name, path.clone());
+                }
+            }
+            if let Some(labels) = raw.labels.as_ref().filter(|l| !l.is_empty()) {
+                let mut set: Vec<String> = labels.iter().map(|l| l.to_lowercase()).collect();
+                set.sort();
+                set.dedup();
+                if let Some((_, first)) = label_sets.iter().find(|(s, _)| *s == set) {
+                    self.error(
+                        &join(&path, "labels"),
+                        format!("same labels as {first}: a job could not tell the two groups apart"),
+                    );
+                } else {
+                    label_sets.push((set, path.clone()));
+                }
+            }
+            match self.group(raw, &path, backends) {
+                Some(g) => out.push(g),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn group(
+        &mut self,
+        raw: RawGroup,
+        path: &str,
+        backends: &Backends,
+    ) -> Option<RunnerGroup> {
+        let field = |f: &str| join(path, f);
+        let mut valid = true;
+        let mut required = |cx: &mut Self, f: &str, v: &Option<String>| {
+            if v.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                let at = cx.locations.nearest(&field(f));
+                cx.push(
+                    Severity::Error,
+                    &field(f),
+                    "required field is missing".into(),
+                    at,
+                );
+                valid = false;
+            }
+        };
+        required(self, "name", &raw.name);
+        required(self, "organization", &raw.organization);
+        required(self, "backend", &raw.backend);
+        if let Some(name) = &raw.name {
+            if !name.is_empty() && !is_simple_name(name) {
+                self.error(&field("name"), format!("`{name}` is not a valid group name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it is part of runner names)"));
+            }
+        }
+        match &raw.labels {
+            None => {
+                let at = self.locations.nearest(&field("labels"));
+                self.push(
+                    Severity::Error,
+                    &field("labels"),
+                    "required field is missing (the labels jobs ask for in `runs-on`)".into(),
+                    at,
+                );
+                valid = false;
+            }
+            Some(l) if l.is_empty() => {
+                self.error(&field("labels"), "must list at least one label");
+                valid = false;
+            }
+            Some(l) => {
+                for (j, label) in l.iter().enumerate() {
+                    let p = format!("{}[{j}]", field("labels"));
+                    if label.trim().is_empty() {
+                        self.error(&p, "a label must not be empty");
+                    } else if label.contains(',') || label.trim() != label {
+                        self.error(&p, format!("`{label}` is not a valid label (no commas or surrounding spaces)"));
+                    }
+                }
+            }
+        }
+        if raw.max_runners == 0 {
+            self.error(&field("max_runners"), "must be at least 1");
+        }
+        if raw.min_runners > raw.max_runners {
+            self.error(
+                &field("min_runners"),
+                format!(
+                    "must not exceed max_runners ({} > {})",
+                    raw.min_runners, raw.max_runners
+                ),
+            );
+        }
+        if let Some(repo) = &raw.repository {
+            if repo.is_empty() || repo.contains('/') {
+                self.error(&field("repository"), format!("`{repo}` is not a repository name (write the name alone; the organization is `organization`)"));
+            }
+            if raw.selected_repositories.is_some() {
+                self.error(&field("selected_repositories"), "a group scoped to one `repository` has no repository access list; remove one of the two");
+            }
+        }
+        if let Some(repos) = &raw.selected_repositories {
+            for (j, r) in repos.iter().enumerate() {
+                if r.trim().is_empty() || r.contains('/') {
+                    self.error(
+                        &format!("{}[{j}]", field("selected_repositories")),
+                        format!("`{r}` is not a repository name of the organization"),
+                    );
+                }
+            }
+        }
+        for (j, w) in raw.selected_workflows.iter().enumerate() {
+            let ok = w.contains("/.github/workflows/")
+                && w.rsplit_once('@').is_some_and(|(_, r)| !r.is_empty())
+                && w.split('/').count() >= 5;
+            if !ok {
+                self.error(
+                    &format!("{}[{j}]", field("selected_workflows")),
+                    format!("`{w}` is not a workflow reference like `octo-org/octo-repo/.github/workflows/build.yml@main`"),
+                );
+            }
+        }
+
+        // The spec is read against the kind of the backend the group names.
+        let backend_name = raw.backend.clone().unwrap_or_default();
+        let kind = match backends.valid.iter().find(|b| b.name == backend_name) {
+            Some(b) => Some(b.kind()),
+            // A broken backend or section was reported already.
+            None if backends.section_broken || backends.broken.contains(&backend_name) => None,
+            None => {
+                    if !backend_name.is_empty() {
+                        let defined: Vec<&str> = backends
+                            .valid
+                            .iter()
+                            .map(|b| b.name.as_str())
+                            .chain(backends.broken.iter().map(String::as_str))
+                            .collect();
+                        self.error(
+                            &field("backend"),
+                            format!(
+                                "unknown backend `{backend_name}` (defined: {})",
+                                if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                            ),
+                        );
+                    }
+                    None
+            }
+        };
+        let spec_path = field("spec");
+        let spec_value = raw.spec.unwrap_or(Value::Null);
+        let spec = match kind {
+            None => None,
+            Some(BackendKind::Fake) => {
+                let v = if spec_value.is_null() { Value::Mapping(Mapping::new()) } else { spec_value };
+                self.de(v, &spec_path).map(InstanceSpec::Fake)
+            }
+            Some(kind) if spec_value.is_null() => {
+                let at = self.locations.nearest(&spec_path);
+                self.push(
+                    Severity::Error,
+                    &spec_path,
+                    format!("required field is missing (the instance spec for a `{kind}` backend)"),
+                    at,
+                );
+                None
+            }
+            Some(BackendKind::Docker) => self.de(spec_value, &spec_path).map(InstanceSpec::Docker),
+            Some(BackendKind::Aws) => self.de(spec_value, &spec_path).map(InstanceSpec::Aws),
+            Some(BackendKind::Gcp) => self.de(spec_value, &spec_path).map(InstanceSpec::Gcp),
+            Some(BackendKind::Vsphere) => {
+                self.de(spec_value, &spec_path).map(InstanceSpec::Vsphere)
+            }
+        };
+        if let Some(InstanceSpec::Docker(d)) = &spec {
+            if d.image.trim().is_empty() {
+                self.error(&join(&spec_path, "image"), "must not be empty");
+            }
+            if d.cpus.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
+                self.error(&join(&spec_path, "cpus"), "must be a positive number of CPUs");
+            }
+        }
+        if !valid {
+            return None;
+        }
+        Some(RunnerGroup {
+            name: raw.name?,
+            organization: raw.organization?,
+            repository: raw.repository,
+            selected_repositories: raw.selected_repositories,
+            allow_public_repositories: raw.allow_public_repositories,
+            selected_workflows: raw.selected_workflows,
+            max_runners: raw.max_runners,
+            min_runners: raw.min_runners,
+            labels: raw.labels?,
+            backend: backend_name,
+            spec: spec?,
+        })
+    }
+}
+
+fn kind_names() -> String {
+    BackendKind::ALL.map(|k| k.as_str()).join(", ")
+}
+
+fn error_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => out = join(&out, key),
+            serde_path_to_error::Segment::Enum { variant } => out = join(&out, variant),
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn ignored_path(path: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match path {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => join(&ignored_path(parent), key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}

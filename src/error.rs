@@ -1,0 +1,60 @@
+//! The library's error type and the one place that maps errors to process exit codes.
+
+use crate::config::ConfigError;
+
+/// Process exit codes. They are part of the CLI contract and listed in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// The command did what was asked.
+    Success = 0,
+    /// The command ran and found a problem (for example a health check that could not fix
+    /// everything, or a runner that refused to be deleted).
+    Problem = 1,
+    /// The command line or the configuration is wrong, or the command is not available.
+    Usage = 2,
+    /// A dependency (Redis, GitHub, a backend) could not be reached.
+    Unavailable = 3,
+}
+
+impl ExitCode {
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// Every error the library surfaces to the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("{0}")]
+    Usage(String),
+
+    /// A command whose capability is not built yet. Never a silent success.
+    #[error("`runnerctl {command}` is not available yet: {what} is not implemented in this version")]
+    NotAvailable {
+        command: &'static str,
+        what: &'static str,
+    },
+
+    /// The command ran and found a problem it reports to the operator.
+    #[error("{0}")]
+    Problem(String),
+
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The exit code for this error. This match is the only mapping from errors to exit codes.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) | Error::Usage(_) | Error::NotAvailable { .. } => ExitCode::Usage,
+            Error::Problem(_) | Error::Output(_) => ExitCode::Problem,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,9 @@
+//! runnerctl: runs fleets of self-hosted GitHub Actions runners on virtual machines and
+//! containers. See ARCHITECTURE.md for the map of this crate.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod model;
+
+pub use error::{Error, ExitCode, Result};
