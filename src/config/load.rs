@@ -447,8 +447,14 @@ impl Cx<'_> {
             "private_key",
             secret_source(&g.private_key, &g.private_key_env, &g.private_key_file),
         );
-        let app = g.app_id.is_some() || g.installation_id.is_some() || key.is_some();
-        match (app, token.is_some()) {
+        // A secret given twice was reported above; it still counts as given here.
+        let token_given = token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
+        let key_given = key.is_some()
+            || g.private_key.is_some()
+            || g.private_key_env.is_some()
+            || g.private_key_file.is_some();
+        let app = g.app_id.is_some() || g.installation_id.is_some() || key_given;
+        match (app, token_given) {
             (false, false) => self.error(
                 "github",
                 "no authentication configured: set `app_id`, `installation_id` and `private_key_file` (GitHub App) or `token_env` (personal access token)",
@@ -461,7 +467,7 @@ impl Cx<'_> {
                 for (field, missing) in [
                     ("app_id", g.app_id.is_none()),
                     ("installation_id", g.installation_id.is_none()),
-                    ("private_key", key.is_none()),
+                    ("private_key", !key_given),
                 ] {
                     if missing {
                         self.error(

@@ -1,0 +1,461 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[runnerctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'runnerctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'runnerctl'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand groups 'Show and synchronize runner groups with GitHub'
+            cand runners 'List, create and delete runners'
+            cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
+            cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
+            cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
+            cand tasks 'Inspect and replay the task queue'
+            cand config 'Validate, show or print an example configuration'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;groups'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the configured runner groups'
+            cand sync 'Create or update the GitHub runner groups to match the configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;groups;list'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;groups;sync'= {
+            cand -g 'Synchronize only this group'
+            cand --group 'Synchronize only this group'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --dry-run 'Show what would change without changing anything'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;groups;help'= {
+            cand list 'List the configured runner groups'
+            cand sync 'Create or update the GitHub runner groups to match the configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;groups;help;list'= {
+        }
+        &'runnerctl;groups;help;sync'= {
+        }
+        &'runnerctl;groups;help;help'= {
+        }
+        &'runnerctl;runners'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List runners with their status on the backend and on GitHub'
+            cand create 'Create runners in a group, up to its `max_runners`'
+            cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;runners;list'= {
+            cand -g 'Only runners of this group'
+            cand --group 'Only runners of this group'
+            cand -s 'Only runners in this status'
+            cand --status 'Only runners in this status'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;runners;create'= {
+            cand -g 'The runner group'
+            cand --group 'The runner group'
+            cand -n 'How many runners to create'
+            cand --count 'How many runners to create'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;runners;delete'= {
+            cand -g 'The group whose runners to delete (with --all)'
+            cand --group 'The group whose runners to delete (with --all)'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --all 'Delete every runner of --group'
+            cand --force 'Also delete runners that are running a job'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;runners;help'= {
+            cand list 'List runners with their status on the backend and on GitHub'
+            cand create 'Create runners in a group, up to its `max_runners`'
+            cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;runners;help;list'= {
+        }
+        &'runnerctl;runners;help;create'= {
+        }
+        &'runnerctl;runners;help;delete'= {
+        }
+        &'runnerctl;runners;help;help'= {
+        }
+        &'runnerctl;healthcheck'= {
+            cand -g 'Check only this group'
+            cand --group 'Check only this group'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;serve'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;worker'= {
+            cand -j 'Tasks handled at the same time'
+            cand --concurrency 'Tasks handled at the same time'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;tasks'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List tasks waiting, in flight and scheduled for a retry'
+            cand dead 'List tasks that failed every retry (the dead-letter stream)'
+            cand requeue 'Put dead tasks back on the queue'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;tasks;list'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;tasks;dead'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;tasks;requeue'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --all 'Requeue every dead task'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;tasks;help'= {
+            cand list 'List tasks waiting, in flight and scheduled for a retry'
+            cand dead 'List tasks that failed every retry (the dead-letter stream)'
+            cand requeue 'Put dead tasks back on the queue'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;tasks;help;list'= {
+        }
+        &'runnerctl;tasks;help;dead'= {
+        }
+        &'runnerctl;tasks;help;requeue'= {
+        }
+        &'runnerctl;tasks;help;help'= {
+        }
+        &'runnerctl;config'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand validate 'Check a configuration file and report every problem with its line and column'
+            cand show 'Print the effective configuration, defaults filled in and secrets redacted'
+            cand example 'Print a complete, commented example configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;config;validate'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;config;show'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;config;example'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;config;help'= {
+            cand validate 'Check a configuration file and report every problem with its line and column'
+            cand show 'Print the effective configuration, defaults filled in and secrets redacted'
+            cand example 'Print a complete, commented example configuration'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;config;help;validate'= {
+        }
+        &'runnerctl;config;help;show'= {
+        }
+        &'runnerctl;config;help;example'= {
+        }
+        &'runnerctl;config;help;help'= {
+        }
+        &'runnerctl;completions'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;help'= {
+            cand groups 'Show and synchronize runner groups with GitHub'
+            cand runners 'List, create and delete runners'
+            cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
+            cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
+            cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
+            cand tasks 'Inspect and replay the task queue'
+            cand config 'Validate, show or print an example configuration'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'runnerctl;help;groups'= {
+            cand list 'List the configured runner groups'
+            cand sync 'Create or update the GitHub runner groups to match the configuration'
+        }
+        &'runnerctl;help;groups;list'= {
+        }
+        &'runnerctl;help;groups;sync'= {
+        }
+        &'runnerctl;help;runners'= {
+            cand list 'List runners with their status on the backend and on GitHub'
+            cand create 'Create runners in a group, up to its `max_runners`'
+            cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
+        }
+        &'runnerctl;help;runners;list'= {
+        }
+        &'runnerctl;help;runners;create'= {
+        }
+        &'runnerctl;help;runners;delete'= {
+        }
+        &'runnerctl;help;healthcheck'= {
+        }
+        &'runnerctl;help;serve'= {
+        }
+        &'runnerctl;help;worker'= {
+        }
+        &'runnerctl;help;tasks'= {
+            cand list 'List tasks waiting, in flight and scheduled for a retry'
+            cand dead 'List tasks that failed every retry (the dead-letter stream)'
+            cand requeue 'Put dead tasks back on the queue'
+        }
+        &'runnerctl;help;tasks;list'= {
+        }
+        &'runnerctl;help;tasks;dead'= {
+        }
+        &'runnerctl;help;tasks;requeue'= {
+        }
+        &'runnerctl;help;config'= {
+            cand validate 'Check a configuration file and report every problem with its line and column'
+            cand show 'Print the effective configuration, defaults filled in and secrets redacted'
+            cand example 'Print a complete, commented example configuration'
+        }
+        &'runnerctl;help;config;validate'= {
+        }
+        &'runnerctl;help;config;show'= {
+        }
+        &'runnerctl;help;config;example'= {
+        }
+        &'runnerctl;help;completions'= {
+        }
+        &'runnerctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,249 @@
+//! The command line as a user meets it: help, exit codes, validation output, redaction.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::io::Read;
+
+fn runnerctl() -> Command {
+    let mut cmd = Command::cargo_bin("runnerctl").unwrap();
+    cmd.env_remove("RUNNERCTL_CONFIG").env_remove("RUNNERCTL_LOG");
+    cmd
+}
+
+fn example_path() -> String {
+    format!("{}/config.example.yaml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every command path of the tree, with its `about` text.
+fn command_paths() -> Vec<(Vec<String>, String)> {
+    fn walk(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+        // `--help` shows the long description when there is one.
+        let about = cmd
+            .get_long_about()
+            .or(cmd.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        out.push((path.clone(), about));
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let mut p = path.clone();
+            p.push(sub.get_name().to_string());
+            walk(sub, p, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&runnerctl::cli::command(), vec![], &mut out);
+    out
+}
+
+#[test]
+fn every_command_has_real_help() {
+    let paths = command_paths();
+    let expected = [
+        "groups list",
+        "groups sync",
+        "runners list",
+        "runners create",
+        "runners delete",
+        "healthcheck",
+        "serve",
+        "worker",
+        "tasks list",
+        "tasks dead",
+        "tasks requeue",
+        "config validate",
+        "config show",
+        "config example",
+        "completions",
+    ];
+    for e in expected {
+        assert!(
+            paths.iter().any(|(p, _)| p.join(" ") == e),
+            "missing command `{e}`"
+        );
+    }
+    for (path, about) in paths {
+        assert!(
+            about.len() > 15,
+            "`{}` needs a real description",
+            path.join(" ")
+        );
+        let out = runnerctl().args(&path).arg("--help").assert().success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat(&text).contains(&flat(&about)),
+            "help of `{}`: {text}",
+            path.join(" ")
+        );
+        assert!(text.contains("Usage: runnerctl"), "{text}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    runnerctl().assert().code(2);
+    runnerctl().arg("frobnicate").assert().code(2);
+    runnerctl()
+        .args(["runners", "delete"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("required"));
+    runnerctl()
+        .args(["runners", "delete", "--all"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--group"));
+    runnerctl()
+        .args(["--output", "xml", "config", "example"])
+        .assert()
+        .code(2);
+    runnerctl().arg("--version").assert().success();
+}
+
+#[test]
+fn validate_reports_every_problem_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "github:\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: fake\n    max_runners: 3\n    min_runners: 5\n    colour: red\n",
+    )
+    .unwrap();
+    let p = path.display().to_string();
+    runnerctl()
+        .args(["config", "validate", &p])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{p}:12:18: runner_groups[0].min_runners: must not exceed max_runners (5 > 3)"
+        )))
+        .stderr(predicate::str::contains(format!(
+            "{p}:13:5: runner_groups[0].colour: unknown field"
+        )))
+        .stderr(predicate::str::contains("2 problems"));
+
+    let out = runnerctl()
+        .args(["--output", "json", "config", "validate", &p])
+        .assert()
+        .code(2);
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(report["errors"][0]["path"], "runner_groups[0].min_runners");
+    assert_eq!(report["errors"][0]["line"], 12);
+}
+
+#[test]
+fn the_example_validates_and_is_what_config_example_prints() {
+    runnerctl()
+        .args(["config", "validate", &example_path()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("valid (5 backends, 5 runner groups)"))
+        .stderr(predicate::str::is_empty());
+    let shipped = std::fs::read_to_string(example_path()).unwrap();
+    runnerctl()
+        .args(["config", "example"])
+        .assert()
+        .success()
+        .stdout(shipped);
+}
+
+#[test]
+fn the_config_path_comes_from_flag_then_env_then_default() {
+    runnerctl()
+        .env("RUNNERCTL_CONFIG", example_path())
+        .args(["groups", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("vsphere-windows"));
+    runnerctl()
+        .env("RUNNERCTL_CONFIG", "/nonexistent/env.yaml")
+        .args(["--config", &example_path(), "groups", "list"])
+        .assert()
+        .success();
+    runnerctl()
+        .env("RUNNERCTL_CONFIG", "/nonexistent/env.yaml")
+        .args(["groups", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read configuration file `/nonexistent/env.yaml`",
+        ));
+    runnerctl()
+        .args(["config", "show"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/etc/runnerctl/config.yaml"));
+}
+
+#[test]
+fn config_show_fills_defaults_and_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "github:\n  token: ghp_TOPSECRET123\nredis:\n  url: redis://user:hunter2pass@127.0.0.1:6379/0\nwebhook:\n  secret: whsec_XYZZY\nbackends:\n  v:\n    kind: vsphere\n    url: https://vc\n    username: u\n    password: pw_PLUGH\n    datacenter: dc\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
+    )
+    .unwrap();
+    for format in ["table", "json"] {
+        let out = runnerctl()
+            .args(["--config", path.to_str().unwrap(), "--output", format, "config", "show"])
+            .assert()
+            .success();
+        let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        for secret in ["TOPSECRET", "hunter2pass", "XYZZY", "PLUGH"] {
+            assert!(!stdout.contains(secret), "{format} output leaks {secret}:\n{stdout}");
+            assert!(!stderr.contains(secret), "{format} log leaks {secret}:\n{stderr}");
+        }
+        assert!(stdout.contains("<redacted>"), "{stdout}");
+        assert!(stdout.contains("time_to_live"), "defaults are shown: {stdout}");
+        assert!(stdout.contains("12h"), "{stdout}");
+        assert!(stderr.contains("secret written inline"), "warns: {stderr}");
+    }
+}
+
+#[test]
+fn groups_list_prints_table_and_json() {
+    runnerctl()
+        .args(["--config", &example_path(), "groups", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("GROUP"))
+        .stdout(predicate::str::contains("octo-org/octo-repo"));
+    let out = runnerctl()
+        .args(["--config", &example_path(), "-o", "json", "groups", "list"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(v[0]["name"], "demo");
+    assert_eq!(v[0]["kind"], "fake");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let bin = assert_cmd::cargo::cargo_bin("runnerctl");
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(&bin)
+            .args(["completions", "zsh"])
+            .env_remove("RUNNERCTL_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        let mut out = child.stdout.take().unwrap();
+        out.read_exact(&mut first).unwrap();
+        drop(out); // like `| head -c 16`
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit {status:?}, stderr {err}");
+        assert!(err.is_empty(), "{err}");
+    }
+}

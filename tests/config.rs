@@ -1,0 +1,358 @@
+//! Each class of configuration problem, with its exact message.
+
+use runnerctl::config::{self, ConfigError, Severity};
+
+const BASE: &str = "\
+github:
+  token_env: GITHUB_TOKEN
+webhook:
+  secret_env: WEBHOOK_SECRET
+backends:
+  fake:
+    kind: fake
+  docker:
+    kind: docker
+runner_groups:
+  - name: a
+    organization: octo-org
+    labels: [self-hosted, a]
+    backend: fake
+";
+
+/// The errors of `text`, as `path: message` lines.
+fn errors(text: &str) -> Vec<String> {
+    match config::parse(text, "test.yaml") {
+        Ok(_) => vec![],
+        Err(ConfigError::Invalid { problems, .. }) => problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.summary())
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    config::parse(text, "test.yaml")
+        .expect("valid")
+        .warnings
+        .iter()
+        .map(|p| p.summary())
+        .collect()
+}
+
+fn with_group(extra: &str) -> String {
+    format!("{BASE}{extra}")
+}
+
+#[test]
+fn the_base_is_valid_and_defaults_apply() {
+    let loaded = config::parse(BASE, "test.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(c.name, "runner-manager");
+    assert_eq!(c.github.base_url, "https://api.github.com");
+    assert_eq!(c.redis.url, "redis://127.0.0.1:6379/0");
+    assert_eq!(c.webhook.listen, "127.0.0.1:8080");
+    assert_eq!(c.healthcheck_interval.as_secs(), 600);
+    assert_eq!(c.time_to_start.as_secs(), 600);
+    assert_eq!(c.time_to_live.as_secs(), 12 * 3600);
+    let g = &c.runner_groups[0];
+    assert_eq!((g.max_runners, g.min_runners), (20, 0));
+    assert!(g.allow_public_repositories);
+    assert_eq!(g.selected_repositories, None);
+    assert!(g.selected_workflows.is_empty());
+}
+
+#[test]
+fn the_shipped_example_is_valid_without_warnings() {
+    let loaded = config::parse(config::EXAMPLE, "config.example.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let kinds: Vec<_> = loaded.config.backends.iter().map(|b| b.kind()).collect();
+    for kind in config::BackendKind::ALL {
+        assert!(kinds.contains(&kind), "example lacks a {kind} backend");
+        assert!(
+            loaded
+                .config
+                .runner_groups
+                .iter()
+                .any(|g| loaded.config.backend(&g.backend).unwrap().kind() == kind),
+            "example lacks a group on a {kind} backend"
+        );
+    }
+}
+
+#[test]
+fn min_above_max_names_both_numbers_and_the_position() {
+    let text = with_group(
+        "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: fake\n    max_runners: 3\n    min_runners: 5\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[1].min_runners: must not exceed max_runners (5 > 3)"]
+    );
+    let Err(ConfigError::Invalid { problems, .. }) = config::parse(&text, "x.yaml") else {
+        panic!()
+    };
+    assert_eq!((problems[0].line, problems[0].column), (Some(20), Some(18)));
+    assert_eq!(
+        problems[0].render("x.yaml"),
+        "x.yaml:20:18: runner_groups[1].min_runners: must not exceed max_runners (5 > 3)"
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_everywhere_and_all_reported() {
+    let text = BASE
+        .replace("github:\n", "github:\n  tokn: x\n")
+        .replace("backends:\n", "colour: blue\nbackends:\n")
+        + "    maxrunners: 3\n";
+    assert_eq!(
+        errors(&text),
+        [
+            "github.tokn: unknown field",
+            "colour: unknown field",
+            "runner_groups[0].maxrunners: unknown field",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_name_the_field() {
+    let text = BASE.to_string() + "    max_runners: many\n";
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[0].max_runners: invalid type: string \"many\", expected u32"]
+    );
+}
+
+#[test]
+fn durations_need_units() {
+    assert_eq!(
+        errors(&format!("time_to_live: 12\n{BASE}")),
+        ["time_to_live: a duration needs a unit: write `12s`, `12m` or `12h`"]
+    );
+    assert_eq!(
+        errors(&format!("time_to_start: 10y\n{BASE}")),
+        ["time_to_start: invalid duration `10y`: unknown unit `y` (use s, m, h or d)"]
+    );
+    assert_eq!(
+        errors(&format!("time_to_start: 2h\ntime_to_live: 1h\n{BASE}")),
+        ["time_to_start: must be shorter than time_to_live (2h >= 1h)"]
+    );
+    assert_eq!(
+        errors(&format!("healthcheck_interval: 0s\n{BASE}")),
+        ["healthcheck_interval: must be longer than 0s"]
+    );
+}
+
+#[test]
+fn group_names_are_unique() {
+    let text = with_group("  - name: a\n    organization: octo-org\n    labels: [b]\n    backend: fake\n");
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[1].name: duplicate group name `a` (first used by runner_groups[0])"]
+    );
+}
+
+#[test]
+fn label_sets_are_distinct_ignoring_case_and_order() {
+    let text = with_group(
+        "  - name: b\n    organization: octo-org\n    labels: [A, Self-Hosted]\n    backend: fake\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[1].labels: same labels as runner_groups[0]: a job could not tell the two groups apart"]
+    );
+}
+
+#[test]
+fn labels_are_required_and_well_formed() {
+    let none = BASE.replace("    labels: [self-hosted, a]\n", "");
+    assert_eq!(
+        errors(&none),
+        ["runner_groups[0].labels: required field is missing (the labels jobs ask for in `runs-on`)"]
+    );
+    let empty = BASE.replace("[self-hosted, a]", "[]");
+    assert_eq!(errors(&empty), ["runner_groups[0].labels: must list at least one label"]);
+    let comma = BASE.replace("[self-hosted, a]", "[\"a,b\"]");
+    assert_eq!(
+        errors(&comma),
+        ["runner_groups[0].labels[0]: `a,b` is not a valid label (no commas or surrounding spaces)"]
+    );
+}
+
+#[test]
+fn required_group_fields() {
+    let text = BASE
+        .replace("    organization: octo-org\n", "")
+        .replace("    backend: fake\n", "");
+    assert_eq!(
+        errors(&text),
+        [
+            "runner_groups[0].organization: required field is missing",
+            "runner_groups[0].backend: required field is missing",
+        ]
+    );
+    assert_eq!(
+        errors(&BASE.replace("max_runners", "x").replace("name: a", "name: A")),
+        ["runner_groups[0].name: `A` is not a valid group name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it is part of runner names)"]
+    );
+}
+
+#[test]
+fn a_group_names_a_defined_backend() {
+    let text = BASE.replace("backend: fake", "backend: cloud");
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[0].backend: unknown backend `cloud` (defined: fake, docker)"]
+    );
+}
+
+#[test]
+fn the_spec_must_fit_the_backend_kind() {
+    let text = with_group(
+        "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: docker\n    spec:\n      instance_type: c6i.large\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "runner_groups[1].spec.instance_type: unknown field",
+            "runner_groups[1].spec.image: required field is missing",
+        ]
+    );
+    let missing = with_group(
+        "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: docker\n",
+    );
+    assert_eq!(
+        errors(&missing),
+        ["runner_groups[1].spec: required field is missing (the instance spec for a `docker` backend)"]
+    );
+}
+
+#[test]
+fn backend_kinds_are_checked() {
+    let text = BASE.replace("kind: docker", "kind: azure");
+    assert_eq!(
+        errors(&text),
+        ["backends.docker.kind: unknown backend kind `azure` (one of: fake, docker, aws, gcp, vsphere)"]
+    );
+    let text = BASE.replace("    kind: docker\n", "    network: x\n");
+    assert_eq!(
+        errors(&text),
+        ["backends.docker.kind: required field is missing (one of: fake, docker, aws, gcp, vsphere)"]
+    );
+    let text = BASE.replace("    kind: docker\n", "    kind: aws\n");
+    assert_eq!(errors(&text), ["backends.docker.region: required field is missing"]);
+}
+
+#[test]
+fn exactly_one_github_auth_method() {
+    let none = BASE.replace("  token_env: GITHUB_TOKEN\n", "  base_url: https://ghe.example.com/api/v3\n");
+    assert_eq!(
+        errors(&none),
+        ["github: no authentication configured: set `app_id`, `installation_id` and `private_key_file` (GitHub App) or `token_env` (personal access token)"]
+    );
+    let both = BASE.replace(
+        "  token_env: GITHUB_TOKEN\n",
+        "  token_env: GITHUB_TOKEN\n  app_id: 1\n  installation_id: 2\n  private_key_file: /k.pem\n",
+    );
+    assert_eq!(
+        errors(&both),
+        ["github: both a GitHub App and a token are configured; keep exactly one authentication method"]
+    );
+    let partial = BASE.replace("  token_env: GITHUB_TOKEN\n", "  app_id: 1\n");
+    assert_eq!(
+        errors(&partial),
+        [
+            "github.installation_id: required for GitHub App authentication",
+            "github.private_key: required for GitHub App authentication",
+        ]
+    );
+    let twice = BASE.replace(
+        "  token_env: GITHUB_TOKEN\n",
+        "  token_env: GITHUB_TOKEN\n  token_file: /t\n",
+    );
+    assert_eq!(
+        errors(&twice),
+        ["github.token: set only one of `token`, `token_env` and `token_file`"]
+    );
+    let app = BASE.replace(
+        "  token_env: GITHUB_TOKEN\n",
+        "  app_id: 1\n  installation_id: 2\n  private_key_env: KEY\n",
+    );
+    let c = config::parse(&app, "t").unwrap().config;
+    assert!(matches!(
+        c.github.auth(),
+        Some(config::GithubAuth::App { app_id: 1, installation_id: 2, .. })
+    ));
+}
+
+#[test]
+fn inline_secrets_are_accepted_with_a_warning() {
+    let text = BASE.replace("token_env: GITHUB_TOKEN", "token: ghp_abc");
+    assert_eq!(
+        warnings(&text),
+        ["github.token: secret written inline in the file; prefer `token_env` or `token_file`"]
+    );
+    let no_secret = BASE.replace("webhook:\n  secret_env: WEBHOOK_SECRET\n", "");
+    assert_eq!(
+        warnings(&no_secret),
+        ["webhook: no webhook secret (`secret_env` or `secret_file`): `runnerctl serve` will refuse to start"]
+    );
+}
+
+#[test]
+fn addresses_and_urls_are_checked() {
+    let text = BASE
+        .replace("webhook:\n", "webhook:\n  listen: everywhere\n")
+        .replace("github:\n", "redis:\n  url: http://localhost\ngithub:\n  base_url: ftp://x\n");
+    assert_eq!(
+        errors(&text),
+        [
+            "redis.url: `http://localhost` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)",
+            "github.base_url: `ftp://x` is not an http(s) URL",
+            "webhook.listen: `everywhere` is not an address like 0.0.0.0:8080",
+        ]
+    );
+}
+
+#[test]
+fn repository_access_and_workflows() {
+    let text = BASE.to_string()
+        + "    repository: octo-repo\n    selected_repositories: [other]\n    selected_workflows: [build.yml]\n";
+    assert_eq!(
+        errors(&text),
+        [
+            "runner_groups[0].selected_repositories: a group scoped to one `repository` has no repository access list; remove one of the two",
+            "runner_groups[0].selected_workflows[0]: `build.yml` is not a workflow reference like `octo-org/octo-repo/.github/workflows/build.yml@main`",
+        ]
+    );
+}
+
+#[test]
+fn broken_yaml_and_empty_files() {
+    let Err(ConfigError::Invalid { problems, .. }) = config::parse("name: [unclosed\n", "t") else {
+        panic!()
+    };
+    assert!(problems[0].message.starts_with("not valid YAML: "), "{problems:?}");
+    assert!(problems[0].line.is_some());
+    assert_eq!(
+        errors(""),
+        ["the file is empty; see `runnerctl config example`"]
+    );
+    assert_eq!(errors("- a\n- b\n"), ["the top level must be a mapping of settings"]);
+    assert_eq!(
+        errors(&BASE.replace("name: a", "name: a\n  - broken")).len(),
+        1,
+        "a syntax error is one problem"
+    );
+}
+
+#[test]
+fn manager_name_is_checked() {
+    assert_eq!(
+        errors(&format!("name: Runner_Manager\n{BASE}")),
+        ["name: `Runner_Manager` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"]
+    );
+}
