@@ -43,6 +43,12 @@ pub enum Error {
     #[error("{0}")]
     Problem(String),
 
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
 }
@@ -53,6 +59,10 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) | Error::NotAvailable { .. } => ExitCode::Usage,
             Error::Problem(_) | Error::Output(_) => ExitCode::Problem,
+            Error::Store(e) if e.is_unavailable() => ExitCode::Unavailable,
+            Error::Queue(e) if e.is_unavailable() => ExitCode::Unavailable,
+            Error::Queue(crate::queue::QueueError::NoSuchTask(_)) => ExitCode::Usage,
+            Error::Store(_) | Error::Queue(_) => ExitCode::Problem,
         }
     }
 }

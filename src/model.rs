@@ -57,3 +57,76 @@ impl std::fmt::Display for RunnerStatus {
         f.write_str(self.as_str())
     }
 }
+
+/// A runner as runnerctl tracks it, from the reservation of its slot to its deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    /// Unique name: `{manager}-{group}-{suffix}`; also the instance's and GitHub's name for it.
+    pub name: String,
+    pub group: String,
+    /// The backend's name in the configuration.
+    pub backend: String,
+    /// The backend's id for the instance, once it exists.
+    pub instance_id: Option<String>,
+    /// GitHub's id for the runner, once registered.
+    pub forge_id: Option<u64>,
+    pub labels: Vec<String>,
+    pub status: RunnerStatus,
+    /// The queued job this runner was made for (it may end up running another one).
+    pub created_for_job: Option<u64>,
+    /// The job it runs now, or ran last.
+    pub job_id: Option<u64>,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub online_at: Option<u64>,
+    pub ended_at: Option<u64>,
+    /// Why it failed, for the operator. Never contains a secret.
+    pub error: Option<String>,
+}
+
+impl Runner {
+    /// A runner that has just been given a slot.
+    pub fn reserved(
+        name: impl Into<String>,
+        group: impl Into<String>,
+        backend: impl Into<String>,
+        labels: Vec<String>,
+        created_for_job: Option<u64>,
+        now: u64,
+    ) -> Runner {
+        Runner {
+            name: name.into(),
+            group: group.into(),
+            backend: backend.into(),
+            instance_id: None,
+            forge_id: None,
+            labels,
+            status: RunnerStatus::Reserved,
+            created_for_job,
+            job_id: None,
+            created_at: now,
+            started_at: None,
+            online_at: None,
+            ended_at: None,
+            error: None,
+        }
+    }
+}
+
+/// The current time in unix seconds. Only the edges of the program read the clock; the domain's
+/// decisions take `now` as an argument.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The current time in unix milliseconds.
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -7,10 +7,11 @@ pub mod args;
 pub mod output;
 
 mod config_cmd;
+mod queue_cmd;
 
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
-use args::{Cli, Command, GroupsCommand, RunnersCommand, TasksCommand};
+use args::{Cli, Command, GroupsCommand, RunnersCommand};
 use clap::{CommandFactory, Parser};
 use output::OutputFormat;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,25 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The Redis URL of the configuration, its secret resolved.
+    pub fn redis_url(&self, config: &config::Config) -> Result<String> {
+        let source = config.redis.url_source();
+        source
+            .resolve()
+            .map(|s| s.expose().to_string())
+            .map_err(|e| Error::Usage(format!("redis.url_env: {e}")))
+    }
+}
+
+/// A tokio runtime for a command that talks to the network.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Problem(format!("cannot start the async runtime: {e}")))
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let cx = Context {
@@ -117,16 +137,8 @@ pub fn run(cli: Cli) -> Result<()> {
             command: "serve",
             what: "the webhook server",
         }),
-        Command::Worker { .. } => Err(Error::NotAvailable {
-            command: "worker",
-            what: "the task queue consumer",
-        }),
-        Command::Tasks(TasksCommand::List | TasksCommand::Dead | TasksCommand::Requeue { .. }) => {
-            Err(Error::NotAvailable {
-                command: "tasks",
-                what: "the task queue",
-            })
-        }
+        Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
+        Command::Tasks(t) => queue_cmd::tasks(&cx, t),
     }
 }
 

@@ -154,6 +154,7 @@ const TOP_LEVEL: &[&str] = &[
     "healthcheck_interval",
     "time_to_start",
     "time_to_live",
+    "queue",
     "backends",
     "runner_groups",
 ];
@@ -338,6 +339,7 @@ impl Cx<'_> {
         let github = self.section::<GithubConfig>(take("github"), "github");
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
+        let queue = self.section::<QueueConfig>(take("queue"), "queue");
         let mut duration = |cx: &mut Self, key: &str, default: Duration| match take(key) {
             None => Some(default),
             Some(v) => cx.de::<Duration>(v, key),
@@ -360,6 +362,26 @@ impl Cx<'_> {
         }
         if let Some(w) = &webhook {
             self.check_webhook(w);
+        }
+        if let Some(q) = &queue {
+            for (key, d) in [
+                ("queue.visibility_timeout", q.visibility_timeout),
+                ("queue.retry_base", q.retry_base),
+                ("queue.retry_max", q.retry_max),
+            ] {
+                if d.as_secs() == 0 {
+                    self.error(key, "must be at least 1s");
+                }
+            }
+            if q.max_attempts == 0 {
+                self.error("queue.max_attempts", "must be at least 1");
+            }
+            if q.retry_base > q.retry_max {
+                self.error(
+                    "queue.retry_base",
+                    format!("must not exceed retry_max ({} > {})", q.retry_base, q.retry_max),
+                );
+            }
         }
         for (key, d) in [
             ("healthcheck_interval", healthcheck_interval),
@@ -387,6 +409,7 @@ impl Cx<'_> {
             healthcheck_interval: healthcheck_interval?,
             time_to_start: time_to_start?,
             time_to_live: time_to_live?,
+            queue: queue?,
             backends: backends.complete().then_some(backends.valid)?,
             runner_groups: groups?,
         })

@@ -49,6 +49,7 @@ pub struct Config {
     pub healthcheck_interval: Duration,
     pub time_to_start: Duration,
     pub time_to_live: Duration,
+    pub queue: QueueConfig,
     pub backends: Vec<BackendConfig>,
     pub runner_groups: Vec<RunnerGroup>,
 }
@@ -167,6 +168,45 @@ impl RedisConfig {
         match &self.url_env {
             Some(name) => SecretSource::Env(name.clone()),
             None => SecretSource::Inline(Secret::new(self.url.clone())),
+        }
+    }
+}
+
+/// `queue:`: how the task queue retries and hands over tasks. Every key has a default.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// A task held this long by a worker that stopped renewing it goes to another worker.
+    pub visibility_timeout: Duration,
+    /// Attempts before a failing task moves to the dead-letter stream.
+    pub max_attempts: u32,
+    /// The first retry delay; it doubles with each attempt (with jitter) up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// On SIGTERM, how long a worker lets tasks in flight finish before handing them back.
+    pub drain_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            visibility_timeout: Duration::from_secs(60),
+            max_attempts: 10,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn options(&self) -> crate::queue::QueueOptions {
+        crate::queue::QueueOptions {
+            visibility_timeout: self.visibility_timeout.as_std(),
+            max_attempts: self.max_attempts,
+            retry_base: self.retry_base.as_std(),
+            retry_max: self.retry_max.as_std(),
+            ..crate::queue::QueueOptions::default()
         }
     }
 }

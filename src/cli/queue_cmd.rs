@@ -1,0 +1,149 @@
+//! `runnerctl worker` and `runnerctl tasks …`.
+
+use super::args::TasksCommand;
+use super::output::{self, OutputFormat};
+use super::{runtime, Context};
+use crate::error::{Error, Result};
+use crate::manager::TaskHandler;
+use crate::queue::{Queue, TaskView};
+use crate::store::{self, RedisStore};
+use crate::worker::{self, WorkerOptions};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A watch that turns true at the first SIGTERM/SIGINT; the second one exits at once.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("signal received: stopping (send it again to exit at once)");
+        let _ = tx.send(true);
+        signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    rx
+}
+
+pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
+    let loaded = cx.load()?;
+    let config = loaded.config;
+    let url = cx.redis_url(&config)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let mut shutdown = shutdown_on_signals();
+        // Redis may come up after the worker (both started at boot): wait for it.
+        let mut logged = false;
+        let (conn, read_conn) = loop {
+            match tokio::try_join!(store::connect(&url), store::connect(&url)) {
+                Ok(pair) => break pair,
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!(error = %e, "Redis unreachable; waiting for it");
+                        logged = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            }
+        };
+        let queue = Queue::new(conn.clone(), &config.name, config.queue.options());
+        let handler = Arc::new(TaskHandler::new(RedisStore::new(conn, &config.name)));
+        let mut opts = WorkerOptions::new(concurrency);
+        opts.drain = config.queue.drain_timeout.as_std();
+        worker::run(queue, read_conn, handler, opts, shutdown).await;
+        Ok(())
+    })
+}
+
+pub fn tasks(cx: &Context, cmd: TasksCommand) -> Result<()> {
+    let config = cx.load()?.config;
+    let url = cx.redis_url(&config)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let conn = store::connect(&url).await?;
+        let queue = Queue::new(conn, &config.name, config.queue.options());
+        match cmd {
+            TasksCommand::List => print_tasks(cx, &queue.list().await?),
+            TasksCommand::Dead => print_tasks(cx, &queue.dead().await?),
+            TasksCommand::Requeue { id, all } => {
+                let n = queue
+                    .requeue(if all { None } else { id.as_deref() })
+                    .await?;
+                match cx.output {
+                    OutputFormat::Json => output::json(&serde_json::json!({ "requeued": n })),
+                    OutputFormat::Table => {
+                        output::print(&format!("requeued {n} task{}\n", plural(n)))
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn print_tasks(cx: &Context, tasks: &[TaskView]) -> Result<()> {
+    match cx.output {
+        OutputFormat::Json => output::json(tasks),
+        OutputFormat::Table => {
+            let now = crate::model::unix_now_ms();
+            output::table(
+                &["state", "entry", "kind", "attempt", "when", "error"],
+                tasks
+                    .iter()
+                    .map(|t| {
+                        let when = match (t.due_at, t.idle_ms, &t.consumer) {
+                            (Some(due), _, _) => {
+                                format!("due in {}s", due.saturating_sub(now) / 1000)
+                            }
+                            (_, Some(idle), Some(c)) => format!("{c}, {}s", idle / 1000),
+                            _ => String::new(),
+                        };
+                        vec![
+                            t.state.to_string(),
+                            t.entry.clone(),
+                            t.kind.clone(),
+                            t.attempt.to_string(),
+                            when,
+                            t.error.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+    }
+    .map_err(|e: Error| e)
+}

@@ -1,0 +1,767 @@
+//! The task queue, in Redis, shared by every `serve` and `worker` of a manager.
+//!
+//! - `tasks`: a stream read through the consumer group `workers`. A worker reads a task, handles
+//!   it, and only then acknowledges and deletes it. A task a dead worker held stays pending and is
+//!   claimed by another worker once idle for the visibility timeout (`XAUTOCLAIM`); a live worker
+//!   keeps its lease by touching the task while it works.
+//! - `delayed`: a sorted set of tasks to retry, scored by due time (ms). Workers move due tasks
+//!   back onto the stream, atomically, so each moves once.
+//! - `dead`: a stream of tasks that failed every attempt, with their last error; an operator
+//!   requeues them with `runnerctl tasks requeue`.
+//! - `dedup:{key}`: idempotency keys (a webhook delivery id, a job id and action). A task with a
+//!   key already seen within the retention is not enqueued again.
+//!
+//! Acknowledging, retrying and dead-lettering check that the task is still held by the calling
+//! worker, so a worker that lost its lease never completes a task a second time.
+
+use crate::model::unix_now_ms;
+use crate::store::{is_connection_error, StoreError};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script, Value};
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// The version of the task format written by this build.
+pub const TASK_VERSION: u32 = 1;
+
+const GROUP: &str = "workers";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("Redis is unreachable: {0}")]
+    Unavailable(#[source] redis::RedisError),
+    #[error("Redis error: {0}")]
+    Redis(#[source] redis::RedisError),
+    #[error("no dead task with id `{0}`")]
+    NoSuchTask(String),
+    #[error("cannot encode task: {0}")]
+    Encode(String),
+}
+
+impl QueueError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, QueueError::Unavailable(_))
+    }
+}
+
+impl From<redis::RedisError> for QueueError {
+    fn from(e: redis::RedisError) -> Self {
+        if is_connection_error(&e) {
+            QueueError::Unavailable(e)
+        } else {
+            QueueError::Redis(e)
+        }
+    }
+}
+
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => QueueError::Unavailable(e),
+            StoreError::Redis(e) => QueueError::Redis(e),
+            StoreError::Corrupt { key, reason } => QueueError::Encode(format!("{key}: {reason}")),
+        }
+    }
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// What a task asks a worker to do. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Task {
+    /// A `workflow_job` was queued (or is waiting): make a runner for it.
+    JobQueued {
+        job_id: u64,
+        run_id: u64,
+        /// `owner/name` of the repository the job runs for.
+        repository: String,
+        labels: Vec<String>,
+        /// The group the webhook server matched, by the README's rule.
+        group: String,
+    },
+    /// A runner took a job.
+    JobInProgress {
+        job_id: u64,
+        runner_name: String,
+        runner_group_id: Option<u64>,
+    },
+    /// A job finished: its runner goes.
+    JobCompleted {
+        job_id: u64,
+        runner_name: Option<String>,
+        conclusion: Option<String>,
+    },
+    /// Make a runner in a group (health check, `runners create`).
+    CreateRunner { group: String },
+    /// Delete a runner.
+    DeleteRunner { name: String, force: bool },
+    /// One health-check pass over a group.
+    GroupHealthCheck { group: String },
+    /// Compare every group with GitHub and the backends.
+    Reconcile,
+    /// Does nothing but wait `sleep_ms` and count itself under `mark`; fails its first
+    /// `fail_times` attempts. For testing and benchmarking the queue.
+    Noop {
+        mark: String,
+        #[serde(default)]
+        sleep_ms: u64,
+        #[serde(default)]
+        fail_times: u32,
+    },
+}
+
+impl Task {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::JobQueued { .. } => "job_queued",
+            Task::JobInProgress { .. } => "job_in_progress",
+            Task::JobCompleted { .. } => "job_completed",
+            Task::CreateRunner { .. } => "create_runner",
+            Task::DeleteRunner { .. } => "delete_runner",
+            Task::GroupHealthCheck { .. } => "group_health_check",
+            Task::Reconcile => "reconcile",
+            Task::Noop { .. } => "noop",
+        }
+    }
+}
+
+/// A task with what the queue needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Format version; a worker dead-letters a version it does not know.
+    pub v: u32,
+    /// Unique id of the task (stays the same across retries).
+    pub id: String,
+    /// Idempotency key it was enqueued under, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Attempts that failed so far.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Unix milliseconds when first enqueued.
+    pub enqueued_at: u64,
+    /// The last error, when retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub task: Task,
+}
+
+impl Envelope {
+    pub fn new(task: Task, key: Option<String>) -> Envelope {
+        Envelope {
+            v: TASK_VERSION,
+            id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            key,
+            attempt: 0,
+            enqueued_at: unix_now_ms(),
+            last_error: None,
+            task,
+        }
+    }
+}
+
+/// Queue tuning, from the `queue:` section of the configuration.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    /// A task held this long by a worker that does not touch it is given to another worker.
+    pub visibility_timeout: Duration,
+    /// Attempts before a task goes to the dead-letter stream.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt, with jitter, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long an idempotency key is remembered.
+    pub dedup_ttl: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            visibility_timeout: Duration::from_secs(60),
+            max_attempts: 10,
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            dedup_ttl: Duration::from_secs(3 * 86400),
+        }
+    }
+}
+
+impl QueueOptions {
+    /// The delay before retry number `attempt` (1-based): exponential, capped, with full jitter
+    /// over its upper half so that retries of many tasks spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.retry_base.as_millis() as u64;
+        let cap = self.retry_max.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(32));
+        let d = exp.min(cap).max(1);
+        Duration::from_millis(d / 2 + fastrand::u64(0..=d / 2))
+    }
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The stream entry id.
+    pub entry: String,
+    /// The task, or why it could not be read.
+    pub envelope: std::result::Result<Envelope, String>,
+    /// The stored text, kept to dead-letter unreadable entries as they were.
+    pub raw: String,
+}
+
+/// The result of an enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub entry: String,
+    /// True when the idempotency key was seen before: nothing was added.
+    pub duplicate: bool,
+}
+
+/// What happened to a failed task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// Scheduled again at this unix time in ms.
+    At(u64),
+    /// Moved to the dead-letter stream.
+    Dead,
+    /// This worker no longer held the task; another has it.
+    LostLease,
+}
+
+/// A task as `runnerctl tasks list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// `waiting`, `in-flight`, `delayed` or `dead`.
+    pub state: &'static str,
+    /// Stream entry id (for dead tasks, the id to requeue).
+    pub entry: String,
+    pub id: String,
+    pub kind: String,
+    pub attempt: u32,
+    /// In-flight: the worker holding it; delayed: when due (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub task: serde_json::Value,
+}
+
+/// Enqueue: KEYS stream, dedup key (or '' placeholder). ARGV payload, ttl secs, has-key flag.
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if ARGV[3] == '1' then
+  local seen = redis.call('GET', KEYS[2])
+  if seen then return {0, seen} end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[1])
+if ARGV[3] == '1' then redis.call('SET', KEYS[2], id, 'EX', tonumber(ARGV[2])) end
+return {1, id}
+"#,
+    )
+});
+
+/// Finish (ack, retry or dead-letter) a task if this consumer still holds it.
+/// KEYS stream, delayed zset, dead stream. ARGV group, consumer, entry, mode ('ack', 'delay',
+/// 'dead', 'release'), payload, due ms, error.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+if ARGV[4] == 'delay' then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), ARGV[5])
+elseif ARGV[4] == 'dead' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'task', ARGV[5], 'error', ARGV[7], 'entry', ARGV[3])
+elseif ARGV[4] == 'release' then
+  redis.call('XADD', KEYS[1], '*', 'task', ARGV[5])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Move due delayed tasks onto the stream. KEYS delayed zset, stream. ARGV now ms, limit.
+static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, t in ipairs(due) do
+  redis.call('ZREM', KEYS[1], t)
+  redis.call('XADD', KEYS[2], '*', 'task', t)
+end
+return #due
+"#,
+    )
+});
+
+/// Requeue one dead task. KEYS dead stream, stream. ARGV entry, payload.
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// The task queue of one manager.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    prefix: String,
+    pub options: QueueOptions,
+}
+
+impl Queue {
+    pub fn new(conn: ConnectionManager, manager: &str, options: QueueOptions) -> Queue {
+        Queue {
+            conn,
+            prefix: crate::store::prefix(manager),
+            options,
+        }
+    }
+
+    pub fn stream_key(&self) -> String {
+        format!("{}tasks", self.prefix)
+    }
+    fn delayed_key(&self) -> String {
+        format!("{}delayed", self.prefix)
+    }
+    fn dead_key(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
+    /// Creates the stream and its consumer group when they do not exist.
+    pub async fn ensure_group(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.stream_key())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
+        match r {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Adds a task. With an idempotency key seen before, adds nothing and says so.
+    pub async fn enqueue(&self, task: Task, key: Option<String>) -> Result<Enqueued> {
+        self.enqueue_envelope(&Envelope::new(task, key)).await
+    }
+
+    pub async fn enqueue_envelope(&self, env: &Envelope) -> Result<Enqueued> {
+        let payload = serde_json::to_string(env).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let dedup = env
+            .key
+            .as_ref()
+            .map(|k| format!("{}dedup:{k}", self.prefix));
+        let mut inv = ENQUEUE.prepare_invoke();
+        inv.key(self.stream_key())
+            .key(dedup.clone().unwrap_or_else(|| format!("{}dedup:", self.prefix)))
+            .arg(payload)
+            .arg(self.options.dedup_ttl.as_secs().max(1))
+            .arg(if dedup.is_some() { "1" } else { "0" });
+        let mut c = self.conn.clone();
+        let (added, entry): (i64, String) = inv.invoke_async(&mut c).await?;
+        Ok(Enqueued {
+            entry,
+            duplicate: added == 0,
+        })
+    }
+
+    /// Reads up to `count` new tasks for `consumer`, waiting up to `block` for one. Use a
+    /// connection of its own: a blocking read holds the connection while it waits.
+    pub async fn read_new(
+        &self,
+        conn: &mut ConnectionManager,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let opts = redis::streams::StreamReadOptions::default()
+            .group(GROUP, consumer)
+            .count(count)
+            .block(block.as_millis() as usize);
+        let reply: Option<redis::streams::StreamReadReply> = conn
+            .xread_options(&[self.stream_key()], &[">"], &opts)
+            .await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .map(delivery)
+            .collect())
+    }
+
+    /// Takes over up to `count` tasks that other workers have held idle for longer than the
+    /// visibility timeout.
+    pub async fn claim_stale(&self, consumer: &str, count: usize) -> Result<Vec<Delivery>> {
+        let mut c = self.conn.clone();
+        let reply: redis::streams::StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.stream_key())
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(self.options.visibility_timeout.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut c)
+            .await?;
+        Ok(reply.claimed.into_iter().map(delivery).collect())
+    }
+
+    /// Renews `consumer`'s lease on a task it is working on.
+    pub async fn touch(&self, consumer: &str, entry: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("XCLAIM")
+            .arg(self.stream_key())
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(0)
+            .arg(entry)
+            .arg("JUSTID")
+            .query_async::<Value>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        consumer: &str,
+        entry: &str,
+        mode: &str,
+        payload: &str,
+        due: u64,
+        error: &str,
+    ) -> Result<bool> {
+        let mut inv = FINISH.prepare_invoke();
+        inv.key(self.stream_key())
+            .key(self.delayed_key())
+            .key(self.dead_key())
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(entry)
+            .arg(mode)
+            .arg(payload)
+            .arg(due)
+            .arg(error);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok(n == 1)
+    }
+
+    /// Acknowledges a handled task. False when this consumer no longer held it.
+    pub async fn ack(&self, consumer: &str, d: &Delivery) -> Result<bool> {
+        self.finish(consumer, &d.entry, "ack", "", 0, "").await
+    }
+
+    /// Puts a task this worker will not finish back on the stream at once (shutdown).
+    pub async fn release(&self, consumer: &str, d: &Delivery) -> Result<bool> {
+        self.finish(consumer, &d.entry, "release", &d.raw, 0, "").await
+    }
+
+    /// Sends a task straight to the dead-letter stream.
+    pub async fn dead_letter(&self, consumer: &str, d: &Delivery, error: &str) -> Result<bool> {
+        self.finish(consumer, &d.entry, "dead", &d.raw, 0, error).await
+    }
+
+    /// Schedules a failed task again after its backoff, or dead-letters it after
+    /// `max_attempts`. With `count_attempt` false (waiting for capacity) the attempt is not
+    /// counted and `delay` is used as is.
+    pub async fn retry(
+        &self,
+        consumer: &str,
+        d: &Delivery,
+        error: &str,
+        delay: Option<Duration>,
+        count_attempt: bool,
+    ) -> Result<Retried> {
+        let Ok(env) = &d.envelope else {
+            return Ok(if self.dead_letter(consumer, d, error).await? {
+                Retried::Dead
+            } else {
+                Retried::LostLease
+            });
+        };
+        let mut next = env.clone();
+        if count_attempt {
+            next.attempt += 1;
+        }
+        next.last_error = Some(error.to_string());
+        let payload =
+            serde_json::to_string(&next).map_err(|e| QueueError::Encode(e.to_string()))?;
+        if next.attempt >= self.options.max_attempts {
+            return Ok(
+                if self.finish(consumer, &d.entry, "dead", &payload, 0, error).await? {
+                    Retried::Dead
+                } else {
+                    Retried::LostLease
+                },
+            );
+        }
+        let wait = delay.unwrap_or_else(|| self.options.backoff(next.attempt));
+        let due = unix_now_ms() + wait.as_millis() as u64;
+        Ok(
+            if self.finish(consumer, &d.entry, "delay", &payload, due, error).await? {
+                Retried::At(due)
+            } else {
+                Retried::LostLease
+            },
+        )
+    }
+
+    /// Moves delayed tasks whose time has come back onto the stream. Returns how many.
+    pub async fn promote_due(&self) -> Result<usize> {
+        let mut inv = PROMOTE.prepare_invoke();
+        inv.key(self.delayed_key())
+            .key(self.stream_key())
+            .arg(unix_now_ms())
+            .arg(500);
+        let mut c = self.conn.clone();
+        let n: usize = inv.invoke_async(&mut c).await?;
+        Ok(n)
+    }
+
+    /// Tasks waiting, in flight and delayed.
+    pub async fn list(&self) -> Result<Vec<TaskView>> {
+        let mut c = self.conn.clone();
+        let mut out = Vec::new();
+        let entries: redis::streams::StreamRangeReply =
+            c.xrange_count(self.stream_key(), "-", "+", 10_000).await?;
+        let pending: Value = redis::cmd("XPENDING")
+            .arg(self.stream_key())
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(10_000)
+            .query_async(&mut c)
+            .await
+            .or_else(|e| {
+                if e.code() == Some("NOGROUP") {
+                    Ok(Value::Array(vec![]))
+                } else {
+                    Err(e)
+                }
+            })?;
+        let held = parse_pending(&pending);
+        for e in entries.ids {
+            let d = delivery(e);
+            let h = held.iter().find(|p| p.0 == d.entry);
+            out.push(view(
+                if h.is_some() { "in-flight" } else { "waiting" },
+                &d,
+                h.map(|p| p.1.clone()),
+                None,
+                h.map(|p| p.2),
+                None,
+            ));
+        }
+        let delayed: Vec<(String, f64)> = c
+            .zrange_withscores(self.delayed_key(), 0, 9_999)
+            .await?;
+        for (raw, score) in delayed {
+            let d = Delivery {
+                entry: String::new(),
+                envelope: parse_envelope(&raw),
+                raw,
+            };
+            out.push(view("delayed", &d, None, Some(score as u64), None, None));
+        }
+        Ok(out)
+    }
+
+    /// Tasks in the dead-letter stream, oldest first.
+    pub async fn dead(&self) -> Result<Vec<TaskView>> {
+        let mut c = self.conn.clone();
+        let entries: redis::streams::StreamRangeReply =
+            c.xrange_count(self.dead_key(), "-", "+", 10_000).await?;
+        Ok(entries
+            .ids
+            .into_iter()
+            .map(|e| {
+                let error: Option<String> = e.get("error");
+                let d = delivery(e);
+                view("dead", &d, None, None, None, error)
+            })
+            .collect())
+    }
+
+    /// Puts dead tasks back on the queue with their attempts reset: the one with stream entry
+    /// `entry`, or all of them. Returns how many.
+    pub async fn requeue(&self, entry: Option<&str>) -> Result<usize> {
+        let dead = self.dead().await?;
+        let chosen: Vec<&TaskView> = match entry {
+            Some(id) => {
+                let found: Vec<&TaskView> = dead.iter().filter(|t| t.entry == id).collect();
+                if found.is_empty() {
+                    return Err(QueueError::NoSuchTask(id.to_string()));
+                }
+                found
+            }
+            None => dead.iter().collect(),
+        };
+        let mut c = self.conn.clone();
+        let mut n = 0;
+        for t in chosen {
+            let raw: Vec<redis::streams::StreamId> = c
+                .xrange::<_, _, _, redis::streams::StreamRangeReply>(
+                    self.dead_key(),
+                    &t.entry,
+                    &t.entry,
+                )
+                .await?
+                .ids;
+            let Some(raw) = raw.into_iter().next() else {
+                continue; // requeued meanwhile by someone else
+            };
+            let text: String = raw.get("task").unwrap_or_default();
+            let payload = match parse_envelope(&text) {
+                Ok(mut env) => {
+                    env.attempt = 0;
+                    env.last_error = None;
+                    serde_json::to_string(&env).map_err(|e| QueueError::Encode(e.to_string()))?
+                }
+                // An unreadable task goes back as it was: a newer worker may read it.
+                Err(_) => text,
+            };
+            let mut inv = REQUEUE.prepare_invoke();
+            inv.key(self.dead_key())
+                .key(self.stream_key())
+                .arg(&t.entry)
+                .arg(payload);
+            let done: i64 = inv.invoke_async(&mut c).await?;
+            n += done as usize;
+        }
+        Ok(n)
+    }
+}
+
+fn parse_envelope(raw: &str) -> std::result::Result<Envelope, String> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    match serde_json::from_str::<Version>(raw) {
+        Ok(Version { v }) if v > TASK_VERSION => {
+            return Err(format!(
+                "task format version {v} is newer than this worker's ({TASK_VERSION})"
+            ))
+        }
+        Err(e) => return Err(format!("unreadable task: {e}")),
+        Ok(_) => {}
+    }
+    serde_json::from_str(raw).map_err(|e| format!("unreadable task: {e}"))
+}
+
+fn delivery(e: redis::streams::StreamId) -> Delivery {
+    let raw: String = e.get("task").unwrap_or_default();
+    Delivery {
+        entry: e.id,
+        envelope: parse_envelope(&raw),
+        raw,
+    }
+}
+
+fn view(
+    state: &'static str,
+    d: &Delivery,
+    consumer: Option<String>,
+    due_at: Option<u64>,
+    idle_ms: Option<u64>,
+    error: Option<String>,
+) -> TaskView {
+    match &d.envelope {
+        Ok(env) => TaskView {
+            state,
+            entry: d.entry.clone(),
+            id: env.id.clone(),
+            kind: env.task.kind().to_string(),
+            attempt: env.attempt,
+            consumer,
+            due_at,
+            idle_ms,
+            error: error.or_else(|| env.last_error.clone()),
+            task: serde_json::to_value(&env.task).unwrap_or_default(),
+        },
+        Err(reason) => TaskView {
+            state,
+            entry: d.entry.clone(),
+            id: String::new(),
+            kind: "unreadable".into(),
+            attempt: 0,
+            consumer,
+            due_at,
+            idle_ms,
+            error: Some(error.unwrap_or_else(|| reason.clone())),
+            task: serde_json::Value::Null,
+        },
+    }
+}
+
+/// (entry, consumer, idle ms) of an `XPENDING … - + N` reply.
+fn parse_pending(v: &Value) -> Vec<(String, String, u64)> {
+    let Value::Array(rows) = v else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|row| {
+            let Value::Array(f) = row else { return None };
+            let s = |i: usize| -> Option<String> { redis::from_redis_value(f.get(i)?).ok() };
+            let idle: u64 = redis::from_redis_value(f.get(2)?).ok()?;
+            Some((s(0)?, s(1)?, idle))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let o = QueueOptions {
+            retry_base: Duration::from_secs(2),
+            retry_max: Duration::from_secs(60),
+            ..QueueOptions::default()
+        };
+        for attempt in 1..40 {
+            let d = o.backoff(attempt);
+            let ceiling = (2000u64 << (attempt - 1).min(32)).min(60_000);
+            assert!(d.as_millis() as u64 <= ceiling, "attempt {attempt}: {d:?}");
+            assert!(d.as_millis() as u64 >= ceiling / 2, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_refuse_newer_versions() {
+        let env = Envelope::new(
+            Task::JobCompleted {
+                job_id: 7,
+                runner_name: Some("r".into()),
+                conclusion: None,
+            },
+            Some("k".into()),
+        );
+        let text = serde_json::to_string(&env).unwrap();
+        assert!(text.contains("\"type\":\"job_completed\""));
+        assert_eq!(parse_envelope(&text).unwrap(), env);
+        let newer = text.replace("\"v\":1", "\"v\":2");
+        assert!(parse_envelope(&newer).unwrap_err().contains("newer"));
+        assert!(parse_envelope("{not json").is_err());
+        assert!(parse_envelope("{\"v\":1,\"task\":{\"type\":\"bogus\"}}").is_err());
+    }
+}

@@ -1,0 +1,386 @@
+//! The queue consumer loop that `runnerctl worker` runs: bounded concurrency, leases kept alive
+//! while a task runs, retries and dead letters by the handler's verdict, a bounded drain on
+//! shutdown, and reconnection after a Redis outage (logged once per outage).
+
+use crate::queue::{Delivery, Envelope, Queue, QueueError, Retried};
+use redis::aio::ConnectionManager;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// A handler's verdict on a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled; acknowledge it.
+    Done,
+    /// Failed in a way that may pass: retry with backoff, counting the attempt.
+    Retry(String),
+    /// Not possible yet (for example the group is at `max_runners`): try again after `delay`
+    /// without counting an attempt. The task is never dropped.
+    Wait { delay: Duration, reason: String },
+    /// Can never succeed: straight to the dead-letter stream.
+    Fail(String),
+}
+
+/// Handles tasks. Implementations must be idempotent: a task may be handled twice (after a
+/// worker died mid-task, or a lease was lost) and the second time must do no harm.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, task: &Envelope) -> impl Future<Output = Outcome> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub concurrency: usize,
+    /// This worker's name in the consumer group; unique per process.
+    pub consumer: String,
+    /// On shutdown, how long tasks in flight may take to finish before they are released.
+    pub drain: Duration,
+    /// How long one read waits for new tasks (bounds how fast a shutdown is noticed).
+    pub poll: Duration,
+}
+
+impl WorkerOptions {
+    pub fn new(concurrency: usize) -> WorkerOptions {
+        WorkerOptions {
+            concurrency: concurrency.max(1),
+            consumer: consumer_name(),
+            drain: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A consumer name unique to this process: host, pid and a random suffix.
+pub fn consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+}
+
+/// What a worker did, reported when it stops.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct WorkerReport {
+    pub handled: u64,
+    pub retried: u64,
+    pub waited: u64,
+    pub dead: u64,
+    pub released: u64,
+    pub lost_leases: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    handled: AtomicU64,
+    retried: AtomicU64,
+    waited: AtomicU64,
+    dead: AtomicU64,
+    released: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// Logs a Redis outage once when it starts and once when it ends.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    failures: u32,
+}
+
+impl Outage {
+    fn failed(&mut self, what: &str, e: &QueueError) -> Duration {
+        if self.since.is_none() {
+            tracing::warn!(error = %e, "Redis unreachable while {what}; retrying until it is back");
+            self.since = Some(Instant::now());
+        }
+        self.failures = self.failures.saturating_add(1);
+        let ms = (100u64 << self.failures.min(6)).min(5_000);
+        Duration::from_millis(ms / 2 + fastrand::u64(0..=ms / 2))
+    }
+
+    fn ok(&mut self) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                "Redis reachable again after {:.1}s",
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.failures = 0;
+    }
+}
+
+/// Consumes the queue until `shutdown` turns true, then drains. `read_conn` must be a
+/// connection of its own (blocking reads hold it).
+pub async fn run<H: Handler>(
+    queue: Queue,
+    mut read_conn: ConnectionManager,
+    handler: Arc<H>,
+    opts: WorkerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> WorkerReport {
+    let counters = Arc::new(Counters::default());
+    let slots = Arc::new(Semaphore::new(opts.concurrency));
+    let in_flight: Arc<Mutex<HashMap<String, Delivery>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    let mut outage = Outage::default();
+    let mut group_ready = false;
+    let maintenance_every = (queue.options.visibility_timeout / 4)
+        .clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let mut last_maintenance: Option<Instant> = None;
+    tracing::info!(consumer = %opts.consumer, concurrency = opts.concurrency, "worker started");
+
+    while !*shutdown.borrow() {
+        while tasks.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = tasks.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        if !group_ready {
+            match queue.ensure_group().await {
+                Ok(()) => {
+                    group_ready = true;
+                    outage.ok();
+                }
+                Err(e) => {
+                    let wait = outage.failed("creating the consumer group", &e);
+                    sleep_or_shutdown(wait, &mut shutdown).await;
+                    continue;
+                }
+            }
+        }
+        let mut batch = Vec::new();
+        if last_maintenance.is_none_or(|t| t.elapsed() >= maintenance_every) {
+            last_maintenance = Some(Instant::now());
+            let claimed = async {
+                let promoted = queue.promote_due().await?;
+                if promoted > 0 {
+                    tracing::debug!(promoted, "delayed tasks are due");
+                }
+                queue.claim_stale(&opts.consumer, free).await
+            }
+            .await;
+            match claimed {
+                Ok(list) => {
+                    for d in &list {
+                        tracing::info!(entry = %d.entry, "took over a task a stopped worker held");
+                    }
+                    batch = list;
+                }
+                Err(e) => {
+                    if is_nogroup(&e) {
+                        group_ready = false;
+                        continue;
+                    }
+                    let wait = outage.failed("claiming stale tasks", &e);
+                    sleep_or_shutdown(wait, &mut shutdown).await;
+                    continue;
+                }
+            }
+        }
+        if batch.is_empty() {
+            match queue
+                .read_new(&mut read_conn, &opts.consumer, free, opts.poll)
+                .await
+            {
+                Ok(list) => {
+                    outage.ok();
+                    batch = list;
+                }
+                Err(e) => {
+                    if is_nogroup(&e) {
+                        // Redis lost the stream (restarted without persistence): recreate it.
+                        tracing::warn!("the task stream or its consumer group vanished; recreating it");
+                        group_ready = false;
+                        continue;
+                    }
+                    let wait = outage.failed("reading tasks", &e);
+                    sleep_or_shutdown(wait, &mut shutdown).await;
+                    continue;
+                }
+            }
+        }
+        for d in batch {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(d.entry.clone(), d.clone());
+            let queue = queue.clone();
+            let handler = handler.clone();
+            let consumer = opts.consumer.clone();
+            let counters = counters.clone();
+            let in_flight = in_flight.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                let outcome = handle_with_lease(&queue, &*handler, &consumer, &d).await;
+                settle(&queue, &consumer, &d, outcome, &counters).await;
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&d.entry);
+            });
+        }
+    }
+
+    // Drain: let tasks in flight finish for a while, then hand the rest back to the queue.
+    let pending = tasks.len();
+    if pending > 0 {
+        tracing::info!(
+            pending,
+            "stopping: waiting up to {:?} for tasks in flight",
+            opts.drain
+        );
+    }
+    let drained = tokio::time::timeout(opts.drain, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let left: Vec<Delivery> = in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, d)| d)
+            .collect();
+        for d in left {
+            match queue.release(&opts.consumer, &d).await {
+                Ok(true) => {
+                    counters.released.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(entry = %d.entry, "released an unfinished task to the queue");
+                }
+                // Not released: it stays pending and another worker claims it after the
+                // visibility timeout. Nothing is lost either way.
+                Ok(false) | Err(_) => {}
+            }
+        }
+    }
+    let report = WorkerReport {
+        handled: counters.handled.load(Ordering::Relaxed),
+        retried: counters.retried.load(Ordering::Relaxed),
+        waited: counters.waited.load(Ordering::Relaxed),
+        dead: counters.dead.load(Ordering::Relaxed),
+        released: counters.released.load(Ordering::Relaxed),
+        lost_leases: counters.lost.load(Ordering::Relaxed),
+    };
+    tracing::info!(?report, "worker stopped");
+    report
+}
+
+fn is_nogroup(e: &QueueError) -> bool {
+    match e {
+        QueueError::Redis(r) | QueueError::Unavailable(r) => {
+            r.code() == Some("NOGROUP") || r.to_string().contains("NOGROUP")
+        }
+        _ => false,
+    }
+}
+
+async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Runs the handler while renewing the task's lease, so that no other worker takes it over.
+async fn handle_with_lease<H: Handler>(
+    queue: &Queue,
+    handler: &H,
+    consumer: &str,
+    d: &Delivery,
+) -> Outcome {
+    let env = match &d.envelope {
+        Ok(env) => env,
+        Err(reason) => return Outcome::Fail(reason.clone()),
+    };
+    let every = (queue.options.visibility_timeout / 3).max(Duration::from_millis(100));
+    let keep_lease = async {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = queue.touch(consumer, &d.entry).await {
+                tracing::debug!(error = %e, entry = %d.entry, "could not renew a task lease");
+            }
+        }
+    };
+    let span =
+        tracing::info_span!("task", id = %env.id, kind = env.task.kind(), attempt = env.attempt);
+    tokio::select! {
+        outcome = handler.handle(env).instrument(span) => outcome,
+        _ = keep_lease => unreachable!("the lease loop never ends"),
+    }
+}
+
+/// Records the outcome in Redis, retrying while Redis is away (bounded: after that, the task
+/// stays pending and is handled again elsewhere, which handlers tolerate).
+async fn settle(queue: &Queue, consumer: &str, d: &Delivery, outcome: Outcome, c: &Counters) {
+    let kind = d.envelope.as_ref().map(|e| e.task.kind()).unwrap_or("unreadable");
+    for attempt in 0..30u32 {
+        let result = match &outcome {
+            Outcome::Done => queue.ack(consumer, d).await.map(|held| {
+                if held {
+                    c.handled.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    c.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }),
+            Outcome::Retry(err) => queue
+                .retry(consumer, d, err, None, true)
+                .await
+                .map(|r| note_retry(r, kind, err, c, false)),
+            Outcome::Wait { delay, reason } => queue
+                .retry(consumer, d, reason, Some(*delay), false)
+                .await
+                .map(|r| note_retry(r, kind, reason, c, true)),
+            Outcome::Fail(err) => queue.dead_letter(consumer, d, err).await.map(|held| {
+                if held {
+                    tracing::error!(entry = %d.entry, kind, error = %err, "task failed for good; moved to the dead-letter stream");
+                    c.dead.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    c.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }),
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, attempt, "could not record a task's outcome yet");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(10) + 1)))
+                    .await;
+            }
+        }
+    }
+    tracing::warn!(entry = %d.entry, "gave up recording a task's outcome; another worker will take it over");
+}
+
+fn note_retry(r: Retried, kind: &str, err: &str, c: &Counters, waiting: bool) {
+    match r {
+        Retried::At(due) => {
+            if waiting {
+                c.waited.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(kind, reason = %err, due, "task waits");
+            } else {
+                c.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(kind, error = %err, due, "task failed; it will be retried");
+            }
+        }
+        Retried::Dead => {
+            c.dead.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(kind, error = %err, "task failed its last attempt; moved to the dead-letter stream");
+        }
+        Retried::LostLease => {
+            c.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The Redis store against a real Redis server.
+
+mod support;
+
+use runnerctl::model::{Runner, RunnerStatus};
+use runnerctl::store::{self, Reservation, RedisStore, RunnerPatch, Transition};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use support::{manager_name, RedisServer};
+
+fn runner(name: &str, group: &str, job: Option<u64>) -> Runner {
+    Runner::reserved(
+        name,
+        group,
+        "fake",
+        vec!["self-hosted".into(), "linux".into()],
+        job,
+        1_700_000_000,
+    )
+}
+
+#[tokio::test]
+async fn records_round_trip_and_indexes_follow_status() {
+    let redis = RedisServer::start();
+    let s = RedisStore::connect(&redis.url, &manager_name("roundtrip"))
+        .await
+        .unwrap();
+    s.ping().await.unwrap();
+
+    let r = runner("m-a-1", "a", Some(42));
+    assert_eq!(s.reserve(&r, 5).await.unwrap(), Reservation::Reserved { held: 1 });
+    assert_eq!(s.reserve(&r, 5).await.unwrap(), Reservation::Exists, "a retry changes nothing");
+    assert_eq!(s.held("a").await.unwrap(), 1);
+    assert_eq!(s.get("m-a-1").await.unwrap().unwrap(), r);
+    s.reserve(&runner("m-a-2", "a", None), 5).await.unwrap();
+    s.reserve(&runner("m-b-1", "b", None), 5).await.unwrap();
+
+    let patch = RunnerPatch {
+        instance_id: Some(Some("i-123".into())),
+        forge_id: Some(Some(77)),
+        started_at: Some(1_700_000_010),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.update("m-a-1", Some(RunnerStatus::Started), &[RunnerStatus::Reserved], &patch)
+            .await
+            .unwrap(),
+        Transition::Done(RunnerStatus::Reserved)
+    );
+    // A conditional change from the wrong status is refused and changes nothing.
+    assert_eq!(
+        s.update("m-a-1", Some(RunnerStatus::Deleting), &[RunnerStatus::Idle], &RunnerPatch::default())
+            .await
+            .unwrap(),
+        Transition::Refused(RunnerStatus::Started)
+    );
+    assert_eq!(
+        s.update("nope", Some(RunnerStatus::Idle), &[], &RunnerPatch::default())
+            .await
+            .unwrap(),
+        Transition::Missing
+    );
+    let active = RunnerPatch {
+        job_id: Some(Some(9)),
+        online_at: Some(1_700_000_020),
+        ..Default::default()
+    };
+    s.update("m-a-1", Some(RunnerStatus::Active), &[], &active)
+        .await
+        .unwrap();
+    let got = s.get("m-a-1").await.unwrap().unwrap();
+    assert_eq!(got.status, RunnerStatus::Active);
+    assert_eq!(got.instance_id.as_deref(), Some("i-123"));
+    assert_eq!(got.forge_id, Some(77));
+    assert_eq!((got.created_for_job, got.job_id), (Some(42), Some(9)));
+    assert_eq!(got.online_at, Some(1_700_000_020));
+
+    // Clearing an attribute.
+    s.update("m-a-1", None, &[], &RunnerPatch { job_id: Some(None), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(s.get("m-a-1").await.unwrap().unwrap().job_id, None);
+
+    let names = |v: Vec<Runner>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(names(s.runners_of_group("a").await.unwrap()), ["m-a-1", "m-a-2"]);
+    assert_eq!(names(s.runners_of_group("b").await.unwrap()), ["m-b-1"]);
+    assert_eq!(
+        names(s.runners_with_status(RunnerStatus::Active).await.unwrap()),
+        ["m-a-1"]
+    );
+    assert_eq!(
+        names(s.runners_with_status(RunnerStatus::Reserved).await.unwrap()),
+        ["m-a-2", "m-b-1"]
+    );
+    assert_eq!(s.all_runners().await.unwrap().len(), 3);
+
+    assert!(s.remove("m-a-1").await.unwrap());
+    assert!(!s.remove("m-a-1").await.unwrap(), "removing twice is harmless");
+    assert_eq!(s.held("a").await.unwrap(), 1);
+    assert!(s.runners_with_status(RunnerStatus::Active).await.unwrap().is_empty());
+    assert_eq!(s.get("m-a-1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn managers_sharing_a_redis_never_see_each_other() {
+    let redis = RedisServer::start();
+    let one = RedisStore::connect(&redis.url, &manager_name("one")).await.unwrap();
+    let two = RedisStore::connect(&redis.url, &manager_name("two")).await.unwrap();
+    one.reserve(&runner("r1", "g", None), 1).await.unwrap();
+    assert_eq!(
+        two.reserve(&runner("r2", "g", None), 1).await.unwrap(),
+        Reservation::Reserved { held: 1 },
+        "the other manager's runner does not use this manager's capacity"
+    );
+    assert_eq!(one.all_runners().await.unwrap().len(), 1);
+    assert_eq!(two.get("r1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn group_records_round_trip() {
+    let redis = RedisServer::start();
+    let s = RedisStore::connect(&redis.url, &manager_name("groups")).await.unwrap();
+    let g = store::GroupRecord {
+        name: "demo".into(),
+        forge_group_id: Some(12),
+        created_by_us: true,
+        synced_at: Some(5),
+    };
+    s.put_group(&g).await.unwrap();
+    assert_eq!(s.get_group("demo").await.unwrap(), Some(g.clone()));
+    assert_eq!(s.list_groups().await.unwrap(), vec![g]);
+    assert_eq!(s.get_group("other").await.unwrap(), None);
+}
+
+/// 8 concurrent reservers against max_runners 5, 1,000 rounds each: never more than 5 held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn capacity_is_never_exceeded_under_concurrency() {
+    const MAX: u32 = 5;
+    let redis = RedisServer::start();
+    let name = manager_name("capacity");
+    let holding = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = RedisStore::connect(&redis.url, &name).await.unwrap();
+        let holding = holding.clone();
+        let peak = peak.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut won = 0u32;
+            for round in 0..1000 {
+                let r = runner(&format!("w{w}-{round}"), "g", None);
+                match s.reserve(&r, MAX).await.unwrap() {
+                    Reservation::Reserved { held } => {
+                        assert!(held <= MAX, "script reported {held} held");
+                        let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        assert!(now <= MAX, "{now} slots held at once");
+                        won += 1;
+                        if round % 3 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        holding.fetch_sub(1, Ordering::SeqCst);
+                        assert!(s.remove(&r.name).await.unwrap());
+                    }
+                    Reservation::Full { held } => assert!(held <= MAX),
+                    Reservation::Exists => panic!("names are unique"),
+                }
+            }
+            won
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let s = RedisStore::connect(&redis.url, &name).await.unwrap();
+    assert_eq!(s.held("g").await.unwrap(), 0, "every slot was released");
+    assert!(total > 0);
+    assert!(peak.load(Ordering::SeqCst) <= MAX);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_reported_as_unavailable() {
+    let mut redis = RedisServer::start();
+    let url = redis.url.clone();
+    redis.stop();
+    if std::env::var("REDIS_URL").is_ok() {
+        return; // a shared server cannot be stopped
+    }
+    let err = RedisStore::connect(&url, "x").await.err().expect("no server");
+    assert!(err.is_unavailable(), "{err}");
+}
