@@ -207,6 +207,15 @@ pub async fn run<H: Handler>(
                 }
             }
         }
+        if *shutdown.borrow() {
+            // Stopping: tasks read just now go back to the queue for another worker.
+            for d in &batch {
+                if let Ok(true) = queue.release(&opts.consumer, d).await {
+                    counters.released.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            break;
+        }
         for d in batch {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
