@@ -33,7 +33,9 @@ pub enum Error {
     Usage(String),
 
     /// A command whose capability is not built yet. Never a silent success.
-    #[error("`runnerctl {command}` is not available yet: {what} is not implemented in this version")]
+    #[error(
+        "`runnerctl {command}` is not available yet: {what} is not implemented in this version"
+    )]
     NotAvailable {
         command: &'static str,
         what: &'static str,

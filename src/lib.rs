@@ -7,7 +7,7 @@ pub mod error;
 pub mod model;
 
 pub use error::{Error, ExitCode, Result};
+pub mod manager;
 pub mod queue;
 pub mod store;
 pub mod worker;
-pub mod manager;

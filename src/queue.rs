@@ -371,7 +371,11 @@ impl Queue {
             .map(|k| format!("{}dedup:{k}", self.prefix));
         let mut inv = ENQUEUE.prepare_invoke();
         inv.key(self.stream_key())
-            .key(dedup.clone().unwrap_or_else(|| format!("{}dedup:", self.prefix)))
+            .key(
+                dedup
+                    .clone()
+                    .unwrap_or_else(|| format!("{}dedup:", self.prefix)),
+            )
             .arg(payload)
             .arg(self.options.dedup_ttl.as_secs().max(1))
             .arg(if dedup.is_some() { "1" } else { "0" });
@@ -471,12 +475,14 @@ impl Queue {
 
     /// Puts a task this worker will not finish back on the stream at once (shutdown).
     pub async fn release(&self, consumer: &str, d: &Delivery) -> Result<bool> {
-        self.finish(consumer, &d.entry, "release", &d.raw, 0, "").await
+        self.finish(consumer, &d.entry, "release", &d.raw, 0, "")
+            .await
     }
 
     /// Sends a task straight to the dead-letter stream.
     pub async fn dead_letter(&self, consumer: &str, d: &Delivery, error: &str) -> Result<bool> {
-        self.finish(consumer, &d.entry, "dead", &d.raw, 0, error).await
+        self.finish(consumer, &d.entry, "dead", &d.raw, 0, error)
+            .await
     }
 
     /// Schedules a failed task again after its backoff, or dead-letters it after
@@ -506,7 +512,10 @@ impl Queue {
             serde_json::to_string(&next).map_err(|e| QueueError::Encode(e.to_string()))?;
         if next.attempt >= self.options.max_attempts {
             return Ok(
-                if self.finish(consumer, &d.entry, "dead", &payload, 0, error).await? {
+                if self
+                    .finish(consumer, &d.entry, "dead", &payload, 0, error)
+                    .await?
+                {
                     Retried::Dead
                 } else {
                     Retried::LostLease
@@ -516,7 +525,10 @@ impl Queue {
         let wait = delay.unwrap_or_else(|| self.options.backoff(next.attempt));
         let due = unix_now_ms() + wait.as_millis() as u64;
         Ok(
-            if self.finish(consumer, &d.entry, "delay", &payload, due, error).await? {
+            if self
+                .finish(consumer, &d.entry, "delay", &payload, due, error)
+                .await?
+            {
                 Retried::At(due)
             } else {
                 Retried::LostLease
@@ -570,9 +582,7 @@ impl Queue {
                 None,
             ));
         }
-        let delayed: Vec<(String, f64)> = c
-            .zrange_withscores(self.delayed_key(), 0, 9_999)
-            .await?;
+        let delayed: Vec<(String, f64)> = c.zrange_withscores(self.delayed_key(), 0, 9_999).await?;
         for (raw, score) in delayed {
             let d = Delivery {
                 entry: String::new(),
@@ -742,7 +752,10 @@ mod tests {
             let d = o.backoff(attempt);
             let ceiling = (2000u64 << (attempt - 1).min(32)).min(60_000);
             assert!(d.as_millis() as u64 <= ceiling, "attempt {attempt}: {d:?}");
-            assert!(d.as_millis() as u64 >= ceiling / 2, "attempt {attempt}: {d:?}");
+            assert!(
+                d.as_millis() as u64 >= ceiling / 2,
+                "attempt {attempt}: {d:?}"
+            );
         }
     }
 

@@ -492,7 +492,12 @@ fn from_fields(key: &str, f: &HashMap<String, String>) -> Result<Runner> {
         forge_id: num("forge_id")?,
         labels: f
             .get("labels")
-            .map(|l| l.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|l| {
+                l.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
         status: RunnerStatus::parse(&status)
             .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,

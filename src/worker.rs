@@ -197,7 +197,9 @@ pub async fn run<H: Handler>(
                 Err(e) => {
                     if is_nogroup(&e) {
                         // Redis lost the stream (restarted without persistence): recreate it.
-                        tracing::warn!("the task stream or its consumer group vanished; recreating it");
+                        tracing::warn!(
+                            "the task stream or its consumer group vanished; recreating it"
+                        );
                         group_ready = false;
                         continue;
                     }
@@ -264,14 +266,11 @@ pub async fn run<H: Handler>(
             .map(|(_, d)| d)
             .collect();
         for d in left {
-            match queue.release(&opts.consumer, &d).await {
-                Ok(true) => {
-                    counters.released.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(entry = %d.entry, "released an unfinished task to the queue");
-                }
-                // Not released: it stays pending and another worker claims it after the
-                // visibility timeout. Nothing is lost either way.
-                Ok(false) | Err(_) => {}
+            // When it cannot be released, it stays pending and another worker claims it after
+            // the visibility timeout. Nothing is lost either way.
+            if let Ok(true) = queue.release(&opts.consumer, &d).await {
+                counters.released.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(entry = %d.entry, "released an unfinished task to the queue");
             }
         }
     }
@@ -334,7 +333,11 @@ async fn handle_with_lease<H: Handler>(
 /// Records the outcome in Redis, retrying while Redis is away (bounded: after that, the task
 /// stays pending and is handled again elsewhere, which handlers tolerate).
 async fn settle(queue: &Queue, consumer: &str, d: &Delivery, outcome: Outcome, c: &Counters) {
-    let kind = d.envelope.as_ref().map(|e| e.task.kind()).unwrap_or("unreadable");
+    let kind = d
+        .envelope
+        .as_ref()
+        .map(|e| e.task.kind())
+        .unwrap_or("unreadable");
     for attempt in 0..30u32 {
         let result = match &outcome {
             Outcome::Done => queue.ack(consumer, d).await.map(|held| {

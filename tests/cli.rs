@@ -6,7 +6,8 @@ use std::io::Read;
 
 fn runnerctl() -> Command {
     let mut cmd = Command::cargo_bin("runnerctl").unwrap();
-    cmd.env_remove("RUNNERCTL_CONFIG").env_remove("RUNNERCTL_LOG");
+    cmd.env_remove("RUNNERCTL_CONFIG")
+        .env_remove("RUNNERCTL_LOG");
     cmd
 }
 
@@ -142,7 +143,9 @@ fn the_example_validates_and_is_what_config_example_prints() {
         .args(["config", "validate", &example_path()])
         .assert()
         .success()
-        .stdout(predicate::str::contains("valid (5 backends, 5 runner groups)"))
+        .stdout(predicate::str::contains(
+            "valid (5 backends, 5 runner groups)",
+        ))
         .stderr(predicate::str::is_empty());
     let shipped = std::fs::read_to_string(example_path()).unwrap();
     runnerctl()
@@ -191,17 +194,33 @@ fn config_show_fills_defaults_and_redacts_secrets() {
     .unwrap();
     for format in ["table", "json"] {
         let out = runnerctl()
-            .args(["--config", path.to_str().unwrap(), "--output", format, "config", "show"])
+            .args([
+                "--config",
+                path.to_str().unwrap(),
+                "--output",
+                format,
+                "config",
+                "show",
+            ])
             .assert()
             .success();
         let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
         let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
         for secret in ["TOPSECRET", "hunter2pass", "XYZZY", "PLUGH"] {
-            assert!(!stdout.contains(secret), "{format} output leaks {secret}:\n{stdout}");
-            assert!(!stderr.contains(secret), "{format} log leaks {secret}:\n{stderr}");
+            assert!(
+                !stdout.contains(secret),
+                "{format} output leaks {secret}:\n{stdout}"
+            );
+            assert!(
+                !stderr.contains(secret),
+                "{format} log leaks {secret}:\n{stderr}"
+            );
         }
         assert!(stdout.contains("<redacted>"), "{stdout}");
-        assert!(stdout.contains("time_to_live"), "defaults are shown: {stdout}");
+        assert!(
+            stdout.contains("time_to_live"),
+            "defaults are shown: {stdout}"
+        );
         assert!(stdout.contains("12h"), "{stdout}");
         assert!(stderr.contains("secret written inline"), "warns: {stderr}");
     }
@@ -241,9 +260,34 @@ fn a_closed_pipe_is_not_an_error() {
         out.read_exact(&mut first).unwrap();
         drop(out); // like `| head -c 16`
         let mut err = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
         let status = child.wait().unwrap();
         assert!(status.success(), "exit {status:?}, stderr {err}");
         assert!(err.is_empty(), "{err}");
+    }
+}
+
+#[test]
+fn commands_not_built_yet_say_so_with_exit_2() {
+    for args in [
+        vec!["serve"],
+        vec!["healthcheck"],
+        vec!["groups", "sync"],
+        vec!["runners", "list"],
+        vec!["runners", "create", "--group", "demo"],
+        vec!["runners", "delete", "x"],
+    ] {
+        runnerctl()
+            .args(["--config", &example_path()])
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is not available yet"))
+            .stdout(predicate::str::is_empty());
     }
 }

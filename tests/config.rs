@@ -72,11 +72,12 @@ fn the_shipped_example_is_valid_without_warnings() {
     for kind in config::BackendKind::ALL {
         assert!(kinds.contains(&kind), "example lacks a {kind} backend");
         assert!(
-            loaded
+            loaded.config.runner_groups.iter().any(|g| loaded
                 .config
-                .runner_groups
-                .iter()
-                .any(|g| loaded.config.backend(&g.backend).unwrap().kind() == kind),
+                .backend(&g.backend)
+                .unwrap()
+                .kind()
+                == kind),
             "example lacks a group on a {kind} backend"
         );
     }
@@ -148,7 +149,8 @@ fn durations_need_units() {
 
 #[test]
 fn group_names_are_unique() {
-    let text = with_group("  - name: a\n    organization: octo-org\n    labels: [b]\n    backend: fake\n");
+    let text =
+        with_group("  - name: a\n    organization: octo-org\n    labels: [b]\n    backend: fake\n");
     assert_eq!(
         errors(&text),
         ["runner_groups[1].name: duplicate group name `a` (first used by runner_groups[0])"]
@@ -174,7 +176,10 @@ fn labels_are_required_and_well_formed() {
         ["runner_groups[0].labels: required field is missing (the labels jobs ask for in `runs-on`)"]
     );
     let empty = BASE.replace("[self-hosted, a]", "[]");
-    assert_eq!(errors(&empty), ["runner_groups[0].labels: must list at least one label"]);
+    assert_eq!(
+        errors(&empty),
+        ["runner_groups[0].labels: must list at least one label"]
+    );
     let comma = BASE.replace("[self-hosted, a]", "[\"a,b\"]");
     assert_eq!(
         errors(&comma),
@@ -243,12 +248,18 @@ fn backend_kinds_are_checked() {
         ["backends.docker.kind: required field is missing (one of: fake, docker, aws, gcp, vsphere)"]
     );
     let text = BASE.replace("    kind: docker\n", "    kind: aws\n");
-    assert_eq!(errors(&text), ["backends.docker.region: required field is missing"]);
+    assert_eq!(
+        errors(&text),
+        ["backends.docker.region: required field is missing"]
+    );
 }
 
 #[test]
 fn exactly_one_github_auth_method() {
-    let none = BASE.replace("  token_env: GITHUB_TOKEN\n", "  base_url: https://ghe.example.com/api/v3\n");
+    let none = BASE.replace(
+        "  token_env: GITHUB_TOKEN\n",
+        "  base_url: https://ghe.example.com/api/v3\n",
+    );
     assert_eq!(
         errors(&none),
         ["github: no authentication configured: set `app_id`, `installation_id` and `private_key_file` (GitHub App) or `token_env` (personal access token)"]
@@ -284,7 +295,11 @@ fn exactly_one_github_auth_method() {
     let c = config::parse(&app, "t").unwrap().config;
     assert!(matches!(
         c.github.auth(),
-        Some(config::GithubAuth::App { app_id: 1, installation_id: 2, .. })
+        Some(config::GithubAuth::App {
+            app_id: 1,
+            installation_id: 2,
+            ..
+        })
     ));
 }
 
@@ -306,7 +321,10 @@ fn inline_secrets_are_accepted_with_a_warning() {
 fn addresses_and_urls_are_checked() {
     let text = BASE
         .replace("webhook:\n", "webhook:\n  listen: everywhere\n")
-        .replace("github:\n", "redis:\n  url: http://localhost\ngithub:\n  base_url: ftp://x\n");
+        .replace(
+            "github:\n",
+            "redis:\n  url: http://localhost\ngithub:\n  base_url: ftp://x\n",
+        );
     assert_eq!(
         errors(&text),
         [
@@ -335,13 +353,19 @@ fn broken_yaml_and_empty_files() {
     let Err(ConfigError::Invalid { problems, .. }) = config::parse("name: [unclosed\n", "t") else {
         panic!()
     };
-    assert!(problems[0].message.starts_with("not valid YAML: "), "{problems:?}");
+    assert!(
+        problems[0].message.starts_with("not valid YAML: "),
+        "{problems:?}"
+    );
     assert!(problems[0].line.is_some());
     assert_eq!(
         errors(""),
         ["the file is empty; see `runnerctl config example`"]
     );
-    assert_eq!(errors("- a\n- b\n"), ["the top level must be a mapping of settings"]);
+    assert_eq!(
+        errors("- a\n- b\n"),
+        ["the top level must be a mapping of settings"]
+    );
     assert_eq!(
         errors(&BASE.replace("name: a", "name: a\n  - broken")).len(),
         1,
@@ -354,5 +378,24 @@ fn manager_name_is_checked() {
     assert_eq!(
         errors(&format!("name: Runner_Manager\n{BASE}")),
         ["name: `Runner_Manager` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"]
+    );
+}
+
+#[test]
+fn queue_settings_have_defaults_and_are_checked() {
+    let c = config::parse(BASE, "t").unwrap().config;
+    assert_eq!(c.queue.visibility_timeout.as_secs(), 60);
+    assert_eq!(c.queue.max_attempts, 10);
+    assert_eq!(c.queue.drain_timeout.as_secs(), 30);
+    let text = format!(
+        "queue:\n  max_attempts: 0\n  retry_base: 1h\n  retry_max: 1m\n  visibility: 1s\n{BASE}"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "queue.max_attempts: must be at least 1",
+            "queue.retry_base: must not exceed retry_max (1h > 1m)",
+            "queue.visibility: unknown field",
+        ]
     );
 }

@@ -59,12 +59,23 @@ async fn an_idempotency_key_enqueues_once() {
     let redis = RedisServer::start();
     let name = manager_name("dedup");
     let q = queue(&redis.url, &name).await;
-    let first = q.enqueue(noop("a"), Some("delivery-1".into())).await.unwrap();
-    let again = q.enqueue(noop("a"), Some("delivery-1".into())).await.unwrap();
+    let first = q
+        .enqueue(noop("a"), Some("delivery-1".into()))
+        .await
+        .unwrap();
+    let again = q
+        .enqueue(noop("a"), Some("delivery-1".into()))
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(again.duplicate);
-    assert_eq!(again.entry, first.entry, "the duplicate names the first entry");
-    q.enqueue(noop("a"), Some("delivery-2".into())).await.unwrap();
+    assert_eq!(
+        again.entry, first.entry,
+        "the duplicate names the first entry"
+    );
+    q.enqueue(noop("a"), Some("delivery-2".into()))
+        .await
+        .unwrap();
     q.enqueue(noop("a"), None).await.unwrap();
     q.enqueue(noop("a"), None).await.unwrap();
     assert_eq!(q.list().await.unwrap().len(), 4);
@@ -109,7 +120,10 @@ async fn two_workers_handle_every_task_exactly_once() {
     }
     let handled: u64 = reports.iter().map(|r| r.handled).sum();
     assert_eq!(handled, N as u64);
-    assert!(reports.iter().all(|r| r.handled > 0), "both workers took part: {reports:?}");
+    assert!(
+        reports.iter().all(|r| r.handled > 0),
+        "both workers took part: {reports:?}"
+    );
     assert!(reports.iter().all(|r| r.lost_leases == 0), "{reports:?}");
 }
 
@@ -203,7 +217,10 @@ async fn waiting_for_capacity_does_not_use_up_attempts() {
         (h.calls.load(Ordering::SeqCst) == 6 && q.list().await.unwrap().is_empty()).then_some(())
     })
     .await;
-    assert!(done.is_some(), "five waits (more than max_attempts) then done");
+    assert!(
+        done.is_some(),
+        "five waits (more than max_attempts) then done"
+    );
     assert!(q.dead().await.unwrap().is_empty());
     tx.send(true).unwrap();
     let r = join.await.unwrap();
@@ -258,7 +275,13 @@ impl Worker {
     fn start(config: &std::path::Path, dir: &std::path::Path, tag: &str) -> Worker {
         let log = dir.join(format!("worker-{tag}.log"));
         let child = Command::new(support::bin())
-            .args(["--config", config.to_str().unwrap(), "worker", "--concurrency", "4"])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "worker",
+                "--concurrency",
+                "4",
+            ])
             .env("RUNNERCTL_LOG", "runnerctl=info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -332,18 +355,34 @@ async fn a_killed_worker_loses_nothing() {
             .then_some(())
     })
     .await;
-    assert!(held.is_some(), "worker never took the task: {}", first.log());
+    assert!(
+        held.is_some(),
+        "worker never took the task: {}",
+        first.log()
+    );
     first.child.kill().unwrap(); // SIGKILL, mid-task
     first.child.wait().unwrap();
-    assert_eq!(s.mark("slow").await.unwrap(), 0, "the task had not finished");
+    assert_eq!(
+        s.mark("slow").await.unwrap(),
+        0,
+        "the task had not finished"
+    );
 
     let second = Worker::start(&config, dir.path(), "b");
     let done = eventually(Duration::from_secs(20), || async {
         (s.mark("slow").await.unwrap() == 1).then_some(())
     })
     .await;
-    assert!(done.is_some(), "second worker did not take over: {}", second.log());
-    assert!(second.log().contains("took over a task"), "{}", second.log());
+    assert!(
+        done.is_some(),
+        "second worker did not take over: {}",
+        second.log()
+    );
+    assert!(
+        second.log().contains("took over a task"),
+        "{}",
+        second.log()
+    );
     let empty = eventually(Duration::from_secs(5), || async {
         q.list().await.unwrap().is_empty().then_some(())
     })
@@ -465,8 +504,15 @@ async fn a_task_longer_than_the_drain_is_released_on_sigterm() {
     assert_eq!(w.wait(Duration::from_secs(10)), Some(0), "{}", w.log());
     let tasks = q.list().await.unwrap();
     assert_eq!(tasks.len(), 1, "{tasks:?}");
-    assert_eq!(tasks[0].state, "waiting", "handed back at once, not after 60s");
-    assert!(w.log().contains("released an unfinished task"), "{}", w.log());
+    assert_eq!(
+        tasks[0].state, "waiting",
+        "handed back at once, not after 60s"
+    );
+    assert!(
+        w.log().contains("released an unfinished task"),
+        "{}",
+        w.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 mod support;
 
 use runnerctl::model::{Runner, RunnerStatus};
-use runnerctl::store::{self, Reservation, RedisStore, RunnerPatch, Transition};
+use runnerctl::store::{self, RedisStore, Reservation, RunnerPatch, Transition};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use support::{manager_name, RedisServer};
@@ -28,8 +28,15 @@ async fn records_round_trip_and_indexes_follow_status() {
     s.ping().await.unwrap();
 
     let r = runner("m-a-1", "a", Some(42));
-    assert_eq!(s.reserve(&r, 5).await.unwrap(), Reservation::Reserved { held: 1 });
-    assert_eq!(s.reserve(&r, 5).await.unwrap(), Reservation::Exists, "a retry changes nothing");
+    assert_eq!(
+        s.reserve(&r, 5).await.unwrap(),
+        Reservation::Reserved { held: 1 }
+    );
+    assert_eq!(
+        s.reserve(&r, 5).await.unwrap(),
+        Reservation::Exists,
+        "a retry changes nothing"
+    );
     assert_eq!(s.held("a").await.unwrap(), 1);
     assert_eq!(s.get("m-a-1").await.unwrap().unwrap(), r);
     s.reserve(&runner("m-a-2", "a", None), 5).await.unwrap();
@@ -42,22 +49,37 @@ async fn records_round_trip_and_indexes_follow_status() {
         ..Default::default()
     };
     assert_eq!(
-        s.update("m-a-1", Some(RunnerStatus::Started), &[RunnerStatus::Reserved], &patch)
-            .await
-            .unwrap(),
+        s.update(
+            "m-a-1",
+            Some(RunnerStatus::Started),
+            &[RunnerStatus::Reserved],
+            &patch
+        )
+        .await
+        .unwrap(),
         Transition::Done(RunnerStatus::Reserved)
     );
     // A conditional change from the wrong status is refused and changes nothing.
     assert_eq!(
-        s.update("m-a-1", Some(RunnerStatus::Deleting), &[RunnerStatus::Idle], &RunnerPatch::default())
-            .await
-            .unwrap(),
+        s.update(
+            "m-a-1",
+            Some(RunnerStatus::Deleting),
+            &[RunnerStatus::Idle],
+            &RunnerPatch::default()
+        )
+        .await
+        .unwrap(),
         Transition::Refused(RunnerStatus::Started)
     );
     assert_eq!(
-        s.update("nope", Some(RunnerStatus::Idle), &[], &RunnerPatch::default())
-            .await
-            .unwrap(),
+        s.update(
+            "nope",
+            Some(RunnerStatus::Idle),
+            &[],
+            &RunnerPatch::default()
+        )
+        .await
+        .unwrap(),
         Transition::Missing
     );
     let active = RunnerPatch {
@@ -76,13 +98,24 @@ async fn records_round_trip_and_indexes_follow_status() {
     assert_eq!(got.online_at, Some(1_700_000_020));
 
     // Clearing an attribute.
-    s.update("m-a-1", None, &[], &RunnerPatch { job_id: Some(None), ..Default::default() })
-        .await
-        .unwrap();
+    s.update(
+        "m-a-1",
+        None,
+        &[],
+        &RunnerPatch {
+            job_id: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(s.get("m-a-1").await.unwrap().unwrap().job_id, None);
 
     let names = |v: Vec<Runner>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
-    assert_eq!(names(s.runners_of_group("a").await.unwrap()), ["m-a-1", "m-a-2"]);
+    assert_eq!(
+        names(s.runners_of_group("a").await.unwrap()),
+        ["m-a-1", "m-a-2"]
+    );
     assert_eq!(names(s.runners_of_group("b").await.unwrap()), ["m-b-1"]);
     assert_eq!(
         names(s.runners_with_status(RunnerStatus::Active).await.unwrap()),
@@ -95,17 +128,28 @@ async fn records_round_trip_and_indexes_follow_status() {
     assert_eq!(s.all_runners().await.unwrap().len(), 3);
 
     assert!(s.remove("m-a-1").await.unwrap());
-    assert!(!s.remove("m-a-1").await.unwrap(), "removing twice is harmless");
+    assert!(
+        !s.remove("m-a-1").await.unwrap(),
+        "removing twice is harmless"
+    );
     assert_eq!(s.held("a").await.unwrap(), 1);
-    assert!(s.runners_with_status(RunnerStatus::Active).await.unwrap().is_empty());
+    assert!(s
+        .runners_with_status(RunnerStatus::Active)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.get("m-a-1").await.unwrap(), None);
 }
 
 #[tokio::test]
 async fn managers_sharing_a_redis_never_see_each_other() {
     let redis = RedisServer::start();
-    let one = RedisStore::connect(&redis.url, &manager_name("one")).await.unwrap();
-    let two = RedisStore::connect(&redis.url, &manager_name("two")).await.unwrap();
+    let one = RedisStore::connect(&redis.url, &manager_name("one"))
+        .await
+        .unwrap();
+    let two = RedisStore::connect(&redis.url, &manager_name("two"))
+        .await
+        .unwrap();
     one.reserve(&runner("r1", "g", None), 1).await.unwrap();
     assert_eq!(
         two.reserve(&runner("r2", "g", None), 1).await.unwrap(),
@@ -119,7 +163,9 @@ async fn managers_sharing_a_redis_never_see_each_other() {
 #[tokio::test]
 async fn group_records_round_trip() {
     let redis = RedisServer::start();
-    let s = RedisStore::connect(&redis.url, &manager_name("groups")).await.unwrap();
+    let s = RedisStore::connect(&redis.url, &manager_name("groups"))
+        .await
+        .unwrap();
     let g = store::GroupRecord {
         name: "demo".into(),
         forge_group_id: Some(12),
@@ -187,6 +233,9 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
     if std::env::var("REDIS_URL").is_ok() {
         return; // a shared server cannot be stopped
     }
-    let err = RedisStore::connect(&url, "x").await.err().expect("no server");
+    let err = RedisStore::connect(&url, "x")
+        .await
+        .err()
+        .expect("no server");
     assert!(err.is_unavailable(), "{err}");
 }

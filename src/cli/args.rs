@@ -21,7 +21,13 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Configuration file [default: /etc/runnerctl/config.yaml]
-    #[arg(long, short = 'c', global = true, env = "RUNNERCTL_CONFIG", value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "RUNNERCTL_CONFIG",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
 
     /// Output format of listings and reports

@@ -111,7 +111,9 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Config(c) => config_cmd::run(&cx, c),
-        Command::Completions { shell } => output::print(&String::from_utf8_lossy(&completion(shell))),
+        Command::Completions { shell } => {
+            output::print(&String::from_utf8_lossy(&completion(shell)))
+        }
         Command::Groups(GroupsCommand::List) => config_cmd::groups_list(&cx),
         Command::Groups(GroupsCommand::Sync { .. }) => Err(Error::NotAvailable {
             command: "groups sync",
@@ -166,7 +168,10 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
 }
 
 fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) {
-    let named = cmd.clone().name(name.to_string()).bin_name(name.replace('-', " "));
+    let named = cmd
+        .clone()
+        .name(name.to_string())
+        .bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
     clap_mangen::Man::new(named)
         .render(&mut buf)

@@ -344,11 +344,8 @@ impl Cx<'_> {
             None => Some(default),
             Some(v) => cx.de::<Duration>(v, key),
         };
-        let healthcheck_interval = duration(
-            self,
-            "healthcheck_interval",
-            default_healthcheck_interval(),
-        );
+        let healthcheck_interval =
+            duration(self, "healthcheck_interval", default_healthcheck_interval());
         let time_to_start = duration(self, "time_to_start", default_time_to_start());
         let time_to_live = duration(self, "time_to_live", default_time_to_live());
         let backends = self.backends(take("backends"));
@@ -379,7 +376,10 @@ impl Cx<'_> {
             if q.retry_base > q.retry_max {
                 self.error(
                     "queue.retry_base",
-                    format!("must not exceed retry_max ({} > {})", q.retry_base, q.retry_max),
+                    format!(
+                        "must not exceed retry_max ({} > {})",
+                        q.retry_base, q.retry_max
+                    ),
                 );
             }
         }
@@ -445,7 +445,9 @@ impl Cx<'_> {
             Ok(Some(SecretSource::Inline(s))) => {
                 self.warn(
                     &p,
-                    format!("secret written inline in the file; prefer `{key}_env` or `{key}_file`"),
+                    format!(
+                        "secret written inline in the file; prefer `{key}_env` or `{key}_file`"
+                    ),
                 );
                 Some(SecretSource::Inline(s))
             }
@@ -471,7 +473,8 @@ impl Cx<'_> {
             secret_source(&g.private_key, &g.private_key_env, &g.private_key_file),
         );
         // A secret given twice was reported above; it still counts as given here.
-        let token_given = token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
+        let token_given =
+            token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
         let key_given = key.is_some()
             || g.private_key.is_some()
             || g.private_key_env.is_some()
@@ -511,7 +514,10 @@ impl Cx<'_> {
         if !ok {
             self.error(
                 "redis.url",
-                format!("`{}` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)", redact_url(&r.url)),
+                format!(
+                    "`{}` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)",
+                    redact_url(&r.url)
+                ),
             );
         }
         if r.url_env.is_none() && redact_url(&r.url) != r.url {
@@ -574,7 +580,10 @@ impl Cx<'_> {
         }
         for (key, value) in map {
             let Some(name) = key.as_str().map(str::to_string) else {
-                self.error("backends", format!("backend names must be strings, got {key:?}"));
+                self.error(
+                    "backends",
+                    format!("backend names must be strings, got {key:?}"),
+                );
                 found.section_broken = true;
                 continue;
             };
@@ -597,10 +606,7 @@ impl Cx<'_> {
             self.push(
                 Severity::Error,
                 &kind_path,
-                format!(
-                    "required field is missing (one of: {})",
-                    kind_names()
-                ),
+                format!("required field is missing (one of: {})", kind_names()),
                 at,
             );
             return None;
@@ -671,7 +677,10 @@ impl Cx<'_> {
                     secret_source(&s.password, &s.password_env, &s.password_file),
                 );
                 if pw.is_none() && !self.problems.iter().any(|p| p.path.ends_with("password")) {
-                    self.error(&join(path, "password_env"), "a password is required (`password_env` or `password_file`)");
+                    self.error(
+                        &join(path, "password_env"),
+                        "a password is required (`password_env` or `password_file`)",
+                    );
                 }
                 BackendSettings::Vsphere(s)
             }
@@ -679,11 +688,7 @@ impl Cx<'_> {
         Some(settings)
     }
 
-    fn groups(
-        &mut self,
-        value: Option<Value>,
-        backends: &Backends,
-    ) -> Option<Vec<RunnerGroup>> {
+    fn groups(&mut self, value: Option<Value>, backends: &Backends) -> Option<Vec<RunnerGroup>> {
         let items = match value {
             None | Some(Value::Null) => {
                 self.error("runner_groups", "at least one runner group is required");
@@ -726,7 +731,9 @@ impl Cx<'_> {
                 if let Some((_, first)) = label_sets.iter().find(|(s, _)| *s == set) {
                     self.error(
                         &join(&path, "labels"),
-                        format!("same labels as {first}: a job could not tell the two groups apart"),
+                        format!(
+                            "same labels as {first}: a job could not tell the two groups apart"
+                        ),
                     );
                 } else {
                     label_sets.push((set, path.clone()));
@@ -740,12 +747,7 @@ impl Cx<'_> {
         ok.then_some(out)
     }
 
-    fn group(
-        &mut self,
-        raw: RawGroup,
-        path: &str,
-        backends: &Backends,
-    ) -> Option<RunnerGroup> {
+    fn group(&mut self, raw: RawGroup, path: &str, backends: &Backends) -> Option<RunnerGroup> {
         let field = |f: &str| join(path, f);
         let mut valid = true;
         let mut required = |cx: &mut Self, f: &str, v: &Option<String>| {
@@ -789,7 +791,12 @@ impl Cx<'_> {
                     if label.trim().is_empty() {
                         self.error(&p, "a label must not be empty");
                     } else if label.contains(',') || label.trim() != label {
-                        self.error(&p, format!("`{label}` is not a valid label (no commas or surrounding spaces)"));
+                        self.error(
+                            &p,
+                            format!(
+                                "`{label}` is not a valid label (no commas or surrounding spaces)"
+                            ),
+                        );
                     }
                 }
             }
@@ -843,22 +850,26 @@ impl Cx<'_> {
             // A broken backend or section was reported already.
             None if backends.section_broken || backends.broken.contains(&backend_name) => None,
             None => {
-                    if !backend_name.is_empty() {
-                        let defined: Vec<&str> = backends
-                            .valid
-                            .iter()
-                            .map(|b| b.name.as_str())
-                            .chain(backends.broken.iter().map(String::as_str))
-                            .collect();
-                        self.error(
-                            &field("backend"),
-                            format!(
-                                "unknown backend `{backend_name}` (defined: {})",
-                                if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
-                            ),
-                        );
-                    }
-                    None
+                if !backend_name.is_empty() {
+                    let defined: Vec<&str> = backends
+                        .valid
+                        .iter()
+                        .map(|b| b.name.as_str())
+                        .chain(backends.broken.iter().map(String::as_str))
+                        .collect();
+                    self.error(
+                        &field("backend"),
+                        format!(
+                            "unknown backend `{backend_name}` (defined: {})",
+                            if defined.is_empty() {
+                                "none".to_string()
+                            } else {
+                                defined.join(", ")
+                            }
+                        ),
+                    );
+                }
+                None
             }
         };
         let spec_path = field("spec");
@@ -866,7 +877,11 @@ impl Cx<'_> {
         let spec = match kind {
             None => None,
             Some(BackendKind::Fake) => {
-                let v = if spec_value.is_null() { Value::Mapping(Mapping::new()) } else { spec_value };
+                let v = if spec_value.is_null() {
+                    Value::Mapping(Mapping::new())
+                } else {
+                    spec_value
+                };
                 self.de(v, &spec_path).map(InstanceSpec::Fake)
             }
             Some(kind) if spec_value.is_null() => {
@@ -891,7 +906,10 @@ impl Cx<'_> {
                 self.error(&join(&spec_path, "image"), "must not be empty");
             }
             if d.cpus.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
-                self.error(&join(&spec_path, "cpus"), "must be a positive number of CPUs");
+                self.error(
+                    &join(&spec_path, "cpus"),
+                    "must be a positive number of CPUs",
+                );
             }
         }
         if !valid {

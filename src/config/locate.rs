@@ -42,7 +42,10 @@ impl Locations {
 
     /// Where the key at `path` is written.
     pub fn key(&self, path: &str) -> Option<Location> {
-        self.keys.get(path).or_else(|| self.values.get(path)).copied()
+        self.keys
+            .get(path)
+            .or_else(|| self.values.get(path))
+            .copied()
     }
 
     /// The position for `path`, or for the nearest parent that has one.
@@ -119,11 +122,13 @@ impl MarkedEventReceiver for Walker {
         let at = loc(mark);
         match ev {
             Event::Scalar(text, ..) => {
-                if self.place_value(at).is_none() {
-                    if let Some(Frame::Map { path, pending_key }) = self.stack.last_mut() {
-                        self.found.keys.insert(join(path, &text), at);
-                        *pending_key = Some(text);
-                    }
+                // A scalar that is not a value is a key of the current mapping.
+                let is_key = self.place_value(at).is_none();
+                if let (true, Some(Frame::Map { path, pending_key })) =
+                    (is_key, self.stack.last_mut())
+                {
+                    self.found.keys.insert(join(path, &text), at);
+                    *pending_key = Some(text);
                 }
             }
             Event::Alias(_) => {

@@ -131,8 +131,6 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +148,9 @@ mod tests {
     #[test]
     fn resolves_from_env_and_file() {
         let env = |k: &str| (k == "TOKEN").then(|| "abc".to_string());
-        let got = SecretSource::Env("TOKEN".into()).resolve_with(&env).unwrap();
+        let got = SecretSource::Env("TOKEN".into())
+            .resolve_with(&env)
+            .unwrap();
         assert_eq!(got.expose(), "abc");
         assert!(matches!(
             SecretSource::Env("NOPE".into()).resolve_with(&env),

@@ -64,7 +64,9 @@ impl RedisServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server; .ci/run does it)");
+            .expect(
+                "redis-server must be installed (apt-get install redis-server; .ci/run does it)",
+            );
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -104,7 +106,11 @@ impl Drop for RedisServer {
 
 /// A manager name unique to this test, so tests sharing a Redis never meet.
 pub fn manager_name(test: &str) -> String {
-    format!("t-{}-{:06x}", test.replace('_', "-"), fastrand::u32(..0xffffff))
+    format!(
+        "t-{}-{:06x}",
+        test.replace('_', "-"),
+        fastrand::u32(..0xffffff)
+    )
 }
 
 /// Writes a configuration for the fake backend against `redis_url` and returns its path.
