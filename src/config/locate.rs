@@ -65,6 +65,9 @@ enum Frame {
     Map {
         path: String,
         pending_key: Option<String>,
+        /// No key seen yet: the mapping is placed at its first key, since yaml-rust2 marks a
+        /// block mapping's start after that key.
+        fresh: bool,
     },
     Seq {
         path: String,
@@ -105,7 +108,9 @@ impl Walker {
                 self.found.values.insert(p.clone(), at);
                 Some(p)
             }
-            Some(Frame::Map { path, pending_key }) => match pending_key.take() {
+            Some(Frame::Map {
+                path, pending_key, ..
+            }) => match pending_key.take() {
                 Some(key) => {
                     let p = join(path, &key);
                     self.found.values.insert(p.clone(), at);
@@ -124,9 +129,18 @@ impl MarkedEventReceiver for Walker {
             Event::Scalar(text, ..) => {
                 // A scalar that is not a value is a key of the current mapping.
                 let is_key = self.place_value(at).is_none();
-                if let (true, Some(Frame::Map { path, pending_key })) =
-                    (is_key, self.stack.last_mut())
+                if let (
+                    true,
+                    Some(Frame::Map {
+                        path,
+                        pending_key,
+                        fresh,
+                    }),
+                ) = (is_key, self.stack.last_mut())
                 {
+                    if std::mem::take(fresh) && !path.is_empty() {
+                        self.found.values.insert(path.clone(), at);
+                    }
                     self.found.keys.insert(join(path, &text), at);
                     *pending_key = Some(text);
                 }
@@ -139,6 +153,7 @@ impl MarkedEventReceiver for Walker {
                 self.stack.push(Frame::Map {
                     path,
                     pending_key: None,
+                    fresh: true,
                 });
             }
             Event::SequenceStart(..) => {
