@@ -9,5 +9,6 @@ pub mod model;
 pub use error::{Error, ExitCode, Result};
 pub mod manager;
 pub mod queue;
+pub mod server;
 pub mod store;
 pub mod worker;

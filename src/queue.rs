@@ -341,6 +341,13 @@ impl Queue {
         format!("{}dead", self.prefix)
     }
 
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut c).await?;
+        Ok(())
+    }
+
     /// Creates the stream and its consumer group when they do not exist.
     pub async fn ensure_group(&self) -> Result<()> {
         let mut c = self.conn.clone();

@@ -275,7 +275,6 @@ fn a_closed_pipe_is_not_an_error() {
 #[test]
 fn commands_not_built_yet_say_so_with_exit_2() {
     for args in [
-        vec!["serve"],
         vec!["healthcheck"],
         vec!["groups", "sync"],
         vec!["runners", "list"],

@@ -8,6 +8,7 @@ pub mod output;
 
 mod config_cmd;
 mod queue_cmd;
+mod serve_cmd;
 
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
@@ -61,6 +62,7 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -135,10 +137,7 @@ pub fn run(cli: Cli) -> Result<()> {
             command: "healthcheck",
             what: "the health check",
         }),
-        Command::Serve => Err(Error::NotAvailable {
-            command: "serve",
-            what: "the webhook server",
-        }),
+        Command::Serve => serve_cmd::serve(&cx),
         Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
         Command::Tasks(t) => queue_cmd::tasks(&cx, t),
     }

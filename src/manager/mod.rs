@@ -3,6 +3,8 @@
 //! cycle (job queued, in progress, completed, health checks) joins it with the forge and the
 //! backends.
 
+pub mod matching;
+
 use crate::queue::{Envelope, Task};
 use crate::store::RedisStore;
 use crate::worker::{Handler, Outcome};

@@ -1,0 +1,650 @@
+//! `runnerctl serve` against a real Redis: signature, rejections, deduplication, readiness,
+//! shutdown, and abuse that must not bring it down.
+
+mod support;
+
+use runnerctl::config;
+use runnerctl::queue::{Queue, QueueOptions, Task};
+use runnerctl::server::webhook::{self, Delivery, Outcome};
+use runnerctl::server::{self, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{fixture, http, manager_name, RedisServer};
+
+const SECRET: &str = "It's a Secret to Everybody";
+
+fn groups_config(name: &str, redis: &str) -> config::Config {
+    let text = format!(
+        "name: {name}\ngithub:\n  token_env: T\nredis:\n  url: {redis}\nwebhook:\n  secret_env: S\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s, linux]\n    backend: fake\n  - name: gpu\n    organization: octo-org\n    labels: [self-hosted, gpu, db-app, dc-03]\n    backend: fake\n"
+    );
+    config::parse(&text, "t").unwrap().config
+}
+
+struct Running {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+    queue: Queue,
+    name: String,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.done)
+            .await
+            .expect("serve stops")
+            .unwrap();
+    }
+}
+
+async fn start(redis: &RedisServer, test: &str) -> Running {
+    let name = manager_name(test);
+    let c = groups_config(&name, &redis.url);
+    let state = Arc::new(State::new(
+        config::Secret::new(SECRET),
+        &name,
+        c.runner_groups.clone(),
+        &redis.url,
+        QueueOptions::default(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done = tokio::spawn(server::serve(listener, None, state.clone(), async {
+        let _ = rx.await;
+    }));
+    let queue = Queue::new(
+        runnerctl::store::connect(&redis.url).await.unwrap(),
+        &name,
+        QueueOptions::default(),
+    );
+    Running {
+        addr,
+        state,
+        stop: Some(tx),
+        done,
+        queue,
+        name,
+    }
+}
+
+/// POSTs a signed delivery from a blocking thread; returns (status, body).
+async fn deliver(addr: SocketAddr, event: &str, id: &str, body: Vec<u8>) -> (u16, String) {
+    let (event, id) = (event.to_string(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let sig = webhook::sign(SECRET.as_bytes(), &body);
+        let (status, _, text) = http(
+            addr,
+            "POST",
+            "/webhook",
+            &[
+                ("X-GitHub-Event", event.as_str()),
+                ("X-GitHub-Delivery", id.as_str()),
+                ("X-Hub-Signature-256", &sig),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        );
+        (status, text)
+    })
+    .await
+    .unwrap()
+}
+
+async fn get(addr: SocketAddr, path: &'static str) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let (s, _, b) = http(addr, "GET", path, &[], b"");
+        (s, b)
+    })
+    .await
+    .unwrap()
+}
+
+async fn tasks(q: &Queue) -> Vec<serde_json::Value> {
+    q.list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task)
+        .collect()
+}
+
+fn bytes(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_become_the_right_tasks() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "fixtures").await;
+    // A queued job whose labels a group has: one JobQueued task. The fixture's action is
+    // `queued` while its status says `waiting`: the action decides.
+    let queued = fixture("workflow_job.queued.2");
+    assert_eq!(queued["workflow_job"]["status"], "waiting");
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "d-1", bytes(&queued)).await,
+        (202, "queued\n".into())
+    );
+    let waiting = fixture("workflow_job.waiting.1");
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "d-2", bytes(&waiting))
+            .await
+            .0,
+        202
+    );
+    // GitHub-hosted jobs and runners that are not ours: accepted, nothing enqueued.
+    for (f, id, why) in [
+        (
+            "workflow_job.queued.1",
+            "d-3",
+            "no runner group has these labels",
+        ),
+        (
+            "workflow_job.in_progress.1",
+            "d-4",
+            "the job runs on a runner that is not ours",
+        ),
+        (
+            "workflow_job.in_progress.2",
+            "d-5",
+            "the job runs on a runner that is not ours",
+        ),
+        (
+            "workflow_job.completed.1",
+            "d-6",
+            "the job ran on a runner that is not ours",
+        ),
+    ] {
+        assert_eq!(
+            deliver(s.addr, "workflow_job", id, bytes(&fixture(f))).await,
+            (202, format!("{why}\n")),
+            "{f}"
+        );
+    }
+    // The same jobs on one of our runners are ours.
+    let ours = format!("{}-gpu-0a1b2c", s.name);
+    let mut started = fixture("workflow_job.in_progress.1");
+    started["workflow_job"]["runner_name"] = ours.clone().into();
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "d-7", bytes(&started))
+            .await
+            .0,
+        202
+    );
+    let mut done = fixture("workflow_job.completed.1");
+    done["workflow_job"]["runner_name"] = ours.clone().into();
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "d-8", bytes(&done)).await.0,
+        202
+    );
+
+    let got = tasks(&s.queue).await;
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(got[0]["type"], "job_queued");
+    assert_eq!(got[0]["group"], "k8s");
+    assert_eq!(got[0]["job_id"], 12877621891u64);
+    assert_eq!(got[0]["repository"], "lineville/elastic-machines-testing");
+    assert_eq!(got[1]["type"], "job_queued");
+    assert_eq!(got[2]["type"], "job_in_progress");
+    assert_eq!(got[2]["runner_name"], ours.as_str());
+    assert_eq!(got[2]["runner_group_id"], 2);
+    assert_eq!(got[3]["type"], "job_completed");
+    assert_eq!(got[3]["conclusion"], "failure");
+    assert_eq!(s.state.metrics.count(Outcome::Enqueued), 4);
+    assert_eq!(s.state.metrics.count(Outcome::Unmatched), 1);
+    assert_eq!(s.state.metrics.count(Outcome::NotOurs), 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_is_deduplicated() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "redeliver").await;
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "guid-1", body.clone()).await,
+        (202, "queued\n".into())
+    );
+    assert_eq!(
+        deliver(s.addr, "workflow_job", "guid-1", body.clone()).await,
+        (202, "already queued\n".into())
+    );
+    assert_eq!(tasks(&s.queue).await.len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rejection_class() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "reject").await;
+    let addr = s.addr;
+    let good = bytes(&fixture("workflow_job.queued.2"));
+    let run = move |method: &'static str,
+                    path: &'static str,
+                    headers: Vec<(String, String)>,
+                    body: Vec<u8>| {
+        tokio::task::spawn_blocking(move || {
+            let h: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let (st, head, b) = http(addr, method, path, &h, &body);
+            (st, head, b)
+        })
+    };
+    let hdr = |sig: &str, event: &str, id: &str| {
+        vec![
+            ("X-Hub-Signature-256".to_string(), sig.to_string()),
+            ("X-GitHub-Event".to_string(), event.to_string()),
+            ("X-GitHub-Delivery".to_string(), id.to_string()),
+        ]
+    };
+    // 401: no signature, a wrong one, or one over other bytes. Garbage unsigned is 401, not 400:
+    // the signature is checked before the body is looked at.
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        vec![("X-GitHub-Event".into(), "workflow_job".into())],
+        good.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((st, b.as_str()), (401, "missing X-Hub-Signature-256\n"));
+    let (st, _, _) = run(
+        "POST",
+        "/webhook",
+        hdr("sha256=00", "workflow_job", "x"),
+        good.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 401);
+    let other = webhook::sign(SECRET.as_bytes(), b"{}");
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&other, "workflow_job", "x"),
+        b"{not json".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((st, b.as_str()), (401, "bad signature\n"));
+    // 400: malformed JSON, a missing field, a missing delivery id, a missing event.
+    let sign = |b: &[u8]| webhook::sign(SECRET.as_bytes(), b);
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&sign(b"{not json"), "workflow_job", "x"),
+        b"{not json".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 400);
+    assert!(b.starts_with("invalid payload"), "{b}");
+    let mut missing = fixture("workflow_job.queued.2");
+    missing["workflow_job"]
+        .as_object_mut()
+        .unwrap()
+        .remove("labels");
+    let m = bytes(&missing);
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&sign(&m), "workflow_job", "x"),
+        m.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 400);
+    assert!(b.contains("missing field `labels`"), "{b}");
+    let mut wrong = fixture("workflow_job.queued.2");
+    wrong["workflow_job"]["id"] = "seven".into();
+    let w = bytes(&wrong);
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&sign(&w), "workflow_job", "x"),
+        w.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 400);
+    assert!(b.contains("`workflow_job.id`"), "{b}");
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        vec![
+            ("X-Hub-Signature-256".into(), sign(&good)),
+            ("X-GitHub-Event".into(), "workflow_job".into()),
+        ],
+        good.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (st, b.as_str()),
+        (400, "missing or invalid X-GitHub-Delivery\n")
+    );
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        vec![("X-Hub-Signature-256".into(), sign(&good))],
+        good.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((st, b.as_str()), (400, "missing X-GitHub-Event\n"));
+    // 405 and 404.
+    let (st, head, _) = run("GET", "/webhook", vec![], vec![]).await.unwrap();
+    assert_eq!(st, 405);
+    assert!(head.to_lowercase().contains("allow: post"), "{head}");
+    assert_eq!(run("PUT", "/webhook", vec![], vec![]).await.unwrap().0, 405);
+    assert_eq!(run("GET", "/nope", vec![], vec![]).await.unwrap().0, 404);
+    // 200 for ping, 202 for other events, with nothing enqueued.
+    let ping = bytes(&fixture("ping"));
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&sign(&ping), "ping", "p"),
+        ping.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((st, b.as_str()), (200, "pong\n"));
+    let (st, _, b) = run(
+        "POST",
+        "/webhook",
+        hdr(&sign(b"{}"), "push", "p2"),
+        b"{}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((st, b.as_str()), (202, "event not handled\n"));
+    let mut requested = fixture("workflow_job.queued.2");
+    requested["action"] = "requested".into();
+    let r = bytes(&requested);
+    let (st, _, b) = run("POST", "/webhook", hdr(&sign(&r), "workflow_job", "p3"), r)
+        .await
+        .unwrap();
+    assert_eq!((st, b.as_str()), (202, "action not handled\n"));
+    assert!(tasks(&s.queue).await.is_empty(), "nothing was enqueued");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_413_unread_and_serve_survives() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "big").await;
+    let addr = s.addr;
+    // Declared far beyond 25 MiB, with no body sent at all: the answer comes without reading.
+    for declared in ["26214401", "1099511627776"] {
+        let (st, head, _) = tokio::task::spawn_blocking(move || {
+            http(
+                addr,
+                "POST",
+                "/webhook",
+                &[
+                    ("Content-Length", declared),
+                    ("X-GitHub-Event", "workflow_job"),
+                ],
+                b"",
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(st, 413, "declared {declared}: {head}");
+        assert!(head.to_lowercase().contains("connection: close"), "{head}");
+    }
+    // A length hyper cannot even represent is refused by hyper itself, also unread.
+    let (st, _, _) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            "POST",
+            "/webhook",
+            &[("Content-Length", "18446744073709551615")],
+            b"",
+        )
+    })
+    .await
+    .unwrap();
+    assert!((400..500).contains(&st), "{st}");
+    // Streamed (chunked) with no length: cut off once past the limit.
+    let (st, _, _) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..27 {
+            if c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .is_err()
+                || c.write_all(&chunk).is_err()
+                || c.write_all(b"\r\n").is_err()
+            {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).to_string();
+        (
+            text.split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0),
+            text,
+            (),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(st, 413);
+    assert_eq!(get(s.addr, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(s.state.metrics.count(Outcome::TooLarge), 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let mut redis = RedisServer::start();
+    let s = start(&redis, "ready").await;
+    assert_eq!(get(s.addr, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(get(s.addr, "/readyz").await, (200, "ready\n".into()));
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    deliver(s.addr, "workflow_job", "m-1", body.clone()).await;
+    let (st, metrics) = get(s.addr, "/metrics").await;
+    assert_eq!(st, 200);
+    assert!(
+        metrics.contains("runnerctl_webhook_deliveries_total{outcome=\"enqueued\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("runnerctl_webhook_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("runnerctl_redis_up 1"), "{metrics}");
+
+    if std::env::var("REDIS_URL").is_err() {
+        // While Redis is down, deliveries get 503 (GitHub records it for redelivery) and
+        // /readyz fails; both recover when it is back.
+        redis.stop();
+        assert_eq!(
+            deliver(s.addr, "workflow_job", "m-2", body.clone()).await.0,
+            503
+        );
+        assert_eq!(get(s.addr, "/readyz").await.0, 503);
+        assert_eq!(get(s.addr, "/healthz").await.0, 200);
+        redis.restart();
+        let mut ok = false;
+        for _ in 0..50 {
+            if deliver(s.addr, "workflow_job", "m-2", body.clone()).await.0 == 202 {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(ok, "serve recovers when Redis is back");
+        assert_eq!(get(s.addr, "/readyz").await.0, 200);
+    }
+    s.stop().await;
+}
+
+/// Throws arbitrary bytes and headers at the decision: it never panics, and nothing unsigned
+/// is ever enqueued.
+#[test]
+fn arbitrary_deliveries_never_panic() {
+    let c = groups_config("fuzz", "redis://127.0.0.1:1/0");
+    let fixtures: Vec<Vec<u8>> = [
+        "workflow_job.queued.2",
+        "workflow_job.completed.1",
+        "workflow_job.in_progress.1",
+        "ping",
+    ]
+    .iter()
+    .map(|f| bytes(&fixture(f)))
+    .collect();
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let events = ["workflow_job", "ping", "push", "", "workflow_job\0", "💥"];
+    for i in 0..20_000 {
+        let mut body = if rng.bool() {
+            fixtures[rng.usize(..fixtures.len())].clone()
+        } else {
+            (0..rng.usize(..300)).map(|_| rng.u8(..)).collect()
+        };
+        for _ in 0..rng.usize(..6) {
+            if body.is_empty() {
+                break;
+            }
+            let at = rng.usize(..body.len());
+            match rng.u8(..3) {
+                0 => body[at] = rng.u8(..),
+                1 => {
+                    body.remove(at);
+                }
+                _ => body.insert(at, rng.u8(..)),
+            }
+        }
+        let signed = rng.bool();
+        let sig = if signed {
+            webhook::sign(SECRET.as_bytes(), &body)
+        } else {
+            let junk: String = (0..rng.usize(..80)).map(|_| rng.alphanumeric()).collect();
+            format!("sha256={junk}")
+        };
+        let id = format!("id-{i}");
+        let d = Delivery {
+            event: Some(events[rng.usize(..events.len())]).filter(|_| rng.u8(..10) > 0),
+            id: Some(id.as_str()).filter(|_| rng.u8(..10) > 0),
+            signature: Some(sig.as_str()).filter(|_| rng.u8(..10) > 0),
+            body: &body,
+        };
+        let decision = webhook::decide(SECRET.as_bytes(), "fuzz", &c.runner_groups, d);
+        if !signed {
+            assert!(
+                matches!(
+                    decision,
+                    webhook::Decision::Answer(Outcome::Unauthorized, _)
+                ),
+                "unsigned input got {decision:?}"
+            );
+        }
+        if let webhook::Decision::Enqueue { task, .. } = decision {
+            assert!(matches!(
+                task,
+                Task::JobQueued { .. } | Task::JobInProgress { .. } | Task::JobCompleted { .. }
+            ));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_garbage_on_the_socket_does_not_hurt() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "garbage").await;
+    let addr = s.addr;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..200 {
+            if let Ok(mut c) = std::net::TcpStream::connect(addr) {
+                let junk: Vec<u8> = (0..rng.usize(..2000)).map(|_| rng.u8(..)).collect();
+                let _ = c.write_all(&junk);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(get(s.addr, "/healthz").await.0, 200);
+    s.stop().await;
+}
+
+#[test]
+fn the_serve_process_stops_on_sigterm_with_exit_0() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = support::write_config(
+        dir.path(),
+        &manager_name("sigterm"),
+        &redis.url,
+        &format!("webhook:\n  listen: 127.0.0.1:{port}\n  secret_env: WEBHOOK_SECRET\n"),
+    );
+    // write_config already has a webhook section: drop its default one.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("webhook:\n  secret_env: WEBHOOK_SECRET\n", "", 1);
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(support::bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("WEBHOOK_SECRET", SECRET)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "serve listens");
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").0, 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer accepting"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_webhook_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_config(dir.path(), "x", "redis://127.0.0.1:1/0", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen("webhook:\n  secret_env: WEBHOOK_SECRET\n", "", 1),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::bin())
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refuses to start without a webhook secret")
+    );
+}
