@@ -1,0 +1,149 @@
+//! Load generator for `runnerctl serve`: signed, realistic `workflow_job` deliveries over loopback
+//! keep-alive connections to a running `serve` (the release binary) with Redis on the same
+//! machine. Reports deliveries per second and p50/p99 latency at concurrency 1, 16 and 64, and
+//! the resident memory of `serve`.
+//!
+//! Run: `cargo bench --bench webhook`. Without `--bench` (as `cargo test --all-targets` runs it)
+//! it does a run 100 times smaller, to check that it works.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use runnerctl::server::webhook::sign;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-secret";
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `n` deliveries on one keep-alive connection; returns each one's latency in µs.
+fn client(addr: SocketAddr, body: &[u8], sig: &str, tag: usize, n: usize) -> Vec<u64> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut lat = Vec::with_capacity(n);
+    let mut line = String::new();
+    for i in 0..n {
+        let head = format!(
+            "POST /webhook HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: {tag}-{i}-{:08x}\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\n\r\n",
+            fastrand::u32(..),
+            body.len()
+        );
+        let t = Instant::now();
+        writer.write_all(head.as_bytes()).unwrap();
+        writer.write_all(body).unwrap();
+        let mut status = 0;
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if status == 0 {
+                status = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut buf = vec![0; len];
+        reader.read_exact(&mut buf).unwrap();
+        lat.push(t.elapsed().as_micros() as u64);
+        assert_eq!(status, 202, "{}", String::from_utf8_lossy(&buf));
+    }
+    lat
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let total: usize = if full { 40_000 } else { 400 };
+    let redis = support::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: bench\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: BENCH_WEBHOOK_SECRET\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s]\n    backend: fake\n",
+            redis.url
+        ),
+    )
+    .unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_runnerctl"))
+        .args(["--config", config.to_str().unwrap(), "-q", "serve"])
+        .env("BENCH_WEBHOOK_SECRET", SECRET)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let body = std::fs::read(format!(
+        "{}/tests/fixtures/webhooks/workflow_job.queued.2.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let sig = sign(SECRET.as_bytes(), &body);
+    // Warm up connections, Redis scripts and allocator.
+    client(addr, &body, &sig, 999, total / 20);
+
+    println!("| concurrency | deliveries/s | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for concurrency in [1usize, 16, 64] {
+        let per = total / concurrency;
+        let start = Instant::now();
+        let threads: Vec<_> = (0..concurrency)
+            .map(|c| {
+                let body = body.clone();
+                let sig = sig.clone();
+                std::thread::spawn(move || client(addr, &body, &sig, c, per))
+            })
+            .collect();
+        let mut lat: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let rate = lat.len() as f64 / start.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        println!(
+            "| {concurrency} | {rate:.0} | {:.2} ms | {:.2} ms |",
+            p(0.5),
+            p(0.99)
+        );
+    }
+    println!(
+        "\nserve resident memory: {:.1} MiB now, {:.1} MiB peak",
+        rss_kib(serve.id(), "VmRSS:") as f64 / 1024.0,
+        rss_kib(serve.id(), "VmHWM:") as f64 / 1024.0
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "serve exits 0 on SIGTERM");
+}
