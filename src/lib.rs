@@ -7,6 +7,7 @@ pub mod error;
 pub mod model;
 
 pub use error::{Error, ExitCode, Result};
+pub mod backend;
 pub mod manager;
 pub mod queue;
 pub mod server;

@@ -193,3 +193,33 @@ pub fn fixture(name: &str) -> serde_json::Value {
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// The test image, made with `docker import` from a busybox-static root filesystem when missing
+/// (no registry is reachable). Requires a running Docker engine.
+pub fn docker_test_image() -> &'static str {
+    const IMAGE: &str = "runnerctl-test:latest";
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let have = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !have {
+            let script = format!(
+                "set -e; d=$(mktemp -d); mkdir -p $d/bin $d/tmp $d/run $d/etc; cp /bin/busybox $d/bin/ 2>/dev/null || cp /usr/bin/busybox $d/bin/; for a in sh ls cat echo sleep wget nc mkdir rm test env id chmod stat; do ln -sf busybox $d/bin/$a; done; tar -C $d -c . | docker import - {IMAGE} >/dev/null; rm -rf $d"
+            );
+            let ok = Command::new("sh").args(["-c", &script]).status().unwrap().success();
+            assert!(ok, "could not build {IMAGE} (needs docker.io and busybox-static; .ci/run installs them)");
+        }
+    });
+    IMAGE
+}
+
+/// `docker ARGS…`'s standard output.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

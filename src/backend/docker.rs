@@ -1,0 +1,372 @@
+//! The Docker backend: one container per runner, from the group's image, with owner labels, CPU
+//! and memory limits, on the configured network. Secret files (the JIT configuration) are copied
+//! into the container before it starts, never passed as environment variables, which
+//! `docker inspect` would show. The API version is negotiated with the engine (Debian's
+//! `docker.io` speaks 1.41).
+
+use super::{
+    Backend, BackendError, CreateRequest, File, Instance, InstanceState, Result, TAG_MANAGER,
+};
+use crate::config::{BackendKind, DockerSettings, InstanceSpec};
+use bollard::errors::Error as DockerError;
+use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StartContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use std::collections::{BTreeMap, HashMap};
+
+pub struct DockerBackend {
+    name: String,
+    manager: String,
+    network: Option<String>,
+    docker: Docker,
+}
+
+impl DockerBackend {
+    /// Connects to the engine at `settings.host`, else `DOCKER_HOST`, else the local socket.
+    pub async fn connect(name: &str, manager: &str, settings: &DockerSettings) -> Result<Self> {
+        let perm = |e: DockerError| BackendError::Permanent {
+            backend: name.to_string(),
+            code: "DockerConnect".into(),
+            message: e.to_string(),
+        };
+        let docker = match settings.host.as_deref() {
+            Some(h) if h.starts_with("unix://") => {
+                Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION).map_err(perm)?
+            }
+            Some(h) => {
+                Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION).map_err(perm)?
+            }
+            None => Docker::connect_with_defaults().map_err(perm)?,
+        };
+        let backend = DockerBackend {
+            name: name.to_string(),
+            manager: manager.to_string(),
+            network: settings.network.clone(),
+            docker: docker.clone(),
+        };
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| backend.classify(e))?;
+        Ok(DockerBackend { docker, ..backend })
+    }
+
+    fn classify(&self, e: DockerError) -> BackendError {
+        let backend = self.name.clone();
+        match e {
+            DockerError::DockerResponseServerError {
+                status_code,
+                message,
+            } => match status_code {
+                404 => BackendError::NotFound {
+                    backend,
+                    id: message,
+                },
+                409 => BackendError::Permanent {
+                    backend,
+                    code: "Conflict".into(),
+                    message,
+                },
+                429 | 500..=599 => BackendError::Transient {
+                    backend,
+                    code: format!("HTTP{status_code}"),
+                    message,
+                },
+                _ => BackendError::Permanent {
+                    backend,
+                    code: format!("HTTP{status_code}"),
+                    message,
+                },
+            },
+            other => BackendError::Transient {
+                backend,
+                code: "DockerUnreachable".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn ours(&self, labels: &HashMap<String, String>) -> bool {
+        labels.get(TAG_MANAGER) == Some(&self.manager)
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<Instance>> {
+        match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => {
+                let labels = c
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.clone())
+                    .unwrap_or_default();
+                if !self.ours(&labels) {
+                    return Ok(None);
+                }
+                let state = c
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.status)
+                    .map(|s| state_of(s.as_ref()))
+                    .unwrap_or(InstanceState::Unknown);
+                Ok(Some(Instance {
+                    id: c.id.unwrap_or_else(|| id.to_string()),
+                    state,
+                    tags: labels.into_iter().collect(),
+                    created_at: None,
+                }))
+            }
+            Err(e) => match self.classify(e) {
+                BackendError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.classify(e) {
+                BackendError::NotFound { .. } => Ok(()),
+                // Already being removed by someone else: that is what we want.
+                BackendError::Permanent { code, message, .. }
+                    if code == "Conflict" && message.contains("already in progress") =>
+                {
+                    Ok(())
+                }
+                other => Err(other),
+            },
+        }
+    }
+}
+
+fn state_of(s: &str) -> InstanceState {
+    match s {
+        "created" | "restarting" => InstanceState::Pending,
+        "running" | "paused" => InstanceState::Running,
+        "removing" => InstanceState::Stopping,
+        "exited" | "dead" => InstanceState::Stopped,
+        _ => InstanceState::Unknown,
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for DockerBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Docker
+    }
+
+    async fn create(&self, req: &CreateRequest) -> Result<Instance> {
+        let InstanceSpec::Docker(spec) = &req.spec else {
+            return Err(BackendError::Permanent {
+                backend: self.name.clone(),
+                code: "WrongSpec".into(),
+                message: "the group's spec is not a docker spec".into(),
+            });
+        };
+        // The container's name is the runner's: a retried create finds the first container.
+        if let Some(existing) = self.inspect(&req.runner_name).await? {
+            return Ok(existing);
+        }
+        let labels: HashMap<String, String> = req
+            .tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!req.boot.command.is_empty()).then(|| req.boot.command.clone()),
+            env: Some(
+                req.boot
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(labels),
+            hostname: Some(req.runner_name.clone()),
+            host_config: Some(HostConfig {
+                nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+                memory: spec.memory_mb.map(|m| (m * 1024 * 1024) as i64),
+                network_mode: spec.network.clone().or_else(|| self.network.clone()),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(req.runner_name.clone()),
+            ..Default::default()
+        };
+        let id = match self.docker.create_container(Some(opts), body).await {
+            Ok(r) => r.id,
+            Err(e) => {
+                return match self.classify(e) {
+                    // Created meanwhile by another worker for the same runner.
+                    BackendError::Permanent { code, .. } if code == "Conflict" => self
+                        .inspect(&req.runner_name)
+                        .await?
+                        .ok_or_else(|| BackendError::Transient {
+                            backend: self.name.clone(),
+                            code: "Conflict".into(),
+                            message: format!(
+                                "a container named `{}` exists and is not ours",
+                                req.runner_name
+                            ),
+                        }),
+                    BackendError::NotFound { id, .. } => Err(BackendError::Permanent {
+                        backend: self.name.clone(),
+                        code: "NoSuchImage".into(),
+                        message: format!("image `{}`: {id}", spec.image),
+                    }),
+                    other => Err(other),
+                };
+            }
+        };
+        let started = async {
+            if !req.boot.files.is_empty() {
+                let archive = tar(&req.boot.files);
+                let opts = UploadToContainerOptions {
+                    path: "/".into(),
+                    ..Default::default()
+                };
+                self.docker
+                    .upload_to_container(&id, Some(opts), bollard::body_full(archive.into()))
+                    .await?;
+            }
+            self.docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+        }
+        .await;
+        if let Err(e) = started {
+            // Never leave a half-made container behind.
+            let _ = self.remove(&id).await;
+            return Err(self.classify(e));
+        }
+        self.inspect(&id)
+            .await?
+            .ok_or_else(|| BackendError::Transient {
+                backend: self.name.clone(),
+                code: "Vanished".into(),
+                message: format!("container `{}` vanished after it started", req.runner_name),
+            })
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        // Only ever remove our own containers.
+        match self.inspect(id).await? {
+            Some(_) => self.remove(id).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Instance>> {
+        self.inspect(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>> {
+        let mut filters = HashMap::new();
+        filters.insert(
+            "label".to_string(),
+            vec![format!("{TAG_MANAGER}={}", self.manager)],
+        );
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| self.classify(e))?;
+        let mut out: Vec<Instance> = list
+            .into_iter()
+            .filter(|c| c.labels.as_ref().is_some_and(|l| self.ours(l)))
+            .map(|c| Instance {
+                id: c.id.unwrap_or_default(),
+                state: c
+                    .state
+                    .map(|s: ContainerSummaryStateEnum| state_of(s.as_ref()))
+                    .unwrap_or(InstanceState::Unknown),
+                tags: c
+                    .labels
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect::<BTreeMap<_, _>>(),
+                created_at: c.created.map(|t| t.max(0) as u64),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+/// A tar archive (ustar) of `files` and their parent directories.
+fn tar(files: &[File]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut dirs: Vec<String> = Vec::new();
+    for f in files {
+        let path = f.path.trim_start_matches('/');
+        let mut parent = String::new();
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|x| x.1)
+            .unwrap_or(&[])
+        {
+            parent.push_str(part);
+            parent.push('/');
+            if !dirs.contains(&parent) {
+                dirs.push(parent.clone());
+                entry(&mut out, &parent, 0o755, b'5', &[]);
+            }
+        }
+        entry(&mut out, path, f.mode, b'0', f.content.expose().as_bytes());
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+fn entry(out: &mut Vec<u8>, path: &str, mode: u32, kind: u8, data: &[u8]) {
+    let mut h = [0u8; 512];
+    let name = path.as_bytes();
+    h[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    let octal = |field: &mut [u8], v: u64| {
+        let s = format!("{:0width$o}\0", v, width = field.len() - 1);
+        field.copy_from_slice(s.as_bytes());
+    };
+    octal(&mut h[100..108], u64::from(mode));
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], data.len() as u64);
+    octal(&mut h[136..148], crate::model::unix_now());
+    h[148..156].copy_from_slice(b"        ");
+    h[156] = kind;
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    let pad = (512 - data.len() % 512) % 512;
+    out.extend(std::iter::repeat_n(0u8, pad));
+}

@@ -1,0 +1,109 @@
+//! The backend contract as one test function that takes any backend.
+
+use runnerctl::backend::{
+    Backend, BootData, CreateRequest, OwnerTags, TAG_GROUP, TAG_MANAGER, TAG_RUNNER,
+};
+use runnerctl::config::InstanceSpec;
+use std::sync::Arc;
+
+pub fn request(
+    manager: &str,
+    group: &str,
+    runner: &str,
+    spec: &InstanceSpec,
+    boot: BootData,
+) -> CreateRequest {
+    CreateRequest {
+        runner_name: runner.to_string(),
+        spec: spec.clone(),
+        boot,
+        tags: OwnerTags {
+            manager: manager.to_string(),
+            group: group.to_string(),
+            runner: runner.to_string(),
+        },
+    }
+}
+
+/// `one` and `two` are the same backend seen by two different managers.
+pub async fn run(
+    one: Arc<dyn Backend>,
+    one_manager: &str,
+    two: Arc<dyn Backend>,
+    two_manager: &str,
+    spec: &InstanceSpec,
+    boot: BootData,
+) {
+    let runner = format!("{one_manager}-g-1");
+    let req = request(one_manager, "g", &runner, spec, boot.clone());
+
+    // create, then list shows it, get finds it, the owner tags are there.
+    let made = one.create(&req).await.expect("create");
+    let listed = one.list().await.expect("list");
+    assert!(
+        listed.iter().any(|i| i.id == made.id),
+        "list shows the new instance: {listed:?}"
+    );
+    let got = one.get(&made.id).await.expect("get").expect("get finds it");
+    assert_eq!(got.id, made.id);
+    for i in [&made, &got] {
+        assert_eq!(
+            i.tags.get(TAG_MANAGER).map(String::as_str),
+            Some(one_manager)
+        );
+        assert_eq!(i.tags.get(TAG_GROUP).map(String::as_str), Some("g"));
+        assert_eq!(
+            i.tags.get(TAG_RUNNER).map(String::as_str),
+            Some(runner.as_str())
+        );
+        assert_eq!(i.runner(), Some(runner.as_str()));
+        assert_eq!(i.group(), Some("g"));
+    }
+
+    // The same runner name twice yields one instance.
+    let again = one.create(&req).await.expect("second create");
+    assert_eq!(
+        again.id, made.id,
+        "a retried create returns the first instance"
+    );
+    let mine: Vec<_> = one
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.runner() == Some(runner.as_str()))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+
+    // Two managers' instances never mix.
+    let other_runner = format!("{two_manager}-g-1");
+    let theirs = two
+        .create(&request(
+            two_manager,
+            "g",
+            &other_runner,
+            spec,
+            boot.clone(),
+        ))
+        .await
+        .expect("other manager's create");
+    assert!(one.list().await.unwrap().iter().all(|i| i.id != theirs.id));
+    assert!(two.list().await.unwrap().iter().all(|i| i.id != made.id));
+    assert!(one.get(&theirs.id).await.unwrap().is_none(), "not ours");
+    one.delete(&theirs.id)
+        .await
+        .expect("deleting another's instance is a no-op");
+    assert!(
+        two.get(&theirs.id).await.unwrap().is_some(),
+        "and leaves it alone"
+    );
+
+    // delete, delete again, gone from list and get.
+    one.delete(&made.id).await.expect("delete");
+    one.delete(&made.id).await.expect("delete again succeeds");
+    assert!(one.list().await.unwrap().iter().all(|i| i.id != made.id));
+    assert!(one.get(&made.id).await.unwrap().is_none());
+
+    two.delete(&theirs.id).await.unwrap();
+    assert!(two.list().await.unwrap().is_empty());
+}
