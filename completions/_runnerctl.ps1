@@ -125,6 +125,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -167,6 +168,23 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'runnerctl;runners;bootstrap' {
+            [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The runner group')
+            [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The runner group')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'runnerctl;runners;delete' {
             [CompletionResult]::new('-g', '-g', [CompletionResultType]::ParameterName, 'The group whose runners to delete (with --all)')
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'The group whose runners to delete (with --all)')
@@ -189,6 +207,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         'runnerctl;runners;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -197,6 +216,9 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;runners;help;create' {
+            break
+        }
+        'runnerctl;runners;help;bootstrap' {
             break
         }
         'runnerctl;runners;help;delete' {
@@ -462,6 +484,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         'runnerctl;help;runners' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
+            [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
             break
         }
@@ -469,6 +492,9 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;help;runners;create' {
+            break
+        }
+        'runnerctl;help;runners;bootstrap' {
             break
         }
         'runnerctl;help;runners;delete' {

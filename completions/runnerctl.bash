@@ -127,6 +127,9 @@ _runnerctl() {
             runnerctl__subcmd__help__subcmd__groups,sync)
                 cmd="runnerctl__subcmd__help__subcmd__groups__subcmd__sync"
                 ;;
+            runnerctl__subcmd__help__subcmd__runners,bootstrap)
+                cmd="runnerctl__subcmd__help__subcmd__runners__subcmd__bootstrap"
+                ;;
             runnerctl__subcmd__help__subcmd__runners,create)
                 cmd="runnerctl__subcmd__help__subcmd__runners__subcmd__create"
                 ;;
@@ -145,6 +148,9 @@ _runnerctl() {
             runnerctl__subcmd__help__subcmd__tasks,requeue)
                 cmd="runnerctl__subcmd__help__subcmd__tasks__subcmd__requeue"
                 ;;
+            runnerctl__subcmd__runners,bootstrap)
+                cmd="runnerctl__subcmd__runners__subcmd__bootstrap"
+                ;;
             runnerctl__subcmd__runners,create)
                 cmd="runnerctl__subcmd__runners__subcmd__create"
                 ;;
@@ -156,6 +162,9 @@ _runnerctl() {
                 ;;
             runnerctl__subcmd__runners,list)
                 cmd="runnerctl__subcmd__runners__subcmd__list"
+                ;;
+            runnerctl__subcmd__runners__subcmd__help,bootstrap)
+                cmd="runnerctl__subcmd__runners__subcmd__help__subcmd__bootstrap"
                 ;;
             runnerctl__subcmd__runners__subcmd__help,create)
                 cmd="runnerctl__subcmd__runners__subcmd__help__subcmd__create"
@@ -796,8 +805,22 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help__subcmd__runners)
-            opts="list create delete"
+            opts="list create bootstrap delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__help__subcmd__runners__subcmd__bootstrap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -936,12 +959,50 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list create delete help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__runners__subcmd__bootstrap)
+            opts="-g -c -o -v -q -h -V --group --config --output --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1050,8 +1111,22 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__help)
-            opts="list create delete help"
+            opts="list create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__runners__subcmd__help__subcmd__bootstrap)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -114,6 +114,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --version 'Print version'
             cand list 'List runners with their status on the backend and on GitHub'
             cand create 'Create runners in a group, up to its `max_runners`'
+            cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -153,6 +154,22 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'runnerctl;runners;bootstrap'= {
+            cand -g 'The runner group'
+            cand --group 'The runner group'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'runnerctl;runners;delete'= {
             cand -g 'The group whose runners to delete (with --all)'
             cand --group 'The group whose runners to delete (with --all)'
@@ -174,12 +191,15 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;runners;help'= {
             cand list 'List runners with their status on the backend and on GitHub'
             cand create 'Create runners in a group, up to its `max_runners`'
+            cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'runnerctl;runners;help;list'= {
         }
         &'runnerctl;runners;help;create'= {
+        }
+        &'runnerctl;runners;help;bootstrap'= {
         }
         &'runnerctl;runners;help;delete'= {
         }
@@ -416,11 +436,14 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;runners'= {
             cand list 'List runners with their status on the backend and on GitHub'
             cand create 'Create runners in a group, up to its `max_runners`'
+            cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
         }
         &'runnerctl;help;runners;list'= {
         }
         &'runnerctl;help;runners;create'= {
+        }
+        &'runnerctl;help;runners;bootstrap'= {
         }
         &'runnerctl;help;runners;delete'= {
         }

@@ -69,17 +69,18 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the configured runner groups'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s g -l group -d 'Only runners of this group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s s -l status -d 'Only runners in this status' -r -f -a "reserved\t'A slot of the group is held for it; nothing exists yet'
 creating\t'Its JIT configuration and instance are being made'
@@ -104,6 +105,14 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s g -l group -d 'The runner group' -r
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s g -l group -d 'The group whose runners to delete (with --all)' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
@@ -116,6 +125,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s g -l group -d 'Check only this group' -r
@@ -234,6 +244,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_see
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from tasks" -f -a "list" -d 'List tasks waiting, in flight and scheduled for a retry'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from tasks" -f -a "dead" -d 'List tasks that failed every retry (the dead-letter stream)'

@@ -8,6 +8,7 @@ pub mod model;
 
 pub use error::{Error, ExitCode, Result};
 pub mod backend;
+pub mod bootstrap;
 pub mod manager;
 pub mod queue;
 pub mod server;

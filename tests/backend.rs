@@ -158,3 +158,84 @@ mod docker {
         assert!(err.is_transient(), "{err}");
     }
 }
+
+#[cfg(feature = "docker")]
+mod bootstrap_in_a_container {
+    use super::*;
+    use runnerctl::backend::docker::DockerBackend;
+    use runnerctl::bootstrap::{self, Credential, RunnerSetup};
+    use runnerctl::config::{BackendKind, DockerSettings, DockerSpec, Secret};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_default_bootstrap_starts_the_runner_once_without_leaking_the_secret() {
+        let m = manager_name("boot");
+        let runner = format!("{m}-g-boot");
+        let setup = RunnerSetup {
+            runner_name: runner.clone(),
+            labels: vec!["self-hosted".into(), "linux".into()],
+            url: "https://github.com/octo-org".into(),
+            runner_group: Some("g".into()),
+            credential: Credential::Jit(Secret::new("eyJKSVQiOiJzZWNyZXQifQ==")),
+        };
+        let boot = bootstrap::render(BackendKind::Docker, &setup, None).unwrap();
+        let d = DockerBackend::connect("docker", &m, &DockerSettings::default())
+            .await
+            .unwrap();
+        let spec = InstanceSpec::Docker(DockerSpec {
+            image: support::docker_test_image().to_string(),
+            cpus: None,
+            memory_mb: None,
+            network: Some("none".into()),
+        });
+        let made = d
+            .create(&conformance::request(&m, "g", &runner, &spec, boot))
+            .await
+            .unwrap();
+        let mut started = false;
+        for _ in 0..100 {
+            if support::docker(&["exec", &made.id, "cat", "/tmp/runner-state"]) == "started" {
+                started = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let logs = std::process::Command::new("docker")
+            .args(["logs", &made.id])
+            .output()
+            .unwrap();
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
+        assert!(started, "the stand-in runner started: {logs}");
+        assert_eq!(
+            support::docker(&["exec", &made.id, "cat", "/tmp/jit-received"]),
+            "eyJKSVQiOiJzZWNyZXQifQ==",
+            "the runner got its JIT configuration"
+        );
+        assert!(
+            logs.contains(&format!("starting runner {runner}")),
+            "{logs}"
+        );
+        assert!(!logs.contains("eyJKSVQi"), "no secret in the logs: {logs}");
+        assert!(!support::docker(&["inspect", &made.id]).contains("eyJKSVQi"));
+        assert_eq!(
+            support::docker(&["exec", &made.id, "ls", "/run/runnerctl"]),
+            "bootstrap.sh\nrunner.env",
+            "the credential file is gone once read"
+        );
+        assert_eq!(
+            support::docker(&["exec", &made.id, "ls", "/var/lib/runnerctl"]),
+            "installed"
+        );
+        // Running it a second time does no harm.
+        let again = support::docker(&["exec", &made.id, "sh", "/run/runnerctl/bootstrap.sh"]);
+        assert!(
+            again.contains("was started already; nothing to do"),
+            "{again}"
+        );
+        d.delete(&made.id).await.unwrap();
+    }
+}

@@ -48,6 +48,7 @@ fn every_command_has_real_help() {
         "runners list",
         "runners create",
         "runners delete",
+        "runners bootstrap",
         "healthcheck",
         "serve",
         "worker",
@@ -270,6 +271,62 @@ fn a_closed_pipe_is_not_an_error() {
         assert!(status.success(), "exit {status:?}, stderr {err}");
         assert!(err.is_empty(), "{err}");
     }
+}
+
+#[test]
+fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
+    let out = runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "runners",
+            "bootstrap",
+            "--group",
+            "docker",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("# ---- /run/runnerctl/bootstrap.sh (mode 0755) ----"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RUNNER_LABELS='self-hosted,linux,x64,docker'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/run/runnerctl/jitconfig (mode 0600)"),
+        "{text}"
+    );
+    assert!(text.contains("<redacted"), "{text}");
+    runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "runners",
+            "bootstrap",
+            "--group",
+            "nope",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no runner group `nope`"));
+    let out = runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "-o",
+            "json",
+            "runners",
+            "bootstrap",
+            "-g",
+            "demo",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["files"][2]["mode"], "0600");
 }
 
 #[test]

@@ -152,6 +152,16 @@ pub enum RunnersCommand {
         count: u32,
     },
 
+    /// Print what an instance of a group receives to become a runner, secrets redacted
+    ///
+    /// Shows the command, the environment and the files (the bootstrap script, its settings,
+    /// and the credential file, whose content is never printed).
+    Bootstrap {
+        /// The runner group
+        #[arg(long, short = 'g', value_name = "NAME")]
+        group: String,
+    },
+
     /// Delete runners: their instance on the backend and their registration on GitHub
     #[command(group(ArgGroup::new("target").required(true).args(["names", "all"])))]
     Delete(DeleteArgs),

@@ -137,3 +137,92 @@ pub fn groups_list(cx: &Context) -> Result<()> {
         ),
     }
 }
+
+#[derive(Serialize)]
+struct BootFile {
+    path: String,
+    mode: String,
+    content: String,
+}
+
+#[derive(Serialize)]
+struct BootView {
+    group: String,
+    backend: String,
+    command: Vec<String>,
+    env: Vec<(String, String)>,
+    files: Vec<BootFile>,
+}
+
+/// `runners bootstrap --group G`: the bootstrap of a sample runner of the group.
+pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
+    use crate::bootstrap::{self, Credential, RunnerSetup};
+    let config = cx.load()?.config;
+    let g = config
+        .group(group)
+        .ok_or_else(|| Error::Usage(format!("no runner group `{group}` in the configuration")))?;
+    let kind = config
+        .backend(&g.backend)
+        .map(|b| b.kind())
+        .ok_or_else(|| Error::Usage(format!("group `{group}` names no known backend")))?;
+    let template = match &g.bootstrap_template {
+        Some(p) => Some(bootstrap::read_template(p).map_err(|e| Error::Usage(e.to_string()))?),
+        None => None,
+    };
+    let url = match &g.repository {
+        Some(r) => format!("https://github.com/{}/{r}", g.organization),
+        None => format!("https://github.com/{}", g.organization),
+    };
+    let setup = RunnerSetup {
+        runner_name: format!("{}-{}-<suffix>", config.name, g.name),
+        labels: g.labels.clone(),
+        url,
+        runner_group: g.repository.is_none().then(|| g.name.clone()),
+        credential: Credential::Jit(config::Secret::new("")),
+    };
+    let boot = bootstrap::render(kind, &setup, template.as_deref())
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let view = BootView {
+        group: g.name.clone(),
+        backend: format!("{} ({kind})", g.backend),
+        command: boot.command,
+        env: boot.env,
+        files: boot
+            .files
+            .iter()
+            .map(|f| BootFile {
+                path: f.path.clone(),
+                mode: format!("{:04o}", f.mode),
+                content: if bootstrap::is_secret(&f.path) {
+                    "<redacted: the runner's credential, made when the runner is created>".into()
+                } else {
+                    f.content.expose().to_string()
+                },
+            })
+            .collect(),
+    };
+    match cx.output {
+        OutputFormat::Json => output::json(&view),
+        OutputFormat::Table => {
+            let mut out = format!(
+                "# group {} on backend {}\n# command: {}\n",
+                view.group,
+                view.backend,
+                view.command.join(" ")
+            );
+            for (k, v) in &view.env {
+                out.push_str(&format!("# env: {k}={v}\n"));
+            }
+            for f in &view.files {
+                out.push_str(&format!(
+                    "\n# ---- {} (mode {}) ----\n{}",
+                    f.path, f.mode, f.content
+                ));
+                if !f.content.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            output::print(&out)
+        }
+    }
+}

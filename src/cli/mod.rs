@@ -129,6 +129,9 @@ pub fn run(cli: Cli) -> Result<()> {
             command: "runners create",
             what: "runner creation",
         }),
+        Command::Runners(RunnersCommand::Bootstrap { group }) => {
+            config_cmd::runners_bootstrap(&cx, &group)
+        }
         Command::Runners(RunnersCommand::Delete(_)) => Err(Error::NotAvailable {
             command: "runners delete",
             what: "runner deletion",

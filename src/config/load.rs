@@ -177,6 +177,7 @@ struct RawGroup {
     labels: Option<Vec<String>>,
     backend: Option<String>,
     spec: Option<Value>,
+    bootstrap_template: Option<std::path::PathBuf>,
 }
 
 fn default_max_runners() -> u32 {
@@ -912,6 +913,14 @@ impl Cx<'_> {
                 );
             }
         }
+        if let Some(t) = &raw.bootstrap_template {
+            if let Err(e) = std::fs::metadata(t) {
+                self.error(
+                    &field("bootstrap_template"),
+                    format!("cannot read `{}`: {e}", t.display()),
+                );
+            }
+        }
         if !valid {
             return None;
         }
@@ -927,6 +936,7 @@ impl Cx<'_> {
             labels: raw.labels?,
             backend: backend_name,
             spec: spec?,
+            bootstrap_template: raw.bootstrap_template,
         })
     }
 }

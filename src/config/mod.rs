@@ -413,6 +413,9 @@ pub struct RunnerGroup {
     pub labels: Vec<String>,
     pub backend: String,
     pub spec: InstanceSpec,
+    /// A script replacing the default bootstrap of this group's instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_template: Option<PathBuf>,
 }
 
 /// What an instance of a group looks like, by backend kind.

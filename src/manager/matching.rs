@@ -85,6 +85,7 @@ mod tests {
             labels: labels.iter().map(|s| s.to_string()).collect(),
             backend: "fake".into(),
             spec: InstanceSpec::Fake(FakeSpec::default()),
+            bootstrap_template: None,
         }
     }
 

@@ -197,7 +197,7 @@ pub fn fixture(name: &str) -> serde_json::Value {
 /// The test image, made with `docker import` from a busybox-static root filesystem when missing
 /// (no registry is reachable). Requires a running Docker engine.
 pub fn docker_test_image() -> &'static str {
-    const IMAGE: &str = "runnerctl-test:latest";
+    const IMAGE: &str = "runnerctl-test:2";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let have = Command::new("docker")
@@ -209,7 +209,7 @@ pub fn docker_test_image() -> &'static str {
             .unwrap_or(false);
         if !have {
             let script = format!(
-                "set -e; d=$(mktemp -d); mkdir -p $d/bin $d/tmp $d/run $d/etc; cp /bin/busybox $d/bin/ 2>/dev/null || cp /usr/bin/busybox $d/bin/; for a in sh ls cat echo sleep wget nc mkdir rm test env id chmod stat; do ln -sf busybox $d/bin/$a; done; tar -C $d -c . | docker import - {IMAGE} >/dev/null; rm -rf $d"
+                "set -e; d=$(mktemp -d); mkdir -p $d/bin $d/tmp $d/run $d/etc; cp /bin/busybox $d/bin/ 2>/dev/null || cp /usr/bin/busybox $d/bin/; for a in sh ls cat echo sleep wget nc mkdir rm test env id chmod stat touch printf dirname; do ln -sf busybox $d/bin/$a; done; mkdir -p $d/home/runner; printf '%s\\n' '#!/bin/sh' '# Stand-in for the GitHub runner: records what it was given, then waits.' 'printf %s \"$ACTIONS_RUNNER_INPUT_JITCONFIG\" > /tmp/jit-received' 'echo started > /tmp/runner-state' 'exec sleep 300' > $d/home/runner/run.sh; chmod 755 $d/home/runner/run.sh; tar -C $d -c . | docker import - {IMAGE} >/dev/null; rm -rf $d"
             );
             let ok = Command::new("sh").args(["-c", &script]).status().unwrap().success();
             assert!(ok, "could not build {IMAGE} (needs docker.io and busybox-static; .ci/run installs them)");
