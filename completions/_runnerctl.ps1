@@ -57,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups beside what GitHub has')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Create or update the GitHub runner groups to match the configuration')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -67,6 +67,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--local', '--local', [CompletionResultType]::ParameterName, 'Show the configuration only, without asking GitHub')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
@@ -96,7 +97,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;groups;help' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups beside what GitHub has')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Create or update the GitHub runner groups to match the configuration')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -471,7 +472,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;help;groups' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the configured runner groups beside what GitHub has')
             [CompletionResult]::new('sync', 'sync', [CompletionResultType]::ParameterValue, 'Create or update the GitHub runner groups to match the configuration')
             break
         }

@@ -545,7 +545,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups__subcmd__list)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --local --config --output --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

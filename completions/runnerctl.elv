@@ -53,7 +53,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand list 'List the configured runner groups'
+            cand list 'List the configured runner groups beside what GitHub has'
             cand sync 'Create or update the GitHub runner groups to match the configuration'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -62,6 +62,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
             cand --output 'Output format of listings and reports'
+            cand --local 'Show the configuration only, without asking GitHub'
             cand -v 'More log output on stderr (-v debug, -vv trace)'
             cand --verbose 'More log output on stderr (-v debug, -vv trace)'
             cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
@@ -89,7 +90,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --version 'Print version'
         }
         &'runnerctl;groups;help'= {
-            cand list 'List the configured runner groups'
+            cand list 'List the configured runner groups beside what GitHub has'
             cand sync 'Create or update the GitHub runner groups to match the configuration'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -426,7 +427,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'runnerctl;help;groups'= {
-            cand list 'List the configured runner groups'
+            cand list 'List the configured runner groups beside what GitHub has'
             cand sync 'Create or update the GitHub runner groups to match the configuration'
         }
         &'runnerctl;help;groups;list'= {

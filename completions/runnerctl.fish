@@ -47,12 +47,13 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -f -a "list" -d 'List the configured runner groups'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l local -d 'Show the configuration only, without asking GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -66,7 +67,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the configured runner groups'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
@@ -240,7 +241,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "config" -d 'Validate, show or print an example configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'

@@ -1,6 +1,7 @@
 //! The library's error type and the one place that maps errors to process exit codes.
 
 use crate::config::ConfigError;
+use crate::forge::ForgeError;
 
 /// Process exit codes. They are part of the CLI contract and listed in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub enum Error {
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
 
+    #[error(transparent)]
+    Forge(#[from] crate::forge::ForgeError),
+
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
 }
@@ -65,6 +69,13 @@ impl Error {
             Error::Queue(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(crate::queue::QueueError::NoSuchTask(_)) => ExitCode::Usage,
             Error::Store(_) | Error::Queue(_) => ExitCode::Problem,
+            Error::Forge(e) => match e {
+                ForgeError::Unavailable(_) | ForgeError::RateLimited { .. } => {
+                    ExitCode::Unavailable
+                }
+                ForgeError::Unauthorized(_) | ForgeError::Config(_) => ExitCode::Usage,
+                _ => ExitCode::Problem,
+            },
         }
     }
 }

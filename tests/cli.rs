@@ -160,13 +160,13 @@ fn the_example_validates_and_is_what_config_example_prints() {
 fn the_config_path_comes_from_flag_then_env_then_default() {
     runnerctl()
         .env("RUNNERCTL_CONFIG", example_path())
-        .args(["groups", "list"])
+        .args(["groups", "list", "--local"])
         .assert()
         .success()
         .stdout(predicate::str::contains("vsphere-windows"));
     runnerctl()
         .env("RUNNERCTL_CONFIG", "/nonexistent/env.yaml")
-        .args(["--config", &example_path(), "groups", "list"])
+        .args(["--config", &example_path(), "groups", "list", "--local"])
         .assert()
         .success();
     runnerctl()
@@ -230,13 +230,13 @@ fn config_show_fills_defaults_and_redacts_secrets() {
 #[test]
 fn groups_list_prints_table_and_json() {
     runnerctl()
-        .args(["--config", &example_path(), "groups", "list"])
+        .args(["--config", &example_path(), "groups", "list", "--local"])
         .assert()
         .success()
         .stdout(predicate::str::contains("GROUP"))
         .stdout(predicate::str::contains("octo-org/octo-repo"));
     let out = runnerctl()
-        .args(["--config", &example_path(), "-o", "json", "groups", "list"])
+        .args(["--config", &example_path(), "-o", "json", "groups", "list", "--local"])
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
@@ -333,7 +333,6 @@ fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
 fn commands_not_built_yet_say_so_with_exit_2() {
     for args in [
         vec!["healthcheck"],
-        vec!["groups", "sync"],
         vec!["runners", "list"],
         vec!["runners", "create", "--group", "demo"],
         vec!["runners", "delete", "x"],

@@ -112,8 +112,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum GroupsCommand {
-    /// List the configured runner groups
-    List,
+    /// List the configured runner groups beside what GitHub has
+    List {
+        /// Show the configuration only, without asking GitHub
+        #[arg(long)]
+        local: bool,
+    },
 
     /// Create or update the GitHub runner groups to match the configuration
     ///

@@ -3,7 +3,7 @@
 use super::args::ConfigCommand;
 use super::output::{self, OutputFormat};
 use super::Context;
-use crate::config::{self, ConfigError, InstanceSpec, Problem};
+use crate::config::{self, ConfigError, Problem};
 use crate::error::{Error, Result};
 use serde::Serialize;
 
@@ -77,65 +77,6 @@ fn validate(cx: &Context, path: &std::path::Path) -> Result<()> {
         }
     }
     result.map(|_| ()).map_err(Error::from)
-}
-
-#[derive(Serialize)]
-struct GroupRow<'a> {
-    name: &'a str,
-    organization: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repository: Option<&'a str>,
-    labels: &'a [String],
-    backend: &'a str,
-    kind: &'static str,
-    min_runners: u32,
-    max_runners: u32,
-}
-
-pub fn groups_list(cx: &Context) -> Result<()> {
-    let loaded = cx.load()?;
-    let c = &loaded.config;
-    let rows: Vec<GroupRow> = c
-        .runner_groups
-        .iter()
-        .map(|g| GroupRow {
-            name: &g.name,
-            organization: &g.organization,
-            repository: g.repository.as_deref(),
-            labels: &g.labels,
-            backend: &g.backend,
-            kind: match g.spec {
-                InstanceSpec::Fake(_) => "fake",
-                InstanceSpec::Docker(_) => "docker",
-                InstanceSpec::Aws(_) => "aws",
-                InstanceSpec::Gcp(_) => "gcp",
-                InstanceSpec::Vsphere(_) => "vsphere",
-            },
-            min_runners: g.min_runners,
-            max_runners: g.max_runners,
-        })
-        .collect();
-    match cx.output {
-        OutputFormat::Json => output::json(&rows),
-        OutputFormat::Table => output::table(
-            &["group", "scope", "labels", "backend", "min", "max"],
-            rows.iter()
-                .map(|r| {
-                    vec![
-                        r.name.to_string(),
-                        match r.repository {
-                            Some(repo) => format!("{}/{repo}", r.organization),
-                            None => r.organization.to_string(),
-                        },
-                        r.labels.join(","),
-                        format!("{} ({})", r.backend, r.kind),
-                        r.min_runners.to_string(),
-                        r.max_runners.to_string(),
-                    ]
-                })
-                .collect(),
-        ),
-    }
 }
 
 #[derive(Serialize)]

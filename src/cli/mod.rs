@@ -7,6 +7,7 @@ pub mod args;
 pub mod output;
 
 mod config_cmd;
+mod groups_cmd;
 mod queue_cmd;
 mod serve_cmd;
 
@@ -94,6 +95,32 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The GitHub client of the configuration, its secrets resolved.
+    pub fn github(&self, config: &config::Config) -> Result<crate::forge::github::GitHub> {
+        use crate::forge::github::{Auth, GitHub};
+        let auth = match config.github.auth() {
+            Some(config::GithubAuth::Token(src)) => Auth::Token(
+                src.resolve()
+                    .map_err(|e| Error::Usage(format!("github.token: {e}")))?,
+            ),
+            Some(config::GithubAuth::App {
+                app_id,
+                installation_id,
+                private_key,
+            }) => Auth::App {
+                app_id,
+                installation_id,
+                private_key: private_key
+                    .resolve()
+                    .map_err(|e| Error::Usage(format!("github.private_key: {e}")))?,
+            },
+            None => return Err(Error::Usage("github: no authentication configured".into())),
+        };
+        Ok(GitHub::new(&config.github.base_url, auth)?)
+    }
+}
+
 /// A tokio runtime for a command that talks to the network.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -116,11 +143,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Completions { shell } => {
             output::print(&String::from_utf8_lossy(&completion(shell)))
         }
-        Command::Groups(GroupsCommand::List) => config_cmd::groups_list(&cx),
-        Command::Groups(GroupsCommand::Sync { .. }) => Err(Error::NotAvailable {
-            command: "groups sync",
-            what: "the GitHub client",
-        }),
+        Command::Groups(GroupsCommand::List { local }) => groups_cmd::list(&cx, local),
+        Command::Groups(GroupsCommand::Sync { group, dry_run }) => {
+            groups_cmd::sync(&cx, group.as_deref(), dry_run)
+        }
         Command::Runners(RunnersCommand::List { .. }) => Err(Error::NotAvailable {
             command: "runners list",
             what: "runner bookkeeping",

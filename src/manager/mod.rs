@@ -4,6 +4,7 @@
 //! backends.
 
 pub mod matching;
+pub mod sync;
 
 use crate::queue::{Envelope, Task};
 use crate::store::RedisStore;

@@ -1,0 +1,185 @@
+//! `runnerctl groups list` and `runnerctl groups sync`.
+
+use super::output::{self, OutputFormat};
+use super::{runtime, Context};
+use crate::config::{Config, RunnerGroup};
+use crate::error::{Error, Result};
+use crate::forge::{Forge, RunnerGroupInfo};
+use crate::manager::sync::{self, Action};
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Serialize)]
+struct GroupRow<'a> {
+    name: &'a str,
+    organization: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<&'a str>,
+    labels: &'a [String],
+    backend: &'a str,
+    kind: String,
+    min_runners: u32,
+    max_runners: u32,
+    /// What GitHub has: absent with `--local`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    github: Option<String>,
+}
+
+fn kind(config: &Config, g: &RunnerGroup) -> String {
+    config
+        .backend(&g.backend)
+        .map(|b| b.kind().to_string())
+        .unwrap_or_default()
+}
+
+pub fn list(cx: &Context, local: bool) -> Result<()> {
+    let config = cx.load()?.config;
+    let github: Option<HashMap<String, Vec<RunnerGroupInfo>>> = if local {
+        None
+    } else {
+        let forge = cx.github(&config)?;
+        let rt = runtime()?;
+        let mut orgs: Vec<&str> = config
+            .runner_groups
+            .iter()
+            .filter(|g| g.repository.is_none())
+            .map(|g| g.organization.as_str())
+            .collect();
+        orgs.sort();
+        orgs.dedup();
+        Some(rt.block_on(async {
+            let mut m = HashMap::new();
+            for org in orgs {
+                m.insert(org.to_string(), forge.list_runner_groups(org).await?);
+            }
+            Ok::<_, Error>(m)
+        })?)
+    };
+    let rows: Vec<GroupRow> = config
+        .runner_groups
+        .iter()
+        .map(|g| GroupRow {
+            name: &g.name,
+            organization: &g.organization,
+            repository: g.repository.as_deref(),
+            labels: &g.labels,
+            backend: &g.backend,
+            kind: kind(&config, g),
+            min_runners: g.min_runners,
+            max_runners: g.max_runners,
+            github: github.as_ref().map(|m| {
+                if g.repository.is_some() {
+                    return "repository runners".to_string();
+                }
+                match m
+                    .get(&g.organization)
+                    .and_then(|list| list.iter().find(|x| x.name == g.name))
+                {
+                    Some(x) => format!("id {} ({})", x.id, x.visibility),
+                    None => "missing (run `groups sync`)".to_string(),
+                }
+            }),
+        })
+        .collect();
+    match cx.output {
+        OutputFormat::Json => output::json(&rows),
+        OutputFormat::Table => {
+            let mut headers = vec!["group", "scope", "labels", "backend", "min", "max"];
+            if github.is_some() {
+                headers.push("github");
+            }
+            output::table(
+                &headers,
+                rows.iter()
+                    .map(|r| {
+                        let mut row = vec![
+                            r.name.to_string(),
+                            match r.repository {
+                                Some(repo) => format!("{}/{repo}", r.organization),
+                                None => r.organization.to_string(),
+                            },
+                            r.labels.join(","),
+                            format!("{} ({})", r.backend, r.kind),
+                            r.min_runners.to_string(),
+                            r.max_runners.to_string(),
+                        ];
+                        if let Some(gh) = &r.github {
+                            row.push(gh.clone());
+                        }
+                        row
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
+    let config = cx.load()?.config;
+    let groups: Vec<&RunnerGroup> = config
+        .runner_groups
+        .iter()
+        .filter(|g| only.is_none_or(|o| o == g.name))
+        .collect();
+    if let (Some(name), true) = (only, groups.is_empty()) {
+        return Err(Error::Usage(format!(
+            "no runner group `{name}` in the configuration"
+        )));
+    }
+    let forge = cx.github(&config)?;
+    let bar = progress(groups.len() as u64, cx.output);
+    let rt = runtime()?;
+    let rows = rt.block_on(sync::sync(&forge, &groups, dry_run, &|| bar.inc(1)));
+    bar.finish_and_clear();
+    match cx.output {
+        OutputFormat::Json => {
+            output::json(&serde_json::json!({ "dry_run": dry_run, "groups": rows }))?
+        }
+        OutputFormat::Table => {
+            output::table(
+                &["group", "scope", "action", "changes"],
+                rows.iter()
+                    .map(|r| {
+                        let action = serde_json::to_value(r.action)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default();
+                        vec![
+                            r.group.clone(),
+                            r.scope.clone(),
+                            if dry_run && matches!(r.action, Action::Create | Action::Update) {
+                                format!("{action} (dry run)")
+                            } else {
+                                action
+                            },
+                            r.changes.join("; "),
+                        ]
+                    })
+                    .collect(),
+            )?;
+        }
+    }
+    let failed = rows.iter().filter(|r| r.action == Action::Error).count();
+    if failed > 0 {
+        return Err(Error::Problem(format!(
+            "{failed} group{} could not be synchronized",
+            if failed == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr when there are many items and a person is watching.
+pub fn progress(len: u64, output: OutputFormat) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if len < 2 || output == OutputFormat::Json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,446 @@
+//! The GitHub forge over REST. octocrab carries the requests and the authentication (a personal
+//! access token, or a GitHub App whose installation token it caches and renews before it
+//! expires); the routes are raw (`_get`, `_post`, …) so that every answer's status and
+//! `x-ratelimit-*` headers are seen here, and pagination is explicit, 100 per page.
+//!
+//! Rate limits: a 403 or 429 with `retry-after`, or with no requests remaining, is waited out
+//! when the wait is short, else returned as [`ForgeError::RateLimited`] with the reset time. A
+//! rate-limited request was not performed by GitHub, so waiting and sending it again cannot make
+//! a second runner; a JIT request repeated after a lost answer gets 409, which the caller handles
+//! by looking the runner up by name.
+
+use super::*;
+use http::StatusCode;
+use octocrab::Octocrab;
+use serde::de::DeserializeOwned;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How runnerctl authenticates, with its secrets read.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Token(Secret),
+    App {
+        app_id: u64,
+        installation_id: u64,
+        private_key: Secret,
+    },
+}
+
+pub struct GitHub {
+    octo: Octocrab,
+    rate: Mutex<Option<RateLimit>>,
+    /// The longest rate-limit wait done in place; longer ones are returned as errors.
+    pub max_wait: Duration,
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Get,
+    Post,
+    Patch,
+    Put,
+    Delete,
+}
+
+impl GitHub {
+    /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).
+    pub fn new(base_url: &str, auth: Auth) -> Result<GitHub> {
+        let mut b = Octocrab::builder()
+            .base_uri(base_url)
+            .map_err(|e| ForgeError::Config(format!("base_url `{base_url}`: {e}")))?
+            .add_header(http::header::ACCEPT, "application/json".into())
+            .add_header(
+                http::header::HeaderName::from_static("x-github-api-version"),
+                "2022-11-28".into(),
+            )
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)));
+        let octo = match auth {
+            Auth::Token(t) => {
+                b = b.personal_token(t.expose().to_string());
+                b.build().map_err(|e| ForgeError::Config(e.to_string()))?
+            }
+            Auth::App {
+                app_id,
+                installation_id,
+                private_key,
+            } => {
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose().as_bytes())
+                    .map_err(|e| {
+                        ForgeError::Config(format!(
+                            "the GitHub App private key is not an RSA PEM key: {e}"
+                        ))
+                    })?;
+                let app = b
+                    .app(app_id.into(), key)
+                    .build()
+                    .map_err(|e| ForgeError::Config(e.to_string()))?;
+                app.installation(installation_id.into())
+                    .map_err(|e| ForgeError::Config(e.to_string()))?
+            }
+        };
+        Ok(GitHub {
+            octo,
+            rate: Mutex::new(None),
+            max_wait: Duration::from_secs(10),
+        })
+    }
+
+    fn record_rate(&self, headers: &http::HeaderMap) -> Option<RateLimit> {
+        let num = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let rl = RateLimit {
+            limit: num("x-ratelimit-limit")?,
+            remaining: num("x-ratelimit-remaining")?,
+            used: num("x-ratelimit-used").unwrap_or(0),
+            reset: num("x-ratelimit-reset").unwrap_or(0),
+        };
+        *self.rate.lock().unwrap_or_else(|p| p.into_inner()) = Some(rl);
+        Some(rl)
+    }
+
+    /// Sends one request; returns the status and body. Waits out short rate limits.
+    async fn call(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, String)> {
+        let uri = format!("/{path}");
+        for _ in 0..3 {
+            let sent = match verb {
+                Verb::Get => self.octo._get(uri.as_str()).await,
+                Verb::Post => self.octo._post(uri.as_str(), body).await,
+                Verb::Patch => self.octo._patch(uri.as_str(), body).await,
+                Verb::Put => self.octo._put(uri.as_str(), body).await,
+                Verb::Delete => self.octo._delete(uri.as_str(), body).await,
+            };
+            let resp = sent.map_err(|e| classify_transport(&e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let rate = self.record_rate(&headers);
+            let text = self
+                .octo
+                .body_to_string(resp)
+                .await
+                .map_err(|e| ForgeError::Unavailable(e.to_string()))?;
+            let limited = status == StatusCode::TOO_MANY_REQUESTS
+                || (status == StatusCode::FORBIDDEN
+                    && (headers.contains_key("retry-after")
+                        || rate.is_some_and(|r| r.remaining == 0)));
+            if !limited {
+                return Ok((status, text));
+            }
+            let now = crate::model::unix_now();
+            let reset_at = match headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                Some(secs) => now + secs,
+                None => rate.map(|r| r.reset).unwrap_or(now + 60),
+            };
+            let wait = Duration::from_secs(reset_at.saturating_sub(now).max(1));
+            if wait > self.max_wait {
+                return Err(ForgeError::RateLimited { reset_at });
+            }
+            tracing::warn!(
+                path,
+                wait_secs = wait.as_secs(),
+                "GitHub rate limit; waiting"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        Err(ForgeError::RateLimited {
+            reset_at: crate::model::unix_now() + 60,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        verb: Verb,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T> {
+        let (status, text) = self.call(verb, path, body).await?;
+        if !status.is_success() {
+            return Err(error_for(status, &text, path));
+        }
+        serde_json::from_str(&text).map_err(|e| ForgeError::Decode(format!("{path}: {e}")))
+    }
+
+    /// Every page of a listing (`per_page=100`), following the item count GitHub reports.
+    async fn pages<T: DeserializeOwned>(&self, path: &str, field: &str) -> Result<Vec<T>> {
+        let mut out: Vec<T> = Vec::new();
+        for page in 1.. {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let v: serde_json::Value = self
+                .json(
+                    Verb::Get,
+                    &format!("{path}{sep}per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items = v
+                .get(field)
+                .cloned()
+                .ok_or_else(|| ForgeError::Decode(format!("{path}: no `{field}` in the answer")))?;
+            let items: Vec<T> = serde_json::from_value(items)
+                .map_err(|e| ForgeError::Decode(format!("{path}: {e}")))?;
+            let total = v.get("total_count").and_then(|t| t.as_u64());
+            let n = items.len();
+            out.extend(items);
+            if n < 100 || total.is_some_and(|t| out.len() as u64 >= t) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An error octocrab raised before an answer reached us: a network failure, or GitHub refusing
+/// the installation token request (bad app id, key or installation).
+fn classify_transport(e: &octocrab::Error) -> ForgeError {
+    match e {
+        octocrab::Error::GitHub { source, .. } => {
+            let status = source.status_code;
+            let message = format!("{} (installation token)", source.message);
+            match status.as_u16() {
+                401 | 403 | 404 => ForgeError::Unauthorized(message),
+                429 => ForgeError::RateLimited {
+                    reset_at: source
+                        .rate_limit_reset
+                        .unwrap_or_else(|| crate::model::unix_now() + 60),
+                },
+                500..=599 => ForgeError::Unavailable(message),
+                s => ForgeError::Api { status: s, message },
+            }
+        }
+        other => {
+            // Display of a transport error is short; keep the first line only.
+            let text = other.to_string();
+            ForgeError::Unavailable(text.lines().next().unwrap_or_default().to_string())
+        }
+    }
+}
+
+fn message_of(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+fn error_for(status: StatusCode, text: &str, path: &str) -> ForgeError {
+    let message = format!("{} ({path})", message_of(text));
+    match status.as_u16() {
+        401 | 403 => ForgeError::Unauthorized(message),
+        404 => ForgeError::NotFound(message),
+        409 => ForgeError::Conflict(message),
+        500..=599 => ForgeError::Unavailable(message),
+        s => ForgeError::Api { status: s, message },
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRunner {
+    id: u64,
+    name: String,
+    status: String,
+    #[serde(default)]
+    busy: bool,
+    #[serde(default)]
+    labels: Vec<RawLabel>,
+    #[serde(default)]
+    runner_group_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawLabel {
+    name: String,
+}
+
+impl From<RawRunner> for ForgeRunner {
+    fn from(r: RawRunner) -> Self {
+        ForgeRunner {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            busy: r.busy,
+            labels: r.labels.into_iter().map(|l| l.name).collect(),
+            runner_group_id: r.runner_group_id,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawRepo {
+    id: u64,
+}
+
+#[async_trait::async_trait]
+impl Forge for GitHub {
+    async fn list_runner_groups(&self, org: &str) -> Result<Vec<RunnerGroupInfo>> {
+        self.pages(
+            &format!("orgs/{org}/actions/runner-groups"),
+            "runner_groups",
+        )
+        .await
+    }
+
+    async fn create_runner_group(&self, org: &str, s: &GroupSettings) -> Result<RunnerGroupInfo> {
+        let mut body = serde_json::json!({
+            "name": s.name,
+            "visibility": s.visibility,
+            "allows_public_repositories": s.allows_public_repositories,
+            "restricted_to_workflows": s.restricted_to_workflows,
+            "selected_workflows": s.selected_workflows,
+        });
+        if s.visibility == "selected" {
+            body["selected_repository_ids"] = serde_json::json!(s.selected_repository_ids);
+        }
+        self.json(
+            Verb::Post,
+            &format!("orgs/{org}/actions/runner-groups"),
+            Some(&body),
+        )
+        .await
+    }
+
+    async fn update_runner_group(
+        &self,
+        org: &str,
+        id: u64,
+        s: &GroupSettings,
+    ) -> Result<RunnerGroupInfo> {
+        let body = serde_json::json!({
+            "name": s.name,
+            "visibility": s.visibility,
+            "allows_public_repositories": s.allows_public_repositories,
+            "restricted_to_workflows": s.restricted_to_workflows,
+            "selected_workflows": s.selected_workflows,
+        });
+        let g: RunnerGroupInfo = self
+            .json(
+                Verb::Patch,
+                &format!("orgs/{org}/actions/runner-groups/{id}"),
+                Some(&body),
+            )
+            .await?;
+        if s.visibility == "selected" {
+            let path = format!("orgs/{org}/actions/runner-groups/{id}/repositories");
+            let body = serde_json::json!({ "selected_repository_ids": s.selected_repository_ids });
+            let (status, text) = self.call(Verb::Put, &path, Some(&body)).await?;
+            if !status.is_success() {
+                return Err(error_for(status, &text, &path));
+            }
+        }
+        Ok(g)
+    }
+
+    async fn runner_group_repository_ids(&self, org: &str, id: u64) -> Result<Vec<u64>> {
+        let repos: Vec<RawRepo> = self
+            .pages(
+                &format!("orgs/{org}/actions/runner-groups/{id}/repositories"),
+                "repositories",
+            )
+            .await?;
+        Ok(repos.into_iter().map(|r| r.id).collect())
+    }
+
+    async fn repository_id(&self, owner: &str, repo: &str) -> Result<u64> {
+        let r: RawRepo = self
+            .json(Verb::Get, &format!("repos/{owner}/{repo}"), None)
+            .await?;
+        Ok(r.id)
+    }
+
+    async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>> {
+        let raw: Vec<RawRunner> = self
+            .pages(&format!("{}/actions/runners", scope.path()), "runners")
+            .await?;
+        Ok(raw.into_iter().map(ForgeRunner::from).collect())
+    }
+
+    async fn get_runner(&self, scope: &Scope, id: u64) -> Result<Option<ForgeRunner>> {
+        match self
+            .json::<RawRunner>(
+                Verb::Get,
+                &format!("{}/actions/runners/{id}", scope.path()),
+                None,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r.into())),
+            Err(ForgeError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_runner(&self, scope: &Scope, id: u64) -> Result<Deleted> {
+        let path = format!("{}/actions/runners/{id}", scope.path());
+        let (status, text) = self.call(Verb::Delete, &path, None).await?;
+        match status.as_u16() {
+            200..=299 => Ok(Deleted::Deleted),
+            404 => Ok(Deleted::NotFound),
+            422 => Ok(Deleted::Busy),
+            _ => Err(error_for(status, &text, &path)),
+        }
+    }
+
+    async fn generate_jit_config(
+        &self,
+        scope: &Scope,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[String],
+        work_folder: &str,
+    ) -> Result<JitConfig> {
+        #[derive(Deserialize)]
+        struct Answer {
+            runner: RawRunner,
+            encoded_jit_config: String,
+        }
+        let body = serde_json::json!({
+            "name": name,
+            "runner_group_id": runner_group_id,
+            "labels": labels,
+            "work_folder": work_folder,
+        });
+        let a: Answer = self
+            .json(
+                Verb::Post,
+                &format!("{}/actions/runners/generate-jitconfig", scope.path()),
+                Some(&body),
+            )
+            .await?;
+        Ok(JitConfig {
+            runner: a.runner.into(),
+            encoded: Secret::new(a.encoded_jit_config),
+        })
+    }
+
+    async fn registration_token(&self, scope: &Scope) -> Result<Secret> {
+        #[derive(Deserialize)]
+        struct Answer {
+            token: String,
+        }
+        let a: Answer = self
+            .json(
+                Verb::Post,
+                &format!("{}/actions/runners/registration-token", scope.path()),
+                None,
+            )
+            .await?;
+        Ok(Secret::new(a.token))
+    }
+
+    fn rate_limit(&self) -> Option<RateLimit> {
+        *self.rate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,192 @@
+//! The forge: what runnerctl needs of GitHub (and later Gitea), as one narrow trait.
+//!
+//! `github` implements it over GitHub's REST API (octocrab for transport and authentication);
+//! `sim` is a stateful fake GitHub server for tests and the demo, never used by a production
+//! code path.
+
+pub mod github;
+pub mod sim;
+
+use crate::config::Secret;
+use serde::{Deserialize, Serialize};
+
+/// Where runners register: an organization, or a single repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub enum Scope {
+    Org(String),
+    Repo { owner: String, repo: String },
+}
+
+impl Scope {
+    /// The REST path prefix: `orgs/ORG` or `repos/OWNER/REPO`.
+    pub fn path(&self) -> String {
+        match self {
+            Scope::Org(o) => format!("orgs/{o}"),
+            Scope::Repo { owner, repo } => format!("repos/{owner}/{repo}"),
+        }
+    }
+
+    /// The URL a runner registers against (`config.sh --url`).
+    pub fn html_url(&self, web_base: &str) -> String {
+        match self {
+            Scope::Org(o) => format!("{web_base}/{o}"),
+            Scope::Repo { owner, repo } => format!("{web_base}/{owner}/{repo}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Org(o) => write!(f, "organization {o}"),
+            Scope::Repo { owner, repo } => write!(f, "repository {owner}/{repo}"),
+        }
+    }
+}
+
+/// A runner group as GitHub has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerGroupInfo {
+    pub id: u64,
+    pub name: String,
+    /// `all`, `selected` or `private`.
+    pub visibility: String,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub allows_public_repositories: bool,
+    #[serde(default)]
+    pub restricted_to_workflows: bool,
+    #[serde(default)]
+    pub selected_workflows: Vec<String>,
+}
+
+/// What a runner group should look like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupSettings {
+    pub name: String,
+    /// `all` or `selected`.
+    pub visibility: String,
+    pub selected_repository_ids: Vec<u64>,
+    pub allows_public_repositories: bool,
+    pub restricted_to_workflows: bool,
+    pub selected_workflows: Vec<String>,
+}
+
+/// A self-hosted runner as GitHub has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgeRunner {
+    pub id: u64,
+    pub name: String,
+    /// `online` or `offline`.
+    pub status: String,
+    pub busy: bool,
+    pub labels: Vec<String>,
+    pub runner_group_id: Option<u64>,
+}
+
+impl ForgeRunner {
+    pub fn online(&self) -> bool {
+        self.status == "online"
+    }
+}
+
+/// The answer to a JIT configuration request: the runner GitHub registered, and the
+/// configuration its process starts with.
+#[derive(Debug, Clone)]
+pub struct JitConfig {
+    pub runner: ForgeRunner,
+    pub encoded: Secret,
+}
+
+/// The result of deleting a runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// Already gone: also success.
+    NotFound,
+    /// GitHub refused: the runner is running a job (422).
+    Busy,
+}
+
+/// The rate-limit state GitHub reported with its last answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    pub used: u64,
+    /// Unix seconds when the window resets.
+    pub reset: u64,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForgeError {
+    /// Out of requests: retry after `reset_at` (unix seconds).
+    #[error("GitHub rate limit exceeded; retry after {reset_at} (unix time)")]
+    RateLimited { reset_at: u64 },
+    #[error("GitHub: not found: {0}")]
+    NotFound(String),
+    /// A runner of this name exists already (a JIT request repeated).
+    #[error("GitHub: conflict: {0}")]
+    Conflict(String),
+    /// Bad credentials or missing permission: nothing to retry.
+    #[error("GitHub refused the credentials or permission: {0}")]
+    Unauthorized(String),
+    /// Network trouble or a 5xx: worth retrying.
+    #[error("GitHub unreachable: {0}")]
+    Unavailable(String),
+    #[error("GitHub answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("GitHub sent an answer runnerctl cannot read: {0}")]
+    Decode(String),
+    #[error("GitHub authentication is misconfigured: {0}")]
+    Config(String),
+}
+
+impl ForgeError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ForgeError::RateLimited { .. } | ForgeError::Unavailable(_)
+        )
+    }
+}
+
+pub type Result<T, E = ForgeError> = std::result::Result<T, E>;
+
+/// What runnerctl needs of a forge.
+#[async_trait::async_trait]
+pub trait Forge: Send + Sync {
+    /// Every runner group of an organization (all pages).
+    async fn list_runner_groups(&self, org: &str) -> Result<Vec<RunnerGroupInfo>>;
+    async fn create_runner_group(&self, org: &str, s: &GroupSettings) -> Result<RunnerGroupInfo>;
+    /// Updates a group's settings and, for `selected` visibility, its repositories.
+    async fn update_runner_group(
+        &self,
+        org: &str,
+        id: u64,
+        s: &GroupSettings,
+    ) -> Result<RunnerGroupInfo>;
+    /// The ids of the repositories a group with `selected` visibility admits.
+    async fn runner_group_repository_ids(&self, org: &str, id: u64) -> Result<Vec<u64>>;
+    /// A repository's id, from its name within the organization.
+    async fn repository_id(&self, owner: &str, repo: &str) -> Result<u64>;
+    /// Every runner of a scope (all pages, 100 per page).
+    async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>>;
+    async fn get_runner(&self, scope: &Scope, id: u64) -> Result<Option<ForgeRunner>>;
+    async fn delete_runner(&self, scope: &Scope, id: u64) -> Result<Deleted>;
+    /// Registers a runner and returns its just-in-time configuration.
+    async fn generate_jit_config(
+        &self,
+        scope: &Scope,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[String],
+        work_folder: &str,
+    ) -> Result<JitConfig>;
+    /// A registration token (for GitHub Enterprise Server older than 3.10).
+    async fn registration_token(&self, scope: &Scope) -> Result<Secret>;
+    /// The rate-limit state of the last answer.
+    fn rate_limit(&self) -> Option<RateLimit>;
+}

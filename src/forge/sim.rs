@@ -1,0 +1,964 @@
+//! A stateful fake of the part of GitHub runnerctl uses, for tests and the demo. It is never
+//! used by a production code path: only `runnerctl demo` and the tests start it.
+//!
+//! It keeps organizations, repositories, runner groups and runners; authenticates personal
+//! access tokens and GitHub App installation tokens (issued against an RS256 JWT signed with the
+//! app's key, with a real expiry); answers with `x-ratelimit-*` headers and can be told to run
+//! out of requests; and sends signed `workflow_job` webhooks to a URL. A runner created by a JIT
+//! configuration stays offline until its process "connects" (`POST /_sim/runner/connect` with
+//! the encoded configuration, as a stand-in runner does); then it can take a job.
+//!
+//! Its answers follow GitHub's published OpenAPI description; the contract test runs it behind
+//! Stoplight Prism to prove it.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A GitHub App the fake knows.
+#[derive(Clone)]
+pub struct SimApp {
+    pub app_id: u64,
+    pub installation_id: u64,
+    /// PEM public key that verifies the app's JWTs.
+    pub public_key_pem: String,
+}
+
+/// How the fake starts.
+#[derive(Clone)]
+pub struct SimOptions {
+    /// Organizations with their repositories (names).
+    pub orgs: Vec<(String, Vec<String>)>,
+    /// An accepted personal access token.
+    pub token: Option<String>,
+    pub app: Option<SimApp>,
+    /// Lifetime of installation tokens.
+    pub token_ttl: Duration,
+    /// Requests per rate-limit window (an hour on GitHub).
+    pub rate_limit: u64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            orgs: vec![],
+            token: None,
+            app: None,
+            token_ttl: Duration::from_secs(3600),
+            rate_limit: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SimRepo {
+    pub id: u64,
+    pub owner: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimGroup {
+    pub id: u64,
+    pub org: String,
+    pub name: String,
+    pub visibility: String,
+    pub default: bool,
+    pub allows_public_repositories: bool,
+    pub restricted_to_workflows: bool,
+    pub selected_workflows: Vec<String>,
+    pub repository_ids: Vec<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimRunner {
+    pub id: u64,
+    /// `orgs/ORG` or `repos/OWNER/REPO`.
+    pub scope: String,
+    pub name: String,
+    pub online: bool,
+    pub busy: bool,
+    pub labels: Vec<String>,
+    pub group_id: u64,
+    /// The encoded JIT configuration it was made with.
+    pub jit: String,
+    pub job: Option<u64>,
+}
+
+/// What the fake can be told to do wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// 403 with `x-ratelimit-remaining: 0` (the primary limit).
+    PrimaryLimit,
+    /// 429 with `retry-after` (a secondary limit).
+    SecondaryLimit { retry_after: u64 },
+}
+
+#[derive(Default)]
+struct World {
+    next_id: u64,
+    repos: Vec<SimRepo>,
+    groups: Vec<SimGroup>,
+    runners: Vec<SimRunner>,
+    tokens: HashMap<String, u64>,
+    token_requests: u64,
+    requests: Vec<String>,
+    used: u64,
+    window_reset: u64,
+    trouble: Vec<Trouble>,
+}
+
+impl World {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+/// A running fake GitHub.
+pub struct Sim {
+    addr: SocketAddr,
+    opts: SimOptions,
+    world: Arc<Mutex<World>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn now() -> u64 {
+    crate::model::unix_now()
+}
+
+fn rfc3339(unix: u64) -> String {
+    // Civil-from-days (Howard Hinnant), enough for timestamps in answers.
+    let days = (unix / 86400) as i64;
+    let secs = unix % 86400;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+impl Sim {
+    /// Starts the fake on 127.0.0.1 with an ephemeral port.
+    pub async fn start(opts: SimOptions) -> std::io::Result<Sim> {
+        let mut world = World {
+            next_id: 100,
+            window_reset: now() + 3600,
+            ..Default::default()
+        };
+        for (org, repos) in &opts.orgs {
+            // Every organization has its Default runner group, id 1 as on GitHub.
+            if !world.groups.iter().any(|g| g.id == 1) {
+                world.groups.push(SimGroup {
+                    id: 1,
+                    org: org.clone(),
+                    name: "Default".into(),
+                    visibility: "all".into(),
+                    default: true,
+                    allows_public_repositories: true,
+                    restricted_to_workflows: false,
+                    selected_workflows: vec![],
+                    repository_ids: vec![],
+                });
+            } else {
+                let id = world.id();
+                world.groups.push(SimGroup {
+                    id,
+                    org: org.clone(),
+                    name: "Default".into(),
+                    visibility: "all".into(),
+                    default: true,
+                    allows_public_repositories: true,
+                    restricted_to_workflows: false,
+                    selected_workflows: vec![],
+                    repository_ids: vec![],
+                });
+            }
+            for r in repos {
+                let id = world.id();
+                world.repos.push(SimRepo {
+                    id,
+                    owner: org.clone(),
+                    name: r.clone(),
+                });
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let world = Arc::new(Mutex::new(world));
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let (w, o) = (world.clone(), opts.clone());
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                    _ = &mut rx => break,
+                };
+                let (w, o) = (w.clone(), o.clone());
+                let service = hyper::service::service_fn(move |req| {
+                    let (w, o) = (w.clone(), o.clone());
+                    async move { Ok::<_, std::convert::Infallible>(handle(&w, &o, req).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Sim {
+            addr,
+            opts,
+            world,
+            stop: Some(tx),
+        })
+    }
+
+    /// The API root, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn w(&self) -> std::sync::MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every API request so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        self.w().requests.clone()
+    }
+
+    /// How many installation tokens were issued.
+    pub fn token_requests(&self) -> u64 {
+        self.w().token_requests
+    }
+
+    pub fn runners(&self) -> Vec<SimRunner> {
+        self.w().runners.clone()
+    }
+
+    pub fn groups(&self) -> Vec<SimGroup> {
+        self.w().groups.clone()
+    }
+
+    pub fn repos(&self) -> Vec<SimRepo> {
+        self.w().repos.clone()
+    }
+
+    /// Adds a runner group directly (as if made by hand on GitHub).
+    pub fn add_group(&self, org: &str, name: &str, visibility: &str) -> u64 {
+        let mut w = self.w();
+        let id = w.id();
+        w.groups.push(SimGroup {
+            id,
+            org: org.into(),
+            name: name.into(),
+            visibility: visibility.into(),
+            default: false,
+            allows_public_repositories: false,
+            restricted_to_workflows: false,
+            selected_workflows: vec![],
+            repository_ids: vec![],
+        });
+        id
+    }
+
+    /// Adds a registered runner directly (online, idle), as if made elsewhere.
+    pub fn add_runner(&self, scope: &str, name: &str, labels: &[&str]) -> u64 {
+        let mut w = self.w();
+        let id = w.id();
+        w.runners.push(SimRunner {
+            id,
+            scope: scope.into(),
+            name: name.into(),
+            online: true,
+            busy: false,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            group_id: 1,
+            jit: String::new(),
+            job: None,
+        });
+        id
+    }
+
+    /// Marks a runner busy (or idle).
+    pub fn set_busy(&self, id: u64, busy: bool) {
+        if let Some(r) = self.w().runners.iter_mut().find(|r| r.id == id) {
+            r.busy = busy;
+        }
+    }
+
+    /// The runner process with this JIT configuration connects: it goes online.
+    pub fn connect_runner(&self, jit: &str) -> Option<u64> {
+        let mut w = self.w();
+        let r = w
+            .runners
+            .iter_mut()
+            .find(|r| r.jit == jit && !jit.is_empty())?;
+        r.online = true;
+        Some(r.id)
+    }
+
+    /// The next answers go wrong this way, in order.
+    pub fn trouble(&self, t: Trouble, times: usize) {
+        let mut w = self.w();
+        for _ in 0..times {
+            w.trouble.push(t);
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub fn options(&self) -> &SimOptions {
+        &self.opts
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn answer(status: u16, v: Value, w: &World, limit: u64) -> Response<Body> {
+    let body = if status == 204 {
+        Bytes::new()
+    } else {
+        Bytes::from(v.to_string())
+    };
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    if status != 204 {
+        h.insert(
+            "content-type",
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+    }
+    let remaining = limit.saturating_sub(w.used);
+    for (k, v) in [
+        ("x-ratelimit-limit", limit.to_string()),
+        ("x-ratelimit-remaining", remaining.to_string()),
+        ("x-ratelimit-used", w.used.to_string()),
+        ("x-ratelimit-reset", w.window_reset.to_string()),
+        ("x-ratelimit-resource", "core".to_string()),
+    ] {
+        h.insert(k, v.parse().unwrap());
+    }
+    r
+}
+
+fn msg(m: &str) -> Value {
+    json!({ "message": m, "documentation_url": "https://docs.github.com/rest" })
+}
+
+fn label_json(i: usize, name: &str) -> Value {
+    let kind = if ["self-hosted", "linux", "x64", "arm64", "windows", "macos"].contains(&name) {
+        "read-only"
+    } else {
+        "custom"
+    };
+    json!({ "id": i as u64 + 1, "name": name, "type": kind })
+}
+
+fn runner_json(r: &SimRunner) -> Value {
+    json!({
+        "id": r.id,
+        "runner_group_id": r.group_id,
+        "name": r.name,
+        "os": "linux",
+        "status": if r.online { "online" } else { "offline" },
+        "busy": r.busy,
+        "ephemeral": true,
+        "labels": r.labels.iter().enumerate().map(|(i, l)| label_json(i, l)).collect::<Vec<_>>(),
+    })
+}
+
+fn group_json(base: &str, g: &SimGroup) -> Value {
+    let mut v = json!({
+        "id": g.id,
+        "name": g.name,
+        "visibility": g.visibility,
+        "default": g.default,
+        "runners_url": format!("{base}/orgs/{}/actions/runner-groups/{}/runners", g.org, g.id),
+        "hosted_runners_url": format!("{base}/orgs/{}/actions/runner-groups/{}/hosted-runners", g.org, g.id),
+        "network_configuration_id": null,
+        "inherited": false,
+        "allows_public_repositories": g.allows_public_repositories,
+        "restricted_to_workflows": g.restricted_to_workflows,
+        "selected_workflows": g.selected_workflows,
+        "workflow_restrictions_read_only": false,
+    });
+    if g.visibility == "selected" {
+        v["selected_repositories_url"] = json!(format!(
+            "{base}/orgs/{}/actions/runner-groups/{}/repositories",
+            g.org, g.id
+        ));
+    }
+    v
+}
+
+fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
+    let per = query
+        .get("per_page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    items
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .cloned()
+        .collect()
+}
+
+/// Checks the `Authorization` header. Installation tokens expire.
+fn authorized(w: &World, o: &SimOptions, req: &Request<Incoming>) -> bool {
+    let Some(h) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let token = h
+        .strip_prefix("token ")
+        .or_else(|| h.strip_prefix("Bearer "))
+        .or_else(|| h.strip_prefix("bearer "))
+        .unwrap_or("");
+    if o.token.as_deref() == Some(token) {
+        return true;
+    }
+    w.tokens.get(token).is_some_and(|exp| *exp > now())
+}
+
+fn app_jwt_valid(o: &SimOptions, req: &Request<Incoming>) -> bool {
+    let Some(app) = &o.app else { return false };
+    let Some(jwt) = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(app.public_key_pem.as_bytes()) else {
+        return false;
+    };
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iss: serde_json::Value,
+    }
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    // GitHub App JWTs carry `iss` as a number, which jsonwebtoken's own check cannot read: it is
+    // checked below against the app id.
+    v.required_spec_claims = ["exp", "iat"].iter().map(|s| s.to_string()).collect();
+    match jsonwebtoken::decode::<Claims>(jwt, &key, &v) {
+        Ok(data) => {
+            let iss = match &data.claims.iss {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            iss == app.app_id.to_string()
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "fake GitHub: JWT refused");
+            false
+        }
+    }
+}
+
+async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let query: BTreeMap<String, String> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let base = format!(
+        "http://{}",
+        req.headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1")
+    );
+    let is_token_request = method == Method::POST
+        && path.starts_with("/app/installations/")
+        && path.ends_with("/access_tokens");
+    let app_ok = is_token_request && app_jwt_valid(o, &req);
+    let (auth_ok, trouble) = {
+        let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+        let ok = app_ok || authorized(&w, o, &req);
+        let trouble = if path.starts_with("/_sim/") || w.trouble.is_empty() {
+            None
+        } else {
+            Some(w.trouble.remove(0))
+        };
+        (ok, trouble)
+    };
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+    if now() >= w.window_reset {
+        w.window_reset = now() + 3600;
+        w.used = 0;
+    }
+
+    // The stand-in runner's side door: not part of GitHub's API.
+    if path == "/_sim/runner/connect" && method == Method::POST {
+        let jit = input
+            .get("jitconfig")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let found = w
+            .runners
+            .iter_mut()
+            .find(|r| !jit.is_empty() && r.jit == jit);
+        return match found {
+            Some(r) => {
+                r.online = true;
+                let v = json!({ "id": r.id, "name": r.name });
+                answer(200, v, &w, o.rate_limit)
+            }
+            None => answer(
+                404,
+                msg("no runner has this configuration"),
+                &w,
+                o.rate_limit,
+            ),
+        };
+    }
+
+    w.requests.push(format!("{method} {path}"));
+    if !auth_ok {
+        return answer(401, msg("Bad credentials"), &w, o.rate_limit);
+    }
+    w.used += 1;
+    match trouble {
+        Some(Trouble::PrimaryLimit) => {
+            let used = w.used;
+            w.used = o.rate_limit.max(used);
+            return answer(
+                403,
+                msg("API rate limit exceeded for installation."),
+                &w,
+                o.rate_limit,
+            );
+        }
+        Some(Trouble::SecondaryLimit { retry_after }) => {
+            let mut r = answer(
+                429,
+                msg("You have exceeded a secondary rate limit."),
+                &w,
+                o.rate_limit,
+            );
+            r.headers_mut()
+                .insert("retry-after", retry_after.to_string().parse().unwrap());
+            return r;
+        }
+        None => {}
+    }
+    if w.used > o.rate_limit {
+        return answer(403, msg("API rate limit exceeded."), &w, o.rate_limit);
+    }
+
+    let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let limit = o.rate_limit;
+    let (status, v) = route(&mut w, o, &base, &method, &seg, &query, &input);
+    answer(status, v, &w, limit)
+}
+
+fn scope_exists(w: &World, scope: &[&str]) -> bool {
+    match scope {
+        ["orgs", org] => w.groups.iter().any(|g| g.org == *org),
+        ["repos", owner, repo] => w.repos.iter().any(|r| r.owner == *owner && r.name == *repo),
+        _ => false,
+    }
+}
+
+fn route(
+    w: &mut World,
+    o: &SimOptions,
+    base: &str,
+    method: &Method,
+    seg: &[&str],
+    query: &BTreeMap<String, String>,
+    input: &Value,
+) -> (u16, Value) {
+    // Runner routes live under a scope: orgs/ORG or repos/OWNER/REPO.
+    let (scope, rest): (&[&str], &[&str]) = match seg {
+        ["orgs", _, ..] => (&seg[..2], &seg[2..]),
+        ["repos", _, _, ..] => (&seg[..3], &seg[3..]),
+        _ => (&[], seg),
+    };
+    let scope_key = scope.join("/");
+    match (method, scope, rest) {
+        (&Method::POST, [], ["app", "installations", id, "access_tokens"]) => {
+            let Some(app) = &o.app else {
+                return (404, msg("Not Found"));
+            };
+            if id.parse::<u64>().ok() != Some(app.installation_id) {
+                return (404, msg("Not Found"));
+            }
+            let token = format!("ghs_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            let exp = now() + o.token_ttl.as_secs();
+            w.tokens.insert(token.clone(), exp);
+            w.token_requests += 1;
+            (
+                201,
+                json!({ "token": token, "expires_at": rfc3339(exp), "permissions": { "organization_self_hosted_runners": "write" }, "repository_selection": "all" }),
+            )
+        }
+        (&Method::GET, ["repos", owner, repo], []) => {
+            match w
+                .repos
+                .iter()
+                .find(|r| r.owner == *owner && r.name == *repo)
+            {
+                Some(r) => (200, repo_json(base, r)),
+                None => (404, msg("Not Found")),
+            }
+        }
+        _ if !scope.is_empty() && !scope_exists(w, scope) => (404, msg("Not Found")),
+        (&Method::GET, ["orgs", org], ["actions", "runner-groups"]) => {
+            let all: Vec<Value> = w
+                .groups
+                .iter()
+                .filter(|g| g.org == *org)
+                .map(|g| group_json(base, g))
+                .collect();
+            (
+                200,
+                json!({ "total_count": all.len(), "runner_groups": page(&all, query) }),
+            )
+        }
+        (&Method::POST, ["orgs", org], ["actions", "runner-groups"]) => {
+            let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
+            if name.is_empty() {
+                return (422, msg("name is required"));
+            }
+            if w.groups.iter().any(|g| g.org == *org && g.name == name) {
+                return (409, msg("A runner group with this name already exists"));
+            }
+            let id = w.id();
+            let g = SimGroup {
+                id,
+                org: org.to_string(),
+                name: name.into(),
+                visibility: input
+                    .get("visibility")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("all")
+                    .into(),
+                default: false,
+                allows_public_repositories: input
+                    .get("allows_public_repositories")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+                restricted_to_workflows: input
+                    .get("restricted_to_workflows")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false),
+                selected_workflows: strings(input.get("selected_workflows")),
+                repository_ids: ids(input.get("selected_repository_ids")),
+            };
+            let v = group_json(base, &g);
+            w.groups.push(g);
+            (201, v)
+        }
+        (&Method::PATCH, ["orgs", org], ["actions", "runner-groups", id]) => {
+            let Some(g) = w
+                .groups
+                .iter_mut()
+                .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
+            else {
+                return (404, msg("Not Found"));
+            };
+            if let Some(n) = input.get("name").and_then(|v| v.as_str()) {
+                g.name = n.into();
+            }
+            if let Some(v) = input.get("visibility").and_then(|v| v.as_str()) {
+                g.visibility = v.into();
+            }
+            if let Some(v) = input
+                .get("allows_public_repositories")
+                .and_then(|v| v.as_bool())
+            {
+                g.allows_public_repositories = v;
+            }
+            if let Some(v) = input
+                .get("restricted_to_workflows")
+                .and_then(|v| v.as_bool())
+            {
+                g.restricted_to_workflows = v;
+            }
+            if input.get("selected_workflows").is_some() {
+                g.selected_workflows = strings(input.get("selected_workflows"));
+            }
+            (200, group_json(base, g))
+        }
+        (&Method::GET, ["orgs", org], ["actions", "runner-groups", id, "repositories"]) => {
+            let Some(g) = w
+                .groups
+                .iter()
+                .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
+            else {
+                return (404, msg("Not Found"));
+            };
+            let repos: Vec<Value> = w
+                .repos
+                .iter()
+                .filter(|r| g.repository_ids.contains(&r.id))
+                .map(|r| minimal_repo_json(base, r))
+                .collect();
+            (
+                200,
+                json!({ "total_count": repos.len(), "repositories": page(&repos, query) }),
+            )
+        }
+        (&Method::PUT, ["orgs", org], ["actions", "runner-groups", id, "repositories"]) => {
+            let wanted = ids(input.get("selected_repository_ids"));
+            let Some(g) = w
+                .groups
+                .iter_mut()
+                .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
+            else {
+                return (404, msg("Not Found"));
+            };
+            g.repository_ids = wanted;
+            (204, Value::Null)
+        }
+        (&Method::GET, _, ["actions", "runners"]) => {
+            let all: Vec<Value> = w
+                .runners
+                .iter()
+                .filter(|r| r.scope == scope_key)
+                .map(runner_json)
+                .collect();
+            (
+                200,
+                json!({ "total_count": all.len(), "runners": page(&all, query) }),
+            )
+        }
+        (&Method::GET, _, ["actions", "runners", id]) => match w
+            .runners
+            .iter()
+            .find(|r| r.scope == scope_key && id.parse::<u64>().ok() == Some(r.id))
+        {
+            Some(r) => (200, runner_json(r)),
+            None => (404, msg("Not Found")),
+        },
+        (&Method::DELETE, _, ["actions", "runners", id]) => {
+            let Some(i) = w
+                .runners
+                .iter()
+                .position(|r| r.scope == scope_key && id.parse::<u64>().ok() == Some(r.id))
+            else {
+                return (404, msg("Not Found"));
+            };
+            if w.runners[i].busy {
+                let name = w.runners[i].name.clone();
+                return (
+                    422,
+                    msg(&format!(
+                        "Bad request - Runner \"{name}\" is still running a job\""
+                    )),
+                );
+            }
+            w.runners.remove(i);
+            (204, Value::Null)
+        }
+        (&Method::POST, _, ["actions", "runners", "generate-jitconfig"]) => {
+            let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
+            let group = input.get("runner_group_id").and_then(|v| v.as_u64());
+            let labels = strings(input.get("labels"));
+            if name.is_empty() || group.is_none() || labels.is_empty() {
+                return (422, msg("name, runner_group_id and labels are required"));
+            }
+            if w.runners
+                .iter()
+                .any(|r| r.scope == scope_key && r.name == name)
+            {
+                return (
+                    409,
+                    msg("Already exists - A runner with the same name already exists."),
+                );
+            }
+            let id = w.id();
+            let jit = format!("jit-{id}-{:016x}", fastrand::u64(..));
+            let mut all_labels = vec!["self-hosted".to_string(), "linux".into(), "x64".into()];
+            for l in labels {
+                if !all_labels.iter().any(|x| x.eq_ignore_ascii_case(&l)) {
+                    all_labels.push(l);
+                }
+            }
+            let r = SimRunner {
+                id,
+                scope: scope_key.clone(),
+                name: name.into(),
+                online: false,
+                busy: false,
+                labels: all_labels,
+                group_id: group.unwrap_or(1),
+                jit: jit.clone(),
+                job: None,
+            };
+            let v = json!({ "runner": runner_json(&r), "encoded_jit_config": jit });
+            w.runners.push(r);
+            (201, v)
+        }
+        (&Method::POST, _, ["actions", "runners", "registration-token"]) => (
+            201,
+            json!({ "token": format!("REG{:016X}", fastrand::u64(..)), "expires_at": rfc3339(now() + 3600) }),
+        ),
+        _ => (404, msg("Not Found")),
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ids(v: Option<&Value>) -> Vec<u64> {
+    v.and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_u64()).collect())
+        .unwrap_or_default()
+}
+
+fn owner_json(base: &str, login: &str) -> Value {
+    json!({
+        "login": login, "id": 1, "node_id": "O_kgDO", "avatar_url": format!("{base}/avatars/{login}"),
+        "gravatar_id": "", "url": format!("{base}/users/{login}"), "html_url": format!("{base}/{login}"),
+        "followers_url": format!("{base}/users/{login}/followers"), "following_url": format!("{base}/users/{login}/following{{/other_user}}"),
+        "gists_url": format!("{base}/users/{login}/gists{{/gist_id}}"), "starred_url": format!("{base}/users/{login}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{base}/users/{login}/subscriptions"), "organizations_url": format!("{base}/users/{login}/orgs"),
+        "repos_url": format!("{base}/users/{login}/repos"), "events_url": format!("{base}/users/{login}/events{{/privacy}}"),
+        "received_events_url": format!("{base}/users/{login}/received_events"), "type": "Organization", "site_admin": false,
+    })
+}
+
+fn minimal_repo_json(base: &str, r: &SimRepo) -> Value {
+    let full = format!("{}/{}", r.owner, r.name);
+    let u = format!("{base}/repos/{full}");
+    let mut v = json!({
+        "id": r.id, "node_id": "R_kgDO", "name": r.name, "full_name": full,
+        "owner": owner_json(base, &r.owner), "private": false, "html_url": format!("{base}/{full}"),
+        "description": null, "fork": false, "url": u,
+    });
+    for (k, suffix) in [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+        ("hooks_url", "/hooks"),
+    ] {
+        v[k] = json!(format!("{u}{suffix}"));
+    }
+    v
+}
+
+fn repo_json(base: &str, r: &SimRepo) -> Value {
+    let mut v = minimal_repo_json(base, r);
+    let full = format!("{}/{}", r.owner, r.name);
+    let t = rfc3339(1_700_000_000);
+    let extra = json!({
+        "clone_url": format!("{base}/{full}.git"), "default_branch": "main", "forks": 0, "forks_count": 0,
+        "git_url": format!("git://127.0.0.1/{full}.git"), "has_issues": true, "has_projects": false,
+        "has_wiki": false, "has_pages": false, "has_discussions": false, "homepage": null, "language": null,
+        "archived": false, "disabled": false, "mirror_url": null, "open_issues": 0, "open_issues_count": 0,
+        "license": null, "pushed_at": t, "size": 0, "ssh_url": format!("git@127.0.0.1:{full}.git"),
+        "stargazers_count": 0, "svn_url": format!("{base}/{full}"), "watchers": 0, "watchers_count": 0,
+        "created_at": t, "updated_at": t, "network_count": 0, "subscribers_count": 0,
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in e {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    v
+}

@@ -1,0 +1,240 @@
+//! `groups sync`: make GitHub's runner groups match the configuration. The comparison is a pure
+//! function; the calls around it are few. A group runnerctl did not create is never deleted
+//! (sync deletes nothing), and a group scoped to one repository uses that repository's runners,
+//! which have no runner group to sync.
+
+use crate::config::RunnerGroup;
+use crate::forge::{Forge, ForgeError, GroupSettings, RunnerGroupInfo};
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    /// Scoped to one repository: its runners register on the repository.
+    Repository,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRow {
+    pub group: String,
+    pub scope: String,
+    pub action: Action,
+    /// What differs (or would), one item per setting; the error for `Error`.
+    pub changes: Vec<String>,
+    /// GitHub's id of the group, when it exists (or was created).
+    pub github_id: Option<u64>,
+}
+
+/// What the configuration asks of a group, with repository names resolved to ids.
+pub fn desired(g: &RunnerGroup, repository_ids: Vec<u64>) -> GroupSettings {
+    let mut ids = repository_ids;
+    ids.sort_unstable();
+    GroupSettings {
+        name: g.name.clone(),
+        visibility: if g.selected_repositories.is_some() {
+            "selected".into()
+        } else {
+            "all".into()
+        },
+        selected_repository_ids: ids,
+        allows_public_repositories: g.allow_public_repositories,
+        restricted_to_workflows: !g.selected_workflows.is_empty(),
+        selected_workflows: g.selected_workflows.clone(),
+    }
+}
+
+/// What differs between GitHub's group and the wanted settings. Pure.
+pub fn diff(have: &RunnerGroupInfo, have_repos: &[u64], want: &GroupSettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if have.visibility != want.visibility {
+        out.push(format!(
+            "visibility: {} -> {}",
+            have.visibility, want.visibility
+        ));
+    }
+    if want.visibility == "selected" {
+        let mut have_repos = have_repos.to_vec();
+        have_repos.sort_unstable();
+        if have_repos != want.selected_repository_ids {
+            out.push(format!(
+                "repositories: {:?} -> {:?}",
+                have_repos, want.selected_repository_ids
+            ));
+        }
+    }
+    if have.allows_public_repositories != want.allows_public_repositories {
+        out.push(format!(
+            "allows_public_repositories: {} -> {}",
+            have.allows_public_repositories, want.allows_public_repositories
+        ));
+    }
+    if have.restricted_to_workflows != want.restricted_to_workflows {
+        out.push(format!(
+            "restricted_to_workflows: {} -> {}",
+            have.restricted_to_workflows, want.restricted_to_workflows
+        ));
+    }
+    let mut a = have.selected_workflows.clone();
+    let mut b = want.selected_workflows.clone();
+    a.sort();
+    b.sort();
+    if want.restricted_to_workflows && a != b {
+        out.push(format!("selected_workflows: {a:?} -> {b:?}"));
+    }
+    out
+}
+
+/// Synchronizes `groups`; `tick` is called once per group done (for a progress bar).
+pub async fn sync(
+    forge: &dyn Forge,
+    groups: &[&RunnerGroup],
+    dry_run: bool,
+    tick: &(dyn Fn() + Sync),
+) -> Vec<SyncRow> {
+    let mut listed: HashMap<String, Vec<RunnerGroupInfo>> = HashMap::new();
+    let mut rows = Vec::new();
+    for g in groups {
+        let row = match one(forge, g, dry_run, &mut listed).await {
+            Ok(row) => row,
+            Err(e) => SyncRow {
+                group: g.name.clone(),
+                scope: g.organization.clone(),
+                action: Action::Error,
+                changes: vec![e.to_string()],
+                github_id: None,
+            },
+        };
+        rows.push(row);
+        tick();
+    }
+    rows
+}
+
+async fn one(
+    forge: &dyn Forge,
+    g: &RunnerGroup,
+    dry_run: bool,
+    listed: &mut HashMap<String, Vec<RunnerGroupInfo>>,
+) -> Result<SyncRow, ForgeError> {
+    let org = &g.organization;
+    if let Some(repo) = &g.repository {
+        // Make sure the repository exists: its runners are where this group's go.
+        forge.repository_id(org, repo).await?;
+        return Ok(SyncRow {
+            group: g.name.clone(),
+            scope: format!("{org}/{repo}"),
+            action: Action::Repository,
+            changes: vec!["runners register on the repository; no runner group".into()],
+            github_id: None,
+        });
+    }
+    let mut ids = Vec::new();
+    for name in g.selected_repositories.iter().flatten() {
+        ids.push(forge.repository_id(org, name).await?);
+    }
+    let want = desired(g, ids);
+    if !listed.contains_key(org) {
+        listed.insert(org.clone(), forge.list_runner_groups(org).await?);
+    }
+    let existing = listed[org].iter().find(|x| x.name == g.name).cloned();
+    let row = |action, changes, id| SyncRow {
+        group: g.name.clone(),
+        scope: org.clone(),
+        action,
+        changes,
+        github_id: id,
+    };
+    match existing {
+        None => {
+            let id = if dry_run {
+                None
+            } else {
+                Some(forge.create_runner_group(org, &want).await?.id)
+            };
+            Ok(row(Action::Create, vec!["new runner group".into()], id))
+        }
+        Some(have) => {
+            let have_repos = if have.visibility == "selected" {
+                forge.runner_group_repository_ids(org, have.id).await?
+            } else {
+                Vec::new()
+            };
+            let changes = diff(&have, &have_repos, &want);
+            if changes.is_empty() {
+                return Ok(row(Action::Unchanged, changes, Some(have.id)));
+            }
+            if !dry_run {
+                forge.update_runner_group(org, have.id, &want).await?;
+            }
+            Ok(row(Action::Update, changes, Some(have.id)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(vis: &str, public: bool, wf: &[&str]) -> RunnerGroupInfo {
+        RunnerGroupInfo {
+            id: 7,
+            name: "g".into(),
+            visibility: vis.into(),
+            default: false,
+            allows_public_repositories: public,
+            restricted_to_workflows: !wf.is_empty(),
+            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn want(vis: &str, repos: &[u64], public: bool, wf: &[&str]) -> GroupSettings {
+        GroupSettings {
+            name: "g".into(),
+            visibility: vis.into(),
+            selected_repository_ids: repos.to_vec(),
+            allows_public_repositories: public,
+            restricted_to_workflows: !wf.is_empty(),
+            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn equal_settings_have_no_diff() {
+        assert!(diff(&info("all", true, &[]), &[], &want("all", &[], true, &[])).is_empty());
+        assert!(diff(
+            &info("selected", false, &["a@b", "c@d"]),
+            &[3, 1],
+            &want("selected", &[1, 3], false, &["c@d", "a@b"])
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn every_setting_is_compared() {
+        let d = diff(
+            &info("all", true, &[]),
+            &[],
+            &want(
+                "selected",
+                &[5],
+                false,
+                &["o/r/.github/workflows/x.yml@main"],
+            ),
+        );
+        assert_eq!(
+            d,
+            [
+                "visibility: all -> selected",
+                "repositories: [] -> [5]",
+                "allows_public_repositories: true -> false",
+                "restricted_to_workflows: false -> true",
+                "selected_workflows: [] -> [\"o/r/.github/workflows/x.yml@main\"]",
+            ]
+        );
+    }
+}
