@@ -236,7 +236,15 @@ fn groups_list_prints_table_and_json() {
         .stdout(predicate::str::contains("GROUP"))
         .stdout(predicate::str::contains("octo-org/octo-repo"));
     let out = runnerctl()
-        .args(["--config", &example_path(), "-o", "json", "groups", "list", "--local"])
+        .args([
+            "--config",
+            &example_path(),
+            "-o",
+            "json",
+            "groups",
+            "list",
+            "--local",
+        ])
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();

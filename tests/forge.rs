@@ -352,7 +352,12 @@ async fn groups_sync_and_list_from_the_command_line() {
     assert!(out.contains("unchanged") && !out.contains("linux"), "{out}");
     let (code, out, _) = run(vec!["groups", "list"]).await.unwrap();
     assert_eq!(code, Some(0));
-    assert!(out.contains("GITHUB") && out.contains("(selected)"), "{out}");
-    let (code, _, err) = run(vec!["groups", "sync", "--group", "nope"]).await.unwrap();
+    assert!(
+        out.contains("GITHUB") && out.contains("(selected)"),
+        "{out}"
+    );
+    let (code, _, err) = run(vec!["groups", "sync", "--group", "nope"])
+        .await
+        .unwrap();
     assert_eq!(code, Some(2), "{err}");
 }

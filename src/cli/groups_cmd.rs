@@ -37,8 +37,9 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
     let github: Option<HashMap<String, Vec<RunnerGroupInfo>>> = if local {
         None
     } else {
-        let forge = cx.github(&config)?;
         let rt = runtime()?;
+        let _entered = rt.enter(); // the client's transport needs a runtime to be built
+        let forge = cx.github(&config)?;
         let mut orgs: Vec<&str> = config
             .runner_groups
             .iter()
@@ -126,9 +127,10 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
             "no runner group `{name}` in the configuration"
         )));
     }
+    let rt = runtime()?;
+    let _entered = rt.enter(); // the client's transport needs a runtime to be built
     let forge = cx.github(&config)?;
     let bar = progress(groups.len() as u64, cx.output);
-    let rt = runtime()?;
     let rows = rt.block_on(sync::sync(&forge, &groups, dry_run, &|| bar.inc(1)));
     bar.finish_and_clear();
     match cx.output {
