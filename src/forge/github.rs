@@ -233,7 +233,7 @@ fn message_of(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(String::from))
-        .unwrap_or_else(|| text.chars().take(200).collect())
+        .unwrap_or_else(|| text.chars().take(2000).collect())
 }
 
 fn error_for(status: StatusCode, text: &str, path: &str) -> ForgeError {

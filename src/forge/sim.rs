@@ -413,7 +413,6 @@ fn group_json(base: &str, g: &SimGroup) -> Value {
         "default": g.default,
         "runners_url": format!("{base}/orgs/{}/actions/runner-groups/{}/runners", g.org, g.id),
         "hosted_runners_url": format!("{base}/orgs/{}/actions/runner-groups/{}/hosted-runners", g.org, g.id),
-        "network_configuration_id": null,
         "inherited": false,
         "allows_public_repositories": g.allows_public_repositories,
         "restricted_to_workflows": g.restricted_to_workflows,

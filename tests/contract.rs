@@ -1,0 +1,217 @@
+//! Contract check: every request the GitHub client makes and every answer the fake GitHub gives
+//! is validated against GitHub's published OpenAPI description (npm `@octokit/openapi`) by
+//! Stoplight Prism in proxy mode with `--errors`, which turns any violation into an error answer
+//! that fails the call. `.ci/run` installs both under `.cache/contract` (ignored by git).
+
+mod support;
+
+use runnerctl::config::Secret;
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::sim::{Sim, SimApp, SimOptions};
+use runnerctl::forge::{Deleted, Forge, ForgeError, GroupSettings, Scope};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Prism {
+    child: Child,
+    log: PathBuf,
+    url: String,
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_prism(upstream: &str, dir: &std::path::Path) -> Prism {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/contract/node_modules");
+    let prism = root.join(".bin/prism");
+    let spec = root.join("@octokit/openapi/generated/api.github.com.json");
+    assert!(
+        prism.exists() && spec.exists(),
+        "Prism and @octokit/openapi are missing: run .ci/run (it installs them under .cache/contract)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.join("prism.log");
+    let child = Command::new(&prism)
+        .args([
+            "proxy",
+            spec.to_str().unwrap(),
+            upstream,
+            "--errors",
+            "-h",
+            "127.0.0.1",
+            "-p",
+        ])
+        .arg(port.to_string())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("prism.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let mut p = Prism {
+        child,
+        log,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return p;
+        }
+        if let Some(status) = p.child.try_wait().unwrap() {
+            panic!(
+                "prism exited ({status}): {}",
+                std::fs::read_to_string(dir.join("prism.err")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "prism did not start in time");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn key(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/github-app/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_and_the_fake_follow_githubs_openapi_description() {
+    let sim = Sim::start(SimOptions {
+        orgs: vec![(
+            "octo-org".into(),
+            vec!["octo-repo".into(), "octo-web".into()],
+        )],
+        token: Some("ghp_contract".into()),
+        app: Some(SimApp {
+            app_id: 99,
+            installation_id: 5,
+            public_key_pem: key("app-key.pub.pem"),
+        }),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = sim.url();
+    let prism = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || start_prism(&upstream, &dir)
+    })
+    .await
+    .unwrap();
+
+    for auth in [
+        Auth::Token(Secret::new("ghp_contract")),
+        Auth::App {
+            app_id: 99,
+            installation_id: 5,
+            private_key: Secret::new(key("app-key.pem")),
+        },
+    ] {
+        let app = matches!(auth, Auth::App { .. });
+        let gh = GitHub::new(&prism.url, auth).unwrap();
+        let org = Scope::Org("octo-org".into());
+        let repo = Scope::Repo {
+            owner: "octo-org".into(),
+            repo: "octo-repo".into(),
+        };
+        let suffix = if app { "app" } else { "pat" };
+
+        let groups = gh
+            .list_runner_groups("octo-org")
+            .await
+            .expect("list groups");
+        assert!(groups.iter().any(|g| g.default));
+        let repo_id = gh
+            .repository_id("octo-org", "octo-web")
+            .await
+            .expect("repo id");
+        let settings = GroupSettings {
+            name: format!("contract-{suffix}"),
+            visibility: "selected".into(),
+            selected_repository_ids: vec![repo_id],
+            allows_public_repositories: false,
+            restricted_to_workflows: true,
+            selected_workflows: vec!["octo-org/octo-repo/.github/workflows/ci.yml@main".into()],
+        };
+        let g = gh
+            .create_runner_group("octo-org", &settings)
+            .await
+            .expect("create group");
+        let updated = GroupSettings {
+            allows_public_repositories: true,
+            ..settings.clone()
+        };
+        gh.update_runner_group("octo-org", g.id, &updated)
+            .await
+            .expect("update group");
+        assert_eq!(
+            gh.runner_group_repository_ids("octo-org", g.id)
+                .await
+                .expect("group repos"),
+            vec![repo_id]
+        );
+
+        let labels = vec!["self-hosted".to_string(), "contract".to_string()];
+        for scope in [&org, &repo] {
+            let name = format!("rm-contract-{suffix}-{}", scope.path().len());
+            let jit = gh
+                .generate_jit_config(scope, &name, 1, &labels, "_work")
+                .await
+                .expect("jit");
+            let again = gh
+                .generate_jit_config(scope, &name, 1, &labels, "_work")
+                .await;
+            assert!(matches!(again, Err(ForgeError::Conflict(_))), "{again:?}");
+            let runners = gh.list_runners(scope).await.expect("list runners");
+            assert!(runners.iter().any(|r| r.id == jit.runner.id));
+            assert!(gh
+                .get_runner(scope, jit.runner.id)
+                .await
+                .expect("get runner")
+                .is_some());
+            sim.set_busy(jit.runner.id, true);
+            assert_eq!(
+                gh.delete_runner(scope, jit.runner.id).await.unwrap(),
+                Deleted::Busy
+            );
+            sim.set_busy(jit.runner.id, false);
+            assert_eq!(
+                gh.delete_runner(scope, jit.runner.id).await.unwrap(),
+                Deleted::Deleted
+            );
+            gh.registration_token(scope)
+                .await
+                .expect("registration token");
+        }
+    }
+
+    let log = std::fs::read_to_string(&prism.log).unwrap_or_default();
+    let violations: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.to_lowercase().contains("violation") && !l.contains("✖  error") && l.contains("error")
+        })
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "Prism reported violations:\n{}",
+        violations.join("\n")
+    );
+    assert!(
+        log.contains("generate-jitconfig"),
+        "requests went through Prism:\n{log}"
+    );
+}
