@@ -269,9 +269,21 @@ async fn jit_configs_conflicts_and_busy_runners() {
         .unwrap_err();
     assert!(matches!(err, ForgeError::Conflict(_)), "{err}");
     assert_eq!(s.runners().len(), 1, "one runner, not two");
+    // Handled: the stale, offline registration is replaced by a fresh one.
+    let again = runnerctl::forge::jit_config_for(&gh, &org(), "rm-demo-1", 1, &labels, "_work")
+        .await
+        .unwrap();
+    assert_ne!(again.runner.id, jit.runner.id);
+    assert_eq!(s.runners().len(), 1, "still one runner");
+    let jit = again;
 
     // It connects, takes a job: deleting it is refused while busy.
     assert_eq!(s.connect_runner(jit.encoded.expose()), Some(jit.runner.id));
+    // An online runner of that name is never replaced.
+    let err = runnerctl::forge::jit_config_for(&gh, &org(), "rm-demo-1", 1, &labels, "_work")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is online"), "{err}");
     let r = gh.get_runner(&org(), jit.runner.id).await.unwrap().unwrap();
     assert!(r.online());
     s.set_busy(jit.runner.id, true);

@@ -648,3 +648,64 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
         String::from_utf8_lossy(&out.stderr).contains("refuses to start without a webhook secret")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_github_sends_signed_webhooks_that_serve_accepts() {
+    use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+    use runnerctl::forge::{Forge, Scope};
+    let redis = RedisServer::start();
+    let s = start(&redis, "simhooks").await;
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("lineville".into(), vec!["elastic-machines-testing".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{}/webhook", s.addr)),
+        webhook_secret: SECRET.into(),
+        job_duration: Duration::from_millis(100),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let gh = runnerctl::forge::github::GitHub::new(
+        &sim.url(),
+        runnerctl::forge::github::Auth::Token(config::Secret::new("t")),
+    )
+    .unwrap();
+    // One of our runners registers and connects; a job it fits comes in.
+    let name = format!("{}-k8s-a1b2", s.name);
+    let labels = vec!["self-hosted".to_string(), "k8s".into()];
+    let jit = gh
+        .generate_jit_config(&Scope::Org("lineville".into()), &name, 1, &labels, "_work")
+        .await
+        .unwrap();
+    sim.connect_runner(jit.encoded.expose()).unwrap();
+    let job = sim.queue_job(
+        "lineville/elastic-machines-testing",
+        &["self-hosted", "k8s"],
+    );
+    let mut done = false;
+    for _ in 0..200 {
+        if sim.deliveries().0 == 3 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        done,
+        "queued, in_progress and completed delivered: {:?}",
+        sim.deliveries()
+    );
+    assert_eq!(sim.deliveries().1, 0);
+    let j = sim.jobs().into_iter().find(|j| j.id == job).unwrap();
+    assert_eq!(j.status, JobStatus::Completed);
+    assert!(
+        sim.runners().is_empty(),
+        "the ephemeral runner left after its job"
+    );
+    let got = tasks(&s.queue).await;
+    let kinds: Vec<&str> = got.iter().map(|t| t["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["job_queued", "job_in_progress", "job_completed"]);
+    assert_eq!(got[0]["group"], "k8s");
+    assert_eq!(got[1]["runner_name"], name.as_str());
+    s.stop().await;
+}

@@ -190,3 +190,52 @@ pub trait Forge: Send + Sync {
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
 }
+
+/// Generates a JIT configuration, handling a name conflict (409): the runner name is the
+/// idempotency key, so a conflict means an earlier attempt registered this runner but its answer
+/// was lost. GitHub never hands out that configuration again, so the stale registration is
+/// removed (when offline and idle; a runner that already runs a job is left alone) and the
+/// request made once more. Never yields two runners of one name.
+pub async fn jit_config_for(
+    forge: &dyn Forge,
+    scope: &Scope,
+    name: &str,
+    runner_group_id: u64,
+    labels: &[String],
+    work_folder: &str,
+) -> Result<JitConfig> {
+    match forge
+        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
+        .await
+    {
+        Err(ForgeError::Conflict(why)) => {
+            let existing = forge
+                .list_runners(scope)
+                .await?
+                .into_iter()
+                .find(|r| r.name == name);
+            match existing {
+                Some(r) if r.busy || r.online() => Err(ForgeError::Conflict(format!(
+                    "runner `{name}` exists and is {} ({why})",
+                    if r.busy { "running a job" } else { "online" }
+                ))),
+                Some(r) => {
+                    tracing::info!(
+                        runner = name,
+                        "removing a stale registration before retrying"
+                    );
+                    forge.delete_runner(scope, r.id).await?;
+                    forge
+                        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
+                        .await
+                }
+                None => {
+                    forge
+                        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
+                        .await
+                }
+            }
+        }
+        other => other,
+    }
+}

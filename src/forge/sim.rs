@@ -43,6 +43,13 @@ pub struct SimOptions {
     pub token_ttl: Duration,
     /// Requests per rate-limit window (an hour on GitHub).
     pub rate_limit: u64,
+    /// Where `workflow_job` webhooks go, and the secret they are signed with.
+    pub webhook_url: Option<String>,
+    pub webhook_secret: String,
+    /// How long a job runs once a runner took it.
+    pub job_duration: Duration,
+    /// The share of jobs (0.0 to 1.0) whose webhooks are never delivered.
+    pub drop_webhooks: f64,
 }
 
 impl Default for SimOptions {
@@ -53,6 +60,10 @@ impl Default for SimOptions {
             app: None,
             token_ttl: Duration::from_secs(3600),
             rate_limit: 5000,
+            webhook_url: None,
+            webhook_secret: String::new(),
+            job_duration: Duration::from_millis(200),
+            drop_webhooks: 0.0,
         }
     }
 }
@@ -92,6 +103,32 @@ pub struct SimRunner {
     pub job: Option<u64>,
 }
 
+/// Where a simulated job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+/// A simulated `workflow_job`.
+#[derive(Debug, Clone)]
+pub struct SimJob {
+    pub id: u64,
+    pub run_id: u64,
+    /// `owner/name`.
+    pub repo: String,
+    pub labels: Vec<String>,
+    pub status: JobStatus,
+    pub runner_id: Option<u64>,
+    pub runner_name: Option<String>,
+    pub runner_group_id: Option<u64>,
+    pub queued_at: std::time::Instant,
+    pub started_at: Option<std::time::Instant>,
+    /// Whether its webhooks are dropped (a lost delivery).
+    pub silent: bool,
+}
+
 /// What the fake can be told to do wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trouble {
@@ -113,6 +150,11 @@ struct World {
     used: u64,
     window_reset: u64,
     trouble: Vec<Trouble>,
+    jobs: Vec<SimJob>,
+    /// Webhooks to send: (event action, job snapshot).
+    outbox: Vec<(String, SimJob)>,
+    delivered: u64,
+    failed_deliveries: u64,
 }
 
 impl World {
@@ -205,6 +247,7 @@ impl Sim {
         let addr = listener.local_addr()?;
         let world = Arc::new(Mutex::new(world));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(scheduler(world.clone(), opts.clone()));
         let (w, o) = (world.clone(), opts.clone());
         tokio::spawn(async move {
             loop {
@@ -339,6 +382,213 @@ impl Sim {
     pub fn options(&self) -> &SimOptions {
         &self.opts
     }
+
+    /// Queues a job of `repo` (`owner/name`) asking for `labels`; its `queued` webhook follows.
+    pub fn queue_job(&self, repo: &str, labels: &[&str]) -> u64 {
+        let silent = fastrand::f64() < self.opts.drop_webhooks;
+        let mut w = self.w();
+        let id = w.id();
+        let run_id = w.id();
+        let job = SimJob {
+            id,
+            run_id,
+            repo: repo.into(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            status: JobStatus::Queued,
+            runner_id: None,
+            runner_name: None,
+            runner_group_id: None,
+            queued_at: std::time::Instant::now(),
+            started_at: None,
+            silent,
+        };
+        if !silent {
+            w.outbox.push(("queued".into(), job.clone()));
+        }
+        w.jobs.push(job);
+        id
+    }
+
+    pub fn jobs(&self) -> Vec<SimJob> {
+        self.w().jobs.clone()
+    }
+
+    /// Webhooks delivered (answered 2xx) and failed.
+    pub fn deliveries(&self) -> (u64, u64) {
+        let w = self.w();
+        (w.delivered, w.failed_deliveries)
+    }
+}
+
+/// Runs jobs: gives queued ones to matching online idle runners, completes them after
+/// `job_duration` (an ephemeral runner then leaves), and delivers the webhooks.
+async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    loop {
+        tick.tick().await;
+        if Arc::strong_count(&world) == 1 {
+            return; // the Sim is gone
+        }
+        let outbox = {
+            let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+            step(&mut w, &o);
+            std::mem::take(&mut w.outbox)
+        };
+        if let Some(url) = &o.webhook_url {
+            for (action, job) in outbox {
+                let ok = deliver(url, &o.webhook_secret, &action, &job).await;
+                let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+                if ok {
+                    w.delivered += 1;
+                } else {
+                    w.failed_deliveries += 1;
+                }
+            }
+        }
+    }
+}
+
+fn step(w: &mut World, o: &SimOptions) {
+    let now = std::time::Instant::now();
+    // Finish jobs that ran long enough; their ephemeral runner leaves.
+    for i in 0..w.jobs.len() {
+        let done = w.jobs[i].status == JobStatus::InProgress
+            && w.jobs[i]
+                .started_at
+                .is_some_and(|t| now.duration_since(t) >= o.job_duration);
+        if done {
+            w.jobs[i].status = JobStatus::Completed;
+            let rid = w.jobs[i].runner_id;
+            w.runners.retain(|r| Some(r.id) != rid);
+            if !w.jobs[i].silent {
+                let snapshot = w.jobs[i].clone();
+                w.outbox.push(("completed".into(), snapshot));
+            }
+        }
+    }
+    // Give queued jobs, oldest first, to online idle runners that have every label asked for.
+    for i in 0..w.jobs.len() {
+        if w.jobs[i].status != JobStatus::Queued {
+            continue;
+        }
+        let (owner, _) = w.jobs[i].repo.split_once('/').unwrap_or(("", ""));
+        let repo_scope = format!("repos/{}", w.jobs[i].repo);
+        let org_scope = format!("orgs/{owner}");
+        let wanted: Vec<String> = w.jobs[i].labels.iter().map(|l| l.to_lowercase()).collect();
+        let pick = w.runners.iter().position(|r| {
+            r.online
+                && !r.busy
+                && (r.scope == repo_scope || r.scope == org_scope)
+                && wanted
+                    .iter()
+                    .all(|l| r.labels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+        });
+        if let Some(ri) = pick {
+            w.runners[ri].busy = true;
+            w.runners[ri].job = Some(w.jobs[i].id);
+            let (rid, rname, rgroup) = (
+                w.runners[ri].id,
+                w.runners[ri].name.clone(),
+                w.runners[ri].group_id,
+            );
+            let job = &mut w.jobs[i];
+            job.status = JobStatus::InProgress;
+            job.started_at = Some(now);
+            job.runner_id = Some(rid);
+            job.runner_name = Some(rname);
+            job.runner_group_id = Some(rgroup);
+            if !job.silent {
+                let snapshot = job.clone();
+                w.outbox.push(("in_progress".into(), snapshot));
+            }
+        }
+    }
+}
+
+/// The `workflow_job` payload GitHub would send.
+pub fn workflow_job_payload(action: &str, job: &SimJob) -> Value {
+    let (owner, name) = job.repo.split_once('/').unwrap_or(("", ""));
+    let status = match job.status {
+        JobStatus::Queued => "queued",
+        JobStatus::InProgress => "in_progress",
+        JobStatus::Completed => "completed",
+    };
+    json!({
+        "action": action,
+        "workflow_job": {
+            "id": job.id,
+            "run_id": job.run_id,
+            "workflow_name": "CI",
+            "head_branch": "main",
+            "run_url": format!("https://api.github.com/repos/{}/actions/runs/{}", job.repo, job.run_id),
+            "run_attempt": 1,
+            "node_id": "CR_kwDO",
+            "head_sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+            "url": format!("https://api.github.com/repos/{}/actions/jobs/{}", job.repo, job.id),
+            "html_url": format!("https://github.com/{}/actions/runs/{}/job/{}", job.repo, job.run_id, job.id),
+            "status": status,
+            "conclusion": if job.status == JobStatus::Completed { json!("success") } else { Value::Null },
+            "created_at": rfc3339(now()),
+            "started_at": rfc3339(now()),
+            "completed_at": if job.status == JobStatus::Completed { json!(rfc3339(now())) } else { Value::Null },
+            "name": "build",
+            "steps": [],
+            "check_run_url": format!("https://api.github.com/repos/{}/check-runs/{}", job.repo, job.id),
+            "labels": job.labels,
+            "runner_id": job.runner_id,
+            "runner_name": job.runner_name,
+            "runner_group_id": job.runner_group_id,
+            "runner_group_name": job.runner_group_id.map(|_| "runners"),
+        },
+        "repository": {
+            "id": 1,
+            "name": name,
+            "full_name": job.repo,
+            "private": false,
+            "owner": { "login": owner, "id": 1, "type": "Organization" },
+        },
+        "organization": { "login": owner, "id": 1 },
+        "sender": { "login": "octocat", "id": 1, "type": "User" },
+    })
+}
+
+/// POSTs one signed delivery; true when answered 2xx.
+async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = workflow_job_payload(action, job).to_string();
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (hostport, path) = match rest.split_once('/') {
+        Some((h, p)) => (h.to_string(), format!("/{p}")),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    let sig = crate::server::webhook::sign(secret.as_bytes(), body.as_bytes());
+    let delivery = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u64(..) & 0xffff_ffff_ffff
+    );
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: GitHub-Hookshot/sim\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(&hostport).await.ok()?;
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        let text = String::from_utf8_lossy(&head).to_string();
+        text.split_whitespace().nth(1)?.parse::<u16>().ok()
+    };
+    // GitHub gives up after 10 seconds and does not retry by itself.
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), attempt).await,
+        Ok(Some(200..=299))
+    )
 }
 
 impl Drop for Sim {
