@@ -4,6 +4,7 @@
 //! backends.
 
 pub mod matching;
+pub mod plan;
 pub mod sync;
 
 use crate::queue::{Envelope, Task};

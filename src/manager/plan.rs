@@ -1,0 +1,490 @@
+//! The health check's decisions: a pure function from what Redis, GitHub and the backend say
+//! about one group to the actions that bring it back in line. No I/O here.
+
+use crate::backend::Instance;
+use crate::forge::ForgeRunner;
+use crate::model::{Runner, RunnerStatus};
+use serde::Serialize;
+
+/// What one pass observed of one group.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    /// Unix seconds.
+    pub now: u64,
+    pub min_runners: u32,
+    pub max_runners: u32,
+    pub time_to_start: u64,
+    pub time_to_live: u64,
+    /// The group's runner records.
+    pub records: &'a [Runner],
+    /// The group's runners on GitHub that carry our name prefix.
+    pub forge: &'a [ForgeRunner],
+    /// The group's instances on the backend (tagged as ours).
+    pub instances: &'a [Instance],
+    /// Jobs of the group queued on GitHub and not started yet.
+    pub waiting_jobs: u32,
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Create runners.
+    Create { count: u32, reason: String },
+    /// Delete a runner (GitHub registration, instance, record), unless it runs a job.
+    Delete { name: String, reason: String },
+    /// An instance tagged as ours with no record: a leaked VM.
+    DeleteInstance { id: String, reason: String },
+    /// A GitHub runner of ours with no record: a ghost.
+    DeleteForgeRunner {
+        id: u64,
+        name: String,
+        reason: String,
+    },
+    /// Bring a record's status in line with GitHub.
+    SetStatus {
+        name: String,
+        status: RunnerStatus,
+        forge_id: Option<u64>,
+    },
+}
+
+fn is_pending(s: RunnerStatus) -> bool {
+    matches!(
+        s,
+        RunnerStatus::Reserved | RunnerStatus::Creating | RunnerStatus::Started
+    )
+}
+
+/// Decides what a pass over one group does. Pure and total.
+pub fn plan(o: &Observed) -> Vec<Action> {
+    let mut out = Vec::new();
+    let forge_of = |r: &Runner| {
+        o.forge
+            .iter()
+            .find(|f| f.name == r.name || Some(f.id) == r.forge_id)
+    };
+    let mut deleting: Vec<&str> = Vec::new();
+    // Runners that will be idle for a job: idle now, or on their way.
+    let mut idle_names: Vec<(&str, u64)> = Vec::new();
+    let mut pending = 0u32;
+
+    for r in o.records {
+        let f = forge_of(r);
+        let age = o.now.saturating_sub(r.created_at);
+        let busy = f.is_some_and(|f| f.busy) || r.status == RunnerStatus::Active;
+        if busy && matches!(r.status, RunnerStatus::Deleting | RunnerStatus::Failed) {
+            // Never delete a runner that runs a job: wait for it to finish.
+            continue;
+        }
+        if r.status == RunnerStatus::Deleting || r.status == RunnerStatus::Failed {
+            // A delete that did not finish (or a failure): finish it.
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: format!("left in status {}", r.status),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
+        // An instance was made (the record has its id) but the backend no longer has it.
+        let instance_gone = !busy
+            && !matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
+            && r.instance_id
+                .as_ref()
+                .is_some_and(|id| !o.instances.iter().any(|i| &i.id == id));
+        if instance_gone {
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: "its instance vanished".into(),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
+        let online = f.is_some_and(|f| f.online());
+        if !online && !busy && age > o.time_to_start && is_pending(r.status) {
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: format!("did not come online within {}s", o.time_to_start),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
+        if !busy && age > o.time_to_live {
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: format!("older than time_to_live ({}s)", o.time_to_live),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
+        if r.status != RunnerStatus::Idle && r.status != RunnerStatus::Active && online && !busy {
+            out.push(Action::SetStatus {
+                name: r.name.clone(),
+                status: RunnerStatus::Idle,
+                forge_id: f.map(|f| f.id),
+            });
+        }
+        if busy && r.status != RunnerStatus::Active {
+            out.push(Action::SetStatus {
+                name: r.name.clone(),
+                status: RunnerStatus::Active,
+                forge_id: f.map(|f| f.id),
+            });
+        }
+        if r.status == RunnerStatus::Active && f.is_some_and(|f| !f.busy) {
+            // The job ended but no `completed` arrived: an ephemeral runner is done.
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: "its job ended".into(),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
+        if !busy {
+            if online {
+                idle_names.push((&r.name, r.created_at));
+            } else {
+                pending += 1;
+            }
+        }
+    }
+
+    // Leaked instances and ghost runners: ours by tag or name, but with no record.
+    for i in o.instances {
+        let known = o
+            .records
+            .iter()
+            .any(|r| r.instance_id.as_deref() == Some(&i.id) || i.runner() == Some(&r.name));
+        if !known {
+            out.push(Action::DeleteInstance {
+                id: i.id.clone(),
+                reason: format!(
+                    "instance of runner {} has no record",
+                    i.runner().unwrap_or("?")
+                ),
+            });
+        }
+    }
+    for f in o.forge {
+        let known = o
+            .records
+            .iter()
+            .any(|r| r.name == f.name || r.forge_id == Some(f.id));
+        if !known && !f.busy {
+            out.push(Action::DeleteForgeRunner {
+                id: f.id,
+                name: f.name.clone(),
+                reason: "GitHub runner of ours has no record".into(),
+            });
+        }
+    }
+
+    // Capacity: keep min_runners idle, make one per waiting job, never above max_runners.
+    let live = o.records.len() as u32 - deleting.len() as u32;
+    let ready = idle_names.len() as u32 + pending;
+    let wanted = o.min_runners.max(o.waiting_jobs);
+    let room = o.max_runners.saturating_sub(live);
+    let replacing = o
+        .records
+        .iter()
+        .filter(|r| deleting.contains(&r.name.as_str()) && is_pending(r.status))
+        .count() as u32;
+    if ready < wanted {
+        let count = (wanted - ready).min(room);
+        if count > 0 {
+            out.push(Action::Create {
+                count,
+                reason: if replacing > 0 {
+                    "replace runners that did not start, keep up with waiting jobs and min_runners"
+                        .into()
+                } else if o.waiting_jobs > ready {
+                    format!("{} job(s) wait", o.waiting_jobs)
+                } else {
+                    format!("keep {} idle runner(s)", o.min_runners)
+                },
+            });
+        }
+    } else if o.waiting_jobs == 0 && idle_names.len() as u32 > o.min_runners {
+        // Too many idle runners and nothing waits: the newest extras go.
+        let mut extra = idle_names.clone();
+        extra.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
+        let surplus = (idle_names.len() as u32 - o.min_runners) as usize;
+        for (name, _) in extra.into_iter().take(surplus) {
+            out.push(Action::Delete {
+                name: name.to_string(),
+                reason: format!("idle above min_runners ({})", o.min_runners),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    const NOW: u64 = 1_000_000;
+
+    fn rec(name: &str, status: RunnerStatus, age: u64) -> Runner {
+        let mut r = Runner::reserved(name, "g", "fake", vec!["x".into()], None, NOW - age);
+        r.status = status;
+        r.instance_id = (!matches!(status, RunnerStatus::Reserved | RunnerStatus::Creating))
+            .then(|| format!("i-{name}"));
+        let h = name
+            .bytes()
+            .fold(7u64, |h, b| (h * 31 + u64::from(b)) % 1_000_003);
+        r.forge_id = Some(h * 100_000 + age);
+        r
+    }
+
+    fn gh(r: &Runner, online: bool, busy: bool) -> ForgeRunner {
+        ForgeRunner {
+            id: r.forge_id.unwrap(),
+            name: r.name.clone(),
+            status: if online { "online" } else { "offline" }.into(),
+            busy,
+            labels: vec![],
+            runner_group_id: Some(1),
+        }
+    }
+
+    fn inst(r: &Runner) -> Instance {
+        let mut tags = BTreeMap::new();
+        tags.insert(crate::backend::TAG_RUNNER.to_string(), r.name.clone());
+        Instance {
+            id: r.instance_id.clone().unwrap(),
+            state: crate::backend::InstanceState::Running,
+            tags,
+            created_at: None,
+        }
+    }
+
+    fn obs<'a>(
+        records: &'a [Runner],
+        forge: &'a [ForgeRunner],
+        instances: &'a [Instance],
+        min: u32,
+        waiting: u32,
+    ) -> Observed<'a> {
+        Observed {
+            now: NOW,
+            min_runners: min,
+            max_runners: 5,
+            time_to_start: 600,
+            time_to_live: 43200,
+            records,
+            forge,
+            instances,
+            waiting_jobs: waiting,
+        }
+    }
+
+    fn deletes(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Delete { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn creates(actions: &[Action]) -> u32 {
+        actions
+            .iter()
+            .map(|a| match a {
+                Action::Create { count, .. } => *count,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_healthy_group_needs_nothing() {
+        let r = [
+            rec("a", RunnerStatus::Idle, 60),
+            rec("b", RunnerStatus::Active, 60),
+        ];
+        let f = [gh(&r[0], true, false), gh(&r[1], true, true)];
+        let i = [inst(&r[0]), inst(&r[1])];
+        assert_eq!(plan(&obs(&r, &f, &i, 1, 0)), vec![]);
+    }
+
+    #[test]
+    fn a_runner_that_never_came_online_is_replaced() {
+        let r = [rec("slow", RunnerStatus::Started, 601)];
+        let i = [inst(&r[0])];
+        let f = [gh(&r[0], false, false)];
+        let a = plan(&obs(&r, &f, &i, 0, 1));
+        assert_eq!(deletes(&a), ["slow"]);
+        assert_eq!(creates(&a), 1, "its job still waits");
+        // Not yet late: left alone.
+        let r = [rec("young", RunnerStatus::Started, 599)];
+        let i = [inst(&r[0])];
+        assert_eq!(plan(&obs(&r, &[], &i, 0, 1)), vec![]);
+    }
+
+    #[test]
+    fn old_runners_go_unless_they_run_a_job() {
+        let r = [
+            rec("old-idle", RunnerStatus::Idle, 43201),
+            rec("old-busy", RunnerStatus::Active, 43201),
+        ];
+        let f = [gh(&r[0], true, false), gh(&r[1], true, true)];
+        let i = [inst(&r[0]), inst(&r[1])];
+        assert_eq!(deletes(&plan(&obs(&r, &f, &i, 0, 0))), ["old-idle"]);
+    }
+
+    #[test]
+    fn min_runners_are_kept_idle_within_max() {
+        let a = plan(&obs(&[], &[], &[], 2, 0));
+        assert_eq!(creates(&a), 2);
+        // Pending runners count as coming.
+        let r = [rec("p", RunnerStatus::Creating, 5)];
+        assert_eq!(creates(&plan(&obs(&r, &[], &[], 2, 0))), 1);
+        // Never above max_runners.
+        let busy: Vec<Runner> = (0..5)
+            .map(|n| rec(&format!("b{n}"), RunnerStatus::Active, 9))
+            .collect();
+        let f: Vec<ForgeRunner> = busy.iter().map(|r| gh(r, true, true)).collect();
+        let i: Vec<Instance> = busy.iter().map(inst).collect();
+        assert_eq!(creates(&plan(&obs(&busy, &f, &i, 2, 3))), 0);
+    }
+
+    #[test]
+    fn idle_runners_above_min_go_when_no_job_waits() {
+        let r = [
+            rec("a", RunnerStatus::Idle, 300),
+            rec("b", RunnerStatus::Idle, 200),
+            rec("c", RunnerStatus::Idle, 100),
+        ];
+        let f: Vec<ForgeRunner> = r.iter().map(|x| gh(x, true, false)).collect();
+        let i: Vec<Instance> = r.iter().map(inst).collect();
+        assert_eq!(
+            deletes(&plan(&obs(&r, &f, &i, 1, 0))),
+            ["c", "b"],
+            "newest first"
+        );
+        assert!(
+            deletes(&plan(&obs(&r, &f, &i, 1, 2))).is_empty(),
+            "jobs wait: keep them"
+        );
+    }
+
+    #[test]
+    fn leaks_and_ghosts_on_both_sides_are_cleaned() {
+        let kept = rec("kept", RunnerStatus::Idle, 60);
+        let orphan = rec("orphan", RunnerStatus::Idle, 60);
+        let ghost = rec("ghost", RunnerStatus::Idle, 60);
+        let busy_ghost = rec("busyghost", RunnerStatus::Idle, 60);
+        let records = [kept.clone()];
+        let f = [
+            gh(&kept, true, false),
+            gh(&ghost, true, false),
+            gh(&busy_ghost, true, true),
+        ];
+        let i = [inst(&kept), inst(&orphan)];
+        let a = plan(&obs(&records, &f, &i, 1, 0));
+        assert!(a.contains(&Action::DeleteInstance {
+            id: "i-orphan".into(),
+            reason: "instance of runner orphan has no record".into()
+        }));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::DeleteForgeRunner { name, .. } if name == "ghost")));
+        assert!(
+            !a.iter().any(
+                |x| matches!(x, Action::DeleteForgeRunner { name, .. } if name == "busyghost")
+            ),
+            "a runner running a job is never deleted"
+        );
+    }
+
+    #[test]
+    fn a_record_whose_instance_vanished_goes() {
+        let r = [rec("gone", RunnerStatus::Idle, 60)];
+        let f = [gh(&r[0], true, false)];
+        assert_eq!(deletes(&plan(&obs(&r, &f, &[], 0, 0))), ["gone"]);
+    }
+
+    #[test]
+    fn statuses_follow_github() {
+        let r = [
+            rec("s", RunnerStatus::Started, 30),
+            rec("t", RunnerStatus::Idle, 30),
+        ];
+        let f = [gh(&r[0], true, false), gh(&r[1], true, true)];
+        let i = [inst(&r[0]), inst(&r[1])];
+        let a = plan(&obs(&r, &f, &i, 2, 0));
+        assert!(a.contains(&Action::SetStatus {
+            name: "s".into(),
+            status: RunnerStatus::Idle,
+            forge_id: r[0].forge_id
+        }));
+        assert!(a.contains(&Action::SetStatus {
+            name: "t".into(),
+            status: RunnerStatus::Active,
+            forge_id: r[1].forge_id
+        }));
+    }
+
+    #[test]
+    fn unfinished_deletes_are_finished() {
+        let r = [
+            rec("d", RunnerStatus::Deleting, 30),
+            rec("f", RunnerStatus::Failed, 30),
+        ];
+        assert_eq!(deletes(&plan(&obs(&r, &[], &[], 0, 0))), ["d", "f"]);
+    }
+
+    /// Exhaustive over small worlds: the plan never deletes a busy runner, never creates above
+    /// max_runners, and never both creates and trims idle runners.
+    #[test]
+    fn invariants_hold_over_every_small_world() {
+        let statuses = RunnerStatus::ALL;
+        let mut worlds = 0;
+        for s1 in statuses {
+            for s2 in statuses {
+                for flags in 0u32..64 {
+                    for min in 0..3 {
+                        for waiting in 0..3 {
+                            let bit = |n: u32| flags & (1 << n) != 0;
+                            let r = [
+                                rec("a", s1, if bit(0) { 50_000 } else { 700 }),
+                                rec("b", s2, if bit(1) { 30 } else { 900 }),
+                            ];
+                            let f: Vec<ForgeRunner> = r
+                                .iter()
+                                .enumerate()
+                                .filter(|(n, _)| bit(2 + *n as u32))
+                                .map(|(n, x)| gh(x, true, bit(4 + n as u32)))
+                                .collect();
+                            let i: Vec<Instance> = r
+                                .iter()
+                                .filter(|x| x.instance_id.is_some())
+                                .map(inst)
+                                .collect();
+                            let o = obs(&r, &f, &i, min, waiting);
+                            let a = plan(&o);
+                            worlds += 1;
+                            for d in deletes(&a) {
+                                let busy = f.iter().any(|x| x.name == d && x.busy);
+                                assert!(!busy, "deleted busy {d} in {o:?}: {a:?}");
+                            }
+                            let live = r.len() as u32;
+                            assert!(
+                                creates(&a)
+                                    <= o.max_runners.saturating_sub(live.min(o.max_runners)) + live,
+                                "{a:?}"
+                            );
+                            let trims = a.iter().any(|x| matches!(x, Action::Delete { reason, .. } if reason.starts_with("idle above")));
+                            assert!(!(trims && creates(&a) > 0), "{a:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(worlds > 10_000);
+    }
+}
