@@ -526,3 +526,68 @@ impl RedisStore {
         Ok(v.unwrap_or(0))
     }
 }
+
+/// Releases a lock only if this holder still has it.
+static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+impl RedisStore {
+    fn waiting_key(&self, group: &str) -> String {
+        format!("{}group:{group}:waiting", self.prefix)
+    }
+
+    /// Notes a job of `group` queued on GitHub and not started yet.
+    pub async fn add_waiting(&self, group: &str, job_id: u64, now: u64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = c.zadd(self.waiting_key(group), job_id, now).await?;
+        Ok(())
+    }
+
+    /// The job started or ended: it no longer waits, whatever its group.
+    pub async fn remove_waiting(&self, groups: &[String], job_id: u64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for g in groups {
+            pipe.zrem(self.waiting_key(g), job_id);
+        }
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Jobs of a group waiting, queued after `since` (older entries are forgotten).
+    pub async fn waiting(&self, group: &str, since: u64) -> Result<u32> {
+        let mut c = self.conn.clone();
+        let key = self.waiting_key(group);
+        let _: i64 = c.zrembyscore(&key, "-inf", format!("({since}")).await?;
+        Ok(c.zcard(&key).await?)
+    }
+
+    /// Takes the lock `name` for `ttl` unless someone holds it; returns the holder's token.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        let mut c = self.conn.clone();
+        let token = format!("{:016x}", fastrand::u64(..));
+        let ok: Option<String> = redis::cmd("SET")
+            .arg(format!("{}lock:{name}", self.prefix))
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut c)
+            .await?;
+        Ok(ok.map(|_| token))
+    }
+
+    pub async fn unlock(&self, name: &str, token: &str) -> Result<()> {
+        let mut inv = UNLOCK.prepare_invoke();
+        inv.key(format!("{}lock:{name}", self.prefix)).arg(token);
+        let mut c = self.conn.clone();
+        let _: i64 = inv.invoke_async(&mut c).await?;
+        Ok(())
+    }
+}

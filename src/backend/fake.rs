@@ -169,6 +169,21 @@ impl Backend for FakeBackend {
         };
         let text = serde_json::to_string(&record).map_err(|e| self.err(e))?;
         let stored = self.put_if_absent(&id, text).await?;
+        // "Boot": when the credential is the fake GitHub's, the runner comes online there, as a
+        // real runner process would. Against real GitHub nothing boots.
+        if let Some(jit) = req
+            .boot
+            .files
+            .iter()
+            .find(|f| f.path == crate::bootstrap::JITCONFIG)
+        {
+            let jit = jit.content.expose().to_string();
+            if crate::forge::sim::sim_connect_url(&jit).is_some() {
+                tokio::spawn(async move {
+                    crate::forge::sim::connect_stand_in_runner(&jit).await;
+                });
+            }
+        }
         self.to_instance(&stored)
     }
 

@@ -155,6 +155,8 @@ struct World {
     outbox: Vec<(String, SimJob)>,
     delivered: u64,
     failed_deliveries: u64,
+    /// This fake's own address, written into the JIT configurations it hands out.
+    base_url: String,
 }
 
 impl World {
@@ -245,6 +247,7 @@ impl Sim {
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        world.base_url = format!("http://{addr}");
         let world = Arc::new(Mutex::new(world));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(scheduler(world.clone(), opts.clone()));
@@ -1079,7 +1082,9 @@ fn route(
                 );
             }
             let id = w.id();
-            let jit = format!("jit-{id}-{:016x}", fastrand::u64(..));
+            // Like a real one, the configuration names the service the runner talks to: here
+            // the fake's side door, which a stand-in runner calls to come online.
+            let jit = sim_jit(&w.base_url, id);
             let mut all_labels = vec!["self-hosted".to_string(), "linux".into(), "x64".into()];
             for l in labels {
                 if !all_labels.iter().any(|x| x.eq_ignore_ascii_case(&l)) {
@@ -1107,6 +1112,60 @@ fn route(
         ),
         _ => (404, msg("Not Found")),
     }
+}
+
+fn sim_jit(base_url: &str, id: u64) -> String {
+    use base64::Engine;
+    let doc = json!({
+        "sim_connect": format!("{base_url}/_sim/runner/connect"),
+        "runner_id": id,
+        "nonce": format!("{:016x}", fastrand::u64(..)),
+    });
+    base64::engine::general_purpose::STANDARD.encode(doc.to_string())
+}
+
+/// The connect address inside a JIT configuration made by the fake, if it is one.
+pub fn sim_connect_url(jit: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(jit.trim())
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    v.get("sim_connect")?.as_str().map(String::from)
+}
+
+/// What a booting stand-in runner does: tells the fake GitHub it is online.
+pub async fn connect_stand_in_runner(jit: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(url) = sim_connect_url(jit) else {
+        return false;
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let Some((hostport, path)) = rest.split_once('/') else {
+        return false;
+    };
+    let body = json!({ "jitconfig": jit }).to_string();
+    let req = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        String::from_utf8_lossy(&head)
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u16>()
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), attempt).await,
+        Ok(Some(200))
+    )
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

@@ -1,54 +1,128 @@
-//! The domain: what to do with each task. Decisions are pure functions over observed state; the
-//! I/O around them is thin. This version handles the queue's own no-op task; the runner life
-//! cycle (job queued, in progress, completed, health checks) joins it with the forge and the
-//! backends.
+//! The domain: what to do with each task. Decisions are pure functions over observed state
+//! (`matching`, `plan`, `sync`); `ops` carries them out against the store, the forge and the
+//! backends; `TaskHandler` maps each task of the queue to an operation and its outcome to the
+//! queue's retry policy.
 
 pub mod matching;
+pub mod ops;
 pub mod plan;
 pub mod sync;
+
+pub use ops::{Created, Done, Failure, Manager, Removed};
 
 use crate::queue::{Envelope, Task};
 use crate::store::RedisStore;
 use crate::worker::{Handler, Outcome};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Handles every kind of task a worker takes from the queue.
 pub struct TaskHandler {
     store: RedisStore,
+    manager: Option<Arc<Manager>>,
 }
 
 impl TaskHandler {
+    /// A handler for the queue's own tasks only (tests, benchmarks).
     pub fn new(store: RedisStore) -> TaskHandler {
-        TaskHandler { store }
+        TaskHandler {
+            store,
+            manager: None,
+        }
+    }
+
+    /// A handler for every task, runners included.
+    pub fn with_manager(manager: Arc<Manager>) -> TaskHandler {
+        TaskHandler {
+            store: manager.store.clone(),
+            manager: Some(manager),
+        }
+    }
+}
+
+/// How long a job waits before it asks again for a slot of a full group.
+fn capacity_wait() -> Duration {
+    Duration::from_millis(1000 + fastrand::u64(0..1000))
+}
+
+fn outcome<T>(r: Result<T, Failure>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Done,
+        Err(Failure::Transient(e)) => Outcome::Retry(e),
+        Err(Failure::Permanent(e)) => Outcome::Fail(e),
     }
 }
 
 impl Handler for TaskHandler {
     async fn handle(&self, env: &Envelope) -> Outcome {
-        match &env.task {
-            Task::Noop {
-                mark,
-                sleep_ms,
-                fail_times,
-            } => {
-                if *sleep_ms > 0 {
-                    tokio::time::sleep(Duration::from_millis(*sleep_ms)).await;
-                }
-                if env.attempt < *fail_times {
-                    return Outcome::Retry(format!(
-                        "no-op task failing on purpose (attempt {} of {fail_times} failing)",
-                        env.attempt + 1
-                    ));
-                }
-                match self.store.count_mark(mark).await {
-                    Ok(_) => Outcome::Done,
-                    Err(e) => Outcome::Retry(e.to_string()),
-                }
+        if let Task::Noop {
+            mark,
+            sleep_ms,
+            fail_times,
+        } = &env.task
+        {
+            if *sleep_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(*sleep_ms)).await;
             }
-            other => Outcome::Fail(format!(
-                "`{}` tasks are not handled by this version of runnerctl yet; requeue them with `runnerctl tasks requeue --all` after upgrading",
-                other.kind()
-            )),
+            if env.attempt < *fail_times {
+                return Outcome::Retry(format!(
+                    "no-op task failing on purpose (attempt {} of {fail_times} failing)",
+                    env.attempt + 1
+                ));
+            }
+            return match self.store.count_mark(mark).await {
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Retry(e.to_string()),
+            };
+        }
+        let Some(m) = &self.manager else {
+            return Outcome::Fail(format!("`{}` tasks need a runner manager", env.task.kind()));
+        };
+        match &env.task {
+            Task::JobQueued { job_id, group, .. } => match m.job_queued(group, *job_id).await {
+                Ok(Created::Full { held }) => Outcome::Wait {
+                    delay: capacity_wait(),
+                    reason: format!("group `{group}` is at max_runners ({held} held)"),
+                },
+                other => outcome(other),
+            },
+            Task::JobInProgress {
+                job_id,
+                runner_name,
+                ..
+            } => outcome(m.job_in_progress(*job_id, runner_name).await),
+            Task::JobCompleted {
+                job_id,
+                runner_name,
+                ..
+            } => outcome(m.job_completed(*job_id, runner_name.as_deref()).await),
+            Task::CreateRunner { group } => match m.group(group) {
+                None => Outcome::Fail(format!("no runner group `{group}`")),
+                Some(g) => match m.create_runner(g, &format!("task:{}", env.id), None).await {
+                    Ok(Created::Full { held }) => Outcome::Wait {
+                        delay: capacity_wait(),
+                        reason: format!("group `{group}` is at max_runners ({held} held)"),
+                    },
+                    other => outcome(other),
+                },
+            },
+            Task::DeleteRunner { name, force } => match m.delete_runner(name, *force).await {
+                Ok(Removed::Busy) => Outcome::Retry(format!("runner {name} is running a job")),
+                other => outcome(other),
+            },
+            Task::GroupHealthCheck { group } => match m.group(group) {
+                None => Outcome::Fail(format!("no runner group `{group}`")),
+                Some(g) => outcome(m.health_check(g).await),
+            },
+            Task::Reconcile => {
+                for g in &m.config.runner_groups {
+                    if let Err(e) = m.health_check(g).await {
+                        return outcome::<()>(Err(e));
+                    }
+                }
+                Outcome::Done
+            }
+            Task::Noop { .. } => Outcome::Done,
         }
     }
 }
