@@ -336,21 +336,3 @@ fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["files"][2]["mode"], "0600");
 }
-
-#[test]
-fn commands_not_built_yet_say_so_with_exit_2() {
-    for args in [
-        vec!["healthcheck"],
-        vec!["runners", "list"],
-        vec!["runners", "create", "--group", "demo"],
-        vec!["runners", "delete", "x"],
-    ] {
-        runnerctl()
-            .args(["--config", &example_path()])
-            .args(&args)
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains("is not available yet"))
-            .stdout(predicate::str::is_empty());
-    }
-}

@@ -9,6 +9,7 @@ pub mod output;
 mod config_cmd;
 mod groups_cmd;
 mod queue_cmd;
+mod runners_cmd;
 mod serve_cmd;
 
 use crate::config::{self, Loaded};
@@ -147,25 +148,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Groups(GroupsCommand::Sync { group, dry_run }) => {
             groups_cmd::sync(&cx, group.as_deref(), dry_run)
         }
-        Command::Runners(RunnersCommand::List { .. }) => Err(Error::NotAvailable {
-            command: "runners list",
-            what: "runner bookkeeping",
-        }),
-        Command::Runners(RunnersCommand::Create { .. }) => Err(Error::NotAvailable {
-            command: "runners create",
-            what: "runner creation",
-        }),
+        Command::Runners(RunnersCommand::List { group, status }) => {
+            runners_cmd::list(&cx, group.as_deref(), status)
+        }
+        Command::Runners(RunnersCommand::Create { group, count }) => {
+            runners_cmd::create(&cx, &group, count)
+        }
         Command::Runners(RunnersCommand::Bootstrap { group }) => {
             config_cmd::runners_bootstrap(&cx, &group)
         }
-        Command::Runners(RunnersCommand::Delete(_)) => Err(Error::NotAvailable {
-            command: "runners delete",
-            what: "runner deletion",
-        }),
-        Command::Healthcheck { .. } => Err(Error::NotAvailable {
-            command: "healthcheck",
-            what: "the health check",
-        }),
+        Command::Runners(RunnersCommand::Delete(args)) => runners_cmd::delete(&cx, &args),
+        Command::Healthcheck { group } => runners_cmd::healthcheck(&cx, group.as_deref()),
         Command::Serve => serve_cmd::serve(&cx),
         Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
         Command::Tasks(t) => queue_cmd::tasks(&cx, t),

@@ -6,7 +6,7 @@ use super::{runtime, Context};
 use crate::error::{Error, Result};
 use crate::manager::TaskHandler;
 use crate::queue::{Queue, TaskView};
-use crate::store::{self, RedisStore};
+use crate::store;
 use crate::worker::{self, WorkerOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,12 +74,39 @@ pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
             }
         };
         let queue = Queue::new(conn.clone(), &config.name, config.queue.options());
-        let handler = Arc::new(TaskHandler::new(RedisStore::new(conn, &config.name)));
+        let config = Arc::new(config);
+        let manager = Arc::new(super::runners_cmd::manager(cx, config.clone()).await?);
+        let handler = Arc::new(TaskHandler::with_manager(manager));
+        tokio::spawn(schedule_health_checks(queue.clone(), config.clone()));
         let mut opts = WorkerOptions::new(concurrency);
         opts.drain = config.queue.drain_timeout.as_std();
         worker::run(queue, read_conn, handler, opts, shutdown).await;
         Ok(())
     })
+}
+
+/// Enqueues one health check per group every `healthcheck_interval`. The idempotency key names
+/// the interval, so however many workers run, each group gets one check per interval.
+async fn schedule_health_checks(queue: Queue, config: Arc<crate::config::Config>) {
+    let every = config.healthcheck_interval.as_std();
+    // The first check comes one interval after start, spread over a short random delay so
+    // that workers started together do not all enqueue at once.
+    let start = tokio::time::Instant::now() + every + Duration::from_millis(fastrand::u64(0..2000));
+    let mut tick = tokio::time::interval_at(start, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let slot = crate::model::unix_now() / every.as_secs().max(1);
+        for g in &config.runner_groups {
+            let task = crate::queue::Task::GroupHealthCheck {
+                group: g.name.clone(),
+            };
+            let key = format!("health:{}:{slot}", g.name);
+            if let Err(e) = queue.enqueue(task, Some(key)).await {
+                tracing::debug!(error = %e, "could not schedule a health check");
+            }
+        }
+    }
 }
 
 pub fn tasks(cx: &Context, cmd: TasksCommand) -> Result<()> {

@@ -1,0 +1,340 @@
+//! `runnerctl runners list|create|delete` and `runnerctl healthcheck`.
+
+use super::args::DeleteArgs;
+use super::groups_cmd::progress;
+use super::output::{self, OutputFormat};
+use super::{runtime, Context};
+use crate::backend::{self, Backend};
+use crate::config::{Config, RunnerGroup};
+use crate::error::{Error, Result};
+use crate::forge::Forge;
+use crate::manager::{Created, Done, Failure, Manager, Removed};
+use crate::model::{unix_now, RunnerStatus};
+use crate::store::{self, RedisStore};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        Error::Problem(f.to_string())
+    }
+}
+
+/// The manager of a configuration: Redis, GitHub and every backend that can be built. A backend
+/// that cannot (a kind not built yet, an unreachable engine) is reported and left out: its
+/// groups fail with a clear message while the others work.
+pub async fn manager(cx: &Context, config: Arc<Config>) -> Result<Manager> {
+    let url = cx.redis_url(&config)?;
+    let conn = store::connect(&url).await?;
+    let forge: Arc<dyn Forge> = Arc::new(cx.github(&config)?);
+    let mut backends: HashMap<String, Arc<dyn Backend>> = HashMap::new();
+    for b in &config.backends {
+        if !config.runner_groups.iter().any(|g| g.backend == b.name) {
+            continue;
+        }
+        match backend::build(b, &config.name, Some(conn.clone())).await {
+            Ok(x) => {
+                backends.insert(b.name.clone(), x);
+            }
+            Err(e) => tracing::warn!(backend = %b.name, error = %e, "backend unavailable"),
+        }
+    }
+    Ok(Manager::new(
+        config.clone(),
+        RedisStore::new(conn, &config.name),
+        forge,
+        backends,
+    ))
+}
+
+fn group<'a>(config: &'a Config, name: &str) -> Result<&'a RunnerGroup> {
+    config
+        .group(name)
+        .ok_or_else(|| Error::Usage(format!("no runner group `{name}` in the configuration")))
+}
+
+#[derive(Serialize)]
+struct RunnerRow {
+    name: String,
+    group: String,
+    status: RunnerStatus,
+    instance: Option<String>,
+    github_status: Option<String>,
+    busy: Option<bool>,
+    job: Option<u64>,
+    age_secs: u64,
+}
+
+pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>) -> Result<()> {
+    let config = Arc::new(cx.load()?.config);
+    if let Some(g) = only_group {
+        group(&config, g)?;
+    }
+    let rt = runtime()?;
+    let rows = rt.block_on(async {
+        let m = manager(cx, config.clone()).await?;
+        let mut records = match only_group {
+            Some(g) => m.store.runners_of_group(g).await?,
+            None => m.store.all_runners().await?,
+        };
+        records.retain(|r| status.is_none_or(|s| r.status == s));
+        // One listing per scope (100 runners a call), never one call per runner.
+        let mut scopes: HashMap<String, Vec<crate::forge::ForgeRunner>> = HashMap::new();
+        for g in config.runner_groups.iter() {
+            let scope = Manager::scope(g);
+            let key = scope.path();
+            if scopes.contains_key(&key) || !records.iter().any(|r| r.group == g.name) {
+                continue;
+            }
+            scopes.insert(key, m.forge.list_runners(&scope).await?);
+        }
+        let now = unix_now();
+        Ok::<_, Error>(
+            records
+                .into_iter()
+                .map(|r| {
+                    let gh = config.group(&r.group).and_then(|g| {
+                        scopes
+                            .get(&Manager::scope(g).path())
+                            .and_then(|l| l.iter().find(|f| f.name == r.name))
+                    });
+                    RunnerRow {
+                        github_status: gh.map(|f| f.status.clone()),
+                        busy: gh.map(|f| f.busy),
+                        age_secs: now.saturating_sub(r.created_at),
+                        name: r.name,
+                        group: r.group,
+                        status: r.status,
+                        instance: r.instance_id,
+                        job: r.job_id.or(r.created_for_job),
+                    }
+                })
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    match cx.output {
+        OutputFormat::Json => output::json(&rows),
+        OutputFormat::Table => output::table(
+            &[
+                "name", "group", "status", "instance", "github", "busy", "job", "age",
+            ],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r.name.clone(),
+                        r.group.clone(),
+                        r.status.to_string(),
+                        r.instance.clone().unwrap_or_else(|| "-".into()),
+                        r.github_status.clone().unwrap_or_else(|| "-".into()),
+                        r.busy
+                            .map(|b| if b { "yes" } else { "no" }.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        r.job.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
+                        age(r.age_secs),
+                    ]
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
+}
+
+pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
+    let config = Arc::new(cx.load()?.config);
+    let g = group(&config, group_name)?.clone();
+    let rt = runtime()?;
+    let (made, full, failed) = rt.block_on(async {
+        let m = manager(cx, config.clone()).await?;
+        let bar = progress(u64::from(count), cx.output);
+        let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::new());
+        for _ in 0..count {
+            let seed = format!("cli:{}:{:016x}", unix_now(), fastrand::u64(..));
+            match m.create_runner(&g, &seed, None).await {
+                Ok(Created::New(n)) | Ok(Created::Exists(n)) => made.push(n),
+                Ok(Created::Full { held }) => {
+                    full = Some(held);
+                    break;
+                }
+                Err(e) => failed.push(e.to_string()),
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok::<_, Error>((made, full, failed))
+    })?;
+    match cx.output {
+        OutputFormat::Json => output::json(&serde_json::json!({
+            "created": made, "full": full.is_some(), "errors": failed,
+        }))?,
+        OutputFormat::Table => {
+            let mut text = String::new();
+            for n in &made {
+                text.push_str(&format!("created {n}\n"));
+            }
+            output::print(&text)?;
+        }
+    }
+    if let Some(held) = full {
+        return Err(Error::Problem(format!(
+            "group `{group_name}` is at max_runners ({held} of {}): created {} of {count}",
+            g.max_runners,
+            made.len()
+        )));
+    }
+    if !failed.is_empty() {
+        return Err(Error::Problem(failed.join("; ")));
+    }
+    Ok(())
+}
+
+pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
+    let config = Arc::new(cx.load()?.config);
+    if let Some(g) = &args.group {
+        group(&config, g)?;
+    }
+    let rt = runtime()?;
+    let results = rt.block_on(async {
+        let m = manager(cx, config.clone()).await?;
+        let names: Vec<String> = match (&args.group, args.all) {
+            (Some(g), true) => m
+                .store
+                .runners_of_group(g)
+                .await?
+                .into_iter()
+                .map(|r| r.name)
+                .collect(),
+            _ => args.names.clone(),
+        };
+        let bar = progress(names.len() as u64, cx.output);
+        let mut out = Vec::new();
+        for n in names {
+            let r = m.delete_runner(&n, args.force).await;
+            out.push((n, r));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok::<_, Error>(out)
+    })?;
+    let rows: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(n, r)| {
+            serde_json::json!({
+                "name": n,
+                "result": match r {
+                    Ok(Removed::Deleted) => "deleted".to_string(),
+                    Ok(Removed::Busy) => "refused: running a job (use --force)".to_string(),
+                    Ok(Removed::Missing) => "no such runner".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                }
+            })
+        })
+        .collect();
+    match cx.output {
+        OutputFormat::Json => output::json(&rows)?,
+        OutputFormat::Table => output::table(
+            &["name", "result"],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                        r["result"].as_str().unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect(),
+        )?,
+    }
+    let bad = results
+        .iter()
+        .filter(|(_, r)| !matches!(r, Ok(Removed::Deleted)))
+        .count();
+    if bad > 0 {
+        return Err(Error::Problem(format!(
+            "{bad} runner{} not deleted",
+            if bad == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
+    let config = Arc::new(cx.load()?.config);
+    if let Some(g) = only_group {
+        group(&config, g)?;
+    }
+    let rt = runtime()?;
+    let done: Vec<Done> = rt.block_on(async {
+        let m = manager(cx, config.clone()).await?;
+        let mut all = Vec::new();
+        for g in config
+            .runner_groups
+            .iter()
+            .filter(|g| only_group.is_none_or(|o| o == g.name))
+        {
+            match m.health_check(g).await {
+                Ok(d) => all.extend(d),
+                Err(e) => all.push(Done {
+                    group: g.name.clone(),
+                    action: crate::manager::plan::Action::Create {
+                        count: 0,
+                        reason: "health check".into(),
+                    },
+                    result: format!("failed: {e}"),
+                }),
+            }
+        }
+        Ok::<_, Error>(all)
+    })?;
+    match cx.output {
+        OutputFormat::Json => output::json(&done)?,
+        OutputFormat::Table => {
+            if done.is_empty() {
+                output::print("every group is healthy\n")?;
+            } else {
+                output::table(
+                    &["group", "action", "target", "reason", "result"],
+                    done.iter()
+                        .map(|d| {
+                            let v = serde_json::to_value(&d.action).unwrap_or_default();
+                            let target = v
+                                .get("name")
+                                .or_else(|| v.get("id"))
+                                .or_else(|| v.get("count"))
+                                .map(|x| x.to_string().trim_matches('"').to_string())
+                                .unwrap_or_default();
+                            vec![
+                                d.group.clone(),
+                                v["action"].as_str().unwrap_or_default().to_string(),
+                                target,
+                                v.get("reason")
+                                    .and_then(|r| r.as_str())
+                                    .or(v.get("status").and_then(|r| r.as_str()))
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                d.result.clone(),
+                            ]
+                        })
+                        .collect(),
+                )?;
+            }
+        }
+    }
+    let failed = done
+        .iter()
+        .filter(|d| d.result.starts_with("failed"))
+        .count();
+    if failed > 0 {
+        return Err(Error::Problem(format!(
+            "the health check could not fix {failed} problem{}",
+            if failed == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
