@@ -591,3 +591,46 @@ impl RedisStore {
         Ok(())
     }
 }
+
+impl RedisStore {
+    /// Advances a round-robin cursor by one and returns its previous value.
+    pub async fn next_cursor(&self, name: &str) -> Result<u64> {
+        let mut c = self.conn.clone();
+        let v: u64 = c.incr(format!("{}cursor:{name}", self.prefix), 1).await?;
+        Ok(v - 1)
+    }
+
+    /// Whether a runner record was made for `job_id` in `group`.
+    pub async fn has_runner_for_job(&self, group: &str, job_id: u64) -> Result<bool> {
+        Ok(self
+            .runners_of_group(group)
+            .await?
+            .iter()
+            .any(|r| r.created_for_job == Some(job_id) || r.job_id == Some(job_id)))
+    }
+}
+
+impl RedisStore {
+    /// Remembers that a job started (or ended), for a day.
+    pub async fn mark_job_started(&self, job_id: u64, now: u64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let key = format!("{}jobs:started", self.prefix);
+        let mut pipe = redis::pipe();
+        pipe.zadd(&key, job_id, now).zrembyscore(
+            &key,
+            "-inf",
+            format!("({}", now.saturating_sub(86_400)),
+        );
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Whether a job has started already.
+    pub async fn job_started(&self, job_id: u64) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let score: Option<f64> = c
+            .zscore(format!("{}jobs:started", self.prefix), job_id)
+            .await?;
+        Ok(score.is_some())
+    }
+}

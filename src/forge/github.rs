@@ -174,6 +174,22 @@ impl GitHub {
         serde_json::from_str(&text).map_err(|e| ForgeError::Decode(format!("{path}: {e}")))
     }
 
+    /// Every page of a listing whose answer is a plain array (`per_page=100`).
+    async fn pages_array<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut out: Vec<T> = Vec::new();
+        for page in 1.. {
+            let items: Vec<T> = self
+                .json(Verb::Get, &format!("{path}?per_page=100&page={page}"), None)
+                .await?;
+            let n = items.len();
+            out.extend(items);
+            if n < 100 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Every page of a listing (`per_page=100`), following the item count GitHub reports.
     async fn pages<T: DeserializeOwned>(&self, path: &str, field: &str) -> Result<Vec<T>> {
         let mut out: Vec<T> = Vec::new();
@@ -438,6 +454,75 @@ impl Forge for GitHub {
             )
             .await?;
         Ok(Secret::new(a.token))
+    }
+
+    async fn repositories(&self, org: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Repo {
+            name: String,
+        }
+        let v: Vec<Repo> = self.pages_array(&format!("orgs/{org}/repos")).await?;
+        Ok(v.into_iter().map(|r| r.name).collect())
+    }
+
+    async fn queued_jobs(
+        &self,
+        owner: &str,
+        repo: &str,
+        max_runs: usize,
+    ) -> Result<Vec<QueuedJob>> {
+        #[derive(Deserialize)]
+        struct Run {
+            id: u64,
+        }
+        #[derive(Deserialize)]
+        struct Runs {
+            workflow_runs: Vec<Run>,
+        }
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            run_id: u64,
+            status: String,
+            #[serde(default)]
+            labels: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        struct Jobs {
+            jobs: Vec<Job>,
+        }
+        let runs: Runs = self
+            .json(
+                Verb::Get,
+                &format!("repos/{owner}/{repo}/actions/runs?status=queued&per_page=100"),
+                None,
+            )
+            .await?;
+        let mut out = Vec::new();
+        for run in runs.workflow_runs.into_iter().take(max_runs) {
+            let jobs: Jobs = self
+                .json(
+                    Verb::Get,
+                    &format!(
+                        "repos/{owner}/{repo}/actions/runs/{}/jobs?filter=latest&per_page=100",
+                        run.id
+                    ),
+                    None,
+                )
+                .await?;
+            out.extend(
+                jobs.jobs
+                    .into_iter()
+                    .filter(|j| j.status == "queued")
+                    .map(|j| QueuedJob {
+                        id: j.id,
+                        run_id: j.run_id,
+                        repository: format!("{owner}/{repo}"),
+                        labels: j.labels,
+                    }),
+            );
+        }
+        Ok(out)
     }
 
     fn rate_limit(&self) -> Option<RateLimit> {

@@ -109,6 +109,16 @@ pub enum Deleted {
     Busy,
 }
 
+/// A job waiting on GitHub for a runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedJob {
+    pub id: u64,
+    pub run_id: u64,
+    /// `owner/name`.
+    pub repository: String,
+    pub labels: Vec<String>,
+}
+
 /// The rate-limit state GitHub reported with its last answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RateLimit {
@@ -187,6 +197,12 @@ pub trait Forge: Send + Sync {
     ) -> Result<JitConfig>;
     /// A registration token (for GitHub Enterprise Server older than 3.10).
     async fn registration_token(&self, scope: &Scope) -> Result<Secret>;
+    /// The names of an organization's repositories (all pages).
+    async fn repositories(&self, org: &str) -> Result<Vec<String>>;
+    /// Jobs queued in a repository, at most `max_runs` workflow runs looked into (one call for
+    /// the runs, one per run for its jobs).
+    async fn queued_jobs(&self, owner: &str, repo: &str, max_runs: usize)
+        -> Result<Vec<QueuedJob>>;
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
 }

@@ -906,6 +906,63 @@ fn route(
                 json!({ "token": token, "expires_at": rfc3339(exp), "permissions": { "organization_self_hosted_runners": "write" }, "repository_selection": "all" }),
             )
         }
+        (&Method::GET, ["orgs", org], ["repos"]) => {
+            let all: Vec<Value> = w
+                .repos
+                .iter()
+                .filter(|r| r.owner == *org)
+                .map(|r| minimal_repo_json(base, r))
+                .collect();
+            (200, Value::Array(page(&all, query)))
+        }
+        (&Method::GET, ["repos", owner, repo], ["actions", "runs"]) => {
+            let full = format!("{owner}/{repo}");
+            let want = query.get("status").map(String::as_str);
+            let mut runs: Vec<u64> = w
+                .jobs
+                .iter()
+                .filter(|j| j.repo == full)
+                .filter(|j| {
+                    want.is_none() || (want == Some("queued") && j.status == JobStatus::Queued)
+                })
+                .map(|j| j.run_id)
+                .collect();
+            runs.sort_unstable();
+            runs.dedup();
+            let list: Vec<Value> = runs
+                .iter()
+                .map(|id| json!({ "id": id, "status": "queued", "name": "CI", "run_attempt": 1 }))
+                .collect();
+            (
+                200,
+                json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
+            )
+        }
+        (&Method::GET, ["repos", owner, repo], ["actions", "runs", run, "jobs"]) => {
+            let full = format!("{owner}/{repo}");
+            let jobs: Vec<Value> = w
+                .jobs
+                .iter()
+                .filter(|j| j.repo == full && run.parse::<u64>().ok() == Some(j.run_id))
+                .map(|j| {
+                    json!({
+                        "id": j.id,
+                        "run_id": j.run_id,
+                        "status": match j.status {
+                            JobStatus::Queued => "queued",
+                            JobStatus::InProgress => "in_progress",
+                            JobStatus::Completed => "completed",
+                        },
+                        "labels": j.labels,
+                        "runner_name": j.runner_name,
+                    })
+                })
+                .collect();
+            (
+                200,
+                json!({ "total_count": jobs.len(), "jobs": page(&jobs, query) }),
+            )
+        }
         (&Method::GET, ["repos", owner, repo], []) => {
             match w
                 .repos

@@ -42,7 +42,7 @@ impl TaskHandler {
 
 /// How long a job waits before it asks again for a slot of a full group.
 fn capacity_wait() -> Duration {
-    Duration::from_millis(1000 + fastrand::u64(0..1000))
+    Duration::from_millis(250 + fastrand::u64(0..500))
 }
 
 fn outcome<T>(r: Result<T, Failure>) -> Outcome {

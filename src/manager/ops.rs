@@ -375,6 +375,11 @@ impl Manager {
         let g = self
             .group(group)
             .ok_or_else(|| Failure::Permanent(format!("no runner group `{group}`")))?;
+        // A task that waited for capacity may come back after its job ran on another runner:
+        // then no runner is needed any more.
+        if self.store.job_started(job_id).await? {
+            return Ok(Created::Exists(String::new()));
+        }
         self.store.add_waiting(group, job_id, unix_now()).await?;
         self.create_runner(g, &format!("job:{job_id}"), Some(job_id))
             .await
@@ -382,6 +387,7 @@ impl Manager {
 
     /// A runner took a job: it is active. (It may not be the runner made for that job.)
     pub async fn job_in_progress(&self, job_id: u64, runner: &str) -> Result<(), Failure> {
+        self.store.mark_job_started(job_id, unix_now()).await?;
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
@@ -406,6 +412,7 @@ impl Manager {
         job_id: u64,
         runner: Option<&str>,
     ) -> Result<Removed, Failure> {
+        self.store.mark_job_started(job_id, unix_now()).await?;
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
@@ -419,6 +426,42 @@ impl Manager {
             },
             None => Ok(Removed::Missing),
         }
+    }
+
+    /// Jobs queued on GitHub that belong to `g`, looking into a bounded number of repositories
+    /// per pass (round robin), so a pass costs a few calls however large the organization.
+    async fn queued_jobs_of(&self, g: &RunnerGroup) -> Result<Vec<forge::QueuedJob>, Failure> {
+        const REPOS_PER_PASS: usize = 2;
+        const RUNS_PER_REPO: usize = 5;
+        let repos: Vec<String> = match (&g.repository, &g.selected_repositories) {
+            (Some(r), _) => vec![r.clone()],
+            (None, Some(list)) => list.clone(),
+            (None, None) => self.forge.repositories(&g.organization).await?,
+        };
+        if repos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let start = self.store.next_cursor(&format!("scan:{}", g.name)).await? as usize;
+        let mut out = Vec::new();
+        for k in 0..REPOS_PER_PASS.min(repos.len()) {
+            let repo = &repos[(start * REPOS_PER_PASS + k) % repos.len()];
+            for job in self
+                .forge
+                .queued_jobs(&g.organization, repo, RUNS_PER_REPO)
+                .await?
+            {
+                let ours = super::matching::group_for_job(
+                    &self.config.runner_groups,
+                    &job.repository,
+                    &job.labels,
+                )
+                .is_some_and(|x| x.name == g.name);
+                if ours {
+                    out.push(job);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// One health-check pass over a group, under the group's lock. Returns what it did.
@@ -459,10 +502,47 @@ impl Manager {
             .into_iter()
             .filter(|i| i.group() == Some(g.name.as_str()))
             .collect();
+        let mut done = Vec::new();
+        // Lost webhooks: jobs queued on GitHub for which no runner was made.
+        let queued = self.queued_jobs_of(g).await.unwrap_or_else(|e| {
+            tracing::warn!(group = %g.name, error = %e, "could not look for queued jobs");
+            Vec::new()
+        });
+        for job in &queued {
+            if records
+                .iter()
+                .any(|r| r.created_for_job == Some(job.id) || r.job_id == Some(job.id))
+            {
+                continue;
+            }
+            let result = self.job_queued(&g.name, job.id).await;
+            done.push(Done {
+                group: g.name.clone(),
+                action: Action::Create {
+                    count: 1,
+                    reason: format!(
+                        "job {} is queued on GitHub with no runner (lost webhook)",
+                        job.id
+                    ),
+                },
+                result: match result {
+                    Ok(Created::New(n)) => format!("ok ({n})"),
+                    Ok(Created::Exists(n)) => format!("ok ({n} exists)"),
+                    Ok(Created::Full { .. }) => "skipped: group at max_runners".into(),
+                    Err(e) => format!("failed: {e}"),
+                },
+            });
+        }
+        let records = if done.is_empty() {
+            records
+        } else {
+            self.store.runners_of_group(&g.name).await?
+        };
         let waiting = self
             .store
             .waiting(&g.name, now.saturating_sub(86_400))
-            .await?;
+            .await?
+            .max(queued.len() as u32);
         let actions = plan::plan(&Observed {
             now,
             min_runners: g.min_runners,
@@ -474,7 +554,6 @@ impl Manager {
             instances: &instances,
             waiting_jobs: waiting,
         });
-        let mut done = Vec::new();
         for action in actions {
             let result = match &action {
                 Action::Create { count, .. } => {

@@ -100,6 +100,16 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             deleting.push(&r.name);
             continue;
         }
+        if f.is_none() && matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active) {
+            // It was online and GitHub no longer knows it: an ephemeral runner whose job ended
+            // (its `completed` webhook lost), or one removed by hand.
+            out.push(Action::Delete {
+                name: r.name.clone(),
+                reason: "gone from GitHub".into(),
+            });
+            deleting.push(&r.name);
+            continue;
+        }
         let online = f.is_some_and(|f| f.online());
         if !online && !busy && age > o.time_to_start && is_pending(r.status) {
             out.push(Action::Delete {
@@ -403,9 +413,12 @@ mod tests {
 
     #[test]
     fn a_record_whose_instance_vanished_goes() {
-        let r = [rec("gone", RunnerStatus::Idle, 60)];
-        let f = [gh(&r[0], true, false)];
-        assert_eq!(deletes(&plan(&obs(&r, &f, &[], 0, 0))), ["gone"]);
+        let r = [
+            rec("gone", RunnerStatus::Idle, 60),
+            rec("started", RunnerStatus::Started, 60),
+        ];
+        let f = [gh(&r[0], true, false), gh(&r[1], false, false)];
+        assert_eq!(deletes(&plan(&obs(&r, &f, &[], 0, 0))), ["gone", "started"]);
     }
 
     #[test]
@@ -427,6 +440,16 @@ mod tests {
             status: RunnerStatus::Active,
             forge_id: r[1].forge_id
         }));
+    }
+
+    #[test]
+    fn runners_gone_from_github_after_their_job_go() {
+        let r = [
+            rec("done", RunnerStatus::Active, 60),
+            rec("idle", RunnerStatus::Idle, 60),
+        ];
+        let i = [inst(&r[0]), inst(&r[1])];
+        assert_eq!(deletes(&plan(&obs(&r, &[], &i, 0, 0))), ["done", "idle"]);
     }
 
     #[test]

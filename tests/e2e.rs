@@ -1,0 +1,268 @@
+//! End to end, with real Redis, the fake GitHub and the fake backend: the fake GitHub sends
+//! signed webhooks for 200 jobs over 3 groups to `serve`; two workers create runners (never over
+//! `max_runners`), the jobs run and complete, and at the end no runner, instance or reserved
+//! slot is left. Again with a worker killed part-way, and with the webhooks of 10% of the jobs
+//! dropped (the health check recovers them).
+
+mod support;
+
+use runnerctl::backend::fake::FakeBackend;
+use runnerctl::backend::Backend;
+use runnerctl::config::{self, Secret};
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::Forge;
+use runnerctl::manager::{sync, Manager, TaskHandler};
+use runnerctl::queue::{Queue, QueueOptions, Task};
+use runnerctl::server::{self, State};
+use runnerctl::store::{self, RedisStore};
+use runnerctl::worker::{self, WorkerOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{manager_name, RedisServer};
+
+const SECRET: &str = "e2e-webhook-secret";
+const TOKEN: &str = "ghp_e2e";
+const GROUPS: [(&str, &[&str], u32); 3] = [
+    ("small", &["self-hosted", "linux", "small"], 4),
+    ("large", &["self-hosted", "linux", "large"], 3),
+    ("gpu", &["self-hosted", "gpu"], 2),
+];
+
+fn options() -> QueueOptions {
+    QueueOptions {
+        visibility_timeout: Duration::from_secs(2),
+        max_attempts: 20,
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(800),
+        ..QueueOptions::default()
+    }
+}
+
+async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool) {
+    let redis = RedisServer::start();
+    let name = manager_name(test);
+    // serve first: the fake GitHub needs its address.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![(
+            "octo-org".into(),
+            vec!["app".into(), "web".into(), "api".into()],
+        )],
+        token: Some(TOKEN.into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: SECRET.into(),
+        job_duration: Duration::from_millis(50),
+        drop_webhooks,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\ntime_to_start: 30s\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n",
+        sim.url(),
+        redis.url
+    );
+    for (g, labels, max) in GROUPS {
+        text.push_str(&format!(
+            "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
+            labels.join(", ")
+        ));
+    }
+    let config = Arc::new(config::parse(&text, "e2e").unwrap().config);
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(TOKEN))).unwrap());
+    let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
+    let rows = sync::sync(&*gh, &refs, false, &|| {}).await;
+    assert!(
+        rows.iter().all(|r| r.action == sync::Action::Create),
+        "{rows:?}"
+    );
+
+    // serve
+    let state = Arc::new(State::new(
+        Secret::new(SECRET),
+        &name,
+        config.runner_groups.clone(),
+        &redis.url,
+        options(),
+    ));
+    let (stop_serve, serve_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stopped.await;
+    }));
+
+    // two workers, each with its own connections and manager, sharing Redis
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let conn = store::connect(&redis.url).await.unwrap();
+        let backend: Arc<dyn Backend> =
+            Arc::new(FakeBackend::new("fake", &name, None, Some(conn.clone())));
+        let mut backends = HashMap::new();
+        backends.insert("fake".to_string(), backend);
+        let forge: Arc<dyn Forge> = gh.clone();
+        let m = Arc::new(Manager::new(
+            config.clone(),
+            RedisStore::new(conn.clone(), &name),
+            forge,
+            backends,
+        ));
+        let mut opts = WorkerOptions::new(8);
+        opts.poll = Duration::from_millis(100);
+        let q = Queue::new(conn.clone(), &name, options());
+        let read = store::connect(&redis.url).await.unwrap();
+        workers.push(tokio::spawn(worker::run(
+            q,
+            read,
+            Arc::new(TaskHandler::with_manager(m)),
+            opts,
+            stop_rx.clone(),
+        )));
+    }
+
+    // Health checks, as workers schedule them (here every 500 ms).
+    let queue = Queue::new(store::connect(&redis.url).await.unwrap(), &name, options());
+    let checks = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let mut slot = 0u64;
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                slot += 1;
+                for (g, _, _) in GROUPS {
+                    let _ = queue
+                        .enqueue(
+                            Task::GroupHealthCheck { group: g.into() },
+                            Some(format!("health:{g}:{slot}")),
+                        )
+                        .await;
+                }
+            }
+        })
+    };
+
+    // Watch capacity: never above max_runners in any group.
+    let s = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
+    let peak: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (s, peak, watching) = (s.clone(), peak.clone(), watching.clone());
+        tokio::spawn(async move {
+            while watching.load(Ordering::Relaxed) {
+                for (g, _, _) in GROUPS {
+                    let held = s.held(g).await.unwrap();
+                    let mut p = peak.lock().unwrap();
+                    let e = p.entry(g.to_string()).or_default();
+                    *e = (*e).max(held);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    // The burst.
+    let repos = ["octo-org/app", "octo-org/web", "octo-org/api"];
+    for i in 0..jobs {
+        let (_, labels, _) = GROUPS[i % 3];
+        sim.queue_job(repos[i % 3], &labels[..]);
+    }
+    let start = Instant::now();
+    let mut killed = !kill_a_worker;
+    loop {
+        let all = sim.jobs();
+        let done = all
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .count();
+        if done == jobs {
+            break;
+        }
+        if !killed && done >= jobs / 4 {
+            // Like SIGKILL: no drain, no release. Its tasks go to the other worker.
+            workers[0].abort();
+            killed = true;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "only {done} of {jobs} jobs completed; dead: {:?}",
+            queue.dead().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Then everything is cleaned up: records, slots, instances, GitHub runners.
+    let backend = FakeBackend::new(
+        "fake",
+        &name,
+        None,
+        Some(store::connect(&redis.url).await.unwrap()),
+    );
+    let mut clean = false;
+    for _ in 0..300 {
+        let held: u32 = {
+            let mut n = 0;
+            for (g, _, _) in GROUPS {
+                n += s.held(g).await.unwrap();
+            }
+            n
+        };
+        if held == 0
+            && s.all_runners().await.unwrap().is_empty()
+            && backend.list().await.unwrap().is_empty()
+            && sim.runners().is_empty()
+        {
+            clean = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watching.store(false, Ordering::Relaxed);
+    watcher.await.unwrap();
+    checks.abort();
+    assert!(
+        clean,
+        "left over: records {:?}, instances {:?}, GitHub runners {:?}",
+        s.all_runners().await.unwrap(),
+        backend.list().await.unwrap(),
+        sim.runners()
+    );
+    for (g, _, max) in GROUPS {
+        let p = peak.lock().unwrap()[g];
+        assert!(p <= max, "group {g} held {p} slots, max_runners {max}");
+        assert!(p > 0, "group {g} was used");
+    }
+    assert!(
+        queue.dead().await.unwrap().is_empty(),
+        "no task failed for good"
+    );
+    let (delivered, failed) = sim.deliveries();
+    assert_eq!(failed, 0, "every webhook sent was accepted");
+    if drop_webhooks == 0.0 {
+        assert_eq!(delivered as usize, 3 * jobs);
+    }
+
+    stop_tx.send(true).unwrap();
+    for w in workers {
+        let _ = w.await;
+    }
+    stop_serve.send(()).unwrap();
+    served.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_jobs_over_three_groups() {
+    run("e2e", 200, 0.0, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_jobs_with_a_worker_killed_part_way() {
+    run("e2e-kill", 200, 0.0, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_jobs_with_ten_percent_of_webhooks_lost() {
+    run("e2e-lost", 200, 0.1, false).await;
+}
