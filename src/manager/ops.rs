@@ -372,6 +372,18 @@ impl Manager {
 
     /// A job of `group` was queued: make a runner for it.
     pub async fn job_queued(&self, group: &str, job_id: u64) -> Result<Created, Failure> {
+        self.runner_for_job(group, job_id, true).await
+    }
+
+    /// Makes the runner of a queued job. `track` notes the job as waiting until its
+    /// `in_progress` or `completed` event; a job found by the health check's scan (its webhooks
+    /// lost) is counted by the scan instead, since no event will ever clear it.
+    async fn runner_for_job(
+        &self,
+        group: &str,
+        job_id: u64,
+        track: bool,
+    ) -> Result<Created, Failure> {
         let g = self
             .group(group)
             .ok_or_else(|| Failure::Permanent(format!("no runner group `{group}`")))?;
@@ -380,7 +392,9 @@ impl Manager {
         if self.store.job_started(job_id).await? {
             return Ok(Created::Exists(String::new()));
         }
-        self.store.add_waiting(group, job_id, unix_now()).await?;
+        if track {
+            self.store.add_waiting(group, job_id, unix_now()).await?;
+        }
         self.create_runner(g, &format!("job:{job_id}"), Some(job_id))
             .await
     }
@@ -515,7 +529,7 @@ impl Manager {
             {
                 continue;
             }
-            let result = self.job_queued(&g.name, job.id).await;
+            let result = self.runner_for_job(&g.name, job.id, false).await;
             done.push(Done {
                 group: g.name.clone(),
                 action: Action::Create {
