@@ -22,6 +22,9 @@ _runnerctl() {
             runnerctl,config)
                 cmd="runnerctl__subcmd__config"
                 ;;
+            runnerctl,demo)
+                cmd="runnerctl__subcmd__demo"
+                ;;
             runnerctl,groups)
                 cmd="runnerctl__subcmd__groups"
                 ;;
@@ -90,6 +93,9 @@ _runnerctl() {
                 ;;
             runnerctl__subcmd__help,config)
                 cmd="runnerctl__subcmd__help__subcmd__config"
+                ;;
+            runnerctl__subcmd__help,demo)
+                cmd="runnerctl__subcmd__help__subcmd__demo"
                 ;;
             runnerctl__subcmd__help,groups)
                 cmd="runnerctl__subcmd__help__subcmd__groups"
@@ -209,7 +215,7 @@ _runnerctl() {
 
     case "${cmd}" in
         runnerctl)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version groups runners healthcheck serve worker tasks config completions help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version groups runners healthcheck serve worker tasks config demo completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -458,6 +464,48 @@ _runnerctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        runnerctl__subcmd__demo)
+            opts="-n -c -o -v -q -h -V --jobs --redis-url --config --output --verbose --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         runnerctl__subcmd__groups)
             opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -651,7 +699,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help)
-            opts="groups runners healthcheck serve worker tasks config completions help"
+            opts="groups runners healthcheck serve worker tasks config demo completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,6 +771,20 @@ _runnerctl() {
         runnerctl__subcmd__help__subcmd__config__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -37,6 +37,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
+            cand demo 'Run everything on this machine with the fake backend and a fake GitHub, and report'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -401,6 +402,23 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;config;help;help'= {
         }
+        &'runnerctl;demo'= {
+            cand -n 'Jobs in the burst'
+            cand --jobs 'Jobs in the burst'
+            cand --redis-url 'Use this Redis instead of starting one'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'runnerctl;completions'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
@@ -423,6 +441,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
+            cand demo 'Run everything on this machine with the fake backend and a fake GitHub, and report'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -475,6 +494,8 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;config;show'= {
         }
         &'runnerctl;help;config;example'= {
+        }
+        &'runnerctl;help;demo'= {
         }
         &'runnerctl;help;completions'= {
         }

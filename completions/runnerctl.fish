@@ -38,6 +38,7 @@ complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "serve" -d 'Rece
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "tasks" -d 'Inspect and replay the task queue'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "config" -d 'Validate, show or print an example configuration'
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake GitHub, and report'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
@@ -225,6 +226,15 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective configuration, defaults filled in and secrets redacted'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "example" -d 'Print a complete, commented example configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s n -l jobs -d 'Jobs in the burst' -r
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l redis-url -d 'Use this Redis instead of starting one' -r
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
@@ -232,15 +242,16 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s v -l
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "groups" -d 'Show and synchronize runner groups with GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "runners" -d 'List, create and delete runners'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "healthcheck" -d 'Run one health-check pass over the runner groups (for cron)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "serve" -d 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "tasks" -d 'Inspect and replay the task queue'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "config" -d 'Validate, show or print an example configuration'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "groups" -d 'Show and synchronize runner groups with GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "runners" -d 'List, create and delete runners'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "healthcheck" -d 'Run one health-check pass over the runner groups (for cron)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "serve" -d 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "tasks" -d 'Inspect and replay the task queue'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "config" -d 'Validate, show or print an example configuration'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake GitHub, and report'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "list" -d 'List runners with their status on the backend and on GitHub'

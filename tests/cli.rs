@@ -59,6 +59,7 @@ fn every_command_has_real_help() {
         "config show",
         "config example",
         "completions",
+        "demo",
     ];
     for e in expected {
         assert!(

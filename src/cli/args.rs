@@ -100,6 +100,21 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
+    /// Run everything on this machine with the fake backend and a fake GitHub, and report
+    ///
+    /// Starts Redis (its own redis-server unless --redis-url is given), a fake GitHub, the
+    /// webhook server and two workers; plays a burst of jobs over three runner groups; prints
+    /// runners created and deleted, the time from a queued delivery to the backend's create
+    /// call, and the GitHub API calls used per job. Needs no configuration file.
+    Demo {
+        /// Jobs in the burst
+        #[arg(long, short = 'n', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        jobs: u32,
+        /// Use this Redis instead of starting one
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+    },
+
     /// Print a shell completion script
     ///
     /// For example: `runnerctl completions bash > /etc/bash_completion.d/runnerctl`.

@@ -141,6 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Config(c) => config_cmd::run(&cx, c),
+        Command::Demo { jobs, redis_url } => demo(&cx, jobs as usize, redis_url),
         Command::Completions { shell } => {
             output::print(&String::from_utf8_lossy(&completion(shell)))
         }
@@ -162,6 +163,42 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve => serve_cmd::serve(&cx),
         Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
         Command::Tasks(t) => queue_cmd::tasks(&cx, t),
+    }
+}
+
+fn demo(cx: &Context, jobs: usize, redis_url: Option<String>) -> Result<()> {
+    let rt = runtime()?;
+    let bar = groups_cmd::progress(jobs as u64, cx.output);
+    let report = rt
+        .block_on(crate::demo::run(jobs, redis_url, &|done| {
+            bar.set_position(done as u64)
+        }))
+        .map_err(|e| match e {
+            crate::demo::DemoError::NoRedis(_) => Error::Usage(e.to_string()),
+            other => Error::Problem(other.to_string()),
+        })?;
+    bar.finish_and_clear();
+    match cx.output {
+        output::OutputFormat::Json => output::json(&report),
+        output::OutputFormat::Table => output::print(&format!(
+            "runnerctl demo: {} jobs over {} runner groups, fake backend, fake GitHub, 2 workers\n\
+             \n  jobs completed            {}\n  runners created           {}\n  runners deleted           {}\n  runners left              {}\n\
+             \n  queued delivery -> backend create call\n    p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms\n\
+             \n  GitHub API calls          {} ({:.1} per job)\n  webhooks delivered        {}\n  wall time                 {:.1} s\n",
+            report.jobs,
+            report.groups,
+            report.jobs_completed,
+            report.runners_created,
+            report.runners_created - report.runners_left,
+            report.runners_left,
+            report.queued_to_create_ms_p50,
+            report.queued_to_create_ms_p95,
+            report.queued_to_create_ms_p99,
+            report.github_calls,
+            report.github_calls_per_job,
+            report.webhooks_delivered,
+            report.seconds
+        )),
     }
 }
 

@@ -157,6 +157,8 @@ struct World {
     failed_deliveries: u64,
     /// This fake's own address, written into the JIT configurations it hands out.
     base_url: String,
+    /// When each job's `queued` webhook was sent.
+    queued_sent: HashMap<u64, std::time::Instant>,
 }
 
 impl World {
@@ -416,6 +418,11 @@ impl Sim {
         self.w().jobs.clone()
     }
 
+    /// When the `queued` webhook of a job was sent.
+    pub fn queued_sent_at(&self, job: u64) -> Option<std::time::Instant> {
+        self.w().queued_sent.get(&job).copied()
+    }
+
     /// Webhooks delivered (answered 2xx) and failed.
     pub fn deliveries(&self) -> (u64, u64) {
         let w = self.w();
@@ -426,7 +433,7 @@ impl Sim {
 /// Runs jobs: gives queued ones to matching online idle runners, completes them after
 /// `job_duration` (an ephemeral runner then leaves), and delivers the webhooks.
 async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tick.tick().await;
         if Arc::strong_count(&world) == 1 {
@@ -439,6 +446,13 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
         };
         if let Some(url) = &o.webhook_url {
             for (action, job) in outbox {
+                if action == "queued" {
+                    world
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .queued_sent
+                        .insert(job.id, std::time::Instant::now());
+                }
                 let ok = deliver(url, &o.webhook_secret, &action, &job).await;
                 let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
                 if ok {

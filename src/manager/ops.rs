@@ -89,6 +89,9 @@ pub struct Done {
     pub result: String,
 }
 
+/// A hook told of each runner created: its name and the job it was made for.
+pub type OnCreate = Arc<dyn Fn(&str, Option<u64>) + Send + Sync>;
+
 /// The runner manager: the domain joined to its store, forge and backends.
 pub struct Manager {
     pub config: Arc<Config>,
@@ -98,8 +101,9 @@ pub struct Manager {
     /// Where runners register (`config.sh --url`): `https://github.com` or the GHES host.
     web_url: String,
     group_ids: Mutex<HashMap<String, u64>>,
-    /// Called with the runner name right after its instance was asked for (metrics, demo).
-    pub on_create: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    /// Called with the runner name and its job right after the backend created its instance
+    /// (metrics, the demo).
+    pub on_create: Option<OnCreate>,
 }
 
 /// A short, stable suffix for a runner name, from what the runner is for.
@@ -228,7 +232,7 @@ impl Manager {
                 Some(_) | None => return Ok(Created::Exists(name)),
             },
         }
-        match self.make(g, &name).await {
+        match self.make(g, &name, for_job).await {
             Ok(()) => Ok(Created::New(name)),
             Err(Failure::Permanent(why)) => {
                 // Nothing half-made stays behind, and the slot is given back.
@@ -240,7 +244,7 @@ impl Manager {
         }
     }
 
-    async fn make(&self, g: &RunnerGroup, name: &str) -> Result<(), Failure> {
+    async fn make(&self, g: &RunnerGroup, name: &str, for_job: Option<u64>) -> Result<(), Failure> {
         self.store
             .update(
                 name,
@@ -293,7 +297,7 @@ impl Manager {
             })
             .await?;
         if let Some(f) = &self.on_create {
-            f(name);
+            f(name, for_job);
         }
         self.store
             .update(
