@@ -171,7 +171,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool) {
     let repos = ["octo-org/app", "octo-org/web", "octo-org/api"];
     for i in 0..jobs {
         let (_, labels, _) = GROUPS[i % 3];
-        sim.queue_job(repos[i % 3], &labels[..]);
+        sim.queue_job(repos[i % 3], labels);
     }
     let start = Instant::now();
     let mut killed = !kill_a_worker;
