@@ -194,10 +194,26 @@ pub fn fixture(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The stand-in for the GitHub runner in the test image: it records what it was given, comes
+/// online on the fake GitHub named in its JIT configuration (as the real runner connects to the
+/// service its configuration names), then waits for its container to be removed.
+const STAND_IN_RUNNER: &str = r#"#!/bin/sh
+printf %s "$ACTIONS_RUNNER_INPUT_JITCONFIG" > /tmp/jit-received
+echo started > /tmp/runner-state
+url=$(printf %s "$ACTIONS_RUNNER_INPUT_JITCONFIG" | base64 -d 2>/dev/null | sed -n 's/.*"sim_connect":"\([^"]*\)".*/\1/p')
+if [ -n "$url" ]; then
+  body="{\"jitconfig\":\"$ACTIONS_RUNNER_INPUT_JITCONFIG\"}"
+  if wget -q -O /tmp/connect-answer --header 'Content-Type: application/json' --post-data "$body" "$url"; then
+    echo connected > /tmp/runner-state
+  fi
+fi
+exec sleep 600
+"#;
+
 /// The test image, made with `docker import` from a busybox-static root filesystem when missing
-/// (no registry is reachable). Requires a running Docker engine.
+/// (no registry is reachable), with the stand-in runner in /home/runner. Needs a running engine.
 pub fn docker_test_image() -> &'static str {
-    const IMAGE: &str = "runnerctl-test:2";
+    const IMAGE: &str = "runnerctl-test:3";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let have = Command::new("docker")
@@ -207,13 +223,39 @@ pub fn docker_test_image() -> &'static str {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        if !have {
-            let script = format!(
-                "set -e; d=$(mktemp -d); mkdir -p $d/bin $d/tmp $d/run $d/etc; cp /bin/busybox $d/bin/ 2>/dev/null || cp /usr/bin/busybox $d/bin/; for a in sh ls cat echo sleep wget nc mkdir rm test env id chmod stat touch printf dirname; do ln -sf busybox $d/bin/$a; done; mkdir -p $d/home/runner; printf '%s\\n' '#!/bin/sh' '# Stand-in for the GitHub runner: records what it was given, then waits.' 'printf %s \"$ACTIONS_RUNNER_INPUT_JITCONFIG\" > /tmp/jit-received' 'echo started > /tmp/runner-state' 'exec sleep 300' > $d/home/runner/run.sh; chmod 755 $d/home/runner/run.sh; tar -C $d -c . | docker import - {IMAGE} >/dev/null; rm -rf $d"
-            );
-            let ok = Command::new("sh").args(["-c", &script]).status().unwrap().success();
-            assert!(ok, "could not build {IMAGE} (needs docker.io and busybox-static; .ci/run installs them)");
+        if have {
+            return;
         }
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for d in ["bin", "tmp", "run", "etc", "home/runner", "var/lib"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static must be installed (.ci/run installs it)");
+        std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
+        for applet in [
+            "sh", "ls", "cat", "echo", "sleep", "wget", "mkdir", "rm", "test", "env", "id",
+            "chmod", "stat", "touch", "printf", "dirname", "base64", "sed", "[",
+        ] {
+            std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
+        }
+        let run = r.join("home/runner/run.sh");
+        std::fs::write(&run, STAND_IN_RUNNER).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = format!(
+            "tar -C {} -c . | docker import - {IMAGE} >/dev/null",
+            r.display()
+        );
+        let ok = Command::new("sh")
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "could not build {IMAGE} with docker import");
     });
     IMAGE
 }

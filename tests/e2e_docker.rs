@@ -1,0 +1,137 @@
+//! The whole cycle on a real Docker engine: a queued webhook, a container created, a stand-in
+//! runner inside it reads the JIT configuration the way the real runner does and connects to
+//! the fake GitHub, which marks it online, runs the job, sends in_progress and then completed,
+//! and the container is removed.
+#![cfg(feature = "docker")]
+
+mod support;
+
+use runnerctl::backend::docker::DockerBackend;
+use runnerctl::backend::Backend;
+use runnerctl::config::{self, Secret};
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::Forge;
+use runnerctl::manager::{sync, Manager, TaskHandler};
+use runnerctl::queue::{Queue, QueueOptions};
+use runnerctl::server::{self, State};
+use runnerctl::store::{self, RedisStore};
+use runnerctl::worker::{self, WorkerOptions};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{manager_name, RedisServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_on_runners_in_real_containers() {
+    let image = support::docker_test_image();
+    let redis = RedisServer::start();
+    let name = manager_name("docker-e2e");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "s".into(),
+        job_duration: Duration::from_millis(500),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    // The containers share the host's network so that the stand-in reaches the fake GitHub
+    // on 127.0.0.1.
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    backend: docker\n    max_runners: 2\n    spec:\n      image: {image}\n      network: host\n      memory_mb: 64\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(config::parse(&text, "t").unwrap().config);
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let options = QueueOptions {
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(500),
+        ..QueueOptions::default()
+    };
+    let state = Arc::new(State::new(
+        Secret::new("s"),
+        &name,
+        config.runner_groups.clone(),
+        &redis.url,
+        options.clone(),
+    ));
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let docker: Arc<dyn Backend> = Arc::new(
+        DockerBackend::connect("docker", &name, &config::DockerSettings::default())
+            .await
+            .unwrap(),
+    );
+    let conn = store::connect(&redis.url).await.unwrap();
+    let forge: Arc<dyn Forge> = gh.clone();
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        RedisStore::new(conn.clone(), &name),
+        forge,
+        HashMap::from([("docker".to_string(), docker.clone())]),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(4);
+    opts.poll = Duration::from_millis(100);
+    let w = tokio::spawn(worker::run(
+        Queue::new(conn.clone(), &name, options),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::with_manager(m)),
+        opts,
+        stop_rx,
+    ));
+
+    let jobs: Vec<u64> = (0..3)
+        .map(|_| sim.queue_job("octo-org/app", &["self-hosted", "box"]))
+        .collect();
+    let start = Instant::now();
+    let mut saw_container = false;
+    loop {
+        let list = docker.list().await.unwrap();
+        if let Some(c) = list.first() {
+            saw_container = true;
+            let state = support::docker(&["exec", &c.id, "cat", "/tmp/runner-state"]);
+            assert!(
+                state.is_empty() || state == "started" || state == "connected",
+                "{state}"
+            );
+        }
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status == JobStatus::Completed)
+            .count();
+        if done == jobs.len() && list.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{done} of 3 jobs done; containers {list:?}; runners on GitHub {:?}",
+            sim.runners()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(saw_container, "runners ran in containers");
+    assert!(sim.runners().is_empty(), "no runner left on GitHub");
+    let s = RedisStore::new(conn, &name);
+    assert!(s.all_runners().await.unwrap().is_empty(), "no record left");
+    assert_eq!(s.held("box").await.unwrap(), 0, "no slot held");
+    assert_eq!(
+        sim.deliveries(),
+        (9, 0),
+        "queued, in_progress, completed for each job"
+    );
+    stop_tx.send(true).unwrap();
+    w.await.unwrap();
+    stop_serve.send(()).unwrap();
+    served.await.unwrap();
+}
