@@ -373,3 +373,32 @@ async fn groups_sync_and_list_from_the_command_line() {
         .unwrap();
     assert_eq!(code, Some(2), "{err}");
 }
+
+#[tokio::test]
+async fn github_enterprise_server_paths_keep_their_prefix() {
+    let s = sim(SimOptions::default()).await;
+    let gh = GitHub::new(
+        &format!("{}/api/v3", s.url()),
+        Auth::Token(config::Secret::new(TOKEN)),
+    )
+    .unwrap();
+    gh.generate_jit_config(&org(), "rm-ghes-1", 1, &["x".to_string()], "_work")
+        .await
+        .unwrap();
+    assert_eq!(gh.list_runners(&org()).await.unwrap().len(), 1);
+    let calls = s.requests();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.split_whitespace().nth(1).unwrap().starts_with("/api/v3/")),
+        "{calls:?}"
+    );
+    assert_eq!(
+        runnerctl::manager::ops::web_url("https://ghe.example.com/api/v3"),
+        "https://ghe.example.com"
+    );
+    assert_eq!(
+        runnerctl::manager::ops::web_url("https://api.github.com"),
+        "https://github.com"
+    );
+}

@@ -772,7 +772,13 @@ fn app_jwt_valid(o: &SimOptions, req: &Request<Incoming>) -> bool {
 
 async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
-    let path = req.uri().path().trim_end_matches('/').to_string();
+    // GitHub Enterprise Server serves the same API under /api/v3.
+    let raw_path = req.uri().path().to_string();
+    let path = raw_path
+        .strip_prefix("/api/v3")
+        .unwrap_or(&raw_path)
+        .trim_end_matches('/')
+        .to_string();
     let query: BTreeMap<String, String> = req
         .uri()
         .query()
@@ -840,7 +846,7 @@ async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) ->
         };
     }
 
-    w.requests.push(format!("{method} {path}"));
+    w.requests.push(format!("{method} {raw_path}"));
     if !auth_ok {
         return answer(401, msg("Bad credentials"), &w, o.rate_limit);
     }
