@@ -169,6 +169,10 @@ async fn healthcheck_repairs_and_reports() {
         "{out}"
     );
     assert!(
+        out.contains("requests left in this window"),
+        "rate limit reported: {out}"
+    );
+    assert!(
         out.contains("create") && out.contains("keep 2 idle runner(s)"),
         "{out}"
     );

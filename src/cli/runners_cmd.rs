@@ -270,7 +270,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
         group(&config, g)?;
     }
     let rt = runtime()?;
-    let done: Vec<Done> = rt.block_on(async {
+    let (done, rate): (Vec<Done>, _) = rt.block_on(async {
         let m = manager(cx, config.clone()).await?;
         let mut all = Vec::new();
         for g in config
@@ -290,7 +290,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
                 }),
             }
         }
-        Ok::<_, Error>(all)
+        Ok::<_, Error>((all, m.forge.rate_limit()))
     })?;
     match cx.output {
         OutputFormat::Json => output::json(&done)?,
@@ -324,6 +324,22 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
                         .collect(),
                 )?;
             }
+        }
+    }
+    if let (Some(r), OutputFormat::Table) = (rate, cx.output) {
+        let resets = r.reset.saturating_sub(unix_now());
+        output::print(&format!(
+            "GitHub API: {} of {} requests left in this window, which resets in {}m\n",
+            r.remaining,
+            r.limit,
+            resets / 60
+        ))?;
+        if r.remaining < r.limit / 10 {
+            tracing::warn!(
+                remaining = r.remaining,
+                limit = r.limit,
+                "GitHub rate limit nearly used up"
+            );
         }
     }
     let failed = done
