@@ -92,6 +92,138 @@ unset ACTIONS_RUNNER_INPUT_TOKEN
 exec ./run.sh
 "#;
 
+/// The bootstrap script of VMs, run by two systemd units that cloud-init installs:
+/// `runnerctl-install.service` (`install`, retried until it succeeds, leaves the marker) and
+/// `runnerctl-runner.service` (`run`, once installed).
+pub const VM_SCRIPT: &str = r#"#!/bin/sh
+# runnerctl bootstrap for VMs. `install` runs once (its unit retries it until it succeeds and it
+# leaves a marker); `run` starts an ephemeral runner. Safe to run twice.
+set -u
+. /etc/runnerctl/runner.env
+MARKER=/var/lib/runnerctl/installed
+CREDENTIAL_DIR=/run/runnerctl
+
+case "${1:-}" in
+install)
+  [ -f "$MARKER" ] && exit 0
+  if [ -x /usr/local/bin/runnerctl-install ]; then
+    /usr/local/bin/runnerctl-install || exit 1
+  fi
+  mkdir -p /var/lib/runnerctl && touch "$MARKER"
+  ;;
+run)
+  [ -f "$MARKER" ] || exit 1
+  mkdir -p "$CREDENTIAL_DIR" && chmod 700 "$CREDENTIAL_DIR"
+  # The credential never travels in the user-data: the backend delivers it through its own
+  # secret channel, fetched here by its hook, or placed as a file.
+  if [ ! -f "$CREDENTIAL_DIR/jitconfig" ] && [ ! -f "$CREDENTIAL_DIR/token" ]; then
+    if [ -f /var/lib/runnerctl/started ]; then
+      echo "runnerctl: runner {{runner_name}} was started already; nothing to do"
+      exit 0
+    fi
+    if [ -x /usr/local/lib/runnerctl/fetch-credential ]; then
+      /usr/local/lib/runnerctl/fetch-credential "$CREDENTIAL_DIR" || exit 1
+    fi
+  fi
+  tries=0
+  while [ ! -f "$CREDENTIAL_DIR/jitconfig" ] && [ ! -f "$CREDENTIAL_DIR/token" ]; do
+    tries=$((tries + 1))
+    [ "$tries" -ge 120 ] && { echo "runnerctl: no credential arrived" >&2; exit 1; }
+    sleep 5
+  done
+  touch /var/lib/runnerctl/started
+  cd "${RUNNER_DIR:-/home/runner}" || exit 1
+  if [ -f "$CREDENTIAL_DIR/jitconfig" ]; then
+    ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat "$CREDENTIAL_DIR/jitconfig")
+    export ACTIONS_RUNNER_INPUT_JITCONFIG
+    rm -f "$CREDENTIAL_DIR/jitconfig"
+    echo "runnerctl: starting runner {{runner_name}} (just-in-time configuration)"
+    exec ./run.sh
+  fi
+  ACTIONS_RUNNER_INPUT_TOKEN=$(cat "$CREDENTIAL_DIR/token")
+  export ACTIONS_RUNNER_INPUT_TOKEN
+  rm -f "$CREDENTIAL_DIR/token"
+  ./config.sh --unattended --ephemeral --replace --url "$RUNNER_URL" --name "$RUNNER_NAME" \
+    --labels "$RUNNER_LABELS" ${RUNNER_GROUP:+--runnergroup "$RUNNER_GROUP"} --work _work || exit 1
+  unset ACTIONS_RUNNER_INPUT_TOKEN
+  exec ./run.sh
+  ;;
+*)
+  echo "usage: $0 install|run" >&2
+  exit 2
+  ;;
+esac
+"#;
+
+const INSTALL_UNIT: &str = "[Unit]
+Description=runnerctl: install the runner (retried until it succeeds)
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!/var/lib/runnerctl/installed
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/lib/runnerctl/bootstrap.sh install
+Restart=on-failure
+RestartSec=10s
+
+[Install]
+WantedBy=multi-user.target
+";
+
+const RUNNER_UNIT: &str = "[Unit]
+Description=runnerctl: ephemeral GitHub Actions runner
+Wants=network-online.target
+After=network-online.target runnerctl-install.service
+ConditionPathExists=/var/lib/runnerctl/installed
+
+[Service]
+Type=simple
+ExecStart=/usr/local/lib/runnerctl/bootstrap.sh run
+Restart=no
+
+[Install]
+WantedBy=multi-user.target
+";
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// cloud-init user-data for a VM: the script, its settings and the two units; never the
+/// credential, which `BootData::files` carries for the backend's secret channel.
+fn cloud_init(script: &str, settings: &str) -> String {
+    let file = |path: &str, mode: &str, content: &str| {
+        format!(
+            "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: |\n{}\n",
+            indent(content)
+        )
+    };
+    let mut out = String::from("#cloud-config\n# Rendered by runnerctl. The runner's credential is not in here.\nwrite_files:\n");
+    out.push_str(&file("/etc/runnerctl/runner.env", "0644", settings));
+    out.push_str(&file(
+        "/usr/local/lib/runnerctl/bootstrap.sh",
+        "0755",
+        script,
+    ));
+    out.push_str(&file(
+        "/etc/systemd/system/runnerctl-install.service",
+        "0644",
+        INSTALL_UNIT,
+    ));
+    out.push_str(&file(
+        "/etc/systemd/system/runnerctl-runner.service",
+        "0644",
+        RUNNER_UNIT,
+    ));
+    out.push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, --now, runnerctl-install.service]\n  - [systemctl, enable, --now, runnerctl-runner.service]\n");
+    out
+}
+
 /// Why a bootstrap cannot be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -101,8 +233,6 @@ pub enum BootstrapError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the bootstrap of `{0}` instances is not available in this version (only containers and the fake backend)")]
-    Unsupported(BackendKind),
 }
 
 fn shell_quote(s: &str) -> String {
@@ -126,10 +256,6 @@ pub fn render(
     setup: &RunnerSetup,
     template: Option<&str>,
 ) -> Result<BootData, BootstrapError> {
-    match kind {
-        BackendKind::Docker | BackendKind::Fake => {}
-        other => return Err(BootstrapError::Unsupported(other)),
-    }
     let settings = format!(
         "RUNNER_NAME={}\nRUNNER_LABELS={}\nRUNNER_URL={}\nRUNNER_GROUP={}\n",
         shell_quote(&setup.runner_name),
@@ -141,6 +267,23 @@ pub fn render(
         Credential::Jit(s) => (JITCONFIG, s.clone()),
         Credential::RegistrationToken(s) => (TOKEN, s.clone()),
     };
+    let credential = File {
+        path: path.into(),
+        mode: 0o600,
+        content: secret,
+    };
+    if matches!(
+        kind,
+        BackendKind::Aws | BackendKind::Gcp | BackendKind::Vsphere
+    ) {
+        let script = fill(template.unwrap_or(VM_SCRIPT), setup);
+        return Ok(BootData {
+            command: vec![],
+            env: vec![],
+            files: vec![credential],
+            user_data: Some(Secret::new(cloud_init(&script, &settings))),
+        });
+    }
     Ok(BootData {
         command: vec!["/bin/sh".into(), SCRIPT.into()],
         env: vec![("RUNNER_NAME".into(), setup.runner_name.clone())],
@@ -155,11 +298,7 @@ pub fn render(
                 mode: 0o644,
                 content: Secret::new(settings),
             },
-            File {
-                path: path.into(),
-                mode: 0o600,
-                content: secret,
-            },
+            credential,
         ],
         user_data: None,
     })
@@ -240,6 +379,64 @@ mod tests {
             script.content.expose(),
             "#!/bin/sh\necho rm-demo-1a2b self-hosted,linux https://github.com/octo-org demo\n"
         );
+    }
+
+    #[test]
+    fn vms_get_cloud_init_without_the_credential() {
+        for kind in [BackendKind::Aws, BackendKind::Gcp, BackendKind::Vsphere] {
+            let b = render(kind, &setup(Credential::Jit(Secret::new("SEKRIT"))), None).unwrap();
+            let ud = b.user_data.as_ref().unwrap().expose();
+            assert!(ud.starts_with("#cloud-config\n"));
+            assert!(
+                !ud.contains("SEKRIT"),
+                "the credential is never in user-data"
+            );
+            let doc: serde_yaml::Value = serde_yaml::from_str(ud).expect("valid YAML");
+            let files = doc["write_files"].as_sequence().unwrap();
+            let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "/etc/runnerctl/runner.env",
+                    "/usr/local/lib/runnerctl/bootstrap.sh",
+                    "/etc/systemd/system/runnerctl-install.service",
+                    "/etc/systemd/system/runnerctl-runner.service",
+                ]
+            );
+            let install = files[2]["content"].as_str().unwrap();
+            assert!(
+                install.contains("Restart=on-failure"),
+                "retried until it succeeds"
+            );
+            assert!(install.contains("ConditionPathExists=!/var/lib/runnerctl/installed"));
+            let runner = files[3]["content"].as_str().unwrap();
+            assert!(runner.contains("ConditionPathExists=/var/lib/runnerctl/installed"));
+            let script = files[1]["content"].as_str().unwrap();
+            assert!(script.contains("starting runner rm-demo-1a2b"));
+            assert_eq!(files[1]["permissions"], "0755");
+            // The credential goes to the backend, for its secret channel.
+            assert_eq!(b.files.len(), 1);
+            assert_eq!(
+                (b.files[0].path.as_str(), b.files[0].mode),
+                (JITCONFIG, 0o600)
+            );
+            assert!(b.command.is_empty() && b.env.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_scripts_are_valid_shell() {
+        for script in [CONTAINER_SCRIPT, VM_SCRIPT] {
+            let out = std::process::Command::new("sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     #[test]

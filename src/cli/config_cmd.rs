@@ -93,6 +93,8 @@ struct BootView {
     command: Vec<String>,
     env: Vec<(String, String)>,
     files: Vec<BootFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_data: Option<String>,
 }
 
 /// `runners bootstrap --group G`: the bootstrap of a sample runner of the group.
@@ -128,6 +130,7 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
         backend: format!("{} ({kind})", g.backend),
         command: boot.command,
         env: boot.env,
+        user_data: boot.user_data.as_ref().map(|u| u.expose().to_string()),
         files: boot
             .files
             .iter()
@@ -153,6 +156,9 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
             );
             for (k, v) in &view.env {
                 out.push_str(&format!("# env: {k}={v}\n"));
+            }
+            if let Some(ud) = &view.user_data {
+                out.push_str(&format!("\n# ---- cloud-init user-data ----\n{ud}"));
             }
             for f in &view.files {
                 out.push_str(&format!(
