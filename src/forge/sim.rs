@@ -211,33 +211,23 @@ impl Sim {
             ..Default::default()
         };
         for (org, repos) in &opts.orgs {
-            // Every organization has its Default runner group, id 1 as on GitHub.
-            if !world.groups.iter().any(|g| g.id == 1) {
-                world.groups.push(SimGroup {
-                    id: 1,
-                    org: org.clone(),
-                    name: "Default".into(),
-                    visibility: "all".into(),
-                    default: true,
-                    allows_public_repositories: true,
-                    restricted_to_workflows: false,
-                    selected_workflows: vec![],
-                    repository_ids: vec![],
-                });
+            // Every organization has its Default runner group: id 1 as on GitHub for the first.
+            let id = if world.groups.iter().any(|g| g.id == 1) {
+                world.id()
             } else {
-                let id = world.id();
-                world.groups.push(SimGroup {
-                    id,
-                    org: org.clone(),
-                    name: "Default".into(),
-                    visibility: "all".into(),
-                    default: true,
-                    allows_public_repositories: true,
-                    restricted_to_workflows: false,
-                    selected_workflows: vec![],
-                    repository_ids: vec![],
-                });
-            }
+                1
+            };
+            world.groups.push(SimGroup {
+                id,
+                org: org.clone(),
+                name: "Default".into(),
+                visibility: "all".into(),
+                default: true,
+                allows_public_repositories: true,
+                restricted_to_workflows: false,
+                selected_workflows: vec![],
+                repository_ids: vec![],
+            });
             for r in repos {
                 let id = world.id();
                 world.repos.push(SimRepo {
