@@ -12,7 +12,7 @@ pub enum ExitCode {
     /// The command ran and found a problem (for example a health check that could not fix
     /// everything, or a runner that refused to be deleted).
     Problem = 1,
-    /// The command line or the configuration is wrong, or the command is not available.
+    /// The command line or the configuration is wrong.
     Usage = 2,
     /// A dependency (Redis, GitHub, a backend) could not be reached.
     Unavailable = 3,
@@ -32,15 +32,6 @@ pub enum Error {
 
     #[error("{0}")]
     Usage(String),
-
-    /// A command whose capability is not built yet. Never a silent success.
-    #[error(
-        "`runnerctl {command}` is not available yet: {what} is not implemented in this version"
-    )]
-    NotAvailable {
-        command: &'static str,
-        what: &'static str,
-    },
 
     /// The command ran and found a problem it reports to the operator.
     #[error("{0}")]
@@ -63,7 +54,7 @@ impl Error {
     /// The exit code for this error. This match is the only mapping from errors to exit codes.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::NotAvailable { .. } => ExitCode::Usage,
+            Error::Config(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Problem(_) | Error::Output(_) => ExitCode::Problem,
             Error::Store(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(e) if e.is_unavailable() => ExitCode::Unavailable,
