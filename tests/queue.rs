@@ -324,6 +324,19 @@ impl Drop for Worker {
     }
 }
 
+/// Waits (up to 15 s) until a worker holds a task; None if none does.
+async fn some_task_in_flight(q: &Queue) -> Option<()> {
+    eventually(Duration::from_secs(15), || async {
+        q.list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.state == "in-flight")
+            .then_some(())
+    })
+    .await
+}
+
 const FAST_QUEUE: &str =
     "queue:\n  visibility_timeout: 2s\n  retry_base: 1s\n  retry_max: 2s\n  drain_timeout: 10s\n";
 
@@ -347,15 +360,7 @@ async fn a_killed_worker_loses_nothing() {
     .unwrap();
 
     let mut first = Worker::start(&config, dir.path(), "a");
-    let held = eventually(Duration::from_secs(15), || async {
-        q.list()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.state == "in-flight")
-            .then_some(())
-    })
-    .await;
+    let held = some_task_in_flight(&q).await;
     assert!(
         held.is_some(),
         "worker never took the task: {}",
@@ -444,15 +449,7 @@ async fn sigterm_finishes_the_task_in_flight_and_exits_0() {
     )
     .await
     .unwrap();
-    let held = eventually(Duration::from_secs(15), || async {
-        q.list()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.state == "in-flight")
-            .then_some(())
-    })
-    .await;
+    let held = some_task_in_flight(&q).await;
     assert!(held.is_some(), "{}", w.log());
     w.signal("-TERM");
     let noticed = eventually(Duration::from_secs(5), || async {
@@ -491,15 +488,7 @@ async fn a_task_longer_than_the_drain_is_released_on_sigterm() {
     )
     .await
     .unwrap();
-    let held = eventually(Duration::from_secs(15), || async {
-        q.list()
-            .await
-            .unwrap()
-            .iter()
-            .any(|t| t.state == "in-flight")
-            .then_some(())
-    })
-    .await;
+    let held = some_task_in_flight(&q).await;
     assert!(held.is_some(), "{}", w.log());
     w.signal("-TERM");
     assert_eq!(w.wait(Duration::from_secs(10)), Some(0), "{}", w.log());
