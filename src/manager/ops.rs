@@ -256,7 +256,15 @@ impl Manager {
         let scope = Self::scope(g);
         let group_id = self.forge_group_id(g).await?;
         let jit =
-            forge::jit_config_for(&*self.forge, &scope, name, group_id, &g.labels, "_work").await?;
+            match forge::jit_config_for(&*self.forge, &scope, name, group_id, &g.labels, "_work")
+                .await
+            {
+                Ok(jit) => jit,
+                // An earlier attempt (by a worker that died) registered this runner and it is
+                // online: its instance exists. Adopt them rather than make a second runner.
+                Err(ForgeError::Conflict(why)) => return self.adopt(g, &scope, name, why).await,
+                Err(e) => return Err(e.into()),
+            };
         self.store
             .update(
                 name,
@@ -313,6 +321,51 @@ impl Manager {
             .await?;
         tracing::info!(runner = %name, group = %g.name, "runner created");
         Ok(())
+    }
+
+    /// Records a runner that an interrupted attempt made: its GitHub registration and instance
+    /// exist, the record does not say so yet.
+    async fn adopt(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        name: &str,
+        why: String,
+    ) -> Result<(), Failure> {
+        let registered = self
+            .forge
+            .list_runners(scope)
+            .await?
+            .into_iter()
+            .find(|f| f.name == name);
+        let instance = self
+            .backend(g)?
+            .list()
+            .await?
+            .into_iter()
+            .find(|i| i.runner() == Some(name));
+        match (registered, instance) {
+            (Some(f), Some(i)) => {
+                tracing::info!(runner = %name, "adopting a runner an interrupted attempt made");
+                self.store
+                    .update(
+                        name,
+                        Some(RunnerStatus::Started),
+                        &[RunnerStatus::Reserved, RunnerStatus::Creating],
+                        &RunnerPatch {
+                            forge_id: Some(Some(f.id)),
+                            instance_id: Some(Some(i.id)),
+                            started_at: Some(unix_now()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                Ok(())
+            }
+            // Registered and online without an instance of ours: not something to adopt.
+            // Retry later; the health check sorts it out if it stays so.
+            _ => Err(Failure::Transient(why)),
+        }
     }
 
     /// Deletes a runner: its GitHub registration first (so it takes no new job), then its
