@@ -527,6 +527,16 @@ impl RedisStore {
     }
 }
 
+/// Extends a lock only if this holder still has it.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#,
+    )
+});
+
 /// Releases a lock only if this holder still has it.
 static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -581,6 +591,17 @@ impl RedisStore {
             .query_async(&mut c)
             .await?;
         Ok(ok.map(|_| token))
+    }
+
+    /// Extends the lock `name` by `ttl` if this holder still has it; false when it was lost.
+    pub async fn renew_lock(&self, name: &str, token: &str, ttl: Duration) -> Result<bool> {
+        let mut inv = RENEW.prepare_invoke();
+        inv.key(format!("{}lock:{name}", self.prefix))
+            .arg(token)
+            .arg(ttl.as_millis() as u64);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok(n == 1)
     }
 
     pub async fn unlock(&self, name: &str, token: &str) -> Result<()> {

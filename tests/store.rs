@@ -239,3 +239,31 @@ async fn an_unreachable_redis_is_reported_as_unavailable() {
         .expect("no server");
     assert!(err.is_unavailable(), "{err}");
 }
+
+#[tokio::test]
+async fn locks_exclude_expire_and_renew_only_for_their_holder() {
+    let redis = RedisServer::start();
+    let s = RedisStore::connect(&redis.url, &manager_name("locks"))
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_millis(300);
+    let token = s.try_lock("health:g", ttl).await.unwrap().expect("free");
+    assert!(s.try_lock("health:g", ttl).await.unwrap().is_none(), "held");
+    assert!(s.renew_lock("health:g", &token, ttl).await.unwrap());
+    assert!(!s
+        .renew_lock("health:g", "not-the-holder", ttl)
+        .await
+        .unwrap());
+    s.unlock("health:g", "not-the-holder").await.unwrap();
+    assert!(
+        s.try_lock("health:g", ttl).await.unwrap().is_none(),
+        "a stranger cannot unlock"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let again = s.try_lock("health:g", ttl).await.unwrap();
+    assert!(again.is_some(), "a dead holder's lock expires");
+    assert!(
+        !s.renew_lock("health:g", &token, ttl).await.unwrap(),
+        "the old holder lost it"
+    );
+}

@@ -537,11 +537,25 @@ impl Manager {
 
     /// One health-check pass over a group, under the group's lock. Returns what it did.
     pub async fn health_check(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
+        // A short lock, renewed while the pass runs: a holder that dies blocks the group's
+        // health checks for at most LOCK_TTL.
+        const LOCK_TTL: Duration = Duration::from_secs(30);
         let lock = format!("health:{}", g.name);
-        let Some(token) = self.store.try_lock(&lock, Duration::from_secs(300)).await? else {
+        let Some(token) = self.store.try_lock(&lock, LOCK_TTL).await? else {
             return Ok(vec![]);
         };
-        let result = self.health_pass(g).await;
+        let keep = async {
+            loop {
+                tokio::time::sleep(LOCK_TTL / 3).await;
+                if let Err(e) = self.store.renew_lock(&lock, &token, LOCK_TTL).await {
+                    tracing::debug!(error = %e, "could not renew the health-check lock");
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = self.health_pass(g) => r,
+            _ = keep => unreachable!("the renewal loop never ends"),
+        };
         let _ = self.store.unlock(&lock, &token).await;
         result
     }
