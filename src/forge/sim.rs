@@ -559,17 +559,46 @@ pub fn workflow_job_payload(action: &str, job: &SimJob) -> Value {
     })
 }
 
+/// POSTs a JSON body to a plain-HTTP `url` with extra headers; the answer's status, if any
+/// came within `timeout`.
+async fn post_json(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    timeout: Duration,
+) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://")?;
+    let (hostport, path) = match rest.split_once('/') {
+        Some((h, p)) => (h, format!("/{p}")),
+        None => (rest, "/".to_string()),
+    };
+    let mut req =
+        format!("POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        String::from_utf8_lossy(&head)
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u16>()
+            .ok()
+    };
+    tokio::time::timeout(timeout, attempt).await.ok().flatten()
+}
+
 /// POSTs one signed delivery; true when answered 2xx.
 async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = workflow_job_payload(action, job).to_string();
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let (hostport, path) = match rest.split_once('/') {
-        Some((h, p)) => (h.to_string(), format!("/{p}")),
-        None => (rest.to_string(), "/".to_string()),
-    };
     let sig = crate::server::webhook::sign(secret.as_bytes(), body.as_bytes());
     let delivery = format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -579,22 +608,16 @@ async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob) -> bool {
         fastrand::u16(..),
         fastrand::u64(..) & 0xffff_ffff_ffff
     );
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: GitHub-Hookshot/sim\r\nContent-Type: application/json\r\nX-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: {delivery}\r\nX-Hub-Signature-256: {sig}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(&hostport).await.ok()?;
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).await.ok()?;
-        let text = String::from_utf8_lossy(&head).to_string();
-        text.split_whitespace().nth(1)?.parse::<u16>().ok()
-    };
+    let headers = [
+        ("User-Agent", "GitHub-Hookshot/sim"),
+        ("X-GitHub-Event", "workflow_job"),
+        ("X-GitHub-Delivery", delivery.as_str()),
+        ("X-Hub-Signature-256", sig.as_str()),
+    ];
     // GitHub gives up after 10 seconds and does not retry by itself.
     matches!(
-        tokio::time::timeout(Duration::from_secs(10), attempt).await,
-        Ok(Some(200..=299))
+        post_json(url, &headers, &body, Duration::from_secs(10)).await,
+        Some(200..=299)
     )
 }
 
@@ -1203,36 +1226,11 @@ pub fn sim_connect_url(jit: &str) -> Option<String> {
 
 /// What a booting stand-in runner does: tells the fake GitHub it is online.
 pub async fn connect_stand_in_runner(jit: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Some(url) = sim_connect_url(jit) else {
         return false;
     };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let Some((hostport, path)) = rest.split_once('/') else {
-        return false;
-    };
     let body = json!({ "jitconfig": jit }).to_string();
-    let req = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(hostport).await.ok()?;
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).await.ok()?;
-        String::from_utf8_lossy(&head)
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u16>()
-            .ok()
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), attempt).await,
-        Ok(Some(200))
-    )
+    post_json(&url, &[], &body, Duration::from_secs(5)).await == Some(200)
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
