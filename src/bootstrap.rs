@@ -194,16 +194,33 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// One `write_files` entry of cloud-config.
+fn write_file(path: &str, mode: &str, content: &str) -> String {
+    format!(
+        "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: |\n{}\n",
+        indent(content)
+    )
+}
+
+const CLOUD_INIT_HEAD: &str =
+    "#cloud-config\n# Rendered by runnerctl. The runner's credential is not in here.\nwrite_files:\n";
+
+/// The hook a VM's bootstrap runs to fetch its credential through the backend's secret channel.
+pub const FETCH_CREDENTIAL_HOOK: &str = "/usr/local/lib/runnerctl/fetch-credential";
+
+/// Adds a non-secret file (such as a backend's [`FETCH_CREDENTIAL_HOOK`]) to VM user-data that
+/// [`render`] made; `None` when `user_data` is not of that shape.
+pub fn add_vm_file(user_data: &str, path: &str, mode: u32, content: &str) -> Option<String> {
+    let rest = user_data.strip_prefix(CLOUD_INIT_HEAD)?;
+    let entry = write_file(path, &format!("{mode:04o}"), content);
+    Some(format!("{CLOUD_INIT_HEAD}{entry}{rest}"))
+}
+
 /// cloud-init user-data for a VM: the script, its settings and the two units; never the
 /// credential, which `BootData::files` carries for the backend's secret channel.
 fn cloud_init(script: &str, settings: &str) -> String {
-    let file = |path: &str, mode: &str, content: &str| {
-        format!(
-            "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: |\n{}\n",
-            indent(content)
-        )
-    };
-    let mut out = String::from("#cloud-config\n# Rendered by runnerctl. The runner's credential is not in here.\nwrite_files:\n");
+    let file = write_file;
+    let mut out = String::from(CLOUD_INIT_HEAD);
     out.push_str(&file("/etc/runnerctl/runner.env", "0644", settings));
     out.push_str(&file(
         "/usr/local/lib/runnerctl/bootstrap.sh",

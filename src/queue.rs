@@ -323,6 +323,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// The store of the same manager, over this queue's connection.
+    pub fn store(&self, manager: &str) -> crate::store::RedisStore {
+        crate::store::RedisStore::new(self.conn.clone(), manager)
+    }
+
     pub fn new(conn: ConnectionManager, manager: &str, options: QueueOptions) -> Queue {
         Queue {
             conn,

@@ -519,6 +519,17 @@ impl RedisStore {
         Ok(c.hincr(format!("{}marks", self.prefix), mark, 1).await?)
     }
 
+    /// Every counter whose name starts with `prefix`, by the rest of its name.
+    pub async fn marks_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut c = self.conn.clone();
+        let all: std::collections::BTreeMap<String, u64> =
+            c.hgetall(format!("{}marks", self.prefix)).await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v)))
+            .collect())
+    }
+
     /// The counter `mark`.
     pub async fn mark(&self, mark: &str) -> Result<u64> {
         let mut c = self.conn.clone();

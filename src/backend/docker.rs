@@ -119,6 +119,7 @@ impl DockerBackend {
                     state,
                     tags: labels.into_iter().collect(),
                     created_at: None,
+                    spot_fallback: false,
                 }))
             }
             Err(e) => match self.classify(e) {
@@ -311,6 +312,7 @@ impl Backend for DockerBackend {
                     .into_iter()
                     .collect::<BTreeMap<_, _>>(),
                 created_at: c.created.map(|t| t.max(0) as u64),
+                spot_fallback: false,
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));

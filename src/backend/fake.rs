@@ -95,6 +95,7 @@ impl FakeBackend {
             state: InstanceState::Running,
             tags: r.tags,
             created_at: Some(r.created_at),
+            spot_fallback: false,
         })
     }
 

@@ -12,6 +12,8 @@
 
 pub mod fake;
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "docker")]
 pub mod docker;
 
@@ -98,6 +100,10 @@ pub struct Instance {
     pub tags: BTreeMap<String, String>,
     /// Unix seconds, when the backend says.
     pub created_at: Option<u64>,
+    /// Spot capacity was asked for and refused, and this instance is on-demand instead (set by
+    /// `create` only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spot_fallback: bool,
 }
 
 impl Instance {
@@ -133,6 +139,14 @@ pub enum BackendError {
 impl BackendError {
     pub fn is_transient(&self) -> bool {
         matches!(self, BackendError::Transient { .. })
+    }
+
+    /// The backend's own error code (`NotFound` for a missing instance).
+    pub fn code(&self) -> &str {
+        match self {
+            BackendError::NotFound { .. } => "NotFound",
+            BackendError::Transient { code, .. } | BackendError::Permanent { code, .. } => code,
+        }
     }
 }
 
@@ -179,6 +193,11 @@ pub async fn build(
         )),
         #[cfg(not(feature = "docker"))]
         BackendSettings::Docker(_) => Err(unavailable("docker")),
+        #[cfg(feature = "aws")]
+        BackendSettings::Aws(s) => Ok(Arc::new(
+            aws::AwsBackend::connect(&config.name, manager, s).await?,
+        )),
+        #[cfg(not(feature = "aws"))]
         BackendSettings::Aws(_) => Err(unavailable("aws")),
         BackendSettings::Gcp(_) => Err(unavailable("gcp")),
         BackendSettings::Vsphere(_) => Err(unavailable("vsphere")),

@@ -650,6 +650,21 @@ impl Cx<'_> {
                 if s.region.is_empty() {
                     self.error(&join(path, "region"), "required field is missing");
                 }
+                if s.max_attempts == Some(0) {
+                    self.error(
+                        &join(path, "max_attempts"),
+                        "must be at least 1 (the first attempt counts)",
+                    );
+                }
+                if let Some(p) = &s.parameter_prefix {
+                    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.-/".contains(c);
+                    if !p.starts_with('/') || p.len() < 2 || !p.chars().all(allowed) {
+                        self.error(
+                            &join(path, "parameter_prefix"),
+                            format!("`{p}` is not an SSM parameter path: it starts with `/` and holds letters, digits and `_.-/`"),
+                        );
+                    }
+                }
                 BackendSettings::Aws(s)
             }
             BackendKind::Gcp => {
@@ -910,6 +925,49 @@ impl Cx<'_> {
                 self.error(
                     &join(&spec_path, "cpus"),
                     "must be a positive number of CPUs",
+                );
+            }
+        }
+        if let Some(InstanceSpec::Aws(a)) = &spec {
+            if a.image_id.trim().is_empty() {
+                self.error(&join(&spec_path, "image_id"), "must not be empty");
+            }
+            if a.instance_type.trim().is_empty() {
+                self.error(&join(&spec_path, "instance_type"), "must not be empty");
+            }
+            if a.disk_size_gb == 0 {
+                self.error(&join(&spec_path, "disk_size_gb"), "must be at least 1");
+            }
+            if matches!(a.disk_type.as_str(), "io1" | "io2") && a.disk_iops.is_none() {
+                self.error(
+                    &join(&spec_path, "disk_iops"),
+                    format!("required by the `{}` volume type", a.disk_type),
+                );
+            }
+            if a.disk_iops.is_some() && !matches!(a.disk_type.as_str(), "io1" | "io2" | "gp3") {
+                self.error(
+                    &join(&spec_path, "disk_iops"),
+                    format!(
+                        "the `{}` volume type takes no IOPS (io1, io2, gp3 do)",
+                        a.disk_type
+                    ),
+                );
+            }
+            if a.disk_throughput_mbps.is_some() && a.disk_type != "gp3" {
+                self.error(
+                    &join(&spec_path, "disk_throughput_mbps"),
+                    "only a `gp3` volume takes a throughput",
+                );
+            }
+            const VOLUME_TYPES: [&str; 7] = ["gp2", "gp3", "io1", "io2", "st1", "sc1", "standard"];
+            if !VOLUME_TYPES.contains(&a.disk_type.as_str()) {
+                self.error(
+                    &join(&spec_path, "disk_type"),
+                    format!(
+                        "`{}` is not an EBS volume type (one of {})",
+                        a.disk_type,
+                        VOLUME_TYPES.join(", ")
+                    ),
                 );
             }
         }

@@ -367,6 +367,27 @@ pub struct AwsSettings {
     /// A named profile of the shared AWS configuration; by default the standard chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Attempts per AWS call, the first included (the SDK's standard retry). Default: 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Where runners' credentials wait in SSM Parameter Store (SecureString) until their
+    /// instance fetches them. Default: `/runnerctl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_prefix: Option<String>,
+    /// KMS key that encrypts those parameters. Default: the account's `alias/aws/ssm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+impl AwsSettings {
+    pub const DEFAULT_PARAMETER_PREFIX: &'static str = "/runnerctl";
+
+    pub fn parameter_prefix(&self) -> &str {
+        self.parameter_prefix
+            .as_deref()
+            .unwrap_or(Self::DEFAULT_PARAMETER_PREFIX)
+            .trim_end_matches('/')
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -474,6 +495,12 @@ pub struct AwsSpec {
     pub disk_size_gb: u32,
     #[serde(default = "default_aws_disk_type")]
     pub disk_type: String,
+    /// Provisioned IOPS of the root volume (required by `io1` and `io2`; optional for `gp3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_iops: Option<u32>,
+    /// Throughput of a `gp3` root volume in MiB/s (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_throughput_mbps: Option<u32>,
     /// Ask for spot capacity.
     #[serde(default)]
     pub spot: bool,

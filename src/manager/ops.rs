@@ -304,6 +304,12 @@ impl Manager {
                 },
             })
             .await?;
+        if instance.spot_fallback {
+            // Counted in Redis so that every process's fallbacks add up (`/metrics` shows it).
+            if let Err(e) = self.store.count_mark(&spot_fallback_mark(&g.name)).await {
+                tracing::warn!(group = %g.name, error = %e, "could not count a spot fallback");
+            }
+        }
         if let Some(f) = &self.on_create {
             f(name, for_job);
         }
@@ -703,4 +709,10 @@ impl Manager {
         }
         Ok(done)
     }
+}
+
+/// The counter (in the store's marks) of a group's creates that fell back from spot to
+/// on-demand.
+pub fn spot_fallback_mark(group: &str) -> String {
+    format!("spot_fallback:{group}")
 }

@@ -267,6 +267,7 @@ mod tests {
             state: crate::backend::InstanceState::Running,
             tags,
             created_at: None,
+            spot_fallback: false,
         }
     }
 

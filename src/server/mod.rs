@@ -186,7 +186,9 @@ pub async fn handle(
         }
         (&Method::GET, "/metrics") if metrics_route => {
             let up = state.redis.up.load(Ordering::Relaxed);
-            let mut r = text(200, state.metrics.render(up).trim_end());
+            let mut body = state.metrics.render(up);
+            body.push_str(&spot_fallbacks(&state).await);
+            let mut r = text(200, body.trim_end());
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -195,6 +197,31 @@ pub async fn handle(
         }
         _ => text(404, "not found"),
     }
+}
+
+/// The spot-to-on-demand fallbacks of each group, counted in Redis by the workers.
+async fn spot_fallbacks(state: &State) -> String {
+    let Some(q) = state.redis.queue().await else {
+        return String::new();
+    };
+    let store = q.store(&state.manager);
+    let counts = tokio::time::timeout(
+        Duration::from_secs(2),
+        store.marks_with_prefix(&crate::manager::ops::spot_fallback_mark("")),
+    )
+    .await;
+    let Ok(Ok(counts)) = counts else {
+        return String::new();
+    };
+    let mut s = String::from(
+        "# HELP runnerctl_spot_fallbacks_total Creates that fell back from spot to on-demand.\n# TYPE runnerctl_spot_fallbacks_total counter\n",
+    );
+    for (group, n) in counts {
+        s.push_str(&format!(
+            "runnerctl_spot_fallbacks_total{{group=\"{group}\"}} {n}\n"
+        ));
+    }
+    s
 }
 
 async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, String) {

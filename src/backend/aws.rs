@@ -1,0 +1,749 @@
+//! The AWS EC2 backend: one instance per runner.
+//!
+//! - Create: `RunInstances` with the group's spec, the rendered bootstrap as user-data, owner
+//!   tags on the instance and its volumes, and a `ClientToken` derived from the manager and the
+//!   runner name, so that a retried create makes no second instance. Before that, an instance
+//!   already tagged with the runner's name is looked up and returned (this also covers a token
+//!   whose instance has since terminated: EC2 would hand that dead instance back, so the token
+//!   moves on to its next generation).
+//! - The credential never travels in user-data, which anyone allowed `DescribeInstanceAttribute`
+//!   reads in clear. It waits in SSM Parameter Store as a SecureString
+//!   (`<parameter_prefix>/<manager>/<runner>/<file>`); the user-data carries a hook that fetches
+//!   it with the AWS CLI and deletes it. The instance profile must allow `ssm:GetParameter` and
+//!   `ssm:DeleteParameter` there (and `kms:Decrypt` on the key).
+//! - Spot: a capacity or price refusal falls back to on-demand when the group allows it; the
+//!   fallback is logged, counted here and reported on the instance.
+//! - Delete: `TerminateInstances` after checking the instance is ours; gone is success.
+//! - List: `DescribeInstances` filtered by our manager tag and the live states, every page.
+//! - Errors: throttling, capacity and network trouble are transient; the rest (a bad AMI, subnet
+//!   or permission) is permanent, with the AWS error code, the group and the message.
+
+use super::{
+    Backend, BackendError, CreateRequest, Instance, InstanceState, Result, TAG_GROUP, TAG_MANAGER,
+    TAG_RUNNER,
+};
+use crate::bootstrap;
+use crate::config::{AwsSettings, AwsSpec, BackendKind, InstanceSpec};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataOptionsRequest,
+    InstanceStateName, InstanceType, MarketType, ResourceType, ShutdownBehavior, SpotInstanceType,
+    SpotMarketOptions, Tag, TagSpecification, VolumeType,
+};
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// States of an instance that still exists for us.
+const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+/// EC2's largest page of `DescribeInstances`.
+const PAGE: i32 = 1000;
+/// Fresh client tokens tried when earlier ones name instances that have terminated.
+const TOKEN_GENERATIONS: u32 = 8;
+/// SSM's Standard tier holds values up to 4 KiB; larger ones need the Advanced tier.
+const STANDARD_TIER_MAX: usize = 4096;
+
+/// Error codes worth retrying: throttling, capacity and AWS's own trouble.
+const TRANSIENT_CODES: [&str; 14] = [
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "InsufficientCapacity",
+    "InsufficientFreeAddressesInSubnet",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "RequestTimeout",
+];
+
+/// Codes with which EC2 refuses spot capacity (or its price); on-demand may still be there.
+const SPOT_REFUSALS: [&str; 7] = [
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "SpotMaxPriceTooLow",
+    "MaxSpotInstanceCountExceeded",
+    "InsufficientSpotInstanceCapacity",
+    "UnfulfillableCapacity",
+    "SpotCapacityNotAvailable",
+];
+
+pub struct AwsBackend {
+    name: String,
+    manager: String,
+    region: String,
+    parameter_prefix: String,
+    kms_key_id: Option<String>,
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+    /// Root device name of each AMI, asked once.
+    root_devices: Mutex<HashMap<String, String>>,
+    spot_fallbacks: AtomicU64,
+}
+
+impl AwsBackend {
+    /// Connects with the standard AWS credential chain (environment, `profile`, web identity,
+    /// instance role), in `settings.region`, at `settings.endpoint_url` when set.
+    pub async fn connect(name: &str, manager: &str, settings: &AwsSettings) -> Result<Self> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(settings.region.clone()));
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &settings.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let sdk = loader.load().await;
+        Ok(Self::from_sdk_config(name, manager, settings, &sdk))
+    }
+
+    /// Builds the backend over an SDK configuration made elsewhere (tests give static
+    /// credentials this way). Region, endpoint and attempts come from `settings`.
+    pub fn from_sdk_config(
+        name: &str,
+        manager: &str,
+        settings: &AwsSettings,
+        sdk: &aws_config::SdkConfig,
+    ) -> Self {
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(settings.max_attempts.unwrap_or(3).max(1));
+        let region = aws_config::Region::new(settings.region.clone());
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+            .region(region.clone())
+            .retry_config(retry.clone());
+        let mut ssm = aws_sdk_ssm::config::Builder::from(sdk)
+            .region(region)
+            .retry_config(retry);
+        if let Some(u) = &settings.endpoint_url {
+            ec2 = ec2.endpoint_url(u);
+            ssm = ssm.endpoint_url(u);
+        }
+        AwsBackend {
+            name: name.to_string(),
+            manager: manager.to_string(),
+            region: settings.region.clone(),
+            parameter_prefix: settings.parameter_prefix().to_string(),
+            kms_key_id: settings.kms_key_id.clone(),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+            root_devices: Mutex::new(HashMap::new()),
+            spot_fallbacks: AtomicU64::new(0),
+        }
+    }
+
+    /// How many creates fell back from spot to on-demand since this backend was built.
+    pub fn spot_fallbacks(&self) -> u64 {
+        self.spot_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// The SSM parameter that carries `file` of `runner` until its instance fetches it.
+    pub fn parameter_name(&self, runner: &str, file: &str) -> String {
+        let base = file.rsplit('/').next().unwrap_or(file);
+        format!("{}/{}/{runner}/{base}", self.parameter_prefix, self.manager)
+    }
+
+    /// The idempotency token of a runner's create: the same for every retry of one attempt.
+    pub fn client_token(&self, runner: &str, generation: u32, on_demand_fallback: bool) -> String {
+        let mut h = Sha256::new();
+        h.update(self.manager.as_bytes());
+        h.update([0]);
+        h.update(runner.as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        // EC2 tokens are at most 64 ASCII characters.
+        let mut t = format!("rc-{hex}-{generation}");
+        if on_demand_fallback {
+            t.push_str("-od");
+        }
+        t
+    }
+
+    fn classify<E, R>(&self, group: Option<&str>, e: SdkError<E, R>) -> BackendError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        classify(&self.name, group, e)
+    }
+
+    /// Live instances with the given extra tag filters.
+    async fn describe(&self, filters: Vec<Filter>, group: Option<&str>) -> Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .ec2
+                .describe_instances()
+                .filters(tag_filter(TAG_MANAGER, &self.manager))
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .set_values(Some(LIVE_STATES.map(String::from).to_vec()))
+                        .build(),
+                )
+                .max_results(PAGE);
+            for f in &filters {
+                req = req.filters(f.clone());
+            }
+            if let Some(t) = &token {
+                req = req.next_token(t);
+            }
+            let page = req.send().await.map_err(|e| self.classify(group, e))?;
+            for r in page.reservations() {
+                for i in r.instances() {
+                    if let Some(inst) = self.convert(i) {
+                        out.push(inst);
+                    }
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// An EC2 instance as runnerctl sees it; `None` when it is not ours or is gone.
+    fn convert(&self, i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+        let tags: BTreeMap<String, String> = i
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+            .collect();
+        if tags.get(TAG_MANAGER) != Some(&self.manager) {
+            return None;
+        }
+        let state = match i.state().and_then(|s| s.name()) {
+            Some(InstanceStateName::Pending) => InstanceState::Pending,
+            Some(InstanceStateName::Running) => InstanceState::Running,
+            Some(InstanceStateName::Stopping) => InstanceState::Stopping,
+            Some(InstanceStateName::Stopped) => InstanceState::Stopped,
+            Some(InstanceStateName::ShuttingDown) | Some(InstanceStateName::Terminated) => {
+                return None
+            }
+            _ => InstanceState::Unknown,
+        };
+        Some(Instance {
+            id: i.instance_id()?.to_string(),
+            state,
+            tags,
+            created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
+            spot_fallback: false,
+        })
+    }
+
+    /// The root device name of an AMI (`/dev/xvda`, `/dev/sda1`), needed to size its volume.
+    async fn root_device(&self, image: &str, group: &str) -> Result<String> {
+        if let Some(d) = self.root_devices.lock().expect("poisoned").get(image) {
+            return Ok(d.clone());
+        }
+        let out = self
+            .ec2
+            .describe_images()
+            .image_ids(image)
+            .send()
+            .await
+            .map_err(|e| self.classify(Some(group), e))?;
+        let Some(found) = out.images().iter().find(|i| i.image_id() == Some(image)) else {
+            return Err(BackendError::Permanent {
+                backend: self.name.clone(),
+                code: "InvalidAMIID.NotFound".into(),
+                message: format!("group `{group}`: the image `{image}` does not exist"),
+            });
+        };
+        let device = found.root_device_name().unwrap_or("/dev/xvda").to_string();
+        self.root_devices
+            .lock()
+            .expect("poisoned")
+            .insert(image.to_string(), device.clone());
+        Ok(device)
+    }
+
+    /// Stores the instance's secret files in SSM Parameter Store; returns their parameters.
+    async fn put_secrets(&self, req: &CreateRequest) -> Result<Vec<(String, String)>> {
+        let group = req.tags.group.as_str();
+        let mut made: Vec<(String, String)> = Vec::new();
+        for f in &req.boot.files {
+            let name = self.parameter_name(&req.runner_name, &f.path);
+            let value = f.content.expose();
+            let tier = if value.len() > STANDARD_TIER_MAX {
+                ParameterTier::Advanced
+            } else {
+                ParameterTier::Standard
+            };
+            let put = || {
+                self.ssm
+                    .put_parameter()
+                    .name(&name)
+                    .value(value)
+                    .r#type(ParameterType::SecureString)
+                    .tier(tier.clone())
+                    .set_key_id(self.kms_key_id.clone())
+                    .description("runnerctl: a runner's credential, deleted once fetched")
+            };
+            let mut first = put();
+            for (k, v) in req.tags.pairs() {
+                first = first.tags(
+                    aws_sdk_ssm::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .expect("key and value are set"),
+                );
+            }
+            match first.send().await {
+                Ok(_) => {}
+                // A retried create: the runner's credential may be new; tags stay from the
+                // first put (SSM takes no tags together with `overwrite`).
+                Err(e) if e.code() == Some("ParameterAlreadyExists") => {
+                    put()
+                        .overwrite(true)
+                        .send()
+                        .await
+                        .map_err(|e| classify(&self.name, Some(group), e))?;
+                }
+                Err(e) => {
+                    self.delete_parameters(made.iter().map(|(n, _)| n.as_str()))
+                        .await;
+                    return Err(classify(&self.name, Some(group), e));
+                }
+            }
+            made.push((name, f.path.clone()));
+        }
+        Ok(made)
+    }
+
+    /// Deletes parameters, best effort (an instance deletes its own once fetched).
+    async fn delete_parameters<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        for n in names {
+            match self.ssm.delete_parameter().name(n).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("ParameterNotFound") => {}
+                Err(e) => tracing::warn!(
+                    backend = %self.name,
+                    parameter = %n,
+                    error = %DisplayErrorContext(&e),
+                    "could not delete a credential parameter"
+                ),
+            }
+        }
+    }
+
+    /// The hook that fetches the credential files on the instance, then deletes them in SSM.
+    fn fetch_hook(&self, params: &[(String, String)]) -> String {
+        let mut s = format!(
+            r#"#!/bin/sh
+# runnerctl (aws): fetch this runner's credential from SSM Parameter Store, then delete it there.
+# Needs the AWS CLI on the image and an instance profile allowing ssm:GetParameter and
+# ssm:DeleteParameter on {prefix}/* (and kms:Decrypt on the parameters' key).
+set -eu
+umask 077
+dir="${{1:-/run/runnerctl}}"
+fetch() {{
+  tries=0
+  until value=$(aws ssm get-parameter --region '{region}' --name "$1" --with-decryption \
+    --query Parameter.Value --output text); do
+    tries=$((tries + 1))
+    [ "$tries" -ge 10 ] && {{ echo "runnerctl: cannot read $1" >&2; return 1; }}
+    sleep 3
+  done
+  printf '%s' "$value" >"$2.part" && mv "$2.part" "$2"
+  aws ssm delete-parameter --region '{region}' --name "$1" >/dev/null 2>&1 || true
+}}
+"#,
+            prefix = self.parameter_prefix,
+            region = self.region,
+        );
+        for (param, path) in params {
+            let base = path.rsplit('/').next().unwrap_or(path);
+            s.push_str(&format!("fetch '{param}' \"$dir/{base}\"\n"));
+        }
+        s
+    }
+
+    async fn run_instance(
+        &self,
+        req: &CreateRequest,
+        spec: &AwsSpec,
+        user_data: &str,
+        token: &str,
+        spot: bool,
+    ) -> Result<Option<Instance>> {
+        let group = req.tags.group.as_str();
+        let root = self.root_device(&spec.image_id, group).await?;
+        let mut tags: Vec<Tag> = req
+            .tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        tags.push(Tag::builder().key("Name").value(&req.runner_name).build());
+        let spec_for = |t: ResourceType| {
+            TagSpecification::builder()
+                .resource_type(t)
+                .set_tags(Some(tags.clone()))
+                .build()
+        };
+        let mut run = self
+            .ec2
+            .run_instances()
+            .image_id(&spec.image_id)
+            .instance_type(InstanceType::from(spec.instance_type.as_str()))
+            .min_count(1)
+            .max_count(1)
+            .client_token(token)
+            .set_subnet_id(spec.subnet_id.clone())
+            .set_key_name(spec.key_name.clone())
+            .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_tokens(HttpTokensState::Required)
+                    .build(),
+            )
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(root)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .volume_size(spec.disk_size_gb.min(i32::MAX as u32) as i32)
+                            .volume_type(VolumeType::from(spec.disk_type.as_str()))
+                            .set_iops(spec.disk_iops.map(|n| n.min(i32::MAX as u32) as i32))
+                            .set_throughput(
+                                spec.disk_throughput_mbps
+                                    .map(|n| n.min(i32::MAX as u32) as i32),
+                            )
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .tag_specifications(spec_for(ResourceType::Instance))
+            .tag_specifications(spec_for(ResourceType::Volume));
+        if !spec.security_group_ids.is_empty() {
+            run = run.set_security_group_ids(Some(spec.security_group_ids.clone()));
+        }
+        if let Some(p) = &spec.iam_instance_profile {
+            let b = IamInstanceProfileSpecification::builder();
+            run = run.iam_instance_profile(if p.starts_with("arn:") {
+                b.arn(p).build()
+            } else {
+                b.name(p).build()
+            });
+        }
+        if spot {
+            run = run.instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .spot_options(
+                        SpotMarketOptions::builder()
+                            .spot_instance_type(SpotInstanceType::OneTime)
+                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        let out = run
+            .send()
+            .await
+            .map_err(|e| self.classify(Some(group), e))?;
+        let Some(i) = out.instances().first() else {
+            return Err(BackendError::Transient {
+                backend: self.name.clone(),
+                code: "EmptyReservation".into(),
+                message: format!("group `{group}`: RunInstances answered without an instance"),
+            });
+        };
+        // A token EC2 saw before returns that instance, which may have terminated since.
+        let gone = matches!(
+            i.state().and_then(|s| s.name()),
+            Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
+        );
+        if gone {
+            return Ok(None);
+        }
+        let id = i.instance_id().unwrap_or_default().to_string();
+        let mut tags: BTreeMap<String, String> = req
+            .tags
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        tags.insert("Name".into(), req.runner_name.clone());
+        Ok(Some(Instance {
+            id,
+            state: InstanceState::Pending,
+            tags,
+            created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
+            spot_fallback: false,
+        }))
+    }
+
+    /// One attempt at the instance, spot first when asked, with the on-demand fallback.
+    async fn launch(
+        &self,
+        req: &CreateRequest,
+        spec: &AwsSpec,
+        user_data: &str,
+        generation: u32,
+    ) -> Result<Option<Instance>> {
+        let group = req.tags.group.as_str();
+        let token = self.client_token(&req.runner_name, generation, false);
+        if !spec.spot {
+            return self.run_instance(req, spec, user_data, &token, false).await;
+        }
+        match self.run_instance(req, spec, user_data, &token, true).await {
+            Err(e) if spec.spot_fallback_on_demand && SPOT_REFUSALS.contains(&e.code()) => {
+                let (code, message) = (e.code(), e.to_string());
+                self.spot_fallbacks.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    backend = %self.name,
+                    group = %group,
+                    runner = %req.runner_name,
+                    code = %code,
+                    reason = %message,
+                    "spot capacity refused; falling back to on-demand"
+                );
+                let token = self.client_token(&req.runner_name, generation, true);
+                let made = self
+                    .run_instance(req, spec, user_data, &token, false)
+                    .await?;
+                Ok(made.map(|i| Instance {
+                    spot_fallback: true,
+                    ..i
+                }))
+            }
+            other => other,
+        }
+    }
+
+    async fn find_runner(&self, runner: &str, group: &str) -> Result<Option<Instance>> {
+        Ok(self
+            .describe(vec![tag_filter(TAG_RUNNER, runner)], Some(group))
+            .await?
+            .into_iter()
+            .next())
+    }
+}
+
+fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+/// Sorts an SDK failure into transient and permanent, keeping AWS's code and the group.
+pub fn classify<E, R>(backend: &str, group: Option<&str>, e: SdkError<E, R>) -> BackendError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let scope = group.map(|g| format!("group `{g}`: ")).unwrap_or_default();
+    let backend = backend.to_string();
+    match &e {
+        SdkError::ServiceError(s) => {
+            let err = s.err();
+            let code = err.code().unwrap_or("Unknown").to_string();
+            let message = format!("{scope}{}", err.message().unwrap_or("no message"));
+            let transient = TRANSIENT_CODES.contains(&code.as_str())
+                || code.starts_with("Insufficient") && code.ends_with("Capacity");
+            if transient {
+                BackendError::Transient {
+                    backend,
+                    code,
+                    message,
+                }
+            } else {
+                BackendError::Permanent {
+                    backend,
+                    code,
+                    message,
+                }
+            }
+        }
+        SdkError::TimeoutError(_) => BackendError::Transient {
+            backend,
+            code: "Timeout".into(),
+            message: format!("{scope}{}", DisplayErrorContext(&e)),
+        },
+        SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => BackendError::Transient {
+            backend,
+            code: "Unreachable".into(),
+            message: format!("{scope}{}", DisplayErrorContext(&e)),
+        },
+        SdkError::ResponseError(_) => BackendError::Transient {
+            backend,
+            code: "BadResponse".into(),
+            message: format!("{scope}{}", DisplayErrorContext(&e)),
+        },
+        _ => {
+            let text = DisplayErrorContext(&e).to_string();
+            // No credentials anywhere in the chain: the SDK finds no identity to sign with.
+            if text.contains("credentials") || text.contains("identity") {
+                return BackendError::Permanent {
+                    backend,
+                    code: "NoCredentials".into(),
+                    message: format!(
+                        "{scope}no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a `profile`, or run with an instance role ({text})"
+                    ),
+                };
+            }
+            match &e {
+                SdkError::DispatchFailure(d) if !d.is_user() => BackendError::Transient {
+                    backend,
+                    code: "Unreachable".into(),
+                    message: format!("{scope}{text}"),
+                },
+                _ => BackendError::Permanent {
+                    backend,
+                    code: "ClientError".into(),
+                    message: format!("{scope}{text}"),
+                },
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for AwsBackend {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Aws
+    }
+
+    async fn create(&self, req: &CreateRequest) -> Result<Instance> {
+        let group = req.tags.group.as_str();
+        let InstanceSpec::Aws(spec) = &req.spec else {
+            return Err(BackendError::Permanent {
+                backend: self.name.clone(),
+                code: "SpecMismatch".into(),
+                message: format!("group `{group}`: its spec is not an EC2 spec"),
+            });
+        };
+        if let Some(i) = self.find_runner(&req.runner_name, group).await? {
+            return Ok(i);
+        }
+        let params = self.put_secrets(req).await?;
+        let user_data = match req.boot.user_data.as_ref().map(|u| u.expose()) {
+            None => String::new(),
+            Some(u) if params.is_empty() => u.to_string(),
+            Some(u) => bootstrap::add_vm_file(
+                u,
+                bootstrap::FETCH_CREDENTIAL_HOOK,
+                0o700,
+                &self.fetch_hook(&params),
+            )
+            .ok_or_else(|| BackendError::Permanent {
+                backend: self.name.clone(),
+                code: "UserData".into(),
+                message: format!("group `{group}`: the user-data is not runnerctl's cloud-config"),
+            })?,
+        };
+        let mut result = Err(BackendError::Permanent {
+            backend: self.name.clone(),
+            code: "ClientTokensExhausted".into(),
+            message: format!(
+                "group `{group}`: runner `{}` had {TOKEN_GENERATIONS} instances terminate",
+                req.runner_name
+            ),
+        });
+        for generation in 0..TOKEN_GENERATIONS {
+            match self.launch(req, spec, &user_data, generation).await {
+                Ok(Some(i)) => {
+                    result = Ok(i);
+                    break;
+                }
+                Ok(None) => continue,
+                // The token was used with other parameters (the spec changed between retries):
+                // its instance is either live, and found by its tag, or gone.
+                Err(BackendError::Permanent { code, .. })
+                    if code == "IdempotentParameterMismatch" =>
+                {
+                    if let Some(i) = self.find_runner(&req.runner_name, group).await? {
+                        result = Ok(i);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_err() {
+            self.delete_parameters(params.iter().map(|(n, _)| n.as_str()))
+                .await;
+        }
+        result
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let Some(found) = self.describe_id(id).await? else {
+            return Ok(());
+        };
+        if let Some(runner) = found.tags.get(TAG_RUNNER).cloned() {
+            match self.ec2.terminate_instances().instance_ids(id).send().await {
+                Ok(_) => {}
+                Err(e) if is_not_found(e.code()) => {}
+                Err(e) => {
+                    return Err(self.classify(found.tags.get(TAG_GROUP).map(String::as_str), e))
+                }
+            }
+            let names: Vec<String> = [bootstrap::JITCONFIG, bootstrap::TOKEN]
+                .iter()
+                .map(|f| self.parameter_name(&runner, f))
+                .collect();
+            self.delete_parameters(names.iter().map(String::as_str))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Instance>> {
+        self.describe_id(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>> {
+        self.describe(vec![], None).await
+    }
+}
+
+impl AwsBackend {
+    /// One instance by id, when it is ours and live.
+    async fn describe_id(&self, id: &str) -> Result<Option<Instance>> {
+        if !id.starts_with("i-") {
+            return Ok(None);
+        }
+        match self.ec2.describe_instances().instance_ids(id).send().await {
+            Ok(out) => Ok(out
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| i.instance_id() == Some(id))
+                .find_map(|i| self.convert(i))),
+            Err(e) if is_not_found(e.code()) => Ok(None),
+            Err(e) => Err(self.classify(None, e)),
+        }
+    }
+}
+
+fn is_not_found(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
+    )
+}

@@ -1,0 +1,702 @@
+//! The EC2 backend against moto's EC2 and SSM server (`.ci/run` installs moto in the ignored
+//! `.cache/moto` virtual environment). Errors moto cannot produce (throttling, capacity,
+//! permissions) are injected by a proxy in front of it, which also records the requests.
+#![cfg(feature = "aws")]
+
+mod support;
+
+#[path = "support/conformance.rs"]
+mod conformance;
+
+#[path = "support/moto.rs"]
+mod moto;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use base64::Engine;
+use runnerctl::backend::aws::AwsBackend;
+use runnerctl::backend::{Backend, BackendError, BootData, TAG_MANAGER, TAG_RUNNER};
+use runnerctl::bootstrap::{self, Credential, RunnerSetup};
+use runnerctl::config::{AwsSettings, AwsSpec, BackendKind, InstanceSpec, Secret};
+use std::sync::Arc;
+use support::manager_name;
+
+const SECRET: &str = "JIT-SECRET-3q2+7w==";
+
+async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+fn settings(endpoint: &str) -> AwsSettings {
+    AwsSettings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(endpoint.into()),
+        max_attempts: Some(1),
+        ..Default::default()
+    }
+}
+
+async fn backend(endpoint: &str, manager: &str) -> AwsBackend {
+    AwsBackend::from_sdk_config("aws", manager, &settings(endpoint), &sdk(endpoint).await)
+}
+
+async fn ec2(endpoint: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk(endpoint).await)
+}
+
+async fn ssm(endpoint: &str) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&sdk(endpoint).await)
+}
+
+/// One of moto's stock AMIs.
+async fn image(endpoint: &str) -> String {
+    let out = ec2(endpoint).await.describe_images().send().await.unwrap();
+    out.images()[0].image_id().unwrap().to_string()
+}
+
+fn spec(image: &str) -> AwsSpec {
+    AwsSpec {
+        image_id: image.to_string(),
+        instance_type: "t3.micro".into(),
+        subnet_id: None,
+        security_group_ids: vec![],
+        key_name: None,
+        iam_instance_profile: None,
+        disk_size_gb: 30,
+        disk_type: "gp3".into(),
+        disk_iops: None,
+        disk_throughput_mbps: None,
+        spot: false,
+        spot_fallback_on_demand: true,
+    }
+}
+
+fn boot(runner: &str) -> BootData {
+    bootstrap::render(
+        BackendKind::Aws,
+        &RunnerSetup {
+            runner_name: runner.to_string(),
+            labels: vec!["self-hosted".into(), "linux".into()],
+            url: "https://github.com/octo-org".into(),
+            runner_group: Some("g".into()),
+            credential: Credential::Jit(Secret::new(SECRET)),
+        },
+        None,
+    )
+    .unwrap()
+}
+
+fn request(
+    manager: &str,
+    group: &str,
+    runner: &str,
+    spec: &AwsSpec,
+) -> runnerctl::backend::CreateRequest {
+    conformance::request(
+        manager,
+        group,
+        runner,
+        &InstanceSpec::Aws(spec.clone()),
+        boot(runner),
+    )
+}
+
+#[tokio::test]
+async fn the_aws_backend_conforms() {
+    let (m, _turn) = moto::moto().await;
+    let (a, b) = (manager_name("aws-a"), manager_name("aws-b"));
+    let img = image(&m.url).await;
+    conformance::run(
+        Arc::new(backend(&m.url, &a).await),
+        &a,
+        Arc::new(backend(&m.url, &b).await),
+        &b,
+        &InstanceSpec::Aws(spec(&img)),
+        boot("conformance"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
+    let (m, _turn) = moto::moto().await;
+    let mgr = manager_name("aws-ud");
+    let be = backend(&m.url, &mgr).await;
+    let runner = format!("{mgr}-g-ud");
+    let req = request(&mgr, "g", &runner, &spec(&image(&m.url).await));
+    let made = be.create(&req).await.unwrap();
+
+    // The user-data is what the bootstrap rendered, plus the fetch hook, and no secret.
+    let attr = ec2(&m.url)
+        .await
+        .describe_instance_attribute()
+        .instance_id(&made.id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = attr.user_data().and_then(|u| u.value()).unwrap();
+    let user_data = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!user_data.contains(SECRET), "no credential in user-data");
+    assert!(user_data.starts_with("#cloud-config\n"));
+    let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).expect("valid YAML");
+    let files = doc["write_files"].as_sequence().unwrap();
+    let hook = files
+        .iter()
+        .find(|f| f["path"] == bootstrap::FETCH_CREDENTIAL_HOOK)
+        .expect("the fetch hook");
+    assert_eq!(hook["permissions"], "0700");
+    let rendered = req.boot.user_data.as_ref().unwrap().expose();
+    let rendered: serde_yaml::Value = serde_yaml::from_str(rendered).unwrap();
+    for f in rendered["write_files"].as_sequence().unwrap() {
+        assert!(files.contains(f), "every rendered file is there: {f:?}");
+    }
+    assert_eq!(doc["runcmd"], rendered["runcmd"]);
+
+    // The credential waits in SSM as a SecureString, tagged with its owner.
+    let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
+    assert_eq!(param, format!("/runnerctl/{mgr}/{runner}/jitconfig"));
+    let ssm = ssm(&m.url).await;
+    let p = ssm
+        .get_parameter()
+        .name(&param)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap();
+    let p = p.parameter().unwrap();
+    assert_eq!(
+        p.r#type(),
+        Some(&aws_sdk_ssm::types::ParameterType::SecureString)
+    );
+    assert_eq!(p.value(), Some(SECRET));
+    let tags = ssm
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(&param)
+        .send()
+        .await
+        .unwrap();
+    assert!(tags
+        .tag_list()
+        .iter()
+        .any(|t| t.key() == TAG_RUNNER && t.value() == runner));
+
+    // The hook, run with the real AWS CLI, fetches the credential (root-only) and deletes it.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fetch-credential");
+    std::fs::write(&script, hook["content"].as_str().unwrap()).unwrap();
+    let bin = moto::aws_cli();
+    let out = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(dir.path())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("AWS_ENDPOINT_URL", &m.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("the AWS CLI in .cache/moto (.ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = dir.path().join("jitconfig");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), SECRET);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&got).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let gone = ssm.get_parameter().name(&param).send().await;
+    assert!(gone.is_err(), "the hook deleted the parameter");
+
+    be.delete(&made.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn deleting_also_deletes_an_unfetched_credential() {
+    let (m, _turn) = moto::moto().await;
+    let mgr = manager_name("aws-del");
+    let be = backend(&m.url, &mgr).await;
+    let runner = format!("{mgr}-g-del");
+    let made = be
+        .create(&request(&mgr, "g", &runner, &spec(&image(&m.url).await)))
+        .await
+        .unwrap();
+    let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
+    let ssm = ssm(&m.url).await;
+    assert!(ssm.get_parameter().name(&param).send().await.is_ok());
+    be.delete(&made.id).await.unwrap();
+    assert!(ssm.get_parameter().name(&param).send().await.is_err());
+    let state = ec2(&m.url)
+        .await
+        .describe_instances()
+        .instance_ids(&made.id)
+        .send()
+        .await
+        .unwrap();
+    let name = state.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .cloned();
+    assert!(
+        matches!(
+            name,
+            Some(
+                aws_sdk_ec2::types::InstanceStateName::ShuttingDown
+                    | aws_sdk_ec2::types::InstanceStateName::Terminated
+            )
+        ),
+        "{name:?}"
+    );
+    // A missing or malformed id is success too.
+    be.delete("i-0123456789abcdef0").await.unwrap();
+    be.delete("not-an-instance").await.unwrap();
+}
+
+/// Runs instances directly, with the given tags, `count` per reservation.
+async fn run_tagged(endpoint: &str, img: &str, tags: &[(&str, &str)], count: i32) -> Vec<String> {
+    let tags: Vec<Tag> = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+        .collect();
+    let mut run = ec2(endpoint)
+        .await
+        .run_instances()
+        .image_id(img)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count);
+    if !tags.is_empty() {
+        run = run.tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .set_tags(Some(tags))
+                .build(),
+        );
+    }
+    run.send()
+        .await
+        .unwrap()
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn list_filters_by_owner_tags_and_live_states() {
+    let (m, _turn) = moto::moto().await;
+    let mgr = manager_name("aws-tags");
+    let img = image(&m.url).await;
+    let be = backend(&m.url, &mgr).await;
+    let ours = be
+        .create(&request(&mgr, "g", &format!("{mgr}-g-1"), &spec(&img)))
+        .await
+        .unwrap();
+    let untagged = run_tagged(&m.url, &img, &[], 1).await;
+    let foreign = run_tagged(&m.url, &img, &[(TAG_MANAGER, "someone-else")], 1).await;
+    let lookalike = run_tagged(&m.url, &img, &[("runnerctl-manager-x", &mgr)], 1).await;
+    let ended = run_tagged(&m.url, &img, &[(TAG_MANAGER, &mgr)], 1).await;
+    ec2(&m.url)
+        .await
+        .terminate_instances()
+        .instance_ids(&ended[0])
+        .send()
+        .await
+        .unwrap();
+    let listed: Vec<String> = be.list().await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(listed, vec![ours.id.clone()]);
+    for other in [&untagged[0], &foreign[0], &lookalike[0], &ended[0]] {
+        assert!(
+            be.get(other).await.unwrap().is_none(),
+            "{other} is not ours"
+        );
+        be.delete(other).await.unwrap();
+    }
+    // Deleting a foreign instance left it running.
+    let d = ec2(&m.url)
+        .await
+        .describe_instances()
+        .instance_ids(&foreign[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.reservations()[0].instances()[0]
+            .state()
+            .and_then(|s| s.name()),
+        Some(&aws_sdk_ec2::types::InstanceStateName::Running)
+    );
+    // The volume carries the owner tags and the spec's size and type.
+    let vols = ec2(&m.url)
+        .await
+        .describe_volumes()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TAG_RUNNER}"))
+                .values(format!("{mgr}-g-1"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let v = &vols.volumes()[0];
+    assert_eq!(v.size(), Some(30));
+    assert!(v
+        .tags()
+        .iter()
+        .any(|t| t.key() == Some(TAG_MANAGER) && t.value() == Some(mgr.as_str())));
+}
+
+#[tokio::test]
+async fn the_run_request_carries_the_spec_the_token_and_the_tags() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let mgr = manager_name("aws-shape");
+    let img = image(&m.url).await;
+    let client = ec2(&m.url).await;
+    let subnet = client.describe_subnets().send().await.unwrap().subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let sg = client
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()[0]
+        .group_id()
+        .unwrap()
+        .to_string();
+    client
+        .create_key_pair()
+        .key_name("ci-debug")
+        .send()
+        .await
+        .unwrap();
+    let mut s = spec(&img);
+    s.subnet_id = Some(subnet.clone());
+    s.security_group_ids = vec![sg.clone()];
+    s.key_name = Some("ci-debug".into());
+    // (moto's RunInstances drops a mapping's IOPS, so io1/io2 cannot be tried on it.)
+    s.disk_type = "gp3".into();
+    s.disk_iops = Some(4000);
+    s.disk_throughput_mbps = Some(250);
+    let be = backend(&proxy.url, &mgr).await;
+    let runner = format!("{mgr}-g-shape");
+    let made = be.create(&request(&mgr, "g", &runner, &s)).await.unwrap();
+
+    let run = proxy.seen("RunInstances");
+    assert_eq!(run.len(), 1);
+    let r = &run[0];
+    let f = |k: &str| r.field(k).unwrap_or_else(|| panic!("{k} in {}", r.body));
+    assert_eq!(f("ImageId"), img);
+    assert_eq!(f("InstanceType"), "t3.micro");
+    assert_eq!((f("MinCount"), f("MaxCount")), ("1".into(), "1".into()));
+    assert_eq!(f("SubnetId"), subnet);
+    assert_eq!(f("SecurityGroupId.1"), sg);
+    assert_eq!(f("KeyName"), "ci-debug");
+    assert_eq!(f("BlockDeviceMapping.1.DeviceName"), "/dev/sda1");
+    assert_eq!(f("BlockDeviceMapping.1.Ebs.VolumeSize"), "30");
+    assert_eq!(f("BlockDeviceMapping.1.Ebs.VolumeType"), "gp3");
+    assert_eq!(f("BlockDeviceMapping.1.Ebs.Iops"), "4000");
+    assert_eq!(f("BlockDeviceMapping.1.Ebs.Throughput"), "250");
+    assert_eq!(f("BlockDeviceMapping.1.Ebs.DeleteOnTermination"), "true");
+    assert_eq!(f("InstanceInitiatedShutdownBehavior"), "terminate");
+    assert_eq!(f("MetadataOptions.HttpTokens"), "required");
+    assert_eq!(f("ClientToken"), be.client_token(&runner, 0, false));
+    assert!(r.field("InstanceMarketOptions.MarketType").is_none());
+    assert_eq!(f("TagSpecification.1.ResourceType"), "instance");
+    assert_eq!(f("TagSpecification.2.ResourceType"), "volume");
+    for n in 1..=2 {
+        let tags: Vec<(String, String)> = (1..=4)
+            .map(|t| {
+                (
+                    f(&format!("TagSpecification.{n}.Tag.{t}.Key")),
+                    f(&format!("TagSpecification.{n}.Tag.{t}.Value")),
+                )
+            })
+            .collect();
+        assert!(tags.contains(&(TAG_MANAGER.into(), mgr.clone())));
+        assert!(tags.contains(&("runnerctl-group".into(), "g".into())));
+        assert!(tags.contains(&(TAG_RUNNER.into(), runner.clone())));
+        assert!(tags.contains(&("Name".into(), runner.clone())));
+    }
+    assert!(!r.body.contains(SECRET) && !r.body.contains("JIT-SECRET"));
+    // The secret went to SSM only, never to EC2.
+    assert!(proxy
+        .seen("DescribeInstances")
+        .iter()
+        .chain(&run)
+        .all(|s| !s.body.contains("JIT-SECRET")));
+    assert_eq!(proxy.seen("PutParameter").len(), 1);
+
+    // The token is stable for a runner, and differs between runners and managers.
+    let again = backend(&proxy.url, &mgr).await;
+    assert_eq!(again.client_token(&runner, 0, false), f("ClientToken"));
+    assert_ne!(be.client_token("other", 0, false), f("ClientToken"));
+    assert_ne!(
+        backend(&proxy.url, "another")
+            .await
+            .client_token(&runner, 0, false),
+        f("ClientToken")
+    );
+    assert_ne!(be.client_token(&runner, 1, false), f("ClientToken"));
+    assert!(f("ClientToken").len() <= 64);
+
+    // A retried create finds the instance and makes no second RunInstances call.
+    let second = again
+        .create(&request(&mgr, "g", &runner, &s))
+        .await
+        .unwrap();
+    assert_eq!(second.id, made.id);
+    assert_eq!(proxy.seen("RunInstances").len(), 1);
+}
+
+#[tokio::test]
+async fn spot_requests_ask_for_one_time_spot_capacity() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let mgr = manager_name("aws-spot");
+    let mut s = spec(&image(&m.url).await);
+    s.spot = true;
+    let be = backend(&proxy.url, &mgr).await;
+    let made = be
+        .create(&request(&mgr, "g", &format!("{mgr}-g-s"), &s))
+        .await
+        .unwrap();
+    assert!(!made.spot_fallback);
+    let run = &proxy.seen("RunInstances")[0];
+    assert_eq!(
+        run.field("InstanceMarketOptions.MarketType").as_deref(),
+        Some("spot")
+    );
+    assert_eq!(
+        run.field("InstanceMarketOptions.SpotOptions.SpotInstanceType")
+            .as_deref(),
+        Some("one-time")
+    );
+    assert_eq!(
+        run.field("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior")
+            .as_deref(),
+        Some("terminate")
+    );
+    let d = ec2(&m.url)
+        .await
+        .describe_instances()
+        .instance_ids(&made.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.reservations()[0].instances()[0].instance_lifecycle(),
+        Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_spot_request_falls_back_to_on_demand_and_is_counted() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    proxy.inject(|s| {
+        (s.action == "RunInstances" && s.field("InstanceMarketOptions.MarketType").is_some())
+            .then_some((500, "InsufficientInstanceCapacity"))
+    });
+    let mgr = manager_name("aws-fallback");
+    let mut s = spec(&image(&m.url).await);
+    s.spot = true;
+    let be = backend(&proxy.url, &mgr).await;
+    let runner = format!("{mgr}-g-f");
+    let made = be.create(&request(&mgr, "g", &runner, &s)).await.unwrap();
+    assert!(made.spot_fallback, "reported on the instance");
+    assert_eq!(be.spot_fallbacks(), 1, "counted");
+    let runs = proxy.seen("RunInstances");
+    assert_eq!(runs.len(), 2);
+    assert!(runs[1].field("InstanceMarketOptions.MarketType").is_none());
+    assert_eq!(
+        runs[1].field("ClientToken").unwrap(),
+        be.client_token(&runner, 0, true),
+        "the on-demand request has its own token"
+    );
+    let d = ec2(&m.url)
+        .await
+        .describe_instances()
+        .instance_ids(&made.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.reservations()[0].instances()[0].instance_lifecycle(),
+        None
+    );
+
+    // Without the fallback the refusal is a transient error, and nothing is left behind.
+    s.spot_fallback_on_demand = false;
+    let runner = format!("{mgr}-g-nofallback");
+    let err = be
+        .create(&request(&mgr, "g", &runner, &s))
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(err.code(), "InsufficientInstanceCapacity");
+    assert_eq!(be.spot_fallbacks(), 1);
+    let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
+    assert!(ssm(&m.url)
+        .await
+        .get_parameter()
+        .name(&param)
+        .send()
+        .await
+        .is_err());
+    assert_eq!(be.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn listing_reads_every_page_beyond_1000_instances() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let mgr = manager_name("aws-pages");
+    let img = image(&m.url).await;
+    // 1,005 instances in as many reservations (moto pages by reservation, EC2 by instance).
+    let mut made = Vec::new();
+    for chunk in 0..67 {
+        let calls = (0..15).map(|i| {
+            let (url, img, mgr) = (m.url.clone(), img.clone(), mgr.clone());
+            async move {
+                let runner = format!("{mgr}-g-{chunk}-{i}");
+                run_tagged(&url, &img, &[(TAG_MANAGER, &mgr), (TAG_RUNNER, &runner)], 1).await
+            }
+        });
+        for ids in futures_join(calls).await {
+            made.extend(ids);
+        }
+    }
+    assert_eq!(made.len(), 1005);
+    let be = backend(&proxy.url, &mgr).await;
+    let listed = be.list().await.unwrap();
+    assert_eq!(listed.len(), 1005);
+    let mut ids: Vec<String> = listed.into_iter().map(|i| i.id).collect();
+    ids.sort();
+    made.sort();
+    assert_eq!(ids, made);
+    let pages = proxy.seen("DescribeInstances");
+    assert_eq!(pages.len(), 2, "two pages");
+    assert_eq!(pages[0].field("MaxResults").as_deref(), Some("1000"));
+    assert!(pages[1].field("NextToken").is_some());
+}
+
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+fn assert_permanent(err: &BackendError, code: &str, group: &str) {
+    match err {
+        BackendError::Permanent {
+            code: c, message, ..
+        } => {
+            assert_eq!(c, code, "{err}");
+            assert!(message.contains(&format!("group `{group}`")), "{err}");
+            assert!(err.to_string().contains(code), "{err}");
+        }
+        other => panic!("expected a permanent {code}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn errors_are_classified() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let mgr = manager_name("aws-errors");
+    let img = image(&m.url).await;
+    let be = backend(&proxy.url, &mgr).await;
+    let mut n = 0;
+    let mut create = |s: AwsSpec| {
+        n += 1;
+        let req = request(&mgr, "builders", &format!("{mgr}-builders-{n}"), &s);
+        let be = &be;
+        async move { be.create(&req).await.unwrap_err() }
+    };
+
+    // Permanent: a bad AMI, a bad subnet, a missing permission.
+    let e = create(spec("ami-0000000000deadbee")).await;
+    assert_permanent(&e, "InvalidAMIID.NotFound", "builders");
+    let mut s = spec(&img);
+    s.subnet_id = Some("subnet-0000000000deadbee".into());
+    assert_permanent(&create(s).await, "InvalidSubnetID.NotFound", "builders");
+    proxy.inject(|s| (s.action == "RunInstances").then_some((403, "UnauthorizedOperation")));
+    assert_permanent(
+        &create(spec(&img)).await,
+        "UnauthorizedOperation",
+        "builders",
+    );
+
+    // Transient: throttling and capacity.
+    for code in ["RequestLimitExceeded", "InsufficientInstanceCapacity"] {
+        proxy.inject(move |s| (s.action == "RunInstances").then_some((503, code)));
+        let e = create(spec(&img)).await;
+        assert!(e.is_transient(), "{e}");
+        assert_eq!(e.code(), code);
+        assert!(e.to_string().contains("group `builders`"), "{e}");
+    }
+    proxy.inject(|s| (s.action == "DescribeInstances").then_some((400, "Throttling")));
+    let e = be.list().await.unwrap_err();
+    assert!(e.is_transient() && e.code() == "Throttling", "{e}");
+    proxy.stop_injecting();
+
+    // Nothing was left behind by the failed creates: no instance, no credential.
+    assert!(be.list().await.unwrap().is_empty());
+    let params = ssm(&m.url)
+        .await
+        .describe_parameters()
+        .send()
+        .await
+        .unwrap();
+    assert!(params.parameters().is_empty(), "{params:?}");
+
+    // An endpoint nobody answers is transient.
+    let dead = backend("http://127.0.0.1:9", &mgr).await;
+    let e = dead.list().await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+}
+
+#[tokio::test]
+async fn no_credentials_is_a_permanent_error_that_says_so() {
+    let (m, _turn) = moto::moto().await;
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .build();
+    let be = AwsBackend::from_sdk_config("aws", "nocreds", &settings(&m.url), &sdk);
+    let e = be.list().await.unwrap_err();
+    assert!(!e.is_transient(), "{e}");
+    assert_eq!(e.code(), "NoCredentials", "{e}");
+}
