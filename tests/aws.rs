@@ -700,3 +700,113 @@ async fn no_credentials_is_a_permanent_error_that_says_so() {
     assert!(!e.is_transient(), "{e}");
     assert_eq!(e.code(), "NoCredentials", "{e}");
 }
+
+/// The operator's view: `runnerctl` with an `aws` group against moto, the fake GitHub and a real
+/// Redis. Credentials come from the environment, the endpoint from the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let redis = support::RedisServer::start();
+    let sim = runnerctl::forge::sim::Sim::start(runnerctl::forge::sim::SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("ghp_aws".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name("aws-cli");
+    let img = image(&m.url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  base_url: {}\n  token_env: AWS_CLI_GH_TOKEN\nredis:\n  url: {}\nbackends:\n  ec2:\n    kind: aws\n    region: us-east-1\n    endpoint_url: {}\n    max_attempts: 1\nrunner_groups:\n  - name: vm\n    organization: octo-org\n    labels: [self-hosted, vm]\n    backend: ec2\n    max_runners: 3\n    spec:\n      image_id: {img}\n      instance_type: t3.micro\n      spot: true\n  - name: broken\n    organization: octo-org\n    labels: [self-hosted, broken]\n    backend: ec2\n    spec:\n      image_id: ami-0000000000deadbee\n      instance_type: t3.micro\n",
+            sim.url(),
+            redis.url,
+            proxy.url,
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("AWS_CLI_GH_TOKEN", "ghp_aws")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let run = |args: Vec<&'static str>| {
+        let r = run(&args);
+        async move { r }
+    };
+    assert_eq!(run(vec!["groups", "sync"]).await.0, Some(0));
+
+    // Spot capacity is refused once: that runner comes up on-demand, and the fallback is
+    // counted in Redis for `/metrics`.
+    let refused = std::sync::atomic::AtomicBool::new(false);
+    proxy.inject(move |s| {
+        let spot =
+            s.action == "RunInstances" && s.field("InstanceMarketOptions.MarketType").is_some();
+        (spot && !refused.swap(true, std::sync::atomic::Ordering::SeqCst))
+            .then_some((500, "InsufficientInstanceCapacity"))
+    });
+    let (code, out, err) = run(vec!["runners", "create", "--group", "vm", "--count", "2"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.matches("created ").count(), 2, "{out}");
+    assert!(!err.contains(SECRET) && !out.contains(SECRET));
+    let conn = runnerctl::store::connect(&redis.url).await.unwrap();
+    let store = runnerctl::store::RedisStore::new(conn, &name);
+    assert_eq!(
+        store
+            .mark(&runnerctl::manager::ops::spot_fallback_mark("vm"))
+            .await
+            .unwrap(),
+        1
+    );
+
+    let (code, out, _) = run(vec!["-o", "json", "runners", "list"]).await;
+    assert_eq!(code, Some(0));
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = rows.as_array().unwrap().clone();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let be = backend(&m.url, &name).await;
+    let mut listed: Vec<String> = be.list().await.unwrap().into_iter().map(|i| i.id).collect();
+    let mut recorded: Vec<String> = rows
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap_or_default().to_string())
+        .collect();
+    listed.sort();
+    recorded.sort();
+    assert_eq!(listed, recorded, "each record names its EC2 instance");
+
+    // A bad AMI: a clear, permanent error naming the AWS code and the group; nothing left.
+    let (code, out, err) = run(vec!["runners", "create", "--group", "broken"]).await;
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        err.contains("InvalidAMIID.NotFound") && err.contains("group `broken`"),
+        "{err}"
+    );
+
+    let (code, out, err) = run(vec!["runners", "delete", "--group", "vm", "--all"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(be.list().await.unwrap().is_empty());
+    let params = ssm(&m.url)
+        .await
+        .describe_parameters()
+        .send()
+        .await
+        .unwrap();
+    assert!(params.parameters().is_empty(), "{params:?}");
+}

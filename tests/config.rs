@@ -399,3 +399,56 @@ fn queue_settings_have_defaults_and_are_checked() {
         ]
     );
 }
+
+#[test]
+fn aws_settings_and_specs_are_checked() {
+    let backend = "  ec2:\n    kind: aws\n    region: eu-west-1\n";
+    let group = |spec: &str| {
+        BASE.replace("  docker:\n", &format!("{backend}  docker:\n"))
+            + "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: ec2\n    spec:\n"
+            + spec
+    };
+    let good = group("      image_id: ami-1\n      instance_type: t3.micro\n");
+    assert_eq!(errors(&good), Vec::<String>::new());
+    let loaded = config::parse(&good, "t").unwrap().config;
+    match &loaded.runner_groups[1].spec {
+        config::InstanceSpec::Aws(a) => {
+            assert_eq!((a.disk_size_gb, a.disk_type.as_str()), (20, "gp3"));
+            assert!(!a.spot && a.spot_fallback_on_demand);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        errors(&group(
+            "      image_id: ''\n      instance_type: t3.micro\n      disk_type: ssd\n      disk_size_gb: 0\n"
+        )),
+        [
+            "runner_groups[1].spec.image_id: must not be empty",
+            "runner_groups[1].spec.disk_type: `ssd` is not an EBS volume type (one of gp2, gp3, io1, io2, st1, sc1, standard)",
+            "runner_groups[1].spec.disk_size_gb: must be at least 1",
+        ]
+    );
+    assert_eq!(
+        errors(&group(
+            "      image_id: ami-1\n      instance_type: t3.micro\n      disk_type: io2\n"
+        )),
+        ["runner_groups[1].spec.disk_iops: required by the `io2` volume type"]
+    );
+    assert_eq!(
+        errors(&group(
+            "      image_id: ami-1\n      instance_type: t3.micro\n      disk_type: gp2\n      disk_throughput_mbps: 200\n"
+        )),
+        ["runner_groups[1].spec.disk_throughput_mbps: only a `gp3` volume takes a throughput"]
+    );
+    let bad_backend = BASE.replace(
+        "  docker:\n",
+        "  ec2:\n    kind: aws\n    region: eu-west-1\n    max_attempts: 0\n    parameter_prefix: runnerctl\n  docker:\n",
+    );
+    assert_eq!(
+        errors(&bad_backend),
+        [
+            "backends.ec2.max_attempts: must be at least 1 (the first attempt counts)",
+            "backends.ec2.parameter_prefix: `runnerctl` is not an SSM parameter path: it starts with `/` and holds letters, digits and `_.-/`",
+        ]
+    );
+}

@@ -466,6 +466,19 @@ async fn health_readiness_and_metrics() {
         "{metrics}"
     );
     assert!(metrics.contains("runnerctl_redis_up 1"), "{metrics}");
+    // Spot fallbacks, counted in Redis by whichever worker saw them, show per group.
+    let store = s.queue.store(&s.name);
+    for _ in 0..2 {
+        store
+            .count_mark(&runnerctl::manager::ops::spot_fallback_mark("linux"))
+            .await
+            .unwrap();
+    }
+    let (_, metrics) = get(s.addr, "/metrics").await;
+    assert!(
+        metrics.contains("runnerctl_spot_fallbacks_total{group=\"linux\"} 2"),
+        "{metrics}"
+    );
 
     if std::env::var("REDIS_URL").is_err() {
         // While Redis is down, deliveries get 503 (GitHub records it for redelivery) and
