@@ -652,6 +652,9 @@ async fn errors_are_classified() {
     let mut s = spec(&img);
     s.subnet_id = Some("subnet-0000000000deadbee".into());
     assert_permanent(&create(s).await, "InvalidSubnetID.NotFound", "builders");
+    let mut s = spec(&img);
+    s.security_group_ids = vec!["sg-0000000000deadbee".into()];
+    assert_permanent(&create(s).await, "InvalidGroup.NotFound", "builders");
     proxy.inject(|s| (s.action == "RunInstances").then_some((403, "UnauthorizedOperation")));
     assert_permanent(
         &create(spec(&img)).await,
@@ -762,7 +765,11 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
         (spot && !refused.swap(true, std::sync::atomic::Ordering::SeqCst))
             .then_some((500, "InsufficientInstanceCapacity"))
     });
-    let (code, out, err) = run(vec!["runners", "create", "--group", "vm", "--count", "2"]).await;
+    // At the most verbose log level, still no secret in the output.
+    let (code, out, err) = run(vec![
+        "-vvvv", "runners", "create", "--group", "vm", "--count", "2",
+    ])
+    .await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(out.matches("created ").count(), 2, "{out}");
     assert!(!err.contains(SECRET) && !out.contains(SECRET));
@@ -809,4 +816,43 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
         .await
         .unwrap();
     assert!(params.parameters().is_empty(), "{params:?}");
+}
+
+/// EC2 keeps a client token's instance even after it terminated, and answers a reused token with
+/// it: the create moves on to the token's next generation instead of returning a dead instance.
+#[tokio::test]
+async fn a_token_whose_instance_terminated_moves_to_the_next_generation() {
+    let (m, _turn) = moto::moto().await;
+    let proxy = moto::Proxy::start(m).await;
+    let mgr = manager_name("aws-token");
+    let runner = format!("{mgr}-g-t");
+    let be = backend(&proxy.url, &mgr).await;
+    let first = be.client_token(&runner, 0, false);
+    proxy.answer(move |s| {
+        (s.action == "RunInstances" && s.field("ClientToken").as_deref() == Some(first.as_str()))
+            .then(|| {
+                (
+                    200,
+                    "<RunInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId><reservationId>r-1</reservationId><ownerId>123456789012</ownerId><instancesSet><item><instanceId>i-0000000000000dead</instanceId><instanceState><code>48</code><name>terminated</name></instanceState></item></instancesSet></RunInstancesResponse>".to_string(),
+                )
+            })
+    });
+    let made = be
+        .create(&request(&mgr, "g", &runner, &spec(&image(&m.url).await)))
+        .await
+        .unwrap();
+    assert_ne!(made.id, "i-0000000000000dead");
+    let tokens: Vec<String> = proxy
+        .seen("RunInstances")
+        .iter()
+        .map(|s| s.field("ClientToken").unwrap())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            be.client_token(&runner, 0, false),
+            be.client_token(&runner, 1, false)
+        ]
+    );
+    assert_eq!(be.list().await.unwrap().len(), 1);
 }

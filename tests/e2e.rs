@@ -61,6 +61,10 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool) {
         webhook_secret: SECRET.into(),
         job_duration: Duration::from_millis(50),
         drop_webhooks,
+        // Health checks run every 500 ms here, 1,200 times as often as by default: on a slow
+        // machine a run would spend GitHub's hourly 5,000 in minutes. Rate limits have their
+        // own tests (tests/forge.rs).
+        rate_limit: 1_000_000,
         ..SimOptions::default()
     })
     .await

@@ -305,16 +305,16 @@ impl AwsBackend {
                 // A retried create: the runner's credential may be new; tags stay from the
                 // first put (SSM takes no tags together with `overwrite`).
                 Err(e) if e.code() == Some("ParameterAlreadyExists") => {
-                    put()
-                        .overwrite(true)
-                        .send()
-                        .await
-                        .map_err(|e| classify(&self.name, Some(group), e))?;
+                    if let Err(e) = put().overwrite(true).send().await {
+                        self.delete_parameters(made.iter().map(|(n, _)| n.as_str()))
+                            .await;
+                        return Err(redact(classify(&self.name, Some(group), e), value));
+                    }
                 }
                 Err(e) => {
                     self.delete_parameters(made.iter().map(|(n, _)| n.as_str()))
                         .await;
-                    return Err(classify(&self.name, Some(group), e));
+                    return Err(redact(classify(&self.name, Some(group), e), value));
                 }
             }
             made.push((name, f.path.clone()));
@@ -533,6 +533,38 @@ fetch() {{
             .await?
             .into_iter()
             .next())
+    }
+}
+
+/// Removes a secret from an error's message, in case AWS echoed the value it refused.
+fn redact(e: BackendError, secret: &str) -> BackendError {
+    let clean = |m: String| {
+        if secret.is_empty() {
+            m
+        } else {
+            m.replace(secret, "<redacted>")
+        }
+    };
+    match e {
+        BackendError::Transient {
+            backend,
+            code,
+            message,
+        } => BackendError::Transient {
+            backend,
+            code,
+            message: clean(message),
+        },
+        BackendError::Permanent {
+            backend,
+            code,
+            message,
+        } => BackendError::Permanent {
+            backend,
+            code,
+            message: clean(message),
+        },
+        other => other,
     }
 }
 

@@ -43,6 +43,19 @@ pub fn main() -> i32 {
     }
 }
 
+/// Ceilings for the targets that would log secrets in request or response bodies.
+const LOG_CAPS: [&str; 9] = [
+    "aws_smithy_runtime=debug",
+    "aws_smithy_runtime_api=debug",
+    "aws_smithy_http_client=debug",
+    "aws_sigv4=debug",
+    "aws_config=debug",
+    "hyper=info",
+    "hyper_util=info",
+    "h2=info",
+    "octocrab=debug",
+];
+
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let long_running = matches!(cli.command, Command::Serve | Command::Worker { .. });
@@ -56,10 +69,17 @@ fn init_logging(cli: &Cli) {
         3 => "debug",
         _ => "trace",
     };
-    let filter = std::env::var("RUNNERCTL_LOG")
+    let mut filter = std::env::var("RUNNERCTL_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(format!("runnerctl={level},{level}")));
+    // The HTTP and SDK layers print whole requests and responses at trace level: bodies that
+    // carry tokens and JIT configurations. They never log above these levels, whatever is asked.
+    for cap in LOG_CAPS {
+        if let Ok(d) = cap.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

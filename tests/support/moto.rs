@@ -169,12 +169,15 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 /// Answers a request with an AWS error instead of moto: `(status, code)`.
 pub type Inject = Box<dyn Fn(&Seen) -> Option<(u16, &'static str)> + Send + Sync>;
+/// Answers a request with a whole answer instead of moto: `(status, body)`.
+pub type Answer = Box<dyn Fn(&Seen) -> Option<(u16, String)> + Send + Sync>;
 
 /// A recording, error-injecting proxy in front of moto.
 pub struct Proxy {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
     inject: Arc<Mutex<Option<Inject>>>,
+    answer: Arc<Mutex<Option<Answer>>>,
 }
 
 impl Proxy {
@@ -183,22 +186,34 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let inject: Arc<Mutex<Option<Inject>>> = Arc::default();
-        let (s, i, port) = (seen.clone(), inject.clone(), moto.port);
+        let answer: Arc<Mutex<Option<Answer>>> = Arc::default();
+        let (s, i, a, port) = (seen.clone(), inject.clone(), answer.clone(), moto.port);
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (s, i) = (s.clone(), i.clone());
+                let (s, i, a) = (s.clone(), i.clone(), a.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| forward(req, port, s.clone(), i.clone()));
+                    let svc =
+                        service_fn(move |req| forward(req, port, s.clone(), i.clone(), a.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
             }
         });
-        Proxy { url, seen, inject }
+        Proxy {
+            url,
+            seen,
+            inject,
+            answer,
+        }
+    }
+
+    /// Answers matching requests with the given status and body instead of moto.
+    pub fn answer(&self, f: impl Fn(&Seen) -> Option<(u16, String)> + Send + Sync + 'static) {
+        *self.answer.lock().unwrap() = Some(Box::new(f));
     }
 
     /// Every request seen so far of `action` (`RunInstances`, `PutParameter`, ...).
@@ -226,6 +241,7 @@ async fn forward(
     port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     inject: Arc<Mutex<Option<Inject>>>,
+    answer: Arc<Mutex<Option<Answer>>>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let (parts, body) = req.into_parts();
     let body = body
@@ -252,6 +268,12 @@ async fn forward(
     };
     let s = Seen { action, body: text };
     seen.lock().unwrap().push(s.clone());
+    let answered = answer.lock().unwrap().as_ref().and_then(|f| f(&s));
+    if let Some((status, body)) = answered {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+        return Ok(r);
+    }
     let injected = inject.lock().unwrap().as_ref().and_then(|f| f(&s));
     if let Some((status, code)) = injected {
         let xml = format!(
