@@ -268,6 +268,25 @@ async fn deleting_also_deletes_an_unfetched_credential() {
         ),
         "{name:?}"
     );
+    // An instance that ended by itself before it booted (a spot interruption): deleting it
+    // still removes its unfetched credential.
+    let runner = format!("{mgr}-g-ended");
+    let ended = be
+        .create(&request(&mgr, "g", &runner, &spec(&image(&m.url).await)))
+        .await
+        .unwrap();
+    ec2(&m.url)
+        .await
+        .terminate_instances()
+        .instance_ids(&ended.id)
+        .send()
+        .await
+        .unwrap();
+    let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
+    assert!(ssm.get_parameter().name(&param).send().await.is_ok());
+    assert!(be.get(&ended.id).await.unwrap().is_none(), "gone");
+    be.delete(&ended.id).await.unwrap();
+    assert!(ssm.get_parameter().name(&param).send().await.is_err());
     // A missing or malformed id is success too.
     be.delete("i-0123456789abcdef0").await.unwrap();
     be.delete("not-an-instance").await.unwrap();

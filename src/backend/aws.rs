@@ -214,11 +214,7 @@ impl AwsBackend {
 
     /// An EC2 instance as runnerctl sees it; `None` when it is not ours or is gone.
     fn convert(&self, i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
-        let tags: BTreeMap<String, String> = i
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-            .collect();
+        let tags = tags_of(i);
         if tags.get(TAG_MANAGER) != Some(&self.manager) {
             return None;
         }
@@ -724,20 +720,25 @@ impl Backend for AwsBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let Some(found) = self.describe_id(id).await? else {
+        let Some(found) = self.find_id(id).await? else {
             return Ok(());
         };
-        if let Some(runner) = found.tags.get(TAG_RUNNER).cloned() {
+        let tags = tags_of(&found);
+        if tags.get(TAG_MANAGER) != Some(&self.manager) {
+            return Ok(()); // not ours: left alone
+        }
+        if self.convert(&found).is_some() {
             match self.ec2.terminate_instances().instance_ids(id).send().await {
                 Ok(_) => {}
                 Err(e) if is_not_found(e.code()) => {}
-                Err(e) => {
-                    return Err(self.classify(found.tags.get(TAG_GROUP).map(String::as_str), e))
-                }
+                Err(e) => return Err(self.classify(tags.get(TAG_GROUP).map(String::as_str), e)),
             }
+        }
+        // A credential its instance never fetched (it ended before it booted) goes too.
+        if let Some(runner) = tags.get(TAG_RUNNER) {
             let names: Vec<String> = [bootstrap::JITCONFIG, bootstrap::TOKEN]
                 .iter()
-                .map(|f| self.parameter_name(&runner, f))
+                .map(|f| self.parameter_name(runner, f))
                 .collect();
             self.delete_parameters(names.iter().map(String::as_str))
                 .await;
@@ -757,6 +758,11 @@ impl Backend for AwsBackend {
 impl AwsBackend {
     /// One instance by id, when it is ours and live.
     async fn describe_id(&self, id: &str) -> Result<Option<Instance>> {
+        Ok(self.find_id(id).await?.and_then(|i| self.convert(&i)))
+    }
+
+    /// The EC2 instance with this id, whoever owns it, in whatever state.
+    async fn find_id(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Instance>> {
         if !id.starts_with("i-") {
             return Ok(None);
         }
@@ -765,12 +771,19 @@ impl AwsBackend {
                 .reservations()
                 .iter()
                 .flat_map(|r| r.instances())
-                .filter(|i| i.instance_id() == Some(id))
-                .find_map(|i| self.convert(i))),
+                .find(|i| i.instance_id() == Some(id))
+                .cloned()),
             Err(e) if is_not_found(e.code()) => Ok(None),
             Err(e) => Err(self.classify(None, e)),
         }
     }
+}
+
+fn tags_of(i: &aws_sdk_ec2::types::Instance) -> BTreeMap<String, String> {
+    i.tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
 }
 
 fn is_not_found(code: Option<&str>) -> bool {
