@@ -791,7 +791,22 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     .await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(out.matches("created ").count(), 2, "{out}");
-    assert!(!err.contains(SECRET) && !out.contains(SECRET));
+    // The JIT configurations GitHub handed out: each waits in SSM, none is in the output.
+    let runners = sim.runners();
+    assert_eq!(runners.len(), 2);
+    let ssm_client = ssm(&m.url).await;
+    for r in &runners {
+        assert!(!err.contains(&r.jit) && !out.contains(&r.jit));
+        let p = ssm_client
+            .get_parameter()
+            .name(format!("/runnerctl/{name}/{}/jitconfig", r.name))
+            .with_decryption(true)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(p.parameter().and_then(|p| p.value()), Some(r.jit.as_str()));
+    }
+    assert!(!err.contains("ghp_aws"), "no token in the output");
     let conn = runnerctl::store::connect(&redis.url).await.unwrap();
     let store = runnerctl::store::RedisStore::new(conn, &name);
     assert_eq!(
