@@ -54,6 +54,18 @@ async fn ssm(endpoint: &str) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(&sdk(endpoint).await)
 }
 
+/// The instance `id` as EC2 describes it (moto keeps terminated ones for a while).
+async fn described(endpoint: &str, id: &str) -> aws_sdk_ec2::types::Instance {
+    let out = ec2(endpoint)
+        .await
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0].clone()
+}
+
 /// One of moto's stock AMIs.
 async fn image(endpoint: &str) -> String {
     let out = ec2(endpoint).await.describe_images().send().await.unwrap();
@@ -247,14 +259,8 @@ async fn deleting_also_deletes_an_unfetched_credential() {
     assert!(ssm.get_parameter().name(&param).send().await.is_ok());
     be.delete(&made.id).await.unwrap();
     assert!(ssm.get_parameter().name(&param).send().await.is_err());
-    let state = ec2(&m.url)
+    let name = described(&m.url, &made.id)
         .await
-        .describe_instances()
-        .instance_ids(&made.id)
-        .send()
-        .await
-        .unwrap();
-    let name = state.reservations()[0].instances()[0]
         .state()
         .and_then(|s| s.name())
         .cloned();
@@ -353,15 +359,9 @@ async fn list_filters_by_owner_tags_and_live_states() {
         be.delete(other).await.unwrap();
     }
     // Deleting a foreign instance left it running.
-    let d = ec2(&m.url)
-        .await
-        .describe_instances()
-        .instance_ids(&foreign[0])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        d.reservations()[0].instances()[0]
+        described(&m.url, &foreign[0])
+            .await
             .state()
             .and_then(|s| s.name()),
         Some(&aws_sdk_ec2::types::InstanceStateName::Running)
@@ -520,15 +520,8 @@ async fn spot_requests_ask_for_one_time_spot_capacity() {
             .as_deref(),
         Some("terminate")
     );
-    let d = ec2(&m.url)
-        .await
-        .describe_instances()
-        .instance_ids(&made.id)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        d.reservations()[0].instances()[0].instance_lifecycle(),
+        described(&m.url, &made.id).await.instance_lifecycle(),
         Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot)
     );
 }
@@ -557,17 +550,7 @@ async fn a_refused_spot_request_falls_back_to_on_demand_and_is_counted() {
         be.client_token(&runner, 0, true),
         "the on-demand request has its own token"
     );
-    let d = ec2(&m.url)
-        .await
-        .describe_instances()
-        .instance_ids(&made.id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        d.reservations()[0].instances()[0].instance_lifecycle(),
-        None
-    );
+    assert_eq!(described(&m.url, &made.id).await.instance_lifecycle(), None);
 
     // Without the fallback the refusal is a transient error, and nothing is left behind.
     s.spot_fallback_on_demand = false;
