@@ -336,4 +336,30 @@ fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v["files"][2]["mode"], "0600");
+    // A VM group: cloud-init user-data, and where the credential waits instead.
+    let out = runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "-o",
+            "json",
+            "runners",
+            "bootstrap",
+            "-g",
+            "aws-large",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(v["user_data"]
+        .as_str()
+        .unwrap()
+        .starts_with("#cloud-config\n"));
+    assert!(
+        v["credential_delivery"]
+            .as_str()
+            .unwrap()
+            .contains("SSM Parameter Store"),
+        "{v}"
+    );
 }

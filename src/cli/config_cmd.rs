@@ -95,6 +95,8 @@ struct BootView {
     files: Vec<BootFile>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_data: Option<String>,
+    /// How the credential reaches the instance.
+    credential_delivery: String,
 }
 
 /// `runners bootstrap --group G`: the bootstrap of a sample runner of the group.
@@ -125,7 +127,22 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
     };
     let boot = bootstrap::render(kind, &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
+    let delivery = match config.backend(&g.backend).map(|b| &b.settings) {
+        Some(config::BackendSettings::Aws(a)) => format!(
+            "kept in SSM Parameter Store as a SecureString, {}/{}/{}/jitconfig; the backend adds {} to the user-data, which fetches it with the AWS CLI and deletes it",
+            a.parameter_prefix(),
+            config.name,
+            setup.runner_name,
+            bootstrap::FETCH_CREDENTIAL_HOOK
+        ),
+        Some(config::BackendSettings::Docker(_)) => {
+            "copied into the container, root-only, before it starts".into()
+        }
+        Some(config::BackendSettings::Fake(_)) => "kept by the fake backend; nothing boots".into(),
+        _ => "this backend kind is not built yet".into(),
+    };
     let view = BootView {
+        credential_delivery: delivery,
         group: g.name.clone(),
         backend: format!("{} ({kind})", g.backend),
         command: boot.command,
@@ -167,6 +184,9 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
                 ));
                 if !f.content.ends_with('\n') {
                     out.push('\n');
+                }
+                if bootstrap::is_secret(&f.path) {
+                    out.push_str(&format!("# {}\n", view.credential_delivery));
                 }
             }
             output::print(&out)
