@@ -265,3 +265,12 @@ pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// `docker ARGS…`'s standard output when it succeeds (`docker exec` prints its own failures,
+/// such as a container that has just stopped, to standard output).
+pub fn docker_ok(args: &[&str]) -> Option<String> {
+    let out = Command::new("docker").args(args).output().unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
