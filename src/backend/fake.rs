@@ -178,11 +178,13 @@ impl Backend for FakeBackend {
             .iter()
             .find(|f| f.path == crate::bootstrap::JITCONFIG)
         {
-            let jit = jit.content.expose().to_string();
-            if crate::forge::sim::sim_connect_url(&jit).is_some() {
-                tokio::spawn(async move {
-                    crate::forge::sim::connect_stand_in_runner(&jit).await;
-                });
+            // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise exit
+            // before its runner connected, and that runner would never come online.
+            let jit = jit.content.expose();
+            if crate::forge::sim::sim_connect_url(jit).is_some()
+                && !crate::forge::sim::connect_stand_in_runner(jit).await
+            {
+                tracing::warn!(runner = %req.runner_name, "fake runner could not connect to the fake GitHub");
             }
         }
         self.to_instance(&stored)

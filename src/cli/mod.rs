@@ -43,20 +43,30 @@ pub fn main() -> i32 {
     }
 }
 
-/// Ceilings for the targets that would log secrets in request or response bodies.
-const LOG_CAPS: [&str; 9] = [
-    "aws_smithy_runtime=debug",
-    "aws_smithy_runtime_api=debug",
-    "aws_smithy_http_client=debug",
-    "aws_sigv4=debug",
-    "aws_config=debug",
-    "hyper=info",
-    "hyper_util=info",
-    "h2=info",
-    "octocrab=debug",
-];
+/// The most verbose level of the targets that would log secrets in request or response bodies
+/// (the HTTP and SDK layers print whole requests and responses at trace level); `None` for
+/// every other target.
+fn log_ceiling(target: &str) -> Option<tracing::Level> {
+    const INFO: [&str; 3] = ["hyper", "hyper_util", "h2"];
+    const DEBUG: [&str; 5] = [
+        "aws_smithy_runtime",
+        "aws_smithy_http_client",
+        "aws_sigv4",
+        "aws_config",
+        "octocrab",
+    ];
+    let crate_name = target.split("::").next().unwrap_or(target);
+    if INFO.contains(&crate_name) {
+        Some(tracing::Level::INFO)
+    } else if DEBUG.contains(&crate_name) || crate_name.starts_with("aws_smithy") {
+        Some(tracing::Level::DEBUG)
+    } else {
+        None
+    }
+}
 
 fn init_logging(cli: &Cli) {
+    use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let long_running = matches!(cli.command, Command::Serve | Command::Worker { .. });
     let base = if long_running { 2 } else { 1 }; // info for daemons, warn for one-shot commands
@@ -69,23 +79,21 @@ fn init_logging(cli: &Cli) {
         3 => "debug",
         _ => "trace",
     };
-    let mut filter = std::env::var("RUNNERCTL_LOG")
+    let filter = std::env::var("RUNNERCTL_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(format!("runnerctl={level},{level}")));
-    // The HTTP and SDK layers print whole requests and responses at trace level: bodies that
-    // carry tokens and JIT configurations. They never log above these levels, whatever is asked.
-    for cap in LOG_CAPS {
-        if let Ok(d) = cap.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let _ = tracing_subscriber::fmt()
+    // Whatever is asked, those layers never log above their ceiling.
+    let ceilings = tracing_subscriber::filter::filter_fn(|meta| {
+        log_ceiling(meta.target()).is_none_or(|max| *meta.level() <= max)
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_filter(filter)
+        .with_filter(ceilings);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// Global options every command sees.
@@ -260,5 +268,25 @@ fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>
             continue;
         }
         collect_man(sub, &format!("{name}-{}", sub.get_name()), pages);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ceiling;
+    use tracing::Level;
+
+    #[test]
+    fn layers_that_print_bodies_have_a_ceiling_and_ours_have_none() {
+        assert_eq!(log_ceiling("hyper::proto::h1::io"), Some(Level::INFO));
+        assert_eq!(log_ceiling("h2::codec"), Some(Level::INFO));
+        assert_eq!(
+            log_ceiling("aws_smithy_runtime::client::orchestrator"),
+            Some(Level::DEBUG)
+        );
+        assert_eq!(log_ceiling("aws_smithy_xml"), Some(Level::DEBUG));
+        assert_eq!(log_ceiling("octocrab"), Some(Level::DEBUG));
+        assert_eq!(log_ceiling("runnerctl::manager::ops"), None);
+        assert_eq!(log_ceiling("hyperloop"), None);
     }
 }
