@@ -219,20 +219,19 @@ pub fn add_vm_file(user_data: &str, path: &str, mode: u32, content: &str) -> Opt
 /// cloud-init user-data for a VM: the script, its settings and the two units; never the
 /// credential, which `BootData::files` carries for the backend's secret channel.
 fn cloud_init(script: &str, settings: &str) -> String {
-    let file = write_file;
     let mut out = String::from(CLOUD_INIT_HEAD);
-    out.push_str(&file("/etc/runnerctl/runner.env", "0644", settings));
-    out.push_str(&file(
+    out.push_str(&write_file("/etc/runnerctl/runner.env", "0644", settings));
+    out.push_str(&write_file(
         "/usr/local/lib/runnerctl/bootstrap.sh",
         "0755",
         script,
     ));
-    out.push_str(&file(
+    out.push_str(&write_file(
         "/etc/systemd/system/runnerctl-install.service",
         "0644",
         INSTALL_UNIT,
     ));
-    out.push_str(&file(
+    out.push_str(&write_file(
         "/etc/systemd/system/runnerctl-runner.service",
         "0644",
         RUNNER_UNIT,
