@@ -823,6 +823,25 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
         "{err}"
     );
 
+    // A leaked VM (tagged as ours, no record): the health check terminates it.
+    let leaked = run_tagged(
+        &m.url,
+        &img,
+        &[
+            (TAG_MANAGER, name.as_str()),
+            ("runnerctl-group", "vm"),
+            (TAG_RUNNER, &format!("{name}-vm-leaked")),
+        ],
+        1,
+    )
+    .await;
+    assert!(be.get(&leaked[0]).await.unwrap().is_some());
+    let (code, out, err) = run(vec!["healthcheck", "--group", "vm"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("has no record"), "{out}");
+    assert!(be.get(&leaked[0]).await.unwrap().is_none(), "terminated");
+    assert_eq!(be.list().await.unwrap().len(), 2, "the two runners stay");
+
     let (code, out, err) = run(vec!["runners", "delete", "--group", "vm", "--all"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(be.list().await.unwrap().is_empty());
