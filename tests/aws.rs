@@ -54,6 +54,28 @@ async fn ssm(endpoint: &str) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::new(&sdk(endpoint).await)
 }
 
+/// Whether the SSM parameter `name` exists.
+async fn parameter_exists(endpoint: &str, name: &str) -> bool {
+    ssm(endpoint)
+        .await
+        .get_parameter()
+        .name(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// Asserts that no SSM parameter is left in the account.
+async fn assert_no_parameters(endpoint: &str) {
+    let params = ssm(endpoint)
+        .await
+        .describe_parameters()
+        .send()
+        .await
+        .unwrap();
+    assert!(params.parameters().is_empty(), "{params:?}");
+}
+
 /// The instance `id` as EC2 describes it (moto keeps terminated ones for a while).
 async fn described(endpoint: &str, id: &str) -> aws_sdk_ec2::types::Instance {
     let out = ec2(endpoint)
@@ -238,8 +260,10 @@ async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
         std::fs::metadata(&got).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let gone = ssm.get_parameter().name(&param).send().await;
-    assert!(gone.is_err(), "the hook deleted the parameter");
+    assert!(
+        !parameter_exists(&m.url, &param).await,
+        "the hook deleted the parameter"
+    );
 
     be.delete(&made.id).await.unwrap();
 }
@@ -255,10 +279,9 @@ async fn deleting_also_deletes_an_unfetched_credential() {
         .await
         .unwrap();
     let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
-    let ssm = ssm(&m.url).await;
-    assert!(ssm.get_parameter().name(&param).send().await.is_ok());
+    assert!(parameter_exists(&m.url, &param).await);
     be.delete(&made.id).await.unwrap();
-    assert!(ssm.get_parameter().name(&param).send().await.is_err());
+    assert!(!parameter_exists(&m.url, &param).await);
     let name = described(&m.url, &made.id)
         .await
         .state()
@@ -289,10 +312,10 @@ async fn deleting_also_deletes_an_unfetched_credential() {
         .await
         .unwrap();
     let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
-    assert!(ssm.get_parameter().name(&param).send().await.is_ok());
+    assert!(parameter_exists(&m.url, &param).await);
     assert!(be.get(&ended.id).await.unwrap().is_none(), "gone");
     be.delete(&ended.id).await.unwrap();
-    assert!(ssm.get_parameter().name(&param).send().await.is_err());
+    assert!(!parameter_exists(&m.url, &param).await);
     // A missing or malformed id is success too.
     be.delete("i-0123456789abcdef0").await.unwrap();
     be.delete("not-an-instance").await.unwrap();
@@ -563,13 +586,7 @@ async fn a_refused_spot_request_falls_back_to_on_demand_and_is_counted() {
     assert_eq!(err.code(), "InsufficientInstanceCapacity");
     assert_eq!(be.spot_fallbacks(), 1);
     let param = be.parameter_name(&runner, bootstrap::JITCONFIG);
-    assert!(ssm(&m.url)
-        .await
-        .get_parameter()
-        .name(&param)
-        .send()
-        .await
-        .is_err());
+    assert!(!parameter_exists(&m.url, &param).await);
     assert_eq!(be.list().await.unwrap().len(), 1);
 }
 
@@ -679,13 +696,7 @@ async fn errors_are_classified() {
 
     // Nothing was left behind by the failed creates: no instance, no credential.
     assert!(be.list().await.unwrap().is_empty());
-    let params = ssm(&m.url)
-        .await
-        .describe_parameters()
-        .send()
-        .await
-        .unwrap();
-    assert!(params.parameters().is_empty(), "{params:?}");
+    assert_no_parameters(&m.url).await;
 
     // An endpoint nobody answers is transient.
     let dead = backend("http://127.0.0.1:9", &mgr).await;
@@ -845,13 +856,7 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     let (code, out, err) = run(vec!["runners", "delete", "--group", "vm", "--all"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(be.list().await.unwrap().is_empty());
-    let params = ssm(&m.url)
-        .await
-        .describe_parameters()
-        .send()
-        .await
-        .unwrap();
-    assert!(params.parameters().is_empty(), "{params:?}");
+    assert_no_parameters(&m.url).await;
 }
 
 /// EC2 keeps a client token's instance even after it terminated, and answers a reused token with

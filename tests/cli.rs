@@ -321,36 +321,26 @@ fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no runner group `nope`"));
-    let out = runnerctl()
-        .args([
-            "--config",
-            &example_path(),
-            "-o",
-            "json",
-            "runners",
-            "bootstrap",
-            "-g",
-            "demo",
-        ])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = |group: &str| {
+        let out = runnerctl()
+            .args([
+                "--config",
+                &example_path(),
+                "-o",
+                "json",
+                "runners",
+                "bootstrap",
+                "-g",
+                group,
+            ])
+            .assert()
+            .success();
+        serde_json::from_slice::<serde_json::Value>(&out.get_output().stdout).unwrap()
+    };
+    let v = json("demo");
     assert_eq!(v["files"][2]["mode"], "0600");
     // A VM group: cloud-init user-data, and where the credential waits instead.
-    let out = runnerctl()
-        .args([
-            "--config",
-            &example_path(),
-            "-o",
-            "json",
-            "runners",
-            "bootstrap",
-            "-g",
-            "aws-large",
-        ])
-        .assert()
-        .success();
-    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let v = json("aws-large");
     assert!(v["user_data"]
         .as_str()
         .unwrap()

@@ -146,8 +146,12 @@ impl AwsBackend {
 
     /// The SSM parameter that carries `file` of `runner` until its instance fetches it.
     pub fn parameter_name(&self, runner: &str, file: &str) -> String {
-        let base = file.rsplit('/').next().unwrap_or(file);
-        format!("{}/{}/{runner}/{base}", self.parameter_prefix, self.manager)
+        format!(
+            "{}/{}/{runner}/{}",
+            self.parameter_prefix,
+            self.manager,
+            file_name(file)
+        )
     }
 
     /// The idempotency token of a runner's create: the same for every retry of one attempt.
@@ -360,8 +364,7 @@ fetch() {{
             region = self.region,
         );
         for (param, path) in params {
-            let base = path.rsplit('/').next().unwrap_or(path);
-            s.push_str(&format!("fetch '{param}' \"$dir/{base}\"\n"));
+            s.push_str(&format!("fetch '{param}' \"$dir/{}\"\n", file_name(path)));
         }
         s
     }
@@ -376,13 +379,18 @@ fetch() {{
     ) -> Result<Option<Instance>> {
         let group = req.tags.group.as_str();
         let root = self.root_device(&spec.image_id, group).await?;
-        let mut tags: Vec<Tag> = req
+        // The owner tags and a `Name`: sent for the instance and its volume, and returned.
+        let mut owner: BTreeMap<String, String> = req
             .tags
             .pairs()
             .iter()
-            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        tags.push(Tag::builder().key("Name").value(&req.runner_name).build());
+        owner.insert("Name".into(), req.runner_name.clone());
+        let tags: Vec<Tag> = owner
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
         let spec_for = |t: ResourceType| {
             TagSpecification::builder()
                 .resource_type(t)
@@ -469,17 +477,10 @@ fetch() {{
             return Ok(None);
         }
         let id = i.instance_id().unwrap_or_default().to_string();
-        let mut tags: BTreeMap<String, String> = req
-            .tags
-            .pairs()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        tags.insert("Name".into(), req.runner_name.clone());
         Ok(Some(Instance {
             id,
             state: InstanceState::Pending,
-            tags,
+            tags: owner,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
         }))
@@ -562,6 +563,11 @@ fn redact(e: BackendError, secret: &str) -> BackendError {
         },
         other => other,
     }
+}
+
+/// The last component of a path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn tag_filter(key: &str, value: &str) -> Filter {
