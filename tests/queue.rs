@@ -38,6 +38,31 @@ fn noop(mark: &str) -> Task {
     }
 }
 
+/// Enqueues `n` no-op tasks marked `{prefix}{i}` that sleep `i % sleep_mod` ms.
+async fn enqueue_noops(q: &Queue, prefix: &str, n: usize, sleep_mod: u64) {
+    for i in 0..n {
+        q.enqueue(
+            Task::Noop {
+                mark: format!("{prefix}{i}"),
+                sleep_ms: i as u64 % sleep_mod,
+                fail_times: 0,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Whether the queue empties within `within`.
+async fn drains(q: &Queue, within: Duration) -> bool {
+    eventually(within, || async {
+        q.list().await.unwrap().is_empty().then_some(())
+    })
+    .await
+    .is_some()
+}
+
 async fn start_worker<H: Handler>(
     url: &str,
     name: &str,
@@ -93,23 +118,11 @@ async fn two_workers_handle_every_task_exactly_once() {
         workers.push(start_worker(&redis.url, &name, handler, 8).await);
     }
     const N: usize = 400;
-    for i in 0..N {
-        q.enqueue(
-            Task::Noop {
-                mark: format!("m{i}"),
-                sleep_ms: (i % 4) as u64,
-                fail_times: 0,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    }
-    let done = eventually(Duration::from_secs(30), || async {
-        q.list().await.unwrap().is_empty().then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "queue did not drain");
+    enqueue_noops(&q, "m", N, 4).await;
+    assert!(
+        drains(&q, Duration::from_secs(30)).await,
+        "queue did not drain"
+    );
     let mut reports = Vec::new();
     for (tx, h) in workers {
         tx.send(true).unwrap();
@@ -389,11 +402,7 @@ async fn a_killed_worker_loses_nothing() {
         "{}",
         second.log()
     );
-    let empty = eventually(Duration::from_secs(5), || async {
-        q.list().await.unwrap().is_empty().then_some(())
-    })
-    .await;
-    assert!(empty.is_some());
+    assert!(drains(&q, Duration::from_secs(5)).await);
     assert_eq!(s.mark("slow").await.unwrap(), 1, "handled once");
 }
 
@@ -408,23 +417,8 @@ async fn two_worker_processes_never_both_complete_a_task() {
     let _a = Worker::start(&config, dir.path(), "a");
     let _b = Worker::start(&config, dir.path(), "b");
     const N: usize = 300;
-    for i in 0..N {
-        q.enqueue(
-            Task::Noop {
-                mark: format!("p{i}"),
-                sleep_ms: (i % 3) as u64,
-                fail_times: 0,
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    }
-    let done = eventually(Duration::from_secs(30), || async {
-        q.list().await.unwrap().is_empty().then_some(())
-    })
-    .await;
-    assert!(done.is_some());
+    enqueue_noops(&q, "p", N, 3).await;
+    assert!(drains(&q, Duration::from_secs(30)).await);
     for i in 0..N {
         assert_eq!(s.mark(&format!("p{i}")).await.unwrap(), 1, "task p{i}");
     }
