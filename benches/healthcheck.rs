@@ -16,7 +16,7 @@ use runnerctl::forge::sim::{Sim, SimOptions};
 use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Manager};
 use runnerctl::model::{unix_now, Runner, RunnerStatus};
-use runnerctl::store::{self, RedisStore};
+use runnerctl::store::{self, RedisStore, Want};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +74,7 @@ fn main() {
             r.status = RunnerStatus::Idle;
             r.forge_id = Some(id);
             r.instance_id = Some(inst.id);
-            st.reserve(&r, n as u32).await.unwrap();
+            st.reserve(&r, n as u32, Want::Explicit).await.unwrap();
         }
         let forge: Arc<dyn Forge> = gh.clone();
         let backends: HashMap<String, Arc<dyn Backend>> =

@@ -174,6 +174,8 @@ pub struct QueueOptions {
     pub retry_max: Duration,
     /// How long an idempotency key is remembered.
     pub dedup_ttl: Duration,
+    /// How long one handling of a task may take; then it is stopped and retried.
+    pub handler_deadline: Duration,
 }
 
 impl Default for QueueOptions {
@@ -184,6 +186,7 @@ impl Default for QueueOptions {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(600),
             dedup_ttl: Duration::from_secs(3 * 86400),
+            handler_deadline: Duration::from_secs(900),
         }
     }
 }
@@ -209,6 +212,9 @@ pub struct Delivery {
     pub envelope: std::result::Result<Envelope, String>,
     /// The stored text, kept to dead-letter unreadable entries as they were.
     pub raw: String,
+    /// How many times the stream handed this entry to a worker (known for claimed entries;
+    /// 1 for new ones).
+    pub deliveries: u64,
 }
 
 /// The result of an enqueue.
@@ -269,14 +275,19 @@ return {1, id}
 
 /// Finish (ack, retry or dead-letter) a task if this consumer still holds it.
 /// KEYS stream, delayed zset, dead stream. ARGV group, consumer, entry, mode ('ack', 'delay',
-/// 'dead', 'release'), payload, due ms, error.
+/// 'dead', 'release'), payload, delay ms, error. A delay counts from Redis's clock.
+/// Returns {1, due ms} when done, {0, 0} when the consumer no longer held the task.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+if redis.replicate_commands then redis.replicate_commands() end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+if #p == 0 or p[1][2] ~= ARGV[2] then return {0, 0} end
+local due = 0
 if ARGV[4] == 'delay' then
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), ARGV[5])
+  local t = redis.call('TIME')
+  due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[6])
+  redis.call('ZADD', KEYS[2], due, ARGV[5])
 elseif ARGV[4] == 'dead' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'task', ARGV[5], 'error', ARGV[7], 'entry', ARGV[3])
 elseif ARGV[4] == 'release' then
@@ -284,21 +295,58 @@ elseif ARGV[4] == 'release' then
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-return 1
+return {1, due}
 "#,
     )
 });
 
-/// Move due delayed tasks onto the stream. KEYS delayed zset, stream. ARGV now ms, limit.
+/// Move due delayed tasks onto the stream, by Redis's clock. KEYS delayed zset, stream. ARGV
+/// limit.
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, t in ipairs(due) do
   redis.call('ZREM', KEYS[1], t)
   redis.call('XADD', KEYS[2], '*', 'task', t)
 end
 return #due
+"#,
+    )
+});
+
+/// Renews a lease only while the caller holds the task: KEYS stream. ARGV group, consumer,
+/// entry. Returns 1 when renewed, 0 when another worker holds it or it is finished.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"#,
+    )
+});
+
+/// Removes consumers that hold no task and have been idle longer than ARGV[2] ms, never
+/// ARGV[3] (the caller). KEYS stream. ARGV group, idle ms, caller. Atomic, so a consumer that
+/// takes a task meanwhile is never removed with it. Returns how many were removed.
+static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] ~= ARGV[3] and tonumber(f['pending']) == 0 and tonumber(f['idle']) > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    n = n + 1
+  end
+end
+return n
 "#,
     )
 });
@@ -437,22 +485,52 @@ impl Queue {
             .arg(count)
             .query_async(&mut c)
             .await?;
-        Ok(reply.claimed.into_iter().map(delivery).collect())
+        let mut out: Vec<Delivery> = reply.claimed.into_iter().map(delivery).collect();
+        if !out.is_empty() {
+            // How often each was handed out: a task that kills every worker that takes it must
+            // not be taken forever.
+            let mut pipe = redis::pipe();
+            for d in &out {
+                pipe.cmd("XPENDING")
+                    .arg(self.stream_key())
+                    .arg(GROUP)
+                    .arg(&d.entry)
+                    .arg(&d.entry)
+                    .arg(1);
+            }
+            let rows: Vec<Value> = pipe.query_async(&mut c).await?;
+            for (d, row) in out.iter_mut().zip(rows) {
+                if let Some(n) = parse_pending_full(&row).first().map(|p| p.3) {
+                    d.deliveries = n;
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// Renews `consumer`'s lease on a task it is working on.
-    pub async fn touch(&self, consumer: &str, entry: &str) -> Result<()> {
-        let mut c = self.conn.clone();
-        redis::cmd("XCLAIM")
-            .arg(self.stream_key())
+    /// Renews `consumer`'s lease on a task it is working on. False when it no longer holds the
+    /// task (another worker took it over, or it was finished): the caller must stop acting on it.
+    pub async fn touch(&self, consumer: &str, entry: &str) -> Result<bool> {
+        let mut inv = TOUCH.prepare_invoke();
+        inv.key(self.stream_key())
             .arg(GROUP)
             .arg(consumer)
-            .arg(0)
-            .arg(entry)
-            .arg("JUSTID")
-            .query_async::<Value>(&mut c)
-            .await?;
-        Ok(())
+            .arg(entry);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok(n == 1)
+    }
+
+    /// Removes consumers of stopped workers: those that hold no task and have been idle for
+    /// `idle`. Returns how many.
+    pub async fn prune_consumers(&self, consumer: &str, idle: Duration) -> Result<u64> {
+        let mut inv = PRUNE.prepare_invoke();
+        inv.key(self.stream_key())
+            .arg(GROUP)
+            .arg(idle.as_millis() as u64)
+            .arg(consumer);
+        let mut c = self.conn.clone();
+        Ok(inv.invoke_async(&mut c).await?)
     }
 
     async fn finish(
@@ -461,9 +539,9 @@ impl Queue {
         entry: &str,
         mode: &str,
         payload: &str,
-        due: u64,
+        delay_ms: u64,
         error: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<u64>> {
         let mut inv = FINISH.prepare_invoke();
         inv.key(self.stream_key())
             .key(self.delayed_key())
@@ -473,28 +551,35 @@ impl Queue {
             .arg(entry)
             .arg(mode)
             .arg(payload)
-            .arg(due)
+            .arg(delay_ms)
             .arg(error);
         let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
+        let (n, due): (i64, u64) = inv.invoke_async(&mut c).await?;
+        Ok((n == 1).then_some(due))
     }
 
     /// Acknowledges a handled task. False when this consumer no longer held it.
     pub async fn ack(&self, consumer: &str, d: &Delivery) -> Result<bool> {
-        self.finish(consumer, &d.entry, "ack", "", 0, "").await
+        Ok(self
+            .finish(consumer, &d.entry, "ack", "", 0, "")
+            .await?
+            .is_some())
     }
 
     /// Puts a task this worker will not finish back on the stream at once (shutdown).
     pub async fn release(&self, consumer: &str, d: &Delivery) -> Result<bool> {
-        self.finish(consumer, &d.entry, "release", &d.raw, 0, "")
-            .await
+        Ok(self
+            .finish(consumer, &d.entry, "release", &d.raw, 0, "")
+            .await?
+            .is_some())
     }
 
     /// Sends a task straight to the dead-letter stream.
     pub async fn dead_letter(&self, consumer: &str, d: &Delivery, error: &str) -> Result<bool> {
-        self.finish(consumer, &d.entry, "dead", &d.raw, 0, error)
-            .await
+        Ok(self
+            .finish(consumer, &d.entry, "dead", &d.raw, 0, error)
+            .await?
+            .is_some())
     }
 
     /// Schedules a failed task again after its backoff, or dead-letters it after
@@ -527,6 +612,7 @@ impl Queue {
                 if self
                     .finish(consumer, &d.entry, "dead", &payload, 0, error)
                     .await?
+                    .is_some()
                 {
                     Retried::Dead
                 } else {
@@ -535,15 +621,20 @@ impl Queue {
             );
         }
         let wait = delay.unwrap_or_else(|| self.options.backoff(next.attempt));
-        let due = unix_now_ms() + wait.as_millis() as u64;
         Ok(
-            if self
-                .finish(consumer, &d.entry, "delay", &payload, due, error)
+            match self
+                .finish(
+                    consumer,
+                    &d.entry,
+                    "delay",
+                    &payload,
+                    wait.as_millis() as u64,
+                    error,
+                )
                 .await?
             {
-                Retried::At(due)
-            } else {
-                Retried::LostLease
+                Some(due) => Retried::At(due),
+                None => Retried::LostLease,
             },
         )
     }
@@ -551,10 +642,7 @@ impl Queue {
     /// Moves delayed tasks whose time has come back onto the stream. Returns how many.
     pub async fn promote_due(&self) -> Result<usize> {
         let mut inv = PROMOTE.prepare_invoke();
-        inv.key(self.delayed_key())
-            .key(self.stream_key())
-            .arg(unix_now_ms())
-            .arg(500);
+        inv.key(self.delayed_key()).key(self.stream_key()).arg(500);
         let mut c = self.conn.clone();
         let n: usize = inv.invoke_async(&mut c).await?;
         Ok(n)
@@ -600,6 +688,7 @@ impl Queue {
                 entry: String::new(),
                 envelope: parse_envelope(&raw),
                 raw,
+                deliveries: 0,
             };
             out.push(view("delayed", &d, None, Some(score as u64), None, None));
         }
@@ -695,6 +784,7 @@ fn delivery(e: redis::streams::StreamId) -> Delivery {
         entry: e.id,
         envelope: parse_envelope(&raw),
         raw,
+        deliveries: 1,
     }
 }
 
@@ -732,6 +822,21 @@ fn view(
             task: serde_json::Value::Null,
         },
     }
+}
+
+/// (entry, consumer, idle ms, deliveries) of an `XPENDING … start end N` reply.
+fn parse_pending_full(v: &Value) -> Vec<(String, String, u64, u64)> {
+    let Value::Array(rows) = v else {
+        return Vec::new();
+    };
+    rows.iter()
+        .filter_map(|row| {
+            let Value::Array(f) = row else { return None };
+            let s = |i: usize| -> Option<String> { redis::from_redis_value(f.get(i)?).ok() };
+            let n = |i: usize| -> Option<u64> { redis::from_redis_value(f.get(i)?).ok() };
+            Some((s(0)?, s(1)?, n(2)?, n(3)?))
+        })
+        .collect()
 }
 
 /// (entry, consumer, idle ms) of an `XPENDING … - + N` reply.

@@ -89,6 +89,17 @@ pub enum Reservation {
     Full { held: u32 },
     /// A runner of this name exists already (a retried reservation): nothing changed.
     Exists,
+    /// Asked for demand only, and the group's free runners (reserved, creating, started or idle,
+    /// with no job) already cover its waiting jobs: nothing changed.
+    Covered { free: u32, waiting: u32 },
+}
+
+/// Who asks for a slot: explicit requests take one whenever the group has room; demand takes
+/// one only while the group's free runners are fewer than its waiting jobs (or `min_free`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Explicit,
+    Demand { min_free: u32 },
 }
 
 /// The result of a conditional status change.
@@ -155,21 +166,112 @@ pub struct GroupRecord {
     pub synced_at: Option<u64>,
 }
 
-/// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set.
-/// ARGV max, name, then field/value pairs of the record.
+/// Lua shared by the scripts that count a group's supply and demand. `free_count` counts the
+/// runners of a group that can still take a job (reserved, creating, started or idle, with no
+/// job), leaving out `except`; `waiting_count` counts the group's waiting jobs that have not
+/// expired (scores are expiry times in Redis seconds), forgetting the expired ones.
+const SUPPLY_LUA: &str = r#"
+if redis.replicate_commands then redis.replicate_commands() end
+local function now_secs() return tonumber(redis.call('TIME')[1]) end
+local function free_count(prefix, group_set, except)
+  local n = 0
+  for _, m in ipairs(redis.call('SMEMBERS', group_set)) do
+    if m ~= except then
+      local f = redis.call('HMGET', prefix .. 'runner:' .. m, 'status', 'job_id')
+      local s = f[1]
+      if (s == 'reserved' or s == 'creating' or s == 'started' or s == 'idle') and not f[2] then
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+local function waiting_count(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now_secs())
+  return redis.call('ZCARD', key)
+end
+"#;
+
+/// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset.
+/// ARGV max, name, mode ('explicit' or 'demand'), min_free, key prefix, then field/value pairs of
+/// the record.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
         r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, redis.call('SCARD', KEYS[1])} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, redis.call('SCARD', KEYS[1]), 0} end
 local held = redis.call('SCARD', KEYS[1])
-if held >= tonumber(ARGV[1]) then return {0, held} end
+if ARGV[3] == 'demand' then
+  local free = free_count(ARGV[5], KEYS[1], '')
+  local want = math.max(waiting_count(KEYS[5]), tonumber(ARGV[4]))
+  if free >= want then return {2, free, want} end
+end
+if held >= tonumber(ARGV[1]) then return {0, held, 0} end
 redis.call('SADD', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[2])
-return {1, held + 1}
-"#,
-    )
+return {1, held + 1, 0}
+"#
+    ))
+});
+
+/// Gives up a reservation made for demand that others now cover. KEYS group set, runner hash,
+/// waiting zset, all-runners set. ARGV key prefix, name, min_free. Only a runner not registered
+/// yet (reserved or creating, no forge id) is given up. Returns 1 when it was.
+static ABANDON: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+local rec = redis.call('HMGET', KEYS[2], 'status', 'forge_id', 'instance_id')
+if not rec[1] or rec[2] or rec[3] then return 0 end
+if rec[1] ~= 'reserved' and rec[1] ~= 'creating' then return 0 end
+local free = free_count(ARGV[1], KEYS[1], ARGV[2])
+local want = math.max(waiting_count(KEYS[3]), tonumber(ARGV[3]))
+if free < want then return 0 end
+redis.call('SREM', KEYS[1], ARGV[2])
+redis.call('SREM', ARGV[1] .. 'status:' .. rec[1], ARGV[2])
+redis.call('SREM', KEYS[4], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"#
+    ))
+});
+
+/// Notes a job as waiting unless it started: KEYS waiting zset, started zset. ARGV job, ttl secs.
+static ADD_WAITING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now_secs() + tonumber(ARGV[2]), ARGV[1])
+return 1
+"#
+    ))
+});
+
+/// Counts a group's waiting jobs and free runners: KEYS waiting zset, group set. ARGV prefix.
+static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+return {waiting_count(KEYS[1]), free_count(ARGV[1], KEYS[2], '')}
+"#
+    ))
+});
+
+/// Remembers that a job started (or ended), for a day, by Redis's clock: KEYS started zset.
+/// ARGV job.
+static JOB_STARTED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+local now = now_secs()
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - 86400))
+return now
+"#
+    ))
 });
 
 /// Update: KEYS runner hash. ARGV status-key prefix, new status ('' keeps it), expected statuses
@@ -254,26 +356,78 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Takes a slot of `runner.group` for `runner` when fewer than `max` runners hold one, and
-    /// records it, in one atomic step.
-    pub async fn reserve(&self, runner: &Runner, max: u32) -> Result<Reservation> {
+    /// Takes a slot of `runner.group` for `runner` when fewer than `max` runners hold one (and,
+    /// for demand, while free runners do not cover the waiting jobs), and records it, in one
+    /// atomic step. The manager gives records Redis's clock (`now`) as `created_at`.
+    pub async fn reserve(&self, runner: &Runner, max: u32, want: Want) -> Result<Reservation> {
+        let (mode, min_free) = match want {
+            Want::Explicit => ("explicit", 0),
+            Want::Demand { min_free } => ("demand", min_free),
+        };
         let mut inv = RESERVE.prepare_invoke();
         inv.key(self.group_runners_key(&runner.group))
             .key(self.runner_key(&runner.name))
             .key(self.status_key(runner.status))
             .key(self.all_key())
+            .key(self.waiting_key(&runner.group))
             .arg(max)
-            .arg(&runner.name);
+            .arg(&runner.name)
+            .arg(mode)
+            .arg(min_free)
+            .arg(&self.prefix);
         for (k, v) in to_fields(runner) {
             inv.arg(k).arg(v);
         }
         let mut c = self.conn.clone();
-        let (code, held): (i64, u32) = inv.invoke_async(&mut c).await?;
+        let (code, a, b): (i64, u32, u32) = inv.invoke_async(&mut c).await?;
         Ok(match code {
-            1 => Reservation::Reserved { held },
-            0 => Reservation::Full { held },
+            1 => Reservation::Reserved { held: a },
+            0 => Reservation::Full { held: a },
+            2 => Reservation::Covered {
+                free: a,
+                waiting: b,
+            },
             _ => Reservation::Exists,
         })
+    }
+
+    /// Gives up the reservation `name` (not registered yet) when the group's other free runners
+    /// cover its waiting jobs and `min_free`. Atomic, so two runners never both give up a job.
+    pub async fn abandon_if_covered(&self, group: &str, name: &str, min_free: u32) -> Result<bool> {
+        let mut inv = ABANDON.prepare_invoke();
+        inv.key(self.group_runners_key(group))
+            .key(self.runner_key(name))
+            .key(self.waiting_key(group))
+            .key(self.all_key())
+            .arg(&self.prefix)
+            .arg(name)
+            .arg(min_free);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok(n == 1)
+    }
+
+    /// A group's waiting jobs and free runners, as the reservation counts them.
+    pub async fn supply(&self, group: &str) -> Result<(u32, u32)> {
+        let mut inv = SUPPLY.prepare_invoke();
+        inv.key(self.waiting_key(group))
+            .key(self.group_runners_key(group))
+            .arg(&self.prefix);
+        let mut c = self.conn.clone();
+        Ok(inv.invoke_async(&mut c).await?)
+    }
+
+    /// Redis's clock in unix milliseconds. Every age, due time and time to live is measured on
+    /// it, so hosts whose clocks differ agree.
+    pub async fn now_ms(&self) -> Result<u64> {
+        let mut c = self.conn.clone();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
+    /// Redis's clock in unix seconds.
+    pub async fn now(&self) -> Result<u64> {
+        Ok(self.now_ms().await? / 1000)
     }
 
     /// Changes a runner's status (when `status` is given) and attributes, only if its current
@@ -563,11 +717,17 @@ impl RedisStore {
         format!("{}group:{group}:waiting", self.prefix)
     }
 
-    /// Notes a job of `group` queued on GitHub and not started yet.
-    pub async fn add_waiting(&self, group: &str, job_id: u64, now: u64) -> Result<()> {
+    /// Notes a job of `group` queued on GitHub and not started yet, for `ttl` (by Redis's clock).
+    /// A job already started is not noted. Returns whether it was.
+    pub async fn add_waiting(&self, group: &str, job_id: u64, ttl: Duration) -> Result<bool> {
+        let mut inv = ADD_WAITING.prepare_invoke();
+        inv.key(self.waiting_key(group))
+            .key(self.started_key())
+            .arg(job_id)
+            .arg(ttl.as_secs().max(1));
         let mut c = self.conn.clone();
-        let _: i64 = c.zadd(self.waiting_key(group), job_id, now).await?;
-        Ok(())
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok(n == 1)
     }
 
     /// The job started or ended: it no longer waits, whatever its group.
@@ -581,12 +741,16 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Jobs of a group waiting, queued after `since` (older entries are forgotten).
-    pub async fn waiting(&self, group: &str, since: u64) -> Result<u32> {
+    /// The ids of a group's waiting jobs (not expired).
+    pub async fn waiting_jobs(&self, group: &str) -> Result<Vec<u64>> {
+        let now = self.now().await?;
         let mut c = self.conn.clone();
-        let key = self.waiting_key(group);
-        let _: i64 = c.zrembyscore(&key, "-inf", format!("({since}")).await?;
-        Ok(c.zcard(&key).await?)
+        Ok(c.zrangebyscore(self.waiting_key(group), now, "+inf").await?)
+    }
+
+    /// Jobs of a group waiting and not expired.
+    pub async fn waiting(&self, group: &str) -> Result<u32> {
+        Ok(self.supply(group).await?.0)
     }
 
     /// Takes the lock `name` for `ttl` unless someone holds it; returns the holder's token.
@@ -632,28 +796,19 @@ impl RedisStore {
         Ok(v - 1)
     }
 
-    /// Whether a runner record was made for `job_id` in `group`.
-    pub async fn has_runner_for_job(&self, group: &str, job_id: u64) -> Result<bool> {
-        Ok(self
-            .runners_of_group(group)
-            .await?
-            .iter()
-            .any(|r| r.created_for_job == Some(job_id) || r.job_id == Some(job_id)))
-    }
 }
 
 impl RedisStore {
-    /// Remembers that a job started (or ended), for a day.
-    pub async fn mark_job_started(&self, job_id: u64, now: u64) -> Result<()> {
+    fn started_key(&self) -> String {
+        format!("{}jobs:started", self.prefix)
+    }
+
+    /// Remembers that a job started (or ended), for a day by Redis's clock.
+    pub async fn mark_job_started(&self, job_id: u64) -> Result<()> {
+        let mut inv = JOB_STARTED.prepare_invoke();
+        inv.key(self.started_key()).arg(job_id);
         let mut c = self.conn.clone();
-        let key = format!("{}jobs:started", self.prefix);
-        let mut pipe = redis::pipe();
-        pipe.zadd(&key, job_id, now).zrembyscore(
-            &key,
-            "-inf",
-            format!("({}", now.saturating_sub(86_400)),
-        );
-        pipe.query_async::<()>(&mut c).await?;
+        let _: i64 = inv.invoke_async(&mut c).await?;
         Ok(())
     }
 
@@ -661,8 +816,90 @@ impl RedisStore {
     pub async fn job_started(&self, job_id: u64) -> Result<bool> {
         let mut c = self.conn.clone();
         let score: Option<f64> = c
-            .zscore(format!("{}jobs:started", self.prefix), job_id)
+            .zscore(self.started_key(), job_id)
             .await?;
         Ok(score.is_some())
+    }
+}
+
+/// Records when each suspect was first seen (Redis seconds) and forgets the ones no longer
+/// suspected. KEYS suspects zset. ARGV members. Returns their first-seen times, in order.
+static FIRST_SEEN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+local now = now_secs()
+local keep = {}
+for _, m in ipairs(ARGV) do keep[m] = true end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if not keep[m] then redis.call('ZREM', KEYS[1], m) end
+end
+local out = {}
+for i, m in ipairs(ARGV) do
+  redis.call('ZADD', KEYS[1], 'NX', now, m)
+  out[i] = tonumber(redis.call('ZSCORE', KEYS[1], m))
+end
+return out
+"#
+    ))
+});
+
+/// The data marker: a key written when a manager's state is first seen. When it is missing while
+/// instances or runners of the manager exist, Redis lost its data (a restart without persistence,
+/// FLUSHALL, a failover to an empty replica) and deletions of what has no record are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Marker {
+    /// Redis seconds when the marker was written.
+    pub created_at: u64,
+    /// Until then (Redis seconds), nothing without a record is deleted.
+    pub hold_until: u64,
+}
+
+/// Reads the marker, writing it when missing: KEYS marker. ARGV hold secs when written now.
+/// Returns {created_at, hold_until, written_now}.
+static MARKER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
+        r#"
+local m = redis.call('HMGET', KEYS[1], 'created_at', 'hold_until')
+if m[1] then return {tonumber(m[1]), tonumber(m[2] or '0'), 0} end
+local now = now_secs()
+local hold = 0
+if tonumber(ARGV[1]) > 0 then hold = now + tonumber(ARGV[1]) end
+redis.call('HSET', KEYS[1], 'created_at', now, 'hold_until', hold)
+return {now, hold, 1}
+"#
+    ))
+});
+
+impl RedisStore {
+    /// The data marker, and whether it was missing (and written now with a hold of `hold`, which
+    /// is zero when nothing suggests data was lost).
+    pub async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {
+        let mut inv = MARKER.prepare_invoke();
+        inv.key(format!("{}marker", self.prefix))
+            .arg(hold_if_missing.as_secs());
+        let mut c = self.conn.clone();
+        let (created_at, hold_until, written): (u64, u64, i64) = inv.invoke_async(&mut c).await?;
+        Ok((
+            Marker {
+                created_at,
+                hold_until,
+            },
+            written == 1,
+        ))
+    }
+
+    /// When each of a group's suspects (instances or forge runners with no record, by a key of the
+    /// caller's) was first seen, in Redis seconds. Suspects not listed are forgotten.
+    pub async fn first_seen(&self, group: &str, suspects: &[String]) -> Result<Vec<u64>> {
+        let mut inv = FIRST_SEEN.prepare_invoke();
+        inv.key(format!("{}group:{group}:suspects", self.prefix));
+        for s in suspects {
+            inv.arg(s);
+        }
+        let mut c = self.conn.clone();
+        let out: Vec<u64> = inv.invoke_async(&mut c).await?;
+        Ok(out)
     }
 }

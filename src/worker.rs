@@ -25,6 +25,9 @@ pub enum Outcome {
     Wait { delay: Duration, reason: String },
     /// Can never succeed: straight to the dead-letter stream.
     Fail(String),
+    /// This worker no longer holds the task (another took it over): it stopped acting on it and
+    /// records nothing.
+    Lost,
 }
 
 /// Handles tasks. Implementations must be idempotent: a task may be handled twice (after a
@@ -131,6 +134,10 @@ pub async fn run<H: Handler>(
     let maintenance_every = (queue.options.visibility_timeout / 4)
         .clamp(Duration::from_millis(200), Duration::from_secs(5));
     let mut last_maintenance: Option<Instant> = None;
+    // Consumers idle this long with no task are of stopped workers (a live one reads every
+    // `poll`): they are removed.
+    let prune_every = (queue.options.visibility_timeout * 10).max(Duration::from_secs(60));
+    let mut last_prune: Option<Instant> = None;
     tracing::info!(consumer = %opts.consumer, concurrency = opts.concurrency, "worker started");
 
     while !*shutdown.borrow() {
@@ -169,10 +176,31 @@ pub async fn run<H: Handler>(
             .await;
             match claimed {
                 Ok(list) => {
-                    for d in &list {
+                    for d in list {
+                        if d.deliveries > u64::from(queue.options.max_attempts) {
+                            // Taken over this often without finishing: it kills or stalls
+                            // every worker that takes it.
+                            let why = format!(
+                                "delivered {} times without finishing (does it stop its worker?)",
+                                d.deliveries
+                            );
+                            if let Ok(true) = queue.dead_letter(&opts.consumer, &d, &why).await {
+                                tracing::error!(entry = %d.entry, error = %why, "task moved to the dead-letter stream");
+                                counters.dead.fetch_add(1, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
                         tracing::info!(entry = %d.entry, "took over a task a stopped worker held");
+                        batch.push(d);
                     }
-                    batch = list;
+                    if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
+                        last_prune = Some(Instant::now());
+                        match queue.prune_consumers(&opts.consumer, prune_every).await {
+                            Ok(n) if n > 0 => tracing::info!(removed = n, "removed consumers of stopped workers"),
+                            Ok(_) => {}
+                            Err(e) => tracing::debug!(error = %e, "could not prune consumers"),
+                        }
+                    }
                 }
                 Err(e) => {
                     if is_nogroup(&e) {
@@ -303,6 +331,9 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) {
 }
 
 /// Runs the handler while renewing the task's lease, so that no other worker takes it over.
+/// When the lease is lost (another worker holds the task, or renewals failed for longer than
+/// the visibility timeout) the handler is stopped: this worker no longer acts on the task. When
+/// it runs past the handler deadline it is stopped and the task retried.
 async fn handle_with_lease<H: Handler>(
     queue: &Queue,
     handler: &H,
@@ -313,20 +344,40 @@ async fn handle_with_lease<H: Handler>(
         Ok(env) => env,
         Err(reason) => return Outcome::Fail(reason.clone()),
     };
-    let every = (queue.options.visibility_timeout / 3).max(Duration::from_millis(100));
+    let visibility = queue.options.visibility_timeout;
+    let every = (visibility / 3).max(Duration::from_millis(100));
     let keep_lease = async {
+        let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = queue.touch(consumer, &d.entry).await {
-                tracing::debug!(error = %e, entry = %d.entry, "could not renew a task lease");
+            match queue.touch(consumer, &d.entry).await {
+                Ok(true) => renewed = Instant::now(),
+                Ok(false) => {
+                    tracing::warn!(entry = %d.entry, "lost the lease of a task to another worker; stopping work on it");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, entry = %d.entry, "could not renew a task lease");
+                    if renewed.elapsed() >= visibility {
+                        tracing::warn!(entry = %d.entry, "could not renew a task lease for the visibility timeout; stopping work on it");
+                        return;
+                    }
+                }
             }
         }
     };
     let span =
         tracing::info_span!("task", id = %env.id, kind = env.task.kind(), attempt = env.attempt);
+    let deadline = queue.options.handler_deadline;
     tokio::select! {
-        outcome = handler.handle(env).instrument(span) => outcome,
-        _ = keep_lease => unreachable!("the lease loop never ends"),
+        outcome = tokio::time::timeout(deadline, handler.handle(env).instrument(span)) => match outcome {
+            Ok(o) => o,
+            Err(_) => Outcome::Retry(format!(
+                "stopped after the handler deadline of {}s",
+                deadline.as_secs()
+            )),
+        },
+        _ = keep_lease => Outcome::Lost,
     }
 }
 
@@ -340,6 +391,10 @@ async fn settle(queue: &Queue, consumer: &str, d: &Delivery, outcome: Outcome, c
         .unwrap_or("unreadable");
     for attempt in 0..30u32 {
         let result = match &outcome {
+            Outcome::Lost => {
+                c.lost.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Outcome::Done => queue.ack(consumer, d).await.map(|held| {
                 if held {
                     c.handled.fetch_add(1, Ordering::Relaxed);

@@ -242,7 +242,7 @@ async fn rate_limits_are_waited_out_or_reported_with_the_reset_time() {
     s.trouble(Trouble::PrimaryLimit, 1);
     let err = gh.list_runners(&org()).await.unwrap_err();
     match err {
-        ForgeError::RateLimited { reset_at } => {
+        ForgeError::RateLimited { reset_at, .. } => {
             assert!(reset_at > runnerctl::model::unix_now() + 3000)
         }
         other => panic!("{other}"),

@@ -3,7 +3,7 @@
 mod support;
 
 use runnerctl::model::{Runner, RunnerStatus};
-use runnerctl::store::{self, RedisStore, Reservation, RunnerPatch, Transition};
+use runnerctl::store::{self, RedisStore, Reservation, RunnerPatch, Transition, Want};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use support::{manager_name, RedisServer};
@@ -29,18 +29,18 @@ async fn records_round_trip_and_indexes_follow_status() {
 
     let r = runner("m-a-1", "a", Some(42));
     assert_eq!(
-        s.reserve(&r, 5).await.unwrap(),
+        s.reserve(&r, 5, Want::Explicit).await.unwrap(),
         Reservation::Reserved { held: 1 }
     );
     assert_eq!(
-        s.reserve(&r, 5).await.unwrap(),
+        s.reserve(&r, 5, Want::Explicit).await.unwrap(),
         Reservation::Exists,
         "a retry changes nothing"
     );
     assert_eq!(s.held("a").await.unwrap(), 1);
     assert_eq!(s.get("m-a-1").await.unwrap().unwrap(), r);
-    s.reserve(&runner("m-a-2", "a", None), 5).await.unwrap();
-    s.reserve(&runner("m-b-1", "b", None), 5).await.unwrap();
+    s.reserve(&runner("m-a-2", "a", None), 5, Want::Explicit).await.unwrap();
+    s.reserve(&runner("m-b-1", "b", None), 5, Want::Explicit).await.unwrap();
 
     let patch = RunnerPatch {
         instance_id: Some(Some("i-123".into())),
@@ -150,9 +150,9 @@ async fn managers_sharing_a_redis_never_see_each_other() {
     let two = RedisStore::connect(&redis.url, &manager_name("two"))
         .await
         .unwrap();
-    one.reserve(&runner("r1", "g", None), 1).await.unwrap();
+    one.reserve(&runner("r1", "g", None), 1, Want::Explicit).await.unwrap();
     assert_eq!(
-        two.reserve(&runner("r2", "g", None), 1).await.unwrap(),
+        two.reserve(&runner("r2", "g", None), 1, Want::Explicit).await.unwrap(),
         Reservation::Reserved { held: 1 },
         "the other manager's runner does not use this manager's capacity"
     );
@@ -195,7 +195,7 @@ async fn capacity_is_never_exceeded_under_concurrency() {
             let mut won = 0u32;
             for round in 0..1000 {
                 let r = runner(&format!("w{w}-{round}"), "g", None);
-                match s.reserve(&r, MAX).await.unwrap() {
+                match s.reserve(&r, MAX, Want::Explicit).await.unwrap() {
                     Reservation::Reserved { held } => {
                         assert!(held <= MAX, "script reported {held} held");
                         let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
@@ -210,6 +210,7 @@ async fn capacity_is_never_exceeded_under_concurrency() {
                     }
                     Reservation::Full { held } => assert!(held <= MAX),
                     Reservation::Exists => panic!("names are unique"),
+                    Reservation::Covered { .. } => panic!("explicit requests ignore demand"),
                 }
             }
             won

@@ -167,6 +167,74 @@ pub trait Backend: Send + Sync {
     async fn list(&self) -> Result<Vec<Instance>>;
 }
 
+/// A backend whose connection is made on first use and retried on every use until it succeeds:
+/// one that cannot be reached when a worker starts (the engine or the cloud endpoint down) is
+/// not dropped for the life of the process; its tasks fail as transient and are retried.
+pub struct Reconnecting {
+    config: BackendConfig,
+    manager: String,
+    redis: Option<redis::aio::ConnectionManager>,
+    inner: tokio::sync::Mutex<Option<Arc<dyn Backend>>>,
+}
+
+impl Reconnecting {
+    pub fn new(
+        config: &BackendConfig,
+        manager: &str,
+        redis: Option<redis::aio::ConnectionManager>,
+    ) -> Reconnecting {
+        Reconnecting {
+            config: config.clone(),
+            manager: manager.to_string(),
+            redis,
+            inner: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn get(&self) -> Result<Arc<dyn Backend>> {
+        let mut inner = self.inner.lock().await;
+        if let Some(b) = inner.as_ref() {
+            return Ok(b.clone());
+        }
+        match build(&self.config, &self.manager, self.redis.clone()).await {
+            Ok(b) => {
+                tracing::info!(backend = %self.config.name, "backend reachable");
+                *inner = Some(b.clone());
+                Ok(b)
+            }
+            // Not built into this binary: that will not change by waiting.
+            Err(e) if e.code() == "NotAvailable" => Err(e),
+            Err(e) => Err(BackendError::Transient {
+                backend: self.config.name.clone(),
+                code: e.code().to_string(),
+                message: format!("cannot connect yet: {e}"),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Reconnecting {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+    fn kind(&self) -> BackendKind {
+        self.config.kind()
+    }
+    async fn create(&self, req: &CreateRequest) -> Result<Instance> {
+        self.get().await?.create(req).await
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.get().await?.delete(id).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Instance>> {
+        Reconnecting::get(self).await?.get(id).await
+    }
+    async fn list(&self) -> Result<Vec<Instance>> {
+        Reconnecting::get(self).await?.list().await
+    }
+}
+
 /// Builds the backend a configuration entry describes, for the manager `manager`.
 /// `redis` serves the fake backend, which keeps its instances there so that every runnerctl
 /// process of the manager sees the same ones.

@@ -21,9 +21,9 @@ impl From<Failure> for Error {
     }
 }
 
-/// The manager of a configuration: Redis, GitHub and every backend that can be built. A backend
-/// that cannot (a kind not built yet, an unreachable engine) is reported and left out: its
-/// groups fail with a clear message while the others work.
+/// The manager of a configuration: Redis, GitHub and every backend of its groups. A backend
+/// that cannot be reached now is reported and connected again on its next use (its groups'
+/// tasks wait meanwhile); a kind not built into this binary fails its groups' tasks clearly.
 pub async fn manager(cx: &Context, config: Arc<Config>) -> Result<Manager> {
     let url = cx.redis_url(&config)?;
     let conn = store::connect(&url).await?;
@@ -37,7 +37,13 @@ pub async fn manager(cx: &Context, config: Arc<Config>) -> Result<Manager> {
             Ok(x) => {
                 backends.insert(b.name.clone(), x);
             }
-            Err(e) => tracing::warn!(backend = %b.name, error = %e, "backend unavailable"),
+            Err(e) => {
+                tracing::warn!(backend = %b.name, error = %e, "backend unavailable; will connect again when it is needed");
+                backends.insert(
+                    b.name.clone(),
+                    Arc::new(backend::Reconnecting::new(b, &config.name, Some(conn.clone()))),
+                );
+            }
         }
     }
     Ok(Manager::new(
@@ -62,7 +68,10 @@ struct RunnerRow {
     instance: Option<String>,
     github_status: Option<String>,
     busy: Option<bool>,
+    /// The job it runs now, or ran last.
     job: Option<u64>,
+    /// The queued job it was made for (GitHub may have given it another one).
+    made_for_job: Option<u64>,
     age_secs: u64,
 }
 
@@ -89,7 +98,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
             }
             scopes.insert(key, m.forge.list_runners(&scope).await?);
         }
-        let now = unix_now();
+        let now = m.store.now().await?;
         Ok::<_, Error>(
             records
                 .into_iter()
@@ -107,7 +116,8 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
                         group: r.group,
                         status: r.status,
                         instance: r.instance_id,
-                        job: r.job_id.or(r.created_for_job),
+                        job: r.job_id,
+                        made_for_job: r.created_for_job,
                     }
                 })
                 .collect::<Vec<_>>(),
@@ -117,7 +127,8 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
         OutputFormat::Json => output::json(&rows),
         OutputFormat::Table => output::table(
             &[
-                "name", "group", "status", "instance", "github", "busy", "job", "age",
+                "name", "group", "status", "instance", "github", "busy", "made for", "job",
+                "age",
             ],
             rows.iter()
                 .map(|r| {
@@ -129,6 +140,9 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
                         r.github_status.clone().unwrap_or_else(|| "-".into()),
                         r.busy
                             .map(|b| if b { "yes" } else { "no" }.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        r.made_for_job
+                            .map(|j| j.to_string())
                             .unwrap_or_else(|| "-".into()),
                         r.job.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
                         age(r.age_secs),
@@ -157,13 +171,21 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
         let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::new());
         for _ in 0..count {
             let seed = format!("cli:{}:{:016x}", unix_now(), fastrand::u64(..));
+            let name = m.runner_name(&g, &seed);
             match m.create_runner(&g, &seed, None).await {
                 Ok(Created::New(n)) | Ok(Created::Exists(n)) => made.push(n),
                 Ok(Created::Full { held }) => {
                     full = Some(held);
                     break;
                 }
-                Err(e) => failed.push(e.to_string()),
+                Ok(Created::Covered) => {}
+                Err(e) => {
+                    // No task will come back to finish it: give its slot back now.
+                    if let Err(e) = m.abandon(&name).await {
+                        tracing::warn!(runner = %name, error = %e, "could not release the slot");
+                    }
+                    failed.push(e.to_string());
+                }
             }
             bar.inc(1);
         }

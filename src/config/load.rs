@@ -154,6 +154,7 @@ const TOP_LEVEL: &[&str] = &[
     "healthcheck_interval",
     "time_to_start",
     "time_to_live",
+    "cleanup_grace",
     "queue",
     "backends",
     "runner_groups",
@@ -349,6 +350,7 @@ impl Cx<'_> {
             duration(self, "healthcheck_interval", default_healthcheck_interval());
         let time_to_start = duration(self, "time_to_start", default_time_to_start());
         let time_to_live = duration(self, "time_to_live", default_time_to_live());
+        let cleanup_grace = duration(self, "cleanup_grace", default_cleanup_grace());
         let backends = self.backends(take("backends"));
         let groups = self.groups(take("runner_groups"), &backends);
 
@@ -366,6 +368,7 @@ impl Cx<'_> {
                 ("queue.visibility_timeout", q.visibility_timeout),
                 ("queue.retry_base", q.retry_base),
                 ("queue.retry_max", q.retry_max),
+                ("queue.handler_deadline", q.handler_deadline),
             ] {
                 if d.as_secs() == 0 {
                     self.error(key, "must be at least 1s");
@@ -410,6 +413,7 @@ impl Cx<'_> {
             healthcheck_interval: healthcheck_interval?,
             time_to_start: time_to_start?,
             time_to_live: time_to_live?,
+            cleanup_grace: cleanup_grace?,
             queue: queue?,
             backends: backends.complete().then_some(backends.valid)?,
             runner_groups: groups?,

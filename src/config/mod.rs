@@ -37,6 +37,9 @@ fn default_time_to_start() -> Duration {
 fn default_time_to_live() -> Duration {
     Duration::from_secs(12 * 3600)
 }
+fn default_cleanup_grace() -> Duration {
+    Duration::from_secs(300)
+}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +52,9 @@ pub struct Config {
     pub healthcheck_interval: Duration,
     pub time_to_start: Duration,
     pub time_to_live: Duration,
+    /// An instance or GitHub runner of ours with no record is deleted only after it has been
+    /// seen so for this long (and never while it runs a job).
+    pub cleanup_grace: Duration,
     pub queue: QueueConfig,
     pub backends: Vec<BackendConfig>,
     pub runner_groups: Vec<RunnerGroup>,
@@ -185,6 +191,8 @@ pub struct QueueConfig {
     pub retry_max: Duration,
     /// On SIGTERM, how long a worker lets tasks in flight finish before handing them back.
     pub drain_timeout: Duration,
+    /// How long one handling of a task may take before it is stopped and retried.
+    pub handler_deadline: Duration,
 }
 
 impl Default for QueueConfig {
@@ -195,6 +203,7 @@ impl Default for QueueConfig {
             retry_base: Duration::from_secs(2),
             retry_max: Duration::from_secs(600),
             drain_timeout: Duration::from_secs(30),
+            handler_deadline: Duration::from_secs(900),
         }
     }
 }
@@ -206,6 +215,7 @@ impl QueueConfig {
             max_attempts: self.max_attempts,
             retry_base: self.retry_base.as_std(),
             retry_max: self.retry_max.as_std(),
+            handler_deadline: self.handler_deadline.as_std(),
             ..crate::queue::QueueOptions::default()
         }
     }

@@ -3,8 +3,11 @@
 //! expires); the routes are raw (`_get`, `_post`, …) so that every answer's status and
 //! `x-ratelimit-*` headers are seen here, and pagination is explicit, 100 per page.
 //!
-//! Rate limits: a 403 or 429 with `retry-after`, or with no requests remaining, is waited out
-//! when the wait is short, else returned as [`ForgeError::RateLimited`] with the reset time. A
+//! Rate limits: a 429, or a 403 with `retry-after`, with no requests remaining or with GitHub's
+//! "rate limit" message (a secondary limit answers 403 with requests still remaining), is
+//! waited out when the wait is short, else returned as [`ForgeError::RateLimited`] with how long
+//! to wait: `retry-after`; else until `x-ratelimit-reset` by GitHub's own `Date`; else (a
+//! secondary limit without either) a minute, as GitHub's documentation asks. A
 //! rate-limited request was not performed by GitHub, so waiting and sending it again cannot make
 //! a second runner; a JIT request repeated after a lost answer gets 409, which the caller handles
 //! by looking the runner up by name.
@@ -129,25 +132,12 @@ impl GitHub {
                 .body_to_string(resp)
                 .await
                 .map_err(|e| ForgeError::Unavailable(e.to_string()))?;
-            let limited = status == StatusCode::TOO_MANY_REQUESTS
-                || (status == StatusCode::FORBIDDEN
-                    && (headers.contains_key("retry-after")
-                        || rate.is_some_and(|r| r.remaining == 0)));
-            if !limited {
+            let Some(wait) = rate_limit_wait(status, &headers, rate, &text) else {
                 return Ok((status, text));
-            }
-            let now = crate::model::unix_now();
-            let reset_at = match headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                Some(secs) => now + secs,
-                None => rate.map(|r| r.reset).unwrap_or(now + 60),
             };
-            let wait = Duration::from_secs(reset_at.saturating_sub(now).max(1));
+            let reset_at = crate::model::unix_now() + wait.as_secs();
             if wait > self.max_wait {
-                return Err(ForgeError::RateLimited { reset_at });
+                return Err(ForgeError::RateLimited { reset_at, wait });
             }
             tracing::warn!(
                 path,
@@ -158,6 +148,7 @@ impl GitHub {
         }
         Err(ForgeError::RateLimited {
             reset_at: crate::model::unix_now() + 60,
+            wait: Duration::from_secs(60),
         })
     }
 
@@ -219,6 +210,44 @@ impl GitHub {
     }
 }
 
+/// How long GitHub asks us to wait, when its answer is a rate limit (primary or secondary);
+/// `None` when it is not one.
+pub fn rate_limit_wait(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    rate: Option<RateLimit>,
+    body: &str,
+) -> Option<Duration> {
+    let retry_after = headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let exhausted = rate.is_some_and(|r| r.remaining == 0);
+    let limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN
+            && (retry_after.is_some()
+                || exhausted
+                || message_of(body).to_lowercase().contains("rate limit")));
+    if !limited {
+        return None;
+    }
+    if let Some(secs) = retry_after {
+        return Some(Duration::from_secs(secs.max(1)));
+    }
+    if let (true, Some(r)) = (exhausted, rate) {
+        // GitHub's clock, from its own answer, when it says; ours otherwise.
+        let now = headers
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or_else(crate::model::unix_now);
+        return Some(Duration::from_secs(r.reset.saturating_sub(now).max(1)));
+    }
+    Some(Duration::from_secs(60))
+}
+
 /// An error octocrab raised before an answer reached us: a network failure, or GitHub refusing
 /// the installation token request (bad app id, key or installation).
 fn classify_transport(e: &octocrab::Error) -> ForgeError {
@@ -228,11 +257,14 @@ fn classify_transport(e: &octocrab::Error) -> ForgeError {
             let message = format!("{} (installation token)", source.message);
             match status.as_u16() {
                 401 | 403 | 404 => ForgeError::Unauthorized(message),
-                429 => ForgeError::RateLimited {
-                    reset_at: source
-                        .rate_limit_reset
-                        .unwrap_or_else(|| crate::model::unix_now() + 60),
-                },
+                429 => {
+                    let now = crate::model::unix_now();
+                    let reset_at = source.rate_limit_reset.unwrap_or(now + 60);
+                    ForgeError::RateLimited {
+                        reset_at,
+                        wait: Duration::from_secs(reset_at.saturating_sub(now).max(1)),
+                    }
+                }
                 500..=599 => ForgeError::Unavailable(message),
                 s => ForgeError::Api { status: s, message },
             }

@@ -131,9 +131,13 @@ pub struct RateLimit {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ForgeError {
-    /// Out of requests: retry after `reset_at` (unix seconds).
-    #[error("GitHub rate limit exceeded; retry after {reset_at} (unix time)")]
-    RateLimited { reset_at: u64 },
+    /// A primary or secondary rate limit: retry after `wait` (measured from GitHub's own clock
+    /// when it sent a `Date`), at `reset_at` (unix seconds, for display).
+    #[error("GitHub rate limit exceeded; retry in {}s (at {reset_at}, unix time)", wait.as_secs())]
+    RateLimited {
+        reset_at: u64,
+        wait: std::time::Duration,
+    },
     #[error("GitHub: not found: {0}")]
     NotFound(String),
     /// A runner of this name exists already (a JIT request repeated).

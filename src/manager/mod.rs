@@ -45,11 +45,38 @@ fn capacity_wait() -> Duration {
     Duration::from_millis(250 + fastrand::u64(0..500))
 }
 
+/// How long a task waits for another task that works on the same runner.
+fn busy_wait() -> Duration {
+    Duration::from_millis(200 + fastrand::u64(0..300))
+}
+
+/// The queue's verdict on an operation's result. A rate limit and a runner another task works
+/// on wait without counting an attempt: neither is the task's failure, and neither may ever
+/// send it to the dead letters.
 fn outcome<T>(r: Result<T, Failure>) -> Outcome {
     match r {
         Ok(_) => Outcome::Done,
         Err(Failure::Transient(e)) => Outcome::Retry(e),
         Err(Failure::Permanent(e)) => Outcome::Fail(e),
+        Err(Failure::RateLimited { wait, message }) => Outcome::Wait {
+            // A little past the reset, spread so that waiting tasks do not all return at once.
+            delay: wait + Duration::from_millis(fastrand::u64(100..2_000)),
+            reason: message,
+        },
+        Err(Failure::Busy(why)) => Outcome::Wait {
+            delay: busy_wait(),
+            reason: why,
+        },
+    }
+}
+
+fn created(group: &str, r: Result<Created, Failure>) -> Outcome {
+    match r {
+        Ok(Created::Full { held }) => Outcome::Wait {
+            delay: capacity_wait(),
+            reason: format!("group `{group}` is at max_runners ({held} held)"),
+        },
+        other => outcome(other),
     }
 }
 
@@ -79,13 +106,7 @@ impl Handler for TaskHandler {
             return Outcome::Fail(format!("`{}` tasks need a runner manager", env.task.kind()));
         };
         match &env.task {
-            Task::JobQueued { job_id, group, .. } => match m.job_queued(group, *job_id).await {
-                Ok(Created::Full { held }) => Outcome::Wait {
-                    delay: capacity_wait(),
-                    reason: format!("group `{group}` is at max_runners ({held} held)"),
-                },
-                other => outcome(other),
-            },
+            Task::JobQueued { job_id, group, .. } => created(group, m.job_queued(group, *job_id).await),
             Task::JobInProgress {
                 job_id,
                 runner_name,
@@ -98,13 +119,10 @@ impl Handler for TaskHandler {
             } => outcome(m.job_completed(*job_id, runner_name.as_deref()).await),
             Task::CreateRunner { group } => match m.group(group) {
                 None => Outcome::Fail(format!("no runner group `{group}`")),
-                Some(g) => match m.create_runner(g, &format!("task:{}", env.id), None).await {
-                    Ok(Created::Full { held }) => Outcome::Wait {
-                        delay: capacity_wait(),
-                        reason: format!("group `{group}` is at max_runners ({held} held)"),
-                    },
-                    other => outcome(other),
-                },
+                Some(g) => created(
+                    group,
+                    m.create_runner(g, &format!("task:{}", env.id), None).await,
+                ),
             },
             Task::DeleteRunner { name, force } => match m.delete_runner(name, *force).await {
                 Ok(Removed::Busy) => Outcome::Retry(format!("runner {name} is running a job")),

@@ -2,6 +2,13 @@
 //! The decisions themselves are in `plan` and `matching`; what is here carries them out, in an
 //! order that survives a crash at any point (a retried task resumes where the last one stopped,
 //! and a health check finishes what nobody finished).
+//!
+//! Runners of a group are interchangeable: GitHub gives a queued job to any idle runner whose
+//! labels fit. So a job does not own "its" runner; the group's demand (its waiting jobs) is met
+//! by its free runners (reserved, creating, started or idle, with no job), and a runner is made
+//! for a job only while the free ones fall short, in one atomic step in Redis. One task at a time
+//! works on a runner (a lock per runner), every age is measured on Redis's clock, and nothing
+//! that may run a job is deleted.
 
 use super::plan::{self, Action, Observed};
 use crate::backend::{Backend, BackendError, CreateRequest, OwnerTags};
@@ -9,12 +16,13 @@ use crate::bootstrap::{self, Credential, RunnerSetup};
 use crate::config::{Config, RunnerGroup};
 use crate::forge::{self, Deleted, Forge, ForgeError, Scope};
 use crate::model::Runner;
-use crate::model::{unix_now, RunnerStatus};
-use crate::store::{RedisStore, Reservation, RunnerPatch, StoreError};
+use crate::model::RunnerStatus;
+use crate::store::{RedisStore, Reservation, RunnerPatch, StoreError, Transition, Want};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why an operation did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +31,21 @@ pub enum Failure {
     Transient(String),
     /// Will fail again until someone changes something.
     Permanent(String),
+    /// GitHub's rate limit (primary or secondary): try again after `wait`, without counting an
+    /// attempt.
+    RateLimited { wait: Duration, message: String },
+    /// Another task works on the same runner or group now: try again shortly, without counting
+    /// an attempt.
+    Busy(String),
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Transient(m) | Failure::Permanent(m) => f.write_str(m),
+            Failure::Transient(m)
+            | Failure::Permanent(m)
+            | Failure::Busy(m)
+            | Failure::RateLimited { message: m, .. } => f.write_str(m),
         }
     }
 }
@@ -41,6 +58,12 @@ impl From<StoreError> for Failure {
 
 impl From<ForgeError> for Failure {
     fn from(e: ForgeError) -> Self {
+        if let ForgeError::RateLimited { wait, .. } = &e {
+            return Failure::RateLimited {
+                wait: *wait,
+                message: e.to_string(),
+            };
+        }
         if e.is_transient() {
             Failure::Transient(e.to_string())
         } else {
@@ -67,6 +90,8 @@ pub enum Created {
     Exists(String),
     /// The group is at max_runners.
     Full { held: u32 },
+    /// The group's free runners already cover its waiting jobs: none is needed.
+    Covered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +112,26 @@ pub struct Done {
     pub action: Action,
     /// `ok`, `skipped: …` or `failed: …`.
     pub result: String,
+}
+
+/// How long a job queued by webhook counts as waiting when no event clears it.
+const WAITING_TTL: Duration = Duration::from_secs(86_400);
+/// The lock a task holds while it works on one runner, renewed while it works.
+const RUNNER_LOCK_TTL: Duration = Duration::from_secs(30);
+/// The lock of a group's health-check pass, renewed while it runs: a holder that dies blocks
+/// the group's health checks for at most this long.
+const HEALTH_LOCK_TTL: Duration = Duration::from_secs(10);
+
+/// What an attempt at making a runner came to.
+enum Made {
+    /// Registered and its instance created (or adopted from an interrupted attempt).
+    Started,
+    /// Others cover the demand it was for: its reservation was given up before registering.
+    Abandoned,
+    /// Its record vanished (or moved on) while it was being made; what it made is removed.
+    Vanished,
+    /// Another attempt made it or owns it now.
+    Exists,
 }
 
 /// A hook told of each runner created: its name and the job it was made for.
@@ -169,9 +214,47 @@ impl Manager {
     }
 
     fn backend(&self, g: &RunnerGroup) -> Result<&Arc<dyn Backend>, Failure> {
-        self.backends
-            .get(&g.backend)
-            .ok_or_else(|| Failure::Permanent(format!("backend `{}` is not available", g.backend)))
+        self.backends.get(&g.backend).ok_or_else(|| {
+            Failure::Permanent(format!(
+                "backend `{}` of group `{}` is not configured",
+                g.backend, g.name
+            ))
+        })
+    }
+
+    /// Runs `work` while renewing the lock `lock`; stops it when the lock is lost (renewal
+    /// refused, or failing for the lock's whole time to live), so that two holders never act
+    /// at once.
+    async fn while_locked<T>(
+        &self,
+        lock: &str,
+        token: &str,
+        ttl: Duration,
+        work: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<T, Failure> {
+        let keep = async {
+            let mut renewed = Instant::now();
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match self.store.renew_lock(lock, token, ttl).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => return format!("lost the lock `{lock}` to another holder"),
+                    Err(e) if renewed.elapsed() >= ttl => {
+                        return format!("could not renew the lock `{lock}`: {e}")
+                    }
+                    Err(_) => {}
+                }
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            why = keep => {
+                tracing::warn!(lock, "{why}; stopping");
+                Err(Failure::Transient(why))
+            }
+        };
+        let _ = self.store.unlock(lock, token).await;
+        result
     }
 
     /// The runner name for a seed (`job:ID` for a queued job, a task id otherwise).
@@ -206,24 +289,45 @@ impl Manager {
         Ok(found.id)
     }
 
-    /// Creates the runner for `seed` in `g`, or resumes its creation, or finds it done.
+    /// Creates a runner for `seed` in `g` whenever the group has room (an operator's request),
+    /// or resumes its creation, or finds it done.
     pub async fn create_runner(
         &self,
         g: &RunnerGroup,
         seed: &str,
         for_job: Option<u64>,
     ) -> Result<Created, Failure> {
+        self.create(g, seed, for_job, Want::Explicit).await
+    }
+
+    /// Makes a runner for the group's demand: only while its free runners are fewer than its
+    /// waiting jobs (or `min_runners`). Atomic in Redis, so concurrent tasks never make two
+    /// runners for one job.
+    async fn supply(
+        &self,
+        g: &RunnerGroup,
+        seed: &str,
+        for_job: Option<u64>,
+    ) -> Result<Created, Failure> {
+        let want = Want::Demand {
+            min_free: g.min_runners,
+        };
+        self.create(g, seed, for_job, want).await
+    }
+
+    async fn create(
+        &self,
+        g: &RunnerGroup,
+        seed: &str,
+        for_job: Option<u64>,
+        want: Want,
+    ) -> Result<Created, Failure> {
         let name = self.runner_name(g, seed);
-        let record = Runner::reserved(
-            &name,
-            &g.name,
-            &g.backend,
-            g.labels.clone(),
-            for_job,
-            unix_now(),
-        );
-        match self.store.reserve(&record, g.max_runners).await? {
+        let now = self.store.now().await?;
+        let record = Runner::reserved(&name, &g.name, &g.backend, g.labels.clone(), for_job, now);
+        match self.store.reserve(&record, g.max_runners, want).await? {
             Reservation::Full { held } => return Ok(Created::Full { held }),
+            Reservation::Covered { .. } => return Ok(Created::Covered),
             Reservation::Reserved { .. } => {}
             Reservation::Exists => match self.store.get(&name).await? {
                 Some(r) if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) => {
@@ -232,50 +336,97 @@ impl Manager {
                 Some(_) | None => return Ok(Created::Exists(name)),
             },
         }
-        match self.make(g, &name, for_job).await {
-            Ok(()) => Ok(Created::New(name)),
-            Err(Failure::Permanent(why)) => {
-                // Nothing half-made stays behind, and the slot is given back.
-                tracing::error!(runner = %name, error = %why, "runner creation failed; cleaning up");
-                let _ = self.delete_runner(&name, true).await;
-                Err(Failure::Permanent(why))
+        let lock = format!("runner:{name}");
+        let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
+            return Err(Failure::Busy(format!(
+                "another task is working on runner {name}"
+            )));
+        };
+        let work = async {
+            match self.make(g, &name, want).await {
+                Err(Failure::Permanent(why)) => {
+                    // Nothing half-made stays behind, and the slot is given back.
+                    tracing::error!(runner = %name, error = %why, "runner creation failed; cleaning up");
+                    let _ = self.delete_locked(&name, true).await;
+                    Err(Failure::Permanent(why))
+                }
+                other => other,
             }
-            Err(e) => Err(e),
+        };
+        match self.while_locked(&lock, &token, RUNNER_LOCK_TTL, work).await? {
+            Made::Started => Ok(Created::New(name)),
+            Made::Abandoned => Ok(Created::Covered),
+            Made::Vanished | Made::Exists => Ok(Created::Exists(name)),
         }
     }
 
-    async fn make(&self, g: &RunnerGroup, name: &str, for_job: Option<u64>) -> Result<(), Failure> {
-        self.store
+    /// Makes (or resumes making) the runner `name`, whose record exists. Checks the record at
+    /// every step: when it vanished, what this attempt made is removed again.
+    async fn make(&self, g: &RunnerGroup, name: &str, want: Want) -> Result<Made, Failure> {
+        let record = match self
+            .store
             .update(
                 name,
                 Some(RunnerStatus::Creating),
-                &[],
+                &[RunnerStatus::Reserved, RunnerStatus::Creating],
                 &RunnerPatch::default(),
             )
-            .await?;
+            .await?
+        {
+            Transition::Missing => return Ok(Made::Vanished),
+            Transition::Refused(_) => return Ok(Made::Exists),
+            Transition::Done(_) => self.store.get(name).await?.ok_or_else(|| {
+                Failure::Transient(format!("the record of runner {name} vanished"))
+            })?,
+        };
+        if let Want::Demand { min_free } = want {
+            // Another runner may have become free for this demand meanwhile (a job taken by
+            // another runner, a replayed delivery): then this one is not needed.
+            if self
+                .store
+                .abandon_if_covered(&g.name, name, min_free)
+                .await?
+            {
+                tracing::info!(runner = %name, "not needed any more: other free runners cover the group's waiting jobs");
+                return Ok(Made::Abandoned);
+            }
+        }
         let scope = Self::scope(g);
+        if record.forge_id.is_some() || record.instance_id.is_some() {
+            if let Some(made) = self.resume(g, &scope, &record).await? {
+                return Ok(made);
+            }
+        } else if let Some(made) = self.resume_unrecorded(g, &scope, name).await? {
+            return Ok(made);
+        }
         let group_id = self.forge_group_id(g).await?;
         let jit =
             match forge::jit_config_for(&*self.forge, &scope, name, group_id, &g.labels, "_work")
                 .await
             {
                 Ok(jit) => jit,
-                // An earlier attempt (by a worker that died) registered this runner and it is
-                // online: its instance exists. Adopt them rather than make a second runner.
-                Err(ForgeError::Conflict(why)) => return self.adopt(g, &scope, name, why).await,
+                // Registered and online or busy with no instance of ours: not ours to touch.
+                // The health check sorts it out.
+                Err(ForgeError::Conflict(why)) => return Err(Failure::Transient(why)),
                 Err(e) => return Err(e.into()),
             };
-        self.store
+        let recorded = self
+            .store
             .update(
                 name,
                 None,
-                &[],
+                &[RunnerStatus::Creating],
                 &RunnerPatch {
                     forge_id: Some(Some(jit.runner.id)),
                     ..Default::default()
                 },
             )
             .await?;
+        if !matches!(recorded, Transition::Done(_)) {
+            tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing its registration");
+            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            return Ok(Made::Vanished);
+        }
         let backend = self.backend(g)?;
         let template = match &g.bootstrap_template {
             Some(p) => {
@@ -304,6 +455,27 @@ impl Manager {
                 },
             })
             .await?;
+        let now = self.store.now().await?;
+        let recorded = self
+            .store
+            .update(
+                name,
+                Some(RunnerStatus::Started),
+                &[RunnerStatus::Creating],
+                &RunnerPatch {
+                    instance_id: Some(Some(instance.id.clone())),
+                    started_at: Some(now),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if !matches!(recorded, Transition::Done(_)) {
+            // Its slot was released meanwhile: it must not run without one.
+            tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing what was made");
+            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            backend.delete(&instance.id).await?;
+            return Ok(Made::Vanished);
+        }
         if instance.spot_fallback {
             // Counted in Redis so that every process's fallbacks add up (`/metrics` shows it).
             if let Err(e) = self.store.count_mark(&spot_fallback_mark(&g.name)).await {
@@ -311,73 +483,149 @@ impl Manager {
             }
         }
         if let Some(f) = &self.on_create {
-            f(name, for_job);
+            f(name, record.created_for_job);
         }
+        tracing::info!(runner = %name, group = %g.name, "runner created");
+        Ok(Made::Started)
+    }
+
+    /// Resumes a runner whose record shows that an earlier attempt registered it (and maybe
+    /// asked for its instance). A registration whose instance may still appear is never
+    /// revoked: that would strand a booting instance. `None`: make it from the start.
+    async fn resume(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        record: &Runner,
+    ) -> Result<Option<Made>, Failure> {
+        let name = record.name.as_str();
+        let registered = self.registration(scope, name).await?;
+        let instance = self.instance_of(g, name).await?;
+        match (registered, instance) {
+            (Some(f), Some(i)) => self.adopt(name, f.id, i.id).await.map(Some),
+            (None, Some(i)) => {
+                // Its registration is gone, so its credential is dead: it can never come online.
+                tracing::info!(runner = %name, "an interrupted attempt left an instance whose registration is gone; replacing it");
+                self.backend(g)?.delete(&i.id).await?;
+                self.clear_progress(name).await?;
+                Ok(None)
+            }
+            // Registered, and its instance may have been asked for and not be listed yet: the
+            // health check finds out (online: idle; never online: replaced after time_to_start).
+            (Some(_), None) => Ok(Some(Made::Exists)),
+            (None, None) => {
+                self.clear_progress(name).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Resumes a runner whose record shows nothing made: an interrupted attempt may still have
+    /// registered it (its answer lost) or, with a crash between the two writes, started it.
+    async fn resume_unrecorded(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<Made>, Failure> {
+        let Some(f) = self.registration(scope, name).await? else {
+            return Ok(None);
+        };
+        if let Some(i) = self.instance_of(g, name).await? {
+            return self.adopt(name, f.id, i.id).await.map(Some);
+        }
+        if f.busy || f.online() {
+            return Ok(Some(Made::Exists));
+        }
+        // The registration's configuration was never recorded, so no instance was asked for:
+        // it is stale and goes.
+        tracing::info!(runner = %name, "removing the stale registration of an interrupted attempt");
+        self.forge.delete_runner(scope, f.id).await?;
+        Ok(None)
+    }
+
+    async fn registration(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<forge::ForgeRunner>, Failure> {
+        Ok(self
+            .forge
+            .list_runners(scope)
+            .await?
+            .into_iter()
+            .find(|f| f.name == name))
+    }
+
+    async fn instance_of(
+        &self,
+        g: &RunnerGroup,
+        name: &str,
+    ) -> Result<Option<crate::backend::Instance>, Failure> {
+        Ok(self
+            .backend(g)?
+            .list()
+            .await?
+            .into_iter()
+            .find(|i| i.runner() == Some(name)))
+    }
+
+    async fn clear_progress(&self, name: &str) -> Result<(), Failure> {
         self.store
             .update(
                 name,
-                Some(RunnerStatus::Started),
+                None,
                 &[RunnerStatus::Creating],
                 &RunnerPatch {
-                    instance_id: Some(Some(instance.id)),
-                    started_at: Some(unix_now()),
+                    forge_id: Some(None),
+                    instance_id: Some(None),
                     ..Default::default()
                 },
             )
             .await?;
-        tracing::info!(runner = %name, group = %g.name, "runner created");
         Ok(())
     }
 
     /// Records a runner that an interrupted attempt made: its GitHub registration and instance
     /// exist, the record does not say so yet.
-    async fn adopt(
-        &self,
-        g: &RunnerGroup,
-        scope: &Scope,
-        name: &str,
-        why: String,
-    ) -> Result<(), Failure> {
-        let registered = self
-            .forge
-            .list_runners(scope)
-            .await?
-            .into_iter()
-            .find(|f| f.name == name);
-        let instance = self
-            .backend(g)?
-            .list()
-            .await?
-            .into_iter()
-            .find(|i| i.runner() == Some(name));
-        match (registered, instance) {
-            (Some(f), Some(i)) => {
-                tracing::info!(runner = %name, "adopting a runner an interrupted attempt made");
-                self.store
-                    .update(
-                        name,
-                        Some(RunnerStatus::Started),
-                        &[RunnerStatus::Reserved, RunnerStatus::Creating],
-                        &RunnerPatch {
-                            forge_id: Some(Some(f.id)),
-                            instance_id: Some(Some(i.id)),
-                            started_at: Some(unix_now()),
-                            ..Default::default()
-                        },
-                    )
-                    .await?;
-                Ok(())
-            }
-            // Registered and online without an instance of ours: not something to adopt.
-            // Retry later; the health check sorts it out if it stays so.
-            _ => Err(Failure::Transient(why)),
-        }
+    async fn adopt(&self, name: &str, forge_id: u64, instance_id: String) -> Result<Made, Failure> {
+        tracing::info!(runner = %name, "adopting a runner an interrupted attempt made");
+        let now = self.store.now().await?;
+        let t = self
+            .store
+            .update(
+                name,
+                Some(RunnerStatus::Started),
+                &[RunnerStatus::Reserved, RunnerStatus::Creating],
+                &RunnerPatch {
+                    forge_id: Some(Some(forge_id)),
+                    instance_id: Some(Some(instance_id)),
+                    started_at: Some(now),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(match t {
+            Transition::Done(_) => Made::Started,
+            _ => Made::Exists,
+        })
     }
 
     /// Deletes a runner: its GitHub registration first (so it takes no new job), then its
     /// instance, then its record (which frees its slot). A runner that runs a job is left alone
-    /// unless `force`.
+    /// unless `force`. Waits for no other task: when one works on the runner, says so.
     pub async fn delete_runner(&self, name: &str, force: bool) -> Result<Removed, Failure> {
+        let lock = format!("runner:{name}");
+        let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
+            return Err(Failure::Busy(format!(
+                "another task is working on runner {name}"
+            )));
+        };
+        self.while_locked(&lock, &token, RUNNER_LOCK_TTL, self.delete_locked(name, force))
+            .await
+    }
+
+    async fn delete_locked(&self, name: &str, force: bool) -> Result<Removed, Failure> {
         let Some(r) = self.store.get(name).await? else {
             return Ok(Removed::Missing);
         };
@@ -395,13 +643,7 @@ impl Manager {
             let forge_id = match r.forge_id {
                 Some(id) => Some(id),
                 // Crashed between registration and recording it: find it by name.
-                None => self
-                    .forge
-                    .list_runners(&scope)
-                    .await?
-                    .into_iter()
-                    .find(|f| f.name == name)
-                    .map(|f| f.id),
+                None => self.registration(&scope, name).await?.map(|f| f.id),
             };
             if let Some(id) = forge_id {
                 if self.forge.delete_runner(&scope, id).await? == Deleted::Busy && !force {
@@ -433,53 +675,66 @@ impl Manager {
         Ok(Removed::Deleted)
     }
 
-    /// A job of `group` was queued: make a runner for it.
-    pub async fn job_queued(&self, group: &str, job_id: u64) -> Result<Created, Failure> {
-        self.runner_for_job(group, job_id, true).await
+    /// Gives up a runner an operator's command could not make: best effort to delete what it
+    /// made, then its record goes whatever happened, so that it holds no slot. Anything left
+    /// (a registration or an instance GitHub or the backend could not be asked to remove) is
+    /// ours by name and tag, and the health check removes it as a leak.
+    pub async fn abandon(&self, name: &str) -> Result<(), Failure> {
+        if let Err(e) = self.delete_runner(name, false).await {
+            tracing::warn!(runner = %name, error = %e, "could not remove what a failed creation made; the health check will");
+        }
+        match self.store.get(name).await? {
+            Some(r) if r.status == RunnerStatus::Active => Ok(()),
+            Some(_) => {
+                self.store.remove(name).await?;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
-    /// Makes the runner of a queued job. `track` notes the job as waiting until its
-    /// `in_progress` or `completed` event; a job found by the health check's scan (its webhooks
-    /// lost) is counted by the scan instead, since no event will ever clear it.
-    async fn runner_for_job(
-        &self,
-        group: &str,
-        job_id: u64,
-        track: bool,
-    ) -> Result<Created, Failure> {
+    /// A job of `group` was queued: it waits, and the group gets a runner for it unless its free
+    /// runners cover its waiting jobs. A job that started already (its runner may be another
+    /// job's) is not waiting; its task still checks the group's demand, since the runner it took
+    /// may have been made for a job that now has none.
+    pub async fn job_queued(&self, group: &str, job_id: u64) -> Result<Created, Failure> {
         let g = self
             .group(group)
             .ok_or_else(|| Failure::Permanent(format!("no runner group `{group}`")))?;
-        // A task that waited for capacity may come back after its job ran on another runner:
-        // then no runner is needed any more.
-        if self.store.job_started(job_id).await? {
-            return Ok(Created::Exists(String::new()));
-        }
-        if track {
-            self.store.add_waiting(group, job_id, unix_now()).await?;
-        }
-        self.create_runner(g, &format!("job:{job_id}"), Some(job_id))
-            .await
+        self.store.add_waiting(group, job_id, WAITING_TTL).await?;
+        self.supply(g, &format!("job:{job_id}"), Some(job_id)).await
     }
 
-    /// A runner took a job: it is active. (It may not be the runner made for that job.)
+    /// A runner took a job: it is active, and the job no longer waits. When it was made for
+    /// another job, that job may now have no runner: the group's demand is checked at once.
     pub async fn job_in_progress(&self, job_id: u64, runner: &str) -> Result<(), Failure> {
-        self.store.mark_job_started(job_id, unix_now()).await?;
+        self.store.mark_job_started(job_id).await?;
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
-        self.store
+        let record = self.store.get(runner).await?;
+        let now = self.store.now().await?;
+        let t = self
+            .store
             .update(
                 runner,
                 Some(RunnerStatus::Active),
                 &[],
                 &RunnerPatch {
                     job_id: Some(Some(job_id)),
-                    online_at: Some(unix_now()),
+                    online_at: Some(now),
                     ..Default::default()
                 },
             )
             .await?;
+        if let (Transition::Done(_), Some(r)) = (t, record) {
+            let taken = r.created_for_job.is_some_and(|j| j != job_id);
+            if let (true, Some(g)) = (taken, self.group(&r.group)) {
+                tracing::info!(runner, job_id, made_for = ?r.created_for_job, "a job took a runner made for another job");
+                // When the group is full, the waiting job's own task waits for a slot.
+                self.supply(g, &format!("replace:{runner}"), None).await?;
+            }
+        }
         Ok(())
     }
 
@@ -489,7 +744,7 @@ impl Manager {
         job_id: u64,
         runner: Option<&str>,
     ) -> Result<Removed, Failure> {
-        self.store.mark_job_started(job_id, unix_now()).await?;
+        self.store.mark_job_started(job_id).await?;
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
@@ -541,36 +796,77 @@ impl Manager {
         Ok(out)
     }
 
-    /// One health-check pass over a group, under the group's lock. Returns what it did.
-    pub async fn health_check(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
-        // A short lock, renewed while the pass runs: a holder that dies blocks the group's
-        // health checks for at most LOCK_TTL.
-        const LOCK_TTL: Duration = Duration::from_secs(30);
-        let lock = format!("health:{}", g.name);
-        let Some(token) = self.store.try_lock(&lock, LOCK_TTL).await? else {
-            return Ok(vec![]);
-        };
-        let keep = async {
-            loop {
-                tokio::time::sleep(LOCK_TTL / 3).await;
-                if let Err(e) = self.store.renew_lock(&lock, &token, LOCK_TTL).await {
-                    tracing::debug!(error = %e, "could not renew the health-check lock");
-                }
+    /// Lost webhooks: jobs queued on GitHub, not started, whose `queued` delivery never came
+    /// (so they are not waiting in Redis). They count as demand for this pass only: nothing is
+    /// stored that could outlive them, since no event will ever clear them.
+    async fn lost_jobs(&self, g: &RunnerGroup) -> Result<u32, Failure> {
+        let queued = match self.queued_jobs_of(g).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(group = %g.name, error = %e, "could not look for queued jobs");
+                return Ok(0);
             }
         };
-        let result = tokio::select! {
-            r = self.health_pass(g) => r,
-            _ = keep => unreachable!("the renewal loop never ends"),
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let waiting = self.store.waiting_jobs(&g.name).await?;
+        let mut lost = 0;
+        for job in queued {
+            if !waiting.contains(&job.id) && !self.store.job_started(job.id).await? {
+                lost += 1;
+            }
+        }
+        Ok(lost)
+    }
+
+    /// One health-check pass over a group, under the group's lock (renewed while it runs; the
+    /// pass stops if the lock is lost). Returns what it did.
+    pub async fn health_check(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
+        let lock = format!("health:{}", g.name);
+        let Some(token) = self.store.try_lock(&lock, HEALTH_LOCK_TTL).await? else {
+            return Ok(vec![]);
         };
-        let _ = self.store.unlock(&lock, &token).await;
-        result
+        self.while_locked(&lock, &token, HEALTH_LOCK_TTL, self.health_pass(g))
+            .await
+    }
+
+    /// Whether GitHub's budget is so low that a health check's listings must wait, leaving what
+    /// is left to job creation.
+    fn budget_low(&self, now: u64) -> Option<String> {
+        let r = self.forge.rate_limit()?;
+        let reserve = (r.limit / 20).max(50);
+        (r.remaining < reserve && r.reset > now).then(|| {
+            format!(
+                "GitHub budget low ({} of {} requests left until the reset in {}s); job creation goes first",
+                r.remaining,
+                r.limit,
+                r.reset.saturating_sub(now)
+            )
+        })
     }
 
     async fn health_pass(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
-        let now = unix_now();
+        let row = |action: Action, result: String| Done {
+            group: g.name.clone(),
+            action,
+            result,
+        };
+        let listed_at = self.store.now().await?;
+        if let Some(why) = self.budget_low(listed_at) {
+            tracing::warn!(group = %g.name, "{why}; health check skipped");
+            return Ok(vec![row(
+                Action::Skip {
+                    reason: why.clone(),
+                },
+                format!("skipped: {why}"),
+            )]);
+        }
         let scope = Self::scope(g);
         let prefix = format!("{}-{}-", self.config.name, g.name);
-        let records = self.store.runners_of_group(&g.name).await?;
+        // Observe GitHub and the backend first, then read the records: a runner made while this
+        // pass runs has its record (written before anything is made) by the time it is read, so
+        // it can never look like a leak.
         let forge: Vec<_> = self
             .forge
             .list_runners(&scope)
@@ -593,97 +889,119 @@ impl Manager {
             .into_iter()
             .filter(|i| i.group() == Some(g.name.as_str()))
             .collect();
-        let mut done = Vec::new();
-        // Lost webhooks: jobs queued on GitHub for which no runner was made.
-        let queued = self.queued_jobs_of(g).await.unwrap_or_else(|e| {
-            tracing::warn!(group = %g.name, error = %e, "could not look for queued jobs");
-            Vec::new()
-        });
-        for job in &queued {
-            if records
-                .iter()
-                .any(|r| r.created_for_job == Some(job.id) || r.job_id == Some(job.id))
-            {
-                continue;
-            }
-            let result = self.runner_for_job(&g.name, job.id, false).await;
-            done.push(Done {
-                group: g.name.clone(),
-                action: Action::Create {
-                    count: 1,
-                    reason: format!(
-                        "job {} is queued on GitHub with no runner (lost webhook)",
-                        job.id
-                    ),
-                },
-                result: match result {
-                    Ok(Created::New(n)) => format!("ok ({n})"),
-                    Ok(Created::Exists(n)) => format!("ok ({n} exists)"),
-                    Ok(Created::Full { .. }) => "skipped: group at max_runners".into(),
-                    Err(e) => format!("failed: {e}"),
-                },
-            });
-        }
-        let records = if done.is_empty() {
-            records
-        } else {
-            self.store.runners_of_group(&g.name).await?
-        };
-        let waiting = self
+        let records = self.store.runners_of_group(&g.name).await?;
+        let lost = self.lost_jobs(g).await?;
+        let waiting = self.store.waiting(&g.name).await? + lost;
+        let now = self.store.now().await?;
+        // Suspects: instances and GitHub runners of ours with no record.
+        let suspects = plan::suspects(&records, &forge, &instances);
+        let (marker, written) = self
             .store
-            .waiting(&g.name, now.saturating_sub(86_400))
-            .await?
-            .max(queued.len() as u32);
+            .marker(if suspects.is_empty() {
+                Duration::ZERO
+            } else {
+                self.config.time_to_start.as_std().max(self.config.cleanup_grace.as_std())
+            })
+            .await?;
+        if written && !suspects.is_empty() {
+            tracing::warn!(
+                group = %g.name,
+                suspects = suspects.len(),
+                hold_until = marker.hold_until,
+                "Redis has no data marker but instances or runners of ours exist: it appears to have lost its data; nothing without a record is deleted until the hold ends"
+            );
+        }
+        let first_seen = self.store.first_seen(&g.name, &suspects).await?;
+        let seen: BTreeMap<String, u64> = suspects.into_iter().zip(first_seen).collect();
         let actions = plan::plan(&Observed {
             now,
+            listed_at,
             min_runners: g.min_runners,
             max_runners: g.max_runners,
             time_to_start: self.config.time_to_start.as_secs(),
             time_to_live: self.config.time_to_live.as_secs(),
+            cleanup_grace: self.config.cleanup_grace.as_secs(),
+            hold_until: marker.hold_until,
             records: &records,
             forge: &forge,
             instances: &instances,
+            seen: &seen,
             waiting_jobs: waiting,
         });
+        let mut done = Vec::new();
+        if lost > 0 {
+            tracing::info!(group = %g.name, lost, "jobs queued on GitHub whose webhook was lost");
+        }
+        // Runners made here cover the waiting jobs and the lost ones.
+        let demand = Want::Demand {
+            min_free: g.min_runners.max(waiting),
+        };
         for action in actions {
-            let result = match &action {
-                Action::Create { count, .. } => {
-                    let mut made = 0;
-                    let mut last = Ok(());
-                    for i in 0..*count {
-                        let seed = format!("health:{now}:{i}:{:08x}", fastrand::u32(..));
-                        match self.create_runner(g, &seed, None).await {
-                            Ok(Created::New(_)) => made += 1,
-                            Ok(_) => {}
-                            Err(e) => last = Err(e),
-                        }
+            let result = self.carry_out(g, &scope, &action, now, demand).await;
+            done.push(row(
+                action,
+                match result {
+                    Ok(s) => s,
+                    Err(e) => format!("failed: {e}"),
+                },
+            ));
+        }
+        Ok(done)
+    }
+
+    /// Carries out one action of a health-check plan.
+    async fn carry_out(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        action: &Action,
+        now: u64,
+        demand: Want,
+    ) -> Result<String, Failure> {
+        let busy = |r: Result<Removed, Failure>| match r {
+            Ok(Removed::Busy) => Ok("skipped: running a job".to_string()),
+            Ok(_) => Ok("ok".to_string()),
+            Err(Failure::Busy(why)) => Ok(format!("skipped: {why}")),
+            Err(e) => Err(e),
+        };
+        match action {
+            Action::Create { count, .. } => {
+                let mut made = 0;
+                let mut last = Ok(());
+                for i in 0..*count {
+                    let seed = format!("health:{now}:{i}:{:08x}", fastrand::u32(..));
+                    match self.create(g, &seed, None, demand).await {
+                        Ok(Created::New(_)) => made += 1,
+                        Ok(_) => {}
+                        Err(e) => last = Err(e),
                     }
-                    last.map(|_| format!("ok ({made} created)"))
                 }
-                Action::Delete { name, .. } => {
-                    self.delete_runner(name, false).await.map(|r| match r {
-                        Removed::Busy => "skipped: running a job".into(),
-                        _ => "ok".into(),
-                    })
-                }
-                Action::DeleteInstance { id, .. } => backend
-                    .delete(id)
-                    .await
-                    .map(|_| "ok".into())
-                    .map_err(Failure::from),
-                Action::DeleteForgeRunner { id, .. } => {
-                    match self.forge.delete_runner(&scope, *id).await {
-                        Ok(Deleted::Busy) => Ok("skipped: running a job".into()),
-                        Ok(_) => Ok("ok".into()),
-                        Err(e) => Err(e.into()),
+                last.map(|_| format!("ok ({made} created)"))
+            }
+            Action::Delete { name, .. } => busy(self.delete_runner(name, false).await),
+            Action::DeleteInstance { id, forge_id, .. } => {
+                // Its GitHub registration first: GitHub refuses to remove a runner that runs a
+                // job, and then the instance stays.
+                if let Some(fid) = forge_id {
+                    if self.forge.delete_runner(scope, *fid).await? == Deleted::Busy {
+                        return Ok("skipped: running a job".into());
                     }
                 }
-                Action::SetStatus {
-                    name,
-                    status,
-                    forge_id,
-                } => self
-                    .store
+                self.backend(g)?.delete(id).await?;
+                Ok("ok".into())
+            }
+            Action::DeleteForgeRunner { id, .. } => {
+                match self.forge.delete_runner(scope, *id).await? {
+                    Deleted::Busy => Ok("skipped: running a job".into()),
+                    _ => Ok("ok".into()),
+                }
+            }
+            Action::SetStatus {
+                name,
+                status,
+                forge_id,
+            } => {
+                self.store
                     .update(
                         name,
                         Some(*status),
@@ -694,20 +1012,11 @@ impl Manager {
                             ..Default::default()
                         },
                     )
-                    .await
-                    .map(|_| "ok".into())
-                    .map_err(Failure::from),
-            };
-            done.push(Done {
-                group: g.name.clone(),
-                action,
-                result: match result {
-                    Ok(s) => s,
-                    Err(e) => format!("failed: {e}"),
-                },
-            });
+                    .await?;
+                Ok("ok".into())
+            }
+            Action::Hold { .. } | Action::Skip { .. } => Ok("skipped".into()),
         }
-        Ok(done)
     }
 }
 

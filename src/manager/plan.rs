@@ -5,17 +5,28 @@ use crate::backend::Instance;
 use crate::forge::ForgeRunner;
 use crate::model::{Runner, RunnerStatus};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// What one pass observed of one group.
 #[derive(Debug, Clone)]
 pub struct Observed<'a> {
-    /// Unix seconds.
+    /// Redis seconds, after the observation.
     pub now: u64,
+    /// Redis seconds when GitHub and the backend began to be listed. Anything started after it
+    /// may be missing from the listings without being gone.
+    pub listed_at: u64,
     pub min_runners: u32,
     pub max_runners: u32,
     pub time_to_start: u64,
     pub time_to_live: u64,
-    /// The group's runner records.
+    /// How long a suspect (see [`suspects`]) must have been seen before it is deleted.
+    pub cleanup_grace: u64,
+    /// Until then (Redis seconds) nothing without a record is deleted: Redis appears to have
+    /// lost its data.
+    pub hold_until: u64,
+    /// When each suspect was first seen (Redis seconds), by its key from [`suspects`].
+    pub seen: &'a BTreeMap<String, u64>,
+    /// The group's runner records, read after the listings.
     pub records: &'a [Runner],
     /// The group's runners on GitHub that carry our name prefix.
     pub forge: &'a [ForgeRunner],
@@ -33,8 +44,13 @@ pub enum Action {
     Create { count: u32, reason: String },
     /// Delete a runner (GitHub registration, instance, record), unless it runs a job.
     Delete { name: String, reason: String },
-    /// An instance tagged as ours with no record: a leaked VM.
-    DeleteInstance { id: String, reason: String },
+    /// An instance tagged as ours with no record: a leaked VM. Its GitHub registration (when
+    /// it has one) goes first, and GitHub refuses that while it runs a job.
+    DeleteInstance {
+        id: String,
+        forge_id: Option<u64>,
+        reason: String,
+    },
     /// A GitHub runner of ours with no record: a ghost.
     DeleteForgeRunner {
         id: u64,
@@ -47,6 +63,48 @@ pub enum Action {
         status: RunnerStatus,
         forge_id: Option<u64>,
     },
+    /// Suspects kept while Redis appears to have lost its data: no mass deletion.
+    Hold { count: u32, reason: String },
+    /// The pass did not run (GitHub's budget is low, say).
+    Skip { reason: String },
+}
+
+fn instance_key(i: &Instance) -> String {
+    format!("instance:{}", i.id)
+}
+
+fn forge_key(f: &ForgeRunner) -> String {
+    format!("runner:{}", f.id)
+}
+
+fn known_instance(records: &[Runner], i: &Instance) -> bool {
+    records
+        .iter()
+        .any(|r| r.instance_id.as_deref() == Some(&i.id) || i.runner() == Some(&r.name))
+}
+
+fn known_runner(records: &[Runner], f: &ForgeRunner) -> bool {
+    records
+        .iter()
+        .any(|r| r.name == f.name || r.forge_id == Some(f.id))
+}
+
+/// The keys of what the listings show with no record: instances and GitHub runners of ours.
+/// Their first sight is remembered, so that one is deleted only once it has stayed so for the
+/// grace.
+pub fn suspects(records: &[Runner], forge: &[ForgeRunner], instances: &[Instance]) -> Vec<String> {
+    let mut out: Vec<String> = instances
+        .iter()
+        .filter(|i| !known_instance(records, i))
+        .map(instance_key)
+        .collect();
+    out.extend(
+        forge
+            .iter()
+            .filter(|f| !known_runner(records, f))
+            .map(forge_key),
+    );
+    out
 }
 
 fn is_pending(s: RunnerStatus) -> bool {
@@ -86,8 +144,11 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             deleting.push(&r.name);
             continue;
         }
+        // Started before the listings began: then its instance and registration must show.
+        let observed = r.started_at.is_some_and(|t| t < o.listed_at);
         // An instance was made (the record has its id) but the backend no longer has it.
         let instance_gone = !busy
+            && observed
             && !matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
             && r.instance_id
                 .as_ref()
@@ -100,7 +161,8 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             deleting.push(&r.name);
             continue;
         }
-        if f.is_none() && matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active) {
+        if f.is_none() && observed && matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active)
+        {
             // It was online and GitHub no longer knows it: an ephemeral runner whose job ended
             // (its `completed` webhook lost), or one removed by hand.
             out.push(Action::Delete {
@@ -141,7 +203,8 @@ pub fn plan(o: &Observed) -> Vec<Action> {
                 forge_id: f.map(|f| f.id),
             });
         }
-        if r.status == RunnerStatus::Active && f.is_some_and(|f| !f.busy) {
+        let active_before = r.online_at.is_some_and(|t| t < o.listed_at);
+        if r.status == RunnerStatus::Active && active_before && f.is_some_and(|f| !f.busy) {
             // The job ended but no `completed` arrived: an ephemeral runner is done.
             out.push(Action::Delete {
                 name: r.name.clone(),
@@ -159,15 +222,32 @@ pub fn plan(o: &Observed) -> Vec<Action> {
         }
     }
 
-    // Leaked instances and ghost runners: ours by tag or name, but with no record.
+    // Leaked instances and ghost runners: ours by tag or name, but with no record. Deleted only
+    // once seen so for the grace, never while its runner runs a job, and not at all while Redis
+    // appears to have lost its data.
+    let due = |key: String| {
+        o.seen
+            .get(&key)
+            .is_some_and(|t| o.now >= t.saturating_add(o.cleanup_grace))
+    };
+    let holding = o.now < o.hold_until;
+    let mut held = 0u32;
     for i in o.instances {
-        let known = o
-            .records
-            .iter()
-            .any(|r| r.instance_id.as_deref() == Some(&i.id) || i.runner() == Some(&r.name));
-        if !known {
+        if known_instance(o.records, i) {
+            continue;
+        }
+        let registration = i
+            .runner()
+            .and_then(|n| o.forge.iter().find(|f| f.name == n));
+        if registration.is_some_and(|f| f.busy) {
+            continue;
+        }
+        if holding {
+            held += 1;
+        } else if due(instance_key(i)) {
             out.push(Action::DeleteInstance {
                 id: i.id.clone(),
+                forge_id: registration.map(|f| f.id),
                 reason: format!(
                     "instance of runner {} has no record",
                     i.runner().unwrap_or("?")
@@ -176,17 +256,31 @@ pub fn plan(o: &Observed) -> Vec<Action> {
         }
     }
     for f in o.forge {
-        let known = o
-            .records
-            .iter()
-            .any(|r| r.name == f.name || r.forge_id == Some(f.id));
-        if !known && !f.busy {
+        if known_runner(o.records, f) || f.busy {
+            continue;
+        }
+        let has_instance = o.instances.iter().any(|i| i.runner() == Some(&f.name));
+        if has_instance {
+            continue; // goes with its instance, above
+        }
+        if holding {
+            held += 1;
+        } else if due(forge_key(f)) {
             out.push(Action::DeleteForgeRunner {
                 id: f.id,
                 name: f.name.clone(),
                 reason: "GitHub runner of ours has no record".into(),
             });
         }
+    }
+    if held > 0 {
+        out.push(Action::Hold {
+            count: held,
+            reason: format!(
+                "Redis appears to have lost its data: {held} instance(s) or runner(s) with no record are kept until {} (Redis time)",
+                o.hold_until
+            ),
+        });
     }
 
     // Capacity: keep min_runners idle, make one per waiting job, never above max_runners.
@@ -241,6 +335,9 @@ mod tests {
         r.status = status;
         r.instance_id = (!matches!(status, RunnerStatus::Reserved | RunnerStatus::Creating))
             .then(|| format!("i-{name}"));
+        r.started_at = r.instance_id.as_ref().map(|_| NOW - age);
+        r.online_at =
+            matches!(status, RunnerStatus::Idle | RunnerStatus::Active).then_some(NOW - age);
         let h = name
             .bytes()
             .fold(7u64, |h, b| (h * 31 + u64::from(b)) % 1_000_003);
@@ -271,6 +368,10 @@ mod tests {
         }
     }
 
+    /// Every suspect seen long ago.
+    static SEEN_LONG_AGO: std::sync::LazyLock<BTreeMap<String, u64>> =
+        std::sync::LazyLock::new(BTreeMap::new);
+
     fn obs<'a>(
         records: &'a [Runner],
         forge: &'a [ForgeRunner],
@@ -280,10 +381,14 @@ mod tests {
     ) -> Observed<'a> {
         Observed {
             now: NOW,
+            listed_at: NOW,
             min_runners: min,
             max_runners: 5,
             time_to_start: 600,
             time_to_live: 43200,
+            cleanup_grace: 0,
+            hold_until: 0,
+            seen: &SEEN_LONG_AGO,
             records,
             forge,
             instances,
@@ -396,9 +501,14 @@ mod tests {
             gh(&busy_ghost, true, true),
         ];
         let i = [inst(&kept), inst(&orphan)];
-        let a = plan(&obs(&records, &f, &i, 1, 0));
+        let seen = all_seen(&records, &f, &i, NOW - 1);
+        let a = plan(&Observed {
+            seen: &seen,
+            ..obs(&records, &f, &i, 1, 0)
+        });
         assert!(a.contains(&Action::DeleteInstance {
             id: "i-orphan".into(),
+            forge_id: None,
             reason: "instance of runner orphan has no record".into()
         }));
         assert!(a
@@ -410,6 +520,93 @@ mod tests {
             ),
             "a runner running a job is never deleted"
         );
+    }
+
+    fn all_seen(
+        records: &[Runner],
+        forge: &[ForgeRunner],
+        instances: &[Instance],
+        at: u64,
+    ) -> BTreeMap<String, u64> {
+        suspects(records, forge, instances)
+            .into_iter()
+            .map(|k| (k, at))
+            .collect()
+    }
+
+    #[test]
+    fn point_2_a_leaked_instance_whose_runner_runs_a_job_is_kept() {
+        let orphan = rec("orphan", RunnerStatus::Active, 60);
+        let f = [gh(&orphan, true, true)];
+        let i = [inst(&orphan)];
+        let seen = all_seen(&[], &f, &i, NOW - 10_000);
+        let a = plan(&Observed {
+            seen: &seen,
+            ..obs(&[], &f, &i, 0, 0)
+        });
+        assert!(a.is_empty(), "{a:?}");
+        // Idle, it goes with its registration first.
+        let f = [gh(&orphan, true, false)];
+        let seen = all_seen(&[], &f, &i, NOW - 10_000);
+        let a = plan(&Observed {
+            seen: &seen,
+            ..obs(&[], &f, &i, 0, 0)
+        });
+        assert_eq!(
+            a,
+            [Action::DeleteInstance {
+                id: "i-orphan".into(),
+                forge_id: orphan.forge_id,
+                reason: "instance of runner orphan has no record".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn point_2_suspects_wait_for_the_grace_and_the_data_loss_hold() {
+        let orphan = rec("orphan", RunnerStatus::Idle, 60);
+        let ghost = rec("ghost", RunnerStatus::Idle, 60);
+        let f = [gh(&orphan, true, false), gh(&ghost, false, false)];
+        let i = [inst(&orphan)];
+        // Seen just now: within the grace.
+        let seen = all_seen(&[], &f, &i, NOW - 10);
+        let fresh = Observed {
+            seen: &seen,
+            cleanup_grace: 300,
+            ..obs(&[], &f, &i, 0, 0)
+        };
+        assert!(plan(&fresh).is_empty(), "{:?}", plan(&fresh));
+        // Past the grace, but Redis lost its data: held, and said so.
+        let seen = all_seen(&[], &f, &i, NOW - 1000);
+        let held = Observed {
+            seen: &seen,
+            cleanup_grace: 300,
+            hold_until: NOW + 60,
+            ..obs(&[], &f, &i, 0, 0)
+        };
+        let a = plan(&held);
+        assert!(
+            matches!(a.as_slice(), [Action::Hold { count: 2, .. }]),
+            "{a:?}"
+        );
+        // After both, they go.
+        let a = plan(&Observed {
+            hold_until: NOW - 1,
+            ..held
+        });
+        assert_eq!(a.len(), 2, "{a:?}");
+    }
+
+    #[test]
+    fn point_3_a_runner_started_during_the_pass_is_not_taken_as_vanished() {
+        let mut fresh = rec("fresh", RunnerStatus::Started, 1);
+        fresh.started_at = Some(NOW);
+        let r = [fresh];
+        let a = plan(&Observed {
+            listed_at: NOW - 1,
+            ..obs(&r, &[], &[], 0, 1)
+        });
+        assert!(deletes(&a).is_empty(), "{a:?}");
     }
 
     #[test]
