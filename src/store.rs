@@ -192,7 +192,8 @@ local function waiting_count(key)
 end
 "#;
 
-/// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset.
+/// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset,
+/// data marker (written with the first record, see [`Marker`]).
 /// ARGV max, name, mode ('explicit' or 'demand'), min_free, key prefix, then field/value pairs of
 /// the record.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
@@ -207,6 +208,9 @@ if ARGV[3] == 'demand' then
   if free >= want then return {2, free, want} end
 end
 if held >= tonumber(ARGV[1]) then return {0, held, 0} end
+if redis.call('EXISTS', KEYS[6]) == 0 then
+  redis.call('HSET', KEYS[6], 'created_at', now_secs(), 'hold_until', 0)
+end
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('SADD', KEYS[3], ARGV[2])
@@ -370,6 +374,7 @@ impl RedisStore {
             .key(self.status_key(runner.status))
             .key(self.all_key())
             .key(self.waiting_key(&runner.group))
+            .key(self.marker_key())
             .arg(max)
             .arg(&runner.name)
             .arg(mode)
@@ -844,7 +849,8 @@ return out
     ))
 });
 
-/// The data marker: a key written when a manager's state is first seen. When it is missing while
+/// The data marker: a key written with a manager's first runner record (or by its first health
+/// check). When it is missing while
 /// instances or runners of the manager exist, Redis lost its data (a restart without persistence,
 /// FLUSHALL, a failover to an empty replica) and deletions of what has no record are held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -873,11 +879,15 @@ return {now, hold, 1}
 });
 
 impl RedisStore {
+    fn marker_key(&self) -> String {
+        format!("{}marker", self.prefix)
+    }
+
     /// The data marker, and whether it was missing (and written now with a hold of `hold`, which
     /// is zero when nothing suggests data was lost).
     pub async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {
         let mut inv = MARKER.prepare_invoke();
-        inv.key(format!("{}marker", self.prefix))
+        inv.key(self.marker_key())
             .arg(hold_if_missing.as_secs());
         let mut c = self.conn.clone();
         let (created_at, hold_until, written): (u64, u64, i64) = inv.invoke_async(&mut c).await?;

@@ -738,7 +738,7 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     std::fs::write(
         &config,
         format!(
-            "name: {name}\ngithub:\n  base_url: {}\n  token_env: AWS_CLI_GH_TOKEN\nredis:\n  url: {}\nbackends:\n  ec2:\n    kind: aws\n    region: us-east-1\n    endpoint_url: {}\n    max_attempts: 1\nrunner_groups:\n  - name: vm\n    organization: octo-org\n    labels: [self-hosted, vm]\n    backend: ec2\n    max_runners: 3\n    spec:\n      image_id: {img}\n      instance_type: t3.micro\n      spot: true\n  - name: broken\n    organization: octo-org\n    labels: [self-hosted, broken]\n    backend: ec2\n    spec:\n      image_id: ami-0000000000deadbee\n      instance_type: t3.micro\n",
+            "name: {name}\ncleanup_grace: 0s\ngithub:\n  base_url: {}\n  token_env: AWS_CLI_GH_TOKEN\nredis:\n  url: {}\nbackends:\n  ec2:\n    kind: aws\n    region: us-east-1\n    endpoint_url: {}\n    max_attempts: 1\nrunner_groups:\n  - name: vm\n    organization: octo-org\n    labels: [self-hosted, vm]\n    backend: ec2\n    max_runners: 3\n    spec:\n      image_id: {img}\n      instance_type: t3.micro\n      spot: true\n  - name: broken\n    organization: octo-org\n    labels: [self-hosted, broken]\n    backend: ec2\n    spec:\n      image_id: ami-0000000000deadbee\n      instance_type: t3.micro\n",
             sim.url(),
             redis.url,
             proxy.url,

@@ -30,7 +30,7 @@ async fn setup(test: &str, extra_group: &str) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "name: {name}\ngithub:\n  base_url: {}\n  token_env: CLI_GH_TOKEN\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: small\n    organization: octo-org\n    labels: [self-hosted, small]\n    backend: fake\n    max_runners: 3\n{extra_group}",
+            "name: {name}\ncleanup_grace: 0s\ngithub:\n  base_url: {}\n  token_env: CLI_GH_TOKEN\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: small\n    organization: octo-org\n    labels: [self-hosted, small]\n    backend: fake\n    max_runners: 3\n{extra_group}",
             sim.url(),
             redis.url
         ),
@@ -156,6 +156,16 @@ async fn healthcheck_repairs_and_reports() {
     )
     .await;
     run(&s, &["groups", "sync"]).await;
+    let (code, out, err) = run(&s, &["healthcheck"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("create") && out.contains("keep 2 idle runner(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("requests left in this window"),
+        "rate limit reported: {out}"
+    );
     // A ghost: a runner of ours on GitHub with no record.
     s.sim.add_runner(
         "orgs/octo-org",
@@ -166,14 +176,6 @@ async fn healthcheck_repairs_and_reports() {
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
         out.contains("delete_forge_runner") && out.contains("ghost0001"),
-        "{out}"
-    );
-    assert!(
-        out.contains("requests left in this window"),
-        "rate limit reported: {out}"
-    );
-    assert!(
-        out.contains("create") && out.contains("keep 2 idle runner(s)"),
         "{out}"
     );
     assert!(!s.sim.runners().iter().any(|r| r.name.contains("ghost")));

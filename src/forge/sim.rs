@@ -50,6 +50,26 @@ pub struct SimOptions {
     pub job_duration: Duration,
     /// The share of jobs (0.0 to 1.0) whose webhooks are never delivered.
     pub drop_webhooks: f64,
+    /// Chaos as GitHub shows it; all off by default.
+    pub chaos: Chaos,
+}
+
+/// GitHub's behaviour that a runner manager must survive, each part switched on by itself.
+#[derive(Clone, Debug, Default)]
+pub struct Chaos {
+    /// A queued job goes to any idle runner whose labels fit, chosen at random (GitHub gives no
+    /// job to "its" runner), instead of the oldest.
+    pub any_idle_runner: bool,
+    /// The share of deliveries sent twice with the same delivery id (GitHub's redelivery).
+    pub repeat: f64,
+    /// The share of deliveries sent again later with a new delivery id (a replay).
+    pub replay: f64,
+    /// Deliveries of one moment go out in random order.
+    pub reorder: bool,
+    /// The share of API requests answered with a secondary rate limit: 403 with requests still
+    /// remaining and `retry-after: 1` (without it, GitHub asks for a minute's wait: tested on
+    /// its own with `Trouble::SecondaryLimit403`).
+    pub secondary_limits: f64,
 }
 
 impl Default for SimOptions {
@@ -64,6 +84,7 @@ impl Default for SimOptions {
             webhook_secret: String::new(),
             job_duration: Duration::from_millis(200),
             drop_webhooks: 0.0,
+            chaos: Chaos::default(),
         }
     }
 }
@@ -136,6 +157,9 @@ pub enum Trouble {
     PrimaryLimit,
     /// 429 with `retry-after` (a secondary limit).
     SecondaryLimit { retry_after: u64 },
+    /// 403 with requests still remaining and GitHub's secondary-limit message, with or without
+    /// `retry-after` (seconds).
+    SecondaryLimit403 { retry_after: Option<u64> },
 }
 
 #[derive(Default)]
@@ -159,6 +183,10 @@ struct World {
     base_url: String,
     /// When each job's `queued` webhook was sent.
     queued_sent: HashMap<u64, std::time::Instant>,
+    /// Every registration ever made (JIT or by hand): id, name, whether it ran a job.
+    registrations: Vec<(u64, String, bool)>,
+    /// Deliveries sent, kept for replays: (action, job snapshot).
+    sent: Vec<(String, SimJob)>,
 }
 
 impl World {
@@ -413,6 +441,11 @@ impl Sim {
         self.w().queued_sent.get(&job).copied()
     }
 
+    /// Every registration ever made: (id, name, whether it ran a job).
+    pub fn registrations(&self) -> Vec<(u64, String, bool)> {
+        self.w().registrations.clone()
+    }
+
     /// Webhooks delivered (answered 2xx) and failed.
     pub fn deliveries(&self) -> (u64, u64) {
         let w = self.w();
@@ -434,8 +467,26 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
             step(&mut w, &o);
             std::mem::take(&mut w.outbox)
         };
+        let mut outbox = outbox;
+        if let (Some(_), true) = (&o.webhook_url, o.chaos.replay > 0.0) {
+            let w = world.lock().unwrap_or_else(|p| p.into_inner());
+            for sent in &w.sent {
+                if fastrand::f64() < o.chaos.replay / 50.0 {
+                    outbox.push(sent.clone());
+                }
+            }
+        }
+        if o.chaos.reorder {
+            fastrand::shuffle(&mut outbox);
+        }
         if let Some(url) = &o.webhook_url {
             for (action, job) in outbox {
+                if o.chaos.replay > 0.0 {
+                    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+                    if w.sent.len() < 10_000 {
+                        w.sent.push((action.clone(), job.clone()));
+                    }
+                }
                 if action == "queued" {
                     world
                         .lock()
@@ -443,7 +494,8 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
                         .queued_sent
                         .insert(job.id, std::time::Instant::now());
                 }
-                let ok = deliver(url, &o.webhook_secret, &action, &job).await;
+                let repeat = fastrand::f64() < o.chaos.repeat;
+                let ok = deliver(url, &o.webhook_secret, &action, &job, repeat).await;
                 let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
                 if ok {
                     w.delivered += 1;
@@ -482,17 +534,32 @@ fn step(w: &mut World, o: &SimOptions) {
         let repo_scope = format!("repos/{}", w.jobs[i].repo);
         let org_scope = format!("orgs/{owner}");
         let wanted: Vec<String> = w.jobs[i].labels.iter().map(|l| l.to_lowercase()).collect();
-        let pick = w.runners.iter().position(|r| {
-            r.online
-                && !r.busy
-                && (r.scope == repo_scope || r.scope == org_scope)
-                && wanted
-                    .iter()
-                    .all(|l| r.labels.iter().any(|x| x.eq_ignore_ascii_case(l)))
-        });
+        let fits: Vec<usize> = w
+            .runners
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.online
+                    && !r.busy
+                    && (r.scope == repo_scope || r.scope == org_scope)
+                    && wanted
+                        .iter()
+                        .all(|l| r.labels.iter().any(|x| x.eq_ignore_ascii_case(l)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let pick = if o.chaos.any_idle_runner && !fits.is_empty() {
+            Some(fits[fastrand::usize(..fits.len())])
+        } else {
+            fits.first().copied()
+        };
         if let Some(ri) = pick {
             w.runners[ri].busy = true;
             w.runners[ri].job = Some(w.jobs[i].id);
+            let rid = w.runners[ri].id;
+            if let Some(reg) = w.registrations.iter_mut().find(|x| x.0 == rid) {
+                reg.2 = true;
+            }
             let (rid, rname, rgroup) = (
                 w.runners[ri].id,
                 w.runners[ri].name.clone(),
@@ -597,7 +664,7 @@ async fn post_json(
 }
 
 /// POSTs one signed delivery; true when answered 2xx.
-async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob) -> bool {
+async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob, twice: bool) -> bool {
     let body = workflow_job_payload(action, job).to_string();
     let sig = crate::server::webhook::sign(secret.as_bytes(), body.as_bytes());
     let delivery = format!(
@@ -615,10 +682,14 @@ async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob) -> bool {
         ("X-Hub-Signature-256", sig.as_str()),
     ];
     // GitHub gives up after 10 seconds and does not retry by itself.
-    matches!(
+    let ok = matches!(
         post_json(url, &headers, &body, Duration::from_secs(10)).await,
         Some(200..=299)
-    )
+    );
+    if twice {
+        let _ = post_json(url, &headers, &body, Duration::from_secs(10)).await;
+    }
+    ok
 }
 
 impl Drop for Sim {
@@ -886,7 +957,32 @@ async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) ->
                 .insert("retry-after", retry_after.to_string().parse().unwrap());
             return r;
         }
+        Some(Trouble::SecondaryLimit403 { retry_after }) => {
+            let mut r = answer(
+                403,
+                msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+                &w,
+                o.rate_limit,
+            );
+            if let Some(secs) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+            }
+            return r;
+        }
         None => {}
+    }
+    if o.chaos.secondary_limits > 0.0 && fastrand::f64() < o.chaos.secondary_limits {
+        // As GitHub does: 403, requests still remaining, sometimes a retry-after.
+        let mut r = answer(
+            403,
+            msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+            &w,
+            o.rate_limit,
+        );
+        r.headers_mut()
+            .insert("retry-after", "1".parse().unwrap());
+        return r;
     }
     if w.used > o.rate_limit {
         return answer(403, msg("API rate limit exceeded."), &w, o.rate_limit);
@@ -1193,6 +1289,7 @@ fn route(
                 job: None,
             };
             let v = json!({ "runner": runner_json(&r), "encoded_jit_config": jit });
+            w.registrations.push((r.id, r.name.clone(), false));
             w.runners.push(r);
             (201, v)
         }
