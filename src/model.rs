@@ -88,6 +88,10 @@ pub struct Runner {
     pub job_id: Option<u64>,
     /// Unix seconds.
     pub created_at: u64,
+    /// When its instance was asked for (Redis seconds): from then on, an instance may exist
+    /// that the backend does not list yet.
+    #[serde(default)]
+    pub requested_at: Option<u64>,
     pub started_at: Option<u64>,
     pub online_at: Option<u64>,
     pub ended_at: Option<u64>,
@@ -116,6 +120,7 @@ impl Runner {
             created_for_job,
             job_id: None,
             created_at: now,
+            requested_at: None,
             started_at: None,
             online_at: None,
             ended_at: None,

@@ -119,6 +119,7 @@ pub struct RunnerPatch {
     pub instance_id: Option<Option<String>>,
     pub forge_id: Option<Option<u64>>,
     pub job_id: Option<Option<u64>>,
+    pub requested_at: Option<Option<u64>>,
     pub started_at: Option<u64>,
     pub online_at: Option<u64>,
     pub ended_at: Option<u64>,
@@ -138,6 +139,9 @@ impl RunnerPatch {
         }
         if let Some(v) = &self.job_id {
             out.push(("job_id", num(v)));
+        }
+        if let Some(v) = &self.requested_at {
+            out.push(("requested_at", num(v)));
         }
         if let Some(v) = self.started_at {
             out.push(("started_at", v.to_string()));
@@ -168,19 +172,27 @@ pub struct GroupRecord {
 
 /// Lua shared by the scripts that count a group's supply and demand. `free_count` counts the
 /// runners of a group that can still take a job (reserved, creating, started or idle, with no
-/// job), leaving out `except`; `waiting_count` counts the group's waiting jobs that have not
+/// job), leaving out `except` and creations nobody works on (reserved or creating, older than
+/// 5 s, with no task holding the runner's lock: their task died, so they will not come unless a
+/// health check resumes them); `waiting_count` counts the group's waiting jobs that have not
 /// expired (scores are expiry times in Redis seconds), forgetting the expired ones.
 const SUPPLY_LUA: &str = r#"
 if redis.replicate_commands then redis.replicate_commands() end
 local function now_secs() return tonumber(redis.call('TIME')[1]) end
 local function free_count(prefix, group_set, except)
   local n = 0
+  local now = now_secs()
   for _, m in ipairs(redis.call('SMEMBERS', group_set)) do
     if m ~= except then
-      local f = redis.call('HMGET', prefix .. 'runner:' .. m, 'status', 'job_id')
+      local f = redis.call('HMGET', prefix .. 'runner:' .. m, 'status', 'job_id', 'created_at')
       local s = f[1]
-      if (s == 'reserved' or s == 'creating' or s == 'started' or s == 'idle') and not f[2] then
+      if (s == 'started' or s == 'idle') and not f[2] then
         n = n + 1
+      elseif (s == 'reserved' or s == 'creating') and not f[2] then
+        local fresh = tonumber(f[3] or '0') >= now - 5
+        if fresh or redis.call('EXISTS', prefix .. 'lock:runner:' .. m) == 1 then
+          n = n + 1
+        end
       end
     end
   end
@@ -617,6 +629,7 @@ fn to_fields(r: &Runner) -> Vec<(&'static str, String)> {
     opt("forge_id", r.forge_id.map(|v| v.to_string()));
     opt("created_for_job", r.created_for_job.map(|v| v.to_string()));
     opt("job_id", r.job_id.map(|v| v.to_string()));
+    opt("requested_at", r.requested_at.map(|v| v.to_string()));
     opt("started_at", r.started_at.map(|v| v.to_string()));
     opt("online_at", r.online_at.map(|v| v.to_string()));
     opt("ended_at", r.ended_at.map(|v| v.to_string()));
@@ -663,6 +676,7 @@ fn from_fields(key: &str, f: &HashMap<String, String>) -> Result<Runner> {
         created_for_job: num("created_for_job")?,
         job_id: num("job_id")?,
         created_at: num("created_at")?.unwrap_or(0),
+        requested_at: num("requested_at")?,
         started_at: num("started_at")?,
         online_at: num("online_at")?,
         ended_at: num("ended_at")?,

@@ -167,6 +167,9 @@ pub trait Backend: Send + Sync {
     async fn list(&self) -> Result<Vec<Instance>>;
 }
 
+/// The code of a [`Reconnecting`] backend's error while it cannot connect.
+pub const NOT_CONNECTED: &str = "NotConnected";
+
 /// A backend whose connection is made on first use and retried on every use until it succeeds:
 /// one that cannot be reached when a worker starts (the engine or the cloud endpoint down) is
 /// not dropped for the life of the process; its tasks fail as transient and are retried.
@@ -206,7 +209,7 @@ impl Reconnecting {
             Err(e) if e.code() == "NotAvailable" => Err(e),
             Err(e) => Err(BackendError::Transient {
                 backend: self.config.name.clone(),
-                code: e.code().to_string(),
+                code: NOT_CONNECTED.into(),
                 message: format!("cannot connect yet: {e}"),
             }),
         }

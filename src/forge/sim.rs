@@ -370,6 +370,13 @@ impl Sim {
         id
     }
 
+    /// Marks a runner online (or offline, as while its instance boots).
+    pub fn set_online(&self, id: u64, online: bool) {
+        if let Some(r) = self.w().runners.iter_mut().find(|r| r.id == id) {
+            r.online = online;
+        }
+    }
+
     /// Marks a runner busy (or idle).
     pub fn set_busy(&self, id: u64, busy: bool) {
         if let Some(r) = self.w().runners.iter_mut().find(|r| r.id == id) {

@@ -67,6 +67,10 @@ fn outcome<T>(r: Result<T, Failure>) -> Outcome {
             delay: busy_wait(),
             reason: why,
         },
+        Err(Failure::Unreachable(why)) => Outcome::Wait {
+            delay: Duration::from_millis(3_000 + fastrand::u64(0..2_000)),
+            reason: why,
+        },
     }
 }
 

@@ -37,6 +37,9 @@ pub enum Failure {
     /// Another task works on the same runner or group now: try again shortly, without counting
     /// an attempt.
     Busy(String),
+    /// A backend cannot be reached yet (it was down when the worker started): try again in a
+    /// few seconds, without counting an attempt.
+    Unreachable(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Failure {
             Failure::Transient(m)
             | Failure::Permanent(m)
             | Failure::Busy(m)
+            | Failure::Unreachable(m)
             | Failure::RateLimited { message: m, .. } => f.write_str(m),
         }
     }
@@ -74,6 +78,9 @@ impl From<ForgeError> for Failure {
 
 impl From<BackendError> for Failure {
     fn from(e: BackendError) -> Self {
+        if e.code() == crate::backend::NOT_CONNECTED {
+            return Failure::Unreachable(e.to_string());
+        }
         if e.is_transient() {
             Failure::Transient(e.to_string())
         } else {
@@ -117,7 +124,7 @@ pub struct Done {
 /// How long a job queued by webhook counts as waiting when no event clears it.
 const WAITING_TTL: Duration = Duration::from_secs(86_400);
 /// The lock a task holds while it works on one runner, renewed while it works.
-const RUNNER_LOCK_TTL: Duration = Duration::from_secs(30);
+const RUNNER_LOCK_TTL: Duration = Duration::from_secs(10);
 /// The lock of a group's health-check pass, renewed while it runs: a holder that dies blocks
 /// the group's health checks for at most this long.
 const HEALTH_LOCK_TTL: Duration = Duration::from_secs(10);
@@ -443,6 +450,23 @@ impl Manager {
         };
         let boot = bootstrap::render(backend.kind(), &setup, template.as_deref())
             .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let now = self.store.now().await?;
+        let requested = self
+            .store
+            .update(
+                name,
+                None,
+                &[RunnerStatus::Creating],
+                &RunnerPatch {
+                    requested_at: Some(Some(now)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if !matches!(requested, Transition::Done(_)) {
+            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            return Ok(Made::Vanished);
+        }
         let instance = backend
             .create(&CreateRequest {
                 runner_name: name.to_string(),
@@ -510,9 +534,18 @@ impl Manager {
                 self.clear_progress(name).await?;
                 Ok(None)
             }
-            // Registered, and its instance may have been asked for and not be listed yet: the
-            // health check finds out (online: idle; never online: replaced after time_to_start).
-            (Some(_), None) => Ok(Some(Made::Exists)),
+            // Registered, and its instance asked for but not listed (yet): never revoke the
+            // credential it may hold. The health check finds out (online: idle; never online:
+            // replaced after time_to_start).
+            (Some(_), None) if record.requested_at.is_some() => Ok(Some(Made::Exists)),
+            // Registered, but no instance was ever asked for: the configuration is lost with
+            // the task that got it, so the registration is stale and goes.
+            (Some(f), None) => {
+                tracing::info!(runner = %name, "removing the registration of an interrupted attempt that made no instance");
+                self.forge.delete_runner(scope, f.id).await?;
+                self.clear_progress(name).await?;
+                Ok(None)
+            }
             (None, None) => {
                 self.clear_progress(name).await?;
                 Ok(None)
@@ -579,6 +612,7 @@ impl Manager {
                 &RunnerPatch {
                     forge_id: Some(None),
                     instance_id: Some(None),
+                    requested_at: Some(None),
                     ..Default::default()
                 },
             )
@@ -979,6 +1013,17 @@ impl Manager {
                 last.map(|_| format!("ok ({made} created)"))
             }
             Action::Delete { name, .. } => busy(self.delete_runner(name, false).await),
+            Action::Resume { name, .. } => {
+                let lock = format!("runner:{name}");
+                let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
+                    return Ok("skipped: its task is still making it".into());
+                };
+                let work = self.make(g, name, Want::Explicit);
+                Ok(match self.while_locked(&lock, &token, RUNNER_LOCK_TTL, work).await? {
+                    Made::Started => "ok (made)".into(),
+                    _ => "ok".into(),
+                })
+            }
             Action::DeleteInstance { id, forge_id, .. } => {
                 // Its GitHub registration first: GitHub refuses to remove a runner that runs a
                 // job, and then the instance stays.

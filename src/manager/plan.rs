@@ -63,6 +63,8 @@ pub enum Action {
         status: RunnerStatus,
         forge_id: Option<u64>,
     },
+    /// A creation nobody finishes (its task died): make it again under its lock.
+    Resume { name: String, reason: String },
     /// Suspects kept while Redis appears to have lost its data: no mass deletion.
     Hold { count: u32, reason: String },
     /// The pass did not run (GitHub's budget is low, say).
@@ -106,6 +108,10 @@ pub fn suspects(records: &[Runner], forge: &[ForgeRunner], instances: &[Instance
     );
     out
 }
+
+/// A creation this old (seconds) may have lost its task; resuming it is safe, since a live one
+/// holds the runner's lock.
+pub const STALLED_AFTER: u64 = 5;
 
 fn is_pending(s: RunnerStatus) -> bool {
     matches!(
@@ -180,6 +186,15 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             });
             deleting.push(&r.name);
             continue;
+        }
+        if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
+            && age >= STALLED_AFTER
+        {
+            // Its creator holds the runner's lock while it works; if it died, this finishes it.
+            out.push(Action::Resume {
+                name: r.name.clone(),
+                reason: format!("still {} after {age}s", r.status),
+            });
         }
         if !busy && age > o.time_to_live {
             out.push(Action::Delete {

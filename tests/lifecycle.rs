@@ -1,0 +1,664 @@
+//! The runner life cycle under GitHub's real behaviour and under faults (issue 12). Each test is
+//! named after the numbered finding it reproduces; each failed on the code before the fix.
+//! Real Redis, the fake GitHub (in its chaos modes where the finding needs them) and the fake
+//! backend; the job events are fed to the manager as the worker would.
+
+mod support;
+
+use runnerctl::backend::fake::FakeBackend;
+use runnerctl::backend::Backend;
+use runnerctl::config::{self, Config, RunnerGroup, Secret};
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::sim::{Chaos, JobStatus, Sim, SimOptions, Trouble};
+use runnerctl::forge::Forge;
+use runnerctl::manager::{sync, Created, Failure, Manager, TaskHandler};
+use runnerctl::model::RunnerStatus;
+use runnerctl::queue::{Envelope, Queue, QueueOptions, Task};
+use runnerctl::store::{self, RedisStore, RunnerPatch};
+use runnerctl::worker::{self, Handler, Outcome, WorkerOptions};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{manager_name, RedisServer};
+
+struct World {
+    _redis: RedisServer,
+    url: String,
+    sim: Sim,
+    name: String,
+    config: Arc<Config>,
+    m: Arc<Manager>,
+    st: RedisStore,
+    backend: Arc<dyn Backend>,
+}
+
+impl World {
+    fn g(&self) -> RunnerGroup {
+        self.config.runner_groups[0].clone()
+    }
+}
+
+async fn world(test: &str, chaos: Chaos, group: &str, latency: Option<Duration>) -> World {
+    let redis = RedisServer::start();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        job_duration: Duration::from_millis(50),
+        rate_limit: 1_000_000,
+        chaos,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name(test);
+    let text = format!(
+        "name: {name}\ncleanup_grace: 0s\ntime_to_start: 30s\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n{group}",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(config::parse(&text, "t").unwrap().config);
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let g = config.runner_groups[0].clone();
+    sync::sync(&*gh, &[&g], false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    // In memory: Redis losing its data must not take the "cloud" with it.
+    let backend: Arc<dyn Backend> = Arc::new(FakeBackend::new("fake", &name, latency, None));
+    let st = RedisStore::new(conn, &name);
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        st.clone(),
+        gh,
+        HashMap::from([("fake".to_string(), backend.clone())]),
+    ));
+    World {
+        url: redis.url.clone(),
+        _redis: redis,
+        sim,
+        name,
+        config,
+        m,
+        st,
+        backend,
+    }
+}
+
+/// Feeds the fake GitHub's job events to the manager as workers would (each in its own task,
+/// retried while it waits for capacity or fails), without any health check, until every job
+/// completed or `limit` passed. Returns the peak of registered runners and of instances.
+async fn pump(w: &World, limit: Duration, replay: bool) -> (usize, usize) {
+    let mut seen: HashMap<u64, JobStatus> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    let (mut peak_reg, mut peak_inst) = (0, 0);
+    loop {
+        let jobs = w.sim.jobs();
+        peak_reg = peak_reg.max(w.sim.runners().len());
+        peak_inst = peak_inst.max(w.backend.list().await.unwrap().len());
+        if !jobs.is_empty() && jobs.iter().all(|j| j.status == JobStatus::Completed) {
+            break;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not every job ran: {:?}\nrecords {:?}",
+            jobs.iter()
+                .filter(|j| j.status != JobStatus::Completed)
+                .map(|j| (j.id, j.status))
+                .collect::<Vec<_>>(),
+            w.st.all_runners()
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (&r.name, r.status, r.created_for_job, r.job_id))
+                .collect::<Vec<_>>()
+        );
+        for j in jobs {
+            let before = seen.insert(j.id, j.status);
+            if before == Some(j.status) {
+                continue;
+            }
+            let m = w.m.clone();
+            let runner = j.runner_name.clone();
+            let (id, status) = (j.id, j.status);
+            let replay_it = replay && fastrand::u8(..4) == 0;
+            tasks.spawn(async move {
+                for _ in 0..if replay_it { 2 } else { 1 } {
+                    loop {
+                        let done = match status {
+                            JobStatus::Queued => {
+                                matches!(m.job_queued("g", id).await, Ok(c) if !matches!(c, Created::Full { .. }))
+                            }
+                            JobStatus::InProgress => m
+                                .job_in_progress(id, runner.as_deref().unwrap_or_default())
+                                .await
+                                .is_ok(),
+                            JobStatus::Completed => {
+                                m.job_completed(id, runner.as_deref()).await.is_ok()
+                            }
+                        };
+                        if done {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                // A replay of the queued delivery after the job ended.
+                if replay_it && status == JobStatus::Completed {
+                    let _ = m.job_queued("g", id).await;
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasks.shutdown().await;
+    (peak_reg, peak_inst)
+}
+
+fn any_idle_runner() -> Chaos {
+    Chaos {
+        any_idle_runner: true,
+        ..Chaos::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn point_1_runner_theft_every_job_gets_a_runner_without_a_health_check() {
+    let w = world("p1", any_idle_runner(), "    max_runners: 8\n", None).await;
+    for _ in 0..30 {
+        w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    }
+    let (reg, inst) = pump(&w, Duration::from_secs(60), false).await;
+    assert!(reg <= 8 && inst <= 8, "max_runners held: {reg} {inst}");
+    // Lineage: nothing left, and every job ran.
+    assert!(w.sim.jobs().iter().all(|j| j.status == JobStatus::Completed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_2_redis_data_loss_never_deletes_a_busy_runner() {
+    let w = world("p2", Chaos::default(), "    max_runners: 4\n", None).await;
+    let g = w.g();
+    for seed in ["a", "b"] {
+        assert!(matches!(
+            w.m.create_runner(&g, seed, None).await.unwrap(),
+            Created::New(_)
+        ));
+    }
+    let busy = w.sim.runners()[0].id;
+    w.sim.set_busy(busy, true);
+    // Redis loses everything (FLUSHALL, a restart without persistence, a failover).
+    let mut c = store::connect(&w.url).await.unwrap();
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let done = w.m.health_check(&g).await.unwrap();
+    assert_eq!(w.backend.list().await.unwrap().len(), 2, "{done:?}");
+    assert_eq!(w.sim.runners().len(), 2, "{done:?}");
+    let hold = done
+        .iter()
+        .find(|d| serde_json::to_value(&d.action).unwrap()["action"] == "hold")
+        .unwrap_or_else(|| panic!("the pass says it holds: {done:?}"));
+    assert!(
+        serde_json::to_string(&hold.action)
+            .unwrap()
+            .contains("appears to have lost its data"),
+        "{hold:?}"
+    );
+    // Even once the hold is over, the busy runner's instance stays; the idle one goes.
+    let mut c = store::connect(&w.url).await.unwrap();
+    redis::cmd("HSET")
+        .arg(format!("runnerctl:{}:marker", w.name))
+        .arg("hold_until")
+        .arg(0)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    w.m.health_check(&g).await.unwrap();
+    let left = w.backend.list().await.unwrap();
+    let busy_name = w
+        .sim
+        .runners()
+        .into_iter()
+        .find(|r| r.id == busy)
+        .unwrap()
+        .name;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].runner(), Some(busy_name.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_3_a_runner_made_for_a_lost_webhook_survives_its_pass() {
+    // No webhook URL: every delivery is lost; the scan finds the job.
+    let w = world("p3", Chaos::default(), "    max_runners: 4\n", None).await;
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let done = w.m.health_check(&w.g()).await.unwrap();
+    let text = serde_json::to_string(&done).unwrap();
+    assert!(!text.contains("vanished"), "{text}");
+    let ran = support::eventually(Duration::from_secs(10), || async {
+        w.sim
+            .jobs()
+            .iter()
+            .any(|j| j.id == job && j.status != JobStatus::Queued)
+            .then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "the lost job got a runner: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_4_a_resumed_create_never_revokes_the_booting_instance_credential() {
+    let w = world("p4", Chaos::default(), "    max_runners: 4\n", None).await;
+    let g = w.g();
+    let Created::New(runner) = w.m.create_runner(&g, "job:7", Some(7)).await.unwrap() else {
+        panic!("made")
+    };
+    let reg = w.sim.runners()[0].clone();
+    // Its instance still boots (offline), and the worker died after creating it, before
+    // recording it: the record has the registration, not the instance.
+    w.sim.set_online(reg.id, false);
+    w.st.update(
+        &runner,
+        Some(RunnerStatus::Creating),
+        &[],
+        &RunnerPatch {
+            instance_id: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    w.m.create_runner(&g, "job:7", Some(7)).await.unwrap();
+    let now = w.sim.runners();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].id, reg.id, "the registration the instance holds is kept");
+    assert_eq!(w.sim.registrations().len(), 1, "no second JIT configuration");
+    let r = w.st.get(&runner).await.unwrap().unwrap();
+    assert_eq!(r.status, RunnerStatus::Started);
+    assert!(r.instance_id.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_5_a_create_whose_record_vanished_removes_what_it_made() {
+    let w = world(
+        "p5",
+        Chaos::default(),
+        "    max_runners: 4\n",
+        Some(Duration::from_millis(800)),
+    )
+    .await;
+    let g = w.g();
+    let m = w.m.clone();
+    let making = tokio::spawn(async move { m.create_runner(&g, "job:9", Some(9)).await });
+    // While the backend creates the instance, a health task removes the record.
+    let name = support::eventually(Duration::from_secs(5), || async {
+        w.st.all_runners()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.forge_id.is_some())
+            .map(|r| r.name)
+    })
+    .await
+    .unwrap();
+    assert!(w.st.remove(&name).await.unwrap());
+    let r = making.await.unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    assert!(w.backend.list().await.unwrap().is_empty(), "no instance without a slot");
+    assert!(w.sim.runners().is_empty(), "no registration without a slot");
+    assert_eq!(w.st.held("g").await.unwrap(), 0);
+}
+
+async fn handle(w: &World, task: Task) -> Outcome {
+    TaskHandler::with_manager(w.m.clone())
+        .handle(&Envelope::new(task, None))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_6_rate_limits_wait_until_the_reset_and_are_never_dead_lettered() {
+    let w = world("p6", Chaos::default(), "    max_runners: 4\n", None).await;
+    let queued = Task::JobQueued {
+        job_id: 5,
+        run_id: 6,
+        repository: "octo-org/app".into(),
+        labels: vec!["self-hosted".into(), "g".into()],
+        group: "g".into(),
+    };
+    // A secondary limit: 403 with requests remaining, no retry-after: wait a minute.
+    w.sim
+        .trouble(Trouble::SecondaryLimit403 { retry_after: None }, 1);
+    match handle(&w, queued.clone()).await {
+        Outcome::Wait { delay, reason } => {
+            assert!(delay >= Duration::from_secs(60), "{delay:?}");
+            assert!(reason.contains("rate limit"), "{reason}");
+        }
+        other => panic!("waits, not {other:?}"),
+    }
+    // With retry-after.
+    w.sim.trouble(
+        Trouble::SecondaryLimit403 {
+            retry_after: Some(30),
+        },
+        1,
+    );
+    assert!(matches!(
+        handle(&w, queued.clone()).await,
+        Outcome::Wait { delay, .. } if delay >= Duration::from_secs(30) && delay < Duration::from_secs(60)
+    ));
+    // The primary limit: until its reset (the fake's window is an hour).
+    w.sim.trouble(Trouble::PrimaryLimit, 1);
+    assert!(matches!(
+        handle(&w, queued.clone()).await,
+        Outcome::Wait { delay, .. } if delay >= Duration::from_secs(1800)
+    ));
+    // Nothing was dead-lettered, and the job's record holds its slot for when it goes on.
+    assert!(w.st.held("g").await.unwrap() <= 1);
+}
+
+fn queue_options(visibility_ms: u64) -> QueueOptions {
+    QueueOptions {
+        visibility_timeout: Duration::from_millis(visibility_ms),
+        max_attempts: 3,
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(100),
+        handler_deadline: Duration::from_millis(500),
+        ..QueueOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_7_a_lease_is_renewed_only_by_its_holder() {
+    let redis = RedisServer::start();
+    let name = manager_name("p7");
+    let conn = store::connect(&redis.url).await.unwrap();
+    let q = Queue::new(conn.clone(), &name, queue_options(200));
+    q.ensure_group().await.unwrap();
+    q.enqueue(
+        Task::Noop {
+            mark: "m".into(),
+            sleep_ms: 0,
+            fail_times: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let mut read = store::connect(&redis.url).await.unwrap();
+    let a = q
+        .read_new(&mut read, "stalled", 1, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert!(q.touch("stalled", &a[0].entry).await.unwrap());
+    // It stalls past the visibility timeout; another worker takes the task over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = q.claim_stale("other", 1).await.unwrap();
+    assert_eq!(b.len(), 1);
+    // The stalled one's renewal no longer takes it back.
+    assert!(!q.touch("stalled", &a[0].entry).await.unwrap());
+    assert!(!q.ack("stalled", &a[0]).await.unwrap());
+    assert!(q.ack("other", &b[0]).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_8_a_handler_past_its_deadline_is_stopped_and_retried() {
+    let redis = RedisServer::start();
+    let name = manager_name("p8");
+    let conn = store::connect(&redis.url).await.unwrap();
+    let q = Queue::new(conn.clone(), &name, queue_options(2_000));
+    q.enqueue(
+        Task::Noop {
+            mark: "slow".into(),
+            sleep_ms: 60_000,
+            fail_times: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(1);
+    opts.poll = Duration::from_millis(50);
+    let st = RedisStore::new(conn.clone(), &name);
+    let running = tokio::spawn(worker::run(
+        q.clone(),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::new(st)),
+        opts,
+        rx,
+    ));
+    let retried = support::eventually(Duration::from_secs(10), || async {
+        q.list()
+            .await
+            .unwrap()
+            .into_iter()
+            .chain(q.dead().await.unwrap())
+            .find(|t| t.error.as_deref().is_some_and(|e| e.contains("deadline")))
+    })
+    .await;
+    tx.send(true).unwrap();
+    let _ = running.await;
+    assert!(retried.is_some(), "{:?}", q.list().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_11_a_failed_runners_create_holds_no_slot() {
+    // GitHub refuses (a port nothing listens on): the command fails and leaves no record.
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let name = manager_name("p11");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  base_url: http://{closed}\n  token_env: P11_TOKEN\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n    max_runners: 2\n",
+            redis.url
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::bin())
+        .args(["--config", config.to_str().unwrap(), "runners", "create"])
+        .args(["--group", "g", "--count", "2"])
+        .env("P11_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let st = RedisStore::connect(&redis.url, &name).await.unwrap();
+    assert_eq!(st.held("g").await.unwrap(), 0);
+    assert!(st.all_runners().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job() {
+    let w = world("p11b", Chaos::default(), "    max_runners: 1\n", None).await;
+    let g = w.g();
+    // The group is full: the job waits.
+    let Created::New(other) = w.m.create_runner(&g, "busy", None).await.unwrap() else {
+        panic!()
+    };
+    w.m.job_in_progress(999, &other).await.unwrap();
+    assert!(matches!(
+        w.m.job_queued("g", 77).await.unwrap(),
+        Created::Full { .. }
+    ));
+    // A slot frees; the health check makes a runner for the waiting job.
+    w.m.delete_runner(&other, true).await.unwrap();
+    w.m.health_check(&g).await.unwrap();
+    assert_eq!(w.st.held("g").await.unwrap(), 1);
+    // Then the waiting task comes back: the job is covered.
+    assert_eq!(w.m.job_queued("g", 77).await.unwrap(), Created::Covered);
+    assert_eq!(w.st.held("g").await.unwrap(), 1);
+    assert_eq!(w.sim.registrations().len(), 2, "the deleted one and one for the job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
+    let redis = RedisServer::start();
+    let name = manager_name("p12");
+    let conn = store::connect(&redis.url).await.unwrap();
+    let q = Queue::new(conn.clone(), &name, queue_options(100));
+    q.ensure_group().await.unwrap();
+    q.enqueue(
+        Task::Noop {
+            mark: "poison".into(),
+            sleep_ms: 0,
+            fail_times: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    // Each worker that takes it dies holding it.
+    let mut read = store::connect(&redis.url).await.unwrap();
+    assert_eq!(
+        q.read_new(&mut read, "dead-0", 1, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    for i in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let got = q.claim_stale(&format!("dead-{i}"), 1).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].deliveries, i + 1);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(1);
+    opts.poll = Duration::from_millis(50);
+    let running = tokio::spawn(worker::run(
+        q.clone(),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::new(RedisStore::new(conn.clone(), &name))),
+        opts,
+        rx,
+    ));
+    let dead = support::eventually(Duration::from_secs(5), || async {
+        q.dead().await.unwrap().into_iter().next()
+    })
+    .await;
+    tx.send(true).unwrap();
+    let _ = running.await;
+    let dead = dead.expect("dead-lettered");
+    let why = dead.error.unwrap();
+    assert!(why.contains("times without finishing"), "{why}");
+    // Dead consumers (no task held) are removed; a live one holding a task is not.
+    let removed = q.prune_consumers("me", Duration::from_millis(1)).await.unwrap();
+    assert!(removed >= 4, "{removed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_12_a_health_pass_that_lost_its_lock_stops() {
+    let w = world(
+        "p12b",
+        Chaos::default(),
+        "    min_runners: 1\n    max_runners: 2\n",
+        Some(Duration::from_secs(8)),
+    )
+    .await;
+    let g = w.g();
+    let m = w.m.clone();
+    let pass = tokio::spawn(async move { m.health_check(&g).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Someone else now holds the lock (it expired while this holder stalled, say).
+    let mut c = store::connect(&w.url).await.unwrap();
+    redis::cmd("SET")
+        .arg(format!("runnerctl:{}:lock:health:g", w.name))
+        .arg("another-holder")
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(7), pass)
+        .await
+        .expect("the pass stopped before its slow create finished")
+        .unwrap();
+    match r {
+        Err(Failure::Transient(why)) => assert!(why.contains("lost the lock"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn point_13_runners_are_not_wasted_when_any_runner_takes_any_job() {
+    let w = world("p13", any_idle_runner(), "    max_runners: 10\n", None).await;
+    const JOBS: usize = 100;
+    for _ in 0..JOBS {
+        w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    }
+    pump(&w, Duration::from_secs(120), true).await;
+    let regs = w.sim.registrations();
+    let wasted = regs.iter().filter(|r| !r.2).count();
+    let names: HashSet<&str> = regs.iter().map(|r| r.1.as_str()).collect();
+    println!(
+        "{JOBS} jobs: {} JIT registrations, {wasted} never ran a job ({:.1}%), {} names",
+        regs.len(),
+        100.0 * wasted as f64 / JOBS as f64,
+        names.len()
+    );
+    assert!(wasted * 50 <= JOBS, "{wasted} wasted runners");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_14_two_tasks_never_work_on_one_runner_at_once() {
+    let w = world(
+        "p14",
+        Chaos::default(),
+        "    max_runners: 4\n",
+        Some(Duration::from_millis(500)),
+    )
+    .await;
+    let g = w.g();
+    let (m1, m2, g1, g2) = (w.m.clone(), w.m.clone(), g.clone(), g.clone());
+    let a = tokio::spawn(async move { m1.create_runner(&g1, "job:3", Some(3)).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = tokio::spawn(async move { m2.create_runner(&g2, "job:3", Some(3)).await });
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert!(matches!(a, Ok(Created::New(_))), "{a:?}");
+    assert!(
+        matches!(b, Err(Failure::Busy(_)) | Ok(Created::Exists(_))),
+        "{b:?}"
+    );
+    assert_eq!(w.sim.registrations().len(), 1);
+    assert_eq!(w.backend.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_for_it() {
+    let w = world(
+        "p15",
+        any_idle_runner(),
+        "    min_runners: 1\n    max_runners: 6\n",
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    let g = w.g();
+    let m = w.m.clone();
+    let pass = tokio::spawn(async move { m.health_check(&g).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    pass.abort(); // killed mid-pass: its lock stays until it expires
+    let mut c = store::connect(&w.url).await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("runnerctl:{}:lock:health:g", w.name))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 10_000, "the lock expires within 10 s: {ttl}");
+    assert!(w.m.health_check(&w.g()).await.unwrap().is_empty(), "blocked");
+    // Once it expires, a pass finishes the creation the killed one left.
+    tokio::time::sleep(Duration::from_millis(ttl as u64 + 1_000)).await;
+    let done = w.m.health_check(&w.g()).await.unwrap();
+    let text = serde_json::to_string(&done).unwrap();
+    // Its instance was asked for, so its credential is kept until time_to_start: resumed
+    // without revoking anything, and, with no task on it, not counted as a free runner.
+    assert!(text.contains("resume"), "{text}");
+    // And jobs whose runner another job took get one at once, with no health check.
+    for _ in 0..20 {
+        w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    }
+    pump(&w, Duration::from_secs(60), false).await;
+}
