@@ -39,6 +39,18 @@ impl World {
 }
 
 async fn world(test: &str, chaos: Chaos, group: &str, latency: Option<Duration>) -> World {
+    world_with(test, chaos, group, latency, false).await
+}
+
+/// `shared`: the fake backend keeps its instances in Redis, where `runnerctl` processes see
+/// them too.
+async fn world_with(
+    test: &str,
+    chaos: Chaos,
+    group: &str,
+    latency: Option<Duration>,
+    shared: bool,
+) -> World {
     let redis = RedisServer::start();
     let sim = Sim::start(SimOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
@@ -63,7 +75,12 @@ async fn world(test: &str, chaos: Chaos, group: &str, latency: Option<Duration>)
     sync::sync(&*gh, &[&g], false, &|| {}).await;
     let conn = store::connect(&redis.url).await.unwrap();
     // In memory: Redis losing its data must not take the "cloud" with it.
-    let backend: Arc<dyn Backend> = Arc::new(FakeBackend::new("fake", &name, latency, None));
+    let backend: Arc<dyn Backend> = Arc::new(FakeBackend::new(
+        "fake",
+        &name,
+        latency,
+        shared.then(|| conn.clone()),
+    ));
     let st = RedisStore::new(conn, &name);
     let m = Arc::new(Manager::new(
         config.clone(),
@@ -661,4 +678,55 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
         w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
     }
     pump(&w, Duration::from_secs(60), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
+    // `runnerctl healthcheck` on a host whose clock is two days ahead (libfaketime): ages come
+    // from Redis's clock, so the idle runners are not taken for older than time_to_live.
+    let have_faketime = std::process::Command::new("faketime")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(have_faketime, "faketime must be installed (.ci/run installs it)");
+    let w = world_with(
+        "p9",
+        Chaos::default(),
+        "    min_runners: 2\n    max_runners: 4\n",
+        None,
+        true,
+    )
+    .await;
+    let g = w.g();
+    for seed in ["a", "b"] {
+        w.m.create_runner(&g, seed, None).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {}\ntime_to_live: 1h\ngithub:\n  base_url: {}\n  token_env: P9_TOKEN\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n    min_runners: 2\n    max_runners: 4\n",
+            w.name,
+            w.sim.url(),
+            w.url
+        ),
+    )
+    .unwrap();
+    let bin = support::bin();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("faketime")
+            .args(["-f", "+2d"])
+            .arg(bin)
+            .args(["--config", config.to_str().unwrap(), "-o", "json", "healthcheck"])
+            .env("P9_TOKEN", "t")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.contains("older than time_to_live"), "{text}");
+    assert_eq!(w.st.held("g").await.unwrap(), 2, "{text}");
 }

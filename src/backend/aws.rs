@@ -116,12 +116,22 @@ impl AwsBackend {
         let retry = aws_config::retry::RetryConfig::standard()
             .with_max_attempts(settings.max_attempts.unwrap_or(3).max(1));
         let region = aws_config::Region::new(settings.region.clone());
+        // No call may hang: a black-holed connection would hold a worker slot (and a group's
+        // health-check lock) for ever. Each attempt and each whole operation has a ceiling.
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(30))
+            .operation_attempt_timeout(std::time::Duration::from_secs(60))
+            .operation_timeout(std::time::Duration::from_secs(180))
+            .build();
         let mut ec2 = aws_sdk_ec2::config::Builder::from(sdk)
             .region(region.clone())
-            .retry_config(retry.clone());
+            .retry_config(retry.clone())
+            .timeout_config(timeouts.clone());
         let mut ssm = aws_sdk_ssm::config::Builder::from(sdk)
             .region(region)
-            .retry_config(retry);
+            .retry_config(retry)
+            .timeout_config(timeouts);
         if let Some(u) = &settings.endpoint_url {
             ec2 = ec2.endpoint_url(u);
             ssm = ssm.endpoint_url(u);
