@@ -764,7 +764,8 @@ impl RedisStore {
     pub async fn waiting_jobs(&self, group: &str) -> Result<Vec<u64>> {
         let now = self.now().await?;
         let mut c = self.conn.clone();
-        Ok(c.zrangebyscore(self.waiting_key(group), now, "+inf").await?)
+        Ok(c.zrangebyscore(self.waiting_key(group), now, "+inf")
+            .await?)
     }
 
     /// Jobs of a group waiting and not expired.
@@ -814,7 +815,6 @@ impl RedisStore {
         let v: u64 = c.incr(format!("{}cursor:{name}", self.prefix), 1).await?;
         Ok(v - 1)
     }
-
 }
 
 impl RedisStore {
@@ -834,9 +834,7 @@ impl RedisStore {
     /// Whether a job has started already.
     pub async fn job_started(&self, job_id: u64) -> Result<bool> {
         let mut c = self.conn.clone();
-        let score: Option<f64> = c
-            .zscore(self.started_key(), job_id)
-            .await?;
+        let score: Option<f64> = c.zscore(self.started_key(), job_id).await?;
         Ok(score.is_some())
     }
 }
@@ -901,8 +899,7 @@ impl RedisStore {
     /// is zero when nothing suggests data was lost).
     pub async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {
         let mut inv = MARKER.prepare_invoke();
-        inv.key(self.marker_key())
-            .arg(hold_if_missing.as_secs());
+        inv.key(self.marker_key()).arg(hold_if_missing.as_secs());
         let mut c = self.conn.clone();
         let (created_at, hold_until, written): (u64, u64, i64) = inv.invoke_async(&mut c).await?;
         Ok((

@@ -196,7 +196,9 @@ pub async fn run<H: Handler>(
                     if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
                         last_prune = Some(Instant::now());
                         match queue.prune_consumers(&opts.consumer, prune_every).await {
-                            Ok(n) if n > 0 => tracing::info!(removed = n, "removed consumers of stopped workers"),
+                            Ok(n) if n > 0 => {
+                                tracing::info!(removed = n, "removed consumers of stopped workers")
+                            }
                             Ok(_) => {}
                             Err(e) => tracing::debug!(error = %e, "could not prune consumers"),
                         }

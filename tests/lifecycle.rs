@@ -187,7 +187,11 @@ async fn point_1_runner_theft_every_job_gets_a_runner_without_a_health_check() {
     let (reg, inst) = pump(&w, Duration::from_secs(60), false).await;
     assert!(reg <= 8 && inst <= 8, "max_runners held: {reg} {inst}");
     // Lineage: nothing left, and every job ran.
-    assert!(w.sim.jobs().iter().all(|j| j.status == JobStatus::Completed));
+    assert!(w
+        .sim
+        .jobs()
+        .iter()
+        .all(|j| j.status == JobStatus::Completed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,8 +291,15 @@ async fn point_4_a_resumed_create_never_revokes_the_booting_instance_credential(
     w.m.create_runner(&g, "job:7", Some(7)).await.unwrap();
     let now = w.sim.runners();
     assert_eq!(now.len(), 1);
-    assert_eq!(now[0].id, reg.id, "the registration the instance holds is kept");
-    assert_eq!(w.sim.registrations().len(), 1, "no second JIT configuration");
+    assert_eq!(
+        now[0].id, reg.id,
+        "the registration the instance holds is kept"
+    );
+    assert_eq!(
+        w.sim.registrations().len(),
+        1,
+        "no second JIT configuration"
+    );
     let r = w.st.get(&runner).await.unwrap().unwrap();
     assert_eq!(r.status, RunnerStatus::Started);
     assert!(r.instance_id.is_some());
@@ -320,7 +331,10 @@ async fn point_5_a_create_whose_record_vanished_removes_what_it_made() {
     assert!(w.st.remove(&name).await.unwrap());
     let r = making.await.unwrap();
     assert!(r.is_ok(), "{r:?}");
-    assert!(w.backend.list().await.unwrap().is_empty(), "no instance without a slot");
+    assert!(
+        w.backend.list().await.unwrap().is_empty(),
+        "no instance without a slot"
+    );
     assert!(w.sim.runners().is_empty(), "no registration without a slot");
     assert_eq!(w.st.held("g").await.unwrap(), 0);
 }
@@ -509,7 +523,11 @@ async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job(
     // Then the waiting task comes back: the job is covered.
     assert_eq!(w.m.job_queued("g", 77).await.unwrap(), Created::Covered);
     assert_eq!(w.st.held("g").await.unwrap(), 1);
-    assert_eq!(w.sim.registrations().len(), 2, "the deleted one and one for the job");
+    assert_eq!(
+        w.sim.registrations().len(),
+        2,
+        "the deleted one and one for the job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -565,7 +583,10 @@ async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
     let why = dead.error.unwrap();
     assert!(why.contains("times without finishing"), "{why}");
     // Dead consumers (no task held) are removed; a live one holding a task is not.
-    let removed = q.prune_consumers("me", Duration::from_millis(1)).await.unwrap();
+    let removed = q
+        .prune_consumers("me", Duration::from_millis(1))
+        .await
+        .unwrap();
     assert!(removed >= 4, "{removed}");
 }
 
@@ -664,8 +685,14 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
         .query_async(&mut c)
         .await
         .unwrap();
-    assert!(ttl > 0 && ttl <= 10_000, "the lock expires within 10 s: {ttl}");
-    assert!(w.m.health_check(&w.g()).await.unwrap().is_empty(), "blocked");
+    assert!(
+        ttl > 0 && ttl <= 10_000,
+        "the lock expires within 10 s: {ttl}"
+    );
+    assert!(
+        w.m.health_check(&w.g()).await.unwrap().is_empty(),
+        "blocked"
+    );
     // Once it expires, a pass finishes the creation the killed one left.
     tokio::time::sleep(Duration::from_millis(ttl as u64 + 1_000)).await;
     let done = w.m.health_check(&w.g()).await.unwrap();
@@ -688,7 +715,10 @@ async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(have_faketime, "faketime must be installed (.ci/run installs it)");
+    assert!(
+        have_faketime,
+        "faketime must be installed (.ci/run installs it)"
+    );
     let w = world_with(
         "p9",
         Chaos::default(),
@@ -718,7 +748,13 @@ async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
         std::process::Command::new("faketime")
             .args(["-f", "+2d"])
             .arg(bin)
-            .args(["--config", config.to_str().unwrap(), "-o", "json", "healthcheck"])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "-o",
+                "json",
+                "healthcheck",
+            ])
             .env("P9_TOKEN", "t")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .output()

@@ -39,8 +39,12 @@ async fn records_round_trip_and_indexes_follow_status() {
     );
     assert_eq!(s.held("a").await.unwrap(), 1);
     assert_eq!(s.get("m-a-1").await.unwrap().unwrap(), r);
-    s.reserve(&runner("m-a-2", "a", None), 5, Want::Explicit).await.unwrap();
-    s.reserve(&runner("m-b-1", "b", None), 5, Want::Explicit).await.unwrap();
+    s.reserve(&runner("m-a-2", "a", None), 5, Want::Explicit)
+        .await
+        .unwrap();
+    s.reserve(&runner("m-b-1", "b", None), 5, Want::Explicit)
+        .await
+        .unwrap();
 
     let patch = RunnerPatch {
         instance_id: Some(Some("i-123".into())),
@@ -150,9 +154,13 @@ async fn managers_sharing_a_redis_never_see_each_other() {
     let two = RedisStore::connect(&redis.url, &manager_name("two"))
         .await
         .unwrap();
-    one.reserve(&runner("r1", "g", None), 1, Want::Explicit).await.unwrap();
+    one.reserve(&runner("r1", "g", None), 1, Want::Explicit)
+        .await
+        .unwrap();
     assert_eq!(
-        two.reserve(&runner("r2", "g", None), 1, Want::Explicit).await.unwrap(),
+        two.reserve(&runner("r2", "g", None), 1, Want::Explicit)
+            .await
+            .unwrap(),
         Reservation::Reserved { held: 1 },
         "the other manager's runner does not use this manager's capacity"
     );

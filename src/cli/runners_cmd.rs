@@ -41,7 +41,11 @@ pub async fn manager(cx: &Context, config: Arc<Config>) -> Result<Manager> {
                 tracing::warn!(backend = %b.name, error = %e, "backend unavailable; will connect again when it is needed");
                 backends.insert(
                     b.name.clone(),
-                    Arc::new(backend::Reconnecting::new(b, &config.name, Some(conn.clone()))),
+                    Arc::new(backend::Reconnecting::new(
+                        b,
+                        &config.name,
+                        Some(conn.clone()),
+                    )),
                 );
             }
         }
@@ -127,8 +131,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
         OutputFormat::Json => output::json(&rows),
         OutputFormat::Table => output::table(
             &[
-                "name", "group", "status", "instance", "github", "busy", "made for", "job",
-                "age",
+                "name", "group", "status", "instance", "github", "busy", "made for", "job", "age",
             ],
             rows.iter()
                 .map(|r| {

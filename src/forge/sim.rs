@@ -185,8 +185,8 @@ struct World {
     queued_sent: HashMap<u64, std::time::Instant>,
     /// Every registration ever made (JIT or by hand): id, name, whether it ran a job.
     registrations: Vec<(u64, String, bool)>,
-    /// Deliveries sent, kept for replays: (action, job snapshot).
-    sent: Vec<(String, SimJob)>,
+    /// Replays to send: (when, action, job snapshot).
+    replays: Vec<(std::time::Instant, String, SimJob)>,
 }
 
 impl World {
@@ -475,24 +475,26 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
             std::mem::take(&mut w.outbox)
         };
         let mut outbox = outbox;
-        if let (Some(_), true) = (&o.webhook_url, o.chaos.replay > 0.0) {
-            let w = world.lock().unwrap_or_else(|p| p.into_inner());
-            for sent in &w.sent {
-                if fastrand::f64() < o.chaos.replay / 50.0 {
-                    outbox.push(sent.clone());
-                }
-            }
+        if o.chaos.replay > 0.0 {
+            // Due replays go out once each, later and out of order.
+            let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut w.replays)
+                .into_iter()
+                .partition(|r| r.0 <= now);
+            w.replays = later;
+            outbox.extend(due.into_iter().map(|(_, a, j)| (a, j)));
         }
         if o.chaos.reorder {
             fastrand::shuffle(&mut outbox);
         }
         if let Some(url) = &o.webhook_url {
             for (action, job) in outbox {
-                if o.chaos.replay > 0.0 {
+                if fastrand::f64() < o.chaos.replay {
+                    let at = std::time::Instant::now()
+                        + Duration::from_millis(500 + fastrand::u64(0..5_000));
                     let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
-                    if w.sent.len() < 10_000 {
-                        w.sent.push((action.clone(), job.clone()));
-                    }
+                    w.replays.push((at, action.clone(), job.clone()));
                 }
                 if action == "queued" {
                     world
@@ -987,8 +989,7 @@ async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) ->
             &w,
             o.rate_limit,
         );
-        r.headers_mut()
-            .insert("retry-after", "1".parse().unwrap());
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
         return r;
     }
     if w.used > o.rate_limit {

@@ -110,7 +110,9 @@ impl Handler for TaskHandler {
             return Outcome::Fail(format!("`{}` tasks need a runner manager", env.task.kind()));
         };
         match &env.task {
-            Task::JobQueued { job_id, group, .. } => created(group, m.job_queued(group, *job_id).await),
+            Task::JobQueued { job_id, group, .. } => {
+                created(group, m.job_queued(group, *job_id).await)
+            }
             Task::JobInProgress {
                 job_id,
                 runner_name,

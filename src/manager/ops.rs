@@ -360,7 +360,10 @@ impl Manager {
                 other => other,
             }
         };
-        match self.while_locked(&lock, &token, RUNNER_LOCK_TTL, work).await? {
+        match self
+            .while_locked(&lock, &token, RUNNER_LOCK_TTL, work)
+            .await?
+        {
             Made::Started => Ok(Created::New(name)),
             Made::Abandoned => Ok(Created::Covered),
             Made::Vanished | Made::Exists => Ok(Created::Exists(name)),
@@ -655,8 +658,13 @@ impl Manager {
                 "another task is working on runner {name}"
             )));
         };
-        self.while_locked(&lock, &token, RUNNER_LOCK_TTL, self.delete_locked(name, force))
-            .await
+        self.while_locked(
+            &lock,
+            &token,
+            RUNNER_LOCK_TTL,
+            self.delete_locked(name, force),
+        )
+        .await
     }
 
     async fn delete_locked(&self, name: &str, force: bool) -> Result<Removed, Failure> {
@@ -934,7 +942,10 @@ impl Manager {
             .marker(if suspects.is_empty() {
                 Duration::ZERO
             } else {
-                self.config.time_to_start.as_std().max(self.config.cleanup_grace.as_std())
+                self.config
+                    .time_to_start
+                    .as_std()
+                    .max(self.config.cleanup_grace.as_std())
             })
             .await?;
         if written && !suspects.is_empty() {
@@ -1019,10 +1030,15 @@ impl Manager {
                     return Ok("skipped: its task is still making it".into());
                 };
                 let work = self.make(g, name, Want::Explicit);
-                Ok(match self.while_locked(&lock, &token, RUNNER_LOCK_TTL, work).await? {
-                    Made::Started => "ok (made)".into(),
-                    _ => "ok".into(),
-                })
+                Ok(
+                    match self
+                        .while_locked(&lock, &token, RUNNER_LOCK_TTL, work)
+                        .await?
+                    {
+                        Made::Started => "ok (made)".into(),
+                        _ => "ok".into(),
+                    },
+                )
             }
             Action::DeleteInstance { id, forge_id, .. } => {
                 // Its GitHub registration first: GitHub refuses to remove a runner that runs a

@@ -13,6 +13,8 @@ pub struct RedisServer {
     pub port: u16,
     pub url: String,
     dir: tempfile::TempDir,
+    /// AOF with `appendfsync always`: a restart keeps every write.
+    persistent: bool,
 }
 
 fn free_port() -> u16 {
@@ -32,6 +34,7 @@ impl RedisServer {
                 port: 0,
                 url,
                 dir,
+                persistent: false,
             };
         }
         let port = free_port();
@@ -40,6 +43,22 @@ impl RedisServer {
             port,
             url: format!("redis://127.0.0.1:{port}/0"),
             dir,
+            persistent: false,
+        };
+        s.spawn();
+        s
+    }
+
+    /// A server with AOF persistence (`appendfsync always`), so that `restart` loses nothing.
+    pub fn start_persistent() -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut s = RedisServer {
+            child: None,
+            port,
+            url: format!("redis://127.0.0.1:{port}/0"),
+            dir,
+            persistent: true,
         };
         s.spawn();
         s
@@ -55,7 +74,9 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if self.persistent { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir.path().to_str().unwrap(),
                 "--loglevel",
@@ -91,7 +112,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port, empty.
+    /// Starts it again on the same port: empty, or with its data when persistent.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
