@@ -124,7 +124,29 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
     // two workers, each with its own connections and manager, sharing Redis
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
-    for _ in 0..2 {
+    // Under chaos the workers are `runnerctl worker` processes, killed with SIGKILL.
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(
+        &config_path,
+        format!("{text}queue:\n  visibility_timeout: 2s\n  max_attempts: 20\n  retry_base: 1s\n  retry_max: 2s\n"),
+    )
+    .unwrap();
+    let spawn_worker = || {
+        std::process::Command::new(support::bin())
+            .args(["--config", config_path.to_str().unwrap(), "worker"])
+            .args(["--concurrency", "8"])
+            .env("UNUSED", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut processes: Vec<std::process::Child> = Vec::new();
+    for _ in 0..if chaos { 2 } else { 0 } {
+        processes.push(spawn_worker());
+    }
+    for _ in 0..if chaos { 0 } else { 2 } {
         let conn = store::connect(&redis.url).await.unwrap();
         let backend: Arc<dyn Backend> =
             Arc::new(FakeBackend::new("fake", &name, None, Some(conn.clone())));
@@ -229,7 +251,14 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         }
         if !killed && done >= jobs / 4 {
             // Like SIGKILL: no drain, no release. Its tasks go to the other worker.
-            workers[0].abort();
+            if chaos {
+                // SIGKILL, then a new one, as systemd would restart it.
+                processes[0].kill().unwrap();
+                processes[0].wait().unwrap();
+                processes[0] = spawn_worker();
+            } else {
+                workers[0].abort();
+            }
             killed = true;
         }
         if !restarted && done >= jobs / 2 {
@@ -330,6 +359,10 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
     }
 
     stop_tx.send(true).unwrap();
+    for mut p in processes {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     for w in workers {
         let _ = w.await;
     }

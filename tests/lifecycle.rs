@@ -766,3 +766,55 @@ async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
     assert!(!text.contains("older than time_to_live"), "{text}");
     assert_eq!(w.st.held("g").await.unwrap(), 2, "{text}");
 }
+
+/// Forwards TCP connections on `listener` to the Docker engine's socket, as if the engine came
+/// up there.
+#[cfg(feature = "docker")]
+async fn forward_to_docker(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((mut tcp, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut unix) = tokio::net::UnixStream::connect("/var/run/docker.sock").await {
+                let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+            }
+        });
+    }
+}
+
+#[cfg(feature = "docker")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_10_a_backend_unreachable_at_start_is_retried_and_its_tasks_wait() {
+    use runnerctl::backend::Reconnecting;
+    // The engine's address, with nothing listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "name: p10\ngithub:\n  token_env: UNUSED\nbackends:\n  engine:\n    kind: docker\n    host: tcp://127.0.0.1:{port}\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: engine\n    spec:\n      image: runnerctl-test:3\n"
+    );
+    let config = config::parse(&text, "t").unwrap().config;
+    let backend_config = config.backends[0].clone();
+    assert!(
+        runnerctl::backend::build(&backend_config, "p10", None)
+            .await
+            .is_err(),
+        "unreachable at start"
+    );
+    let backend = Reconnecting::new(&backend_config, "p10", None);
+    // Its calls fail as "not connected yet", which a task waits out (no attempt counted).
+    let e = backend.list().await.unwrap_err();
+    assert_eq!(e.code(), runnerctl::backend::NOT_CONNECTED, "{e}");
+    assert!(matches!(Failure::from(e), Failure::Unreachable(_)));
+    // The engine comes up: the same backend works, with no restart.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let forwarding = tokio::spawn(forward_to_docker(listener));
+    let listed = backend.list().await;
+    forwarding.abort();
+    assert!(listed.is_ok(), "{listed:?}");
+}
