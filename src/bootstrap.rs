@@ -187,19 +187,26 @@ Restart=no
 WantedBy=multi-user.target
 ";
 
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("      {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+/// One `write_files` entry of cloud-config. The content is base64: whatever it holds (a label
+/// with a line break a YAML parser honours, such as `\r`, U+0085 or U+2028), it cannot change
+/// the document's structure.
+fn write_file(path: &str, mode: &str, content: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+    format!("  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    encoding: b64\n    content: {b64}\n")
 }
 
-/// One `write_files` entry of cloud-config.
-fn write_file(path: &str, mode: &str, content: &str) -> String {
-    format!(
-        "  - path: {path}\n    permissions: '{mode}'\n    owner: root:root\n    content: |\n{}\n",
-        indent(content)
-    )
+/// The content of one `write_files` entry of user-data that [`render`] made, decoded.
+pub fn file_content(entry: &serde_yaml::Value) -> Option<String> {
+    use base64::Engine;
+    let text = entry["content"].as_str()?;
+    match entry["encoding"].as_str() {
+        Some("b64") => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        _ => Some(text.to_string()),
+    }
 }
 
 const CLOUD_INIT_HEAD: &str =
@@ -409,6 +416,12 @@ mod tests {
             );
             let doc: serde_yaml::Value = serde_yaml::from_str(ud).expect("valid YAML");
             let files = doc["write_files"].as_sequence().unwrap();
+            for f in files {
+                assert!(
+                    !file_content(f).unwrap().contains("SEKRIT"),
+                    "the credential is in no file of the user-data"
+                );
+            }
             let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
             assert_eq!(
                 paths,
@@ -419,15 +432,15 @@ mod tests {
                     "/etc/systemd/system/runnerctl-runner.service",
                 ]
             );
-            let install = files[2]["content"].as_str().unwrap();
+            let install = file_content(&files[2]).unwrap();
             assert!(
                 install.contains("Restart=on-failure"),
                 "retried until it succeeds"
             );
             assert!(install.contains("ConditionPathExists=!/var/lib/runnerctl/installed"));
-            let runner = files[3]["content"].as_str().unwrap();
+            let runner = file_content(&files[3]).unwrap();
             assert!(runner.contains("ConditionPathExists=/var/lib/runnerctl/installed"));
-            let script = files[1]["content"].as_str().unwrap();
+            let script = file_content(&files[1]).unwrap();
             assert!(script.contains("starting runner rm-demo-1a2b"));
             assert_eq!(files[1]["permissions"], "0755");
             // The credential goes to the backend, for its secret channel.

@@ -258,16 +258,18 @@ pub struct TaskView {
     pub task: serde_json::Value,
 }
 
-/// Enqueue: KEYS stream, dedup key (or '' placeholder). ARGV payload, ttl secs, has-key flag.
+/// Enqueue: KEYS stream, dedup key, second dedup key (placeholders when unused). ARGV payload,
+/// ttl secs, how many of the two keys are used (0, 1 or 2). Seen under either key: nothing added.
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if ARGV[3] == '1' then
-  local seen = redis.call('GET', KEYS[2])
+local n = tonumber(ARGV[3])
+for i = 2, n + 1 do
+  local seen = redis.call('GET', KEYS[i])
   if seen then return {0, seen} end
 end
 local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[1])
-if ARGV[3] == '1' then redis.call('SET', KEYS[2], id, 'EX', tonumber(ARGV[2])) end
+for i = 2, n + 1 do redis.call('SET', KEYS[i], id, 'EX', tonumber(ARGV[2])) end
 return {1, id}
 "#,
     )
@@ -424,21 +426,36 @@ impl Queue {
     }
 
     pub async fn enqueue_envelope(&self, env: &Envelope) -> Result<Enqueued> {
+        self.enqueue_envelope_also(env, None).await
+    }
+
+    /// Enqueues under the envelope's key and also under `also`: a task seen under either is
+    /// not added again (a webhook replayed under a new delivery id is still the same job event).
+    pub async fn enqueue_envelope_also(
+        &self,
+        env: &Envelope,
+        also: Option<&str>,
+    ) -> Result<Enqueued> {
         let payload = serde_json::to_string(env).map_err(|e| QueueError::Encode(e.to_string()))?;
-        let dedup = env
+        let keys: Vec<String> = env
             .key
-            .as_ref()
-            .map(|k| format!("{}dedup:{k}", self.prefix));
+            .iter()
+            .map(String::as_str)
+            .chain(also)
+            .map(|k| format!("{}dedup:{k}", self.prefix))
+            .collect();
         let mut inv = ENQUEUE.prepare_invoke();
-        inv.key(self.stream_key())
-            .key(
-                dedup
-                    .clone()
+        inv.key(self.stream_key());
+        for i in 0..2 {
+            inv.key(
+                keys.get(i)
+                    .cloned()
                     .unwrap_or_else(|| format!("{}dedup:", self.prefix)),
-            )
-            .arg(payload)
+            );
+        }
+        inv.arg(payload)
             .arg(self.options.dedup_ttl.as_secs().max(1))
-            .arg(if dedup.is_some() { "1" } else { "0" });
+            .arg(keys.len());
         let mut c = self.conn.clone();
         let (added, entry): (i64, String) = inv.invoke_async(&mut c).await?;
         Ok(Enqueued {

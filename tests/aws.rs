@@ -186,6 +186,13 @@ async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
     assert!(user_data.starts_with("#cloud-config\n"));
     let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).expect("valid YAML");
     let files = doc["write_files"].as_sequence().unwrap();
+    for f in files {
+        let text = bootstrap::file_content(f).unwrap();
+        assert!(
+            !text.contains(SECRET),
+            "no credential in any user-data file"
+        );
+    }
     let hook = files
         .iter()
         .find(|f| f["path"] == bootstrap::FETCH_CREDENTIAL_HOOK)
@@ -230,7 +237,7 @@ async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
     // The hook, run with the real AWS CLI, fetches the credential (root-only) and deletes it.
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("fetch-credential");
-    std::fs::write(&script, hook["content"].as_str().unwrap()).unwrap();
+    std::fs::write(&script, runnerctl::bootstrap::file_content(hook).unwrap()).unwrap();
     let bin = moto::aws_cli();
     let out = std::process::Command::new("sh")
         .arg(&script)

@@ -143,7 +143,7 @@ fn durations_need_units() {
     );
     assert_eq!(
         errors(&format!("healthcheck_interval: 0s\n{BASE}")),
-        ["healthcheck_interval: must be longer than 0s"]
+        ["healthcheck_interval: must be between 10s and 7d (is 0s)"]
     );
 }
 
@@ -183,7 +183,7 @@ fn labels_are_required_and_well_formed() {
     let comma = BASE.replace("[self-hosted, a]", "[\"a,b\"]");
     assert_eq!(
         errors(&comma),
-        ["runner_groups[0].labels[0]: `a,b` is not a valid label (no commas or surrounding spaces)"]
+        ["runner_groups[0].labels[0]: `a,b` is not a valid label (1 to 100 printable ASCII characters; no spaces, commas, quotes, backslashes, `$` or backticks)"]
     );
 }
 
@@ -393,7 +393,7 @@ fn queue_settings_have_defaults_and_are_checked() {
     assert_eq!(
         errors(&text),
         [
-            "queue.max_attempts: must be at least 1",
+            "queue.max_attempts: must be between 1 and 100 (is 0)",
             "queue.retry_base: must not exceed retry_max (1h > 1m)",
             "queue.visibility: unknown field",
         ]
@@ -451,4 +451,82 @@ fn aws_settings_and_specs_are_checked() {
             "backends.ec2.parameter_prefix: `runnerctl` is not an SSM parameter path: it starts with `/` and holds letters, digits and `_.-/`",
         ]
     );
+}
+
+/// Issue 18: every duration and number has bounds, names follow GitHub's rules, and URLs are
+/// redacted whatever the password holds.
+#[test]
+fn durations_numbers_and_names_are_bounded() {
+    let base = |extra: &str, group: &str| {
+        format!(
+            "github:\n  token_env: T\n{extra}backends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [x]\n    backend: fake\n{group}"
+        )
+    };
+    let problems = |text: String| -> String {
+        match config::parse(&text, "t") {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    for (extra, group, want) in [
+        (
+            "healthcheck_interval: 18446744073709551615s\n",
+            "",
+            "healthcheck_interval: must be between 10s and 7d",
+        ),
+        (
+            "time_to_start: 1s\n",
+            "",
+            "time_to_start: must be between 30s and 1d",
+        ),
+        (
+            "queue:\n  visibility_timeout: 1s\n",
+            "",
+            "queue.visibility_timeout: must be between 2s and 1h",
+        ),
+        (
+            "queue:\n  handler_deadline: 400d\n",
+            "",
+            "queue.handler_deadline: must be between 10s and 1d",
+        ),
+        (
+            "webhook:\n  max_body_kib: 0\n",
+            "",
+            "webhook.max_body_kib: must be between 1 and 25600",
+        ),
+        (
+            "",
+            "    max_runners: 10001\n",
+            "max_runners: must be between 1 and 10000",
+        ),
+    ] {
+        let p = problems(base(extra, group));
+        assert!(p.contains(want), "{extra}{group}: {p}");
+    }
+    let bad_org = base("", "").replace("organization: octo-org", "organization: -bad--org-");
+    assert!(problems(bad_org).contains("is not a GitHub organization name"));
+    for label in ["\"a\\rb\"", "\"a\\u2028b\"", "\"a b\"", "\"$(id)\""] {
+        let text = base("", "").replace("labels: [x]", &format!("labels: [{label}]"));
+        assert!(problems(text).contains("is not a valid label"), "{label}");
+    }
+    let bad_repo = base("", "    repository: \"..\"\n");
+    assert!(problems(bad_repo).contains("is not a repository name"));
+}
+
+#[test]
+fn urls_are_redacted_whatever_the_password_holds() {
+    use runnerctl::config::redact_url;
+    assert_eq!(
+        redact_url("redis://:pa@ss@host/0"),
+        "redis://:<redacted>@host/0"
+    );
+    assert_eq!(
+        redact_url("redis://u:p/a:s@host:6379/1"),
+        "redis://u:<redacted>@host:6379/1"
+    );
+    assert_eq!(
+        redact_url("rediss://token@host"),
+        "rediss://<redacted>@host"
+    );
+    assert_eq!(redact_url("redis://host:6379/0"), "redis://host:6379/0");
 }

@@ -39,7 +39,7 @@ impl World {
 }
 
 async fn world(test: &str, chaos: Chaos, group: &str, latency: Option<Duration>) -> World {
-    world_with(test, chaos, group, latency, false).await
+    world_with(test, chaos, group, latency, false, 1_000_000).await
 }
 
 /// `shared`: the fake backend keeps its instances in Redis, where `runnerctl` processes see
@@ -50,13 +50,14 @@ async fn world_with(
     group: &str,
     latency: Option<Duration>,
     shared: bool,
+    rate_limit: u64,
 ) -> World {
     let redis = RedisServer::start();
     let sim = Sim::start(SimOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         job_duration: Duration::from_millis(50),
-        rate_limit: 1_000_000,
+        rate_limit,
         chaos,
         ..SimOptions::default()
     })
@@ -725,6 +726,7 @@ async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
         "    min_runners: 2\n    max_runners: 4\n",
         None,
         true,
+        1_000_000,
     )
     .await;
     let g = w.g();
@@ -817,4 +819,103 @@ async fn point_10_a_backend_unreachable_at_start_is_retried_and_its_tasks_wait()
     let listed = backend.list().await;
     forwarding.abort();
     assert!(listed.is_ok(), "{listed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_6_when_the_budget_is_low_job_creation_goes_before_health_checks() {
+    let w = world_with(
+        "p6b",
+        Chaos::default(),
+        "    max_runners: 4\n",
+        None,
+        false,
+        100,
+    )
+    .await;
+    // Use up most of the hour's 100 requests.
+    let scope = Manager::scope(&w.g());
+    while w.m.forge.rate_limit().is_none_or(|r| r.remaining >= 50) {
+        w.m.forge.list_runners(&scope).await.unwrap();
+    }
+    let done = w.m.health_check(&w.g()).await.unwrap();
+    let text = serde_json::to_string(&done).unwrap();
+    assert!(
+        text.contains("skip") && text.contains("budget low"),
+        "{text}"
+    );
+    // A queued job still gets its runner.
+    assert!(matches!(
+        w.m.job_queued("g", 41).await.unwrap(),
+        Created::New(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_7_a_worker_that_lost_a_task_stops_acting_on_it() {
+    let redis = RedisServer::start();
+    let name = manager_name("p7b");
+    let conn = store::connect(&redis.url).await.unwrap();
+    let q = Queue::new(conn.clone(), &name, queue_options(600));
+    q.enqueue(
+        Task::Noop {
+            mark: "acted".into(),
+            sleep_ms: 1_500,
+            fail_times: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(1);
+    opts.poll = Duration::from_millis(50);
+    let st = RedisStore::new(conn.clone(), &name);
+    let mut o = queue_options(600);
+    o.handler_deadline = Duration::from_secs(30);
+    let running = tokio::spawn(worker::run(
+        Queue::new(conn.clone(), &name, o),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::new(st.clone())),
+        opts,
+        rx,
+    ));
+    // Once it holds the task, another consumer takes it over (as after a stall).
+    let entry = support::eventually(Duration::from_secs(5), || async {
+        q.list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.state == "in-flight")
+            .map(|t| t.entry)
+    })
+    .await
+    .unwrap();
+    let mut c = conn.clone();
+    redis::cmd("XCLAIM")
+        .arg(q.stream_key())
+        .arg("workers")
+        .arg("thief")
+        .arg(0)
+        .arg(&entry)
+        .arg("JUSTID")
+        .query_async::<redis::Value>(&mut c)
+        .await
+        .unwrap();
+    // Its next renewal (every 200 ms) finds the task gone; stop the worker before the thief's
+    // claim is stale (600 ms), after which a live worker would rightly take the task back.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tx.send(true).unwrap();
+    let report = running.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        st.mark("acted").await.unwrap(),
+        0,
+        "it stopped before acting"
+    );
+    assert_eq!(report.lost_leases, 1, "{report:?}");
+    let held = q.list().await.unwrap();
+    assert!(
+        held.iter().any(|t| t.consumer.as_deref() == Some("thief")),
+        "the new holder keeps it: {held:?}"
+    );
 }

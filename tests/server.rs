@@ -41,15 +41,19 @@ impl Running {
 }
 
 async fn start(redis: &RedisServer, test: &str) -> Running {
+    start_with(redis, test, |s| s).await
+}
+
+async fn start_with(redis: &RedisServer, test: &str, tune: impl FnOnce(State) -> State) -> Running {
     let name = manager_name(test);
     let c = groups_config(&name, &redis.url);
-    let state = Arc::new(State::new(
+    let state = Arc::new(tune(State::new(
         config::Secret::new(SECRET),
         &name,
         c.runner_groups.clone(),
         &redis.url,
         QueueOptions::default(),
-    ));
+    )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -95,8 +99,17 @@ async fn deliver(addr: SocketAddr, event: &str, id: &str, body: Vec<u8>) -> (u16
 }
 
 async fn get(addr: SocketAddr, path: &'static str) -> (u16, String) {
+    get_with(addr, path, None).await
+}
+
+async fn get_with(addr: SocketAddr, path: &'static str, bearer: Option<&str>) -> (u16, String) {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
     tokio::task::spawn_blocking(move || {
-        let (s, _, b) = http(addr, "GET", path, &[], b"");
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        let (s, _, b) = http(addr, "GET", path, &headers, b"");
         (s, b)
     })
     .await
@@ -128,12 +141,13 @@ async fn fixtures_become_the_right_tasks() {
         deliver(s.addr, "workflow_job", "d-1", bytes(&queued)).await,
         (202, "queued\n".into())
     );
+    // `waiting` of the same job is the same demand: a duplicate of its `queued`, whatever
+    // the delivery id.
     let waiting = fixture("workflow_job.waiting.1");
+    assert_eq!(waiting["workflow_job"]["id"], queued["workflow_job"]["id"]);
     assert_eq!(
-        deliver(s.addr, "workflow_job", "d-2", bytes(&waiting))
-            .await
-            .0,
-        202
+        deliver(s.addr, "workflow_job", "d-2", bytes(&waiting)).await,
+        (202, "already queued\n".into())
     );
     // GitHub-hosted jobs and runners that are not ours: accepted, nothing enqueued.
     for (f, id, why) in [
@@ -182,18 +196,18 @@ async fn fixtures_become_the_right_tasks() {
     );
 
     let got = tasks(&s.queue).await;
-    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(got.len(), 3, "{got:#?}");
     assert_eq!(got[0]["type"], "job_queued");
     assert_eq!(got[0]["group"], "k8s");
     assert_eq!(got[0]["job_id"], 12877621891u64);
     assert_eq!(got[0]["repository"], "lineville/elastic-machines-testing");
-    assert_eq!(got[1]["type"], "job_queued");
-    assert_eq!(got[2]["type"], "job_in_progress");
-    assert_eq!(got[2]["runner_name"], ours.as_str());
-    assert_eq!(got[2]["runner_group_id"], 2);
-    assert_eq!(got[3]["type"], "job_completed");
-    assert_eq!(got[3]["conclusion"], "failure");
-    assert_eq!(s.state.metrics.count(Outcome::Enqueued), 4);
+    assert_eq!(got[1]["type"], "job_in_progress");
+    assert_eq!(got[1]["runner_name"], ours.as_str());
+    assert_eq!(got[1]["runner_group_id"], 2);
+    assert_eq!(got[2]["type"], "job_completed");
+    assert_eq!(got[2]["conclusion"], "failure");
+    assert_eq!(s.state.metrics.count(Outcome::Enqueued), 3);
+    assert_eq!(s.state.metrics.count(Outcome::Duplicate), 1);
     assert_eq!(s.state.metrics.count(Outcome::Unmatched), 1);
     assert_eq!(s.state.metrics.count(Outcome::NotOurs), 3);
     s.stop().await;
@@ -450,12 +464,18 @@ async fn an_oversized_body_gets_413_unread_and_serve_survives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics() {
     let mut redis = RedisServer::start();
-    let s = start(&redis, "ready").await;
+    let s = start_with(&redis, "ready", |st| {
+        st.with_metrics_token(Some(config::Secret::new("metrics-token-0123")))
+    })
+    .await;
     assert_eq!(get(s.addr, "/healthz").await, (200, "ok\n".into()));
     assert_eq!(get(s.addr, "/readyz").await, (200, "ready\n".into()));
     let body = bytes(&fixture("workflow_job.queued.2"));
     deliver(s.addr, "workflow_job", "m-1", body.clone()).await;
-    let (st, metrics) = get(s.addr, "/metrics").await;
+    // On the webhook listener, /metrics needs its token.
+    assert_eq!(get(s.addr, "/metrics").await.0, 404);
+    assert_eq!(get_with(s.addr, "/metrics", Some("wrong")).await.0, 404);
+    let (st, metrics) = get_with(s.addr, "/metrics", Some("metrics-token-0123")).await;
     assert_eq!(st, 200);
     assert!(
         metrics.contains("runnerctl_webhook_deliveries_total{outcome=\"enqueued\"} 1"),
@@ -474,7 +494,7 @@ async fn health_readiness_and_metrics() {
             .await
             .unwrap();
     }
-    let (_, metrics) = get(s.addr, "/metrics").await;
+    let (_, metrics) = get_with(s.addr, "/metrics", Some("metrics-token-0123")).await;
     assert!(
         metrics.contains("runnerctl_spot_fallbacks_total{group=\"linux\"} 2"),
         "{metrics}"
@@ -488,6 +508,8 @@ async fn health_readiness_and_metrics() {
             deliver(s.addr, "workflow_job", "m-2", body.clone()).await.0,
             503
         );
+        // /readyz asks Redis at most once a second.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert_eq!(get(s.addr, "/readyz").await.0, 503);
         assert_eq!(get(s.addr, "/healthz").await.0, 200);
         redis.restart();
@@ -500,6 +522,7 @@ async fn health_readiness_and_metrics() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert!(ok, "serve recovers when Redis is back");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         assert_eq!(get(s.addr, "/readyz").await.0, 200);
     }
     s.stop().await;
@@ -721,4 +744,245 @@ async fn the_fake_github_sends_signed_webhooks_that_serve_accepts() {
     assert_eq!(got[0]["group"], "k8s");
     assert_eq!(got[1]["runner_name"], name.as_str());
     s.stop().await;
+}
+
+// Issue 18: hostile input.
+
+#[test]
+fn a_short_or_empty_webhook_secret_is_a_configuration_error() {
+    for secret in ["", "short", "fifteen-bytes!!"] {
+        let text = format!(
+            "github:\n  token_env: T\nwebhook:\n  secret: \"{secret}\"\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: o\n    labels: [x]\n    backend: fake\n"
+        );
+        let e = config::parse(&text, "t").unwrap_err().to_string();
+        assert!(
+            e.contains("webhook.secret") && e.contains("at least 16 bytes"),
+            "{secret:?}: {e}"
+        );
+    }
+    // From the environment: `serve` refuses to start (exit 2).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, "github:\n  token_env: T\nwebhook:\n  secret_env: WEAK\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: o\n    labels: [x]\n    backend: fake\n").unwrap();
+    let out = std::process::Command::new(support::bin())
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .env("WEAK", "weak")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_body_limit_defaults_to_one_mib() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "limit").await;
+    let addr = s.addr;
+    let (st, _, body) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            "POST",
+            "/webhook",
+            &[
+                ("Content-Length", "1048577"),
+                ("X-GitHub-Event", "workflow_job"),
+            ],
+            b"",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(st, 413, "{body}");
+    assert!(body.contains("1024 KiB"), "{body}");
+    s.stop().await;
+}
+
+/// Opens a connection that sends a delivery's head and never its body.
+fn stalled_post(addr: SocketAddr) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nX-GitHub-Event: workflow_job\r\n\r\n")
+        .unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_in_flight_a_delivery_gets_503_unread() {
+    let redis = RedisServer::start();
+    let s = start_with(&redis, "inflight", |st| {
+        st.with_limits(server::Limits {
+            max_in_flight: 2,
+            ..server::Limits::default()
+        })
+    })
+    .await;
+    let addr = s.addr;
+    let held: Vec<_> = (0..2).map(|_| stalled_post(addr)).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = std::time::Instant::now();
+    let (st, head, _) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            "POST",
+            "/webhook",
+            &[
+                ("Content-Length", "1000"),
+                ("X-GitHub-Event", "workflow_job"),
+            ],
+            b"",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(st, 503, "{head}");
+    assert!(start.elapsed() < Duration::from_secs(2), "answered at once");
+    assert_eq!(s.state.metrics.count(Outcome::Busy), 1);
+    assert_eq!(
+        get(addr, "/healthz").await.0,
+        200,
+        "other routes still answer"
+    );
+    drop(held);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_new_connection_gets_503() {
+    let redis = RedisServer::start();
+    let s = start_with(&redis, "conns", |st| {
+        st.with_limits(server::Limits {
+            max_connections: 3,
+            ..server::Limits::default()
+        })
+    })
+    .await;
+    let addr = s.addr;
+    let idle: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (st, _) = get(addr, "/healthz").await;
+    assert_eq!(st, 503);
+    drop(idle);
+    let mut ok = false;
+    for _ in 0..50 {
+        if get(addr, "/healthz").await.0 == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "connections are counted back when they close");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_asks_redis_at_most_once_a_second() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "readyz").await;
+    let mut c = runnerctl::store::connect(&redis.url).await.unwrap();
+    let pings = |info: String| -> u64 {
+        info.lines()
+            .find(|l| l.starts_with("cmdstat_ping:"))
+            .and_then(|l| l.split("calls=").nth(1))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = pings(
+        redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await
+            .unwrap(),
+    );
+    for _ in 0..50 {
+        assert_eq!(get(s.addr, "/readyz").await.0, 200);
+    }
+    let after = pings(
+        redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut c)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        after - before <= 3,
+        "{} pings for 50 requests",
+        after - before
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_under_a_new_delivery_id_is_a_duplicate() {
+    let redis = RedisServer::start();
+    let s = start(&redis, "replay").await;
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    let (st, text) = deliver(s.addr, "workflow_job", "first-id", body.clone()).await;
+    assert_eq!((st, text.trim()), (202, "queued"));
+    let (st, text) = deliver(s.addr, "workflow_job", "another-id", body).await;
+    assert_eq!((st, text.trim()), (202, "already queued"));
+    assert_eq!(tasks(&s.queue).await.len(), 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_repositories_a_group_excludes_are_not_queued() {
+    let redis = RedisServer::start();
+    let name = manager_name("access");
+    let text = format!(
+        "name: {name}\ngithub:\n  token_env: T\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: only\n    organization: octo-org\n    labels: [self-hosted, only]\n    backend: fake\n    selected_repositories: [allowed]\n  - name: private\n    organization: octo-org\n    labels: [self-hosted, private]\n    backend: fake\n    allow_public_repositories: false\n",
+        redis.url
+    );
+    let groups = config::parse(&text, "t").unwrap().config.runner_groups;
+    let payload = |repo: &str, private: bool, label: &str| {
+        let mut v = fixture("workflow_job.queued.2");
+        v["repository"]["full_name"] = format!("octo-org/{repo}").into();
+        v["repository"]["name"] = repo.into();
+        v["repository"]["private"] = private.into();
+        v["repository"]
+            .as_object_mut()
+            .unwrap()
+            .remove("visibility");
+        v["workflow_job"]["labels"] = serde_json::json!(["self-hosted", label]);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let decide = |body: &[u8]| {
+        let sig = webhook::sign(SECRET.as_bytes(), body);
+        webhook::decide(
+            SECRET.as_bytes(),
+            &name,
+            &groups,
+            Delivery {
+                event: Some("workflow_job"),
+                id: Some("d-1"),
+                signature: Some(&sig),
+                body,
+            },
+        )
+    };
+    for (body, why) in [
+        (
+            payload("other", true, "only"),
+            "not in selected_repositories",
+        ),
+        (
+            payload("open", false, "private"),
+            "allow_public_repositories is false",
+        ),
+    ] {
+        match decide(&body) {
+            webhook::Decision::Answer(Outcome::NotAdmitted, reason) => {
+                assert!(reason.contains(why), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for body in [
+        payload("allowed", false, "only"),
+        payload("closed", true, "private"),
+    ] {
+        assert!(matches!(decide(&body), webhook::Decision::Enqueue { .. }));
+    }
 }

@@ -47,7 +47,8 @@ pub fn main() -> i32 {
 /// (the HTTP and SDK layers print whole requests and responses at trace level); `None` for
 /// every other target.
 fn log_ceiling(target: &str) -> Option<tracing::Level> {
-    const INFO: [&str; 3] = ["hyper", "hyper_util", "h2"];
+    // bollard traces every request body (a container's files, with the JIT configuration).
+    const INFO: [&str; 5] = ["hyper", "hyper_util", "h2", "bollard", "bollard_stubs"];
     const DEBUG: [&str; 5] = [
         "aws_smithy_runtime",
         "aws_smithy_http_client",
@@ -286,6 +287,7 @@ mod tests {
         );
         assert_eq!(log_ceiling("aws_smithy_xml"), Some(Level::DEBUG));
         assert_eq!(log_ceiling("octocrab"), Some(Level::DEBUG));
+        assert_eq!(log_ceiling("bollard::docker"), Some(Level::INFO));
         assert_eq!(log_ceiling("runnerctl::manager::ops"), None);
         assert_eq!(log_ceiling("hyperloop"), None);
     }

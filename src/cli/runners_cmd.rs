@@ -181,7 +181,7 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
                     full = Some(held);
                     break;
                 }
-                Ok(Created::Covered) => {}
+                Ok(Created::Covered) | Ok(Created::NotAdmitted(_)) => {}
                 Err(e) => {
                     // No task will come back to finish it: give its slot back now.
                     if let Err(e) = m.abandon(&name).await {

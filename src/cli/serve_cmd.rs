@@ -16,6 +16,15 @@ pub fn serve(cx: &Context) -> Result<()> {
     let secret = source
         .resolve()
         .map_err(|e| Error::Usage(format!("webhook secret: {e}")))?;
+    crate::config::webhook_secret_strength(&secret)
+        .map_err(|why| Error::Usage(format!("webhook.secret: {why}")))?;
+    let metrics_token = match config.webhook.metrics_token_source() {
+        Some(s) => Some(
+            s.resolve()
+                .map_err(|e| Error::Usage(format!("webhook.metrics_token: {e}")))?,
+        ),
+        None => None,
+    };
     let url = cx.redis_url(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
@@ -34,13 +43,17 @@ pub fn serve(cx: &Context) -> Result<()> {
             metrics = ?metrics.as_ref().and_then(|m| m.local_addr().ok()),
             "serving webhooks"
         );
-        let state = Arc::new(State::new(
-            secret,
-            &config.name,
-            config.runner_groups.clone(),
-            &url,
-            config.queue.options(),
-        ));
+        let state = Arc::new(
+            State::new(
+                secret,
+                &config.name,
+                config.runner_groups.clone(),
+                &url,
+                config.queue.options(),
+            )
+            .with_limits(server::Limits::from_config(&config.webhook))
+            .with_metrics_token(metrics_token),
+        );
         let mut stop = shutdown_on_signals();
         server::serve(main, metrics, state, async move {
             let _ = stop.wait_for(|s| *s).await;

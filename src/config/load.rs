@@ -134,16 +134,65 @@ pub(crate) fn serialize_url_redacted<S: serde::Serializer>(
     s.serialize_str(&redact_url(url))
 }
 
-pub(crate) fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                return format!("{scheme}://{user}:<redacted>@{host}");
-            }
-        }
+/// A URL with its password (or a lone credential in the user part) replaced by `<redacted>`.
+/// The credentials end at the *last* `@`: a password may contain `@`, `/` or `:`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        // `scheme://token@host`: the user part alone may be the credential.
+        None if !userinfo.is_empty() => format!("{scheme}://<redacted>@{host}"),
+        None => url.to_string(),
     }
-    url.to_string()
+}
+
+/// Every duration of the configuration with its bounds in seconds, inclusive (the README lists
+/// them). The upper bounds keep every sum of times far from overflowing.
+pub const DURATION_BOUNDS: &[(&str, u64, u64)] = &[
+    ("healthcheck_interval", 10, 7 * 86_400),
+    ("time_to_start", 30, 86_400),
+    ("time_to_live", 60, 30 * 86_400),
+    ("cleanup_grace", 0, 86_400),
+    ("queue.visibility_timeout", 2, 3_600),
+    ("queue.retry_base", 1, 3_600),
+    ("queue.retry_max", 1, 86_400),
+    ("queue.drain_timeout", 0, 3_600),
+    ("queue.handler_deadline", 10, 86_400),
+];
+
+/// Whether `s` is a GitHub login (an organization or user): 1 to 39 letters, digits and single
+/// dashes, not starting or ending with one.
+pub fn valid_login(s: &str) -> bool {
+    (1..=39).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// Whether `s` is a GitHub repository name: 1 to 100 letters, digits, `.`, `-` and `_`, and
+/// not `.` or `..`.
+pub fn valid_repository(s: &str) -> bool {
+    (1..=100).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && s != "."
+        && s != ".."
+}
+
+/// Whether `s` is a runner label runnerctl accepts: 1 to 100 printable ASCII characters, no
+/// spaces, commas, quotes or backslashes (a label reaches the runner's configuration and
+/// cloud-init, where a control character or a Unicode line break would change its meaning).
+pub fn valid_label(s: &str) -> bool {
+    (1..=100).contains(&s.len())
+        && s.bytes().all(|b| {
+            b.is_ascii_graphic() && !matches!(b, b',' | b'"' | b'\'' | b'\\' | b'`' | b'$')
+        })
 }
 
 const TOP_LEVEL: &[&str] = &[
@@ -368,14 +417,16 @@ impl Cx<'_> {
                 ("queue.visibility_timeout", q.visibility_timeout),
                 ("queue.retry_base", q.retry_base),
                 ("queue.retry_max", q.retry_max),
+                ("queue.drain_timeout", q.drain_timeout),
                 ("queue.handler_deadline", q.handler_deadline),
             ] {
-                if d.as_secs() == 0 {
-                    self.error(key, "must be at least 1s");
-                }
+                self.bounded(key, d);
             }
-            if q.max_attempts == 0 {
-                self.error("queue.max_attempts", "must be at least 1");
+            if !(1..=100).contains(&q.max_attempts) {
+                self.error(
+                    "queue.max_attempts",
+                    format!("must be between 1 and 100 (is {})", q.max_attempts),
+                );
             }
             if q.retry_base > q.retry_max {
                 self.error(
@@ -391,9 +442,10 @@ impl Cx<'_> {
             ("healthcheck_interval", healthcheck_interval),
             ("time_to_start", time_to_start),
             ("time_to_live", time_to_live),
+            ("cleanup_grace", cleanup_grace),
         ] {
-            if d == Some(Duration::from_secs(0)) {
-                self.error(key, "must be longer than 0s");
+            if let Some(d) = d {
+                self.bounded(key, d);
             }
         }
         if let (Some(start), Some(live)) = (time_to_start, time_to_live) {
@@ -418,6 +470,17 @@ impl Cx<'_> {
             backends: backends.complete().then_some(backends.valid)?,
             runner_groups: groups?,
         })
+    }
+
+    /// Checks a duration against its documented bounds ([`DURATION_BOUNDS`]).
+    fn bounded(&mut self, key: &str, d: Duration) {
+        let Some((_, lo, hi)) = DURATION_BOUNDS.iter().find(|(k, _, _)| *k == key) else {
+            return;
+        };
+        let (lo, hi) = (Duration::from_secs(*lo), Duration::from_secs(*hi));
+        if d < lo || d > hi {
+            self.error(key, format!("must be between {lo} and {hi} (is {d})"));
+        }
     }
 
     /// A section that may be left out entirely (then all its defaults apply).
@@ -553,6 +616,44 @@ impl Cx<'_> {
             "secret",
             secret_source(&w.secret, &w.secret_env, &w.secret_file),
         );
+        if let Some(SecretSource::Inline(s)) = &secret {
+            if let Err(why) = webhook_secret_strength(s) {
+                self.error("webhook.secret", why);
+            }
+        }
+        self.secret(
+            "webhook",
+            "metrics_token",
+            secret_source(
+                &w.metrics_token,
+                &w.metrics_token_env,
+                &w.metrics_token_file,
+            ),
+        );
+        for (key, v, lo, hi) in [
+            (
+                "webhook.max_body_kib",
+                u64::from(w.max_body_kib),
+                1,
+                25 * 1024,
+            ),
+            (
+                "webhook.max_connections",
+                u64::from(w.max_connections),
+                1,
+                65_536,
+            ),
+            (
+                "webhook.max_in_flight",
+                u64::from(w.max_in_flight),
+                1,
+                4_096,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                self.error(key, format!("must be between {lo} and {hi} (is {v})"));
+            }
+        }
         if secret.is_none() && !self.problems.iter().any(|p| p.path == "webhook.secret") {
             self.warn(
                 "webhook",
@@ -810,19 +911,28 @@ impl Cx<'_> {
                     let p = format!("{}[{j}]", field("labels"));
                     if label.trim().is_empty() {
                         self.error(&p, "a label must not be empty");
-                    } else if label.contains(',') || label.trim() != label {
+                    } else if !valid_label(label) {
                         self.error(
                             &p,
                             format!(
-                                "`{label}` is not a valid label (no commas or surrounding spaces)"
+                                "`{}` is not a valid label (1 to 100 printable ASCII characters; no spaces, commas, quotes, backslashes, `$` or backticks)",
+                                label.escape_default()
                             ),
                         );
                     }
                 }
             }
         }
-        if raw.max_runners == 0 {
-            self.error(&field("max_runners"), "must be at least 1");
+        if raw.max_runners == 0 || raw.max_runners > 10_000 {
+            self.error(
+                &field("max_runners"),
+                format!("must be between 1 and 10000 (is {})", raw.max_runners),
+            );
+        }
+        if let Some(org) = raw.organization.as_deref().filter(|o| !o.trim().is_empty()) {
+            if !valid_login(org) {
+                self.error(&field("organization"), format!("`{}` is not a GitHub organization name (1 to 39 letters, digits and single dashes)", org.escape_default()));
+            }
         }
         if raw.min_runners > raw.max_runners {
             self.error(
@@ -834,7 +944,7 @@ impl Cx<'_> {
             );
         }
         if let Some(repo) = &raw.repository {
-            if repo.is_empty() || repo.contains('/') {
+            if !valid_repository(repo) {
                 self.error(&field("repository"), format!("`{repo}` is not a repository name (write the name alone; the organization is `organization`)"));
             }
             if raw.selected_repositories.is_some() {
@@ -843,7 +953,7 @@ impl Cx<'_> {
         }
         if let Some(repos) = &raw.selected_repositories {
             for (j, r) in repos.iter().enumerate() {
-                if r.trim().is_empty() || r.contains('/') {
+                if !valid_repository(r) {
                     self.error(
                         &format!("{}[{j}]", field("selected_repositories")),
                         format!("`{r}` is not a repository name of the organization"),

@@ -12,7 +12,10 @@ mod locate;
 mod secret;
 
 pub use duration::Duration;
-pub use load::{load_file, parse, ConfigError, Loaded, Problem, Severity};
+pub use load::{
+    load_file, parse, redact_url, valid_label, valid_login, valid_repository, ConfigError, Loaded,
+    Problem, Severity, DURATION_BOUNDS,
+};
 pub use locate::Location;
 pub use secret::{Secret, SecretError, SecretSource};
 
@@ -227,7 +230,7 @@ impl QueueConfig {
 pub struct WebhookConfig {
     /// Address `serve` listens on.
     pub listen: String,
-    /// A separate address for `/metrics`; by default it is served on `listen`.
+    /// The address `/metrics` is served on. On `listen` it needs `metrics_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,6 +239,21 @@ pub struct WebhookConfig {
     pub secret_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
+    /// The largest delivery accepted, in KiB (GitHub's cap is 25 MiB; `workflow_job` payloads
+    /// are a few KiB). Enforced while reading.
+    pub max_body_kib: u32,
+    /// Connections open at once; past it, a new one is answered 503 and closed.
+    pub max_connections: u32,
+    /// Deliveries being read and handled at once; past it, 503 without reading the body.
+    pub max_in_flight: u32,
+    /// With a token, `/metrics` is also served on `listen` to requests that carry it as
+    /// `Authorization: Bearer …`; without one, only on `metrics_listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -246,11 +264,39 @@ impl Default for WebhookConfig {
             secret: None,
             secret_env: None,
             secret_file: None,
+            max_body_kib: 1024,
+            max_connections: 1024,
+            max_in_flight: 64,
+            metrics_token: None,
+            metrics_token_env: None,
+            metrics_token_file: None,
         }
     }
 }
 
+/// Why a webhook secret is too weak to sign deliveries with: empty, or shorter than 16 bytes
+/// (anyone could forge a delivery).
+pub fn webhook_secret_strength(s: &Secret) -> Result<(), String> {
+    let n = s.expose().len();
+    if n < 16 {
+        return Err(format!(
+            "the webhook secret must be at least 16 bytes (it has {n}): with a short one anyone can forge deliveries"
+        ));
+    }
+    Ok(())
+}
+
 impl WebhookConfig {
+    pub fn metrics_token_source(&self) -> Option<SecretSource> {
+        secret_source(
+            &self.metrics_token,
+            &self.metrics_token_env,
+            &self.metrics_token_file,
+        )
+        .ok()
+        .flatten()
+    }
+
     pub fn secret_source(&self) -> Option<SecretSource> {
         secret_source(&self.secret, &self.secret_env, &self.secret_file)
             .ok()

@@ -557,6 +557,26 @@ impl Forge for GitHub {
         Ok(out)
     }
 
+    async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun> {
+        #[derive(Deserialize)]
+        struct Run {
+            path: String,
+            #[serde(default)]
+            head_branch: Option<String>,
+        }
+        let run: Run = self
+            .json(
+                Verb::Get,
+                &format!("repos/{owner}/{repo}/actions/runs/{run_id}"),
+                None,
+            )
+            .await?;
+        Ok(WorkflowRun {
+            path: run.path,
+            head_branch: run.head_branch,
+        })
+    }
+
     fn rate_limit(&self) -> Option<RateLimit> {
         *self.rate.lock().unwrap_or_else(|p| p.into_inner())
     }

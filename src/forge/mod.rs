@@ -119,6 +119,14 @@ pub struct QueuedJob {
     pub labels: Vec<String>,
 }
 
+/// A workflow run, as far as a runner group's access rules need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowRun {
+    /// The workflow file, `.github/workflows/ci.yml`.
+    pub path: String,
+    pub head_branch: Option<String>,
+}
+
 /// The rate-limit state GitHub reported with its last answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RateLimit {
@@ -207,6 +215,8 @@ pub trait Forge: Send + Sync {
     /// the runs, one per run for its jobs).
     async fn queued_jobs(&self, owner: &str, repo: &str, max_runs: usize)
         -> Result<Vec<QueuedJob>>;
+    /// The workflow file and branch of a run (for `selected_workflows`).
+    async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun>;
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
 }

@@ -148,6 +148,8 @@ pub struct SimJob {
     pub started_at: Option<std::time::Instant>,
     /// Whether its webhooks are dropped (a lost delivery).
     pub silent: bool,
+    /// Its workflow file (`.github/workflows/ci.yml` unless queued with another).
+    pub workflow: String,
 }
 
 /// What the fake can be told to do wrong.
@@ -415,6 +417,11 @@ impl Sim {
 
     /// Queues a job of `repo` (`owner/name`) asking for `labels`; its `queued` webhook follows.
     pub fn queue_job(&self, repo: &str, labels: &[&str]) -> u64 {
+        self.queue_workflow_job(repo, labels, ".github/workflows/ci.yml")
+    }
+
+    /// Queues a job of the workflow file `workflow` (on branch `main`).
+    pub fn queue_workflow_job(&self, repo: &str, labels: &[&str], workflow: &str) -> u64 {
         let silent = fastrand::f64() < self.opts.drop_webhooks;
         let mut w = self.w();
         let id = w.id();
@@ -431,6 +438,7 @@ impl Sim {
             queued_at: std::time::Instant::now(),
             started_at: None,
             silent,
+            workflow: workflow.to_string(),
         };
         if !silent {
             w.outbox.push(("queued".into(), job.clone()));
@@ -1074,6 +1082,31 @@ fn route(
                 200,
                 json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
             )
+        }
+        (&Method::GET, ["repos", owner, repo], ["actions", "runs", run]) => {
+            let full = format!("{owner}/{repo}");
+            match w
+                .jobs
+                .iter()
+                .find(|j| j.repo == full && run.parse::<u64>().ok() == Some(j.run_id))
+            {
+                Some(j) => (
+                    200,
+                    json!({
+                        "id": j.run_id,
+                        "name": "CI",
+                        "path": j.workflow,
+                        "head_branch": "main",
+                        "status": match j.status {
+                            JobStatus::Queued => "queued",
+                            JobStatus::InProgress => "in_progress",
+                            JobStatus::Completed => "completed",
+                        },
+                        "run_attempt": 1,
+                    }),
+                ),
+                None => (404, msg("Not Found")),
+            }
         }
         (&Method::GET, ["repos", owner, repo], ["actions", "runs", run, "jobs"]) => {
             let full = format!("{owner}/{repo}");

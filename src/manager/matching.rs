@@ -38,6 +38,93 @@ pub fn group_for_job<'a>(
         .map(|(_, g)| g)
 }
 
+/// Why no group takes a queued job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoGroup {
+    /// No group of its organization (and repository) has every label it asks for.
+    Labels,
+    /// Groups have its labels, but none admits its repository; says which and why.
+    NotAdmitted(String),
+}
+
+/// Why `g` does not admit jobs of `repository` (`owner/name`): not among its
+/// `selected_repositories`, or public while `allow_public_repositories` is off. `public` is the
+/// repository's visibility when known. GitHub would never give such a job to the group's
+/// runners, so a runner made for it would only idle.
+pub fn refusal(g: &RunnerGroup, repository: &str, public: Option<bool>) -> Option<String> {
+    let repo = repository.split_once('/').map_or(repository, |(_, r)| r);
+    if let Some(list) = &g.selected_repositories {
+        if !list.iter().any(|r| r.eq_ignore_ascii_case(repo)) {
+            return Some(format!(
+                "group `{}` does not admit repository {repository} (not in selected_repositories)",
+                g.name
+            ));
+        }
+    }
+    if public == Some(true) && !g.allow_public_repositories {
+        return Some(format!(
+            "group `{}` does not admit public repository {repository} (allow_public_repositories is false)",
+            g.name
+        ));
+    }
+    None
+}
+
+/// Why `g` does not admit a job of `run` in `repository` (`owner/name`): its
+/// `selected_workflows` (`owner/repo/.github/workflows/x.yml@ref`, the ref a branch name or
+/// `refs/heads/…`) name other workflows. `None`: admitted (or no such list).
+pub fn workflow_refusal(
+    g: &RunnerGroup,
+    repository: &str,
+    run: &crate::forge::WorkflowRun,
+) -> Option<String> {
+    if g.selected_workflows.is_empty() {
+        return None;
+    }
+    let path = run.path.split('@').next().unwrap_or(&run.path);
+    let file = format!("{repository}/{path}");
+    let ok = g.selected_workflows.iter().any(|w| {
+        let (wf, r) = w.rsplit_once('@').unwrap_or((w.as_str(), ""));
+        let branch = run.head_branch.as_deref().unwrap_or("");
+        wf.eq_ignore_ascii_case(&file)
+            && (r == branch || r.strip_prefix("refs/heads/") == Some(branch))
+    });
+    (!ok).then(|| {
+        format!(
+            "group `{}` does not admit workflow {file}@{} (not in selected_workflows)",
+            g.name,
+            run.head_branch.as_deref().unwrap_or("?")
+        )
+    })
+}
+
+/// The group for a queued job by labels (as [`group_for_job`]) among the groups that admit its
+/// repository.
+pub fn admitted_group<'a>(
+    groups: &'a [RunnerGroup],
+    repository: &str,
+    labels: &[String],
+    public: Option<bool>,
+) -> Result<&'a RunnerGroup, NoGroup> {
+    let admitting: Vec<RunnerGroup> = groups
+        .iter()
+        .filter(|g| refusal(g, repository, public).is_none())
+        .cloned()
+        .collect();
+    if let Some(g) = group_for_job(&admitting, repository, labels) {
+        return groups
+            .iter()
+            .find(|x| x.name == g.name)
+            .ok_or(NoGroup::Labels);
+    }
+    match group_for_job(groups, repository, labels) {
+        Some(g) => Err(NoGroup::NotAdmitted(
+            refusal(g, repository, public).unwrap_or_default(),
+        )),
+        None => Err(NoGroup::Labels),
+    }
+}
+
 fn extra_labels(have: &[String], wanted: &[String]) -> usize {
     let mut distinct: Vec<&String> = have.iter().collect();
     distinct.sort();

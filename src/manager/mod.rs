@@ -110,9 +110,17 @@ impl Handler for TaskHandler {
             return Outcome::Fail(format!("`{}` tasks need a runner manager", env.task.kind()));
         };
         match &env.task {
-            Task::JobQueued { job_id, group, .. } => {
-                created(group, m.job_queued(group, *job_id).await)
-            }
+            Task::JobQueued {
+                job_id,
+                group,
+                repository,
+                run_id,
+                ..
+            } => created(
+                group,
+                m.job_queued_from(group, *job_id, Some((repository.as_str(), *run_id)))
+                    .await,
+            ),
             Task::JobInProgress {
                 job_id,
                 runner_name,

@@ -99,6 +99,9 @@ pub enum Created {
     Full { held: u32 },
     /// The group's free runners already cover its waiting jobs: none is needed.
     Covered,
+    /// The group does not admit the job (its `selected_workflows`): GitHub would never give it
+    /// to the group's runners. Says why.
+    NotAdmitted(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -740,6 +743,30 @@ impl Manager {
     /// job's) is not waiting; its task still checks the group's demand, since the runner it took
     /// may have been made for a job that now has none.
     pub async fn job_queued(&self, group: &str, job_id: u64) -> Result<Created, Failure> {
+        self.job_queued_from(group, job_id, None).await
+    }
+
+    /// [`job_queued`](Self::job_queued) for a job of the run `origin` (repository and run id):
+    /// a group with `selected_workflows` first checks the run's workflow, one call to GitHub.
+    pub async fn job_queued_from(
+        &self,
+        group: &str,
+        job_id: u64,
+        origin: Option<(&str, u64)>,
+    ) -> Result<Created, Failure> {
+        if let (Some(g), Some((repository, run_id))) = (self.group(group), origin) {
+            if !g.selected_workflows.is_empty() {
+                let (owner, repo) = repository.split_once('/').unwrap_or((repository, ""));
+                let run = self.forge.workflow_run(owner, repo, run_id).await?;
+                if let Some(why) = super::matching::workflow_refusal(g, repository, &run) {
+                    tracing::info!(group, job_id, "{why}");
+                    if let Err(e) = self.store.count_mark(&not_admitted_mark(group)).await {
+                        tracing::warn!(error = %e, "could not count a job not admitted");
+                    }
+                    return Ok(Created::NotAdmitted(why));
+                }
+            }
+        }
         let g = self
             .group(group)
             .ok_or_else(|| Failure::Permanent(format!("no runner group `{group}`")))?;
@@ -1079,6 +1106,11 @@ impl Manager {
             Action::Hold { .. } | Action::Skip { .. } => Ok("skipped".into()),
         }
     }
+}
+
+/// The counter (in the store's marks) of a group's queued jobs refused by its access rules.
+pub fn not_admitted_mark(group: &str) -> String {
+    format!("not_admitted:{group}")
 }
 
 /// The counter (in the store's marks) of a group's creates that fell back from spot to

@@ -167,10 +167,12 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             deleting.push(&r.name);
             continue;
         }
-        if f.is_none() && observed && matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active)
-        {
-            // It was online and GitHub no longer knows it: an ephemeral runner whose job ended
-            // (its `completed` webhook lost), or one removed by hand.
+        let was_registered = matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active)
+            || (r.status == RunnerStatus::Started && r.forge_id.is_some());
+        if f.is_none() && observed && was_registered {
+            // Registered before the listing and GitHub no longer knows it: an ephemeral runner
+            // whose job ended (its webhooks lost, maybe before a pass ever saw it online), or
+            // one removed by hand. It can never take a job again.
             out.push(Action::Delete {
                 name: r.name.clone(),
                 reason: "gone from GitHub".into(),
@@ -453,7 +455,8 @@ mod tests {
         // Not yet late: left alone.
         let r = [rec("young", RunnerStatus::Started, 599)];
         let i = [inst(&r[0])];
-        assert_eq!(plan(&obs(&r, &[], &i, 0, 1)), vec![]);
+        let f = [gh(&r[0], false, false)];
+        assert_eq!(plan(&obs(&r, &f, &i, 0, 1)), vec![]);
     }
 
     #[test]
@@ -610,6 +613,15 @@ mod tests {
             ..held
         });
         assert_eq!(a.len(), 2, "{a:?}");
+    }
+
+    #[test]
+    fn a_started_runner_whose_registration_is_gone_goes_at_once() {
+        // Its job ran and ended between two passes, every webhook of it lost.
+        let r = [rec("done", RunnerStatus::Started, 20)];
+        let i = [inst(&r[0])];
+        let a = plan(&obs(&r, &[], &i, 0, 0));
+        assert_eq!(deletes(&a), ["done"], "{a:?}");
     }
 
     #[test]

@@ -1,8 +1,15 @@
 //! `runnerctl serve`: the webhook endpoint. It proves a delivery comes from GitHub, turns it into
 //! a task on the queue and answers, fast; it never calls GitHub or a backend.
 //!
-//! Routes: `POST /webhook`, `GET /healthz` (the process is up), `GET /readyz` (Redis answers),
-//! `GET /metrics` (Prometheus; on its own address when `webhook.metrics_listen` is set).
+//! Routes: `POST /webhook`, `GET /healthz` (the process is up), `GET /readyz` (Redis answered
+//! within the last second; at most one Redis command a second, whatever the request rate),
+//! `GET /metrics` (Prometheus; on `webhook.metrics_listen`, and on the webhook listener only to
+//! requests that carry `webhook.metrics_token`).
+//!
+//! Hostile input: a body is read only up to `webhook.max_body_kib` (a larger declared length is
+//! refused unread), at most `max_in_flight` deliveries are read at once and at most
+//! `max_connections` connections are open (503 past either), and headers must arrive within 10 s
+//! and a body within 30 s.
 //!
 //! Built on hyper rather than tiny_http: tiny_http 0.12 allocates and reads the whole declared
 //! body of a request that is answered without reading it, so one request declaring a huge
@@ -27,8 +34,37 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use webhook::{Decision, Outcome};
 
-/// GitHub caps webhook payloads at 25 MB.
-pub const MAX_BODY: usize = 25 * 1024 * 1024;
+/// The default body limit: 1 MiB (GitHub caps payloads at 25 MiB; `workflow_job` ones are a
+/// few KiB).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How much `serve` takes at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body: usize,
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: MAX_BODY,
+            max_connections: 1024,
+            max_in_flight: 64,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_config(w: &crate::config::WebhookConfig) -> Limits {
+        Limits {
+            max_body: w.max_body_kib as usize * 1024,
+            max_connections: w.max_connections as usize,
+            max_in_flight: w.max_in_flight as usize,
+        }
+    }
+}
 
 /// Everything the handlers share.
 pub struct State {
@@ -36,6 +72,10 @@ pub struct State {
     manager: String,
     groups: Vec<RunnerGroup>,
     pub max_body: usize,
+    max_connections: usize,
+    connections: std::sync::atomic::AtomicUsize,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    metrics_token: Option<Secret>,
     redis: RedisLink,
     pub metrics: Metrics,
 }
@@ -53,6 +93,10 @@ impl State {
             manager: manager.to_string(),
             groups,
             max_body: MAX_BODY,
+            max_connections: Limits::default().max_connections,
+            connections: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_in_flight)),
+            metrics_token: None,
             redis: RedisLink {
                 url: redis_url.to_string(),
                 manager: manager.to_string(),
@@ -60,9 +104,36 @@ impl State {
                 queue: RwLock::new(None),
                 connecting: tokio::sync::Mutex::new(None),
                 up: AtomicBool::new(false),
+                checked: std::sync::Mutex::new(None),
             },
             metrics: Metrics::default(),
         }
+    }
+
+    pub fn with_limits(mut self, l: Limits) -> State {
+        self.max_body = l.max_body;
+        self.max_connections = l.max_connections.max(1);
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(l.max_in_flight.max(1)));
+        self
+    }
+
+    /// `/metrics` on the webhook listener for requests with this bearer token.
+    pub fn with_metrics_token(mut self, token: Option<Secret>) -> State {
+        self.metrics_token = token;
+        self
+    }
+
+    fn metrics_allowed(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = &self.metrics_token else {
+            return false;
+        };
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        webhook::constant_time_eq(given.as_bytes(), token.expose().as_bytes())
     }
 }
 
@@ -76,6 +147,8 @@ struct RedisLink {
     /// Serializes connection attempts; holds the time of the last failed one.
     connecting: tokio::sync::Mutex<Option<Instant>>,
     up: AtomicBool,
+    /// When Redis was last asked by `/readyz`, and what it said.
+    checked: std::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl RedisLink {
@@ -120,6 +193,19 @@ impl RedisLink {
         }
     }
 
+    /// Whether Redis answers, asked at most once a second.
+    async fn ready(&self) -> bool {
+        let recent = *self.checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, ok)) = recent {
+            if at.elapsed() < Duration::from_secs(1) {
+                return ok;
+            }
+        }
+        let ok = self.ping().await;
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), ok));
+        ok
+    }
+
     async fn ping(&self) -> bool {
         let ok = match self.queue().await {
             None => false,
@@ -157,6 +243,14 @@ pub async fn handle(
     match (req.method(), path.as_str()) {
         (&Method::POST, "/webhook") => {
             let start = Instant::now();
+            // Past the cap, refuse at once without reading the body.
+            let Ok(_slot) = state.in_flight.clone().try_acquire_owned() else {
+                state.metrics.record(Outcome::Busy, start.elapsed());
+                let mut r = text(503, "too many deliveries at once; redeliver later");
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            };
             let (outcome, reason) = webhook_delivery(&state, req).await;
             state.metrics.record(outcome, start.elapsed());
             let mut r = text(outcome.status(), reason);
@@ -178,13 +272,13 @@ pub async fn handle(
         }
         (&Method::GET, "/healthz") => text(200, "ok"),
         (&Method::GET, "/readyz") => {
-            if state.redis.ping().await {
+            if state.redis.ready().await {
                 text(200, "ready")
             } else {
                 text(503, "Redis unreachable")
             }
         }
-        (&Method::GET, "/metrics") if metrics_route => {
+        (&Method::GET, "/metrics") if metrics_route || state.metrics_allowed(&req) => {
             let up = state.redis.up.load(Ordering::Relaxed);
             let mut body = state.metrics.render(up);
             body.push_str(&spot_fallbacks(&state).await);
@@ -221,6 +315,19 @@ async fn spot_fallbacks(state: &State) -> String {
             "runnerctl_spot_fallbacks_total{{group=\"{group}\"}} {n}\n"
         ));
     }
+    let refused = tokio::time::timeout(
+        Duration::from_secs(2),
+        store.marks_with_prefix(&crate::manager::ops::not_admitted_mark("")),
+    )
+    .await;
+    if let Ok(Ok(refused)) = refused {
+        s.push_str("# HELP runnerctl_jobs_not_admitted_total Queued jobs a group's selected_workflows refused (checked by workers).\n# TYPE runnerctl_jobs_not_admitted_total counter\n");
+        for (group, n) in refused {
+            s.push_str(&format!(
+                "runnerctl_jobs_not_admitted_total{{group=\"{group}\"}} {n}\n"
+            ));
+        }
+    }
     s
 }
 
@@ -230,8 +337,9 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || format!("payload over {} KiB", state.max_body / 1024);
     if declared.is_some_and(|n| n > state.max_body as u64) {
-        return (Outcome::TooLarge, "payload over 25 MiB".into());
+        return (Outcome::TooLarge, too_large());
     }
     let header = |name: &str| -> Option<String> {
         req.headers()
@@ -246,7 +354,7 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     let body = match tokio::time::timeout(Duration::from_secs(30), body.collect()).await {
         Err(_) => return (Outcome::BadRequest, "body not received in time".into()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return (Outcome::TooLarge, "payload over 25 MiB".into())
+            return (Outcome::TooLarge, too_large())
         }
         Ok(Err(_)) => return (Outcome::BadRequest, "could not read the body".into()),
         Ok(Ok(b)) => b.to_bytes(),
@@ -267,7 +375,7 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
             tracing::debug!(event = ?event, delivery = ?id, outcome = outcome.as_str(), "delivery answered");
             (outcome, reason)
         }
-        Decision::Enqueue { task, key } => {
+        Decision::Enqueue { task, key, job_key } => {
             let kind = task.kind();
             let Some(queue) = state.redis.queue().await else {
                 return (
@@ -276,7 +384,8 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
                 );
             };
             let env = Envelope::new(task, Some(key));
-            match tokio::time::timeout(Duration::from_secs(5), queue.enqueue_envelope(&env)).await {
+            let enqueued = queue.enqueue_envelope_also(&env, Some(&job_key));
+            match tokio::time::timeout(Duration::from_secs(5), enqueued).await {
                 Ok(Ok(e)) if e.duplicate => {
                     tracing::info!(delivery = ?id, kind, "duplicate delivery ignored");
                     (Outcome::Duplicate, "already queued".into())
@@ -306,6 +415,33 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     }
 }
 
+/// Counts an open connection for as long as it lives.
+struct OpenConnection(Arc<State>);
+
+impl OpenConnection {
+    fn new(state: Arc<State>) -> OpenConnection {
+        state.connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        stream.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        ),
+    )
+    .await;
+}
+
 async fn accept(l: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
     match l {
         Some(l) => l.accept().await.map(|(s, _)| s),
@@ -322,11 +458,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let separate_metrics = metrics.is_some();
     tokio::pin!(shutdown);
     loop {
         let (stream, metrics_route) = tokio::select! {
-            s = main.accept() => (s.map(|(s, _)| s), !separate_metrics),
+            // On the webhook listener, /metrics answers only requests with the token.
+            s = main.accept() => (s.map(|(s, _)| s), false),
             s = accept(metrics.as_ref()) => (s, true),
             _ = &mut shutdown => break,
         };
@@ -340,6 +476,13 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
+        // Past the cap, a new connection gets a short 503 and is closed.
+        if state.connections.load(Ordering::Relaxed) >= state.max_connections {
+            state.metrics.record(Outcome::Busy, Duration::ZERO);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let open = OpenConnection::new(state.clone());
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
@@ -351,6 +494,7 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            let _open = open;
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

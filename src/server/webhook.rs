@@ -30,6 +30,11 @@ pub enum Outcome {
     Ignored,
     /// A queued job whose labels match no group.
     Unmatched,
+    /// A queued job whose labels match a group that does not admit its repository
+    /// (`selected_repositories`, `allow_public_repositories`).
+    NotAdmitted,
+    /// Too many deliveries or connections at once: 503, redeliver later.
+    Busy,
     /// A job run by a runner that is not ours.
     NotOurs,
     Unauthorized,
@@ -41,12 +46,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Enqueued,
         Outcome::Duplicate,
         Outcome::Ping,
         Outcome::Ignored,
         Outcome::Unmatched,
+        Outcome::NotAdmitted,
+        Outcome::Busy,
         Outcome::NotOurs,
         Outcome::Unauthorized,
         Outcome::BadRequest,
@@ -63,6 +70,8 @@ impl Outcome {
             Outcome::Ping => "ping",
             Outcome::Ignored => "ignored",
             Outcome::Unmatched => "unmatched",
+            Outcome::NotAdmitted => "not_admitted",
+            Outcome::Busy => "busy",
             Outcome::NotOurs => "not_ours",
             Outcome::Unauthorized => "unauthorized",
             Outcome::BadRequest => "bad_request",
@@ -80,13 +89,14 @@ impl Outcome {
             | Outcome::Duplicate
             | Outcome::Ignored
             | Outcome::Unmatched
+            | Outcome::NotAdmitted
             | Outcome::NotOurs => 202,
             Outcome::BadRequest => 400,
             Outcome::Unauthorized => 401,
             Outcome::NotFound => 404,
             Outcome::MethodNotAllowed => 405,
             Outcome::TooLarge => 413,
-            Outcome::Unavailable => 503,
+            Outcome::Unavailable | Outcome::Busy => 503,
         }
     }
 }
@@ -96,8 +106,13 @@ impl Outcome {
 pub enum Decision {
     /// Answer now, with a short reason.
     Answer(Outcome, String),
-    /// Enqueue `task` under the idempotency key `key`, then answer 202.
-    Enqueue { task: Task, key: String },
+    /// Enqueue `task` under the idempotency key `key` (the delivery) and `job_key` (the job and
+    /// action: a replay under a new delivery id is a duplicate too), then answer 202.
+    Enqueue {
+        task: Task,
+        key: String,
+        job_key: String,
+    },
 }
 
 /// Checks `X-Hub-Signature-256` against the HMAC-SHA256 of the raw body, in constant time.
@@ -161,6 +176,26 @@ struct WorkflowJob {
 #[derive(Deserialize)]
 struct Repository {
     full_name: String,
+    #[serde(default)]
+    private: Option<bool>,
+    #[serde(default)]
+    visibility: Option<String>,
+}
+
+impl Repository {
+    /// Whether it is public, when the payload says.
+    fn public(&self) -> Option<bool> {
+        match self.visibility.as_deref() {
+            Some(v) => Some(v == "public"),
+            None => self.private.map(|p| !p),
+        }
+    }
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// A delivery id is GitHub's GUID; anything else (empty, huge, odd bytes) is refused.
@@ -212,12 +247,21 @@ pub fn decide(secret: &[u8], manager: &str, groups: &[RunnerGroup], d: Delivery)
     };
     let job = ev.workflow_job;
     let key = format!("delivery:{id}");
+    let job_key = |action: &str| format!("job:{}:{action}", job.id);
     // The state machine follows `action`; `workflow_job.status` may disagree with it.
     match ev.action.as_str() {
         "queued" | "waiting" => {
-            match matching::group_for_job(groups, &ev.repository.full_name, &job.labels) {
-                None => answer(Outcome::Unmatched, "no runner group has these labels"),
-                Some(g) => Decision::Enqueue {
+            let public = ev.repository.public();
+            match matching::admitted_group(groups, &ev.repository.full_name, &job.labels, public) {
+                Err(matching::NoGroup::Labels) => {
+                    answer(Outcome::Unmatched, "no runner group has these labels")
+                }
+                Err(matching::NoGroup::NotAdmitted(why)) => {
+                    tracing::info!(repository = %ev.repository.full_name, job = job.id, "{why}");
+                    Decision::Answer(Outcome::NotAdmitted, why)
+                }
+                Ok(g) => Decision::Enqueue {
+                    job_key: job_key("queued"),
                     task: Task::JobQueued {
                         job_id: job.id,
                         run_id: job.run_id,
@@ -232,6 +276,7 @@ pub fn decide(secret: &[u8], manager: &str, groups: &[RunnerGroup], d: Delivery)
         "in_progress" => match job.runner_name {
             Some(name) if matching::group_of_runner(manager, groups, &name).is_some() => {
                 Decision::Enqueue {
+                    job_key: job_key("in_progress"),
                     task: Task::JobInProgress {
                         job_id: job.id,
                         runner_name: name,
@@ -248,6 +293,7 @@ pub fn decide(secret: &[u8], manager: &str, groups: &[RunnerGroup], d: Delivery)
         "completed" => match job.runner_name {
             // Completed before any runner took it (cancelled): the runner made for it may go.
             None => Decision::Enqueue {
+                job_key: job_key("completed"),
                 task: Task::JobCompleted {
                     job_id: job.id,
                     runner_name: None,
@@ -257,6 +303,7 @@ pub fn decide(secret: &[u8], manager: &str, groups: &[RunnerGroup], d: Delivery)
             },
             Some(name) if matching::group_of_runner(manager, groups, &name).is_some() => {
                 Decision::Enqueue {
+                    job_key: job_key("completed"),
                     task: Task::JobCompleted {
                         job_id: job.id,
                         runner_name: Some(name),
