@@ -137,3 +137,170 @@ async fn jobs_run_on_runners_in_real_containers() {
     stop_serve.send(()).unwrap();
     served.await.unwrap();
 }
+
+/// Every value in a manager's Redis keys (strings, hashes, sets, sorted sets, streams), as text.
+async fn redis_dump(url: &str, manager: &str) -> String {
+    let mut c = store::connect(url).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("runnerctl:{manager}:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = String::new();
+    for k in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let v: redis::Value = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap(),
+            "hash" => redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "stream" => redis::cmd("XRANGE")
+                .arg(&k)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            _ => redis::Value::Nil,
+        };
+        out.push_str(&format!("{k} {v:?}\n"));
+    }
+    out
+}
+
+/// Issue 18: `serve`, `worker` and `groups sync` at trace level (`-vvvv`) through a whole run on
+/// Docker: no secret (GitHub token, webhook secret, any JIT configuration) in any log line, any
+/// Redis key or any task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_level_run_leaks_no_secret() {
+    const TOKEN: &str = "ghp_TRACEtoken0123456789abcdef";
+    const HOOK: &str = "TRACE-webhook-secret-0123456789";
+    let image = support::docker_test_image();
+    let redis = RedisServer::start();
+    let name = manager_name("trace");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
+        webhook_secret: HOOK.into(),
+        job_duration: Duration::from_millis(300),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  base_url: {}\n  token_env: TRACE_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: TRACE_HOOK\nbackends:\n  docker:\n    kind: docker\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    backend: docker\n    max_runners: 2\n    spec:\n      image: {image}\n      network: host\n      memory_mb: 64\n",
+            sim.url(),
+            redis.url
+        ),
+    )
+    .unwrap();
+    let spawn = |args: &[&str], log: &str| {
+        std::process::Command::new(support::bin())
+            .arg("-vvvv")
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .env("TRACE_TOKEN", TOKEN)
+            .env("TRACE_HOOK", HOOK)
+            .env_remove("RUNNERCTL_LOG")
+            .stdout(std::fs::File::create(dir.path().join(format!("{log}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.path().join(format!("{log}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    assert!(spawn(&["groups", "sync"], "sync").wait().unwrap().success());
+    let mut serve = spawn(&["serve"], "serve");
+    let mut worker = spawn(&["worker"], "worker");
+    let up = support::eventually(Duration::from_secs(20), || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .await;
+    assert!(up.is_some(), "serve listens");
+    let jobs: Vec<u64> = (0..2)
+        .map(|_| sim.queue_job("octo-org/app", &["self-hosted", "box"]))
+        .collect();
+    let mut jits: std::collections::BTreeSet<String> = Default::default();
+    let start = Instant::now();
+    loop {
+        jits.extend(
+            sim.runners()
+                .into_iter()
+                .map(|r| r.jit)
+                .filter(|j| !j.is_empty()),
+        );
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status == JobStatus::Completed)
+            .count();
+        if done == jobs.len() && sim.runners().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{done} of 2 done"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!jits.is_empty(), "JIT configurations were issued");
+    let dump = redis_dump(&redis.url, &name).await;
+    for p in [&mut serve, &mut worker] {
+        let _ = std::process::Command::new("kill")
+            .arg(p.id().to_string())
+            .status();
+        let _ = p.wait();
+    }
+    let mut logs = String::new();
+    for f in ["sync", "serve", "worker"] {
+        for ext in ["log", "out"] {
+            logs.push_str(
+                &std::fs::read_to_string(dir.path().join(format!("{f}.{ext}"))).unwrap_or_default(),
+            );
+        }
+    }
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace level was on"
+    );
+    let mut secrets = vec![TOKEN.to_string(), HOOK.to_string()];
+    secrets.extend(jits);
+    for s in &secrets {
+        assert!(
+            !logs.contains(s.as_str()),
+            "a log holds a secret ({} bytes)",
+            s.len()
+        );
+        assert!(
+            !dump.contains(s.as_str()),
+            "Redis holds a secret ({} bytes)",
+            s.len()
+        );
+    }
+}
