@@ -266,7 +266,7 @@ impl Default for WebhookConfig {
             secret_file: None,
             max_body_kib: 1024,
             max_connections: 1024,
-            max_in_flight: 64,
+            max_in_flight: 32,
             metrics_token: None,
             metrics_token_env: None,
             metrics_token_file: None,

@@ -51,7 +51,7 @@ impl Default for Limits {
         Limits {
             max_body: MAX_BODY,
             max_connections: 1024,
-            max_in_flight: 64,
+            max_in_flight: 32,
         }
     }
 }
@@ -243,6 +243,19 @@ pub async fn handle(
     match (req.method(), path.as_str()) {
         (&Method::POST, "/webhook") => {
             let start = Instant::now();
+            // A declared length over the limit is refused first, unread and costing nothing.
+            let declared = req
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > state.max_body as u64) {
+                state.metrics.record(Outcome::TooLarge, start.elapsed());
+                let mut r = text(413, format!("payload over {} KiB", state.max_body / 1024));
+                r.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
             // Past the cap, refuse at once without reading the body.
             let Ok(_slot) = state.in_flight.clone().try_acquire_owned() else {
                 state.metrics.record(Outcome::Busy, start.elapsed());

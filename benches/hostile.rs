@@ -1,0 +1,155 @@
+//! Hostile load on `runnerctl serve` (issue 18): 1,000 concurrent slow POSTs of 25 MB to
+//! `/webhook`, half with the length declared, half chunked with no length, each trickling
+//! 64 KiB every 100 ms, against the release binary with the default limits. Reports `serve`'s peak
+//! resident memory and the latency of `/healthz` asked every 100 ms meanwhile.
+//!
+//! Run: `cargo bench --bench hostile`. Without `--bench` (as `cargo test --all-targets` runs it)
+//! it does a run 20 times smaller, to check that it works.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One attacker: a POST of 25 MB sent 64 KiB at a time, every 100 ms, until `serve` answers or
+/// closes, or `until`. Returns the status it got (0 for none).
+async fn slow_post(addr: std::net::SocketAddr, chunked: bool, until: Instant) -> u16 {
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        return 0;
+    };
+    let head = if chunked {
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: workflow_job\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+    } else {
+        "POST /webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: workflow_job\r\nContent-Length: 26214400\r\n\r\n".to_string()
+    };
+    if s.write_all(head.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let piece = vec![b'{'; 64 * 1024];
+    let mut answer = [0u8; 64];
+    let mut sent = 0usize;
+    while Instant::now() < until && sent < 25 * 1024 * 1024 {
+        let wrote = if chunked {
+            s.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                .await
+                .and(s.write_all(&piece).await)
+                .and(s.write_all(b"\r\n").await)
+        } else {
+            s.write_all(&piece).await
+        };
+        if wrote.is_err() {
+            break;
+        }
+        sent += piece.len();
+        // An answer (413, 503) ends it.
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read(&mut answer)).await
+        {
+            if n == 0 {
+                break;
+            }
+            return String::from_utf8_lossy(&answer[..n])
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    0
+}
+
+async fn healthz(addr: std::net::SocketAddr) -> Option<Duration> {
+    let t = Instant::now();
+    let mut s = TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.ok()?;
+    String::from_utf8_lossy(&out)
+        .starts_with("HTTP/1.1 200")
+        .then(|| t.elapsed())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (attackers, seconds) = if full { (1_000, 20) } else { (50, 2) };
+    let redis = support::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: hostile\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: HOSTILE_SECRET\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s]\n    backend: fake\n",
+            redis.url
+        ),
+    )
+    .unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_runnerctl"))
+        .args(["--config", config.to_str().unwrap(), "-q", "serve"])
+        .env("HOSTILE_SECRET", "hostile-bench-secret-0123")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = rss_kib(serve.id(), "VmRSS:");
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let attack: Vec<_> = (0..attackers)
+        .map(|i| tokio::spawn(slow_post(addr, i % 2 == 1, until)))
+        .collect();
+    let mut lat = Vec::new();
+    let mut failed = 0;
+    while Instant::now() < until {
+        match healthz(addr).await {
+            Some(d) => lat.push(d),
+            None => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for a in attack {
+        *statuses.entry(a.await.unwrap()).or_insert(0u32) += 1;
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    let peak = rss_kib(serve.id(), "VmHWM:") as f64 / 1024.0;
+    println!(
+        "{attackers} slow 25 MB POSTs for {seconds} s: serve resident {:.1} MiB before, {peak:.1} MiB peak; /healthz p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} checks ({failed} failed); answers to the attackers by status: {statuses:?}",
+        base as f64 / 1024.0,
+        p(0.5),
+        p(0.99),
+        p(1.0),
+        lat.len()
+    );
+    assert!(peak < 64.0, "serve stayed under 64 MiB: {peak:.1} MiB");
+    assert!(p(1.0) < 50.0 || !full, "/healthz under 50 ms");
+    assert_eq!(failed, 0, "/healthz always answered");
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}
