@@ -447,7 +447,7 @@ fn aws_settings_and_specs_are_checked() {
     assert_eq!(
         errors(&bad_backend),
         [
-            "backends.ec2.max_attempts: must be at least 1 (the first attempt counts)",
+            "backends.ec2.max_attempts: must be between 1 and 20 (the first attempt counts)",
             "backends.ec2.parameter_prefix: `runnerctl` is not an SSM parameter path: it starts with `/` and holds letters, digits and `_.-/`",
         ]
     );

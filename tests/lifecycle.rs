@@ -919,3 +919,42 @@ async fn point_7_a_worker_that_lost_a_task_stops_acting_on_it() {
         "the new holder keeps it: {held:?}"
     );
 }
+
+/// Issue 18: a group with `selected_workflows` takes only those workflows' jobs: the worker reads
+/// the run (one call) and makes nothing for another workflow's job, counting and saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_workflow_the_group_does_not_admit_gets_no_runner() {
+    let w = world(
+        "wf",
+        Chaos::default(),
+        "    max_runners: 4\n    selected_workflows: [octo-org/app/.github/workflows/ci.yml@main]\n",
+        None,
+    )
+    .await;
+    let queued = |job: u64, run: u64| Task::JobQueued {
+        job_id: job,
+        run_id: run,
+        repository: "octo-org/app".into(),
+        labels: vec!["self-hosted".into(), "g".into()],
+        group: "g".into(),
+    };
+    let other = w.sim.queue_workflow_job(
+        "octo-org/app",
+        &["self-hosted", "g"],
+        ".github/workflows/deploy.yml",
+    );
+    let run = w.sim.jobs().iter().find(|j| j.id == other).unwrap().run_id;
+    assert_eq!(handle(&w, queued(other, run)).await, Outcome::Done);
+    assert!(w.sim.registrations().is_empty(), "no runner for deploy.yml");
+    assert_eq!(
+        w.st.mark(&runnerctl::manager::ops::not_admitted_mark("g"))
+            .await
+            .unwrap(),
+        1
+    );
+    // Its own workflow's job gets one.
+    let ci = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let run = w.sim.jobs().iter().find(|j| j.id == ci).unwrap().run_id;
+    assert_eq!(handle(&w, queued(ci, run)).await, Outcome::Done);
+    assert_eq!(w.sim.registrations().len(), 1);
+}

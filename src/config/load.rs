@@ -472,6 +472,13 @@ impl Cx<'_> {
         })
     }
 
+    /// Checks a number against its bounds, inclusive.
+    fn range(&mut self, path: &str, v: u64, lo: u64, hi: u64) {
+        if !(lo..=hi).contains(&v) {
+            self.error(path, format!("must be between {lo} and {hi} (is {v})"));
+        }
+    }
+
     /// Checks a duration against its documented bounds ([`DURATION_BOUNDS`]).
     fn bounded(&mut self, key: &str, d: Duration) {
         let Some((_, lo, hi)) = DURATION_BOUNDS.iter().find(|(k, _, _)| *k == key) else {
@@ -755,10 +762,10 @@ impl Cx<'_> {
                 if s.region.is_empty() {
                     self.error(&join(path, "region"), "required field is missing");
                 }
-                if s.max_attempts == Some(0) {
+                if s.max_attempts.is_some_and(|n| !(1..=20).contains(&n)) {
                     self.error(
                         &join(path, "max_attempts"),
-                        "must be at least 1 (the first attempt counts)",
+                        "must be between 1 and 20 (the first attempt counts)",
                     );
                 }
                 if let Some(p) = &s.parameter_prefix {
@@ -1035,12 +1042,34 @@ impl Cx<'_> {
             if d.image.trim().is_empty() {
                 self.error(&join(&spec_path, "image"), "must not be empty");
             }
-            if d.cpus.is_some_and(|c| c <= 0.0 || !c.is_finite()) {
+            if d.cpus
+                .is_some_and(|c| c <= 0.0 || !c.is_finite() || c > 1024.0)
+            {
                 self.error(
                     &join(&spec_path, "cpus"),
-                    "must be a positive number of CPUs",
+                    "must be a positive number of CPUs, at most 1024",
                 );
             }
+            if let Some(m) = d.memory_mb {
+                self.range(&join(&spec_path, "memory_mb"), m, 6, 4 * 1024 * 1024);
+            }
+        }
+        if let Some(InstanceSpec::Gcp(g)) = &spec {
+            self.range(
+                &join(&spec_path, "disk_size_gb"),
+                u64::from(g.disk_size_gb),
+                10,
+                65_536,
+            );
+        }
+        if let Some(InstanceSpec::Vsphere(v)) = &spec {
+            self.range(&join(&spec_path, "cpus"), u64::from(v.cpus), 1, 768);
+            self.range(
+                &join(&spec_path, "memory_mb"),
+                v.memory_mb,
+                256,
+                24 * 1024 * 1024,
+            );
         }
         if let Some(InstanceSpec::Aws(a)) = &spec {
             if a.image_id.trim().is_empty() {
@@ -1051,6 +1080,24 @@ impl Cx<'_> {
             }
             if a.disk_size_gb == 0 {
                 self.error(&join(&spec_path, "disk_size_gb"), "must be at least 1");
+            } else {
+                self.range(
+                    &join(&spec_path, "disk_size_gb"),
+                    u64::from(a.disk_size_gb),
+                    1,
+                    65_536,
+                );
+            }
+            if let Some(n) = a.disk_iops {
+                self.range(&join(&spec_path, "disk_iops"), u64::from(n), 100, 256_000);
+            }
+            if let Some(n) = a.disk_throughput_mbps {
+                self.range(
+                    &join(&spec_path, "disk_throughput_mbps"),
+                    u64::from(n),
+                    125,
+                    2_000,
+                );
             }
             if matches!(a.disk_type.as_str(), "io1" | "io2") && a.disk_iops.is_none() {
                 self.error(
