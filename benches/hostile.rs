@@ -9,7 +9,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -88,35 +87,14 @@ async fn healthz(addr: std::net::SocketAddr) -> Option<Duration> {
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (attackers, seconds) = if full { (1_000, 20) } else { (50, 2) };
-    let redis = support::RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "name: hostile\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: HOSTILE_SECRET\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s]\n    backend: fake\n",
-            redis.url
-        ),
-    )
-    .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_runnerctl"))
-        .args(["--config", config.to_str().unwrap(), "-q", "serve"])
-        .env("HOSTILE_SECRET", "hostile-bench-secret-0123")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let base = rss_kib(serve.id(), "VmRSS:");
+    let serve = support::start_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_runnerctl")),
+        "hostile",
+        "hostile-bench-secret-0123",
+    );
+    let addr = serve.addr;
+    let pid = serve.child.id();
+    let base = rss_kib(pid, "VmRSS:");
     let until = Instant::now() + Duration::from_secs(seconds);
     let attack: Vec<_> = (0..attackers)
         .map(|i| tokio::spawn(slow_post(addr, i % 2 == 1, until)))
@@ -136,7 +114,7 @@ async fn main() {
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
-    let peak = rss_kib(serve.id(), "VmHWM:") as f64 / 1024.0;
+    let peak = rss_kib(pid, "VmHWM:") as f64 / 1024.0;
     println!(
         "{attackers} slow 25 MB POSTs for {seconds} s: serve resident {:.1} MiB before, {peak:.1} MiB peak; /healthz p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} checks ({failed} failed); answers to the attackers by status: {statuses:?}",
         base as f64 / 1024.0,
@@ -148,8 +126,5 @@ async fn main() {
     assert!(peak < 64.0, "serve stayed under 64 MiB: {peak:.1} MiB");
     assert!(p(1.0) < 50.0 || !full, "/healthz under 50 ms");
     assert_eq!(failed, 0, "/healthz always answered");
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    assert!(serve.wait().unwrap().success());
+    assert!(serve.stop(), "serve exits 0 on SIGTERM");
 }

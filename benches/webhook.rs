@@ -12,8 +12,8 @@ mod support;
 use runnerctl::server::webhook::sign;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Instant;
 
 const SECRET: &str = "bench-webhook-secret-0123";
 
@@ -74,34 +74,13 @@ fn client(addr: SocketAddr, body: &[u8], sig: &str, tag: usize, n: usize) -> Vec
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let total: usize = if full { 40_000 } else { 400 };
-    let redis = support::RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "name: bench\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: BENCH_WEBHOOK_SECRET\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s]\n    backend: fake\n",
-            redis.url
-        ),
-    )
-    .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_runnerctl"))
-        .args(["--config", config.to_str().unwrap(), "-q", "serve"])
-        .env("BENCH_WEBHOOK_SECRET", SECRET)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let serve = support::start_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_runnerctl")),
+        "bench",
+        SECRET,
+    );
+    let addr = serve.addr;
+    let pid = serve.child.id();
     let body = std::fs::read(format!(
         "{}/tests/fixtures/webhooks/workflow_job.queued.2.json",
         env!("CARGO_MANIFEST_DIR")
@@ -138,12 +117,8 @@ fn main() {
     }
     println!(
         "\nserve resident memory: {:.1} MiB now, {:.1} MiB peak",
-        rss_kib(serve.id(), "VmRSS:") as f64 / 1024.0,
-        rss_kib(serve.id(), "VmHWM:") as f64 / 1024.0
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    let status = serve.wait().unwrap();
-    assert!(status.success(), "serve exits 0 on SIGTERM");
+    assert!(serve.stop(), "serve exits 0 on SIGTERM");
 }

@@ -858,16 +858,9 @@ fn parse_pending_full(v: &Value) -> Vec<(String, String, u64, u64)> {
 
 /// (entry, consumer, idle ms) of an `XPENDING … - + N` reply.
 fn parse_pending(v: &Value) -> Vec<(String, String, u64)> {
-    let Value::Array(rows) = v else {
-        return Vec::new();
-    };
-    rows.iter()
-        .filter_map(|row| {
-            let Value::Array(f) = row else { return None };
-            let s = |i: usize| -> Option<String> { redis::from_redis_value(f.get(i)?).ok() };
-            let idle: u64 = redis::from_redis_value(f.get(2)?).ok()?;
-            Some((s(0)?, s(1)?, idle))
-        })
+    parse_pending_full(v)
+        .into_iter()
+        .map(|(entry, consumer, idle, _)| (entry, consumer, idle))
         .collect()
 }
 

@@ -76,15 +76,18 @@ proptest! {
         let sig = webhook::sign(SECRET, &body);
         let groups = groups();
         let d = Delivery { event: Some("workflow_job"), id: Some(&id), signature: Some(&sig), body: &body };
-        if let Decision::Enqueue { task, .. } = webhook::decide(SECRET, "m", &groups, d) {
-            if let runnerctl::queue::Task::JobQueued { group, repository, .. } = task {
-                // Never a group that does not admit the repository.
-                let g = groups.iter().find(|g| g.name == group).unwrap();
-                prop_assert!(
-                    runnerctl::manager::matching::refusal(g, &repository, Some(!p["repository"]["private"].as_bool().unwrap())).is_none(),
-                    "{group} took {repository}"
-                );
-            }
+        if let Decision::Enqueue {
+            task: runnerctl::queue::Task::JobQueued { group, repository, .. },
+            ..
+        } = webhook::decide(SECRET, "m", &groups, d)
+        {
+            // Never a group that does not admit the repository.
+            let g = groups.iter().find(|g| g.name == group).unwrap();
+            let public = Some(!p["repository"]["private"].as_bool().unwrap());
+            prop_assert!(
+                runnerctl::manager::matching::refusal(g, &repository, public).is_none(),
+                "{group} took {repository}"
+            );
         }
     }
 

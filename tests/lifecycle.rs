@@ -387,6 +387,52 @@ async fn point_6_rate_limits_wait_until_the_reset_and_are_never_dead_lettered() 
     assert!(w.st.held("g").await.unwrap() <= 1);
 }
 
+/// A queue of its own manager with one no-op task that sleeps `sleep_ms` and counts `mark`.
+async fn queue_with_noop(
+    url: &str,
+    name: &str,
+    o: QueueOptions,
+    mark: &str,
+    sleep_ms: u64,
+) -> Queue {
+    let q = Queue::new(store::connect(url).await.unwrap(), name, o);
+    q.ensure_group().await.unwrap();
+    q.enqueue(
+        Task::Noop {
+            mark: mark.into(),
+            sleep_ms,
+            fail_times: 0,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    q
+}
+
+/// One worker (concurrency 1, polling every 50 ms) over `q`; stop it with the sender.
+async fn start_worker(
+    url: &str,
+    q: Queue,
+    st: RedisStore,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<worker::WorkerReport>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(1);
+    opts.poll = Duration::from_millis(50);
+    let read = store::connect(url).await.unwrap();
+    let running = tokio::spawn(worker::run(
+        q,
+        read,
+        Arc::new(TaskHandler::new(st)),
+        opts,
+        rx,
+    ));
+    (tx, running)
+}
+
 fn queue_options(visibility_ms: u64) -> QueueOptions {
     QueueOptions {
         visibility_timeout: Duration::from_millis(visibility_ms),
@@ -402,19 +448,7 @@ fn queue_options(visibility_ms: u64) -> QueueOptions {
 async fn point_7_a_lease_is_renewed_only_by_its_holder() {
     let redis = RedisServer::start();
     let name = manager_name("p7");
-    let conn = store::connect(&redis.url).await.unwrap();
-    let q = Queue::new(conn.clone(), &name, queue_options(200));
-    q.ensure_group().await.unwrap();
-    q.enqueue(
-        Task::Noop {
-            mark: "m".into(),
-            sleep_ms: 0,
-            fail_times: 0,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let q = queue_with_noop(&redis.url, &name, queue_options(200), "m", 0).await;
     let mut read = store::connect(&redis.url).await.unwrap();
     let a = q
         .read_new(&mut read, "stalled", 1, Duration::from_millis(100))
@@ -436,29 +470,9 @@ async fn point_7_a_lease_is_renewed_only_by_its_holder() {
 async fn point_8_a_handler_past_its_deadline_is_stopped_and_retried() {
     let redis = RedisServer::start();
     let name = manager_name("p8");
-    let conn = store::connect(&redis.url).await.unwrap();
-    let q = Queue::new(conn.clone(), &name, queue_options(2_000));
-    q.enqueue(
-        Task::Noop {
-            mark: "slow".into(),
-            sleep_ms: 60_000,
-            fail_times: 0,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut opts = WorkerOptions::new(1);
-    opts.poll = Duration::from_millis(50);
-    let st = RedisStore::new(conn.clone(), &name);
-    let running = tokio::spawn(worker::run(
-        q.clone(),
-        store::connect(&redis.url).await.unwrap(),
-        Arc::new(TaskHandler::new(st)),
-        opts,
-        rx,
-    ));
+    let q = queue_with_noop(&redis.url, &name, queue_options(2_000), "slow", 60_000).await;
+    let st = RedisStore::connect(&redis.url, &name).await.unwrap();
+    let (tx, running) = start_worker(&redis.url, q.clone(), st).await;
     let retried = support::eventually(Duration::from_secs(10), || async {
         q.list()
             .await
@@ -535,19 +549,7 @@ async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job(
 async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
     let redis = RedisServer::start();
     let name = manager_name("p12");
-    let conn = store::connect(&redis.url).await.unwrap();
-    let q = Queue::new(conn.clone(), &name, queue_options(100));
-    q.ensure_group().await.unwrap();
-    q.enqueue(
-        Task::Noop {
-            mark: "poison".into(),
-            sleep_ms: 0,
-            fail_times: 0,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let q = queue_with_noop(&redis.url, &name, queue_options(100), "poison", 0).await;
     // Each worker that takes it dies holding it.
     let mut read = store::connect(&redis.url).await.unwrap();
     assert_eq!(
@@ -564,16 +566,8 @@ async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
         assert_eq!(got[0].deliveries, i + 1);
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut opts = WorkerOptions::new(1);
-    opts.poll = Duration::from_millis(50);
-    let running = tokio::spawn(worker::run(
-        q.clone(),
-        store::connect(&redis.url).await.unwrap(),
-        Arc::new(TaskHandler::new(RedisStore::new(conn.clone(), &name))),
-        opts,
-        rx,
-    ));
+    let st = RedisStore::connect(&redis.url, &name).await.unwrap();
+    let (tx, running) = start_worker(&redis.url, q.clone(), st).await;
     let dead = support::eventually(Duration::from_secs(5), || async {
         q.dead().await.unwrap().into_iter().next()
     })
@@ -854,31 +848,13 @@ async fn point_6_when_the_budget_is_low_job_creation_goes_before_health_checks()
 async fn point_7_a_worker_that_lost_a_task_stops_acting_on_it() {
     let redis = RedisServer::start();
     let name = manager_name("p7b");
-    let conn = store::connect(&redis.url).await.unwrap();
-    let q = Queue::new(conn.clone(), &name, queue_options(600));
-    q.enqueue(
-        Task::Noop {
-            mark: "acted".into(),
-            sleep_ms: 1_500,
-            fail_times: 0,
-        },
-        None,
-    )
-    .await
-    .unwrap();
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut opts = WorkerOptions::new(1);
-    opts.poll = Duration::from_millis(50);
-    let st = RedisStore::new(conn.clone(), &name);
+    let q = queue_with_noop(&redis.url, &name, queue_options(600), "acted", 1_500).await;
+    let st = RedisStore::connect(&redis.url, &name).await.unwrap();
     let mut o = queue_options(600);
     o.handler_deadline = Duration::from_secs(30);
-    let running = tokio::spawn(worker::run(
-        Queue::new(conn.clone(), &name, o),
-        store::connect(&redis.url).await.unwrap(),
-        Arc::new(TaskHandler::new(st.clone())),
-        opts,
-        rx,
-    ));
+    let worker_queue = Queue::new(store::connect(&redis.url).await.unwrap(), &name, o);
+    let (tx, running) = start_worker(&redis.url, worker_queue, st.clone()).await;
+    let conn = store::connect(&redis.url).await.unwrap();
     // Once it holds the task, another consumer takes it over (as after a stall).
     let entry = support::eventually(Duration::from_secs(5), || async {
         q.list()

@@ -244,7 +244,8 @@ pub struct WebhookConfig {
     pub max_body_kib: u32,
     /// Connections open at once; past it, a new one is answered 503 and closed.
     pub max_connections: u32,
-    /// Deliveries being read and handled at once; past it, 503 without reading the body.
+    /// Deliveries being read and handled at once; one past it waits up to 5 s for a slot, unread,
+    /// then gets 503.
     pub max_in_flight: u32,
     /// With a token, `/metrics` is also served on `listen` to requests that carry it as
     /// `Authorization: Bearer …`; without one, only on `metrics_listen`.

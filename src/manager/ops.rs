@@ -423,19 +423,11 @@ impl Manager {
                 Err(ForgeError::Conflict(why)) => return Err(Failure::Transient(why)),
                 Err(e) => return Err(e.into()),
             };
-        let recorded = self
-            .store
-            .update(
-                name,
-                None,
-                &[RunnerStatus::Creating],
-                &RunnerPatch {
-                    forge_id: Some(Some(jit.runner.id)),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        if !matches!(recorded, Transition::Done(_)) {
+        let patch = RunnerPatch {
+            forge_id: Some(Some(jit.runner.id)),
+            ..Default::default()
+        };
+        if !self.step(name, None, &patch).await? {
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing its registration");
             self.forge.delete_runner(&scope, jit.runner.id).await?;
             return Ok(Made::Vanished);
@@ -456,20 +448,11 @@ impl Manager {
         };
         let boot = bootstrap::render(backend.kind(), &setup, template.as_deref())
             .map_err(|e| Failure::Permanent(e.to_string()))?;
-        let now = self.store.now().await?;
-        let requested = self
-            .store
-            .update(
-                name,
-                None,
-                &[RunnerStatus::Creating],
-                &RunnerPatch {
-                    requested_at: Some(Some(now)),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        if !matches!(requested, Transition::Done(_)) {
+        let patch = RunnerPatch {
+            requested_at: Some(Some(self.store.now().await?)),
+            ..Default::default()
+        };
+        if !self.step(name, None, &patch).await? {
             self.forge.delete_runner(&scope, jit.runner.id).await?;
             return Ok(Made::Vanished);
         }
@@ -485,21 +468,12 @@ impl Manager {
                 },
             })
             .await?;
-        let now = self.store.now().await?;
-        let recorded = self
-            .store
-            .update(
-                name,
-                Some(RunnerStatus::Started),
-                &[RunnerStatus::Creating],
-                &RunnerPatch {
-                    instance_id: Some(Some(instance.id.clone())),
-                    started_at: Some(now),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        if !matches!(recorded, Transition::Done(_)) {
+        let patch = RunnerPatch {
+            instance_id: Some(Some(instance.id.clone())),
+            started_at: Some(self.store.now().await?),
+            ..Default::default()
+        };
+        if !self.step(name, Some(RunnerStatus::Started), &patch).await? {
             // Its slot was released meanwhile: it must not run without one.
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing what was made");
             self.forge.delete_runner(&scope, jit.runner.id).await?;
@@ -517,6 +491,22 @@ impl Manager {
         }
         tracing::info!(runner = %name, group = %g.name, "runner created");
         Ok(Made::Started)
+    }
+
+    /// Records one step of making `name` (a creating record takes the patch, and `status` when
+    /// given). False when the record vanished or moved on meanwhile: the caller removes what it
+    /// made, since the runner holds no slot any more.
+    async fn step(
+        &self,
+        name: &str,
+        status: Option<RunnerStatus>,
+        patch: &RunnerPatch,
+    ) -> Result<bool, Failure> {
+        let t = self
+            .store
+            .update(name, status, &[RunnerStatus::Creating], patch)
+            .await?;
+        Ok(matches!(t, Transition::Done(_)))
     }
 
     /// Resumes a runner whose record shows that an earlier attempt registered it (and maybe

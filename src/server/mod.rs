@@ -7,9 +7,9 @@
 //! requests that carry `webhook.metrics_token`).
 //!
 //! Hostile input: a body is read only up to `webhook.max_body_kib` (a larger declared length is
-//! refused unread), at most `max_in_flight` deliveries are read at once and at most
-//! `max_connections` connections are open (503 past either), and headers must arrive within 10 s
-//! and a body within 30 s.
+//! refused unread), at most `max_in_flight` deliveries are read at once (one past it waits up to
+//! 5 s for a slot, unread, then gets 503), at most `max_connections` connections are open (503
+//! past it), and headers and a body must each arrive within 10 s.
 //!
 //! Built on hyper rather than tiny_http: tiny_http 0.12 allocates and reads the whole declared
 //! body of a request that is answered without reading it, so one request declaring a huge
@@ -37,6 +37,11 @@ use webhook::{Decision, Outcome};
 /// The default body limit: 1 MiB (GitHub caps payloads at 25 MiB; `workflow_job` ones are a
 /// few KiB).
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long a delivery past `max_in_flight` waits for a slot before its 503.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+/// How long a delivery's body may take to arrive: GitHub itself gives up after 10 s.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much `serve` takes at once.
 #[derive(Debug, Clone, Copy)]
@@ -256,8 +261,12 @@ pub async fn handle(
                     .insert(CONNECTION, HeaderValue::from_static("close"));
                 return r;
             }
-            // Past the cap, refuse at once without reading the body.
-            let Ok(_slot) = state.in_flight.clone().try_acquire_owned() else {
+            // Past the cap, wait a little for a slot without reading the body (a delivery
+            // holds one for about a millisecond; only a slow sender holds it long), then
+            // refuse: GitHub does not retry a failed delivery by itself.
+            let slot =
+                tokio::time::timeout(IN_FLIGHT_WAIT, state.in_flight.clone().acquire_owned()).await;
+            let Ok(Ok(_slot)) = slot else {
                 state.metrics.record(Outcome::Busy, start.elapsed());
                 let mut r = text(503, "too many deliveries at once; redeliver later");
                 r.headers_mut()
@@ -364,7 +373,7 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     let id = header("x-github-delivery");
     let signature = header("x-hub-signature-256");
     let body = Limited::new(req.into_body(), state.max_body);
-    let body = match tokio::time::timeout(Duration::from_secs(30), body.collect()).await {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Err(_) => return (Outcome::BadRequest, "body not received in time".into()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return (Outcome::TooLarge, too_large())
@@ -504,6 +513,10 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10))
+            // hyper reads ahead up to this much per connection (400 KB by default), also for
+            // a delivery still waiting for a slot: a small buffer bounds what 1,000 slow senders
+            // cost. GitHub's headers take a few KiB.
+            .max_buf_size(16 * 1024)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

@@ -295,3 +295,56 @@ pub fn docker_ok(args: &[&str]) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// A `runnerctl serve` process (the binary `bin`) on a free loopback port, with a Redis and a
+/// one-group configuration of its own, for load generators.
+pub struct Serve {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
+    _redis: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts [`Serve`] with `secret` as the webhook secret and waits until it listens.
+pub fn start_serve(bin: &Path, name: &str, secret: &str) -> Serve {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{port}\n  secret_env: SERVE_WEBHOOK_SECRET\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s]\n    backend: fake\n",
+            redis.url
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["--config", config.to_str().unwrap(), "-q", "serve"])
+        .env("SERVE_WEBHOOK_SECRET", secret)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Serve {
+        child,
+        addr,
+        _redis: redis,
+        _dir: dir,
+    }
+}
+
+impl Serve {
+    /// SIGTERM, and whether it exited 0.
+    pub fn stop(mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
