@@ -191,7 +191,7 @@ fn config_show_fills_defaults_and_redacts_secrets() {
     let path = dir.path().join("c.yaml");
     std::fs::write(
         &path,
-        "github:\n  token: ghp_TOPSECRET123\nredis:\n  url: redis://user:hunter2pass@127.0.0.1:6379/0\nwebhook:\n  secret: whsec_XYZZY\nbackends:\n  v:\n    kind: vsphere\n    url: https://vc\n    username: u\n    password: pw_PLUGH\n    datacenter: dc\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
+        "github:\n  token: ghp_TOPSECRET123\nredis:\n  url: redis://user:hunter2pass@127.0.0.1:6379/0\nwebhook:\n  secret: whsec_XYZZY_0123456789\nbackends:\n  v:\n    kind: vsphere\n    url: https://vc\n    username: u\n    password: pw_PLUGH\n    datacenter: dc\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
     )
     .unwrap();
     for format in ["table", "json"] {
