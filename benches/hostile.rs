@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// One attacker: a POST of 25 MB sent 64 KiB at a time, every 100 ms, until `serve` answers or
 /// closes, or `until`. Returns the status it got (0 for none).
 async fn slow_post(addr: std::net::SocketAddr, chunked: bool, until: Instant) -> u16 {
@@ -94,7 +84,7 @@ async fn main() {
     );
     let addr = serve.addr;
     let pid = serve.child.id();
-    let base = rss_kib(pid, "VmRSS:");
+    let base = support::rss_kib(pid, "VmRSS:");
     let until = Instant::now() + Duration::from_secs(seconds);
     let attack: Vec<_> = (0..attackers)
         .map(|i| tokio::spawn(slow_post(addr, i % 2 == 1, until)))
@@ -114,7 +104,7 @@ async fn main() {
     }
     lat.sort();
     let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
-    let peak = rss_kib(pid, "VmHWM:") as f64 / 1024.0;
+    let peak = support::rss_kib(pid, "VmHWM:") as f64 / 1024.0;
     println!(
         "{attackers} slow 25 MB POSTs for {seconds} s: serve resident {:.1} MiB before, {peak:.1} MiB peak; /healthz p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} checks ({failed} failed); answers to the attackers by status: {statuses:?}",
         base as f64 / 1024.0,

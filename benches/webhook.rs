@@ -17,16 +17,6 @@ use std::time::Instant;
 
 const SECRET: &str = "bench-webhook-secret-0123";
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Sends `n` deliveries on one keep-alive connection; returns each one's latency in µs.
 fn client(addr: SocketAddr, body: &[u8], sig: &str, tag: usize, n: usize) -> Vec<u64> {
     let stream = TcpStream::connect(addr).unwrap();
@@ -117,8 +107,8 @@ fn main() {
     }
     println!(
         "\nserve resident memory: {:.1} MiB now, {:.1} MiB peak",
-        rss_kib(pid, "VmRSS:") as f64 / 1024.0,
-        rss_kib(pid, "VmHWM:") as f64 / 1024.0
+        support::rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+        support::rss_kib(pid, "VmHWM:") as f64 / 1024.0
     );
     assert!(serve.stop(), "serve exits 0 on SIGTERM");
 }

@@ -27,38 +27,32 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
         if let Ok(url) = std::env::var("REDIS_URL") {
             return RedisServer {
                 child: None,
                 port: 0,
                 url,
-                dir,
+                dir: tempfile::tempdir().unwrap(),
                 persistent: false,
             };
         }
-        let port = free_port();
-        let mut s = RedisServer {
-            child: None,
-            port,
-            url: format!("redis://127.0.0.1:{port}/0"),
-            dir,
-            persistent: false,
-        };
-        s.spawn();
-        s
+        RedisServer::own(false)
     }
 
     /// A server with AOF persistence (`appendfsync always`), so that `restart` loses nothing.
     pub fn start_persistent() -> RedisServer {
-        let dir = tempfile::tempdir().unwrap();
+        RedisServer::own(true)
+    }
+
+    /// A `redis-server` of this test's own on a free port.
+    fn own(persistent: bool) -> RedisServer {
         let port = free_port();
         let mut s = RedisServer {
             child: None,
             port,
             url: format!("redis://127.0.0.1:{port}/0"),
-            dir,
-            persistent: true,
+            dir: tempfile::tempdir().unwrap(),
+            persistent,
         };
         s.spawn();
         s
@@ -347,4 +341,15 @@ impl Serve {
             .status();
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmRSS:`, `VmHWM:`); 0 when unknown.
+pub fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
