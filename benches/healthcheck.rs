@@ -10,10 +10,10 @@ mod support;
 
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::{Backend, BootData, CreateRequest, OwnerTags};
-use runnerctl::config::{self, Secret};
+use runnerctl::config::Secret;
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Sim, SimOptions};
-use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Manager};
 use runnerctl::model::{unix_now, Runner, RunnerStatus};
 use runnerctl::store::{self, RedisStore, Want};
@@ -46,7 +46,7 @@ fn main() {
             sim.url(),
             redis.url
         );
-        let config = Arc::new(config::parse(&text, "bench").unwrap().config);
+        let config = Arc::new(runnerctl::wiring::parse(&text, "bench").unwrap().config);
         let g = config.runner_groups[0].clone();
         let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
         sync::sync(&*gh, &[&g], false, &|| {}).await;

@@ -11,8 +11,43 @@
 //! A group may replace the script with its own (`bootstrap_template`); `{{name}}` placeholders
 //! are filled with the non-secret values of [`RunnerSetup`].
 
-use crate::backend::{BootData, File};
-use crate::config::{BackendKind, Secret};
+use crate::config::Secret;
+
+/// How an instance of a backend kind boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootStyle {
+    /// A VM: cloud-init user-data with the script and two systemd units.
+    Vm,
+    /// A container: the script is its command, its files are copied in before it starts.
+    Container,
+}
+
+/// A file an instance receives at a path, with its mode. Secret contents never print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    pub path: String,
+    pub mode: u32,
+    pub content: Secret,
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "File({}, {:o}, <redacted>)", self.path, self.mode)
+    }
+}
+
+/// What an instance receives to become a runner (rendered by `bootstrap`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootData {
+    /// Command a container runs (containers only).
+    pub command: Vec<String>,
+    /// Environment variables; never secrets.
+    pub env: Vec<(String, String)>,
+    /// Files written before the instance starts (containers) or by cloud-init (VMs).
+    pub files: Vec<File>,
+    /// cloud-init user-data (VMs only).
+    pub user_data: Option<Secret>,
+}
 
 /// The runner's credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,9 +308,10 @@ fn fill(template: &str, setup: &RunnerSetup) -> String {
         )
 }
 
-/// Renders what an instance of `kind` receives. `template` replaces the default script.
+/// Renders what an instance that boots in `style` receives. `template` replaces the default
+/// script.
 pub fn render(
-    kind: BackendKind,
+    style: BootStyle,
     setup: &RunnerSetup,
     template: Option<&str>,
 ) -> Result<BootData, BootstrapError> {
@@ -295,10 +331,7 @@ pub fn render(
         mode: 0o600,
         content: secret,
     };
-    if matches!(
-        kind,
-        BackendKind::Aws | BackendKind::Gcp | BackendKind::Vsphere
-    ) {
+    if style == BootStyle::Vm {
         let script = fill(template.unwrap_or(VM_SCRIPT), setup);
         return Ok(BootData {
             command: vec![],
@@ -357,7 +390,7 @@ mod tests {
     #[test]
     fn the_secret_only_travels_as_a_root_only_file() {
         let b = render(
-            BackendKind::Docker,
+            BootStyle::Container,
             &setup(Credential::Jit(Secret::new("SEKRIT"))),
             None,
         )
@@ -378,7 +411,7 @@ mod tests {
     #[test]
     fn registration_tokens_use_their_own_file() {
         let b = render(
-            BackendKind::Docker,
+            BootStyle::Container,
             &setup(Credential::RegistrationToken(Secret::new("TOK"))),
             None,
         )
@@ -392,7 +425,7 @@ mod tests {
     #[test]
     fn templates_get_non_secret_values_only() {
         let b = render(
-            BackendKind::Docker,
+            BootStyle::Container,
             &setup(Credential::Jit(Secret::new("S"))),
             Some("#!/bin/sh\necho {{runner_name}} {{labels}} {{url}} {{runner_group}}\n"),
         )
@@ -406,7 +439,7 @@ mod tests {
 
     #[test]
     fn vms_get_cloud_init_without_the_credential() {
-        for kind in [BackendKind::Aws, BackendKind::Gcp, BackendKind::Vsphere] {
+        for kind in [BootStyle::Vm] {
             let b = render(kind, &setup(Credential::Jit(Secret::new("SEKRIT"))), None).unwrap();
             let ud = b.user_data.as_ref().unwrap().expose();
             assert!(ud.starts_with("#cloud-config\n"));
@@ -472,7 +505,7 @@ mod tests {
     fn settings_are_shell_quoted() {
         let mut s = setup(Credential::Jit(Secret::new("S")));
         s.labels = vec!["it's".into()];
-        let b = render(BackendKind::Docker, &s, None).unwrap();
+        let b = render(BootStyle::Container, &s, None).unwrap();
         assert!(b.files[1]
             .content
             .expose()

@@ -4,19 +4,17 @@
 //! happened: runners created and deleted, the time from a queued delivery to the backend's
 //! create call, and the GitHub API calls used per job.
 
-use crate::backend::fake::FakeBackend;
-use crate::backend::Backend;
-use crate::config::{self, Secret};
+use crate::config::{self, Config, Secret};
 use crate::forge::github::{Auth, GitHub};
 use crate::forge::sim::{JobStatus, Sim, SimOptions};
 use crate::forge::Forge;
-use crate::manager::{sync, Manager, TaskHandler};
+use crate::manager::{sync, TaskHandler};
 use crate::queue::{Queue, QueueOptions, Task};
 use crate::server::{self, State};
 use crate::store::{self, RedisStore};
+use crate::wiring;
 use crate::worker::{self, WorkerOptions};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -96,14 +94,26 @@ const GROUPS: [(&str, &[&str], u32); 3] = [
     ("gpu", &["self-hosted", "gpu"], 40),
 ];
 
-/// Runs the demo; `progress` is told how many jobs completed so far.
-pub async fn run(
-    jobs: usize,
-    redis_url: Option<String>,
-    progress: &(dyn Fn(usize) + Sync),
-) -> Result<Report, DemoError> {
-    let setup = |e: &dyn std::fmt::Display| DemoError::Setup(e.to_string());
-    let (_own, url) = match redis_url {
+/// (job, when its runner's instance was created)
+type Creations = Arc<Mutex<Vec<(Option<u64>, Instant)>>>;
+
+/// The demo's world: its Redis, the fake GitHub, the configuration naming them.
+struct World {
+    _own: Option<OwnRedis>,
+    url: String,
+    name: String,
+    secret: String,
+    sim: Sim,
+    gh: Arc<GitHub>,
+    config: Arc<Config>,
+}
+
+fn setup(e: &dyn std::fmt::Display) -> DemoError {
+    DemoError::Setup(e.to_string())
+}
+
+async fn world(redis_url: Option<String>) -> Result<(World, tokio::net::TcpListener), DemoError> {
+    let (own, url) = match redis_url {
         Some(u) => (None, u),
         None => {
             let (own, url) = start_redis()?;
@@ -140,45 +150,51 @@ pub async fn run(
             labels.join(", ")
         ));
     }
-    let config = Arc::new(config::parse(&text, "demo").map_err(|e| setup(&e))?.config);
+    let config = Arc::new(wiring::parse(&text, "demo").map_err(|e| setup(&e))?.config);
     let gh =
         Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(token))).map_err(|e| setup(&e))?);
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
     sync::sync(&*gh, &refs, false, &|| {}).await;
+    let w = World {
+        _own: own,
+        url,
+        name,
+        secret,
+        sim,
+        gh,
+        config,
+    };
+    Ok((w, listener))
+}
 
-    let options = QueueOptions {
+fn queue_options() -> QueueOptions {
+    QueueOptions {
         visibility_timeout: Duration::from_secs(5),
         retry_base: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
         ..QueueOptions::default()
-    };
-    let state = Arc::new(State::new(
-        Secret::new(secret),
-        &name,
-        config.runner_groups.clone(),
-        &url,
-        options.clone(),
-    ));
-    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(listener, None, state, async {
-        let _ = serve_stop.await;
-    }));
-    // (job, when its runner's instance was created)
-    type Created = Vec<(Option<u64>, Instant)>;
-    let created: Arc<Mutex<Created>> = Arc::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    }
+}
+
+/// Two workers, each with a manager built by the wiring over the fake GitHub, the stand-in
+/// runner injected into the fake backend.
+async fn start_workers(
+    w: &World,
+    created: &Creations,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<worker::WorkerReport>>, DemoError> {
     let mut workers = Vec::new();
     for _ in 0..2 {
-        let conn = store::connect(&url).await.map_err(|e| setup(&e))?;
-        let backend: Arc<dyn Backend> =
-            Arc::new(FakeBackend::new("fake", &name, None, Some(conn.clone())));
-        let forge: Arc<dyn Forge> = gh.clone();
-        let mut m = Manager::new(
-            config.clone(),
-            RedisStore::new(conn.clone(), &name),
+        let conn = store::connect(&w.url).await.map_err(|e| setup(&e))?;
+        let forge: Arc<dyn Forge> = w.gh.clone();
+        let mut m = wiring::manager_with(
+            w.config.clone(),
+            conn.clone(),
             forge,
-            HashMap::from([("fake".to_string(), backend)]),
-        );
+            Some(Arc::new(wiring::SimStandIn)),
+        )
+        .await
+        .map_err(|e| setup(&e))?;
         let created = created.clone();
         m.on_create = Some(Arc::new(move |_name: &str, job: Option<u64>| {
             created
@@ -188,34 +204,34 @@ pub async fn run(
         }));
         let mut opts = WorkerOptions::new(16);
         opts.poll = Duration::from_millis(100);
-        let read = store::connect(&url).await.map_err(|e| setup(&e))?;
+        let read = store::connect(&w.url).await.map_err(|e| setup(&e))?;
         workers.push(tokio::spawn(worker::run(
-            Queue::new(conn, &name, options.clone()),
+            Queue::new(conn, &w.name, queue_options()),
             read,
             Arc::new(TaskHandler::with_manager(Arc::new(m))),
             opts,
-            stop_rx.clone(),
+            stop.clone(),
         )));
     }
-    let conn = store::connect(&url).await.map_err(|e| setup(&e))?;
-    let queue = Queue::new(conn.clone(), &name, options);
-    let store = RedisStore::new(conn, &name);
-    let calls_before = sim.requests().len();
+    Ok(workers)
+}
 
+/// Queues the jobs and waits until all completed and no runner is left, enqueueing health
+/// checks as workers would.
+async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Result<(), DemoError> {
+    let conn = store::connect(&w.url).await.map_err(|e| setup(&e))?;
+    let queue = Queue::new(conn.clone(), &w.name, queue_options());
+    let store = RedisStore::new(conn, &w.name);
     let start = Instant::now();
     let repos = ["demo-org/app", "demo-org/web", "demo-org/api"];
     for i in 0..jobs {
         let (_, labels, _) = GROUPS[i % GROUPS.len()];
-        sim.queue_job(repos[i % repos.len()], labels);
+        w.sim.queue_job(repos[i % repos.len()], labels);
     }
     let deadline = start + Duration::from_secs(120 + jobs as u64 / 5);
     let mut slot = 0;
     loop {
-        let done = sim
-            .jobs()
-            .iter()
-            .filter(|j| j.status == JobStatus::Completed)
-            .count();
+        let done = completed(&w.sim);
         progress(done);
         let left = store
             .all_runners()
@@ -223,7 +239,7 @@ pub async fn run(
             .map(|r| r.len())
             .unwrap_or(usize::MAX);
         if done == jobs && left == 0 {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(DemoError::Timeout(format!(
@@ -244,20 +260,76 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+fn completed(sim: &Sim) -> usize {
+    sim.jobs()
+        .iter()
+        .filter(|j| j.status == JobStatus::Completed)
+        .count()
+}
+
+/// Runs the demo; `progress` is told how many jobs completed so far.
+pub async fn run(
+    jobs: usize,
+    redis_url: Option<String>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Report, DemoError> {
+    let (w, listener) = world(redis_url).await?;
+    let state = Arc::new(State::new(
+        &crate::forge::github::webhook::GITHUB,
+        Secret::new(w.secret.clone()),
+        &w.name,
+        w.config.runner_groups.clone(),
+        &w.url,
+        queue_options(),
+    ));
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let created: Creations = Arc::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = start_workers(&w, &created, &stop_rx).await?;
+    let calls_before = w.sim.requests().len();
+    let start = Instant::now();
+    let driven = drive(&w, jobs, progress).await;
     let seconds = start.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
+    for h in workers {
+        let _ = h.await;
     }
     let _ = stop_serve.send(());
     let _ = served.await;
+    driven?;
+    let store = RedisStore::new(
+        store::connect(&w.url).await.map_err(|e| setup(&e))?,
+        &w.name,
+    );
+    let runners_left = store.all_runners().await.map(|r| r.len()).unwrap_or(0);
+    Ok(report(
+        &w,
+        jobs,
+        &created,
+        calls_before,
+        runners_left,
+        seconds,
+    ))
+}
 
+fn report(
+    w: &World,
+    jobs: usize,
+    created: &Creations,
+    calls_before: usize,
+    runners_left: usize,
+    seconds: f64,
+) -> Report {
+    let created = created.lock().unwrap_or_else(|p| p.into_inner());
     let mut waits: Vec<f64> = created
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .iter()
         .filter_map(|(job, at)| {
-            let sent = sim.queued_sent_at((*job)?)?;
+            let sent = w.sim.queued_sent_at((*job)?)?;
             Some(at.saturating_duration_since(sent).as_secs_f64() * 1000.0)
         })
         .collect();
@@ -269,24 +341,19 @@ pub async fn run(
             waits[((waits.len() - 1) as f64 * q).round() as usize]
         }
     };
-    let calls = sim.requests().len() - calls_before;
-    let runners_created = created.lock().unwrap_or_else(|p| p.into_inner()).len();
-    Ok(Report {
+    let calls = w.sim.requests().len() - calls_before;
+    Report {
         jobs,
         groups: GROUPS.len(),
-        jobs_completed: sim
-            .jobs()
-            .iter()
-            .filter(|j| j.status == JobStatus::Completed)
-            .count(),
-        runners_created,
-        runners_left: store.all_runners().await.map(|r| r.len()).unwrap_or(0),
+        jobs_completed: completed(&w.sim),
+        runners_created: created.len(),
+        runners_left,
         queued_to_create_ms_p50: pct(0.50),
         queued_to_create_ms_p95: pct(0.95),
         queued_to_create_ms_p99: pct(0.99),
         github_calls: calls,
         github_calls_per_job: calls as f64 / jobs.max(1) as f64,
-        webhooks_delivered: sim.deliveries().0,
+        webhooks_delivered: w.sim.deliveries().0,
         seconds,
-    })
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::ConfigError;
 use crate::forge::ForgeError;
+use crate::manager::{Cause, Failure};
 
 /// Process exit codes. They are part of the CLI contract and listed in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,10 @@ pub enum Error {
     #[error("{0}")]
     Problem(String),
 
+    /// A dependency could not be reached; the message names it.
+    #[error("{0}")]
+    Unavailable(String),
+
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 
@@ -46,8 +51,33 @@ pub enum Error {
     #[error(transparent)]
     Forge(#[from] crate::forge::ForgeError),
 
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+
+    /// Several failures; the first decides the exit code.
+    #[error("{}", all.join("; "))]
+    Several { first: Box<Error>, all: Vec<String> },
+
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+}
+
+/// An operation's failure, with its cause kept: a forge, backend or store error keeps its own
+/// exit code; the configuration's is a usage error.
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        let Some(cause) = f.cause() else {
+            return Error::Problem(f.to_string());
+        };
+        match cause.clone() {
+            Cause::Forge(e) => Error::Forge(e),
+            Cause::Backend(e) => Error::Backend(e),
+            Cause::Store(e) if e.is_unavailable() => Error::Unavailable(e.to_string()),
+            Cause::Store(e) => Error::Problem(e.to_string()),
+            Cause::Config(why) => Error::Usage(why),
+            Cause::State(why) => Error::Problem(why),
+        }
+    }
 }
 
 impl Error {
@@ -56,6 +86,10 @@ impl Error {
         match self {
             Error::Config(_) | Error::Usage(_) => ExitCode::Usage,
             Error::Problem(_) | Error::Output(_) => ExitCode::Problem,
+            Error::Unavailable(_) => ExitCode::Unavailable,
+            Error::Several { first, .. } => first.exit_code(),
+            Error::Backend(e) if e.is_transient() => ExitCode::Unavailable,
+            Error::Backend(_) => ExitCode::Problem,
             Error::Store(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(crate::queue::QueueError::NoSuchTask(_)) => ExitCode::Usage,

@@ -15,4 +15,5 @@ pub mod manager;
 pub mod queue;
 pub mod server;
 pub mod store;
+pub mod wiring;
 pub mod worker;

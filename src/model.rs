@@ -2,20 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The prefix of every Redis key of a manager: `runnerctl:{manager}:`.
+pub fn key_prefix(manager: &str) -> String {
+    format!("runnerctl:{manager}:")
+}
+
 /// Where a runner is in its life. The order is the order of a normal life.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunnerStatus {
     /// A slot of the group is held for it; nothing exists yet.
@@ -54,6 +47,21 @@ impl RunnerStatus {
             RunnerStatus::Active => "active",
             RunnerStatus::Deleting => "deleting",
             RunnerStatus::Failed => "failed",
+        }
+    }
+
+    /// What the status means, in a sentence (for help texts).
+    pub fn describe(self) -> &'static str {
+        match self {
+            RunnerStatus::Reserved => "A slot of the group is held for it; nothing exists yet",
+            RunnerStatus::Creating => "Its JIT configuration and instance are being made",
+            RunnerStatus::Started => {
+                "The instance exists; the runner has not come online on GitHub yet"
+            }
+            RunnerStatus::Idle => "Online on GitHub and waiting for a job",
+            RunnerStatus::Active => "Running a job",
+            RunnerStatus::Deleting => "Being removed from the backend and from GitHub",
+            RunnerStatus::Failed => "Something went wrong that a health check must clean up",
         }
     }
 

@@ -99,8 +99,6 @@ pub enum Task {
     DeleteRunner { name: String, force: bool },
     /// One health-check pass over a group.
     GroupHealthCheck { group: String },
-    /// Compare every group with GitHub and the backends.
-    Reconcile,
     /// Does nothing but wait `sleep_ms` and count itself under `mark`; fails its first
     /// `fail_times` attempts. For testing and benchmarking the queue.
     Noop {
@@ -121,7 +119,6 @@ impl Task {
             Task::CreateRunner { .. } => "create_runner",
             Task::DeleteRunner { .. } => "delete_runner",
             Task::GroupHealthCheck { .. } => "group_health_check",
-            Task::Reconcile => "reconcile",
             Task::Noop { .. } => "noop",
         }
     }

@@ -6,7 +6,6 @@
 //!   its reservation until its record is removed, so the size of this set is the group's usage
 //!   and reserving a slot is one atomic script that checks it against `max_runners`;
 //! - `status:{status}`: the set of runners in a status; `runners`: every runner;
-//! - `group:{group}`: the group's record (its GitHub id); `groups`: every group record.
 //!
 //! Every change that touches a record and its indexes is one Lua script, so indexes never
 //! disagree with records, whatever process dies when.
@@ -75,9 +74,20 @@ pub async fn connect(url: &str) -> Result<ConnectionManager> {
         .map_err(StoreError::Unavailable)
 }
 
+/// The counter (in the store's marks) of a group's queued jobs refused by its access rules.
+pub fn not_admitted_mark(group: &str) -> String {
+    format!("not_admitted:{group}")
+}
+
+/// The counter (in the store's marks) of a group's creates that fell back from spot to
+/// on-demand.
+pub fn spot_fallback_mark(group: &str) -> String {
+    format!("spot_fallback:{group}")
+}
+
 /// The key prefix of a manager.
 pub fn prefix(manager: &str) -> String {
-    format!("runnerctl:{manager}:")
+    crate::model::key_prefix(manager)
 }
 
 /// The result of asking for a slot.
@@ -157,17 +167,6 @@ impl RunnerPatch {
         }
         out
     }
-}
-
-/// What runnerctl remembers of a runner group.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct GroupRecord {
-    pub name: String,
-    /// GitHub's runner group id (None for a repository-scoped group).
-    pub forge_group_id: Option<u64>,
-    /// Whether runnerctl created the GitHub group (only then may it ever remove it).
-    pub created_by_us: bool,
-    pub synced_at: Option<u64>,
 }
 
 /// Lua shared by the scripts that count a group's supply and demand. `free_count` counts the
@@ -546,68 +545,6 @@ impl RedisStore {
     pub async fn held(&self, group: &str) -> Result<u32> {
         let mut c = self.conn.clone();
         Ok(c.scard(self.group_runners_key(group)).await?)
-    }
-
-    pub async fn put_group(&self, g: &GroupRecord) -> Result<()> {
-        let mut c = self.conn.clone();
-        let key = format!("{}group:{}", self.prefix, g.name);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(&key)
-            .hset_multiple(
-                &key,
-                &[
-                    ("name", g.name.clone()),
-                    ("created_by_us", g.created_by_us.to_string()),
-                ],
-            )
-            .sadd(format!("{}groups", self.prefix), &g.name);
-        if let Some(id) = g.forge_group_id {
-            pipe.hset(&key, "forge_group_id", id);
-        }
-        if let Some(t) = g.synced_at {
-            pipe.hset(&key, "synced_at", t);
-        }
-        pipe.query_async::<()>(&mut c).await?;
-        Ok(())
-    }
-
-    pub async fn get_group(&self, name: &str) -> Result<Option<GroupRecord>> {
-        let mut c = self.conn.clone();
-        let key = format!("{}group:{name}", self.prefix);
-        let f: HashMap<String, String> = c.hgetall(&key).await?;
-        if f.is_empty() {
-            return Ok(None);
-        }
-        let num = |k: &str| -> Result<Option<u64>> {
-            f.get(k)
-                .map(|v| {
-                    v.parse().map_err(|_| StoreError::Corrupt {
-                        key: key.clone(),
-                        reason: format!("`{k}` is not a number"),
-                    })
-                })
-                .transpose()
-        };
-        Ok(Some(GroupRecord {
-            name: f.get("name").cloned().unwrap_or_else(|| name.to_string()),
-            forge_group_id: num("forge_group_id")?,
-            created_by_us: f.get("created_by_us").is_some_and(|v| v == "true"),
-            synced_at: num("synced_at")?,
-        }))
-    }
-
-    pub async fn list_groups(&self) -> Result<Vec<GroupRecord>> {
-        let mut c = self.conn.clone();
-        let mut names: Vec<String> = c.smembers(format!("{}groups", self.prefix)).await?;
-        names.sort();
-        let mut out = Vec::new();
-        for n in names {
-            if let Some(g) = self.get_group(&n).await? {
-                out.push(g);
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -125,143 +125,207 @@ pub async fn run<H: Handler>(
     opts: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> WorkerReport {
-    let counters = Arc::new(Counters::default());
-    let slots = Arc::new(Semaphore::new(opts.concurrency));
-    let in_flight: Arc<Mutex<HashMap<String, Delivery>>> = Arc::default();
-    let mut tasks = JoinSet::new();
-    let mut outage = Outage::default();
-    let mut group_ready = false;
-    let maintenance_every = (queue.options.visibility_timeout / 4)
-        .clamp(Duration::from_millis(200), Duration::from_secs(5));
-    let mut last_maintenance: Option<Instant> = None;
-    // Consumers idle this long with no task are of stopped workers (a live one reads every
-    // `poll`): they are removed.
-    let prune_every = (queue.options.visibility_timeout * 10).max(Duration::from_secs(60));
-    let mut last_prune: Option<Instant> = None;
     tracing::info!(consumer = %opts.consumer, concurrency = opts.concurrency, "worker started");
-
+    let mut w = Worker::new(queue, handler, opts);
     while !*shutdown.borrow() {
-        while tasks.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        while w.tasks.try_join_next().is_some() {}
+        let free = w.slots.available_permits();
         if free == 0 {
             tokio::select! {
-                _ = tasks.join_next() => {}
+                _ = w.tasks.join_next() => {}
                 _ = shutdown.changed() => {}
             }
             continue;
         }
-        if !group_ready {
-            match queue.ensure_group().await {
-                Ok(()) => {
-                    group_ready = true;
-                    outage.ok();
-                }
-                Err(e) => {
-                    let wait = outage.failed("creating the consumer group", &e);
-                    sleep_or_shutdown(wait, &mut shutdown).await;
-                    continue;
-                }
+        let batch = match w.next_batch(&mut read_conn, free).await {
+            Next::Go(batch) => batch,
+            Next::Again => continue,
+            Next::Wait(wait) => {
+                sleep_or_shutdown(wait, &mut shutdown).await;
+                continue;
             }
-        }
-        let mut batch = Vec::new();
-        if last_maintenance.is_none_or(|t| t.elapsed() >= maintenance_every) {
-            last_maintenance = Some(Instant::now());
-            let claimed = async {
-                let promoted = queue.promote_due().await?;
-                if promoted > 0 {
-                    tracing::debug!(promoted, "delayed tasks are due");
-                }
-                queue.claim_stale(&opts.consumer, free).await
-            }
-            .await;
-            match claimed {
-                Ok(list) => {
-                    for d in list {
-                        if d.deliveries > u64::from(queue.options.max_attempts) {
-                            // Taken over this often without finishing: it kills or stalls
-                            // every worker that takes it.
-                            let why = format!(
-                                "delivered {} times without finishing (does it stop its worker?)",
-                                d.deliveries
-                            );
-                            if let Ok(true) = queue.dead_letter(&opts.consumer, &d, &why).await {
-                                tracing::error!(entry = %d.entry, error = %why, "task moved to the dead-letter stream");
-                                counters.dead.fetch_add(1, Ordering::Relaxed);
-                            }
-                            continue;
-                        }
-                        tracing::info!(entry = %d.entry, "took over a task a stopped worker held");
-                        batch.push(d);
-                    }
-                    if last_prune.is_none_or(|t| t.elapsed() >= prune_every) {
-                        last_prune = Some(Instant::now());
-                        match queue.prune_consumers(&opts.consumer, prune_every).await {
-                            Ok(n) if n > 0 => {
-                                tracing::info!(removed = n, "removed consumers of stopped workers")
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::debug!(error = %e, "could not prune consumers"),
-                        }
-                    }
-                }
-                Err(e) => {
-                    if is_nogroup(&e) {
-                        group_ready = false;
-                        continue;
-                    }
-                    let wait = outage.failed("claiming stale tasks", &e);
-                    sleep_or_shutdown(wait, &mut shutdown).await;
-                    continue;
-                }
-            }
-        }
-        if batch.is_empty() {
-            match queue
-                .read_new(&mut read_conn, &opts.consumer, free, opts.poll)
-                .await
-            {
-                Ok(list) => {
-                    outage.ok();
-                    batch = list;
-                }
-                Err(e) => {
-                    if is_nogroup(&e) {
-                        // Redis lost the stream (restarted without persistence): recreate it.
-                        tracing::warn!(
-                            "the task stream or its consumer group vanished; recreating it"
-                        );
-                        group_ready = false;
-                        continue;
-                    }
-                    let wait = outage.failed("reading tasks", &e);
-                    sleep_or_shutdown(wait, &mut shutdown).await;
-                    continue;
-                }
-            }
-        }
+        };
         if *shutdown.borrow() {
             // Stopping: tasks read just now go back to the queue for another worker.
             for d in &batch {
-                if let Ok(true) = queue.release(&opts.consumer, d).await {
-                    counters.released.fetch_add(1, Ordering::Relaxed);
-                }
+                w.release(d).await;
             }
             break;
         }
+        w.dispatch(batch).await;
+    }
+    w.drain().await
+}
+
+/// What the loop does next.
+enum Next {
+    Go(Vec<Delivery>),
+    /// Look again at once (the consumer group must be made again).
+    Again,
+    /// Redis is unreachable: wait this long.
+    Wait(Duration),
+}
+
+/// The state of a running worker.
+struct Worker<H> {
+    queue: Queue,
+    handler: Arc<H>,
+    opts: WorkerOptions,
+    counters: Arc<Counters>,
+    slots: Arc<Semaphore>,
+    in_flight: Arc<Mutex<HashMap<String, Delivery>>>,
+    tasks: JoinSet<()>,
+    outage: Outage,
+    group_ready: bool,
+    maintenance_every: Duration,
+    last_maintenance: Option<Instant>,
+    /// Consumers idle this long with no task are of stopped workers (a live one reads every
+    /// `poll`): they are removed.
+    prune_every: Duration,
+    last_prune: Option<Instant>,
+}
+
+impl<H: Handler> Worker<H> {
+    fn new(queue: Queue, handler: Arc<H>, opts: WorkerOptions) -> Worker<H> {
+        let maintenance_every = (queue.options.visibility_timeout / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+        let prune_every = (queue.options.visibility_timeout * 10).max(Duration::from_secs(60));
+        Worker {
+            slots: Arc::new(Semaphore::new(opts.concurrency)),
+            queue,
+            handler,
+            opts,
+            counters: Arc::default(),
+            in_flight: Arc::default(),
+            tasks: JoinSet::new(),
+            outage: Outage::default(),
+            group_ready: false,
+            maintenance_every,
+            last_maintenance: None,
+            prune_every,
+            last_prune: None,
+        }
+    }
+
+    /// The next tasks to handle: taken over from stopped workers (every `maintenance_every`),
+    /// else new ones.
+    async fn next_batch(&mut self, read_conn: &mut ConnectionManager, free: usize) -> Next {
+        if !self.group_ready {
+            match self.queue.ensure_group().await {
+                Ok(()) => {
+                    self.group_ready = true;
+                    self.outage.ok();
+                }
+                Err(e) => return Next::Wait(self.outage.failed("creating the consumer group", &e)),
+            }
+        }
+        let mut batch = Vec::new();
+        if self
+            .last_maintenance
+            .is_none_or(|t| t.elapsed() >= self.maintenance_every)
+        {
+            self.last_maintenance = Some(Instant::now());
+            match self.maintain(free).await {
+                Ok(claimed) => batch = claimed,
+                Err(e) if is_nogroup(&e) => {
+                    self.group_ready = false;
+                    return Next::Again;
+                }
+                Err(e) => return Next::Wait(self.outage.failed("claiming stale tasks", &e)),
+            }
+        }
+        if !batch.is_empty() {
+            return Next::Go(batch);
+        }
+        match self
+            .queue
+            .read_new(read_conn, &self.opts.consumer, free, self.opts.poll)
+            .await
+        {
+            Ok(list) => {
+                self.outage.ok();
+                Next::Go(list)
+            }
+            Err(e) if is_nogroup(&e) => {
+                // Redis lost the stream (restarted without persistence): recreate it.
+                tracing::warn!("the task stream or its consumer group vanished; recreating it");
+                self.group_ready = false;
+                Next::Again
+            }
+            Err(e) => Next::Wait(self.outage.failed("reading tasks", &e)),
+        }
+    }
+
+    /// Promotes due retries, takes over tasks of stopped workers (dead-lettering those handed
+    /// out too often) and now and then removes the consumers of stopped workers.
+    async fn maintain(&mut self, free: usize) -> Result<Vec<Delivery>, QueueError> {
+        let promoted = self.queue.promote_due().await?;
+        if promoted > 0 {
+            tracing::debug!(promoted, "delayed tasks are due");
+        }
+        let mut batch = Vec::new();
+        for d in self.queue.claim_stale(&self.opts.consumer, free).await? {
+            if d.deliveries > u64::from(self.queue.options.max_attempts) {
+                // Taken over this often without finishing: it kills or stalls every worker
+                // that takes it.
+                let why = format!(
+                    "delivered {} times without finishing (does it stop its worker?)",
+                    d.deliveries
+                );
+                if let Ok(true) = self.queue.dead_letter(&self.opts.consumer, &d, &why).await {
+                    tracing::error!(entry = %d.entry, error = %why, "task moved to the dead-letter stream");
+                    self.counters.dead.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            tracing::info!(entry = %d.entry, "took over a task a stopped worker held");
+            batch.push(d);
+        }
+        if self
+            .last_prune
+            .is_none_or(|t| t.elapsed() >= self.prune_every)
+        {
+            self.last_prune = Some(Instant::now());
+            match self
+                .queue
+                .prune_consumers(&self.opts.consumer, self.prune_every)
+                .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(removed = n, "removed consumers of stopped workers")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "could not prune consumers"),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Hands a task back to the queue for another worker.
+    async fn release(&self, d: &Delivery) -> bool {
+        let released = matches!(self.queue.release(&self.opts.consumer, d).await, Ok(true));
+        if released {
+            self.counters.released.fetch_add(1, Ordering::Relaxed);
+        }
+        released
+    }
+
+    /// Starts a handler for each task, one slot each.
+    async fn dispatch(&mut self, batch: Vec<Delivery>) {
         for d in batch {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
                 break;
             };
-            in_flight
+            self.in_flight
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(d.entry.clone(), d.clone());
-            let queue = queue.clone();
-            let handler = handler.clone();
-            let consumer = opts.consumer.clone();
-            let counters = counters.clone();
-            let in_flight = in_flight.clone();
-            tasks.spawn(async move {
+            let queue = self.queue.clone();
+            let handler = self.handler.clone();
+            let consumer = self.opts.consumer.clone();
+            let counters = self.counters.clone();
+            let in_flight = self.in_flight.clone();
+            self.tasks.spawn(async move {
                 let _permit = permit;
                 let outcome = handle_with_lease(&queue, &*handler, &consumer, &d).await;
                 settle(&queue, &consumer, &d, outcome, &counters).await;
@@ -273,47 +337,51 @@ pub async fn run<H: Handler>(
         }
     }
 
-    // Drain: let tasks in flight finish for a while, then hand the rest back to the queue.
-    let pending = tasks.len();
-    if pending > 0 {
-        tracing::info!(
-            pending,
-            "stopping: waiting up to {:?} for tasks in flight",
-            opts.drain
-        );
-    }
-    let drained = tokio::time::timeout(opts.drain, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        let left: Vec<Delivery> = in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, d)| d)
-            .collect();
-        for d in left {
-            // When it cannot be released, it stays pending and another worker claims it after
-            // the visibility timeout. Nothing is lost either way.
-            if let Ok(true) = queue.release(&opts.consumer, &d).await {
-                counters.released.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(entry = %d.entry, "released an unfinished task to the queue");
+    /// Lets tasks in flight finish for a while, then hands the rest back to the queue.
+    async fn drain(mut self) -> WorkerReport {
+        let pending = self.tasks.len();
+        if pending > 0 {
+            tracing::info!(
+                pending,
+                "stopping: waiting up to {:?} for tasks in flight",
+                self.opts.drain
+            );
+        }
+        let tasks = &mut self.tasks;
+        let drained = tokio::time::timeout(self.opts.drain, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+            let left: Vec<Delivery> = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain()
+                .map(|(_, d)| d)
+                .collect();
+            for d in left {
+                // When it cannot be released, it stays pending and another worker claims it
+                // after the visibility timeout. Nothing is lost either way.
+                if self.release(&d).await {
+                    tracing::info!(entry = %d.entry, "released an unfinished task to the queue");
+                }
             }
         }
+        let c = &self.counters;
+        let report = WorkerReport {
+            handled: c.handled.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            waited: c.waited.load(Ordering::Relaxed),
+            dead: c.dead.load(Ordering::Relaxed),
+            released: c.released.load(Ordering::Relaxed),
+            lost_leases: c.lost.load(Ordering::Relaxed),
+        };
+        tracing::info!(?report, "worker stopped");
+        report
     }
-    let report = WorkerReport {
-        handled: counters.handled.load(Ordering::Relaxed),
-        retried: counters.retried.load(Ordering::Relaxed),
-        waited: counters.waited.load(Ordering::Relaxed),
-        dead: counters.dead.load(Ordering::Relaxed),
-        released: counters.released.load(Ordering::Relaxed),
-        lost_leases: counters.lost.load(Ordering::Relaxed),
-    };
-    tracing::info!(?report, "worker stopped");
-    report
 }
 
 fn is_nogroup(e: &QueueError) -> bool {

@@ -14,9 +14,11 @@ mod moto;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use base64::Engine;
 use runnerctl::backend::aws::AwsBackend;
+use runnerctl::backend::aws::{AwsSettings, AwsSpec};
 use runnerctl::backend::{Backend, BackendError, BootData, TAG_MANAGER, TAG_RUNNER};
+use runnerctl::bootstrap::BootStyle;
 use runnerctl::bootstrap::{self, Credential, RunnerSetup};
-use runnerctl::config::{AwsSettings, AwsSpec, BackendKind, InstanceSpec, Secret};
+use runnerctl::config::Secret;
 use std::sync::Arc;
 use support::manager_name;
 
@@ -113,7 +115,7 @@ fn spec(image: &str) -> AwsSpec {
 
 fn boot(runner: &str) -> BootData {
     bootstrap::render(
-        BackendKind::Aws,
+        BootStyle::Vm,
         &RunnerSetup {
             runner_name: runner.to_string(),
             labels: vec!["self-hosted".into(), "linux".into()],
@@ -132,13 +134,7 @@ fn request(
     runner: &str,
     spec: &AwsSpec,
 ) -> runnerctl::backend::CreateRequest {
-    conformance::request(
-        manager,
-        group,
-        runner,
-        &InstanceSpec::Aws(spec.clone()),
-        boot(runner),
-    )
+    conformance::request(manager, group, runner, &spec.clone().typed(), boot(runner))
 }
 
 #[tokio::test]
@@ -151,7 +147,7 @@ async fn the_aws_backend_conforms() {
         &a,
         Arc::new(backend(&m.url, &b).await),
         &b,
-        &InstanceSpec::Aws(spec(&img)),
+        &spec(&img).typed(),
         boot("conformance"),
     )
     .await;
@@ -812,7 +808,7 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     let store = runnerctl::store::RedisStore::new(conn, &name);
     assert_eq!(
         store
-            .mark(&runnerctl::manager::ops::spot_fallback_mark("vm"))
+            .mark(&runnerctl::store::spot_fallback_mark("vm"))
             .await
             .unwrap(),
         1

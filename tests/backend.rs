@@ -7,8 +7,9 @@ mod support;
 mod conformance;
 
 use runnerctl::backend::fake::FakeBackend;
+use runnerctl::backend::fake::FakeSpec;
 use runnerctl::backend::{Backend, BootData};
-use runnerctl::config::{FakeSpec, InstanceSpec};
+use runnerctl::config::InstanceSpec;
 use std::sync::Arc;
 use support::{manager_name, RedisServer};
 
@@ -16,7 +17,7 @@ use support::{manager_name, RedisServer};
 async fn the_fake_backend_in_memory_conforms() {
     let one = FakeBackend::new("fake", "one", None, None);
     let two = one.seen_by("two");
-    let spec = InstanceSpec::Fake(FakeSpec::default());
+    let spec = FakeSpec::default().typed();
     conformance::run(
         Arc::new(one),
         "one",
@@ -35,7 +36,7 @@ async fn the_fake_backend_in_redis_conforms() {
     let conn = runnerctl::store::connect(&redis.url).await.unwrap();
     let one: Arc<dyn Backend> = Arc::new(FakeBackend::new("fake", &a, None, Some(conn.clone())));
     let two: Arc<dyn Backend> = Arc::new(FakeBackend::new("fake", &b, None, Some(conn)));
-    let spec = InstanceSpec::Fake(FakeSpec::default());
+    let spec = FakeSpec::default().typed();
     conformance::run(one, &a, two, &b, &spec, BootData::default()).await;
 }
 
@@ -43,17 +44,18 @@ async fn the_fake_backend_in_redis_conforms() {
 mod docker {
     use super::*;
     use runnerctl::backend::docker::DockerBackend;
+    use runnerctl::backend::docker::{DockerSettings, DockerSpec};
     use runnerctl::backend::File;
     use runnerctl::config::Secret;
-    use runnerctl::config::{DockerSettings, DockerSpec};
 
     fn spec() -> InstanceSpec {
-        InstanceSpec::Docker(DockerSpec {
+        DockerSpec {
             image: support::docker_test_image().to_string(),
             cpus: Some(0.5),
             memory_mb: Some(64),
             network: Some("none".into()),
-        })
+        }
+        .typed()
     }
 
     fn boot() -> BootData {
@@ -122,12 +124,13 @@ mod docker {
     async fn a_missing_image_is_a_permanent_error_and_leaves_nothing() {
         let m = manager_name("dock-noimg");
         let d = backend(&m).await;
-        let bad = InstanceSpec::Docker(DockerSpec {
+        let bad = DockerSpec {
             image: "runnerctl-no-such-image:1".into(),
             cpus: None,
             memory_mb: None,
             network: None,
-        });
+        }
+        .typed();
         let err = d
             .create(&conformance::request(
                 &m,
@@ -163,8 +166,10 @@ mod docker {
 mod bootstrap_in_a_container {
     use super::*;
     use runnerctl::backend::docker::DockerBackend;
+    use runnerctl::backend::docker::{DockerSettings, DockerSpec};
+    use runnerctl::bootstrap::BootStyle;
     use runnerctl::bootstrap::{self, Credential, RunnerSetup};
-    use runnerctl::config::{BackendKind, DockerSettings, DockerSpec, Secret};
+    use runnerctl::config::Secret;
     use std::time::Duration;
 
     #[tokio::test]
@@ -178,16 +183,17 @@ mod bootstrap_in_a_container {
             runner_group: Some("g".into()),
             credential: Credential::Jit(Secret::new("eyJKSVQiOiJzZWNyZXQifQ==")),
         };
-        let boot = bootstrap::render(BackendKind::Docker, &setup, None).unwrap();
+        let boot = bootstrap::render(BootStyle::Container, &setup, None).unwrap();
         let d = DockerBackend::connect("docker", &m, &DockerSettings::default())
             .await
             .unwrap();
-        let spec = InstanceSpec::Docker(DockerSpec {
+        let spec = DockerSpec {
             image: support::docker_test_image().to_string(),
             cpus: None,
             memory_mb: None,
             network: Some("none".into()),
-        });
+        }
+        .typed();
         let made = d
             .create(&conformance::request(&m, "g", &runner, &spec, boot))
             .await

@@ -142,11 +142,16 @@ fn validate_reports_every_problem_with_file_line_and_column() {
 #[test]
 fn the_example_validates_and_is_what_config_example_prints() {
     runnerctl()
+        .env("GITHUB_TOKEN", "ghp_example")
+        .env(
+            "RUNNERCTL_WEBHOOK_SECRET",
+            "an example secret of 32 bytes..",
+        )
         .args(["config", "validate", &example_path()])
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "valid (5 backends, 5 runner groups)",
+            "valid (3 backends, 4 runner groups)",
         ))
         .stderr(predicate::str::is_empty());
     let shipped = std::fs::read_to_string(example_path()).unwrap();
@@ -164,7 +169,7 @@ fn the_config_path_comes_from_flag_then_env_then_default() {
         .args(["groups", "list", "--local"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("vsphere-windows"));
+        .stdout(predicate::str::contains("single-repo"));
     runnerctl()
         .env("RUNNERCTL_CONFIG", "/nonexistent/env.yaml")
         .args(["--config", &example_path(), "groups", "list", "--local"])
@@ -191,7 +196,7 @@ fn config_show_fills_defaults_and_redacts_secrets() {
     let path = dir.path().join("c.yaml");
     std::fs::write(
         &path,
-        "github:\n  token: ghp_TOPSECRET123\nredis:\n  url: redis://user:hunter2pass@127.0.0.1:6379/0\nwebhook:\n  secret: whsec_XYZZY_0123456789\nbackends:\n  v:\n    kind: vsphere\n    url: https://vc\n    username: u\n    password: pw_PLUGH\n    datacenter: dc\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
+        "github:\n  token: ghp_TOPSECRET123\nredis:\n  url: redis://user:hunter2pass@127.0.0.1:6379/0\nwebhook:\n  secret: whsec_XYZZY_0123456789\n  metrics_token: mt_PLUGH_0123456789\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
     )
     .unwrap();
     for format in ["table", "json"] {
@@ -249,7 +254,7 @@ fn groups_list_prints_table_and_json() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(v.as_array().unwrap().len(), 4);
     assert_eq!(v[0]["name"], "demo");
     assert_eq!(v[0]["kind"], "fake");
 }

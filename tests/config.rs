@@ -21,7 +21,7 @@ runner_groups:
 
 /// The errors of `text`, as `path: message` lines.
 fn errors(text: &str) -> Vec<String> {
-    match config::parse(text, "test.yaml") {
+    match runnerctl::wiring::parse(text, "test.yaml") {
         Ok(_) => vec![],
         Err(ConfigError::Invalid { problems, .. }) => problems
             .iter()
@@ -33,7 +33,7 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 fn warnings(text: &str) -> Vec<String> {
-    config::parse(text, "test.yaml")
+    runnerctl::wiring::parse(text, "test.yaml")
         .expect("valid")
         .warnings
         .iter()
@@ -47,7 +47,7 @@ fn with_group(extra: &str) -> String {
 
 #[test]
 fn the_base_is_valid_and_defaults_apply() {
-    let loaded = config::parse(BASE, "test.yaml").unwrap();
+    let loaded = runnerctl::wiring::parse(BASE, "test.yaml").unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let c = loaded.config;
     assert_eq!(c.name, "runner-manager");
@@ -66,10 +66,10 @@ fn the_base_is_valid_and_defaults_apply() {
 
 #[test]
 fn the_shipped_example_is_valid_without_warnings() {
-    let loaded = config::parse(config::EXAMPLE, "config.example.yaml").unwrap();
+    let loaded = runnerctl::wiring::parse(config::EXAMPLE, "config.example.yaml").unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let kinds: Vec<_> = loaded.config.backends.iter().map(|b| b.kind()).collect();
-    for kind in config::BackendKind::ALL {
+    for kind in runnerctl::backend::kinds().iter().map(|k| k.name()) {
         assert!(kinds.contains(&kind), "example lacks a {kind} backend");
         assert!(
             loaded.config.runner_groups.iter().any(|g| loaded
@@ -92,7 +92,8 @@ fn min_above_max_names_both_numbers_and_the_position() {
         errors(&text),
         ["runner_groups[1].min_runners: must not exceed max_runners (5 > 3)"]
     );
-    let Err(ConfigError::Invalid { problems, .. }) = config::parse(&text, "x.yaml") else {
+    let Err(ConfigError::Invalid { problems, .. }) = runnerctl::wiring::parse(&text, "x.yaml")
+    else {
         panic!()
     };
     assert_eq!((problems[0].line, problems[0].column), (Some(20), Some(18)));
@@ -240,17 +241,38 @@ fn backend_kinds_are_checked() {
     let text = BASE.replace("kind: docker", "kind: azure");
     assert_eq!(
         errors(&text),
-        ["backends.docker.kind: unknown backend kind `azure` (one of: fake, docker, aws, gcp, vsphere)"]
+        ["backends.docker.kind: unknown backend kind `azure` (one of: fake, docker, aws)"]
     );
     let text = BASE.replace("    kind: docker\n", "    network: x\n");
     assert_eq!(
         errors(&text),
-        ["backends.docker.kind: required field is missing (one of: fake, docker, aws, gcp, vsphere)"]
+        ["backends.docker.kind: required field is missing (one of: fake, docker, aws)"]
     );
     let text = BASE.replace("    kind: docker\n", "    kind: aws\n");
     assert_eq!(
         errors(&text),
         ["backends.docker.region: required field is missing"]
+    );
+    let text = BASE.replace("kind: docker", "kind: gcp");
+    assert_eq!(
+        errors(&text),
+        ["backends.docker.kind: backend kind `gcp` is not available in this version of runnerctl (this build has: fake, docker, aws)"]
+    );
+}
+
+#[test]
+fn a_kind_whose_code_is_not_built_is_not_offered() {
+    // A build without the docker feature registers only the kinds it has.
+    use runnerctl::backend::Kind;
+    let only_fake = [runnerctl::backend::fake::KIND.schema()];
+    let Err(config::ConfigError::Invalid { problems, .. }) = config::parse(BASE, "t", &only_fake)
+    else {
+        panic!("a docker backend must not validate without the docker kind");
+    };
+    let summaries: Vec<String> = problems.iter().map(|p| p.summary()).collect();
+    assert_eq!(
+        summaries,
+        ["backends.docker.kind: backend kind `docker` is not built into this binary (this build has: fake; rebuild with `--features docker`)"]
     );
 }
 
@@ -292,7 +314,7 @@ fn exactly_one_github_auth_method() {
         "  token_env: GITHUB_TOKEN\n",
         "  app_id: 1\n  installation_id: 2\n  private_key_env: KEY\n",
     );
-    let c = config::parse(&app, "t").unwrap().config;
+    let c = runnerctl::wiring::parse(&app, "t").unwrap().config;
     assert!(matches!(
         c.github.auth(),
         Some(config::GithubAuth::App {
@@ -350,7 +372,9 @@ fn repository_access_and_workflows() {
 
 #[test]
 fn broken_yaml_and_empty_files() {
-    let Err(ConfigError::Invalid { problems, .. }) = config::parse("name: [unclosed\n", "t") else {
+    let Err(ConfigError::Invalid { problems, .. }) =
+        runnerctl::wiring::parse("name: [unclosed\n", "t")
+    else {
         panic!()
     };
     assert!(
@@ -383,7 +407,7 @@ fn manager_name_is_checked() {
 
 #[test]
 fn queue_settings_have_defaults_and_are_checked() {
-    let c = config::parse(BASE, "t").unwrap().config;
+    let c = runnerctl::wiring::parse(BASE, "t").unwrap().config;
     assert_eq!(c.queue.visibility_timeout.as_secs(), 60);
     assert_eq!(c.queue.max_attempts, 10);
     assert_eq!(c.queue.drain_timeout.as_secs(), 30);
@@ -410,14 +434,13 @@ fn aws_settings_and_specs_are_checked() {
     };
     let good = group("      image_id: ami-1\n      instance_type: t3.micro\n");
     assert_eq!(errors(&good), Vec::<String>::new());
-    let loaded = config::parse(&good, "t").unwrap().config;
-    match &loaded.runner_groups[1].spec {
-        config::InstanceSpec::Aws(a) => {
-            assert_eq!((a.disk_size_gb, a.disk_type.as_str()), (20, "gp3"));
-            assert!(!a.spot && a.spot_fallback_on_demand);
-        }
-        other => panic!("{other:?}"),
-    }
+    let loaded = runnerctl::wiring::parse(&good, "t").unwrap().config;
+    let spec = &loaded.runner_groups[1].spec;
+    let a = spec
+        .get::<runnerctl::backend::aws::AwsSpec>()
+        .unwrap_or_else(|| panic!("{spec:?}"));
+    assert_eq!((a.disk_size_gb, a.disk_type.as_str()), (20, "gp3"));
+    assert!(!a.spot && a.spot_fallback_on_demand);
     assert_eq!(
         errors(&group(
             "      image_id: ''\n      instance_type: t3.micro\n      disk_type: ssd\n      disk_size_gb: 0\n"
@@ -463,7 +486,7 @@ fn durations_numbers_and_names_are_bounded() {
         )
     };
     let problems = |text: String| -> String {
-        match config::parse(&text, "t") {
+        match runnerctl::wiring::parse(&text, "t") {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }

@@ -7,8 +7,9 @@ mod support;
 
 use runnerctl::config::Secret;
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Sim, SimApp, SimOptions};
-use runnerctl::forge::{Deleted, Forge, ForgeError, GroupSettings, Scope};
+use runnerctl::forge::{Deleted, ForgeError, GroupSettings, Scope};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

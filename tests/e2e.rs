@@ -14,8 +14,8 @@ use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{self, Secret};
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Chaos, JobStatus, Sim, SimOptions};
-use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Manager, TaskHandler};
 use runnerctl::queue::{Queue, QueueOptions, Task};
 use runnerctl::server::{self, State};
@@ -99,7 +99,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
             labels.join(", ")
         ));
     }
-    let config = Arc::new(config::parse(&text, "e2e").unwrap().config);
+    let config = Arc::new(runnerctl::wiring::parse(&text, "e2e").unwrap().config);
     let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(TOKEN))).unwrap());
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
     let rows = sync::sync(&*gh, &refs, false, &|| {}).await;
@@ -110,6 +110,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
 
     // serve
     let state = Arc::new(State::new(
+        &runnerctl::forge::github::webhook::GITHUB,
         Secret::new(SECRET),
         &name,
         config.runner_groups.clone(),
@@ -148,8 +149,10 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
     }
     for _ in 0..if chaos { 0 } else { 2 } {
         let conn = store::connect(&redis.url).await.unwrap();
-        let backend: Arc<dyn Backend> =
-            Arc::new(FakeBackend::new("fake", &name, None, Some(conn.clone())));
+        let backend: Arc<dyn Backend> = Arc::new(
+            FakeBackend::new("fake", &name, None, Some(conn.clone()))
+                .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+        );
         let mut backends = HashMap::new();
         backends.insert("fake".to_string(), backend);
         let forge: Arc<dyn Forge> = gh.clone();

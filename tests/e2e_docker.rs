@@ -10,8 +10,8 @@ use runnerctl::backend::docker::DockerBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{self, Secret};
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
-use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Manager, TaskHandler};
 use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::server::{self, State};
@@ -46,7 +46,7 @@ async fn jobs_run_on_runners_in_real_containers() {
         sim.url(),
         redis.url
     );
-    let config = Arc::new(config::parse(&text, "t").unwrap().config);
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
     let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
     sync::sync(&*gh, &refs, false, &|| {}).await;
@@ -56,6 +56,7 @@ async fn jobs_run_on_runners_in_real_containers() {
         ..QueueOptions::default()
     };
     let state = Arc::new(State::new(
+        &runnerctl::forge::github::webhook::GITHUB,
         Secret::new("s"),
         &name,
         config.runner_groups.clone(),
@@ -67,9 +68,13 @@ async fn jobs_run_on_runners_in_real_containers() {
         let _ = serve_stop.await;
     }));
     let docker: Arc<dyn Backend> = Arc::new(
-        DockerBackend::connect("docker", &name, &config::DockerSettings::default())
-            .await
-            .unwrap(),
+        DockerBackend::connect(
+            "docker",
+            &name,
+            &runnerctl::backend::docker::DockerSettings::default(),
+        )
+        .await
+        .unwrap(),
     );
     let conn = store::connect(&redis.url).await.unwrap();
     let forge: Arc<dyn Forge> = gh.clone();

@@ -4,8 +4,9 @@ mod support;
 
 use runnerctl::config;
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Sim, SimApp, SimOptions, Trouble};
-use runnerctl::forge::{Deleted, Forge, ForgeError, Scope};
+use runnerctl::forge::{Deleted, ForgeError, Scope};
 use runnerctl::manager::sync::{self, Action};
 use std::time::{Duration, Instant};
 
@@ -140,7 +141,7 @@ async fn a_wrong_token_is_unauthorized() {
 }
 
 fn group(text: &str) -> config::RunnerGroup {
-    let c = config::parse(
+    let c = runnerctl::wiring::parse(
         &format!(
             "github:\n  token_env: T\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n{text}"
         ),
@@ -270,9 +271,19 @@ async fn jit_configs_conflicts_and_busy_runners() {
     assert!(matches!(err, ForgeError::Conflict(_)), "{err}");
     assert_eq!(s.runners().len(), 1, "one runner, not two");
     // Handled: the stale, offline registration is replaced by a fresh one.
-    let again = runnerctl::forge::jit_config_for(&gh, &org(), "rm-demo-1", 1, &labels, "_work")
+    let req = runnerctl::forge::RunnerRequest {
+        name: "rm-demo-1",
+        runner_group_id: Some(1),
+        labels: &labels,
+        work_folder: "_work",
+    };
+    let again = match runnerctl::forge::register_runner(&gh, &org(), &req)
         .await
-        .unwrap();
+        .unwrap()
+    {
+        runnerctl::forge::Registration::Jit(jit) => jit,
+        other => panic!("GitHub registers runners just in time: {other:?}"),
+    };
     assert_ne!(again.runner.id, jit.runner.id);
     assert_eq!(s.runners().len(), 1, "still one runner");
     let jit = again;
@@ -280,7 +291,7 @@ async fn jit_configs_conflicts_and_busy_runners() {
     // It connects, takes a job: deleting it is refused while busy.
     assert_eq!(s.connect_runner(jit.encoded.expose()), Some(jit.runner.id));
     // An online runner of that name is never replaced.
-    let err = runnerctl::forge::jit_config_for(&gh, &org(), "rm-demo-1", 1, &labels, "_work")
+    let err = runnerctl::forge::register_runner(&gh, &org(), &req)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("is online"), "{err}");

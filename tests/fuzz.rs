@@ -4,15 +4,19 @@
 //! exactly the expected keys and files, whatever the names and labels hold.
 
 use proptest::prelude::*;
+use runnerctl::bootstrap::BootStyle;
 use runnerctl::bootstrap::{self, Credential, RunnerSetup};
-use runnerctl::config::{self, BackendKind, Secret};
+use runnerctl::config::{self, Secret};
 use runnerctl::server::webhook::{self, Decision, Delivery};
 
 const SECRET: &[u8] = b"a webhook secret of some length";
 
 fn groups() -> Vec<config::RunnerGroup> {
     let text = "github:\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n    selected_repositories: [app]\n    allow_public_repositories: false\n  - name: h\n    organization: octo-org\n    labels: [self-hosted, h]\n    backend: fake\n";
-    config::parse(text, "t").unwrap().config.runner_groups
+    runnerctl::wiring::parse(text, "t")
+        .unwrap()
+        .config
+        .runner_groups
 }
 
 /// Any text, weighted towards what breaks parsers: line breaks of every kind, quotes, NULs.
@@ -66,20 +70,20 @@ proptest! {
             signature: signature.as_deref(),
             body: &body,
         };
-        let decision = webhook::decide(SECRET, "m", &groups(), d);
+        let decision = webhook::decide(&runnerctl::forge::github::webhook::GITHUB, SECRET, "m", &groups(), d);
         prop_assert!(!matches!(decision, Decision::Enqueue { .. }), "unsigned: {decision:?}");
     }
 
     #[test]
     fn signed_payloads_of_any_shape_are_decided_without_panicking(p in payload(), id in "[a-f0-9-]{1,40}") {
         let body = serde_json::to_vec(&p).unwrap();
-        let sig = webhook::sign(SECRET, &body);
+        let sig = runnerctl::forge::github::webhook::sign(SECRET, &body);
         let groups = groups();
         let d = Delivery { event: Some("workflow_job"), id: Some(&id), signature: Some(&sig), body: &body };
         if let Decision::Enqueue {
             task: runnerctl::queue::Task::JobQueued { group, repository, .. },
             ..
-        } = webhook::decide(SECRET, "m", &groups, d)
+        } = webhook::decide(&runnerctl::forge::github::webhook::GITHUB, SECRET, "m", &groups, d)
         {
             // Never a group that does not admit the repository.
             let g = groups.iter().find(|g| g.name == group).unwrap();
@@ -93,7 +97,7 @@ proptest! {
 
     #[test]
     fn the_config_loader_never_panics(text in "(.{0,30}\\n){0,12}") {
-        let _ = config::parse(&text, "t");
+        let _ = runnerctl::wiring::parse(&text, "t");
     }
 
     #[test]
@@ -110,7 +114,7 @@ proptest! {
                 _ => l.to_string(),
             })
             .collect();
-        let _ = config::parse(&lines.join("\n"), "example");
+        let _ = runnerctl::wiring::parse(&lines.join("\n"), "example");
     }
 
     #[test]
@@ -127,7 +131,7 @@ proptest! {
             runner_group: group,
             credential: Credential::Jit(Secret::new("SEKRIT-JIT")),
         };
-        let boot = bootstrap::render(BackendKind::Aws, &setup, None).unwrap();
+        let boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
         let ud = boot.user_data.unwrap();
         let doc: serde_yaml::Value = serde_yaml::from_str(ud.expose()).expect("valid YAML");
         let keys: Vec<&str> = doc.as_mapping().unwrap().keys().map(|k| k.as_str().unwrap()).collect();

@@ -7,10 +7,10 @@ mod support;
 
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
-use runnerctl::config::{self, Config, RunnerGroup, Secret};
+use runnerctl::config::{Config, RunnerGroup, Secret};
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Chaos, JobStatus, Sim, SimOptions, Trouble};
-use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Created, Failure, Manager, TaskHandler};
 use runnerctl::model::RunnerStatus;
 use runnerctl::queue::{Envelope, Queue, QueueOptions, Task};
@@ -69,19 +69,17 @@ async fn world_with(
         sim.url(),
         redis.url
     );
-    let config = Arc::new(config::parse(&text, "t").unwrap().config);
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
     let gh: Arc<dyn Forge> =
         Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
     let g = config.runner_groups[0].clone();
     sync::sync(&*gh, &[&g], false, &|| {}).await;
     let conn = store::connect(&redis.url).await.unwrap();
     // In memory: Redis losing its data must not take the "cloud" with it.
-    let backend: Arc<dyn Backend> = Arc::new(FakeBackend::new(
-        "fake",
-        &name,
-        latency,
-        shared.then(|| conn.clone()),
-    ));
+    let backend: Arc<dyn Backend> = Arc::new(
+        FakeBackend::new("fake", &name, latency, shared.then(|| conn.clone()))
+            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+    );
     let st = RedisStore::new(conn, &name);
     let m = Arc::new(Manager::new(
         config.clone(),
@@ -611,7 +609,7 @@ async fn point_12_a_health_pass_that_lost_its_lock_stops() {
         .expect("the pass stopped before its slow create finished")
         .unwrap();
     match r {
-        Err(Failure::Transient(why)) => assert!(why.contains("lost the lock"), "{why}"),
+        Err(Failure::Transient(why)) => assert!(why.to_string().contains("lost the lock"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -792,15 +790,15 @@ async fn point_10_a_backend_unreachable_at_start_is_retried_and_its_tasks_wait()
     let text = format!(
         "name: p10\ngithub:\n  token_env: UNUSED\nbackends:\n  engine:\n    kind: docker\n    host: tcp://127.0.0.1:{port}\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: engine\n    spec:\n      image: runnerctl-test:3\n"
     );
-    let config = config::parse(&text, "t").unwrap().config;
+    let config = runnerctl::wiring::parse(&text, "t").unwrap().config;
     let backend_config = config.backends[0].clone();
+    let cx = runnerctl::backend::BuildContext::new("engine", "p10", backend_config.settings);
     assert!(
-        runnerctl::backend::build(&backend_config, "p10", None)
-            .await
-            .is_err(),
+        runnerctl::backend::build(cx.clone()).await.is_err(),
         "unreachable at start"
     );
-    let backend = Reconnecting::new(&backend_config, "p10", None);
+    let kind = runnerctl::backend::kind("docker").unwrap();
+    let backend = Reconnecting::new(kind, cx);
     // Its calls fail as "not connected yet", which a task waits out (no attempt counted).
     let e = backend.list().await.unwrap_err();
     assert_eq!(e.code(), runnerctl::backend::NOT_CONNECTED, "{e}");
@@ -923,7 +921,7 @@ async fn a_job_of_a_workflow_the_group_does_not_admit_gets_no_runner() {
     assert_eq!(handle(&w, queued(other, run)).await, Outcome::Done);
     assert!(w.sim.registrations().is_empty(), "no runner for deploy.yml");
     assert_eq!(
-        w.st.mark(&runnerctl::manager::ops::not_admitted_mark("g"))
+        w.st.mark(&runnerctl::store::not_admitted_mark("g"))
             .await
             .unwrap(),
         1

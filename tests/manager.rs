@@ -4,10 +4,10 @@ mod support;
 
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
-use runnerctl::config::{self, Secret};
+use runnerctl::config::Secret;
 use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{Sim, SimOptions};
-use runnerctl::forge::Forge;
 use runnerctl::manager::{sync, Created, Manager};
 use runnerctl::model::RunnerStatus;
 use runnerctl::store::{self, RedisStore, RunnerPatch};
@@ -32,14 +32,16 @@ async fn a_retry_adopts_the_runner_an_interrupted_attempt_made() {
         sim.url(),
         redis.url
     );
-    let config = Arc::new(config::parse(&text, "t").unwrap().config);
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
     let gh: Arc<dyn Forge> =
         Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
     let g = config.runner_groups[0].clone();
     sync::sync(&*gh, &[&g], false, &|| {}).await;
     let conn = store::connect(&redis.url).await.unwrap();
-    let backend: Arc<dyn Backend> =
-        Arc::new(FakeBackend::new("fake", &name, None, Some(conn.clone())));
+    let backend: Arc<dyn Backend> = Arc::new(
+        FakeBackend::new("fake", &name, None, Some(conn.clone()))
+            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+    );
     let st = RedisStore::new(conn, &name);
     let m = Manager::new(
         config.clone(),

@@ -18,7 +18,7 @@ fn groups_config(name: &str, redis: &str) -> config::Config {
     let text = format!(
         "name: {name}\ngithub:\n  token_env: T\nredis:\n  url: {redis}\nwebhook:\n  secret_env: S\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: k8s\n    organization: lineville\n    labels: [self-hosted, k8s, linux]\n    backend: fake\n  - name: gpu\n    organization: octo-org\n    labels: [self-hosted, gpu, db-app, dc-03]\n    backend: fake\n"
     );
-    config::parse(&text, "t").unwrap().config
+    runnerctl::wiring::parse(&text, "t").unwrap().config
 }
 
 struct Running {
@@ -48,6 +48,7 @@ async fn start_with(redis: &RedisServer, test: &str, tune: impl FnOnce(State) ->
     let name = manager_name(test);
     let c = groups_config(&name, &redis.url);
     let state = Arc::new(tune(State::new(
+        &runnerctl::forge::github::webhook::GITHUB,
         config::Secret::new(SECRET),
         &name,
         c.runner_groups.clone(),
@@ -79,7 +80,7 @@ async fn start_with(redis: &RedisServer, test: &str, tune: impl FnOnce(State) ->
 async fn deliver(addr: SocketAddr, event: &str, id: &str, body: Vec<u8>) -> (u16, String) {
     let (event, id) = (event.to_string(), id.to_string());
     tokio::task::spawn_blocking(move || {
-        let sig = webhook::sign(SECRET.as_bytes(), &body);
+        let sig = runnerctl::forge::github::webhook::sign(SECRET.as_bytes(), &body);
         let (status, _, text) = http(
             addr,
             "POST",
@@ -276,7 +277,7 @@ async fn every_rejection_class() {
     .await
     .unwrap();
     assert_eq!(st, 401);
-    let other = webhook::sign(SECRET.as_bytes(), b"{}");
+    let other = runnerctl::forge::github::webhook::sign(SECRET.as_bytes(), b"{}");
     let (st, _, b) = run(
         "POST",
         "/webhook",
@@ -287,7 +288,7 @@ async fn every_rejection_class() {
     .unwrap();
     assert_eq!((st, b.as_str()), (401, "bad signature\n"));
     // 400: malformed JSON, a missing field, a missing delivery id, a missing event.
-    let sign = |b: &[u8]| webhook::sign(SECRET.as_bytes(), b);
+    let sign = |b: &[u8]| runnerctl::forge::github::webhook::sign(SECRET.as_bytes(), b);
     let (st, _, b) = run(
         "POST",
         "/webhook",
@@ -490,7 +491,7 @@ async fn health_readiness_and_metrics() {
     let store = s.queue.store(&s.name);
     for _ in 0..2 {
         store
-            .count_mark(&runnerctl::manager::ops::spot_fallback_mark("linux"))
+            .count_mark(&runnerctl::store::spot_fallback_mark("linux"))
             .await
             .unwrap();
     }
@@ -565,7 +566,7 @@ fn arbitrary_deliveries_never_panic() {
         }
         let signed = rng.bool();
         let sig = if signed {
-            webhook::sign(SECRET.as_bytes(), &body)
+            runnerctl::forge::github::webhook::sign(SECRET.as_bytes(), &body)
         } else {
             let junk: String = (0..rng.usize(..80)).map(|_| rng.alphanumeric()).collect();
             format!("sha256={junk}")
@@ -577,7 +578,13 @@ fn arbitrary_deliveries_never_panic() {
             signature: Some(sig.as_str()).filter(|_| rng.u8(..10) > 0),
             body: &body,
         };
-        let decision = webhook::decide(SECRET.as_bytes(), "fuzz", &c.runner_groups, d);
+        let decision = webhook::decide(
+            &runnerctl::forge::github::webhook::GITHUB,
+            SECRET.as_bytes(),
+            "fuzz",
+            &c.runner_groups,
+            d,
+        );
         if !signed {
             assert!(
                 matches!(
@@ -688,7 +695,7 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_github_sends_signed_webhooks_that_serve_accepts() {
     use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
-    use runnerctl::forge::{Forge, Scope};
+    use runnerctl::forge::Scope;
     let redis = RedisServer::start();
     let s = start(&redis, "simhooks").await;
     let sim = Sim::start(SimOptions {
@@ -754,7 +761,9 @@ fn a_short_or_empty_webhook_secret_is_a_configuration_error() {
         let text = format!(
             "github:\n  token_env: T\nwebhook:\n  secret: \"{secret}\"\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: o\n    labels: [x]\n    backend: fake\n"
         );
-        let e = config::parse(&text, "t").unwrap_err().to_string();
+        let e = runnerctl::wiring::parse(&text, "t")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("webhook.secret") && e.contains("at least 16 bytes"),
             "{secret:?}: {e}"
@@ -941,7 +950,10 @@ async fn jobs_of_repositories_a_group_excludes_are_not_queued() {
         "name: {name}\ngithub:\n  token_env: T\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: only\n    organization: octo-org\n    labels: [self-hosted, only]\n    backend: fake\n    selected_repositories: [allowed]\n  - name: private\n    organization: octo-org\n    labels: [self-hosted, private]\n    backend: fake\n    allow_public_repositories: false\n",
         redis.url
     );
-    let groups = config::parse(&text, "t").unwrap().config.runner_groups;
+    let groups = runnerctl::wiring::parse(&text, "t")
+        .unwrap()
+        .config
+        .runner_groups;
     let payload = |repo: &str, private: bool, label: &str| {
         let mut v = fixture("workflow_job.queued.2");
         v["repository"]["full_name"] = format!("octo-org/{repo}").into();
@@ -955,8 +967,9 @@ async fn jobs_of_repositories_a_group_excludes_are_not_queued() {
         serde_json::to_vec(&v).unwrap()
     };
     let decide = |body: &[u8]| {
-        let sig = webhook::sign(SECRET.as_bytes(), body);
+        let sig = runnerctl::forge::github::webhook::sign(SECRET.as_bytes(), body);
         webhook::decide(
+            &runnerctl::forge::github::webhook::GITHUB,
             SECRET.as_bytes(),
             &name,
             &groups,

@@ -3,7 +3,7 @@
 mod support;
 
 use runnerctl::model::{Runner, RunnerStatus};
-use runnerctl::store::{self, RedisStore, Reservation, RunnerPatch, Transition, Want};
+use runnerctl::store::{RedisStore, Reservation, RunnerPatch, Transition, Want};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use support::{manager_name, RedisServer};
@@ -166,24 +166,6 @@ async fn managers_sharing_a_redis_never_see_each_other() {
     );
     assert_eq!(one.all_runners().await.unwrap().len(), 1);
     assert_eq!(two.get("r1").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn group_records_round_trip() {
-    let redis = RedisServer::start();
-    let s = RedisStore::connect(&redis.url, &manager_name("groups"))
-        .await
-        .unwrap();
-    let g = store::GroupRecord {
-        name: "demo".into(),
-        forge_group_id: Some(12),
-        created_by_us: true,
-        synced_at: Some(5),
-    };
-    s.put_group(&g).await.unwrap();
-    assert_eq!(s.get_group("demo").await.unwrap(), Some(g.clone()));
-    assert_eq!(s.list_groups().await.unwrap(), vec![g]);
-    assert_eq!(s.get_group("other").await.unwrap(), None);
 }
 
 /// 8 concurrent reservers against max_runners 5, 1,000 rounds each: never more than 5 held.

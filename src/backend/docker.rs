@@ -5,9 +5,10 @@
 //! `docker.io` speaks 1.41).
 
 use super::{
-    Backend, BackendError, CreateRequest, File, Instance, InstanceState, Result, TAG_MANAGER,
+    Backend, BackendError, BackendSettings, BootStyle, BuildContext, CreateRequest, File, Instance,
+    InstanceState, Kind, Result, TAG_MANAGER,
 };
-use crate::config::{BackendKind, DockerSettings, InstanceSpec};
+use crate::config::{Reader, Schema, Typed};
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
@@ -15,7 +16,103 @@ use bollard::query_parameters::{
     StartContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// `kind: docker`.
+pub struct DockerKind;
+pub static KIND: DockerKind = DockerKind;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DockerSettings {
+    /// `unix:///var/run/docker.sock` or `tcp://host:2375`; by default `DOCKER_HOST` or the local
+    /// socket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Network the containers join; by default Docker's `bridge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct DockerSpec {
+    pub image: String,
+    /// CPU limit, in CPUs (`1.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory limit in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Network for this group's containers, overriding the backend's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl DockerSpec {
+    pub fn typed(self) -> Typed {
+        Typed::new("docker", self)
+    }
+}
+
+impl Schema for DockerKind {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+    fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
+        let s: DockerSettings = r.de(value)?;
+        Some(Typed::new("docker", s))
+    }
+    fn spec(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
+        if value.is_null() {
+            r.error(
+                "",
+                "required field is missing (the instance spec for a `docker` backend)",
+            );
+            return None;
+        }
+        let d: DockerSpec = r.de(value)?;
+        if d.image.trim().is_empty() {
+            r.error("image", "must not be empty");
+        }
+        if d.cpus
+            .is_some_and(|c| c <= 0.0 || !c.is_finite() || c > 1024.0)
+        {
+            r.error("cpus", "must be a positive number of CPUs, at most 1024");
+        }
+        if let Some(m) = d.memory_mb {
+            r.range("memory_mb", m, 6, 4 * 1024 * 1024);
+        }
+        Some(d.typed())
+    }
+}
+
+#[async_trait::async_trait]
+impl Kind for DockerKind {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+    fn schema(&self) -> &dyn Schema {
+        self
+    }
+    fn boot_style(&self) -> BootStyle {
+        BootStyle::Container
+    }
+    fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
+        "copied into the container, root-only, before it starts".into()
+    }
+    async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>> {
+        let settings = cx
+            .settings
+            .get::<DockerSettings>()
+            .cloned()
+            .unwrap_or_default();
+        Ok(Arc::new(
+            DockerBackend::connect(&cx.name, &cx.manager, &settings).await?,
+        ))
+    }
+}
 
 pub struct DockerBackend {
     name: String,
@@ -167,12 +264,12 @@ impl Backend for DockerBackend {
         &self.name
     }
 
-    fn kind(&self) -> BackendKind {
-        BackendKind::Docker
+    fn kind(&self) -> &'static dyn Kind {
+        &KIND
     }
 
     async fn create(&self, req: &CreateRequest) -> Result<Instance> {
-        let InstanceSpec::Docker(spec) = &req.spec else {
+        let Some(spec) = req.spec.get::<DockerSpec>() else {
             return Err(BackendError::Permanent {
                 backend: self.name.clone(),
                 code: "WrongSpec".into(),

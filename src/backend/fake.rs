@@ -2,19 +2,95 @@
 //! demos, dry runs and tests. With a Redis connection its instances live in Redis (every process
 //! of the manager sees them); without, in memory (unit tests).
 
-use super::{Backend, BackendError, CreateRequest, Instance, InstanceState, Result, TAG_MANAGER};
-use crate::config::BackendKind;
+use super::{
+    Backend, BackendError, BackendSettings, BootStyle, BuildContext, CreateRequest, Instance,
+    InstanceState, Kind, Result, StandIn, TAG_MANAGER,
+};
+use crate::config::{Duration as ConfigDuration, Reader, Schema, Typed};
+use crate::model::key_prefix;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// `kind: fake`: instances kept in Redis, nothing boots.
+pub struct FakeKind;
+pub static KIND: FakeKind = FakeKind;
+
+/// The fake backend keeps its instances in memory (or in Redis) and boots nothing.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FakeSettings {
+    /// How long a create call takes, to imitate a slow cloud.
+    pub create_latency: Option<ConfigDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct FakeSpec {
+    /// Free-form size shown in listings, for demos.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+impl FakeSpec {
+    pub fn typed(self) -> Typed {
+        Typed::new("fake", self)
+    }
+}
+
+impl Schema for FakeKind {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
+        let s: FakeSettings = r.de(value)?;
+        Some(Typed::new("fake", s))
+    }
+    fn spec(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
+        let value = match value {
+            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+            v => v,
+        };
+        let s: FakeSpec = r.de(value)?;
+        Some(s.typed())
+    }
+}
+
+#[async_trait::async_trait]
+impl Kind for FakeKind {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn schema(&self) -> &dyn Schema {
+        self
+    }
+    fn boot_style(&self) -> BootStyle {
+        BootStyle::Container
+    }
+    fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
+        "kept by the fake backend; nothing boots".into()
+    }
+    async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>> {
+        let latency = cx
+            .settings
+            .get::<FakeSettings>()
+            .and_then(|s| s.create_latency)
+            .map(|d| d.as_std());
+        let mut b = FakeBackend::new(&cx.name, &cx.manager, latency, cx.redis);
+        b.stand_in = cx.stand_in;
+        Ok(Arc::new(b))
+    }
+}
 
 pub struct FakeBackend {
     name: String,
     manager: String,
     latency: Option<Duration>,
     store: Store,
+    stand_in: Option<Arc<dyn StandIn>>,
 }
 
 enum Store {
@@ -42,7 +118,7 @@ impl FakeBackend {
         let store = match redis {
             Some(conn) => Store::Redis {
                 conn,
-                key: format!("{}fake:{name}:instances", crate::store::prefix(manager)),
+                key: format!("{}fake:{name}:instances", key_prefix(manager)),
             },
             None => Store::Memory(Arc::default()),
         };
@@ -51,7 +127,14 @@ impl FakeBackend {
             manager: manager.to_string(),
             latency,
             store,
+            stand_in: None,
         }
+    }
+
+    /// With a stand-in playing each runner whose instance is made.
+    pub fn with_stand_in(mut self, stand_in: Arc<dyn StandIn>) -> FakeBackend {
+        self.stand_in = Some(stand_in);
+        self
     }
 
     /// The same in-memory instances seen by another manager, as two managers would share one
@@ -61,11 +144,7 @@ impl FakeBackend {
             Store::Memory(m) => Store::Memory(m.clone()),
             Store::Redis { conn, .. } => Store::Redis {
                 conn: conn.clone(),
-                key: format!(
-                    "{}fake:{}:instances",
-                    crate::store::prefix(manager),
-                    self.name
-                ),
+                key: format!("{}fake:{}:instances", key_prefix(manager), self.name),
             },
         };
         FakeBackend {
@@ -73,6 +152,7 @@ impl FakeBackend {
             manager: manager.to_string(),
             latency: self.latency,
             store,
+            stand_in: self.stand_in.clone(),
         }
     }
 
@@ -147,8 +227,8 @@ impl Backend for FakeBackend {
         &self.name
     }
 
-    fn kind(&self) -> BackendKind {
-        BackendKind::Fake
+    fn kind(&self) -> &'static dyn Kind {
+        &KIND
     }
 
     async fn create(&self, req: &CreateRequest) -> Result<Instance> {
@@ -170,21 +250,18 @@ impl Backend for FakeBackend {
         };
         let text = serde_json::to_string(&record).map_err(|e| self.err(e))?;
         let stored = self.put_if_absent(&id, text).await?;
-        // "Boot": when the credential is the fake GitHub's, the runner comes online there, as a
-        // real runner process would. Against real GitHub nothing boots.
-        if let Some(jit) = req
+        // "Boot": a stand-in, when one is injected, plays the runner (the demo's comes online on
+        // the fake GitHub, as a real runner process would). Otherwise nothing boots.
+        let credential = req
             .boot
             .files
             .iter()
-            .find(|f| f.path == crate::bootstrap::JITCONFIG)
-        {
+            .find(|f| crate::bootstrap::is_secret(&f.path));
+        if let (Some(stand_in), Some(c)) = (&self.stand_in, credential) {
             // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise exit
             // before its runner connected, and that runner would never come online.
-            let jit = jit.content.expose();
-            if crate::forge::sim::sim_connect_url(jit).is_some()
-                && !crate::forge::sim::connect_stand_in_runner(jit).await
-            {
-                tracing::warn!(runner = %req.runner_name, "fake runner could not connect to the fake GitHub");
+            if !stand_in.start(&req.runner_name, &c.content).await {
+                tracing::warn!(runner = %req.runner_name, "the stand-in runner could not start");
             }
         }
         self.to_instance(&stored)

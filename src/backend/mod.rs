@@ -8,7 +8,10 @@
 //! - Errors are classified: not found, transient (retry with backoff), permanent (surfaced to the
 //!   operator with the backend's own error code).
 //!
-//! Backends never call each other, and only `build` chooses an implementation.
+//! Each kind registers here once, in [`kinds`] (the one selection function, like sccache's):
+//! a [`Kind`] brings its part of the configuration (a [`Schema`]), how its instances boot, how a
+//! runner's credential travels and a constructor that receives its secrets resolved. Backends
+//! never call each other, and only [`build`] chooses an implementation.
 
 pub mod fake;
 
@@ -17,9 +20,74 @@ pub mod aws;
 #[cfg(feature = "docker")]
 pub mod docker;
 
-use crate::config::{BackendConfig, BackendKind, BackendSettings, InstanceSpec, Secret};
+pub use crate::bootstrap::{BootData, BootStyle, File};
+use crate::config::{BackendSettings, InstanceSpec, Schema, Secret};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// A backend kind, as registered in [`kinds`].
+#[async_trait::async_trait]
+pub trait Kind: Sync {
+    /// Its name, the `kind:` of a `backends:` entry.
+    fn name(&self) -> &'static str;
+    /// How it reads its settings and its groups' specs.
+    fn schema(&self) -> &dyn Schema;
+    /// Whether its instances boot with cloud-init (VMs) or run a command (containers).
+    fn boot_style(&self) -> BootStyle;
+    /// How a runner's credential reaches an instance, for `runners bootstrap`.
+    fn credential_delivery(
+        &self,
+        settings: &BackendSettings,
+        manager: &str,
+        runner: &str,
+    ) -> String;
+    /// Builds a backend from its settings, secrets resolved.
+    async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>>;
+}
+
+/// Every backend kind this build offers. Adding a kind is one line here.
+pub fn kinds() -> Vec<&'static dyn Kind> {
+    #[allow(unused_mut)] // without the optional kinds
+    let mut all: Vec<&'static dyn Kind> = vec![&fake::KIND];
+    #[cfg(feature = "docker")]
+    all.push(&docker::KIND);
+    #[cfg(feature = "aws")]
+    all.push(&aws::KIND);
+    all
+}
+
+/// The schemas of [`kinds`], for the configuration loader.
+pub fn schemas() -> Vec<&'static dyn Schema> {
+    kinds().into_iter().map(|k| k.schema()).collect()
+}
+
+/// The kind of that name, when this build has it.
+pub fn kind(name: &str) -> Option<&'static dyn Kind> {
+    kinds().into_iter().find(|k| k.name() == name)
+}
+
+/// What a runner's instance, on a backend that boots nothing, runs instead of a runner (the
+/// demo's stand-in, which connects to the fake GitHub). Injected by the wiring.
+#[async_trait::async_trait]
+pub trait StandIn: Send + Sync {
+    /// Starts a stand-in for the runner with this credential; false when it could not.
+    async fn start(&self, runner: &str, credential: &Secret) -> bool;
+}
+
+/// What a kind's constructor receives.
+#[derive(Clone)]
+pub struct BuildContext {
+    /// The backend's name in the configuration.
+    pub name: String,
+    /// The manager it serves (owner tags, key prefixes).
+    pub manager: String,
+    pub settings: BackendSettings,
+    /// The secrets its schema named, resolved, by key.
+    pub secrets: BTreeMap<String, Secret>,
+    /// The manager's Redis, for a backend that keeps state there (the fake one).
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub stand_in: Option<Arc<dyn StandIn>>,
+}
 
 /// Tag (or label) keys marking what runnerctl owns.
 pub const TAG_MANAGER: &str = "runnerctl-manager";
@@ -42,33 +110,6 @@ impl OwnerTags {
             (TAG_RUNNER, self.runner.as_str()),
         ]
     }
-}
-
-/// A file an instance receives at a path, with its mode. Secret contents never print.
-#[derive(Clone, PartialEq, Eq)]
-pub struct File {
-    pub path: String,
-    pub mode: u32,
-    pub content: Secret,
-}
-
-impl std::fmt::Debug for File {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "File({}, {:o}, <redacted>)", self.path, self.mode)
-    }
-}
-
-/// What an instance receives to become a runner (rendered by `bootstrap`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BootData {
-    /// Command a container runs (containers only).
-    pub command: Vec<String>,
-    /// Environment variables; never secrets.
-    pub env: Vec<(String, String)>,
-    /// Files written before the instance starts (containers) or by cloud-init (VMs).
-    pub files: Vec<File>,
-    /// cloud-init user-data (VMs only).
-    pub user_data: Option<Secret>,
 }
 
 /// Everything a backend needs to create the instance of one runner.
@@ -157,7 +198,7 @@ pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 pub trait Backend: Send + Sync {
     /// The backend's name in the configuration.
     fn name(&self) -> &str;
-    fn kind(&self) -> BackendKind;
+    fn kind(&self) -> &'static dyn Kind;
     /// Creates the runner's instance, or returns the one that exists for that runner name.
     async fn create(&self, req: &CreateRequest) -> Result<Instance>;
     /// Deletes an instance; one that is already gone is success.
@@ -170,26 +211,34 @@ pub trait Backend: Send + Sync {
 /// The code of a [`Reconnecting`] backend's error while it cannot connect.
 pub const NOT_CONNECTED: &str = "NotConnected";
 
+impl BuildContext {
+    /// A context without secrets, Redis or stand-in (tests, tools).
+    pub fn new(name: &str, manager: &str, settings: BackendSettings) -> BuildContext {
+        BuildContext {
+            name: name.to_string(),
+            manager: manager.to_string(),
+            settings,
+            secrets: BTreeMap::new(),
+            redis: None,
+            stand_in: None,
+        }
+    }
+}
+
 /// A backend whose connection is made on first use and retried on every use until it succeeds:
 /// one that cannot be reached when a worker starts (the engine or the cloud endpoint down) is
 /// not dropped for the life of the process; its tasks fail as transient and are retried.
 pub struct Reconnecting {
-    config: BackendConfig,
-    manager: String,
-    redis: Option<redis::aio::ConnectionManager>,
+    cx: BuildContext,
+    kind: &'static dyn Kind,
     inner: tokio::sync::Mutex<Option<Arc<dyn Backend>>>,
 }
 
 impl Reconnecting {
-    pub fn new(
-        config: &BackendConfig,
-        manager: &str,
-        redis: Option<redis::aio::ConnectionManager>,
-    ) -> Reconnecting {
+    pub fn new(kind: &'static dyn Kind, cx: BuildContext) -> Reconnecting {
         Reconnecting {
-            config: config.clone(),
-            manager: manager.to_string(),
-            redis,
+            cx,
+            kind,
             inner: tokio::sync::Mutex::new(None),
         }
     }
@@ -199,16 +248,14 @@ impl Reconnecting {
         if let Some(b) = inner.as_ref() {
             return Ok(b.clone());
         }
-        match build(&self.config, &self.manager, self.redis.clone()).await {
+        match self.kind.build(self.cx.clone()).await {
             Ok(b) => {
-                tracing::info!(backend = %self.config.name, "backend reachable");
+                tracing::info!(backend = %self.cx.name, "backend reachable");
                 *inner = Some(b.clone());
                 Ok(b)
             }
-            // Not built into this binary: that will not change by waiting.
-            Err(e) if e.code() == "NotAvailable" => Err(e),
             Err(e) => Err(BackendError::Transient {
-                backend: self.config.name.clone(),
+                backend: self.cx.name.clone(),
                 code: NOT_CONNECTED.into(),
                 message: format!("cannot connect yet: {e}"),
             }),
@@ -219,10 +266,10 @@ impl Reconnecting {
 #[async_trait::async_trait]
 impl Backend for Reconnecting {
     fn name(&self) -> &str {
-        &self.config.name
+        &self.cx.name
     }
-    fn kind(&self) -> BackendKind {
-        self.config.kind()
+    fn kind(&self) -> &'static dyn Kind {
+        self.kind
     }
     async fn create(&self, req: &CreateRequest) -> Result<Instance> {
         self.get().await?.create(req).await
@@ -238,39 +285,15 @@ impl Backend for Reconnecting {
     }
 }
 
-/// Builds the backend a configuration entry describes, for the manager `manager`.
-/// `redis` serves the fake backend, which keeps its instances there so that every runnerctl
-/// process of the manager sees the same ones.
-pub async fn build(
-    config: &BackendConfig,
-    manager: &str,
-    redis: Option<redis::aio::ConnectionManager>,
-) -> Result<Arc<dyn Backend>> {
-    let unavailable = |what: &str| BackendError::Permanent {
-        backend: config.name.clone(),
+/// Builds the backend a context describes: the kind of its settings, when this build has it.
+pub async fn build(cx: BuildContext) -> Result<Arc<dyn Backend>> {
+    let kind = kind(cx.settings.kind()).ok_or_else(|| BackendError::Permanent {
+        backend: cx.name.clone(),
         code: "NotAvailable".into(),
-        message: format!("the {what} backend is not available in this version"),
-    };
-    match &config.settings {
-        BackendSettings::Fake(s) => Ok(Arc::new(fake::FakeBackend::new(
-            &config.name,
-            manager,
-            s.create_latency.map(|d| d.as_std()),
-            redis,
-        ))),
-        #[cfg(feature = "docker")]
-        BackendSettings::Docker(s) => Ok(Arc::new(
-            docker::DockerBackend::connect(&config.name, manager, s).await?,
-        )),
-        #[cfg(not(feature = "docker"))]
-        BackendSettings::Docker(_) => Err(unavailable("docker")),
-        #[cfg(feature = "aws")]
-        BackendSettings::Aws(s) => Ok(Arc::new(
-            aws::AwsBackend::connect(&config.name, manager, s).await?,
-        )),
-        #[cfg(not(feature = "aws"))]
-        BackendSettings::Aws(_) => Err(unavailable("aws")),
-        BackendSettings::Gcp(_) => Err(unavailable("gcp")),
-        BackendSettings::Vsphere(_) => Err(unavailable("vsphere")),
-    }
+        message: format!(
+            "the {} backend is not built into this binary",
+            cx.settings.kind()
+        ),
+    })?;
+    kind.build(cx).await
 }

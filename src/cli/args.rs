@@ -157,7 +157,7 @@ pub enum RunnersCommand {
         #[arg(long, short = 'g', value_name = "NAME")]
         group: Option<String>,
         /// Only runners in this status
-        #[arg(long, short = 's', value_enum)]
+        #[arg(long, short = 's', value_parser = status_parser())]
         status: Option<crate::model::RunnerStatus>,
     },
 
@@ -230,4 +230,14 @@ pub enum ConfigCommand {
     Show,
     /// Print a complete, commented example configuration
     Example,
+}
+
+/// `--status`: one of the runner statuses of the domain, which knows nothing of clap.
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = crate::model::RunnerStatus> {
+    use crate::model::RunnerStatus;
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(
+        RunnerStatus::ALL.map(|s| clap::builder::PossibleValue::new(s.as_str()).help(s.describe())),
+    )
+    .map(|s: String| RunnerStatus::parse(&s).unwrap_or(RunnerStatus::Failed))
 }

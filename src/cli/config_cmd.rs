@@ -42,7 +42,18 @@ struct Report<'a> {
 
 fn validate(cx: &Context, path: &std::path::Path) -> Result<()> {
     let file = path.display().to_string();
-    let result = config::load_file(path);
+    let mut result = crate::wiring::load_file(path);
+    // A valid file may still fail at run time: unset secrets, a Redis URL this build cannot use.
+    if let Ok(l) = &result {
+        let mut problems = crate::wiring::preflight(&l.config);
+        if !problems.is_empty() {
+            problems.extend(l.warnings.iter().cloned());
+            result = Err(ConfigError::Invalid {
+                file: file.clone(),
+                problems,
+            });
+        }
+    }
     let (problems, counts) = match &result {
         Ok(l) => (
             l.warnings.clone(),
@@ -106,10 +117,17 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
     let g = config
         .group(group)
         .ok_or_else(|| Error::Usage(format!("no runner group `{group}` in the configuration")))?;
-    let kind = config
+    let settings = config
         .backend(&g.backend)
-        .map(|b| b.kind())
+        .map(|b| &b.settings)
         .ok_or_else(|| Error::Usage(format!("group `{group}` names no known backend")))?;
+    let kind = crate::backend::kind(settings.kind()).ok_or_else(|| {
+        Error::Usage(format!(
+            "backend `{}`: kind `{}` is not built into this binary",
+            g.backend,
+            settings.kind()
+        ))
+    })?;
     let template = match &g.bootstrap_template {
         Some(p) => Some(bootstrap::read_template(p).map_err(|e| Error::Usage(e.to_string()))?),
         None => None,
@@ -125,26 +143,13 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
         runner_group: g.repository.is_none().then(|| g.name.clone()),
         credential: Credential::Jit(config::Secret::new("")),
     };
-    let boot = bootstrap::render(kind, &setup, template.as_deref())
+    let boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let delivery = match config.backend(&g.backend).map(|b| &b.settings) {
-        Some(config::BackendSettings::Aws(a)) => format!(
-            "kept in SSM Parameter Store as a SecureString, {}/{}/{}/jitconfig; the backend adds {} to the user-data, which fetches it with the AWS CLI and deletes it",
-            a.parameter_prefix(),
-            config.name,
-            setup.runner_name,
-            bootstrap::FETCH_CREDENTIAL_HOOK
-        ),
-        Some(config::BackendSettings::Docker(_)) => {
-            "copied into the container, root-only, before it starts".into()
-        }
-        Some(config::BackendSettings::Fake(_)) => "kept by the fake backend; nothing boots".into(),
-        _ => "this backend kind is not built yet".into(),
-    };
+    let delivery = kind.credential_delivery(settings, &config.name, &setup.runner_name);
     let view = BootView {
         credential_delivery: delivery,
         group: g.name.clone(),
-        backend: format!("{} ({kind})", g.backend),
+        backend: format!("{} ({})", g.backend, kind.name()),
         command: boot.command,
         env: boot.env,
         user_data: boot.user_data.as_ref().map(|u| u.expose().to_string()),

@@ -1,10 +1,10 @@
 //! `runnerctl groups list` and `runnerctl groups sync`.
 
-use super::output::{self, OutputFormat};
+use super::output::{self, progress, OutputFormat};
 use super::{runtime, Context};
 use crate::config::{Config, RunnerGroup};
 use crate::error::{Error, Result};
-use crate::forge::{Forge, RunnerGroupInfo};
+use crate::forge::{RunnerGroupInfo, RunnerGroups};
 use crate::manager::sync::{self, Action};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -39,7 +39,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
     } else {
         let rt = runtime()?;
         let _entered = rt.enter(); // the client's transport needs a runtime to be built
-        let forge = cx.github(&config)?;
+        let forge = crate::wiring::forge(&config)?;
         let mut orgs: Vec<&str> = config
             .runner_groups
             .iter()
@@ -129,7 +129,7 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
     }
     let rt = runtime()?;
     let _entered = rt.enter(); // the client's transport needs a runtime to be built
-    let forge = cx.github(&config)?;
+    let forge = crate::wiring::forge(&config)?;
     let bar = progress(groups.len() as u64, cx.output);
     let rows = rt.block_on(sync::sync(&forge, &groups, dry_run, &|| bar.inc(1)));
     bar.finish_and_clear();
@@ -169,19 +169,4 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A progress bar on stderr when there are many items and a person is watching.
-pub fn progress(len: u64, output: OutputFormat) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if len < 2 || output == OutputFormat::Json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
-    {
-        bar.set_style(style);
-    }
-    bar
 }

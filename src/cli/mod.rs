@@ -106,7 +106,7 @@ pub struct Context {
 impl Context {
     /// Loads and validates the configuration; warnings go to the log.
     pub fn load(&self) -> Result<Loaded> {
-        let loaded = config::load_file(&self.config_path)?;
+        let loaded = crate::wiring::load_file(&self.config_path)?;
         for w in &loaded.warnings {
             tracing::warn!("{}", w.render(&self.config_path.display().to_string()));
         }
@@ -114,41 +114,41 @@ impl Context {
     }
 }
 
-impl Context {
-    /// The Redis URL of the configuration, its secret resolved.
-    pub fn redis_url(&self, config: &config::Config) -> Result<String> {
-        let source = config.redis.url_source();
-        source
-            .resolve()
-            .map(|s| s.expose().to_string())
-            .map_err(|e| Error::Usage(format!("redis.url_env: {e}")))
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
-impl Context {
-    /// The GitHub client of the configuration, its secrets resolved.
-    pub fn github(&self, config: &config::Config) -> Result<crate::forge::github::GitHub> {
-        use crate::forge::github::{Auth, GitHub};
-        let auth = match config.github.auth() {
-            Some(config::GithubAuth::Token(src)) => Auth::Token(
-                src.resolve()
-                    .map_err(|e| Error::Usage(format!("github.token: {e}")))?,
-            ),
-            Some(config::GithubAuth::App {
-                app_id,
-                installation_id,
-                private_key,
-            }) => Auth::App {
-                app_id,
-                installation_id,
-                private_key: private_key
-                    .resolve()
-                    .map_err(|e| Error::Usage(format!("github.private_key: {e}")))?,
-            },
-            None => return Err(Error::Usage("github: no authentication configured".into())),
-        };
-        Ok(GitHub::new(&config.github.base_url, auth)?)
-    }
+/// A watch that turns true at the first SIGTERM/SIGINT; the second one exits at once.
+pub fn shutdown_on_signals() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!("signal received: stopping (send it again to exit at once)");
+        let _ = tx.send(true);
+        signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    rx
 }
 
 /// A tokio runtime for a command that talks to the network.
@@ -197,7 +197,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn demo(cx: &Context, jobs: usize, redis_url: Option<String>) -> Result<()> {
     let rt = runtime()?;
-    let bar = groups_cmd::progress(jobs as u64, cx.output);
+    let bar = output::progress(jobs as u64, cx.output);
     let report = rt
         .block_on(crate::demo::run(jobs, redis_url, &|done| {
             bar.set_position(done as u64)

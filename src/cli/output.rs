@@ -37,3 +37,18 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
     text.push('\n');
     print(&text)
 }
+
+/// A progress bar on stderr when there are many items and a person is watching.
+pub fn progress(len: u64, output: OutputFormat) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if len < 2 || output == OutputFormat::Json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -2,57 +2,20 @@
 
 use super::args::TasksCommand;
 use super::output::{self, OutputFormat};
-use super::{runtime, Context};
+use super::{runtime, shutdown_on_signals, Context};
 use crate::error::{Error, Result};
 use crate::manager::TaskHandler;
 use crate::queue::{Queue, TaskView};
 use crate::store;
+use crate::wiring;
 use crate::worker::{self, WorkerOptions};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            std::future::pending::<()>().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// A watch that turns true at the first SIGTERM/SIGINT; the second one exits at once.
-pub fn shutdown_on_signals() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        signal().await;
-        tracing::info!("signal received: stopping (send it again to exit at once)");
-        let _ = tx.send(true);
-        signal().await;
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(130);
-    });
-    rx
-}
 
 pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
     let loaded = cx.load()?;
     let config = loaded.config;
-    let url = cx.redis_url(&config)?;
+    let url = wiring::redis_url(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let mut shutdown = shutdown_on_signals();
@@ -73,9 +36,9 @@ pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
                 }
             }
         };
-        let queue = Queue::new(conn.clone(), &config.name, config.queue.options());
+        let queue = wiring::queue(&config, conn.clone());
         let config = Arc::new(config);
-        let manager = Arc::new(super::runners_cmd::manager(cx, config.clone()).await?);
+        let manager = Arc::new(wiring::manager(config.clone()).await?);
         let handler = Arc::new(TaskHandler::with_manager(manager));
         tokio::spawn(schedule_health_checks(queue.clone(), config.clone()));
         let mut opts = WorkerOptions::new(concurrency);
@@ -111,11 +74,10 @@ async fn schedule_health_checks(queue: Queue, config: Arc<crate::config::Config>
 
 pub fn tasks(cx: &Context, cmd: TasksCommand) -> Result<()> {
     let config = cx.load()?.config;
-    let url = cx.redis_url(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
-        let conn = store::connect(&url).await?;
-        let queue = Queue::new(conn, &config.name, config.queue.options());
+        let conn = wiring::connect(&config).await?;
+        let queue = wiring::queue(&config, conn);
         match cmd {
             TasksCommand::List => print_tasks(cx, &queue.list().await?),
             TasksCommand::Dead => print_tasks(cx, &queue.dead().await?),

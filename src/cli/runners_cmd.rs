@@ -1,62 +1,16 @@
 //! `runnerctl runners list|create|delete` and `runnerctl healthcheck`.
 
 use super::args::DeleteArgs;
-use super::groups_cmd::progress;
-use super::output::{self, OutputFormat};
+use super::output::{self, progress, OutputFormat};
 use super::{runtime, Context};
-use crate::backend::{self, Backend};
 use crate::config::{Config, RunnerGroup};
 use crate::error::{Error, Result};
-use crate::forge::Forge;
-use crate::manager::{Created, Done, Failure, Manager, Removed};
+use crate::manager::{Created, Done, Failure, HealthResult, Manager, Removed};
 use crate::model::{unix_now, RunnerStatus};
-use crate::store::{self, RedisStore};
+use crate::wiring;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-impl From<Failure> for Error {
-    fn from(f: Failure) -> Self {
-        Error::Problem(f.to_string())
-    }
-}
-
-/// The manager of a configuration: Redis, GitHub and every backend of its groups. A backend
-/// that cannot be reached now is reported and connected again on its next use (its groups'
-/// tasks wait meanwhile); a kind not built into this binary fails its groups' tasks clearly.
-pub async fn manager(cx: &Context, config: Arc<Config>) -> Result<Manager> {
-    let url = cx.redis_url(&config)?;
-    let conn = store::connect(&url).await?;
-    let forge: Arc<dyn Forge> = Arc::new(cx.github(&config)?);
-    let mut backends: HashMap<String, Arc<dyn Backend>> = HashMap::new();
-    for b in &config.backends {
-        if !config.runner_groups.iter().any(|g| g.backend == b.name) {
-            continue;
-        }
-        match backend::build(b, &config.name, Some(conn.clone())).await {
-            Ok(x) => {
-                backends.insert(b.name.clone(), x);
-            }
-            Err(e) => {
-                tracing::warn!(backend = %b.name, error = %e, "backend unavailable; will connect again when it is needed");
-                backends.insert(
-                    b.name.clone(),
-                    Arc::new(backend::Reconnecting::new(
-                        b,
-                        &config.name,
-                        Some(conn.clone()),
-                    )),
-                );
-            }
-        }
-    }
-    Ok(Manager::new(
-        config.clone(),
-        RedisStore::new(conn, &config.name),
-        forge,
-        backends,
-    ))
-}
 
 fn group<'a>(config: &'a Config, name: &str) -> Result<&'a RunnerGroup> {
     config
@@ -86,7 +40,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
     }
     let rt = runtime()?;
     let rows = rt.block_on(async {
-        let m = manager(cx, config.clone()).await?;
+        let m = wiring::manager(config.clone()).await?;
         let mut records = match only_group {
             Some(g) => m.store.runners_of_group(g).await?,
             None => m.store.all_runners().await?,
@@ -113,7 +67,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
                             .and_then(|l| l.iter().find(|f| f.name == r.name))
                     });
                     RunnerRow {
-                        github_status: gh.map(|f| f.status.clone()),
+                        github_status: gh.map(|f| f.state.as_str().to_string()),
                         busy: gh.map(|f| f.busy),
                         age_secs: now.saturating_sub(r.created_at),
                         name: r.name,
@@ -169,9 +123,9 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
     let g = group(&config, group_name)?.clone();
     let rt = runtime()?;
     let (made, full, failed) = rt.block_on(async {
-        let m = manager(cx, config.clone()).await?;
+        let m = wiring::manager(config.clone()).await?;
         let bar = progress(u64::from(count), cx.output);
-        let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::new());
+        let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::<Failure>::new());
         for _ in 0..count {
             let seed = format!("cli:{}:{:016x}", unix_now(), fastrand::u64(..));
             let name = m.runner_name(&g, &seed);
@@ -187,7 +141,7 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
                     if let Err(e) = m.abandon(&name).await {
                         tracing::warn!(runner = %name, error = %e, "could not release the slot");
                     }
-                    failed.push(e.to_string());
+                    failed.push(e);
                 }
             }
             bar.inc(1);
@@ -197,7 +151,8 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
     })?;
     match cx.output {
         OutputFormat::Json => output::json(&serde_json::json!({
-            "created": made, "full": full.is_some(), "errors": failed,
+            "created": made, "full": full.is_some(),
+            "errors": failed.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Table => {
             let mut text = String::new();
@@ -214,8 +169,17 @@ pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
             made.len()
         )));
     }
-    if !failed.is_empty() {
-        return Err(Error::Problem(failed.join("; ")));
+    // The first failure decides the exit code (GitHub refusing the credentials is a usage
+    // error, GitHub unreachable is 3); the message lists them all.
+    if let Some(first) = failed.first() {
+        let code_of = Error::from(first.clone());
+        return Err(match failed.len() {
+            1 => code_of,
+            _ => Error::Several {
+                first: Box::new(code_of),
+                all: failed.iter().map(|e| e.to_string()).collect(),
+            },
+        });
     }
     Ok(())
 }
@@ -227,7 +191,7 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
     }
     let rt = runtime()?;
     let results = rt.block_on(async {
-        let m = manager(cx, config.clone()).await?;
+        let m = wiring::manager(config.clone()).await?;
         let names: Vec<String> = match (&args.group, args.all) {
             (Some(g), true) => m
                 .store
@@ -295,9 +259,10 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
         group(&config, g)?;
     }
     let rt = runtime()?;
-    let (done, rate): (Vec<Done>, _) = rt.block_on(async {
-        let m = manager(cx, config.clone()).await?;
+    let (done, broken, rate): (Vec<Done>, Option<Failure>, _) = rt.block_on(async {
+        let m = wiring::manager(config.clone()).await?;
         let mut all = Vec::new();
+        let mut broken = None;
         for g in config
             .runner_groups
             .iter()
@@ -305,17 +270,20 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
         {
             match m.health_check(g).await {
                 Ok(d) => all.extend(d),
-                Err(e) => all.push(Done {
-                    group: g.name.clone(),
-                    action: crate::manager::plan::Action::Create {
-                        count: 0,
-                        reason: "health check".into(),
-                    },
-                    result: format!("failed: {e}"),
-                }),
+                Err(e) => {
+                    all.push(Done {
+                        group: g.name.clone(),
+                        action: crate::manager::plan::Action::Create {
+                            count: 0,
+                            reason: "health check".into(),
+                        },
+                        result: HealthResult::Failed(e.to_string()),
+                    });
+                    broken.get_or_insert(e);
+                }
             }
         }
-        Ok::<_, Error>((all, m.forge.rate_limit()))
+        Ok::<_, Error>((all, broken, m.forge.rate_limit()))
     })?;
     match cx.output {
         OutputFormat::Json => output::json(&done)?,
@@ -343,7 +311,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
                                     .or(v.get("status").and_then(|r| r.as_str()))
                                     .unwrap_or_default()
                                     .to_string(),
-                                d.result.clone(),
+                                d.result.to_string(),
                             ]
                         })
                         .collect(),
@@ -367,10 +335,12 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
             );
         }
     }
-    let failed = done
-        .iter()
-        .filter(|d| d.result.starts_with("failed"))
-        .count();
+    // A group whose check could not run says why, with its exit code (3: GitHub or Redis
+    // unreachable); otherwise actions that failed are a problem found (1).
+    if let Some(e) = broken {
+        return Err(e.into());
+    }
+    let failed = done.iter().filter(|d| d.result.failed()).count();
     if failed > 0 {
         return Err(Error::Problem(format!(
             "the health check could not fix {failed} problem{}",

@@ -1,31 +1,16 @@
 //! `runnerctl serve`.
 
-use super::queue_cmd::shutdown_on_signals;
-use super::{runtime, Context};
+use super::{runtime, shutdown_on_signals, Context};
 use crate::error::{Error, Result};
 use crate::server::{self, State};
+use crate::wiring;
 use std::sync::Arc;
 
 pub fn serve(cx: &Context) -> Result<()> {
     let config = cx.load()?.config;
-    let Some(source) = config.webhook.secret_source() else {
-        return Err(Error::Usage(
-            "`serve` refuses to start without a webhook secret: set `webhook.secret_env` or `webhook.secret_file`".into(),
-        ));
-    };
-    let secret = source
-        .resolve()
-        .map_err(|e| Error::Usage(format!("webhook secret: {e}")))?;
-    crate::config::webhook_secret_strength(&secret)
-        .map_err(|why| Error::Usage(format!("webhook.secret: {why}")))?;
-    let metrics_token = match config.webhook.metrics_token_source() {
-        Some(s) => Some(
-            s.resolve()
-                .map_err(|e| Error::Usage(format!("webhook.metrics_token: {e}")))?,
-        ),
-        None => None,
-    };
-    let url = cx.redis_url(&config)?;
+    let secret = wiring::webhook_secret(&config)?;
+    let metrics_token = wiring::metrics_token(&config)?;
+    let url = wiring::redis_url(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let bind = |addr: String| async move {
@@ -45,11 +30,12 @@ pub fn serve(cx: &Context) -> Result<()> {
         );
         let state = Arc::new(
             State::new(
+                wiring::webhook_scheme(&config),
                 secret,
                 &config.name,
                 config.runner_groups.clone(),
                 &url,
-                config.queue.options(),
+                wiring::queue_options(&config.queue),
             )
             .with_limits(server::Limits::from_config(&config.webhook))
             .with_metrics_token(metrics_token),

@@ -9,14 +9,16 @@
 mod duration;
 mod load;
 mod locate;
+mod schema;
 mod secret;
 
 pub use duration::Duration;
 pub use load::{
     load_file, parse, redact_url, valid_label, valid_login, valid_repository, ConfigError, Loaded,
-    Problem, Severity, DURATION_BOUNDS,
+    Problem, Reader, Severity, DURATION_BOUNDS,
 };
 pub use locate::Location;
+pub use schema::{BackendSettings, InstanceSpec, Schema, Typed};
 pub use secret::{Secret, SecretError, SecretSource};
 
 use serde::{Deserialize, Serialize};
@@ -211,19 +213,6 @@ impl Default for QueueConfig {
     }
 }
 
-impl QueueConfig {
-    pub fn options(&self) -> crate::queue::QueueOptions {
-        crate::queue::QueueOptions {
-            visibility_timeout: self.visibility_timeout.as_std(),
-            max_attempts: self.max_attempts,
-            retry_base: self.retry_base.as_std(),
-            retry_max: self.retry_max.as_std(),
-            handler_deadline: self.handler_deadline.as_std(),
-            ..crate::queue::QueueOptions::default()
-        }
-    }
-}
-
 /// `webhook:`: the endpoint GitHub delivers `workflow_job` events to.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
@@ -305,58 +294,6 @@ impl WebhookConfig {
     }
 }
 
-/// The kinds of backend runnerctl knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    Fake,
-    Docker,
-    Aws,
-    Gcp,
-    Vsphere,
-}
-
-impl BackendKind {
-    pub const ALL: [BackendKind; 5] = [
-        BackendKind::Fake,
-        BackendKind::Docker,
-        BackendKind::Aws,
-        BackendKind::Gcp,
-        BackendKind::Vsphere,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Fake => "fake",
-            BackendKind::Docker => "docker",
-            BackendKind::Aws => "aws",
-            BackendKind::Gcp => "gcp",
-            BackendKind::Vsphere => "vsphere",
-        }
-    }
-
-    /// Whether this build contains the backend (its cargo feature is on).
-    pub fn compiled(self) -> bool {
-        match self {
-            BackendKind::Fake => true,
-            BackendKind::Docker => cfg!(feature = "docker"),
-            BackendKind::Aws => cfg!(feature = "aws"),
-            BackendKind::Gcp => cfg!(feature = "gcp"),
-            BackendKind::Vsphere => cfg!(feature = "vsphere"),
-        }
-    }
-
-    fn parse(s: &str) -> Option<BackendKind> {
-        BackendKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One entry of `backends:`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendConfig {
@@ -366,111 +303,10 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
-    pub fn kind(&self) -> BackendKind {
+    /// Its kind (`fake`, `docker`, `aws`).
+    pub fn kind(&self) -> &'static str {
         self.settings.kind()
     }
-}
-
-/// Connection settings of a backend, by kind.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum BackendSettings {
-    Fake(FakeSettings),
-    Docker(DockerSettings),
-    Aws(AwsSettings),
-    Gcp(GcpSettings),
-    Vsphere(VsphereSettings),
-}
-
-impl BackendSettings {
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            BackendSettings::Fake(_) => BackendKind::Fake,
-            BackendSettings::Docker(_) => BackendKind::Docker,
-            BackendSettings::Aws(_) => BackendKind::Aws,
-            BackendSettings::Gcp(_) => BackendKind::Gcp,
-            BackendSettings::Vsphere(_) => BackendKind::Vsphere,
-        }
-    }
-}
-
-/// The fake backend keeps its instances in memory (or in Redis) and boots nothing.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct FakeSettings {
-    /// How long a create call takes, to imitate a slow cloud.
-    pub create_latency: Option<Duration>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct DockerSettings {
-    /// `unix:///var/run/docker.sock` or `tcp://host:2375`; by default `DOCKER_HOST` or the local
-    /// socket.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Network the containers join; by default Docker's `bridge`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct AwsSettings {
-    pub region: String,
-    /// Another EC2 endpoint (for example a local test server).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
-    /// A named profile of the shared AWS configuration; by default the standard chain.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Attempts per AWS call, the first included (the SDK's standard retry). Default: 3.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<u32>,
-    /// Where runners' credentials wait in SSM Parameter Store (SecureString) until their
-    /// instance fetches them. Default: `/runnerctl`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parameter_prefix: Option<String>,
-    /// KMS key that encrypts those parameters. Default: the account's `alias/aws/ssm`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kms_key_id: Option<String>,
-}
-
-impl AwsSettings {
-    pub const DEFAULT_PARAMETER_PREFIX: &'static str = "/runnerctl";
-
-    pub fn parameter_prefix(&self) -> &str {
-        self.parameter_prefix
-            .as_deref()
-            .unwrap_or(Self::DEFAULT_PARAMETER_PREFIX)
-            .trim_end_matches('/')
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct GcpSettings {
-    pub project: String,
-    pub zone: String,
-    /// A service account key file; by default Application Default Credentials.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credentials_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct VsphereSettings {
-    pub url: String,
-    pub username: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_env: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<PathBuf>,
-    pub datacenter: String,
-    /// Accept a self-signed certificate.
-    pub insecure: bool,
 }
 
 /// One entry of `runner_groups:`.
@@ -496,131 +332,9 @@ pub struct RunnerGroup {
     pub bootstrap_template: Option<PathBuf>,
 }
 
-/// What an instance of a group looks like, by backend kind.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum InstanceSpec {
-    Fake(FakeSpec),
-    Docker(DockerSpec),
-    Aws(AwsSpec),
-    Gcp(GcpSpec),
-    Vsphere(VsphereSpec),
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct FakeSpec {
-    /// Free-form size shown in listings, for demos.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct DockerSpec {
-    pub image: String,
-    /// CPU limit, in CPUs (`1.5`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpus: Option<f64>,
-    /// Memory limit in MiB.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory_mb: Option<u64>,
-    /// Network for this group's containers, overriding the backend's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-}
-
-fn default_disk_gb() -> u32 {
-    20
-}
-fn default_true() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct AwsSpec {
-    pub image_id: String,
-    pub instance_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnet_id: Option<String>,
-    #[serde(default)]
-    pub security_group_ids: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iam_instance_profile: Option<String>,
-    #[serde(default = "default_disk_gb")]
-    pub disk_size_gb: u32,
-    #[serde(default = "default_aws_disk_type")]
-    pub disk_type: String,
-    /// Provisioned IOPS of the root volume (required by `io1` and `io2`; optional for `gp3`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_iops: Option<u32>,
-    /// Throughput of a `gp3` root volume in MiB/s (optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disk_throughput_mbps: Option<u32>,
-    /// Ask for spot capacity.
-    #[serde(default)]
-    pub spot: bool,
-    /// When spot capacity is refused, take an on-demand instance instead.
-    #[serde(default = "default_true")]
-    pub spot_fallback_on_demand: bool,
-}
-
-fn default_aws_disk_type() -> String {
-    "gp3".into()
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct GcpSpec {
-    pub machine_type: String,
-    /// Boot image, e.g. `projects/debian-cloud/global/images/family/debian-12`.
-    pub image: String,
-    #[serde(default = "default_disk_gb")]
-    pub disk_size_gb: u32,
-    #[serde(default = "default_gcp_disk_type")]
-    pub disk_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subnetwork: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-    #[serde(default)]
-    pub spot: bool,
-}
-
-fn default_gcp_disk_type() -> String {
-    "pd-balanced".into()
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct VsphereSpec {
-    /// The VM template to clone.
-    pub template: String,
-    #[serde(default = "default_vsphere_cpus")]
-    pub cpus: u32,
-    #[serde(default = "default_vsphere_memory")]
-    pub memory_mb: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub datastore: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub folder: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_pool: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-}
-
-fn default_vsphere_cpus() -> u32 {
-    2
-}
-fn default_vsphere_memory() -> u64 {
-    4096
-}
-
 /// The one source of a secret written as `<key>`, `<key>_env` or `<key>_file`.
 /// `Ok(None)` when none is set; an error when more than one is.
-pub(crate) fn secret_source(
+pub fn secret_source(
     inline: &Option<Secret>,
     env: &Option<String>,
     file: &Option<PathBuf>,

@@ -1,11 +1,24 @@
-//! The forge: what runnerctl needs of GitHub (and later Gitea), as one narrow trait.
+//! The forge: what runnerctl needs of GitHub (and later Gitea), as capabilities.
 //!
-//! `github` implements it over GitHub's REST API (octocrab for transport and authentication);
+//! - [`RunnerRegistry`]: list, get and delete runners, and register one ([`Registration`]: a
+//!   just-in-time configuration, or a registration token the runner uses itself).
+//! - [`JobSource`]: the jobs waiting for a runner, and what a run is (its workflow file).
+//! - [`RunnerGroups`], optional: a forge without runner groups answers `None` to
+//!   [`Forge::groups`], and `groups sync` says so.
+//! - [`WebhookScheme`]: the forge's webhook headers, signature and payload, turned into a
+//!   forge-neutral [`WebhookEvent`].
+//!
+//! `github` implements them over GitHub's REST API (octocrab for transport and authentication);
 //! `sim` is a stateful fake GitHub server for tests and the demo, never used by a production
 //! code path.
 
 pub mod github;
 pub mod sim;
+
+/// The forge's traits, for callers that use several capabilities.
+pub mod prelude {
+    pub use super::{Forge, JobSource, RunnerGroups, RunnerRegistry};
+}
 
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
@@ -73,13 +86,30 @@ pub struct GroupSettings {
     pub selected_workflows: Vec<String>,
 }
 
-/// A self-hosted runner as GitHub has it.
+/// Whether a runner is connected to its forge. (Whether it runs a job is `busy`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerState {
+    Online,
+    Offline,
+}
+
+impl RunnerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerState::Online => "online",
+            RunnerState::Offline => "offline",
+        }
+    }
+}
+
+/// A self-hosted runner as the forge has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ForgeRunner {
     pub id: u64,
     pub name: String,
-    /// `online` or `offline`.
-    pub status: String,
+    #[serde(rename = "status")]
+    pub state: RunnerState,
     pub busy: bool,
     pub labels: Vec<String>,
     pub runner_group_id: Option<u64>,
@@ -87,7 +117,7 @@ pub struct ForgeRunner {
 
 impl ForgeRunner {
     pub fn online(&self) -> bool {
-        self.status == "online"
+        self.state == RunnerState::Online
     }
 }
 
@@ -97,6 +127,27 @@ impl ForgeRunner {
 pub struct JitConfig {
     pub runner: ForgeRunner,
     pub encoded: Secret,
+}
+
+/// What a runner is to be registered as.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerRequest<'a> {
+    pub name: &'a str,
+    /// The forge's runner group, on a forge that has them.
+    pub runner_group_id: Option<u64>,
+    pub labels: &'a [String],
+    pub work_folder: &'a str,
+}
+
+/// How a new runner gets onto the forge.
+#[derive(Debug, Clone)]
+pub enum Registration {
+    /// Registered by the forge already (GitHub's JIT): the runner, and the configuration its
+    /// process starts with.
+    Jit(JitConfig),
+    /// A token the runner registers itself with (`config.sh --token`); the forge knows the
+    /// runner only once it has done so.
+    Token(Secret),
 }
 
 /// The result of deleting a runner.
@@ -177,9 +228,83 @@ impl ForgeError {
 
 pub type Result<T, E = ForgeError> = std::result::Result<T, E>;
 
-/// What runnerctl needs of a forge.
+/// Where a forge's webhooks carry what, how they are signed and what they mean.
+pub trait WebhookScheme: Send + Sync {
+    /// The header naming the event (`X-GitHub-Event`).
+    fn event_header(&self) -> &'static str;
+    /// The header with the delivery's unique id (`X-GitHub-Delivery`).
+    fn delivery_header(&self) -> &'static str;
+    /// The header with the signature (`X-Hub-Signature-256`).
+    fn signature_header(&self) -> &'static str;
+    /// Whether `signature` signs `body` with `secret`, checked in constant time.
+    fn verify(&self, secret: &[u8], body: &[u8], signature: Option<&str>) -> bool;
+    /// What a delivery of `event` means. `Err` names what is wrong with the payload.
+    fn parse(&self, event: &str, body: &[u8]) -> Result<WebhookEvent, String>;
+}
+
+/// A delivery, in the forge's neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// The forge checking the hook.
+    Ping,
+    /// An event runnerctl does not act on.
+    Other,
+    Job(JobEvent),
+}
+
+/// What happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAction {
+    /// Waiting for a runner (GitHub's `queued` and `waiting`).
+    Queued,
+    InProgress,
+    Completed,
+    /// An action runnerctl does not act on.
+    Other,
+}
+
+/// A `workflow_job` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEvent {
+    pub action: JobAction,
+    pub job_id: u64,
+    pub run_id: u64,
+    /// `owner/name`.
+    pub repository: String,
+    /// Whether the repository is public, when the payload says.
+    pub public: Option<bool>,
+    pub labels: Vec<String>,
+    pub runner_name: Option<String>,
+    pub runner_group_id: Option<u64>,
+    pub conclusion: Option<String>,
+}
+
+/// The runners a forge knows: list, get, delete, register.
 #[async_trait::async_trait]
-pub trait Forge: Send + Sync {
+pub trait RunnerRegistry: Send + Sync {
+    /// Every runner of a scope (all pages).
+    async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>>;
+    async fn get_runner(&self, scope: &Scope, id: u64) -> Result<Option<ForgeRunner>>;
+    async fn delete_runner(&self, scope: &Scope, id: u64) -> Result<Deleted>;
+    /// Registers a runner (or hands out what it registers itself with).
+    async fn register(&self, scope: &Scope, req: &RunnerRequest<'_>) -> Result<Registration>;
+}
+
+/// Where queued jobs come from, besides webhooks.
+#[async_trait::async_trait]
+pub trait JobSource: Send + Sync {
+    /// The names of an organization's repositories (all pages).
+    async fn repositories(&self, org: &str) -> Result<Vec<String>>;
+    /// Jobs queued in a repository, at most `max_runs` workflow runs looked into.
+    async fn queued_jobs(&self, owner: &str, repo: &str, max_runs: usize)
+        -> Result<Vec<QueuedJob>>;
+    /// The workflow file and branch of a run (for `selected_workflows`).
+    async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun>;
+}
+
+/// Runner groups of an organization, on a forge that has them.
+#[async_trait::async_trait]
+pub trait RunnerGroups: Send + Sync {
     /// Every runner group of an organization (all pages).
     async fn list_runner_groups(&self, org: &str) -> Result<Vec<RunnerGroupInfo>>;
     async fn create_runner_group(&self, org: &str, s: &GroupSettings) -> Result<RunnerGroupInfo>;
@@ -194,78 +319,53 @@ pub trait Forge: Send + Sync {
     async fn runner_group_repository_ids(&self, org: &str, id: u64) -> Result<Vec<u64>>;
     /// A repository's id, from its name within the organization.
     async fn repository_id(&self, owner: &str, repo: &str) -> Result<u64>;
-    /// Every runner of a scope (all pages, 100 per page).
-    async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>>;
-    async fn get_runner(&self, scope: &Scope, id: u64) -> Result<Option<ForgeRunner>>;
-    async fn delete_runner(&self, scope: &Scope, id: u64) -> Result<Deleted>;
-    /// Registers a runner and returns its just-in-time configuration.
-    async fn generate_jit_config(
-        &self,
-        scope: &Scope,
-        name: &str,
-        runner_group_id: u64,
-        labels: &[String],
-        work_folder: &str,
-    ) -> Result<JitConfig>;
-    /// A registration token (for GitHub Enterprise Server older than 3.10).
-    async fn registration_token(&self, scope: &Scope) -> Result<Secret>;
-    /// The names of an organization's repositories (all pages).
-    async fn repositories(&self, org: &str) -> Result<Vec<String>>;
-    /// Jobs queued in a repository, at most `max_runs` workflow runs looked into (one call for
-    /// the runs, one per run for its jobs).
-    async fn queued_jobs(&self, owner: &str, repo: &str, max_runs: usize)
-        -> Result<Vec<QueuedJob>>;
-    /// The workflow file and branch of a run (for `selected_workflows`).
-    async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun>;
+}
+
+/// A forge: its capabilities together.
+pub trait Forge: RunnerRegistry + JobSource {
+    /// Its name in messages (`GitHub`).
+    fn name(&self) -> &'static str;
+    /// Its runner groups; `None` when the forge has none.
+    fn groups(&self) -> Option<&dyn RunnerGroups>;
+    /// How its webhooks are read.
+    fn webhooks(&self) -> &'static dyn WebhookScheme;
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
 }
 
-/// Generates a JIT configuration, handling a name conflict (409): the runner name is the
-/// idempotency key, so a conflict means an earlier attempt registered this runner but its answer
-/// was lost. GitHub never hands out that configuration again, so the stale registration is
-/// removed (when offline and idle; a runner that already runs a job is left alone) and the
-/// request made once more. Never yields two runners of one name.
-pub async fn jit_config_for(
-    forge: &dyn Forge,
+/// Registers a runner, handling a name conflict (409): the runner name is the idempotency key,
+/// so a conflict means an earlier attempt registered this runner but its answer was lost. The
+/// forge never hands out that configuration again, so the stale registration is removed (when
+/// offline and idle; a runner that already runs a job is left alone) and the request made once
+/// more. Never yields two runners of one name.
+pub async fn register_runner<F: RunnerRegistry + ?Sized>(
+    forge: &F,
     scope: &Scope,
-    name: &str,
-    runner_group_id: u64,
-    labels: &[String],
-    work_folder: &str,
-) -> Result<JitConfig> {
-    match forge
-        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
-        .await
-    {
-        Err(ForgeError::Conflict(why)) => {
-            let existing = forge
-                .list_runners(scope)
-                .await?
-                .into_iter()
-                .find(|r| r.name == name);
-            match existing {
-                Some(r) if r.busy || r.online() => Err(ForgeError::Conflict(format!(
-                    "runner `{name}` exists and is {} ({why})",
-                    if r.busy { "running a job" } else { "online" }
-                ))),
-                Some(r) => {
-                    tracing::info!(
-                        runner = name,
-                        "removing a stale registration before retrying"
-                    );
-                    forge.delete_runner(scope, r.id).await?;
-                    forge
-                        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
-                        .await
-                }
-                None => {
-                    forge
-                        .generate_jit_config(scope, name, runner_group_id, labels, work_folder)
-                        .await
-                }
-            }
+    req: &RunnerRequest<'_>,
+) -> Result<Registration> {
+    let why = match forge.register(scope, req).await {
+        Err(ForgeError::Conflict(why)) => why,
+        other => return other,
+    };
+    let name = req.name;
+    let existing = forge
+        .list_runners(scope)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name);
+    match existing {
+        Some(r) if r.busy || r.online() => Err(ForgeError::Conflict(format!(
+            "runner `{name}` exists and is {} ({why})",
+            if r.busy { "running a job" } else { "online" }
+        ))),
+        Some(r) => {
+            tracing::info!(
+                runner = name,
+                "removing a stale registration before retrying"
+            );
+            forge.delete_runner(scope, r.id).await?;
+            forge.register(scope, req).await
         }
-        other => other,
+        None => forge.register(scope, req).await,
     }
 }

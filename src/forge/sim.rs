@@ -683,7 +683,7 @@ async fn post_json(
 /// POSTs one signed delivery; true when answered 2xx.
 async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob, twice: bool) -> bool {
     let body = workflow_job_payload(action, job).to_string();
-    let sig = crate::server::webhook::sign(secret.as_bytes(), body.as_bytes());
+    let sig = crate::forge::github::webhook::sign(secret.as_bytes(), body.as_bytes());
     let delivery = format!(
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         fastrand::u32(..),
@@ -871,6 +871,88 @@ fn app_jwt_valid(o: &SimOptions, req: &Request<Incoming>) -> bool {
     }
 }
 
+/// The stand-in runner connecting with its JIT configuration: the runner comes online.
+fn connect_side_door(w: &mut World, o: &SimOptions, input: &Value) -> Response<Body> {
+    let jit = input
+        .get("jitconfig")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let found = w
+        .runners
+        .iter_mut()
+        .find(|r| !jit.is_empty() && r.jit == jit);
+    match found {
+        Some(r) => {
+            r.online = true;
+            let v = json!({ "id": r.id, "name": r.name });
+            answer(200, v, w, o.rate_limit)
+        }
+        None => answer(
+            404,
+            msg("no runner has this configuration"),
+            w,
+            o.rate_limit,
+        ),
+    }
+}
+
+/// The trouble injected for this request, or a chaos-mode secondary limit, as GitHub answers it.
+fn trouble_answer(
+    w: &mut World,
+    o: &SimOptions,
+    trouble: Option<Trouble>,
+) -> Option<Response<Body>> {
+    match trouble {
+        Some(Trouble::PrimaryLimit) => {
+            let used = w.used;
+            w.used = o.rate_limit.max(used);
+            return Some(answer(
+                403,
+                msg("API rate limit exceeded for installation."),
+                w,
+                o.rate_limit,
+            ));
+        }
+        Some(Trouble::SecondaryLimit { retry_after }) => {
+            let mut r = answer(
+                429,
+                msg("You have exceeded a secondary rate limit."),
+                w,
+                o.rate_limit,
+            );
+            r.headers_mut()
+                .insert("retry-after", retry_after.to_string().parse().unwrap());
+            return Some(r);
+        }
+        Some(Trouble::SecondaryLimit403 { retry_after }) => {
+            let mut r = answer(
+                403,
+                msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+                w,
+                o.rate_limit,
+            );
+            if let Some(secs) = retry_after {
+                r.headers_mut()
+                    .insert("retry-after", secs.to_string().parse().unwrap());
+            }
+            return Some(r);
+        }
+        None => {}
+    }
+    if o.chaos.secondary_limits > 0.0 && fastrand::f64() < o.chaos.secondary_limits {
+        // As GitHub does: 403, requests still remaining, sometimes a retry-after.
+        let mut r = answer(
+            403,
+            msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+            w,
+            o.rate_limit,
+        );
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+        return Some(r);
+    }
+    None
+}
+
 async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     // GitHub Enterprise Server serves the same API under /api/v3.
@@ -924,27 +1006,7 @@ async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) ->
 
     // The stand-in runner's side door: not part of GitHub's API.
     if path == "/_sim/runner/connect" && method == Method::POST {
-        let jit = input
-            .get("jitconfig")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        let found = w
-            .runners
-            .iter_mut()
-            .find(|r| !jit.is_empty() && r.jit == jit);
-        return match found {
-            Some(r) => {
-                r.online = true;
-                let v = json!({ "id": r.id, "name": r.name });
-                answer(200, v, &w, o.rate_limit)
-            }
-            None => answer(
-                404,
-                msg("no runner has this configuration"),
-                &w,
-                o.rate_limit,
-            ),
-        };
+        return connect_side_door(&mut w, o, &input);
     }
 
     w.requests.push(format!("{method} {raw_path}"));
@@ -952,52 +1014,7 @@ async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) ->
         return answer(401, msg("Bad credentials"), &w, o.rate_limit);
     }
     w.used += 1;
-    match trouble {
-        Some(Trouble::PrimaryLimit) => {
-            let used = w.used;
-            w.used = o.rate_limit.max(used);
-            return answer(
-                403,
-                msg("API rate limit exceeded for installation."),
-                &w,
-                o.rate_limit,
-            );
-        }
-        Some(Trouble::SecondaryLimit { retry_after }) => {
-            let mut r = answer(
-                429,
-                msg("You have exceeded a secondary rate limit."),
-                &w,
-                o.rate_limit,
-            );
-            r.headers_mut()
-                .insert("retry-after", retry_after.to_string().parse().unwrap());
-            return r;
-        }
-        Some(Trouble::SecondaryLimit403 { retry_after }) => {
-            let mut r = answer(
-                403,
-                msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
-                &w,
-                o.rate_limit,
-            );
-            if let Some(secs) = retry_after {
-                r.headers_mut()
-                    .insert("retry-after", secs.to_string().parse().unwrap());
-            }
-            return r;
-        }
-        None => {}
-    }
-    if o.chaos.secondary_limits > 0.0 && fastrand::f64() < o.chaos.secondary_limits {
-        // As GitHub does: 403, requests still remaining, sometimes a retry-after.
-        let mut r = answer(
-            403,
-            msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
-            &w,
-            o.rate_limit,
-        );
-        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+    if let Some(r) = trouble_answer(&mut w, o, trouble) {
         return r;
     }
     if w.used > o.rate_limit {
@@ -1018,6 +1035,18 @@ fn scope_exists(w: &World, scope: &[&str]) -> bool {
     }
 }
 
+/// One request to the fake's API, its scope (`orgs/ORG`, `repos/OWNER/REPO`) split off.
+struct Call<'a> {
+    o: &'a SimOptions,
+    base: &'a str,
+    method: &'a Method,
+    scope: &'a [&'a str],
+    rest: &'a [&'a str],
+    scope_key: String,
+    query: &'a BTreeMap<String, String>,
+    input: &'a Value,
+}
+
 fn route(
     w: &mut World,
     o: &SimOptions,
@@ -1033,23 +1062,79 @@ fn route(
         ["repos", _, _, ..] => (&seg[..3], &seg[3..]),
         _ => (&[], seg),
     };
-    let scope_key = scope.join("/");
-    match (method, scope, rest) {
+    let c = Call {
+        o,
+        base,
+        method,
+        scope,
+        rest,
+        scope_key: scope.join("/"),
+        query,
+        input,
+    };
+    if let Some(a) = app_and_repo_routes(w, &c) {
+        return a;
+    }
+    if !scope.is_empty() && !scope_exists(w, scope) {
+        return (404, msg("Not Found"));
+    }
+    group_routes(w, &c)
+        .or_else(|| runner_routes(w, &c))
+        .unwrap_or_else(|| (404, msg("Not Found")))
+}
+
+/// An installation token for the fake's GitHub App.
+fn installation_token(w: &mut World, o: &SimOptions, id: &str) -> (u16, Value) {
+    let Some(app) = &o.app else {
+        return (404, msg("Not Found"));
+    };
+    if id.parse::<u64>().ok() != Some(app.installation_id) {
+        return (404, msg("Not Found"));
+    }
+    let token = format!("ghs_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let exp = now() + o.token_ttl.as_secs();
+    w.tokens.insert(token.clone(), exp);
+    w.token_requests += 1;
+    (
+        201,
+        json!({ "token": token, "expires_at": rfc3339(exp), "permissions": { "organization_self_hosted_runners": "write" }, "repository_selection": "all" }),
+    )
+}
+
+/// The workflow runs of a repository (`?status=queued`: those with a queued job).
+fn queued_runs(
+    w: &World,
+    owner: &str,
+    repo: &str,
+    query: &BTreeMap<String, String>,
+) -> (u16, Value) {
+    let full = format!("{owner}/{repo}");
+    let want = query.get("status").map(String::as_str);
+    let mut runs: Vec<u64> = w
+        .jobs
+        .iter()
+        .filter(|j| j.repo == full)
+        .filter(|j| want.is_none() || (want == Some("queued") && j.status == JobStatus::Queued))
+        .map(|j| j.run_id)
+        .collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let list: Vec<Value> = runs
+        .iter()
+        .map(|id| json!({ "id": id, "status": "queued", "name": "CI", "run_attempt": 1 }))
+        .collect();
+    (
+        200,
+        json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
+    )
+}
+
+/// Installation tokens, repositories, workflow runs and their jobs.
+fn app_and_repo_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
+    let (base, query) = (c.base, c.query);
+    Some(match (c.method, c.scope, c.rest) {
         (&Method::POST, [], ["app", "installations", id, "access_tokens"]) => {
-            let Some(app) = &o.app else {
-                return (404, msg("Not Found"));
-            };
-            if id.parse::<u64>().ok() != Some(app.installation_id) {
-                return (404, msg("Not Found"));
-            }
-            let token = format!("ghs_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-            let exp = now() + o.token_ttl.as_secs();
-            w.tokens.insert(token.clone(), exp);
-            w.token_requests += 1;
-            (
-                201,
-                json!({ "token": token, "expires_at": rfc3339(exp), "permissions": { "organization_self_hosted_runners": "write" }, "repository_selection": "all" }),
-            )
+            installation_token(w, c.o, id)
         }
         (&Method::GET, ["orgs", org], ["repos"]) => {
             let all: Vec<Value> = w
@@ -1061,27 +1146,7 @@ fn route(
             (200, Value::Array(page(&all, query)))
         }
         (&Method::GET, ["repos", owner, repo], ["actions", "runs"]) => {
-            let full = format!("{owner}/{repo}");
-            let want = query.get("status").map(String::as_str);
-            let mut runs: Vec<u64> = w
-                .jobs
-                .iter()
-                .filter(|j| j.repo == full)
-                .filter(|j| {
-                    want.is_none() || (want == Some("queued") && j.status == JobStatus::Queued)
-                })
-                .map(|j| j.run_id)
-                .collect();
-            runs.sort_unstable();
-            runs.dedup();
-            let list: Vec<Value> = runs
-                .iter()
-                .map(|id| json!({ "id": id, "status": "queued", "name": "CI", "run_attempt": 1 }))
-                .collect();
-            (
-                200,
-                json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
-            )
+            queued_runs(w, owner, repo, query)
         }
         (&Method::GET, ["repos", owner, repo], ["actions", "runs", run]) => {
             let full = format!("{owner}/{repo}");
@@ -1143,7 +1208,51 @@ fn route(
                 None => (404, msg("Not Found")),
             }
         }
-        _ if !scope.is_empty() && !scope_exists(w, scope) => (404, msg("Not Found")),
+        _ => return None,
+    })
+}
+
+/// A new runner group.
+fn create_group(w: &mut World, c: &Call, org: &str) -> (u16, Value) {
+    let input = c.input;
+    let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    if name.is_empty() {
+        return (422, msg("name is required"));
+    }
+    if w.groups.iter().any(|g| g.org == *org && g.name == name) {
+        return (409, msg("A runner group with this name already exists"));
+    }
+    let id = w.id();
+    let g = SimGroup {
+        id,
+        org: org.to_string(),
+        name: name.into(),
+        visibility: input
+            .get("visibility")
+            .and_then(|v| v.as_str())
+            .unwrap_or("all")
+            .into(),
+        default: false,
+        allows_public_repositories: input
+            .get("allows_public_repositories")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        restricted_to_workflows: input
+            .get("restricted_to_workflows")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        selected_workflows: strings(input.get("selected_workflows")),
+        repository_ids: ids(input.get("selected_repository_ids")),
+    };
+    let v = group_json(c.base, &g);
+    w.groups.push(g);
+    (201, v)
+}
+
+/// Runner groups of an organization, and their repositories.
+fn group_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
+    let (base, query, input) = (c.base, c.query, c.input);
+    Some(match (c.method, c.scope, c.rest) {
         (&Method::GET, ["orgs", org], ["actions", "runner-groups"]) => {
             let all: Vec<Value> = w
                 .groups
@@ -1156,47 +1265,14 @@ fn route(
                 json!({ "total_count": all.len(), "runner_groups": page(&all, query) }),
             )
         }
-        (&Method::POST, ["orgs", org], ["actions", "runner-groups"]) => {
-            let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
-            if name.is_empty() {
-                return (422, msg("name is required"));
-            }
-            if w.groups.iter().any(|g| g.org == *org && g.name == name) {
-                return (409, msg("A runner group with this name already exists"));
-            }
-            let id = w.id();
-            let g = SimGroup {
-                id,
-                org: org.to_string(),
-                name: name.into(),
-                visibility: input
-                    .get("visibility")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("all")
-                    .into(),
-                default: false,
-                allows_public_repositories: input
-                    .get("allows_public_repositories")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false),
-                restricted_to_workflows: input
-                    .get("restricted_to_workflows")
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false),
-                selected_workflows: strings(input.get("selected_workflows")),
-                repository_ids: ids(input.get("selected_repository_ids")),
-            };
-            let v = group_json(base, &g);
-            w.groups.push(g);
-            (201, v)
-        }
+        (&Method::POST, ["orgs", org], ["actions", "runner-groups"]) => create_group(w, c, org),
         (&Method::PATCH, ["orgs", org], ["actions", "runner-groups", id]) => {
             let Some(g) = w
                 .groups
                 .iter_mut()
                 .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
             else {
-                return (404, msg("Not Found"));
+                return Some((404, msg("Not Found")));
             };
             if let Some(n) = input.get("name").and_then(|v| v.as_str()) {
                 g.name = n.into();
@@ -1227,7 +1303,7 @@ fn route(
                 .iter()
                 .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
             else {
-                return (404, msg("Not Found"));
+                return Some((404, msg("Not Found")));
             };
             let repos: Vec<Value> = w
                 .repos
@@ -1247,16 +1323,69 @@ fn route(
                 .iter_mut()
                 .find(|g| g.org == *org && id.parse::<u64>().ok() == Some(g.id))
             else {
-                return (404, msg("Not Found"));
+                return Some((404, msg("Not Found")));
             };
             g.repository_ids = wanted;
             (204, Value::Null)
         }
+        _ => return None,
+    })
+}
+
+/// A just-in-time runner configuration.
+fn generate_jit(w: &mut World, c: &Call) -> (u16, Value) {
+    let (input, scope_key) = (c.input, &c.scope_key);
+    let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    let group = input.get("runner_group_id").and_then(|v| v.as_u64());
+    let labels = strings(input.get("labels"));
+    if name.is_empty() || group.is_none() || labels.is_empty() {
+        return (422, msg("name, runner_group_id and labels are required"));
+    }
+    if w.runners
+        .iter()
+        .any(|r| r.scope == *scope_key && r.name == name)
+    {
+        return (
+            409,
+            msg("Already exists - A runner with the same name already exists."),
+        );
+    }
+    let id = w.id();
+    // Like a real one, the configuration names the service the runner talks to: here
+    // the fake's side door, which a stand-in runner calls to come online.
+    let jit = sim_jit(&w.base_url, id);
+    let mut all_labels = vec!["self-hosted".to_string(), "linux".into(), "x64".into()];
+    for l in labels {
+        if !all_labels.iter().any(|x| x.eq_ignore_ascii_case(&l)) {
+            all_labels.push(l);
+        }
+    }
+    let r = SimRunner {
+        id,
+        scope: scope_key.to_string(),
+        name: name.into(),
+        online: false,
+        busy: false,
+        labels: all_labels,
+        group_id: group.unwrap_or(1),
+        jit: jit.clone(),
+        job: None,
+    };
+    let v = json!({ "runner": runner_json(&r), "encoded_jit_config": jit });
+    w.registrations.push((r.id, r.name.clone(), false));
+    w.runners.push(r);
+    (201, v)
+}
+
+/// Runners of a scope: list, get, delete, register.
+fn runner_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
+    let (query, scope_key) = (c.query, &c.scope_key);
+    Some(match (c.method, c.scope, c.rest) {
         (&Method::GET, _, ["actions", "runners"]) => {
             let all: Vec<Value> = w
                 .runners
                 .iter()
-                .filter(|r| r.scope == scope_key)
+                .filter(|r| r.scope == *scope_key)
                 .map(runner_json)
                 .collect();
             (
@@ -1267,7 +1396,7 @@ fn route(
         (&Method::GET, _, ["actions", "runners", id]) => match w
             .runners
             .iter()
-            .find(|r| r.scope == scope_key && id.parse::<u64>().ok() == Some(r.id))
+            .find(|r| r.scope == *scope_key && id.parse::<u64>().ok() == Some(r.id))
         {
             Some(r) => (200, runner_json(r)),
             None => (404, msg("Not Found")),
@@ -1276,70 +1405,29 @@ fn route(
             let Some(i) = w
                 .runners
                 .iter()
-                .position(|r| r.scope == scope_key && id.parse::<u64>().ok() == Some(r.id))
+                .position(|r| r.scope == *scope_key && id.parse::<u64>().ok() == Some(r.id))
             else {
-                return (404, msg("Not Found"));
+                return Some((404, msg("Not Found")));
             };
             if w.runners[i].busy {
                 let name = w.runners[i].name.clone();
-                return (
+                return Some((
                     422,
                     msg(&format!(
                         "Bad request - Runner \"{name}\" is still running a job\""
                     )),
-                );
+                ));
             }
             w.runners.remove(i);
             (204, Value::Null)
         }
-        (&Method::POST, _, ["actions", "runners", "generate-jitconfig"]) => {
-            let name = input.get("name").and_then(|v| v.as_str()).unwrap_or("");
-            let group = input.get("runner_group_id").and_then(|v| v.as_u64());
-            let labels = strings(input.get("labels"));
-            if name.is_empty() || group.is_none() || labels.is_empty() {
-                return (422, msg("name, runner_group_id and labels are required"));
-            }
-            if w.runners
-                .iter()
-                .any(|r| r.scope == scope_key && r.name == name)
-            {
-                return (
-                    409,
-                    msg("Already exists - A runner with the same name already exists."),
-                );
-            }
-            let id = w.id();
-            // Like a real one, the configuration names the service the runner talks to: here
-            // the fake's side door, which a stand-in runner calls to come online.
-            let jit = sim_jit(&w.base_url, id);
-            let mut all_labels = vec!["self-hosted".to_string(), "linux".into(), "x64".into()];
-            for l in labels {
-                if !all_labels.iter().any(|x| x.eq_ignore_ascii_case(&l)) {
-                    all_labels.push(l);
-                }
-            }
-            let r = SimRunner {
-                id,
-                scope: scope_key.clone(),
-                name: name.into(),
-                online: false,
-                busy: false,
-                labels: all_labels,
-                group_id: group.unwrap_or(1),
-                jit: jit.clone(),
-                job: None,
-            };
-            let v = json!({ "runner": runner_json(&r), "encoded_jit_config": jit });
-            w.registrations.push((r.id, r.name.clone(), false));
-            w.runners.push(r);
-            (201, v)
-        }
+        (&Method::POST, _, ["actions", "runners", "generate-jitconfig"]) => generate_jit(w, c),
         (&Method::POST, _, ["actions", "runners", "registration-token"]) => (
             201,
             json!({ "token": format!("REG{:016X}", fastrand::u64(..)), "expires_at": rfc3339(now() + 3600) }),
         ),
-        _ => (404, msg("Not Found")),
-    }
+        _ => return None,
+    })
 }
 
 fn sim_jit(base_url: &str, id: u64) -> String {

@@ -157,7 +157,7 @@ pub fn group_of_runner<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{FakeSpec, InstanceSpec};
+    use crate::config::Typed;
 
     fn group(name: &str, org: &str, repo: Option<&str>, labels: &[&str]) -> RunnerGroup {
         RunnerGroup {
@@ -171,7 +171,7 @@ mod tests {
             min_runners: 0,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             backend: "fake".into(),
-            spec: InstanceSpec::Fake(FakeSpec::default()),
+            spec: Typed::new("fake", serde_json::json!({})),
             bootstrap_template: None,
         }
     }

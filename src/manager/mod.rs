@@ -8,7 +8,7 @@ pub mod ops;
 pub mod plan;
 pub mod sync;
 
-pub use ops::{Created, Done, Failure, Manager, Removed};
+pub use ops::{Cause, Created, Done, Failure, HealthResult, Manager, Removed};
 
 use crate::queue::{Envelope, Task};
 use crate::store::RedisStore;
@@ -56,12 +56,12 @@ fn busy_wait() -> Duration {
 fn outcome<T>(r: Result<T, Failure>) -> Outcome {
     match r {
         Ok(_) => Outcome::Done,
-        Err(Failure::Transient(e)) => Outcome::Retry(e),
-        Err(Failure::Permanent(e)) => Outcome::Fail(e),
-        Err(Failure::RateLimited { wait, message }) => Outcome::Wait {
+        Err(Failure::Transient(e)) => Outcome::Retry(e.to_string()),
+        Err(Failure::Permanent(e)) => Outcome::Fail(e.to_string()),
+        Err(Failure::RateLimited { wait, cause }) => Outcome::Wait {
             // A little past the reset, spread so that waiting tasks do not all return at once.
             delay: wait + Duration::from_millis(fastrand::u64(100..2_000)),
-            reason: message,
+            reason: cause.to_string(),
         },
         Err(Failure::Busy(why)) => Outcome::Wait {
             delay: busy_wait(),
@@ -69,7 +69,7 @@ fn outcome<T>(r: Result<T, Failure>) -> Outcome {
         },
         Err(Failure::Unreachable(why)) => Outcome::Wait {
             delay: Duration::from_millis(3_000 + fastrand::u64(0..2_000)),
-            reason: why,
+            reason: why.to_string(),
         },
     }
 }
@@ -146,14 +146,6 @@ impl Handler for TaskHandler {
                 None => Outcome::Fail(format!("no runner group `{group}`")),
                 Some(g) => outcome(m.health_check(g).await),
             },
-            Task::Reconcile => {
-                for g in &m.config.runner_groups {
-                    if let Err(e) = m.health_check(g).await {
-                        return outcome::<()>(Err(e));
-                    }
-                }
-                Outcome::Done
-            }
             Task::Noop { .. } => Outcome::Done,
         }
     }

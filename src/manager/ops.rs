@@ -14,49 +14,87 @@ use super::plan::{self, Action, Observed};
 use crate::backend::{Backend, BackendError, CreateRequest, OwnerTags};
 use crate::bootstrap::{self, Credential, RunnerSetup};
 use crate::config::{Config, RunnerGroup};
-use crate::forge::{self, Deleted, Forge, ForgeError, Scope};
+use crate::forge::{self, Deleted, Forge, ForgeError, Registration, Scope};
 use crate::model::Runner;
 use crate::model::RunnerStatus;
-use crate::store::{RedisStore, Reservation, RunnerPatch, StoreError, Transition, Want};
+use crate::store::{
+    not_admitted_mark, spot_fallback_mark, RedisStore, Reservation, RunnerPatch, StoreError,
+    Transition, Want,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Why an operation did not complete.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an operation's failure came from, kept typed: the command line maps it to an exit
+/// code, and its message names what could not be reached (the forge's URL, the backend, Redis,
+/// the configuration key).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    /// The configuration does not allow it (no such group, an unreadable template).
+    #[error("{0}")]
+    Config(String),
+    /// The state of the world: a record vanished, a lock was lost, a runner is busy.
+    #[error("{0}")]
+    State(String),
+}
+
+/// Why an operation did not complete, by what the queue should do about it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Failure {
-    /// May pass on a retry (network, rate limit, capacity of the cloud).
-    Transient(String),
+    /// May pass on a retry (network, capacity of the cloud, a conflict that resolves).
+    #[error("{0}")]
+    Transient(Cause),
     /// Will fail again until someone changes something.
-    Permanent(String),
-    /// GitHub's rate limit (primary or secondary): try again after `wait`, without counting an
-    /// attempt.
-    RateLimited { wait: Duration, message: String },
+    #[error("{0}")]
+    Permanent(Cause),
+    /// The forge's rate limit (primary or secondary): try again after `wait`, without counting
+    /// an attempt.
+    #[error("{cause}")]
+    RateLimited { wait: Duration, cause: Cause },
     /// Another task works on the same runner or group now: try again shortly, without counting
     /// an attempt.
+    #[error("{0}")]
     Busy(String),
     /// A backend cannot be reached yet (it was down when the worker started): try again in a
     /// few seconds, without counting an attempt.
-    Unreachable(String),
+    #[error("{0}")]
+    Unreachable(Cause),
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Failure {
+    /// A transient failure of the state of the world.
+    pub fn transient(why: impl Into<String>) -> Failure {
+        Failure::Transient(Cause::State(why.into()))
+    }
+
+    /// A failure the configuration causes.
+    pub fn config(why: impl Into<String>) -> Failure {
+        Failure::Permanent(Cause::Config(why.into()))
+    }
+
+    /// What it came from.
+    pub fn cause(&self) -> Option<&Cause> {
         match self {
-            Failure::Transient(m)
-            | Failure::Permanent(m)
-            | Failure::Busy(m)
-            | Failure::Unreachable(m)
-            | Failure::RateLimited { message: m, .. } => f.write_str(m),
+            Failure::Transient(c)
+            | Failure::Permanent(c)
+            | Failure::Unreachable(c)
+            | Failure::RateLimited { cause: c, .. } => Some(c),
+            Failure::Busy(_) => None,
         }
     }
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Transient(e.to_string())
+        Failure::Transient(Cause::Store(Arc::new(e)))
     }
 }
 
@@ -65,13 +103,13 @@ impl From<ForgeError> for Failure {
         if let ForgeError::RateLimited { wait, .. } = &e {
             return Failure::RateLimited {
                 wait: *wait,
-                message: e.to_string(),
+                cause: Cause::Forge(e),
             };
         }
         if e.is_transient() {
-            Failure::Transient(e.to_string())
+            Failure::Transient(Cause::Forge(e))
         } else {
-            Failure::Permanent(e.to_string())
+            Failure::Permanent(Cause::Forge(e))
         }
     }
 }
@@ -79,12 +117,12 @@ impl From<ForgeError> for Failure {
 impl From<BackendError> for Failure {
     fn from(e: BackendError) -> Self {
         if e.code() == crate::backend::NOT_CONNECTED {
-            return Failure::Unreachable(e.to_string());
+            return Failure::Unreachable(Cause::Backend(e));
         }
         if e.is_transient() {
-            Failure::Transient(e.to_string())
+            Failure::Transient(Cause::Backend(e))
         } else {
-            Failure::Permanent(e.to_string())
+            Failure::Permanent(Cause::Backend(e))
         }
     }
 }
@@ -120,8 +158,42 @@ pub struct Done {
     pub group: String,
     #[serde(flatten)]
     pub action: Action,
-    /// `ok`, `skipped: …` or `failed: …`.
-    pub result: String,
+    /// In JSON: `ok`, `ok (…)`, `skipped`, `skipped: …` or `failed: …`.
+    pub result: HealthResult,
+}
+
+/// What came of one action of a health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthResult {
+    /// Done; with a detail (`3 created`) or none.
+    Ok(Option<String>),
+    /// Left alone, and why (a runner running a job, a pass held while Redis lost its data).
+    Skipped(Option<String>),
+    Failed(String),
+}
+
+impl HealthResult {
+    pub fn failed(&self) -> bool {
+        matches!(self, HealthResult::Failed(_))
+    }
+}
+
+impl std::fmt::Display for HealthResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HealthResult::Ok(None) => f.write_str("ok"),
+            HealthResult::Ok(Some(d)) => write!(f, "ok ({d})"),
+            HealthResult::Skipped(None) => f.write_str("skipped"),
+            HealthResult::Skipped(Some(why)) => write!(f, "skipped: {why}"),
+            HealthResult::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+impl Serialize for HealthResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// How long a job queued by webhook counts as waiting when no event clears it.
@@ -225,7 +297,7 @@ impl Manager {
 
     fn backend(&self, g: &RunnerGroup) -> Result<&Arc<dyn Backend>, Failure> {
         self.backends.get(&g.backend).ok_or_else(|| {
-            Failure::Permanent(format!(
+            Failure::config(format!(
                 "backend `{}` of group `{}` is not configured",
                 g.backend, g.name
             ))
@@ -260,7 +332,7 @@ impl Manager {
             r = work => r,
             why = keep => {
                 tracing::warn!(lock, "{why}; stopping");
-                Err(Failure::Transient(why))
+                Err(Failure::transient(why))
             }
         };
         let _ = self.store.unlock(lock, token).await;
@@ -272,22 +344,23 @@ impl Manager {
         format!("{}-{}-{}", self.config.name, g.name, suffix(seed))
     }
 
-    /// GitHub's id of the group's runner group (1, the default, for a repository's runners).
-    async fn forge_group_id(&self, g: &RunnerGroup) -> Result<u64, Failure> {
-        if g.repository.is_some() {
-            return Ok(1);
-        }
+    /// The forge's id of the group's runner group: none for a repository's runners, or on a
+    /// forge without runner groups.
+    async fn forge_group_id(&self, g: &RunnerGroup) -> Result<Option<u64>, Failure> {
+        let Some(groups) = self.forge.groups().filter(|_| g.repository.is_none()) else {
+            return Ok(None);
+        };
         if let Some(id) = self
             .group_ids
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&g.name)
         {
-            return Ok(*id);
+            return Ok(Some(*id));
         }
-        let groups = self.forge.list_runner_groups(&g.organization).await?;
+        let groups = groups.list_runner_groups(&g.organization).await?;
         let found = groups.iter().find(|x| x.name == g.name).ok_or_else(|| {
-            Failure::Transient(format!(
+            Failure::transient(format!(
                 "runner group `{}` does not exist in {} on GitHub: run `runnerctl groups sync`",
                 g.name, g.organization
             ))
@@ -296,7 +369,7 @@ impl Manager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(g.name.clone(), found.id);
-        Ok(found.id)
+        Ok(Some(found.id))
     }
 
     /// Creates a runner for `seed` in `g` whenever the group has room (an operator's request),
@@ -376,21 +449,9 @@ impl Manager {
     /// Makes (or resumes making) the runner `name`, whose record exists. Checks the record at
     /// every step: when it vanished, what this attempt made is removed again.
     async fn make(&self, g: &RunnerGroup, name: &str, want: Want) -> Result<Made, Failure> {
-        let record = match self
-            .store
-            .update(
-                name,
-                Some(RunnerStatus::Creating),
-                &[RunnerStatus::Reserved, RunnerStatus::Creating],
-                &RunnerPatch::default(),
-            )
-            .await?
-        {
-            Transition::Missing => return Ok(Made::Vanished),
-            Transition::Refused(_) => return Ok(Made::Exists),
-            Transition::Done(_) => self.store.get(name).await?.ok_or_else(|| {
-                Failure::Transient(format!("the record of runner {name} vanished"))
-            })?,
+        let record = match self.claim(name).await? {
+            Ok(record) => record,
+            Err(made) => return Ok(made),
         };
         if let Want::Demand { min_free } = want {
             // Another runner may have become free for this demand meanwhile (a job taken by
@@ -412,60 +473,37 @@ impl Manager {
         } else if let Some(made) = self.resume_unrecorded(g, &scope, name).await? {
             return Ok(made);
         }
-        let group_id = self.forge_group_id(g).await?;
-        let jit =
-            match forge::jit_config_for(&*self.forge, &scope, name, group_id, &g.labels, "_work")
-                .await
-            {
-                Ok(jit) => jit,
-                // Registered and online or busy with no instance of ours: not ours to touch.
-                // The health check sorts it out.
-                Err(ForgeError::Conflict(why)) => return Err(Failure::Transient(why)),
-                Err(e) => return Err(e.into()),
-            };
+        let (forge_id, credential) = self.register(g, &scope, name).await?;
         let patch = RunnerPatch {
-            forge_id: Some(Some(jit.runner.id)),
+            forge_id: Some(forge_id),
             ..Default::default()
         };
         if !self.step(name, None, &patch).await? {
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing its registration");
-            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            self.unregister(&scope, forge_id).await?;
             return Ok(Made::Vanished);
         }
         let backend = self.backend(g)?;
-        let template = match &g.bootstrap_template {
-            Some(p) => {
-                Some(bootstrap::read_template(p).map_err(|e| Failure::Permanent(e.to_string()))?)
-            }
-            None => None,
-        };
-        let setup = RunnerSetup {
-            runner_name: name.to_string(),
-            labels: g.labels.clone(),
-            url: scope.html_url(&self.web_url),
-            runner_group: g.repository.is_none().then(|| g.name.clone()),
-            credential: Credential::Jit(jit.encoded),
-        };
-        let boot = bootstrap::render(backend.kind(), &setup, template.as_deref())
-            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        let boot = self.boot_data(g, &scope, name, credential, &**backend)?;
         let patch = RunnerPatch {
             requested_at: Some(Some(self.store.now().await?)),
             ..Default::default()
         };
         if !self.step(name, None, &patch).await? {
-            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            self.unregister(&scope, forge_id).await?;
             return Ok(Made::Vanished);
         }
+        let tags = OwnerTags {
+            manager: self.config.name.clone(),
+            group: g.name.clone(),
+            runner: name.to_string(),
+        };
         let instance = backend
             .create(&CreateRequest {
                 runner_name: name.to_string(),
                 spec: g.spec.clone(),
                 boot,
-                tags: OwnerTags {
-                    manager: self.config.name.clone(),
-                    group: g.name.clone(),
-                    runner: name.to_string(),
-                },
+                tags,
             })
             .await?;
         let patch = RunnerPatch {
@@ -476,10 +514,102 @@ impl Manager {
         if !self.step(name, Some(RunnerStatus::Started), &patch).await? {
             // Its slot was released meanwhile: it must not run without one.
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing what was made");
-            self.forge.delete_runner(&scope, jit.runner.id).await?;
+            self.unregister(&scope, forge_id).await?;
             backend.delete(&instance.id).await?;
             return Ok(Made::Vanished);
         }
+        self.created(g, name, &instance, record.created_for_job)
+            .await;
+        Ok(Made::Started)
+    }
+
+    /// Moves a reserved (or creating) record to creating and returns it; what to report when
+    /// the record is gone or was made already.
+    async fn claim(&self, name: &str) -> Result<Result<Runner, Made>, Failure> {
+        match self
+            .store
+            .update(
+                name,
+                Some(RunnerStatus::Creating),
+                &[RunnerStatus::Reserved, RunnerStatus::Creating],
+                &RunnerPatch::default(),
+            )
+            .await?
+        {
+            Transition::Missing => Ok(Err(Made::Vanished)),
+            Transition::Refused(_) => Ok(Err(Made::Exists)),
+            Transition::Done(_) => Ok(Ok(self.store.get(name).await?.ok_or_else(|| {
+                Failure::transient(format!("the record of runner {name} vanished"))
+            })?)),
+        }
+    }
+
+    /// Registers the runner on the forge: its forge id (a JIT runner is known at once; one
+    /// with a registration token only once it registers) and the credential its instance gets.
+    async fn register(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<(Option<u64>, Credential), Failure> {
+        let req = forge::RunnerRequest {
+            name,
+            runner_group_id: self.forge_group_id(g).await?,
+            labels: &g.labels,
+            work_folder: "_work",
+        };
+        match forge::register_runner(&*self.forge, scope, &req).await {
+            Ok(Registration::Jit(jit)) => Ok((Some(jit.runner.id), Credential::Jit(jit.encoded))),
+            Ok(Registration::Token(t)) => Ok((None, Credential::RegistrationToken(t))),
+            // Registered and online or busy with no instance of ours: not ours to touch.
+            // The health check sorts it out.
+            Err(e @ ForgeError::Conflict(_)) => Err(Failure::Transient(Cause::Forge(e))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a registration made for a runner that will not be made after all.
+    async fn unregister(&self, scope: &Scope, forge_id: Option<u64>) -> Result<(), Failure> {
+        if let Some(id) = forge_id {
+            self.forge.delete_runner(scope, id).await?;
+        }
+        Ok(())
+    }
+
+    /// What the runner's instance receives, in its backend's boot style.
+    fn boot_data(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        name: &str,
+        credential: Credential,
+        backend: &dyn Backend,
+    ) -> Result<crate::bootstrap::BootData, Failure> {
+        let template = match &g.bootstrap_template {
+            Some(p) => {
+                Some(bootstrap::read_template(p).map_err(|e| Failure::config(e.to_string()))?)
+            }
+            None => None,
+        };
+        let setup = RunnerSetup {
+            runner_name: name.to_string(),
+            labels: g.labels.clone(),
+            url: scope.html_url(&self.web_url),
+            runner_group: g.repository.is_none().then(|| g.name.clone()),
+            credential,
+        };
+        bootstrap::render(backend.kind().boot_style(), &setup, template.as_deref())
+            .map_err(|e| Failure::config(e.to_string()))
+    }
+
+    /// What follows a runner's instance being made: counters, the hook, the log.
+    async fn created(
+        &self,
+        g: &RunnerGroup,
+        name: &str,
+        instance: &crate::backend::Instance,
+        job: Option<u64>,
+    ) {
         if instance.spot_fallback {
             // Counted in Redis so that every process's fallbacks add up (`/metrics` shows it).
             if let Err(e) = self.store.count_mark(&spot_fallback_mark(&g.name)).await {
@@ -487,10 +617,9 @@ impl Manager {
             }
         }
         if let Some(f) = &self.on_create {
-            f(name, record.created_for_job);
+            f(name, job);
         }
         tracing::info!(runner = %name, group = %g.name, "runner created");
-        Ok(Made::Started)
     }
 
     /// Records one step of making `name` (a creating record takes the patch, and `status` when
@@ -759,7 +888,7 @@ impl Manager {
         }
         let g = self
             .group(group)
-            .ok_or_else(|| Failure::Permanent(format!("no runner group `{group}`")))?;
+            .ok_or_else(|| Failure::config(format!("no runner group `{group}`")))?;
         self.store.add_waiting(group, job_id, WAITING_TTL).await?;
         self.supply(g, &format!("job:{job_id}"), Some(job_id)).await
     }
@@ -810,7 +939,7 @@ impl Manager {
         match runner {
             // Ephemeral: done after one job. GitHub may still call it busy for a moment.
             Some(name) => match self.delete_runner(name, false).await? {
-                Removed::Busy => Err(Failure::Transient(format!(
+                Removed::Busy => Err(Failure::transient(format!(
                     "runner {name} still reported busy after its job completed"
                 ))),
                 other => Ok(other),
@@ -906,7 +1035,7 @@ impl Manager {
     }
 
     async fn health_pass(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
-        let row = |action: Action, result: String| Done {
+        let row = |action: Action, result: HealthResult| Done {
             group: g.name.clone(),
             action,
             result,
@@ -918,17 +1047,49 @@ impl Manager {
                 Action::Skip {
                     reason: why.clone(),
                 },
-                format!("skipped: {why}"),
+                HealthResult::Skipped(Some(why)),
             )]);
         }
         let scope = Self::scope(g);
+        let seen = self.observe(g, &scope).await?;
+        let actions = plan::plan(&Observed {
+            now: seen.now,
+            listed_at,
+            min_runners: g.min_runners,
+            max_runners: g.max_runners,
+            time_to_start: self.config.time_to_start.as_secs(),
+            time_to_live: self.config.time_to_live.as_secs(),
+            cleanup_grace: self.config.cleanup_grace.as_secs(),
+            hold_until: seen.hold_until,
+            records: &seen.records,
+            forge: &seen.forge,
+            instances: &seen.instances,
+            seen: &seen.first_seen,
+            waiting_jobs: seen.waiting,
+        });
+        // Runners made here cover the waiting jobs and the lost ones.
+        let demand = Want::Demand {
+            min_free: g.min_runners.max(seen.waiting),
+        };
+        let mut done = Vec::new();
+        for action in actions {
+            let result = match self.carry_out(g, &scope, &action, seen.now, demand).await {
+                Ok(r) => r,
+                Err(e) => HealthResult::Failed(e.to_string()),
+            };
+            done.push(row(action, result));
+        }
+        Ok(done)
+    }
+
+    /// What a health pass sees of a group. GitHub and the backend are listed first, then the
+    /// records are read: a runner made while this pass runs has its record (written before
+    /// anything is made) by the time it is read, so it can never look like a leak.
+    async fn observe(&self, g: &RunnerGroup, scope: &Scope) -> Result<Seen, Failure> {
         let prefix = format!("{}-{}-", self.config.name, g.name);
-        // Observe GitHub and the backend first, then read the records: a runner made while this
-        // pass runs has its record (written before anything is made) by the time it is read, so
-        // it can never look like a leak.
         let forge: Vec<_> = self
             .forge
-            .list_runners(&scope)
+            .list_runners(scope)
             .await?
             .into_iter()
             .filter(|f| {
@@ -941,8 +1102,8 @@ impl Manager {
                     .is_some_and(|x| x.name == g.name)
             })
             .collect();
-        let backend = self.backend(g)?;
-        let instances: Vec<_> = backend
+        let instances: Vec<_> = self
+            .backend(g)?
             .list()
             .await?
             .into_iter()
@@ -950,21 +1111,22 @@ impl Manager {
             .collect();
         let records = self.store.runners_of_group(&g.name).await?;
         let lost = self.lost_jobs(g).await?;
+        if lost > 0 {
+            tracing::info!(group = %g.name, lost, "jobs queued on GitHub whose webhook was lost");
+        }
         let waiting = self.store.waiting(&g.name).await? + lost;
         let now = self.store.now().await?;
         // Suspects: instances and GitHub runners of ours with no record.
         let suspects = plan::suspects(&records, &forge, &instances);
-        let (marker, written) = self
-            .store
-            .marker(if suspects.is_empty() {
-                Duration::ZERO
-            } else {
-                self.config
-                    .time_to_start
-                    .as_std()
-                    .max(self.config.cleanup_grace.as_std())
-            })
-            .await?;
+        let hold = if suspects.is_empty() {
+            Duration::ZERO
+        } else {
+            self.config
+                .time_to_start
+                .as_std()
+                .max(self.config.cleanup_grace.as_std())
+        };
+        let (marker, written) = self.store.marker(hold).await?;
         if written && !suspects.is_empty() {
             tracing::warn!(
                 group = %g.name,
@@ -974,41 +1136,15 @@ impl Manager {
             );
         }
         let first_seen = self.store.first_seen(&g.name, &suspects).await?;
-        let seen: BTreeMap<String, u64> = suspects.into_iter().zip(first_seen).collect();
-        let actions = plan::plan(&Observed {
+        Ok(Seen {
             now,
-            listed_at,
-            min_runners: g.min_runners,
-            max_runners: g.max_runners,
-            time_to_start: self.config.time_to_start.as_secs(),
-            time_to_live: self.config.time_to_live.as_secs(),
-            cleanup_grace: self.config.cleanup_grace.as_secs(),
             hold_until: marker.hold_until,
-            records: &records,
-            forge: &forge,
-            instances: &instances,
-            seen: &seen,
-            waiting_jobs: waiting,
-        });
-        let mut done = Vec::new();
-        if lost > 0 {
-            tracing::info!(group = %g.name, lost, "jobs queued on GitHub whose webhook was lost");
-        }
-        // Runners made here cover the waiting jobs and the lost ones.
-        let demand = Want::Demand {
-            min_free: g.min_runners.max(waiting),
-        };
-        for action in actions {
-            let result = self.carry_out(g, &scope, &action, now, demand).await;
-            done.push(row(
-                action,
-                match result {
-                    Ok(s) => s,
-                    Err(e) => format!("failed: {e}"),
-                },
-            ));
-        }
-        Ok(done)
+            first_seen: suspects.into_iter().zip(first_seen).collect(),
+            forge,
+            instances,
+            records,
+            waiting,
+        })
     }
 
     /// Carries out one action of a health-check plan.
@@ -1019,11 +1155,13 @@ impl Manager {
         action: &Action,
         now: u64,
         demand: Want,
-    ) -> Result<String, Failure> {
+    ) -> Result<HealthResult, Failure> {
+        let running = || HealthResult::Skipped(Some("running a job".into()));
+        let ok = || HealthResult::Ok(None);
         let busy = |r: Result<Removed, Failure>| match r {
-            Ok(Removed::Busy) => Ok("skipped: running a job".to_string()),
-            Ok(_) => Ok("ok".to_string()),
-            Err(Failure::Busy(why)) => Ok(format!("skipped: {why}")),
+            Ok(Removed::Busy) => Ok(running()),
+            Ok(_) => Ok(ok()),
+            Err(Failure::Busy(why)) => Ok(HealthResult::Skipped(Some(why))),
             Err(e) => Err(e),
         };
         match action {
@@ -1038,13 +1176,15 @@ impl Manager {
                         Err(e) => last = Err(e),
                     }
                 }
-                last.map(|_| format!("ok ({made} created)"))
+                last.map(|_| HealthResult::Ok(Some(format!("{made} created"))))
             }
             Action::Delete { name, .. } => busy(self.delete_runner(name, false).await),
             Action::Resume { name, .. } => {
                 let lock = format!("runner:{name}");
                 let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
-                    return Ok("skipped: its task is still making it".into());
+                    return Ok(HealthResult::Skipped(Some(
+                        "its task is still making it".into(),
+                    )));
                 };
                 let work = self.make(g, name, Want::Explicit);
                 Ok(
@@ -1052,8 +1192,8 @@ impl Manager {
                         .while_locked(&lock, &token, RUNNER_LOCK_TTL, work)
                         .await?
                     {
-                        Made::Started => "ok (made)".into(),
-                        _ => "ok".into(),
+                        Made::Started => HealthResult::Ok(Some("made".into())),
+                        _ => ok(),
                     },
                 )
             }
@@ -1062,16 +1202,16 @@ impl Manager {
                 // job, and then the instance stays.
                 if let Some(fid) = forge_id {
                     if self.forge.delete_runner(scope, *fid).await? == Deleted::Busy {
-                        return Ok("skipped: running a job".into());
+                        return Ok(running());
                     }
                 }
                 self.backend(g)?.delete(id).await?;
-                Ok("ok".into())
+                Ok(ok())
             }
             Action::DeleteForgeRunner { id, .. } => {
                 match self.forge.delete_runner(scope, *id).await? {
-                    Deleted::Busy => Ok("skipped: running a job".into()),
-                    _ => Ok("ok".into()),
+                    Deleted::Busy => Ok(running()),
+                    _ => Ok(ok()),
                 }
             }
             Action::SetStatus {
@@ -1091,20 +1231,20 @@ impl Manager {
                         },
                     )
                     .await?;
-                Ok("ok".into())
+                Ok(ok())
             }
-            Action::Hold { .. } | Action::Skip { .. } => Ok("skipped".into()),
+            Action::Hold { .. } | Action::Skip { .. } => Ok(HealthResult::Skipped(None)),
         }
     }
 }
 
-/// The counter (in the store's marks) of a group's queued jobs refused by its access rules.
-pub fn not_admitted_mark(group: &str) -> String {
-    format!("not_admitted:{group}")
-}
-
-/// The counter (in the store's marks) of a group's creates that fell back from spot to
-/// on-demand.
-pub fn spot_fallback_mark(group: &str) -> String {
-    format!("spot_fallback:{group}")
+/// What a health pass saw of a group, for its plan.
+struct Seen {
+    now: u64,
+    hold_until: u64,
+    first_seen: BTreeMap<String, u64>,
+    forge: Vec<forge::ForgeRunner>,
+    instances: Vec<crate::backend::Instance>,
+    records: Vec<Runner>,
+    waiting: u32,
 }

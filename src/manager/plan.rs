@@ -123,125 +123,125 @@ fn is_pending(s: RunnerStatus) -> bool {
 /// Decides what a pass over one group does. Pure and total.
 pub fn plan(o: &Observed) -> Vec<Action> {
     let mut out = Vec::new();
-    let forge_of = |r: &Runner| {
-        o.forge
-            .iter()
-            .find(|f| f.name == r.name || Some(f.id) == r.forge_id)
-    };
-    let mut deleting: Vec<&str> = Vec::new();
-    // Runners that will be idle for a job: idle now, or on their way.
-    let mut idle_names: Vec<(&str, u64)> = Vec::new();
-    let mut pending = 0u32;
-
+    let mut tally = Tally::default();
     for r in o.records {
-        let f = forge_of(r);
-        let age = o.now.saturating_sub(r.created_at);
-        let busy = f.is_some_and(|f| f.busy) || r.status == RunnerStatus::Active;
-        if busy && matches!(r.status, RunnerStatus::Deleting | RunnerStatus::Failed) {
-            // Never delete a runner that runs a job: wait for it to finish.
-            continue;
-        }
-        if r.status == RunnerStatus::Deleting || r.status == RunnerStatus::Failed {
-            // A delete that did not finish (or a failure): finish it.
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: format!("left in status {}", r.status),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        // Started before the listings began: then its instance and registration must show.
-        let observed = r.started_at.is_some_and(|t| t < o.listed_at);
-        // An instance was made (the record has its id) but the backend no longer has it.
-        let instance_gone = !busy
-            && observed
-            && !matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
-            && r.instance_id
-                .as_ref()
-                .is_some_and(|id| !o.instances.iter().any(|i| &i.id == id));
-        if instance_gone {
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: "its instance vanished".into(),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        let was_registered = matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active)
-            || (r.status == RunnerStatus::Started && r.forge_id.is_some());
-        if f.is_none() && observed && was_registered {
-            // Registered before the listing and GitHub no longer knows it: an ephemeral runner
-            // whose job ended (its webhooks lost, maybe before a pass ever saw it online), or
-            // one removed by hand. It can never take a job again.
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: "gone from GitHub".into(),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        let online = f.is_some_and(|f| f.online());
-        if !online && !busy && age > o.time_to_start && is_pending(r.status) {
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: format!("did not come online within {}s", o.time_to_start),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
-            && age >= STALLED_AFTER
-        {
-            // Its creator holds the runner's lock while it works; if it died, this finishes it.
-            out.push(Action::Resume {
-                name: r.name.clone(),
-                reason: format!("still {} after {age}s", r.status),
-            });
-        }
-        if !busy && age > o.time_to_live {
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: format!("older than time_to_live ({}s)", o.time_to_live),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        if r.status != RunnerStatus::Idle && r.status != RunnerStatus::Active && online && !busy {
-            out.push(Action::SetStatus {
-                name: r.name.clone(),
-                status: RunnerStatus::Idle,
-                forge_id: f.map(|f| f.id),
-            });
-        }
-        if busy && r.status != RunnerStatus::Active {
-            out.push(Action::SetStatus {
-                name: r.name.clone(),
-                status: RunnerStatus::Active,
-                forge_id: f.map(|f| f.id),
-            });
-        }
-        let active_before = r.online_at.is_some_and(|t| t < o.listed_at);
-        if r.status == RunnerStatus::Active && active_before && f.is_some_and(|f| !f.busy) {
-            // The job ended but no `completed` arrived: an ephemeral runner is done.
-            out.push(Action::Delete {
-                name: r.name.clone(),
-                reason: "its job ended".into(),
-            });
-            deleting.push(&r.name);
-            continue;
-        }
-        if !busy {
-            if online {
-                idle_names.push((&r.name, r.created_at));
-            } else {
-                pending += 1;
-            }
+        judge(o, r, &mut out, &mut tally);
+    }
+    orphans(o, &mut out);
+    capacity(o, &tally, &mut out);
+    out
+}
+
+/// What the records come to, for the capacity decision.
+#[derive(Default)]
+struct Tally<'a> {
+    /// Runners this pass deletes.
+    deleting: Vec<&'a str>,
+    /// Runners that will be idle for a job: idle now (with when they were made).
+    idle: Vec<(&'a str, u64)>,
+    /// … or on their way.
+    pending: u32,
+}
+
+/// Why a record's runner must go at once, before anything else is looked at.
+fn doomed(o: &Observed, r: &Runner, f: Option<&ForgeRunner>, busy: bool) -> Option<String> {
+    if r.status == RunnerStatus::Deleting || r.status == RunnerStatus::Failed {
+        // A delete that did not finish (or a failure): finish it.
+        return Some(format!("left in status {}", r.status));
+    }
+    // Started before the listings began: then its instance and registration must show.
+    let observed = r.started_at.is_some_and(|t| t < o.listed_at);
+    // An instance was made (the record has its id) but the backend no longer has it.
+    let instance_gone = !busy
+        && observed
+        && !matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
+        && r.instance_id
+            .as_ref()
+            .is_some_and(|id| !o.instances.iter().any(|i| &i.id == id));
+    if instance_gone {
+        return Some("its instance vanished".into());
+    }
+    let was_registered = matches!(r.status, RunnerStatus::Idle | RunnerStatus::Active)
+        || (r.status == RunnerStatus::Started && r.forge_id.is_some());
+    if f.is_none() && observed && was_registered {
+        // Registered before the listing and GitHub no longer knows it: an ephemeral runner
+        // whose job ended (its webhooks lost, maybe before a pass ever saw it online), or
+        // one removed by hand. It can never take a job again.
+        return Some("gone from GitHub".into());
+    }
+    let online = f.is_some_and(|f| f.online());
+    let age = o.now.saturating_sub(r.created_at);
+    if !online && !busy && age > o.time_to_start && is_pending(r.status) {
+        return Some(format!("did not come online within {}s", o.time_to_start));
+    }
+    None
+}
+
+/// The actions for one record, and what it adds to the tally.
+fn judge<'a>(o: &Observed, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'a>) {
+    let f = o
+        .forge
+        .iter()
+        .find(|f| f.name == r.name || Some(f.id) == r.forge_id);
+    let age = o.now.saturating_sub(r.created_at);
+    let busy = f.is_some_and(|f| f.busy) || r.status == RunnerStatus::Active;
+    if busy && matches!(r.status, RunnerStatus::Deleting | RunnerStatus::Failed) {
+        // Never delete a runner that runs a job: wait for it to finish.
+        return;
+    }
+    let mut delete = |out: &mut Vec<Action>, reason: String| {
+        out.push(Action::Delete {
+            name: r.name.clone(),
+            reason,
+        });
+        t.deleting.push(&r.name);
+    };
+    if let Some(reason) = doomed(o, r, f, busy) {
+        return delete(out, reason);
+    }
+    if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) && age >= STALLED_AFTER {
+        // Its creator holds the runner's lock while it works; if it died, this finishes it.
+        out.push(Action::Resume {
+            name: r.name.clone(),
+            reason: format!("still {} after {age}s", r.status),
+        });
+    }
+    if !busy && age > o.time_to_live {
+        return delete(
+            out,
+            format!("older than time_to_live ({}s)", o.time_to_live),
+        );
+    }
+    let online = f.is_some_and(|f| f.online());
+    let set = |status| Action::SetStatus {
+        name: r.name.clone(),
+        status,
+        forge_id: f.map(|f| f.id),
+    };
+    if r.status != RunnerStatus::Idle && r.status != RunnerStatus::Active && online && !busy {
+        out.push(set(RunnerStatus::Idle));
+    }
+    if busy && r.status != RunnerStatus::Active {
+        out.push(set(RunnerStatus::Active));
+    }
+    let active_before = r.online_at.is_some_and(|t| t < o.listed_at);
+    if r.status == RunnerStatus::Active && active_before && f.is_some_and(|f| !f.busy) {
+        // The job ended but no `completed` arrived: an ephemeral runner is done.
+        return delete(out, "its job ended".into());
+    }
+    if !busy {
+        if online {
+            t.idle.push((&r.name, r.created_at));
+        } else {
+            t.pending += 1;
         }
     }
+}
 
-    // Leaked instances and ghost runners: ours by tag or name, but with no record. Deleted only
-    // once seen so for the grace, never while its runner runs a job, and not at all while Redis
-    // appears to have lost its data.
+/// Leaked instances and ghost runners: ours by tag or name, but with no record. Deleted only
+/// once seen so for the grace, never while its runner runs a job, and not at all while Redis
+/// appears to have lost its data.
+fn orphans(o: &Observed, out: &mut Vec<Action>) {
     let due = |key: String| {
         o.seen
             .get(&key)
@@ -299,16 +299,18 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             ),
         });
     }
+}
 
-    // Capacity: keep min_runners idle, make one per waiting job, never above max_runners.
-    let live = o.records.len() as u32 - deleting.len() as u32;
-    let ready = idle_names.len() as u32 + pending;
+/// Capacity: keep min_runners idle, make one per waiting job, never above max_runners.
+fn capacity(o: &Observed, t: &Tally, out: &mut Vec<Action>) {
+    let live = o.records.len() as u32 - t.deleting.len() as u32;
+    let ready = t.idle.len() as u32 + t.pending;
     let wanted = o.min_runners.max(o.waiting_jobs);
     let room = o.max_runners.saturating_sub(live);
     let replacing = o
         .records
         .iter()
-        .filter(|r| deleting.contains(&r.name.as_str()) && is_pending(r.status))
+        .filter(|r| t.deleting.contains(&r.name.as_str()) && is_pending(r.status))
         .count() as u32;
     if ready < wanted {
         let count = (wanted - ready).min(room);
@@ -325,11 +327,11 @@ pub fn plan(o: &Observed) -> Vec<Action> {
                 },
             });
         }
-    } else if o.waiting_jobs == 0 && idle_names.len() as u32 > o.min_runners {
+    } else if o.waiting_jobs == 0 && t.idle.len() as u32 > o.min_runners {
         // Too many idle runners and nothing waits: the newest extras go.
-        let mut extra = idle_names.clone();
+        let mut extra = t.idle.clone();
         extra.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
-        let surplus = (idle_names.len() as u32 - o.min_runners) as usize;
+        let surplus = (t.idle.len() as u32 - o.min_runners) as usize;
         for (name, _) in extra.into_iter().take(surplus) {
             out.push(Action::Delete {
                 name: name.to_string(),
@@ -337,12 +339,12 @@ pub fn plan(o: &Observed) -> Vec<Action> {
             });
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forge::RunnerState;
     use std::collections::BTreeMap;
 
     const NOW: u64 = 1_000_000;
@@ -366,7 +368,11 @@ mod tests {
         ForgeRunner {
             id: r.forge_id.unwrap(),
             name: r.name.clone(),
-            status: if online { "online" } else { "offline" }.into(),
+            state: if online {
+                RunnerState::Online
+            } else {
+                RunnerState::Offline
+            },
             busy,
             labels: vec![],
             runner_group_id: Some(1),

@@ -4,7 +4,7 @@
 //! which have no runner group to sync.
 
 use crate::config::RunnerGroup;
-use crate::forge::{Forge, ForgeError, GroupSettings, RunnerGroupInfo};
+use crate::forge::{Forge, ForgeError, GroupSettings, RunnerGroupInfo, RunnerGroups};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -99,7 +99,19 @@ pub async fn sync(
     let mut listed: HashMap<String, Vec<RunnerGroupInfo>> = HashMap::new();
     let mut rows = Vec::new();
     for g in groups {
-        let row = match one(forge, g, dry_run, &mut listed).await {
+        let Some(capable) = forge.groups() else {
+            // A forge without runner groups: nothing to synchronize, and it says so.
+            rows.push(SyncRow {
+                group: g.name.clone(),
+                scope: g.organization.clone(),
+                action: Action::Error,
+                changes: vec![format!("{} has no runner groups", forge.name())],
+                github_id: None,
+            });
+            tick();
+            continue;
+        };
+        let row = match one(capable, g, dry_run, &mut listed).await {
             Ok(row) => row,
             Err(e) => SyncRow {
                 group: g.name.clone(),
@@ -116,7 +128,7 @@ pub async fn sync(
 }
 
 async fn one(
-    forge: &dyn Forge,
+    forge: &dyn RunnerGroups,
     g: &RunnerGroup,
     dry_run: bool,
     listed: &mut HashMap<String, Vec<RunnerGroupInfo>>,

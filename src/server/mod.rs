@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod webhook;
 
 use crate::config::{RunnerGroup, Secret};
+use crate::forge::WebhookScheme;
 use crate::queue::{Envelope, Queue, QueueOptions};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -82,11 +83,15 @@ pub struct State {
     in_flight: Arc<tokio::sync::Semaphore>,
     metrics_token: Option<Secret>,
     redis: RedisLink,
+    scheme: &'static dyn WebhookScheme,
     pub metrics: Metrics,
 }
 
 impl State {
+    /// The server of a manager: deliveries read with the forge's `scheme`, verified with
+    /// `secret`, matched against `groups`, queued in the Redis at `redis_url`.
     pub fn new(
+        scheme: &'static dyn WebhookScheme,
         secret: Secret,
         manager: &str,
         groups: Vec<RunnerGroup>,
@@ -111,6 +116,7 @@ impl State {
                 up: AtomicBool::new(false),
                 checked: std::sync::Mutex::new(None),
             },
+            scheme,
             metrics: Metrics::default(),
         }
     }
@@ -323,7 +329,7 @@ async fn spot_fallbacks(state: &State) -> String {
     let store = q.store(&state.manager);
     let counts = tokio::time::timeout(
         Duration::from_secs(2),
-        store.marks_with_prefix(&crate::manager::ops::spot_fallback_mark("")),
+        store.marks_with_prefix(&crate::store::spot_fallback_mark("")),
     )
     .await;
     let Ok(Ok(counts)) = counts else {
@@ -339,7 +345,7 @@ async fn spot_fallbacks(state: &State) -> String {
     }
     let refused = tokio::time::timeout(
         Duration::from_secs(2),
-        store.marks_with_prefix(&crate::manager::ops::not_admitted_mark("")),
+        store.marks_with_prefix(&crate::store::not_admitted_mark("")),
     )
     .await;
     if let Ok(Ok(refused)) = refused {
@@ -365,13 +371,14 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     }
     let header = |name: &str| -> Option<String> {
         req.headers()
-            .get(name)
+            .get(name.to_ascii_lowercase())
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let event = header("x-github-event");
-    let id = header("x-github-delivery");
-    let signature = header("x-hub-signature-256");
+    let scheme = state.scheme;
+    let event = header(scheme.event_header());
+    let id = header(scheme.delivery_header());
+    let signature = header(scheme.signature_header());
     let body = Limited::new(req.into_body(), state.max_body);
     let body = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Err(_) => return (Outcome::BadRequest, "body not received in time".into()),
@@ -388,6 +395,7 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
         body: &body,
     };
     match webhook::decide(
+        scheme,
         state.secret.expose().as_bytes(),
         &state.manager,
         &state.groups,

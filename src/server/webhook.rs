@@ -1,21 +1,20 @@
-//! What a webhook delivery means, decided without any I/O: the signature check, the event and
-//! action, and the task it becomes. The HTTP layer (`server::http`) only moves bytes.
+//! What a webhook delivery means, decided without any I/O: the signature check and the payload
+//! (both the forge's [`WebhookScheme`]), and the task it becomes. The HTTP layer (`server`)
+//! only moves bytes.
 
 use crate::config::RunnerGroup;
+use crate::forge::{JobAction, JobEvent, WebhookEvent, WebhookScheme};
 use crate::manager::matching;
 use crate::queue::Task;
-use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use sha2::Sha256;
 
 /// The parts of a delivery the decision needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
-    /// `X-GitHub-Event`.
+    /// The event header (GitHub's `X-GitHub-Event`).
     pub event: Option<&'a str>,
-    /// `X-GitHub-Delivery`: unique per delivery, kept by a redelivery.
+    /// The delivery header (`X-GitHub-Delivery`): unique per delivery, kept by a redelivery.
     pub id: Option<&'a str>,
-    /// `X-Hub-Signature-256`: `sha256=` and the hex HMAC-SHA256 of the body.
+    /// The signature header (`X-Hub-Signature-256`).
     pub signature: Option<&'a str>,
     pub body: &'a [u8],
 }
@@ -115,83 +114,6 @@ pub enum Decision {
     },
 }
 
-/// Checks `X-Hub-Signature-256` against the HMAC-SHA256 of the raw body, in constant time.
-pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Some(expected) = decode_hex(hex) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-/// The `sha256=…` signature GitHub would send for `body` (for tests and load generators).
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    let bytes = mac.finalize().into_bytes();
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256=");
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
-#[derive(Deserialize)]
-struct WorkflowJobEvent {
-    action: String,
-    workflow_job: WorkflowJob,
-    repository: Repository,
-}
-
-#[derive(Deserialize)]
-struct WorkflowJob {
-    id: u64,
-    run_id: u64,
-    labels: Vec<String>,
-    #[serde(default)]
-    runner_name: Option<String>,
-    #[serde(default)]
-    runner_group_id: Option<u64>,
-    #[serde(default)]
-    conclusion: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Repository {
-    full_name: String,
-    #[serde(default)]
-    private: Option<bool>,
-    #[serde(default)]
-    visibility: Option<String>,
-}
-
-impl Repository {
-    /// Whether it is public, when the payload says.
-    fn public(&self) -> Option<bool> {
-        match self.visibility.as_deref() {
-            Some(v) => Some(v == "public"),
-            None => self.private.map(|p| !p),
-        }
-    }
-}
-
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
@@ -207,147 +129,120 @@ fn valid_delivery_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Decides what a delivery means. Never panics, whatever the bytes.
-pub fn decide(secret: &[u8], manager: &str, groups: &[RunnerGroup], d: Delivery) -> Decision {
-    let answer = |o: Outcome, why: &str| Decision::Answer(o, why.to_string());
-    if !signature_valid(secret, d.body, d.signature) {
-        return answer(
-            Outcome::Unauthorized,
-            if d.signature.is_none() {
-                "missing X-Hub-Signature-256"
-            } else {
-                "bad signature"
-            },
-        );
+/// Decides what a delivery means under the forge's webhook scheme. Never panics, whatever the
+/// bytes.
+pub fn decide(
+    scheme: &dyn WebhookScheme,
+    secret: &[u8],
+    manager: &str,
+    groups: &[RunnerGroup],
+    d: Delivery,
+) -> Decision {
+    let answer = |o: Outcome, why: String| Decision::Answer(o, why);
+    if !scheme.verify(secret, d.body, d.signature) {
+        let why = match d.signature {
+            None => format!("missing {}", scheme.signature_header()),
+            Some(_) => "bad signature".into(),
+        };
+        return answer(Outcome::Unauthorized, why);
     }
     let Some(event) = d.event else {
-        return answer(Outcome::BadRequest, "missing X-GitHub-Event");
+        return answer(
+            Outcome::BadRequest,
+            format!("missing {}", scheme.event_header()),
+        );
     };
-    match event {
-        "ping" => return answer(Outcome::Ping, "pong"),
-        "workflow_job" => {}
-        _ => return answer(Outcome::Ignored, "event not handled"),
-    }
+    let job = match scheme.parse(event, d.body) {
+        Ok(WebhookEvent::Ping) => return answer(Outcome::Ping, "pong".into()),
+        Ok(WebhookEvent::Other) => return answer(Outcome::Ignored, "event not handled".into()),
+        Ok(WebhookEvent::Job(job)) => job,
+        // An unreadable payload without a delivery id is refused for the id first.
+        Err(_) if !d.id.is_some_and(valid_delivery_id) => {
+            return answer(Outcome::BadRequest, missing_id(scheme));
+        }
+        Err(why) => return answer(Outcome::BadRequest, why),
+    };
     let Some(id) = d.id.filter(|id| valid_delivery_id(id)) else {
-        return answer(Outcome::BadRequest, "missing or invalid X-GitHub-Delivery");
+        return answer(Outcome::BadRequest, missing_id(scheme));
     };
-    let de = &mut serde_json::Deserializer::from_slice(d.body);
-    let ev: WorkflowJobEvent = match serde_path_to_error::deserialize(de) {
-        Ok(ev) => ev,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let reason = if inner.is_data() && path != "." {
-                format!("invalid payload at `{path}`: {inner}")
-            } else {
-                format!("invalid payload: {inner}")
-            };
-            return Decision::Answer(Outcome::BadRequest, reason);
-        }
-    };
-    let job = ev.workflow_job;
     let key = format!("delivery:{id}");
-    let job_key = |action: &str| format!("job:{}:{action}", job.id);
-    // The state machine follows `action`; `workflow_job.status` may disagree with it.
-    match ev.action.as_str() {
-        "queued" | "waiting" => {
-            let public = ev.repository.public();
-            match matching::admitted_group(groups, &ev.repository.full_name, &job.labels, public) {
-                Err(matching::NoGroup::Labels) => {
-                    answer(Outcome::Unmatched, "no runner group has these labels")
-                }
-                Err(matching::NoGroup::NotAdmitted(why)) => {
-                    tracing::info!(repository = %ev.repository.full_name, job = job.id, "{why}");
-                    Decision::Answer(Outcome::NotAdmitted, why)
-                }
-                Ok(g) => Decision::Enqueue {
-                    job_key: job_key("queued"),
-                    task: Task::JobQueued {
-                        job_id: job.id,
-                        run_id: job.run_id,
-                        repository: ev.repository.full_name,
-                        labels: job.labels,
-                        group: g.name.clone(),
-                    },
-                    key,
-                },
-            }
-        }
-        "in_progress" => match job.runner_name {
-            Some(name) if matching::group_of_runner(manager, groups, &name).is_some() => {
-                Decision::Enqueue {
-                    job_key: job_key("in_progress"),
-                    task: Task::JobInProgress {
-                        job_id: job.id,
-                        runner_name: name,
-                        runner_group_id: job.runner_group_id,
-                    },
-                    key,
-                }
-            }
-            _ => answer(
-                Outcome::NotOurs,
-                "the job runs on a runner that is not ours",
-            ),
-        },
-        "completed" => match job.runner_name {
-            // Completed before any runner took it (cancelled): the runner made for it may go.
-            None => Decision::Enqueue {
-                job_key: job_key("completed"),
-                task: Task::JobCompleted {
-                    job_id: job.id,
-                    runner_name: None,
-                    conclusion: job.conclusion,
-                },
-                key,
-            },
-            Some(name) if matching::group_of_runner(manager, groups, &name).is_some() => {
-                Decision::Enqueue {
-                    job_key: job_key("completed"),
-                    task: Task::JobCompleted {
-                        job_id: job.id,
-                        runner_name: Some(name),
-                        conclusion: job.conclusion,
-                    },
-                    key,
-                }
-            }
-            Some(_) => answer(Outcome::NotOurs, "the job ran on a runner that is not ours"),
-        },
-        _ => answer(Outcome::Ignored, "action not handled"),
+    match job.action {
+        JobAction::Queued => queued(groups, job, key),
+        JobAction::InProgress | JobAction::Completed => started_or_done(manager, groups, job, key),
+        JobAction::Other => answer(Outcome::Ignored, "action not handled".into()),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn missing_id(scheme: &dyn WebhookScheme) -> String {
+    format!("missing or invalid {}", scheme.delivery_header())
+}
 
-    /// GitHub's published example: docs.github.com, "Validating webhook deliveries".
-    #[test]
-    fn githubs_published_signature_example() {
-        let secret = b"It's a Secret to Everybody";
-        let body = b"Hello, World!";
-        let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(signature_valid(secret, body, Some(header)));
-        assert_eq!(sign(secret, body), header);
-        assert!(!signature_valid(secret, b"Hello, World?", Some(header)));
-        assert!(!signature_valid(b"other", body, Some(header)));
-        assert!(!signature_valid(secret, body, None));
-        assert!(!signature_valid(secret, body, Some("sha1=757107ea")));
-        assert!(!signature_valid(
-            secret,
-            body,
-            Some(&header[..header.len() - 2])
-        ));
-        assert!(!signature_valid(
-            secret,
-            body,
-            Some("sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
-        ));
-        assert!(!signature_valid(
-            secret,
-            body,
-            Some("sha256=é57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1")
-        ));
+fn job_key(job: &JobEvent, action: &str) -> String {
+    format!("job:{}:{action}", job.job_id)
+}
+
+fn queued(groups: &[RunnerGroup], job: JobEvent, key: String) -> Decision {
+    match matching::admitted_group(groups, &job.repository, &job.labels, job.public) {
+        Err(matching::NoGroup::Labels) => Decision::Answer(
+            Outcome::Unmatched,
+            "no runner group has these labels".into(),
+        ),
+        Err(matching::NoGroup::NotAdmitted(why)) => {
+            tracing::info!(repository = %job.repository, job = job.job_id, "{why}");
+            Decision::Answer(Outcome::NotAdmitted, why)
+        }
+        Ok(g) => Decision::Enqueue {
+            job_key: job_key(&job, "queued"),
+            task: Task::JobQueued {
+                job_id: job.job_id,
+                run_id: job.run_id,
+                repository: job.repository,
+                labels: job.labels,
+                group: g.name.clone(),
+            },
+            key,
+        },
+    }
+}
+
+fn started_or_done(manager: &str, groups: &[RunnerGroup], job: JobEvent, key: String) -> Decision {
+    let ours = |name: &str| matching::group_of_runner(manager, groups, name).is_some();
+    match (job.action, job.runner_name.clone()) {
+        (JobAction::InProgress, Some(name)) if ours(&name) => Decision::Enqueue {
+            job_key: job_key(&job, "in_progress"),
+            task: Task::JobInProgress {
+                job_id: job.job_id,
+                runner_name: name,
+                runner_group_id: job.runner_group_id,
+            },
+            key,
+        },
+        (JobAction::InProgress, _) => Decision::Answer(
+            Outcome::NotOurs,
+            "the job runs on a runner that is not ours".into(),
+        ),
+        // Completed before any runner took it (cancelled): the runner made for it may go.
+        (_, None) => Decision::Enqueue {
+            job_key: job_key(&job, "completed"),
+            task: Task::JobCompleted {
+                job_id: job.job_id,
+                runner_name: None,
+                conclusion: job.conclusion,
+            },
+            key,
+        },
+        (_, Some(name)) if ours(&name) => Decision::Enqueue {
+            job_key: job_key(&job, "completed"),
+            task: Task::JobCompleted {
+                job_id: job.job_id,
+                runner_name: Some(name),
+                conclusion: job.conclusion,
+            },
+            key,
+        },
+        (_, Some(_)) => Decision::Answer(
+            Outcome::NotOurs,
+            "the job ran on a runner that is not ours".into(),
+        ),
     }
 }

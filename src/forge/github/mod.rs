@@ -12,6 +12,8 @@
 //! a second runner; a JIT request repeated after a lost answer gets 409, which the caller handles
 //! by looking the runner up by name.
 
+pub mod webhook;
+
 use super::*;
 use http::StatusCode;
 use octocrab::Octocrab;
@@ -47,6 +49,55 @@ enum Verb {
 }
 
 impl GitHub {
+    /// Registers a runner and returns its just-in-time configuration.
+    pub async fn generate_jit_config(
+        &self,
+        scope: &Scope,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[String],
+        work_folder: &str,
+    ) -> Result<JitConfig> {
+        #[derive(Deserialize)]
+        struct Answer {
+            runner: RawRunner,
+            encoded_jit_config: String,
+        }
+        let body = serde_json::json!({
+            "name": name,
+            "runner_group_id": runner_group_id,
+            "labels": labels,
+            "work_folder": work_folder,
+        });
+        let a: Answer = self
+            .json(
+                Verb::Post,
+                &format!("{}/actions/runners/generate-jitconfig", scope.path()),
+                Some(&body),
+            )
+            .await?;
+        Ok(JitConfig {
+            runner: a.runner.into(),
+            encoded: Secret::new(a.encoded_jit_config),
+        })
+    }
+
+    /// A registration token (for GitHub Enterprise Server older than 3.10).
+    pub async fn registration_token(&self, scope: &Scope) -> Result<Secret> {
+        #[derive(Deserialize)]
+        struct Answer {
+            token: String,
+        }
+        let a: Answer = self
+            .json(
+                Verb::Post,
+                &format!("{}/actions/runners/registration-token", scope.path()),
+                None,
+            )
+            .await?;
+        Ok(Secret::new(a.token))
+    }
+
     /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).
     pub fn new(base_url: &str, auth: Auth) -> Result<GitHub> {
         let mut b = Octocrab::builder()
@@ -318,7 +369,11 @@ impl From<RawRunner> for ForgeRunner {
         ForgeRunner {
             id: r.id,
             name: r.name,
-            status: r.status,
+            state: if r.status == "online" {
+                RunnerState::Online
+            } else {
+                RunnerState::Offline
+            },
             busy: r.busy,
             labels: r.labels.into_iter().map(|l| l.name).collect(),
             runner_group_id: r.runner_group_id,
@@ -332,7 +387,7 @@ struct RawRepo {
 }
 
 #[async_trait::async_trait]
-impl Forge for GitHub {
+impl RunnerGroups for GitHub {
     async fn list_runner_groups(&self, org: &str) -> Result<Vec<RunnerGroupInfo>> {
         self.pages(
             &format!("orgs/{org}/actions/runner-groups"),
@@ -407,7 +462,10 @@ impl Forge for GitHub {
             .await?;
         Ok(r.id)
     }
+}
 
+#[async_trait::async_trait]
+impl RunnerRegistry for GitHub {
     async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>> {
         let raw: Vec<RawRunner> = self
             .pages(&format!("{}/actions/runners", scope.path()), "runners")
@@ -441,53 +499,17 @@ impl Forge for GitHub {
         }
     }
 
-    async fn generate_jit_config(
-        &self,
-        scope: &Scope,
-        name: &str,
-        runner_group_id: u64,
-        labels: &[String],
-        work_folder: &str,
-    ) -> Result<JitConfig> {
-        #[derive(Deserialize)]
-        struct Answer {
-            runner: RawRunner,
-            encoded_jit_config: String,
-        }
-        let body = serde_json::json!({
-            "name": name,
-            "runner_group_id": runner_group_id,
-            "labels": labels,
-            "work_folder": work_folder,
-        });
-        let a: Answer = self
-            .json(
-                Verb::Post,
-                &format!("{}/actions/runners/generate-jitconfig", scope.path()),
-                Some(&body),
-            )
-            .await?;
-        Ok(JitConfig {
-            runner: a.runner.into(),
-            encoded: Secret::new(a.encoded_jit_config),
-        })
+    async fn register(&self, scope: &Scope, req: &RunnerRequest<'_>) -> Result<Registration> {
+        // Org-scoped runners need a group; a repository's runners use the default one (1).
+        let group = req.runner_group_id.unwrap_or(1);
+        self.generate_jit_config(scope, req.name, group, req.labels, req.work_folder)
+            .await
+            .map(Registration::Jit)
     }
+}
 
-    async fn registration_token(&self, scope: &Scope) -> Result<Secret> {
-        #[derive(Deserialize)]
-        struct Answer {
-            token: String,
-        }
-        let a: Answer = self
-            .json(
-                Verb::Post,
-                &format!("{}/actions/runners/registration-token", scope.path()),
-                None,
-            )
-            .await?;
-        Ok(Secret::new(a.token))
-    }
-
+#[async_trait::async_trait]
+impl JobSource for GitHub {
     async fn repositories(&self, org: &str) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct Repo {
@@ -576,7 +598,18 @@ impl Forge for GitHub {
             head_branch: run.head_branch,
         })
     }
+}
 
+impl Forge for GitHub {
+    fn name(&self) -> &'static str {
+        "GitHub"
+    }
+    fn groups(&self) -> Option<&dyn RunnerGroups> {
+        Some(self)
+    }
+    fn webhooks(&self) -> &'static dyn WebhookScheme {
+        &webhook::GITHUB
+    }
     fn rate_limit(&self) -> Option<RateLimit> {
         *self.rate.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -23,7 +23,8 @@ use super::{
     TAG_RUNNER,
 };
 use crate::bootstrap;
-use crate::config::{AwsSettings, AwsSpec, BackendKind, InstanceSpec};
+mod config;
+
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
@@ -33,6 +34,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use base64::Engine;
+pub use config::{AwsKind, AwsSettings, AwsSpec, KIND};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -424,23 +426,7 @@ fetch() {{
                     .http_tokens(HttpTokensState::Required)
                     .build(),
             )
-            .block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name(root)
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .volume_size(spec.disk_size_gb.min(i32::MAX as u32) as i32)
-                            .volume_type(VolumeType::from(spec.disk_type.as_str()))
-                            .set_iops(spec.disk_iops.map(|n| n.min(i32::MAX as u32) as i32))
-                            .set_throughput(
-                                spec.disk_throughput_mbps
-                                    .map(|n| n.min(i32::MAX as u32) as i32),
-                            )
-                            .delete_on_termination(true)
-                            .build(),
-                    )
-                    .build(),
-            )
+            .block_device_mappings(root_volume(root, spec))
             .tag_specifications(spec_for(ResourceType::Instance))
             .tag_specifications(spec_for(ResourceType::Volume));
         if !spec.security_group_ids.is_empty() {
@@ -455,17 +441,7 @@ fetch() {{
             });
         }
         if spot {
-            run = run.instance_market_options(
-                InstanceMarketOptionsRequest::builder()
-                    .market_type(MarketType::Spot)
-                    .spot_options(
-                        SpotMarketOptions::builder()
-                            .spot_instance_type(SpotInstanceType::OneTime)
-                            .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
-                            .build(),
-                    )
-                    .build(),
-            );
+            run = run.instance_market_options(spot_market());
         }
         let out = run
             .send()
@@ -665,13 +641,13 @@ impl Backend for AwsBackend {
         &self.name
     }
 
-    fn kind(&self) -> BackendKind {
-        BackendKind::Aws
+    fn kind(&self) -> &'static dyn super::Kind {
+        &KIND
     }
 
     async fn create(&self, req: &CreateRequest) -> Result<Instance> {
         let group = req.tags.group.as_str();
-        let InstanceSpec::Aws(spec) = &req.spec else {
+        let Some(spec) = req.spec.get::<AwsSpec>() else {
             return Err(BackendError::Permanent {
                 backend: self.name.clone(),
                 code: "SpecMismatch".into(),
@@ -807,4 +783,34 @@ fn is_not_found(code: Option<&str>) -> bool {
         code,
         Some("InvalidInstanceID.NotFound" | "InvalidInstanceID.Malformed")
     )
+}
+
+/// The root volume of a runner's instance, deleted with it.
+fn root_volume(device: String, spec: &AwsSpec) -> BlockDeviceMapping {
+    let clamp = |n: u32| n.min(i32::MAX as u32) as i32;
+    BlockDeviceMapping::builder()
+        .device_name(device)
+        .ebs(
+            EbsBlockDevice::builder()
+                .volume_size(clamp(spec.disk_size_gb))
+                .volume_type(VolumeType::from(spec.disk_type.as_str()))
+                .set_iops(spec.disk_iops.map(clamp))
+                .set_throughput(spec.disk_throughput_mbps.map(clamp))
+                .delete_on_termination(true)
+                .build(),
+        )
+        .build()
+}
+
+/// A one-time spot request whose instance terminates when interrupted.
+fn spot_market() -> InstanceMarketOptionsRequest {
+    InstanceMarketOptionsRequest::builder()
+        .market_type(MarketType::Spot)
+        .spot_options(
+            SpotMarketOptions::builder()
+                .spot_instance_type(SpotInstanceType::OneTime)
+                .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
+                .build(),
+        )
+        .build()
 }

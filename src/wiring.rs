@@ -1,0 +1,292 @@
+//! Wiring: the one place that builds the system from a configuration, for every command. It
+//! resolves secrets, connects to Redis, picks the forge and the backends (through
+//! `backend::kinds`, never by listing kinds here) and hands the domain what it needs. Commands
+//! (`cli`, `demo`) call it; nothing below it does.
+
+use crate::backend::{self, Backend, BuildContext, StandIn};
+use crate::config::{self, Config, ConfigError, Loaded, Problem, QueueConfig, Secret, Severity};
+use crate::error::{Error, Result};
+use crate::forge::github::{Auth, GitHub};
+use crate::forge::Forge;
+use crate::manager::Manager;
+use crate::queue::{Queue, QueueOptions};
+use crate::store::{self, RedisStore};
+use redis::aio::ConnectionManager;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Reads and validates a configuration file against the backend kinds of this build.
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    config::load_file(path, &backend::schemas())
+}
+
+/// Validates configuration text against the backend kinds of this build.
+pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
+    config::parse(text, file, &backend::schemas())
+}
+
+/// The queue's options from the `queue:` section.
+pub fn queue_options(q: &QueueConfig) -> QueueOptions {
+    QueueOptions {
+        visibility_timeout: q.visibility_timeout.as_std(),
+        max_attempts: q.max_attempts,
+        retry_base: q.retry_base.as_std(),
+        retry_max: q.retry_max.as_std(),
+        handler_deadline: q.handler_deadline.as_std(),
+        ..QueueOptions::default()
+    }
+}
+
+/// The Redis URL of the configuration, its secret resolved.
+pub fn redis_url(config: &Config) -> Result<String> {
+    let key = if config.redis.url_env.is_some() {
+        "redis.url_env"
+    } else {
+        "redis.url"
+    };
+    let url = config
+        .redis
+        .url_source()
+        .resolve()
+        .map(|s| s.expose().to_string())
+        .map_err(|e| Error::Usage(format!("{key}: {e}")))?;
+    check_redis_url(&url).map_err(|why| Error::Usage(format!("{key}: {why}")))?;
+    Ok(url)
+}
+
+/// Whether a Redis URL parses and this build can connect to it (a `rediss://` URL needs TLS).
+pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("`{}` cannot be used: {e}", config::redact_url(url)))
+}
+
+/// A connection to the configuration's Redis.
+pub async fn connect(config: &Config) -> Result<ConnectionManager> {
+    Ok(store::connect(&redis_url(config)?).await?)
+}
+
+/// The forge of the configuration (GitHub), its credentials resolved.
+pub fn forge(config: &Config) -> Result<GitHub> {
+    let auth = match config.github.auth() {
+        Some(config::GithubAuth::Token(src)) => Auth::Token(
+            src.resolve()
+                .map_err(|e| Error::Usage(format!("github.token: {e}")))?,
+        ),
+        Some(config::GithubAuth::App {
+            app_id,
+            installation_id,
+            private_key,
+        }) => Auth::App {
+            app_id,
+            installation_id,
+            private_key: private_key
+                .resolve()
+                .map_err(|e| Error::Usage(format!("github.private_key: {e}")))?,
+        },
+        None => return Err(Error::Usage("github: no authentication configured".into())),
+    };
+    Ok(GitHub::new(&config.github.base_url, auth)?)
+}
+
+/// How the configuration's forge signs and shapes its webhooks.
+pub fn webhook_scheme(_config: &Config) -> &'static dyn crate::forge::WebhookScheme {
+    &crate::forge::github::webhook::GITHUB
+}
+
+/// The task queue of the configuration.
+pub fn queue(config: &Config, conn: ConnectionManager) -> Queue {
+    Queue::new(conn, &config.name, queue_options(&config.queue))
+}
+
+/// What builds each backend of a configuration: its kind and its context, secrets resolved.
+fn backend_context(
+    config: &Config,
+    b: &config::BackendConfig,
+    redis: Option<ConnectionManager>,
+    stand_in: Option<Arc<dyn StandIn>>,
+) -> Result<(&'static dyn backend::Kind, BuildContext)> {
+    let kind = backend::kind(b.kind()).ok_or_else(|| {
+        Error::Usage(format!(
+            "backends.{}.kind: `{}` is not built into this binary",
+            b.name,
+            b.kind()
+        ))
+    })?;
+    let mut secrets = BTreeMap::new();
+    for (key, source) in kind.schema().secrets(&b.settings) {
+        let value = source
+            .resolve()
+            .map_err(|e| Error::Usage(format!("backends.{}.{key}: {e}", b.name)))?;
+        secrets.insert(key.to_string(), value);
+    }
+    Ok((
+        kind,
+        BuildContext {
+            name: b.name.clone(),
+            manager: config.name.clone(),
+            settings: b.settings.clone(),
+            secrets,
+            redis,
+            stand_in,
+        },
+    ))
+}
+
+/// Every backend some group uses. One that cannot be reached now is reported and connected
+/// again on its next use (its groups' tasks wait meanwhile).
+pub async fn backends(
+    config: &Config,
+    conn: &ConnectionManager,
+    stand_in: Option<Arc<dyn StandIn>>,
+) -> Result<HashMap<String, Arc<dyn Backend>>> {
+    let mut out: HashMap<String, Arc<dyn Backend>> = HashMap::new();
+    for b in &config.backends {
+        if !config.runner_groups.iter().any(|g| g.backend == b.name) {
+            continue;
+        }
+        let (kind, cx) = backend_context(config, b, Some(conn.clone()), stand_in.clone())?;
+        let built = match kind.build(cx.clone()).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(backend = %b.name, error = %e, "backend unavailable; will connect again when it is needed");
+                Arc::new(backend::Reconnecting::new(kind, cx))
+            }
+        };
+        out.insert(b.name.clone(), built);
+    }
+    Ok(out)
+}
+
+/// The manager of a configuration: Redis, the forge and every backend of its groups.
+pub async fn manager(config: Arc<Config>) -> Result<Manager> {
+    let conn = connect(&config).await?;
+    let forge: Arc<dyn Forge> = Arc::new(forge(&config)?);
+    // A fake backend's runners are played by the stand-in when the forge is the fake GitHub;
+    // against a real forge the stand-in does nothing.
+    manager_with(config, conn, forge, Some(Arc::new(SimStandIn))).await
+}
+
+/// The manager over given parts (the demo brings its fake GitHub and a stand-in runner).
+pub async fn manager_with(
+    config: Arc<Config>,
+    conn: ConnectionManager,
+    forge: Arc<dyn Forge>,
+    stand_in: Option<Arc<dyn StandIn>>,
+) -> Result<Manager> {
+    let backends = backends(&config, &conn, stand_in).await?;
+    Ok(Manager::new(
+        config.clone(),
+        RedisStore::new(conn, &config.name),
+        forge,
+        backends,
+    ))
+}
+
+/// The webhook secret `serve` verifies deliveries with, resolved and checked.
+pub fn webhook_secret(config: &Config) -> Result<Secret> {
+    let Some(source) = config.webhook.secret_source() else {
+        return Err(Error::Usage(
+            "`serve` refuses to start without a webhook secret: set `webhook.secret_env` or `webhook.secret_file`".into(),
+        ));
+    };
+    let secret = source
+        .resolve()
+        .map_err(|e| Error::Usage(format!("webhook secret: {e}")))?;
+    config::webhook_secret_strength(&secret)
+        .map_err(|why| Error::Usage(format!("webhook.secret: {why}")))?;
+    Ok(secret)
+}
+
+/// The bearer token of `/metrics` on the webhook listener, when one is configured.
+pub fn metrics_token(config: &Config) -> Result<Option<Secret>> {
+    match config.webhook.metrics_token_source() {
+        Some(s) => {
+            Ok(Some(s.resolve().map_err(|e| {
+                Error::Usage(format!("webhook.metrics_token: {e}"))
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What fails at run time though the file is valid: secrets whose variable is unset or whose
+/// file cannot be read, a Redis URL that will not parse or needs what this build lacks. Each
+/// problem names the key that says where the value comes from (`github.token_env`). Reads the
+/// environment and the file system, never the network.
+pub fn preflight(config: &Config) -> Vec<Problem> {
+    let mut secrets: Vec<(String, Option<config::SecretSource>)> = Vec::new();
+    match config.github.auth() {
+        Some(config::GithubAuth::Token(s)) => secrets.push(("github.token".into(), Some(s))),
+        Some(config::GithubAuth::App { private_key, .. }) => {
+            secrets.push(("github.private_key".into(), Some(private_key)))
+        }
+        None => {}
+    }
+    secrets.push(("webhook.secret".into(), config.webhook.secret_source()));
+    secrets.push((
+        "webhook.metrics_token".into(),
+        config.webhook.metrics_token_source(),
+    ));
+    for b in &config.backends {
+        if let Some(kind) = backend::kind(b.kind()) {
+            for (k, source) in kind.schema().secrets(&b.settings) {
+                secrets.push((format!("backends.{}.{k}", b.name), Some(source)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut problem = |path: String, message: String| {
+        out.push(Problem {
+            severity: Severity::Error,
+            path,
+            message,
+            line: None,
+            column: None,
+        })
+    };
+    for (key, source) in secrets {
+        let Some(source) = source else { continue };
+        let key = match &source {
+            config::SecretSource::Inline(_) => key,
+            config::SecretSource::Env(_) => format!("{key}_env"),
+            config::SecretSource::File(_) => format!("{key}_file"),
+        };
+        match source.resolve() {
+            Err(e) => problem(key, e.to_string()),
+            Ok(s) if key.starts_with("webhook.secret") => {
+                if let Err(why) = config::webhook_secret_strength(&s) {
+                    problem(key, why);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    let key = if config.redis.url_env.is_some() {
+        "redis.url_env"
+    } else {
+        "redis.url"
+    };
+    let url = config.redis.url_source().resolve();
+    if let Err(why) = url
+        .map_err(|e| e.to_string())
+        .and_then(|u| check_redis_url(u.expose()))
+    {
+        problem(key.into(), why);
+    }
+    out
+}
+
+/// The demo's stand-in runner: on the fake backend, a runner whose credential is the fake
+/// GitHub's comes online there, as a real runner process would.
+pub struct SimStandIn;
+
+#[async_trait::async_trait]
+impl StandIn for SimStandIn {
+    async fn start(&self, _runner: &str, credential: &Secret) -> bool {
+        let jit = credential.expose();
+        crate::forge::sim::sim_connect_url(jit).is_none()
+            || crate::forge::sim::connect_stand_in_runner(jit).await
+    }
+}
