@@ -58,7 +58,9 @@ impl From<redis::RedisError> for QueueError {
 impl From<StoreError> for QueueError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(e) => QueueError::Unavailable(e),
+            StoreError::Unavailable(e) | StoreError::NotConnected { source: e, .. } => {
+                QueueError::Unavailable(e)
+            }
             StoreError::Redis(e) => QueueError::Redis(e),
             StoreError::Corrupt { key, reason } => QueueError::Encode(format!("{key}: {reason}")),
         }

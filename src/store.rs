@@ -21,6 +21,13 @@ use std::time::Duration;
 pub enum StoreError {
     #[error("Redis is unreachable: {0}")]
     Unavailable(#[source] redis::RedisError),
+    /// A connection could not be made: names the server (its password hidden).
+    #[error("Redis is unreachable at {url}: {source}")]
+    NotConnected {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("Redis error: {0}")]
     Redis(#[source] redis::RedisError),
     #[error("corrupt record `{key}` in Redis: {reason}")]
@@ -29,7 +36,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::NotConnected { .. }
+        )
     }
 }
 
@@ -71,7 +81,10 @@ pub async fn connect(url: &str) -> Result<ConnectionManager> {
         .set_number_of_retries(1);
     ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(StoreError::Unavailable)
+        .map_err(|source| StoreError::NotConnected {
+            url: crate::config::redact_url(url),
+            source,
+        })
 }
 
 /// The counter (in the store's marks) of a group's queued jobs refused by its access rules.

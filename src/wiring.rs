@@ -69,6 +69,9 @@ pub async fn connect(config: &Config) -> Result<ConnectionManager> {
 
 /// The forge of the configuration (GitHub), its credentials resolved.
 pub fn forge(config: &Config) -> Result<GitHub> {
+    match config.forge {
+        config::ForgeKind::Github => {}
+    }
     let auth = match config.github.auth() {
         Some(config::GithubAuth::Token(src)) => Auth::Token(
             src.resolve()
@@ -91,8 +94,10 @@ pub fn forge(config: &Config) -> Result<GitHub> {
 }
 
 /// How the configuration's forge signs and shapes its webhooks.
-pub fn webhook_scheme(_config: &Config) -> &'static dyn crate::forge::WebhookScheme {
-    &crate::forge::github::webhook::GITHUB
+pub fn webhook_scheme(config: &Config) -> &'static dyn crate::forge::WebhookScheme {
+    match config.forge {
+        config::ForgeKind::Github => &crate::forge::github::webhook::GITHUB,
+    }
 }
 
 /// The task queue of the configuration.

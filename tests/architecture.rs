@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("config", &["model"]),
-    ("store", &["model"]),
+    ("store", &["config", "model"]),
     ("queue", &["model", "store"]),
     ("worker", &["queue"]),
     ("bootstrap", &["config"]),

@@ -9,7 +9,6 @@ mod conformance;
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::fake::FakeSpec;
 use runnerctl::backend::{Backend, BootData};
-use runnerctl::config::InstanceSpec;
 use std::sync::Arc;
 use support::{manager_name, RedisServer};
 
@@ -48,7 +47,7 @@ mod docker {
     use runnerctl::backend::File;
     use runnerctl::config::Secret;
 
-    fn spec() -> InstanceSpec {
+    fn spec() -> runnerctl::config::InstanceSpec {
         DockerSpec {
             image: support::docker_test_image().to_string(),
             cpus: Some(0.5),

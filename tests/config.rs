@@ -425,6 +425,7 @@ fn queue_settings_have_defaults_and_are_checked() {
 }
 
 #[test]
+#[cfg(feature = "aws")]
 fn aws_settings_and_specs_are_checked() {
     let backend = "  ec2:\n    kind: aws\n    region: eu-west-1\n";
     let group = |spec: &str| {
@@ -552,4 +553,20 @@ fn urls_are_redacted_whatever_the_password_holds() {
         "rediss://<redacted>@host"
     );
     assert_eq!(redact_url("redis://host:6379/0"), "redis://host:6379/0");
+}
+
+#[test]
+fn the_forge_is_named_and_defaults_to_github() {
+    let loaded = runnerctl::wiring::parse(BASE, "t").unwrap().config;
+    assert_eq!(loaded.forge, config::ForgeKind::Github);
+    let named = format!("forge: github\n{BASE}");
+    assert_eq!(errors(&named), Vec::<String>::new());
+    assert_eq!(
+        errors(&format!("forge: gitea\n{BASE}")),
+        ["forge: the `gitea` forge is not available in this version of runnerctl (it has: github)"]
+    );
+    assert_eq!(
+        errors(&format!("forge: gitlab\n{BASE}")),
+        ["forge: unknown forge `gitlab` (one of: github)"]
+    );
 }

@@ -226,3 +226,127 @@ async fn an_unreachable_redis_exits_3() {
     let (code, _, err) = run(&s, &["runners", "list"]).await;
     assert_eq!(code, Some(3), "{err}");
 }
+
+/// Rewrites one line of the setup's configuration.
+fn edit_config(s: &Setup, starts: &str, with: &str) {
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| if l.starts_with(starts) { with } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&s.config, text).unwrap();
+}
+
+async fn run_with_token(s: &Setup, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let (config, token) = (s.config.clone(), token.to_string());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env("CLI_GH_TOKEN", token)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// The documented contract: 2 when GitHub refuses the credentials (the configuration must
+/// change), 3 when GitHub cannot be reached (try again later), each naming what failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_exit_codes_follow_the_contract_for_forge_failures() {
+    let s = setup("cli-exitcodes", "").await;
+    let (code, _, err) = run(&s, &["groups", "sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    // A GitHub 401 in `runners create` was exit 1.
+    let (code, _, err) =
+        run_with_token(&s, "ghp_wrong", &["runners", "create", "--group", "small"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refused the credentials"), "{err}");
+    // Nothing was left holding a slot.
+    let (code, out, err) = run(&s, &["-o", "json", "runners", "list"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "[]");
+
+    // GitHub unreachable was exit 1; the error names the URL.
+    edit_config(&s, "  base_url:", "  base_url: http://127.0.0.1:1");
+    for args in [
+        &["runners", "create", "--group", "small"][..],
+        &["healthcheck"][..],
+    ] {
+        let (code, _, err) = run(&s, args).await;
+        assert_eq!(code, Some(3), "{args:?}: {err}");
+        assert!(err.contains("http://127.0.0.1:1"), "{args:?}: {err}");
+    }
+}
+
+/// A `rediss://` URL without TLS in this build made `worker` wait forever; now every command
+/// refuses it at once, naming the key, and `config validate` reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_redis_url_this_build_cannot_use_fails_at_once() {
+    let s = setup("cli-rediss", "").await;
+    edit_config(&s, "  url: redis", "  url: rediss://127.0.0.1:6380/0");
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&s, &["worker"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("redis.url"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let (code, out, err) = run(&s, &["-o", "json", "config", "validate"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"][0]["path"], "redis.url", "{v}");
+}
+
+/// `config validate` checks what would fail at run time: an unset secret variable, an
+/// unreadable secret file, each under the key that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_validate_checks_secrets_that_would_fail_at_run_time() {
+    let s = setup("cli-preflight", "").await;
+    // The token's variable unset.
+    let config = s.config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(support::bin())
+            .args(["-o", "json", "--config"])
+            .arg(&config)
+            .args(["config", "validate"])
+            .env_remove("CLI_GH_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"][0]["path"], "github.token_env", "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CLI_GH_TOKEN"),
+        "{v}"
+    );
+    // A secret file that cannot be read.
+    edit_config(
+        &s,
+        "  token_env:",
+        "  token_file: /nonexistent/runnerctl-token",
+    );
+    let (code, out, _) = run(&s, &["-o", "json", "config", "validate"]).await;
+    assert_eq!(code, Some(2));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["errors"][0]["path"], "github.token_file", "{v}");
+    // With the variable set, the same file is valid.
+    edit_config(&s, "  token_file:", "  token_env: CLI_GH_TOKEN");
+    let (code, _, err) = run(&s, &["config", "validate"]).await;
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -199,6 +199,7 @@ pub fn valid_label(s: &str) -> bool {
 
 const TOP_LEVEL: &[&str] = &[
     "name",
+    "forge",
     "github",
     "redis",
     "webhook",
@@ -397,6 +398,22 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The forge a configuration names.
+    fn forge(&mut self, name: &str) -> Option<ForgeKind> {
+        if let Some(f) = ForgeKind::parse(name) {
+            return Some(f);
+        }
+        let why = if ForgeKind::PLANNED.contains(&name) {
+            format!(
+                "the `{name}` forge is not available in this version of runnerctl (it has: github)"
+            )
+        } else {
+            format!("unknown forge `{}` (one of: github)", name.escape_default())
+        };
+        self.error("forge", why);
+        None
+    }
+
     /// Every top-level key is one runnerctl knows.
     fn check_top_level(&mut self, root: &Mapping) {
         for key in root.keys() {
@@ -505,6 +522,10 @@ impl<'a> Cx<'a> {
         if !is_simple_name(&name) {
             self.error("name", format!("`{name}` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"));
         }
+        let forge = match take("forge") {
+            None => Some(ForgeKind::default()),
+            Some(v) => self.de::<String>(v, "forge").and_then(|f| self.forge(&f)),
+        };
         let github = self.section::<GithubConfig>(take("github"), "github");
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
@@ -542,6 +563,7 @@ impl<'a> Cx<'a> {
 
         Some(Config {
             name,
+            forge: forge?,
             github: github?,
             redis: redis?,
             webhook: webhook?,

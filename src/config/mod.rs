@@ -51,6 +51,8 @@ fn default_cleanup_grace() -> Duration {
 pub struct Config {
     /// Names and tags everything this manager owns (instances, Redis keys, GitHub runners).
     pub name: String,
+    /// The forge the runners serve: `github` (the default; Gitea and Forgejo join here).
+    pub forge: ForgeKind,
     pub github: GithubConfig,
     pub redis: RedisConfig,
     pub webhook: WebhookConfig,
@@ -71,6 +73,26 @@ impl Config {
     }
     pub fn backend(&self, name: &str) -> Option<&BackendConfig> {
         self.backends.iter().find(|b| b.name == name)
+    }
+}
+
+/// The forges runnerctl speaks to; each has its section (`github:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    #[default]
+    Github,
+}
+
+impl ForgeKind {
+    /// Forges named in the design but not written yet.
+    pub const PLANNED: [&'static str; 2] = ["gitea", "forgejo"];
+
+    pub fn parse(s: &str) -> Option<ForgeKind> {
+        match s {
+            "github" => Some(ForgeKind::Github),
+            _ => None,
+        }
     }
 }
 
@@ -334,7 +356,7 @@ pub struct RunnerGroup {
 
 /// The one source of a secret written as `<key>`, `<key>_env` or `<key>_file`.
 /// `Ok(None)` when none is set; an error when more than one is.
-pub fn secret_source(
+pub(crate) fn secret_source(
     inline: &Option<Secret>,
     env: &Option<String>,
     file: &Option<PathBuf>,

@@ -34,6 +34,8 @@ pub enum Auth {
 
 pub struct GitHub {
     octo: Octocrab,
+    /// The API root, named in errors.
+    base: String,
     rate: Mutex<Option<RateLimit>>,
     /// The longest rate-limit wait done in place; longer ones are returned as errors.
     pub max_wait: Duration,
@@ -136,6 +138,7 @@ impl GitHub {
         };
         Ok(GitHub {
             octo,
+            base: base_url.trim_end_matches('/').to_string(),
             rate: Mutex::new(None),
             max_wait: Duration::from_secs(10),
         })
@@ -174,7 +177,13 @@ impl GitHub {
                 Verb::Put => self.octo._put(uri.as_str(), body).await,
                 Verb::Delete => self.octo._delete(uri.as_str(), body).await,
             };
-            let resp = sent.map_err(|e| classify_transport(&e))?;
+            let resp = sent.map_err(|e| match classify_transport(&e) {
+                // Say where: the operator must know which URL could not be reached.
+                ForgeError::Unavailable(why) => {
+                    ForgeError::Unavailable(format!("{}{uri}: {why}", self.base))
+                }
+                other => other,
+            })?;
             let status = resp.status();
             let headers = resp.headers().clone();
             let rate = self.record_rate(&headers);
