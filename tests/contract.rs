@@ -193,9 +193,6 @@ async fn the_client_and_the_fake_follow_githubs_openapi_description() {
                 gh.delete_runner(scope, jit.runner.id).await.unwrap(),
                 Deleted::Deleted
             );
-            gh.registration_token(scope)
-                .await
-                .expect("registration token");
         }
     }
 

@@ -46,24 +46,7 @@ async fn setup(test: &str, extra_group: &str) -> Setup {
 }
 
 async fn run(s: &Setup, args: &[&str]) -> (Option<i32>, String, String) {
-    let config = s.config.clone();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new(support::bin())
-            .arg("--config")
-            .arg(&config)
-            .args(&args)
-            .env("CLI_GH_TOKEN", "ghp_cli")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    })
-    .await
-    .unwrap()
+    run_with_token(s, "ghp_cli", args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

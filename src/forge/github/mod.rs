@@ -84,21 +84,6 @@ impl GitHub {
         })
     }
 
-    /// A registration token (for GitHub Enterprise Server older than 3.10).
-    pub async fn registration_token(&self, scope: &Scope) -> Result<Secret> {
-        #[derive(Deserialize)]
-        struct Answer {
-            token: String,
-        }
-        let a: Answer = self
-            .json(
-                Verb::Post,
-                &format!("{}/actions/runners/registration-token", scope.path()),
-                None,
-            )
-            .await?;
-        Ok(Secret::new(a.token))
-    }
 
     /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).
     pub fn new(base_url: &str, auth: Auth) -> Result<GitHub> {
