@@ -282,6 +282,77 @@ fn cloud_init(script: &str, settings: &str) -> String {
     out
 }
 
+/// Where a VM keeps what the broker needs: the one-time token (as the header curl sends) and the
+/// CA it pins.
+pub const BROKER_TOKEN: &str = "/etc/runnerctl/broker-token";
+pub const BROKER_CA: &str = "/etc/runnerctl/broker-ca.pem";
+
+/// The fetch hook of a VM whose credential waits at the broker: one POST with the token, the
+/// CA pinned, retried with backoff (409: not bound yet; network trouble) until the runner's time
+/// to start has passed; a refusal (403) stops it. The token file goes once it is redeemed.
+const BROKER_HOOK: &str = r#"#!/bin/sh
+# runnerctl: fetch this runner's credential from the credential broker, once.
+set -u
+dir="$1"
+out="$dir/{{file}}"
+deadline=$(( $(date +%s) + {{wait}} ))
+delay=1
+while [ "$(date +%s)" -lt "$deadline" ]; do
+  code=$(curl -sS -o "$out.part" -w '%{http_code}' --max-time 20     --cacert /etc/runnerctl/broker-ca.pem -H @/etc/runnerctl/broker-token     -X POST {{url}}/v1/credential 2>/dev/null) || code=000
+  case "$code" in
+  200)
+    chmod 600 "$out.part" && mv "$out.part" "$out" && rm -f /etc/runnerctl/broker-token
+    exit 0
+    ;;
+  403 | 400)
+    rm -f "$out.part"
+    echo "runnerctl: the credential broker refused this instance's token ($code)" >&2
+    exit 1
+    ;;
+  esac
+  rm -f "$out.part"
+  sleep "$delay"
+  [ "$delay" -lt 30 ] && delay=$((delay * 2))
+done
+echo "runnerctl: no credential from the broker within the time to start" >&2
+exit 1
+"#;
+
+/// Makes a VM's bootstrap fetch its credential from the broker at `url` (CA `ca_pem` pinned)
+/// with the one-time `token`, for at most `wait_secs`: the credential file leaves
+/// `BootData::files` (no backend delivers it), and the token, the CA and the fetch hook join
+/// the user-data.
+pub fn through_broker(
+    boot: &mut BootData,
+    url: &str,
+    ca_pem: &str,
+    token: &Secret,
+    wait_secs: u64,
+) -> Result<(), BootstrapError> {
+    let not_vm = || BootstrapError::NotVm;
+    let Some(i) = boot.files.iter().position(|f| is_secret(&f.path)) else {
+        return Err(not_vm());
+    };
+    let credential = boot.files.remove(i);
+    let file = credential.path.rsplit('/').next().unwrap_or("jitconfig");
+    let hook = BROKER_HOOK
+        .replace("{{file}}", file)
+        .replace("{{wait}}", &wait_secs.to_string())
+        .replace("{{url}}", &shell_quote(url.trim_end_matches('/')));
+    let user_data = boot.user_data.as_ref().ok_or_else(not_vm)?.expose();
+    let header = format!(
+        "Authorization: Bearer {}
+",
+        token.expose()
+    );
+    let with = add_vm_file(user_data, FETCH_CREDENTIAL_HOOK, 0o700, &hook)
+        .and_then(|u| add_vm_file(&u, BROKER_CA, 0o644, ca_pem))
+        .and_then(|u| add_vm_file(&u, BROKER_TOKEN, 0o600, &header))
+        .ok_or_else(not_vm)?;
+    boot.user_data = Some(Secret::new(with));
+    Ok(())
+}
+
 /// Why a bootstrap cannot be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -291,6 +362,8 @@ pub enum BootstrapError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the credential broker serves VMs; this bootstrap is not a VM's")]
+    NotVm,
 }
 
 fn shell_quote(s: &str) -> String {

@@ -9,6 +9,7 @@ pub mod model;
 pub use error::{Error, ExitCode, Result};
 pub mod backend;
 pub mod bootstrap;
+pub mod broker;
 pub mod demo;
 pub mod forge;
 pub mod manager;

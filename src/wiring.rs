@@ -4,6 +4,8 @@
 //! (`cli`, `demo`) call it; nothing below it does.
 
 use crate::backend::{self, Backend, BuildContext, StandIn};
+use crate::broker::endpoint::Endpoint;
+use crate::broker::{Broker, Link, Vault};
 use crate::config::{self, Config, ConfigError, Loaded, Problem, QueueConfig, Secret, Severity};
 use crate::error::{Error, Result};
 use crate::forge::github::{Auth, GitHub};
@@ -181,12 +183,79 @@ pub async fn manager_with(
     stand_in: Option<Arc<dyn StandIn>>,
 ) -> Result<Manager> {
     let backends = backends(&config, &conn, stand_in).await?;
-    Ok(Manager::new(
+    let broker = broker_link(&config, &conn)?;
+    let mut m = Manager::new(
         config.clone(),
         RedisStore::new(conn, &config.name),
         forge,
         backends,
-    ))
+    );
+    m.broker = broker;
+    Ok(m)
+}
+
+/// The broker's key ring: `broker.key` first (it seals), then `broker.old_keys`.
+pub fn broker_vault(config: &Config) -> Result<Vault> {
+    let b = &config.broker;
+    let mut keys = Vec::new();
+    for (key, source) in [("key", b.key_source()), ("old_keys", b.old_keys_source())] {
+        if let Some(s) = source {
+            let text = s
+                .resolve()
+                .map_err(|e| Error::Usage(format!("broker.{key}: {e}")))?;
+            keys.extend(Vault::parse_ring(&text));
+        }
+    }
+    Vault::new(&keys).map_err(|e| Error::Usage(format!("broker.key: {e}")))
+}
+
+/// The broker as the manager uses it, when the configuration has one.
+pub fn broker_link(config: &Config, conn: &ConnectionManager) -> Result<Option<Link>> {
+    let b = &config.broker;
+    let Some(url) = &b.url else {
+        return Ok(None);
+    };
+    let ca = b.ca_file.as_ref().or(b.tls_cert_file.as_ref());
+    let ca_pem = match ca {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| {
+            Error::Usage(format!(
+                "broker.ca_file: cannot read `{}`: {e}",
+                p.display()
+            ))
+        })?,
+        None => return Err(Error::Usage("broker.tls_cert_file: required".into())),
+    };
+    Ok(Some(Link {
+        broker: Broker::new(conn.clone(), &config.name, broker_vault(config)?),
+        url: url.clone(),
+        ca_pem,
+    }))
+}
+
+/// What `serve` runs the broker's endpoint with.
+pub struct BrokerServer {
+    pub tls: Arc<rustls::ServerConfig>,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// The broker's endpoint for `serve`: its TLS and state; `None` when the configuration has no
+/// broker.
+pub fn broker_endpoint(config: &Config, conn: &ConnectionManager) -> Result<Option<BrokerServer>> {
+    let b = &config.broker;
+    if !b.enabled() {
+        return Ok(None);
+    }
+    let (Some(cert), Some(key)) = (&b.tls_cert_file, &b.tls_key_file) else {
+        return Err(Error::Usage(
+            "broker: tls_cert_file and tls_key_file are required".into(),
+        ));
+    };
+    let tls = crate::broker::endpoint::tls_config(cert, key).map_err(Error::Usage)?;
+    let broker = Broker::new(conn.clone(), &config.name, broker_vault(config)?);
+    Ok(Some(BrokerServer {
+        tls,
+        endpoint: Arc::new(Endpoint::new(broker)),
+    }))
 }
 
 /// The webhook secret `serve` verifies deliveries with, resolved and checked.
@@ -266,6 +335,17 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
                 }
             }
             Ok(_) => {}
+        }
+    }
+    if config.broker.enabled() {
+        if let Err(e) = broker_vault(config) {
+            problem("broker.key".into(), e.to_string());
+        }
+        if let (Some(cert), Some(key)) = (&config.broker.tls_cert_file, &config.broker.tls_key_file)
+        {
+            if let Err(why) = crate::broker::endpoint::tls_config(cert, key) {
+                problem("broker.tls_cert_file".into(), why);
+            }
         }
     }
     let key = if config.redis.url_env.is_some() {

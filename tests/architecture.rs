@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("queue", &["model", "store"]),
     ("worker", &["queue"]),
     ("bootstrap", &["config"]),
+    ("broker", &["config", "model"]),
     ("forge", &["config", "model"]),
     ("backend", &["bootstrap", "config", "model"]),
     (
@@ -23,6 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "backend",
             "bootstrap",
+            "broker",
             "config",
             "forge",
             "model",
@@ -31,7 +33,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "worker",
         ],
     ),
-    ("server", &["config", "forge", "manager", "queue", "store"]),
+    (
+        "server",
+        &["broker", "config", "forge", "manager", "queue", "store"],
+    ),
     (
         "error",
         &["backend", "config", "forge", "manager", "queue", "store"],
@@ -39,7 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "wiring",
         &[
-            "backend", "config", "error", "forge", "manager", "queue", "server", "store",
+            "backend", "broker", "config", "error", "forge", "manager", "queue", "server", "store",
         ],
     ),
     (
@@ -53,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "backend",
             "bootstrap",
+            "broker",
             "config",
             "demo",
             "error",

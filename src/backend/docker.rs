@@ -211,12 +211,20 @@ impl DockerBackend {
                     .and_then(|s| s.status)
                     .map(|s| state_of(s.as_ref()))
                     .unwrap_or(InstanceState::Unknown);
+                // The container's address on its network: the broker binds its credential to it.
+                let address = c.network_settings.as_ref().and_then(|n| {
+                    n.networks
+                        .as_ref()
+                        .and_then(|all| all.values().find_map(|e| e.ip_address.clone()))
+                        .filter(|a| !a.is_empty())
+                });
                 Ok(Some(Instance {
                     id: c.id.unwrap_or_else(|| id.to_string()),
                     state,
                     tags: labels.into_iter().collect(),
                     created_at: None,
                     spot_fallback: false,
+                    address,
                 }))
             }
             Err(e) => match self.classify(e) {
@@ -410,6 +418,7 @@ impl Backend for DockerBackend {
                     .collect::<BTreeMap<_, _>>(),
                 created_at: c.created.map(|t| t.max(0) as u64),
                 spot_fallback: false,
+                address: None,
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));

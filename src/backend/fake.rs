@@ -176,6 +176,7 @@ impl FakeBackend {
             tags: r.tags,
             created_at: Some(r.created_at),
             spot_fallback: false,
+            address: None,
         })
     }
 

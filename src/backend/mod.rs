@@ -145,6 +145,10 @@ pub struct Instance {
     /// `create` only).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub spot_fallback: bool,
+    /// The address the instance's traffic comes from, when the backend knows it (the broker
+    /// binds the runner's credential to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 impl Instance {

@@ -145,7 +145,31 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
     };
     let boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let delivery = kind.credential_delivery(settings, &config.name, &setup.runner_name);
+    let mut boot = boot;
+    let brokered = config
+        .broker
+        .url
+        .as_ref()
+        .filter(|_| kind.boot_style() == bootstrap::BootStyle::Vm);
+    let delivery = match brokered {
+        Some(url) => {
+            let ca = config
+                .broker
+                .ca_file
+                .as_ref()
+                .or(config.broker.tls_cert_file.as_ref())
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_else(|| "<the broker's CA certificate>\n".into());
+            let token = config::Secret::new(
+                "<redacted: a one-time token, made when the runner is created>",
+            );
+            let wait = config.time_to_start.as_secs();
+            bootstrap::through_broker(&mut boot, url, &ca, &token, wait)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            format!("kept sealed by the credential broker; the instance redeems a one-time token for it once, from its own address, at {url} (CA pinned), within time_to_start ({wait}s)")
+        }
+        None => kind.credential_delivery(settings, &config.name, &setup.runner_name),
+    };
     let view = BootView {
         credential_delivery: delivery,
         group: g.name.clone(),

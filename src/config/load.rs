@@ -208,6 +208,7 @@ const TOP_LEVEL: &[&str] = &[
     "time_to_live",
     "cleanup_grace",
     "queue",
+    "broker",
     "backends",
     "runner_groups",
 ];
@@ -428,6 +429,66 @@ impl<'a> Cx<'a> {
         }
     }
 
+    fn check_broker(&mut self, b: &BrokerConfig) {
+        let key = self.secret(
+            "broker",
+            "key",
+            secret_source(&b.key, &b.key_env, &b.key_file),
+        );
+        self.secret(
+            "broker",
+            "old_keys",
+            secret_source(&b.old_keys, &b.old_keys_env, &b.old_keys_file),
+        );
+        let Some(url) = &b.url else {
+            if b.listen.is_some() || b.tls_cert_file.is_some() || key.is_some() {
+                self.error("broker.url", "required field is missing (the URL instances fetch their credential from; without it the broker is off)");
+            }
+            return;
+        };
+        if !url.starts_with("https://") || url.len() <= "https://".len() {
+            self.error(
+                "broker.url",
+                format!("`{url}` is not an https:// URL (instances fetch over TLS, the CA pinned)"),
+            );
+        }
+        for (k, v) in [
+            ("tls_cert_file", &b.tls_cert_file),
+            ("tls_key_file", &b.tls_key_file),
+        ] {
+            match v {
+                None => self.error(&format!("broker.{k}"), "required field is missing"),
+                Some(p) => {
+                    if let Err(e) = std::fs::metadata(p) {
+                        self.error(
+                            &format!("broker.{k}"),
+                            format!("cannot read `{}`: {e}", p.display()),
+                        );
+                    }
+                }
+            }
+        }
+        if key.is_none()
+            && !self
+                .problems
+                .iter()
+                .any(|p| p.path.starts_with("broker.key"))
+        {
+            self.error(
+                "broker.key_env",
+                "a key is required (`key_env` or `key_file`: 32 bytes in base64)",
+            );
+        }
+        if let Some(l) = &b.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                self.error(
+                    "broker.listen",
+                    format!("`{l}` is not an address like 0.0.0.0:8443"),
+                );
+            }
+        }
+    }
+
     fn check_queue(&mut self, q: &QueueConfig) {
         for (key, d) in [
             ("queue.visibility_timeout", q.visibility_timeout),
@@ -530,6 +591,7 @@ impl<'a> Cx<'a> {
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
         let queue = self.section::<QueueConfig>(take("queue"), "queue");
+        let broker = self.section::<BrokerConfig>(take("broker"), "broker");
         let mut duration = |cx: &mut Self, key: &str, default: Duration| match take(key) {
             None => Some(default),
             Some(v) => cx.de::<Duration>(v, key),
@@ -554,6 +616,9 @@ impl<'a> Cx<'a> {
         if let Some(q) = &queue {
             self.check_queue(q);
         }
+        if let Some(b) = &broker {
+            self.check_broker(b);
+        }
         self.check_times(&[
             ("healthcheck_interval", healthcheck_interval),
             ("time_to_start", time_to_start),
@@ -572,6 +637,7 @@ impl<'a> Cx<'a> {
             time_to_live: time_to_live?,
             cleanup_grace: cleanup_grace?,
             queue: queue?,
+            broker: broker?,
             backends: backends.complete().then_some(backends.valid)?,
             runner_groups: groups?,
         })

@@ -63,6 +63,8 @@ pub struct Config {
     /// seen so for this long (and never while it runs a job).
     pub cleanup_grace: Duration,
     pub queue: QueueConfig,
+    /// The credential broker of VM backends (off without `broker.url`).
+    pub broker: BrokerConfig,
     pub backends: Vec<BackendConfig>,
     pub runner_groups: Vec<RunnerGroup>,
 }
@@ -311,6 +313,66 @@ impl WebhookConfig {
 
     pub fn secret_source(&self) -> Option<SecretSource> {
         secret_source(&self.secret, &self.secret_env, &self.secret_file)
+            .ok()
+            .flatten()
+    }
+}
+
+/// `broker:`: where VM instances redeem their one-time token for their runner's credential.
+/// Every key but `listen` is required once `url` is set; without `url` the broker is off and a
+/// VM backend delivers credentials its own way (EC2: SSM Parameter Store).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct BrokerConfig {
+    /// The address `serve` listens on for the broker (TLS). Default: `0.0.0.0:8443`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The URL instances fetch from, `https://HOST:PORT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The endpoint's certificate (PEM, chain) and key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// The CA instances pin (PEM). Default: the certificate itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The AES-256 key sealing credentials in Redis: 32 bytes in base64. The first key of
+    /// the ring seals; `old_keys` still open, during a rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_keys: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_keys_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_keys_file: Option<PathBuf>,
+}
+
+impl BrokerConfig {
+    pub const DEFAULT_LISTEN: &'static str = "0.0.0.0:8443";
+
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+
+    pub fn listen(&self) -> &str {
+        self.listen.as_deref().unwrap_or(Self::DEFAULT_LISTEN)
+    }
+
+    pub fn key_source(&self) -> Option<SecretSource> {
+        secret_source(&self.key, &self.key_env, &self.key_file)
+            .ok()
+            .flatten()
+    }
+
+    pub fn old_keys_source(&self) -> Option<SecretSource> {
+        secret_source(&self.old_keys, &self.old_keys_env, &self.old_keys_file)
             .ok()
             .flatten()
     }

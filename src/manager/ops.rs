@@ -231,6 +231,8 @@ pub struct Manager {
     /// Called with the runner name and its job right after the backend created its instance
     /// (metrics, the demo).
     pub on_create: Option<OnCreate>,
+    /// The credential broker: a VM's credential waits there for its instance.
+    pub broker: Option<crate::broker::Link>,
 }
 
 /// A short, stable suffix for a runner name, from what the runner is for.
@@ -270,6 +272,7 @@ impl Manager {
             backends,
             group_ids: Mutex::new(HashMap::new()),
             on_create: None,
+            broker: None,
         }
     }
 
@@ -484,7 +487,8 @@ impl Manager {
             return Ok(Made::Vanished);
         }
         let backend = self.backend(g)?;
-        let boot = self.boot_data(g, &scope, name, credential, &**backend)?;
+        let mut boot = self.boot_data(g, &scope, name, credential, &**backend)?;
+        let brokered = self.through_broker(name, &**backend, &mut boot).await?;
         let patch = RunnerPatch {
             requested_at: Some(Some(self.store.now().await?)),
             ..Default::default()
@@ -506,6 +510,9 @@ impl Manager {
                 tags,
             })
             .await?;
+        if let Some(id) = &brokered {
+            self.bind(name, id, &instance).await;
+        }
         let patch = RunnerPatch {
             instance_id: Some(Some(instance.id.clone())),
             started_at: Some(self.store.now().await?),
@@ -565,6 +572,54 @@ impl Manager {
             // The health check sorts it out.
             Err(e @ ForgeError::Conflict(_)) => Err(Failure::Transient(Cause::Forge(e))),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A VM's credential, when a broker is configured, waits there: the bootstrap carries a
+    /// one-time token instead. The broker record's id, to bind once the instance exists.
+    async fn through_broker(
+        &self,
+        name: &str,
+        backend: &dyn Backend,
+        boot: &mut crate::bootstrap::BootData,
+    ) -> Result<Option<String>, Failure> {
+        let Some(link) = &self.broker else {
+            return Ok(None);
+        };
+        if backend.kind().boot_style() != crate::bootstrap::BootStyle::Vm {
+            return Ok(None);
+        }
+        let Some(credential) = boot.files.iter().find(|f| bootstrap::is_secret(&f.path)) else {
+            return Ok(None);
+        };
+        let ttl = self.config.time_to_start.as_std();
+        let issued = link
+            .broker
+            .issue(name, &credential.content, ttl)
+            .await
+            .map_err(|e| Failure::transient(e.to_string()))?;
+        bootstrap::through_broker(boot, &link.url, &link.ca_pem, &issued.token, ttl.as_secs())
+            .map_err(|e| Failure::config(e.to_string()))?;
+        Ok(Some(issued.id))
+    }
+
+    /// Binds a brokered credential to the address its instance will ask from.
+    async fn bind(&self, name: &str, id: &str, instance: &crate::backend::Instance) {
+        let Some(link) = &self.broker else { return };
+        let Some(address) = &instance.address else {
+            tracing::warn!(runner = %name, "the backend reported no address for the instance: its credential cannot be fetched, and the health check will replace it");
+            return;
+        };
+        match link.broker.bind(id, address).await {
+            Ok(true) => {
+                tracing::debug!(runner = %name, %address, "credential bound to the instance's address")
+            }
+            Ok(false) => {
+                tracing::warn!(runner = %name, "the runner's credential expired or was taken before it could be bound")
+            }
+            Err(e) => {
+                tracing::warn!(runner = %name, error = %e, "could not bind the runner's credential")
+            }
         }
     }
 
@@ -802,6 +857,13 @@ impl Manager {
                 &RunnerPatch::default(),
             )
             .await?;
+        if let Some(link) = &self.broker {
+            // A credential still waiting for its instance goes with the runner.
+            link.broker
+                .revoke(name)
+                .await
+                .map_err(|e| Failure::transient(e.to_string()))?;
+        }
         if let Some(g) = g {
             let scope = Self::scope(g);
             let forge_id = match r.forge_id {

@@ -388,6 +388,7 @@ mod tests {
             tags,
             created_at: None,
             spot_fallback: false,
+            address: None,
         }
     }
 

@@ -84,6 +84,7 @@ pub struct State {
     metrics_token: Option<Secret>,
     redis: RedisLink,
     scheme: &'static dyn WebhookScheme,
+    broker: Option<Arc<crate::broker::endpoint::Endpoint>>,
     pub metrics: Metrics,
 }
 
@@ -117,6 +118,7 @@ impl State {
                 checked: std::sync::Mutex::new(None),
             },
             scheme,
+            broker: None,
             metrics: Metrics::default(),
         }
     }
@@ -125,6 +127,12 @@ impl State {
         self.max_body = l.max_body;
         self.max_connections = l.max_connections.max(1);
         self.in_flight = Arc::new(tokio::sync::Semaphore::new(l.max_in_flight.max(1)));
+        self
+    }
+
+    /// The credential broker served beside, whose counters `/metrics` shows.
+    pub fn with_broker(mut self, endpoint: Arc<crate::broker::endpoint::Endpoint>) -> State {
+        self.broker = Some(endpoint);
         self
     }
 
@@ -310,6 +318,9 @@ pub async fn handle(
             let up = state.redis.up.load(Ordering::Relaxed);
             let mut body = state.metrics.render(up);
             body.push_str(&spot_fallbacks(&state).await);
+            if let Some(b) = &state.broker {
+                body.push_str(&b.render_metrics());
+            }
             let mut r = text(200, body.trim_end());
             r.headers_mut().insert(
                 CONTENT_TYPE,

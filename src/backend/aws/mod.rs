@@ -250,6 +250,7 @@ impl AwsBackend {
             tags,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
+            address: i.private_ip_address().map(str::to_string),
         })
     }
 
@@ -469,6 +470,8 @@ fetch() {{
             tags: owner,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
+            // The runner's traffic to the broker comes from its private address.
+            address: i.private_ip_address().map(str::to_string),
         }))
     }
 

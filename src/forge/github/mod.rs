@@ -84,7 +84,6 @@ impl GitHub {
         })
     }
 
-
     /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).
     pub fn new(base_url: &str, auth: Auth) -> Result<GitHub> {
         let mut b = Octocrab::builder()

@@ -1,0 +1,185 @@
+//! The broker's HTTPS endpoint, on a listener of its own (`broker.listen`), TLS by rustls from a
+//! certificate and key file. One route: `POST /v1/credential` with `Authorization: Bearer
+//! <token>`, answered with the credential as the body (200), or a refusal: 409 while the
+//! instance's address is not bound yet (ask again), 403 for a wrong, used or expired token or
+//! another address, 400 for a request it does not understand. The caller's address is the TCP
+//! peer's; no header can claim another.
+
+use super::{Broker, Redeemed, Refusal};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The endpoint's state: the broker and its counters.
+pub struct Endpoint {
+    broker: Broker,
+    redeemed: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+}
+
+impl Endpoint {
+    pub fn new(broker: Broker) -> Endpoint {
+        Endpoint {
+            broker,
+            redeemed: AtomicU64::new(0),
+            refused: Default::default(),
+        }
+    }
+
+    fn refuse(&self, r: Refusal, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let i = Refusal::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        self.refused[i].fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(peer = %peer.ip(), reason = r.as_str(), "credential request refused");
+        let (status, text) = match r {
+            Refusal::NotBound => (StatusCode::CONFLICT, "not ready; ask again\n"),
+            Refusal::BadRequest => (StatusCode::BAD_REQUEST, "bad request\n"),
+            Refusal::Unknown | Refusal::WrongAddress => (StatusCode::FORBIDDEN, "refused\n"),
+        };
+        reply(status, text.to_string())
+    }
+
+    /// Prometheus text: redemptions by outcome.
+    pub fn render_metrics(&self) -> String {
+        let mut s = String::from(
+            "# HELP runnerctl_broker_redemptions_total Credential requests at the broker, by outcome.\n# TYPE runnerctl_broker_redemptions_total counter\n",
+        );
+        s.push_str(&format!(
+            "runnerctl_broker_redemptions_total{{outcome=\"redeemed\"}} {}\n",
+            self.redeemed.load(Ordering::Relaxed)
+        ));
+        for (r, n) in Refusal::ALL.iter().zip(&self.refused) {
+            s.push_str(&format!(
+                "runnerctl_broker_redemptions_total{{outcome=\"{}\"}} {}\n",
+                r.as_str(),
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        s
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        if req.method() != Method::POST || req.uri().path() != "/v1/credential" {
+            return reply(StatusCode::NOT_FOUND, "not found\n".into());
+        }
+        let token = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        // An IPv4 caller on a dual-stack socket appears as ::ffff:a.b.c.d.
+        let source = peer.ip().to_canonical().to_string();
+        match self.broker.redeem(token, &source).await {
+            Ok(Redeemed::Credential { runner, credential }) => {
+                self.redeemed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(runner = %runner, peer = %source, "credential redeemed");
+                reply(StatusCode::OK, credential.expose().to_string())
+            }
+            Ok(Redeemed::Refused(r)) => self.refuse(r, peer),
+            Err(e) => {
+                tracing::warn!(error = %e, "credential request failed");
+                reply(StatusCode::SERVICE_UNAVAILABLE, "unavailable\n".into())
+            }
+        }
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+/// The TLS configuration from a PEM certificate chain and its private key.
+pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("broker.tls_cert_file `{}`: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "broker.tls_cert_file `{}`: no certificate in it",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("broker.tls_key_file `{}`: {e}", key_file.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("broker TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("broker.tls_key_file `{}`: {e}", key_file.display()))?;
+    Ok(Arc::new(config))
+}
+
+/// Serves the endpoint until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    endpoint: Arc<Endpoint>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let open = Arc::new(tokio::sync::Semaphore::new(256));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            s = listener.accept() => match s {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "broker: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            continue; // too many at once: dropped, the bootstrap retries
+        };
+        let (acceptor, endpoint) = (acceptor.clone(), endpoint.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                _ => {
+                    tracing::debug!(peer = %peer, "broker: TLS handshake failed");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let endpoint = endpoint.clone();
+                async move { Ok::<_, std::convert::Infallible>(endpoint.handle(req, peer).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .max_buf_size(16 * 1024)
+                .serve_connection(TokioIo::new(tls), service);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+        });
+    }
+}

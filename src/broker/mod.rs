@@ -1,0 +1,239 @@
+//! The credential broker: a runner's credential reaches only its own instance.
+//!
+//! When a VM's runner is made, its credential (a JIT configuration or a registration token) is
+//! sealed ([`vault`]) and kept in Redis under the hash of a one-time bootstrap token, for
+//! `time_to_start`; only the token travels in the instance's metadata. Once the backend reports
+//! the instance's address, the record is bound to it. The instance redeems the token at the
+//! broker's endpoint ([`endpoint`], TLS, served by `serve`): one script checks the token, the
+//! binding and the source address, and deletes the record as it hands the credential over, so a
+//! token is redeemed at most once, only from its instance and only before it expires. A wrong,
+//! used or expired token, another address, or a record not bound yet is refused and counted;
+//! nothing about the token is logged.
+//!
+//! Redis holds the token's SHA-256, never the token, and the credential sealed with AES-256-GCM.
+
+pub mod endpoint;
+pub mod vault;
+
+use crate::config::Secret;
+use base64::Engine;
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+pub use vault::{Vault, VaultError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("credential broker: Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("credential broker: {0}")]
+    Vault(#[from] VaultError),
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// A credential handed out: the one-time token for the instance's metadata, and the id of its
+/// record (the token's hash: not secret) for binding and revoking.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: Secret,
+    pub id: String,
+}
+
+/// What a redemption came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The credential, and the runner it is for.
+    Credential {
+        runner: String,
+        credential: Secret,
+    },
+    Refused(Refusal),
+}
+
+/// Why a redemption was refused. Also the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No such token: wrong, used already or expired.
+    Unknown,
+    /// The instance's address is not known yet: ask again shortly.
+    NotBound,
+    /// Asked from another address than the instance's.
+    WrongAddress,
+    /// Not a request the endpoint understands.
+    BadRequest,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [
+        Refusal::Unknown,
+        Refusal::NotBound,
+        Refusal::WrongAddress,
+        Refusal::BadRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Unknown => "unknown_token",
+            Refusal::NotBound => "not_bound",
+            Refusal::WrongAddress => "wrong_address",
+            Refusal::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// Checks the record, its binding and the caller's address; hands the sealed credential over
+/// and deletes the record in the same step. A refusal leaves the record as it was, so a stranger
+/// cannot spend the instance's token.
+const REDEEM: &str = r#"
+local addr = redis.call('HGET', KEYS[1], 'addr')
+if not addr then return {'unknown'} end
+if addr == '' then return {'unbound'} end
+if addr ~= ARGV[1] then return {'address'} end
+local v = redis.call('HMGET', KEYS[1], 'runner', 'sealed')
+redis.call('DEL', KEYS[1])
+return {'ok', v[1], v[2]}
+"#;
+
+/// Binds an existing record to an address, once.
+const BIND: &str = r#"
+local addr = redis.call('HGET', KEYS[1], 'addr')
+if not addr then return 0 end
+if addr ~= '' and addr ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'addr', ARGV[1])
+return 1
+"#;
+
+/// What the manager needs to send a VM's credential through the broker.
+#[derive(Clone)]
+pub struct Link {
+    pub broker: Broker,
+    /// The URL instances fetch from.
+    pub url: String,
+    /// The CA they pin (PEM).
+    pub ca_pem: String,
+}
+
+/// The broker's side in Redis.
+#[derive(Clone)]
+pub struct Broker {
+    conn: ConnectionManager,
+    prefix: String,
+    vault: std::sync::Arc<Vault>,
+}
+
+/// The hex SHA-256 of a token: the id of its record.
+pub fn token_id(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Broker {
+    pub fn new(conn: ConnectionManager, manager: &str, vault: Vault) -> Broker {
+        Broker {
+            conn,
+            prefix: format!("{}broker:", crate::model::key_prefix(manager)),
+            vault: std::sync::Arc::new(vault),
+        }
+    }
+
+    fn record_key(&self, id: &str) -> String {
+        format!("{}cred:{id}", self.prefix)
+    }
+
+    fn runner_key(&self, runner: &str) -> String {
+        format!("{}runner:{runner}", self.prefix)
+    }
+
+    /// Keeps `credential` for `runner` for `ttl`, sealed, under a fresh one-time token. A
+    /// credential issued earlier for the runner is revoked.
+    pub async fn issue(&self, runner: &str, credential: &Secret, ttl: Duration) -> Result<Issued> {
+        let token =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vault::random_bytes(32));
+        let id = token_id(&token);
+        let sealed = self.vault.seal(credential, &format!("{id}:{runner}"));
+        let ttl = ttl.as_secs().max(1);
+        self.revoke(runner).await?;
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                self.record_key(&id),
+                &[
+                    ("runner", runner),
+                    ("sealed", sealed.as_str()),
+                    ("addr", ""),
+                ],
+            )
+            .expire(self.record_key(&id), ttl as i64)
+            .set_ex(self.runner_key(runner), &id, ttl)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(Issued {
+            token: Secret::new(token),
+            id,
+        })
+    }
+
+    /// Binds a record to the address its instance will call from. False when the record is
+    /// gone (expired, redeemed) or bound to another address.
+    pub async fn bind(&self, id: &str, address: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let n: i64 = redis::Script::new(BIND)
+            .key(self.record_key(id))
+            .arg(address)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Removes what is kept for a runner (it is being deleted, or a new credential replaces it).
+    pub async fn revoke(&self, runner: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let id: Option<String> = redis::cmd("GET")
+            .arg(self.runner_key(runner))
+            .query_async(&mut c)
+            .await?;
+        if let Some(id) = id {
+            let _: () = redis::cmd("DEL")
+                .arg(self.record_key(&id))
+                .arg(self.runner_key(runner))
+                .query_async(&mut c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Redeems a token asked for from `source`: the credential once, or why not.
+    pub async fn redeem(&self, token: &str, source: &str) -> Result<Redeemed> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(Redeemed::Refused(Refusal::BadRequest));
+        }
+        let id = token_id(token);
+        let mut c = self.conn.clone();
+        let reply: Vec<Option<String>> = redis::Script::new(REDEEM)
+            .key(self.record_key(&id))
+            .arg(source)
+            .invoke_async(&mut c)
+            .await?;
+        let refused = |r| Ok(Redeemed::Refused(r));
+        match reply.first().and_then(|s| s.as_deref()) {
+            Some("ok") => {
+                let runner = reply.get(1).cloned().flatten().unwrap_or_default();
+                let sealed = reply.get(2).cloned().flatten().unwrap_or_default();
+                // The runner's index of its record (the record itself is gone already).
+                let _: () = redis::cmd("DEL")
+                    .arg(self.runner_key(&runner))
+                    .query_async(&mut c)
+                    .await?;
+                let credential = self.vault.open(&sealed, &format!("{id}:{runner}"))?;
+                Ok(Redeemed::Credential { runner, credential })
+            }
+            Some("unbound") => refused(Refusal::NotBound),
+            Some("address") => refused(Refusal::WrongAddress),
+            _ => refused(Refusal::Unknown),
+        }
+    }
+}

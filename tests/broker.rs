@@ -1,0 +1,559 @@
+//! The credential broker against a real Redis, its TLS endpoint, and the VM fetch hook run by
+//! the real `curl`.
+
+mod support;
+
+use base64::Engine;
+use runnerctl::bootstrap::{self, BootStyle, Credential, RunnerSetup};
+use runnerctl::broker::endpoint::{self, Endpoint};
+use runnerctl::broker::{Broker, Redeemed, Refusal, Vault};
+use runnerctl::config::Secret;
+use runnerctl::store;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{manager_name, RedisServer};
+
+const JIT: &str = "JIT-SECRET-7c1e0f";
+
+fn vault() -> Vault {
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    Vault::new(&[Secret::new(key)]).unwrap()
+}
+
+/// Every key and value in Redis, as text.
+async fn dump(conn: &redis::aio::ConnectionManager) -> String {
+    let mut c = conn.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = String::new();
+    for k in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let v: String = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap(),
+            "hash" => {
+                let all: Vec<String> = redis::cmd("HGETALL")
+                    .arg(&k)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
+                all.join(" ")
+            }
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k} = {v}\n"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_redeemed_once_only_from_its_instance_before_it_expires() {
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let b = Broker::new(conn.clone(), &manager_name("broker"), vault());
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let token = issued.token.expose().to_string();
+    let refused = |r: Refusal| Redeemed::Refused(r);
+
+    // Nothing in clear in Redis: neither the credential nor the token.
+    let seen = dump(&conn).await;
+    assert!(!seen.contains(JIT) && !seen.contains(&token), "{seen}");
+
+    // Before the backend reported the instance's address: not yet.
+    assert_eq!(
+        b.redeem(&token, "10.0.0.5").await.unwrap(),
+        refused(Refusal::NotBound)
+    );
+    assert!(b.bind(&issued.id, "10.0.0.5").await.unwrap());
+    assert!(
+        !b.bind(&issued.id, "10.0.0.9").await.unwrap(),
+        "bound once, to one address"
+    );
+    // Another address, a wrong token: refused, and the instance's token still works.
+    assert_eq!(
+        b.redeem(&token, "10.0.0.6").await.unwrap(),
+        refused(Refusal::WrongAddress)
+    );
+    assert_eq!(
+        b.redeem("not-the-token", "10.0.0.5").await.unwrap(),
+        refused(Refusal::Unknown)
+    );
+    assert_eq!(
+        b.redeem("", "10.0.0.5").await.unwrap(),
+        refused(Refusal::BadRequest)
+    );
+    assert_eq!(
+        b.redeem(&token, "10.0.0.5").await.unwrap(),
+        Redeemed::Credential {
+            runner: "r1".into(),
+            credential: Secret::new(JIT),
+        }
+    );
+    // A second redemption finds nothing.
+    assert_eq!(
+        b.redeem(&token, "10.0.0.5").await.unwrap(),
+        refused(Refusal::Unknown)
+    );
+
+    // Expired at its time to live.
+    let short = b
+        .issue("r2", &Secret::new(JIT), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(b.bind(&short.id, "10.0.0.7").await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        b.redeem(short.token.expose(), "10.0.0.7").await.unwrap(),
+        refused(Refusal::Unknown)
+    );
+    // Revoked with its runner; a new credential for a runner replaces the old one.
+    let old = b
+        .issue("r3", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let new = b
+        .issue("r3", &Secret::new("JIT-2"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!b.bind(&old.id, "10.0.0.8").await.unwrap(), "replaced");
+    assert!(b.bind(&new.id, "10.0.0.8").await.unwrap());
+    b.revoke("r3").await.unwrap();
+    assert_eq!(
+        b.redeem(new.token.expose(), "10.0.0.8").await.unwrap(),
+        refused(Refusal::Unknown)
+    );
+    // Nothing is left behind.
+    let left = dump(&conn).await;
+    assert!(!left.contains("broker:"), "{left}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_sealed_under_another_key_or_moved_does_not_open() {
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let name = manager_name("broker-keys");
+    let b = Broker::new(conn.clone(), &name, vault());
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(b.bind(&issued.id, "10.0.0.5").await.unwrap());
+    // After a rotation that dropped the old key, its records cannot be opened: an error, not
+    // a credential.
+    let other = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let rotated = Broker::new(
+        conn.clone(),
+        &name,
+        Vault::new(&[Secret::new(other)]).unwrap(),
+    );
+    assert!(rotated
+        .redeem(issued.token.expose(), "10.0.0.5")
+        .await
+        .is_err());
+}
+
+/// What cloud-init would write: each `path` of the user-data with its decoded content.
+fn files_of(user_data: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut path = None;
+    for line in user_data.lines() {
+        if let Some(p) = line.trim().strip_prefix("- path: ") {
+            path = Some(p.to_string());
+        }
+        if let (Some(p), Some(c)) = (&path, line.trim().strip_prefix("content: ")) {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(c).unwrap();
+            out.push((p.clone(), String::from_utf8(bytes).unwrap()));
+            path = None;
+        }
+    }
+    out
+}
+
+fn self_signed() -> (String, String) {
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+/// Runs the fetch hook as the VM's runner unit would, its fixed paths moved into `dir`.
+fn run_hook(dir: &std::path::Path, hook: &str, token: &str, ca: &str) -> (bool, Option<String>) {
+    let ca_path = dir.join("broker-ca.pem");
+    let token_path = dir.join("broker-token");
+    std::fs::write(&ca_path, ca).unwrap();
+    std::fs::write(&token_path, token).unwrap();
+    let hook = hook
+        .replace(bootstrap::BROKER_CA, ca_path.to_str().unwrap())
+        .replace(bootstrap::BROKER_TOKEN, token_path.to_str().unwrap());
+    let script = dir.join("fetch-credential");
+    std::fs::write(&script, hook).unwrap();
+    let out_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let ok = std::process::Command::new("sh")
+        .arg(&script)
+        .arg(&out_dir)
+        .status()
+        .unwrap()
+        .success();
+    (ok, std::fs::read_to_string(out_dir.join("jitconfig")).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_ca_pinned() {
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let b = Broker::new(conn.clone(), &manager_name("broker-tls"), vault());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let tls =
+        endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
+    let ep = Arc::new(Endpoint::new(b.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(endpoint::serve(listener, tls, ep.clone(), async {
+        let _ = stopped.await;
+    }));
+
+    // The VM's bootstrap with its credential sent through the broker.
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let setup = RunnerSetup {
+        runner_name: "r1".into(),
+        labels: vec!["self-hosted".into()],
+        url: "https://github.com/octo-org".into(),
+        runner_group: Some("g".into()),
+        credential: Credential::Jit(Secret::new(JIT)),
+    };
+    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    bootstrap::through_broker(&mut boot, &url, &cert, &issued.token, 20).unwrap();
+    assert!(
+        boot.files.iter().all(|f| !bootstrap::is_secret(&f.path)),
+        "no backend delivers the credential"
+    );
+    let user_data = boot.user_data.as_ref().unwrap().expose().to_string();
+    let files = files_of(&user_data);
+    assert!(
+        files.iter().all(|(_, c)| !c.contains(JIT)),
+        "never the credential"
+    );
+    let file = |p: &str| {
+        files
+            .iter()
+            .find(|(path, _)| path == p)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| panic!("{p} missing"))
+    };
+    let (hook, token) = (
+        file(bootstrap::FETCH_CREDENTIAL_HOOK),
+        file(bootstrap::BROKER_TOKEN),
+    );
+    assert_eq!(file(bootstrap::BROKER_CA), cert);
+
+    // Not bound yet: the hook retries (409) until the backend reports the address.
+    let binder = {
+        let b = b.clone();
+        let id = issued.id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            b.bind(&id, "127.0.0.1").await.unwrap()
+        })
+    };
+    let (d, h, t, c) = (
+        dir.path().to_path_buf(),
+        hook.clone(),
+        token.clone(),
+        cert.clone(),
+    );
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &h, &t, &c))
+        .await
+        .unwrap();
+    assert!(binder.await.unwrap());
+    assert!(ok, "the hook fetched the credential");
+    assert_eq!(got.as_deref(), Some(JIT));
+    assert!(
+        !dir.path().join("broker-token").exists(),
+        "the token file goes once redeemed"
+    );
+
+    // The same token again: refused at once (403), no credential.
+    let (d, h, t, c) = (
+        dir.path().to_path_buf(),
+        hook.clone(),
+        token.clone(),
+        cert.clone(),
+    );
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &h, &t, &c))
+        .await
+        .unwrap();
+    assert!(!ok && got.is_none());
+
+    // Another CA pinned (a man in the middle's certificate): curl refuses the endpoint.
+    let again = b
+        .issue("r2", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(b.bind(&again.id, "127.0.0.1").await.unwrap());
+    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    bootstrap::through_broker(&mut boot, &url, &cert, &again.token, 3).unwrap();
+    let files = files_of(boot.user_data.as_ref().unwrap().expose());
+    let hook = files
+        .iter()
+        .find(|(p, _)| p == bootstrap::FETCH_CREDENTIAL_HOOK)
+        .unwrap()
+        .1
+        .clone();
+    let token = files
+        .iter()
+        .find(|(p, _)| p == bootstrap::BROKER_TOKEN)
+        .unwrap()
+        .1
+        .clone();
+    let (wrong_ca, _) = self_signed();
+    let d = dir.path().to_path_buf();
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &token, &wrong_ca))
+        .await
+        .unwrap();
+    assert!(
+        !ok && got.is_none(),
+        "no credential past an unpinned certificate"
+    );
+
+    let metrics = ep.render_metrics();
+    assert!(
+        metrics.contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("runnerctl_broker_redemptions_total{outcome=\"unknown_token\"} 1"),
+        "{metrics}"
+    );
+    assert!(!dump(&conn).await.contains(JIT));
+    let _ = stop.send(());
+}
+
+/// A VM backend that boots nothing: it keeps what it was asked to create and reports the
+/// instance on the loopback address, where the test plays the VM.
+struct LoopbackVm {
+    made: std::sync::Mutex<Vec<runnerctl::backend::CreateRequest>>,
+}
+
+struct VmKind;
+
+impl runnerctl::config::Schema for VmKind {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn settings(
+        &self,
+        _: &mut runnerctl::config::Reader<'_, '_>,
+        _: serde_yaml::Value,
+    ) -> Option<runnerctl::config::Typed> {
+        None
+    }
+    fn spec(
+        &self,
+        _: &mut runnerctl::config::Reader<'_, '_>,
+        _: serde_yaml::Value,
+    ) -> Option<runnerctl::config::Typed> {
+        None
+    }
+}
+
+#[async_trait::async_trait]
+impl runnerctl::backend::Kind for VmKind {
+    fn name(&self) -> &'static str {
+        "loopback-vm"
+    }
+    fn schema(&self) -> &dyn runnerctl::config::Schema {
+        self
+    }
+    fn boot_style(&self) -> BootStyle {
+        BootStyle::Vm
+    }
+    fn credential_delivery(&self, _: &runnerctl::config::Typed, _: &str, _: &str) -> String {
+        String::new()
+    }
+    async fn build(
+        &self,
+        _: runnerctl::backend::BuildContext,
+    ) -> runnerctl::backend::Result<Arc<dyn runnerctl::backend::Backend>> {
+        unreachable!("built by the test")
+    }
+}
+
+static VM_KIND: VmKind = VmKind;
+
+#[async_trait::async_trait]
+impl runnerctl::backend::Backend for LoopbackVm {
+    fn name(&self) -> &str {
+        "vm"
+    }
+    fn kind(&self) -> &'static dyn runnerctl::backend::Kind {
+        &VM_KIND
+    }
+    async fn create(
+        &self,
+        req: &runnerctl::backend::CreateRequest,
+    ) -> runnerctl::backend::Result<runnerctl::backend::Instance> {
+        self.made.lock().unwrap().push(req.clone());
+        Ok(runnerctl::backend::Instance {
+            id: format!("vm-{}", req.runner_name),
+            state: runnerctl::backend::InstanceState::Running,
+            tags: req
+                .tags
+                .pairs()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            created_at: None,
+            spot_fallback: false,
+            address: Some("127.0.0.1".into()),
+        })
+    }
+    async fn delete(&self, _: &str) -> runnerctl::backend::Result<()> {
+        Ok(())
+    }
+    async fn get(
+        &self,
+        _: &str,
+    ) -> runnerctl::backend::Result<Option<runnerctl::backend::Instance>> {
+        Ok(None)
+    }
+    async fn list(&self) -> runnerctl::backend::Result<Vec<runnerctl::backend::Instance>> {
+        Ok(vec![])
+    }
+}
+
+/// The manager's whole path for a VM: its JIT configuration from the fake GitHub sealed at the
+/// broker, the instance given only a one-time token, bound to the instance's address, fetched by
+/// the real hook over TLS, and the runner coming online with it; deleting the runner revokes
+/// what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_broker() {
+    use runnerctl::forge::github::{Auth, GitHub};
+    use runnerctl::forge::prelude::*;
+    use runnerctl::forge::sim::{Sim, SimOptions};
+    use runnerctl::manager::{sync, Created, Manager};
+
+    let redis = RedisServer::start();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name("broker-vm");
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  vm:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: vm\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let g = config.runner_groups[0].clone();
+    sync::sync(&*gh, &[&g], false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let vm = Arc::new(LoopbackVm {
+        made: Default::default(),
+    });
+    let backend: Arc<dyn runnerctl::backend::Backend> = vm.clone();
+    let mut m = Manager::new(
+        config.clone(),
+        store::RedisStore::new(conn.clone(), &name),
+        gh,
+        std::collections::HashMap::from([("vm".to_string(), backend)]),
+    );
+    // The endpoint, as `serve` runs it.
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let tls =
+        endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
+    let broker = Broker::new(conn.clone(), &name, vault());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(endpoint::serve(
+        listener,
+        tls,
+        Arc::new(Endpoint::new(broker.clone())),
+        std::future::pending(),
+    ));
+    m.broker = Some(runnerctl::broker::Link {
+        broker,
+        url,
+        ca_pem: cert.clone(),
+    });
+
+    let Created::New(runner) = m.create_runner(&g, "job:7", Some(7)).await.unwrap() else {
+        panic!("a new runner")
+    };
+    let req = vm
+        .made
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("the instance was asked for");
+    assert!(req
+        .boot
+        .files
+        .iter()
+        .all(|f| !bootstrap::is_secret(&f.path)));
+    let user_data = req.boot.user_data.as_ref().unwrap().expose().to_string();
+    let jit = sim.runners()[0].jit.clone();
+    assert!(
+        !user_data.contains(&jit),
+        "the JIT configuration is not in the metadata"
+    );
+    let files = files_of(&user_data);
+    assert!(files.iter().all(|(_, c)| !c.contains(&jit)));
+    assert!(!dump(&conn).await.contains(&jit), "nor in Redis in clear");
+    let get = |p: &str| files.iter().find(|(x, _)| x == p).unwrap().1.clone();
+    let (hook, token) = (
+        get(bootstrap::FETCH_CREDENTIAL_HOOK),
+        get(bootstrap::BROKER_TOKEN),
+    );
+
+    // The VM's hook fetches it (the record is bound to 127.0.0.1 already), the runner connects.
+    let d = dir.path().to_path_buf();
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &token, &cert))
+        .await
+        .unwrap();
+    assert!(ok);
+    let got = got.unwrap();
+    assert_eq!(got, jit);
+    assert!(sim.connect_runner(&got).is_some());
+    assert!(sim.runners()[0].online);
+
+    // Deleting a runner whose credential still waits revokes it.
+    let Created::New(second) = m.create_runner(&g, "job:8", Some(8)).await.unwrap() else {
+        panic!("a second runner")
+    };
+    assert!(dump(&conn).await.contains("broker:cred:"));
+    m.delete_runner(&second, true).await.unwrap();
+    let left = dump(&conn).await;
+    assert!(!left.contains("broker:"), "{left}");
+    let _ = runner;
+}
