@@ -339,7 +339,9 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
     }
     if config.broker.enabled() {
         if let Err(e) = broker_vault(config) {
-            problem("broker.key".into(), e.to_string());
+            let why = e.to_string();
+            let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
+            problem("broker.key".into(), why.to_string());
         }
         if let (Some(cert), Some(key)) = (&config.broker.tls_cert_file, &config.broker.tls_key_file)
         {

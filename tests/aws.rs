@@ -900,3 +900,64 @@ async fn a_token_whose_instance_terminated_moves_to_the_next_generation() {
     );
     assert_eq!(be.list().await.unwrap().len(), 1);
 }
+
+/// With the credential broker, the EC2 instance's user-data carries the one-time token, the
+/// pinned CA and the fetch hook, no credential, and nothing goes to SSM; the instance's private
+/// address is reported for the broker to bind the credential to.
+#[tokio::test]
+async fn with_the_broker_nothing_goes_to_ssm_and_the_address_is_reported() {
+    let (m, _turn) = moto::moto().await;
+    m.reset();
+    let mgr = manager_name("aws-broker");
+    let be = backend(&m.url, &mgr).await;
+    let runner = format!("{mgr}-g-b");
+    let mut req = request(&mgr, "g", &runner, &spec(&image(&m.url).await));
+    let token = Secret::new("one-time-token-0123456789");
+    bootstrap::through_broker(
+        &mut req.boot,
+        "https://10.0.0.1:8443",
+        "-----BEGIN CERTIFICATE-----\n",
+        &token,
+        600,
+    )
+    .unwrap();
+    let made = be.create(&req).await.unwrap();
+    let address = made
+        .address
+        .clone()
+        .expect("RunInstances reports the private address");
+    assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "{address}");
+    assert_no_parameters(&m.url).await;
+    let attr = ec2(&m.url)
+        .await
+        .describe_instance_attribute()
+        .instance_id(&made.id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let user_data = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(attr.user_data().and_then(|u| u.value()).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).unwrap();
+    let files = doc["write_files"].as_sequence().unwrap();
+    let text = |p: &str| {
+        files
+            .iter()
+            .find(|f| f["path"] == p)
+            .map(|f| bootstrap::file_content(f).unwrap())
+    };
+    assert!(text(bootstrap::BROKER_TOKEN)
+        .unwrap()
+        .contains(token.expose()));
+    assert!(text(bootstrap::FETCH_CREDENTIAL_HOOK)
+        .unwrap()
+        .contains("'https://10.0.0.1:8443'/v1/credential"));
+    for f in files {
+        assert!(!bootstrap::file_content(f).unwrap().contains(SECRET));
+    }
+    be.delete(&made.id).await.unwrap();
+}

@@ -557,3 +557,139 @@ async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_br
     assert!(!left.contains("broker:"), "{left}");
     let _ = runner;
 }
+
+/// As an operator runs it: `config validate` and `serve` with a `broker:` section, the endpoint
+/// on its own TLS listener, `/metrics` counting, and `runners bootstrap` showing the hook with
+/// the token redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_broker_from_the_configuration() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
+    let (web, metrics, brk) = (
+        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+        port(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+    );
+    let name = manager_name("broker-serve");
+    let broker_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{web}\n  metrics_listen: 127.0.0.1:{metrics}\n  secret_env: WEBHOOK_SECRET\nbroker:\n  listen: 127.0.0.1:{brk}\n  url: https://127.0.0.1:{brk}\n  tls_cert_file: {}\n  tls_key_file: {}\n  key_env: BROKER_KEY\nbackends:\n  fake:\n    kind: fake\n  ec2:\n    kind: aws\n    region: eu-west-1\nrunner_groups:\n  - name: demo\n    organization: octo-org\n    labels: [self-hosted, demo]\n    backend: fake\n  - name: vm\n    organization: octo-org\n    labels: [self-hosted, vm]\n    backend: ec2\n    spec:\n      image_id: ami-1\n      instance_type: t3.micro\n",
+            redis.url,
+            cert_path.display(),
+            key_path.display()
+        ),
+    )
+    .unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(support::bin());
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("GITHUB_TOKEN", "ghp_x")
+            .env("WEBHOOK_SECRET", "0123456789abcdef0123")
+            .env("BROKER_KEY", &broker_key);
+        c
+    };
+    let out = cmd(&["config", "validate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A key that is not 32 bytes is refused by `config validate`, under its key.
+    let bad = cmd(&["-o", "json", "config", "validate"])
+        .env("BROKER_KEY", "c2hvcnQ=")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(v["errors"][0]["path"], "broker.key", "{v}");
+
+    // `runners bootstrap` on the VM group: the hook, the token redacted.
+    let out = cmd(&["runners", "bootstrap", "--group", "vm"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("credential broker"), "{text}");
+    let ud = text
+        .split("# ---- cloud-init user-data ----\n")
+        .nth(1)
+        .unwrap_or_default();
+    let files = files_of(ud);
+    let token = &files
+        .iter()
+        .find(|(p, _)| p == bootstrap::BROKER_TOKEN)
+        .expect("the token file")
+        .1;
+    assert!(token.contains("<redacted"), "{token}");
+
+    let mut serve = cmd(&["-q", "serve"]).spawn().unwrap();
+    let up = support::eventually(Duration::from_secs(10), || async {
+        std::net::TcpStream::connect(("127.0.0.1", brk))
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(up.is_some(), "the broker listens");
+    // A credential issued by a worker (same Redis, same key), bound to this host.
+    let conn = store::connect(&redis.url).await.unwrap();
+    let b = Broker::new(conn, &name, vault());
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(b.bind(&issued.id, "127.0.0.1").await.unwrap());
+    let curl = |token: String| {
+        let cert_path = cert_path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("curl")
+                    .args(["-sS", "--cacert"])
+                    .arg(&cert_path)
+                    .args(["-X", "POST", "-H"])
+                    .arg(format!("Authorization: Bearer {token}"))
+                    .arg(format!("https://127.0.0.1:{brk}/v1/credential"))
+                    .args(["-w", "\n%{http_code}"])
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let first =
+        String::from_utf8_lossy(&curl(issued.token.expose().to_string()).await.stdout).to_string();
+    assert_eq!(first, format!("{JIT}\n200"));
+    let second =
+        String::from_utf8_lossy(&curl(issued.token.expose().to_string()).await.stdout).to_string();
+    assert!(second.ends_with("403"), "{second}");
+    let (status, _, body) = support::http(
+        format!("127.0.0.1:{metrics}").parse().unwrap(),
+        "GET",
+        "/metrics",
+        &[],
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 1"),
+        "{body}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}

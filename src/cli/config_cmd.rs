@@ -146,30 +146,7 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
     let boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
     let mut boot = boot;
-    let brokered = config
-        .broker
-        .url
-        .as_ref()
-        .filter(|_| kind.boot_style() == bootstrap::BootStyle::Vm);
-    let delivery = match brokered {
-        Some(url) => {
-            let ca = config
-                .broker
-                .ca_file
-                .as_ref()
-                .or(config.broker.tls_cert_file.as_ref())
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_else(|| "<the broker's CA certificate>\n".into());
-            let token = config::Secret::new(
-                "<redacted: a one-time token, made when the runner is created>",
-            );
-            let wait = config.time_to_start.as_secs();
-            bootstrap::through_broker(&mut boot, url, &ca, &token, wait)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-            format!("kept sealed by the credential broker; the instance redeems a one-time token for it once, from its own address, at {url} (CA pinned), within time_to_start ({wait}s)")
-        }
-        None => kind.credential_delivery(settings, &config.name, &setup.runner_name),
-    };
+    let delivery = delivery(&config, kind, settings, &setup.runner_name, &mut boot)?;
     let view = BootView {
         credential_delivery: delivery,
         group: g.name.clone(),
@@ -195,9 +172,10 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
         OutputFormat::Json => output::json(&view),
         OutputFormat::Table => {
             let mut out = format!(
-                "# group {} on backend {}\n# command: {}\n",
+                "# group {} on backend {}\n# credential: {}\n# command: {}\n",
                 view.group,
                 view.backend,
+                view.credential_delivery,
                 view.command.join(" ")
             );
             for (k, v) in &view.env {
@@ -221,4 +199,40 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
             output::print(&out)
         }
     }
+}
+
+/// How the credential reaches an instance of the group, applying the broker to `boot` when it
+/// is the way.
+fn delivery(
+    config: &config::Config,
+    kind: &dyn crate::backend::Kind,
+    settings: &config::BackendSettings,
+    runner: &str,
+    boot: &mut crate::bootstrap::BootData,
+) -> Result<String> {
+    use crate::bootstrap;
+    let brokered = config
+        .broker
+        .url
+        .as_ref()
+        .filter(|_| kind.boot_style() == bootstrap::BootStyle::Vm);
+    Ok(match brokered {
+        Some(url) => {
+            let ca = config
+                .broker
+                .ca_file
+                .as_ref()
+                .or(config.broker.tls_cert_file.as_ref())
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_else(|| "<the broker's CA certificate>\n".into());
+            let token = config::Secret::new(
+                "<redacted: a one-time token, made when the runner is created>",
+            );
+            let wait = config.time_to_start.as_secs();
+            bootstrap::through_broker(boot, url, &ca, &token, wait)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            format!("kept sealed by the credential broker; the instance redeems a one-time token for it once, from its own address, at {url} (CA pinned), within time_to_start ({wait}s)")
+        }
+        None => kind.credential_delivery(settings, &config.name, runner),
+    })
 }

@@ -399,8 +399,13 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// The forge a configuration names.
-    fn forge(&mut self, name: &str) -> Option<ForgeKind> {
+    /// The forge a configuration names (`github` when it names none).
+    fn forge(&mut self, value: Option<Value>) -> Option<ForgeKind> {
+        let Some(value) = value else {
+            return Some(ForgeKind::default());
+        };
+        let name: String = self.de(value, "forge")?;
+        let name = name.as_str();
         if let Some(f) = ForgeKind::parse(name) {
             return Some(f);
         }
@@ -583,10 +588,7 @@ impl<'a> Cx<'a> {
         if !is_simple_name(&name) {
             self.error("name", format!("`{name}` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"));
         }
-        let forge = match take("forge") {
-            None => Some(ForgeKind::default()),
-            Some(v) => self.de::<String>(v, "forge").and_then(|f| self.forge(&f)),
-        };
+        let forge = self.forge(take("forge"));
         let github = self.section::<GithubConfig>(take("github"), "github");
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
