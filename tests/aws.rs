@@ -229,6 +229,18 @@ async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
         .tag_list()
         .iter()
         .any(|t| t.key() == TAG_RUNNER && t.value() == runner));
+    // Written after RunInstances, for that instance only: tagged with its ARN.
+    let instance_tag = tags
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == runnerctl::backend::aws::TAG_INSTANCE)
+        .map(|t| t.value().to_string())
+        .expect("the instance's ARN");
+    assert!(
+        instance_tag.starts_with("arn:aws:ec2:")
+            && instance_tag.ends_with(&format!(":instance/{}", made.id)),
+        "{instance_tag}"
+    );
 
     // The hook, run with the real AWS CLI, fetches the credential (root-only) and deletes it.
     let dir = tempfile::tempdir().unwrap();

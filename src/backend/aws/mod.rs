@@ -40,6 +40,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// The tag of a credential's SSM parameter naming the instance it is for (its ARN).
+pub const TAG_INSTANCE: &str = "runnerctl-instance";
+
 /// States of an instance that still exists for us.
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 /// EC2's largest page of `DescribeInstances`.
@@ -89,6 +92,8 @@ pub struct AwsBackend {
     /// Root device name of each AMI, asked once.
     root_devices: Mutex<HashMap<String, String>>,
     spot_fallbacks: AtomicU64,
+    /// The account instances run in, as `RunInstances` reports it (for instance ARNs).
+    account: Mutex<Option<String>>,
 }
 
 impl AwsBackend {
@@ -148,6 +153,7 @@ impl AwsBackend {
             ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
             root_devices: Mutex::new(HashMap::new()),
             spot_fallbacks: AtomicU64::new(0),
+            account: Mutex::new(None),
         }
     }
 
@@ -282,10 +288,59 @@ impl AwsBackend {
     }
 
     /// Stores the instance's secret files in SSM Parameter Store; returns their parameters.
-    async fn put_secrets(&self, req: &CreateRequest) -> Result<Vec<(String, String)>> {
+    /// The parameters a runner's credential files go to, with their files.
+    fn parameters(&self, req: &CreateRequest) -> Vec<(String, String)> {
+        req.boot
+            .files
+            .iter()
+            .filter(|f| bootstrap::is_secret(&f.path))
+            .map(|f| {
+                (
+                    self.parameter_name(&req.runner_name, &f.path),
+                    f.path.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The ARN of an instance of this backend's account and region.
+    fn instance_arn(&self, id: &str) -> String {
+        let partition = if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        };
+        let account = self
+            .account
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        format!(
+            "arn:{partition}:ec2:{}:{account}:instance/{id}",
+            self.region
+        )
+    }
+
+    /// Writes the credential files as SecureStrings once the instance exists, each tagged
+    /// `runnerctl-instance` with the instance's ARN: the documented runner policy lets an
+    /// instance read only parameters whose tag is its own `ec2:SourceInstanceARN`.
+    async fn put_secrets(
+        &self,
+        req: &CreateRequest,
+        instance: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let arn = self.instance_arn(instance);
         let group = req.tags.group.as_str();
         let mut made: Vec<(String, String)> = Vec::new();
-        for f in &req.boot.files {
+        for f in req
+            .boot
+            .files
+            .iter()
+            .filter(|f| bootstrap::is_secret(&f.path))
+        {
             let name = self.parameter_name(&req.runner_name, &f.path);
             let value = f.content.expose();
             let tier = if value.len() > STANDARD_TIER_MAX {
@@ -303,7 +358,13 @@ impl AwsBackend {
                     .set_key_id(self.kms_key_id.clone())
                     .description("runnerctl: a runner's credential, deleted once fetched")
             };
-            let mut first = put();
+            let mut first = put().tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(TAG_INSTANCE)
+                    .value(&arn)
+                    .build()
+                    .expect("key and value are set"),
+            );
             for (k, v) in req.tags.pairs() {
                 first = first.tags(
                     aws_sdk_ssm::types::Tag::builder()
@@ -362,12 +423,13 @@ set -eu
 umask 077
 dir="${{1:-/run/runnerctl}}"
 fetch() {{
+  # Written once the instance exists: wait for it (up to 5 minutes).
   tries=0
   until value=$(aws ssm get-parameter --region '{region}' --name "$1" --with-decryption \
-    --query Parameter.Value --output text); do
+    --query Parameter.Value --output text 2>/dev/null); do
     tries=$((tries + 1))
-    [ "$tries" -ge 10 ] && {{ echo "runnerctl: cannot read $1" >&2; return 1; }}
-    sleep 3
+    [ "$tries" -ge 60 ] && {{ echo "runnerctl: cannot read $1" >&2; return 1; }}
+    sleep 5
   done
   printf '%s' "$value" >"$2.part" && mv "$2.part" "$2"
   aws ssm delete-parameter --region '{region}' --name "$1" >/dev/null 2>&1 || true
@@ -448,6 +510,9 @@ fetch() {{
             .send()
             .await
             .map_err(|e| self.classify(Some(group), e))?;
+        if let Some(owner) = out.owner_id() {
+            *self.account.lock().unwrap_or_else(|p| p.into_inner()) = Some(owner.to_string());
+        }
         let Some(i) = out.instances().first() else {
             return Err(BackendError::Transient {
                 backend: self.name.clone(),
@@ -660,7 +725,8 @@ impl Backend for AwsBackend {
         if let Some(i) = self.find_runner(&req.runner_name, group).await? {
             return Ok(i);
         }
-        let params = self.put_secrets(req).await?;
+        // The hook reads parameters that are written once the instance exists.
+        let params = self.parameters(req);
         let user_data = match req.boot.user_data.as_ref().map(|u| u.expose()) {
             None => String::new(),
             Some(u) if params.is_empty() => u.to_string(),
@@ -707,11 +773,15 @@ impl Backend for AwsBackend {
                 }
             }
         }
-        if result.is_err() {
-            self.delete_parameters(params.iter().map(|(n, _)| n.as_str()))
-                .await;
+        let instance = result?;
+        if !params.is_empty() {
+            if let Err(e) = self.put_secrets(req, &instance.id).await {
+                // An instance whose credential cannot arrive would never start: it goes.
+                let _ = self.delete(&instance.id).await;
+                return Err(e);
+            }
         }
-        result
+        Ok(instance)
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
