@@ -104,6 +104,10 @@ until install; do
   sleep $((tries * 3))
 done
 
+# With the credential broker, the credential is fetched with a one-time token.
+if [ -f /etc/runnerctl/broker-token ] && [ -x /usr/local/lib/runnerctl/fetch-credential ]; then
+  /usr/local/lib/runnerctl/fetch-credential /run/runnerctl || exit 1
+fi
 cd "${RUNNER_DIR:-/home/runner}" || exit 1
 if [ ! -f /run/runnerctl/jitconfig ] && [ ! -f /run/runnerctl/token ]; then
   # A second run: the credential was consumed by the first, whose runner owns this instance.
@@ -318,10 +322,10 @@ echo "runnerctl: no credential from the broker within the time to start" >&2
 exit 1
 "#;
 
-/// Makes a VM's bootstrap fetch its credential from the broker at `url` (CA `ca_pem` pinned)
-/// with the one-time `token`, for at most `wait_secs`: the credential file leaves
+/// Makes an instance's bootstrap fetch its credential from the broker at `url` (CA `ca_pem`
+/// pinned) with the one-time `token`, for at most `wait_secs`: the credential file leaves
 /// `BootData::files` (no backend delivers it), and the token, the CA and the fetch hook join
-/// the user-data.
+/// the user-data (a VM) or the files (a container).
 pub fn through_broker(
     boot: &mut BootData,
     url: &str,
@@ -339,13 +343,23 @@ pub fn through_broker(
         .replace("{{file}}", file)
         .replace("{{wait}}", &wait_secs.to_string())
         .replace("{{url}}", &shell_quote(url.trim_end_matches('/')));
-    let user_data = boot.user_data.as_ref().ok_or_else(not_vm)?.expose();
-    let header = format!(
-        "Authorization: Bearer {}
-",
-        token.expose()
-    );
-    let with = add_vm_file(user_data, FETCH_CREDENTIAL_HOOK, 0o700, &hook)
+    let header = format!("Authorization: Bearer {}\n", token.expose());
+    let Some(user_data) = boot.user_data.as_ref().map(|u| u.expose().to_string()) else {
+        // A container (or the fake backend's stand-in): the same files, copied in.
+        for (path, mode, content) in [
+            (FETCH_CREDENTIAL_HOOK, 0o700, hook),
+            (BROKER_CA, 0o644, ca_pem.to_string()),
+            (BROKER_TOKEN, 0o600, header),
+        ] {
+            boot.files.push(File {
+                path: path.into(),
+                mode,
+                content: Secret::new(content),
+            });
+        }
+        return Ok(());
+    };
+    let with = add_vm_file(&user_data, FETCH_CREDENTIAL_HOOK, 0o700, &hook)
         .and_then(|u| add_vm_file(&u, BROKER_CA, 0o644, ca_pem))
         .and_then(|u| add_vm_file(&u, BROKER_TOKEN, 0o600, &header))
         .ok_or_else(not_vm)?;

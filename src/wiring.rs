@@ -366,13 +366,78 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 }
 
 /// The demo's stand-in runner: on the fake backend, a runner whose credential is the fake
-/// GitHub's comes online there, as a real runner process would.
+/// GitHub's comes online there, as a real runner process would. With the credential broker it
+/// first plays the VM's part: it runs the instance's own fetch hook (curl, the CA pinned) to
+/// redeem its one-time token. Against a real forge it does nothing.
 pub struct SimStandIn;
+
+impl SimStandIn {
+    /// Runs the bootstrap's fetch hook as the instance would, its files in a directory of its
+    /// own; the credential it fetched.
+    async fn fetch(runner: &str, boot: &crate::bootstrap::BootData) -> Option<Secret> {
+        use crate::bootstrap::{BROKER_CA, BROKER_TOKEN, FETCH_CREDENTIAL_HOOK, JITCONFIG};
+        let file = |p: &str| {
+            boot.files
+                .iter()
+                .find(|f| f.path == p)
+                .map(|f| f.content.clone())
+        };
+        if let Some(jit) = file(JITCONFIG) {
+            return Some(jit);
+        }
+        let (hook, token, ca) = (
+            file(FETCH_CREDENTIAL_HOOK)?,
+            file(BROKER_TOKEN)?,
+            file(BROKER_CA)?,
+        );
+        let dir = std::env::temp_dir().join(format!(
+            "runnerctl-stand-in-{runner}-{:08x}",
+            fastrand::u32(..)
+        ));
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(dir.join("run")).ok()?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
+            let (ca_path, token_path) = (dir.join("broker-ca.pem"), dir.join("broker-token"));
+            std::fs::write(&ca_path, ca.expose()).ok()?;
+            std::fs::write(&token_path, token.expose()).ok()?;
+            let hook = hook
+                .expose()
+                .replace(BROKER_CA, ca_path.to_str()?)
+                .replace(BROKER_TOKEN, token_path.to_str()?);
+            let script = dir.join("fetch-credential");
+            std::fs::write(&script, hook).ok()?;
+            let ok = std::process::Command::new("sh")
+                .arg(&script)
+                .arg(dir.join("run"))
+                .stderr(std::process::Stdio::null())
+                .status()
+                .ok()?
+                .success();
+            let jit = std::fs::read_to_string(dir.join("run").join("jitconfig")).ok();
+            let _ = std::fs::remove_dir_all(&dir);
+            ok.then_some(jit).flatten().map(Secret::new)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
 
 #[async_trait::async_trait]
 impl StandIn for SimStandIn {
-    async fn start(&self, _runner: &str, credential: &Secret) -> bool {
-        let jit = credential.expose();
+    async fn start(&self, runner: &str, boot: &crate::bootstrap::BootData) -> bool {
+        let Some(jit) = Self::fetch(runner, boot).await else {
+            return boot
+                .files
+                .iter()
+                .all(|f| !crate::bootstrap::is_secret(&f.path))
+                && !boot
+                    .files
+                    .iter()
+                    .any(|f| f.path == crate::bootstrap::BROKER_TOKEN);
+        };
+        let jit = jit.expose();
         crate::forge::sim::sim_connect_url(jit).is_none()
             || crate::forge::sim::connect_stand_in_runner(jit).await
     }

@@ -693,3 +693,107 @@ async fn serve_runs_the_broker_from_the_configuration() {
         .status();
     assert!(serve.wait().unwrap().success());
 }
+
+/// End to end on the fake backend: each runner's stand-in redeems its token at the TLS endpoint
+/// with the instance's own fetch hook (curl, CA pinned), then comes online on the fake GitHub
+/// and runs its job; no JIT configuration is ever in Redis in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_jobs() {
+    use runnerctl::backend::fake::FakeBackend;
+    use runnerctl::forge::github::{Auth, GitHub};
+    use runnerctl::forge::prelude::*;
+    use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+    use runnerctl::manager::{sync, Manager};
+
+    let redis = RedisServer::start();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        job_duration: Duration::from_millis(200),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name("broker-fake");
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let g = config.runner_groups[0].clone();
+    sync::sync(&*gh, &[&g], false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let backend: Arc<dyn runnerctl::backend::Backend> = Arc::new(
+        FakeBackend::new("fake", &name, None, Some(conn.clone()))
+            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+    );
+    let mut m = Manager::new(
+        config.clone(),
+        store::RedisStore::new(conn.clone(), &name),
+        gh,
+        std::collections::HashMap::from([("fake".to_string(), backend)]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed();
+    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+    let tls =
+        endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
+    let broker = Broker::new(conn.clone(), &name, vault());
+    let ep = Arc::new(Endpoint::new(broker.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(endpoint::serve(
+        listener,
+        tls,
+        ep.clone(),
+        std::future::pending(),
+    ));
+    m.broker = Some(runnerctl::broker::Link {
+        broker,
+        url,
+        ca_pem: cert,
+    });
+    let m = Arc::new(m);
+
+    // Five queued jobs, one runner each, made concurrently as workers would.
+    let jobs: Vec<u64> = (0..5)
+        .map(|_| sim.queue_job("octo-org/app", &["self-hosted", "g"]))
+        .collect();
+    let mut made = Vec::new();
+    for job in &jobs {
+        let (m, g, job) = (m.clone(), g.clone(), *job);
+        made.push(tokio::spawn(async move {
+            m.create_runner(&g, &format!("job:{job}"), Some(job)).await
+        }));
+    }
+    for h in made {
+        h.await.unwrap().unwrap();
+    }
+    let done = support::eventually(Duration::from_secs(60), || async {
+        let all = sim.jobs();
+        all.iter()
+            .all(|j| j.status == JobStatus::Completed)
+            .then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "every job ran: {:?}", sim.jobs());
+    let seen = dump(&conn).await;
+    for r in sim.runners() {
+        assert!(
+            !seen.contains(&r.jit),
+            "a JIT configuration in clear in Redis"
+        );
+    }
+    let metrics = ep.render_metrics();
+    assert!(
+        metrics.contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 5"),
+        "{metrics}"
+    );
+}

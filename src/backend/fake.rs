@@ -70,6 +70,10 @@ impl Kind for FakeKind {
     fn boot_style(&self) -> BootStyle {
         BootStyle::Container
     }
+    /// Its stand-in plays a VM: with a broker, it redeems the runner's token as one would.
+    fn brokered(&self) -> bool {
+        true
+    }
     fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
         "kept by the fake backend; nothing boots".into()
     }
@@ -253,19 +257,33 @@ impl Backend for FakeBackend {
         let stored = self.put_if_absent(&id, text).await?;
         // "Boot": a stand-in, when one is injected, plays the runner (the demo's comes online on
         // the fake GitHub, as a real runner process would). Otherwise nothing boots.
-        let credential = req
-            .boot
-            .files
-            .iter()
-            .find(|f| crate::bootstrap::is_secret(&f.path));
-        if let (Some(stand_in), Some(c)) = (&self.stand_in, credential) {
-            // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise exit
-            // before its runner connected, and that runner would never come online.
-            if !stand_in.start(&req.runner_name, &c.content).await {
-                tracing::warn!(runner = %req.runner_name, "the stand-in runner could not start");
+        if let Some(stand_in) = &self.stand_in {
+            let (stand_in, runner, boot) =
+                (stand_in.clone(), req.runner_name.clone(), req.boot.clone());
+            let play = async move {
+                if !stand_in.start(&runner, &boot).await {
+                    tracing::warn!(runner = %runner, "the stand-in runner could not start");
+                }
+            };
+            if req
+                .boot
+                .files
+                .iter()
+                .any(|f| f.path == crate::bootstrap::BROKER_TOKEN)
+            {
+                // Its credential is bound to it once this create has answered: it fetches
+                // meanwhile, as a booting VM would.
+                tokio::spawn(play);
+            } else {
+                // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise
+                // exit before its runner connected, and that runner would never come online.
+                play.await;
             }
         }
-        self.to_instance(&stored)
+        let mut instance = self.to_instance(&stored)?;
+        // Its stand-in calls from this host.
+        instance.address = Some("127.0.0.1".into());
+        Ok(instance)
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

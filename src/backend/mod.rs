@@ -34,6 +34,12 @@ pub trait Kind: Sync {
     fn schema(&self) -> &dyn Schema;
     /// Whether its instances boot with cloud-init (VMs) or run a command (containers).
     fn boot_style(&self) -> BootStyle;
+    /// Whether its runners' credentials go through the credential broker when one is
+    /// configured: VMs do (their metadata is readable by others); a container backend that
+    /// copies files into its container does not need it.
+    fn brokered(&self) -> bool {
+        self.boot_style() == BootStyle::Vm
+    }
     /// How a runner's credential reaches an instance, for `runners bootstrap`.
     fn credential_delivery(
         &self,
@@ -70,8 +76,9 @@ pub fn kind(name: &str) -> Option<&'static dyn Kind> {
 /// demo's stand-in, which connects to the fake GitHub). Injected by the wiring.
 #[async_trait::async_trait]
 pub trait StandIn: Send + Sync {
-    /// Starts a stand-in for the runner with this credential; false when it could not.
-    async fn start(&self, runner: &str, credential: &Secret) -> bool;
+    /// Starts a stand-in for the runner with what its instance received; false when it could
+    /// not.
+    async fn start(&self, runner: &str, boot: &BootData) -> bool;
 }
 
 /// What a kind's constructor receives.

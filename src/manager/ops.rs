@@ -586,7 +586,7 @@ impl Manager {
         let Some(link) = &self.broker else {
             return Ok(None);
         };
-        if backend.kind().boot_style() != crate::bootstrap::BootStyle::Vm {
+        if !backend.kind().brokered() {
             return Ok(None);
         }
         let Some(credential) = boot.files.iter().find(|f| bootstrap::is_secret(&f.path)) else {
