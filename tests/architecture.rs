@@ -44,7 +44,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "wiring",
         &[
-            "backend", "broker", "config", "error", "forge", "manager", "queue", "server", "store",
+            "backend",
+            "bootstrap",
+            "broker",
+            "config",
+            "error",
+            "forge",
+            "manager",
+            "queue",
+            "server",
+            "store",
         ],
     ),
     (
