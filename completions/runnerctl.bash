@@ -661,7 +661,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__healthcheck)
-            opts="-g -c -o -v -q -h -V --group --config --output --verbose --quiet --help --version"
+            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1135,7 +1135,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__delete)
-            opts="-g -c -o -v -q -h -V --group --all --force --config --output --verbose --quiet --help --version"
+            opts="-g -y -c -o -v -q -h -V --group --all --force --dry-run --yes --config --output --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -121,6 +121,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 json\t'JSON for programs'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l all -d 'Delete every runner of --group'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l force -d 'Also delete runners that are running a job'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l dry-run -d 'Show what would be deleted, and delete nothing'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask before deleting every runner of a group (required without a terminal)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -134,6 +136,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s g -l
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l dry-run -d 'Show the plan of each group and carry none of it out'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -868,7 +868,7 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     assert!(be.get(&leaked[0]).await.unwrap().is_none(), "terminated");
     assert_eq!(be.list().await.unwrap().len(), 2, "the two runners stay");
 
-    let (code, out, err) = run(vec!["runners", "delete", "--group", "vm", "--all"]).await;
+    let (code, out, err) = run(vec!["runners", "delete", "--group", "vm", "--all", "--yes"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(be.list().await.unwrap().is_empty());
     assert_no_parameters(&m.url).await;

@@ -122,7 +122,11 @@ async fn create_list_delete_and_capacity() {
     );
     let (code, _, _) = run(&s, &["runners", "delete", &names[0], "--force"]).await;
     assert_eq!(code, Some(0));
-    let (code, out, _) = run(&s, &["runners", "delete", "--group", "small", "--all"]).await;
+    let (code, out, _) = run(
+        &s,
+        &["runners", "delete", "--group", "small", "--all", "--yes"],
+    )
+    .await;
     assert_eq!(code, Some(0), "{out}");
     let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
     assert_eq!(out.trim(), "[]");
@@ -331,5 +335,79 @@ async fn config_validate_checks_secrets_that_would_fail_at_run_time() {
     // With the variable set, the same file is valid.
     edit_config(&s, "  token_file:", "  token_env: CLI_GH_TOKEN");
     let (code, _, err) = run(&s, &["config", "validate"]).await;
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// `runners delete --group G --all` deleted every runner with no question asked: now it asks on
+/// a terminal and, without one, refuses unless `--yes`; `--dry-run` on `runners delete` and
+/// `healthcheck` shows what would happen and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_bulk_deletes_ask_first_and_dry_runs_change_nothing() {
+    let s = setup("cli-bulk", "").await;
+    let (code, _, err) = run(&s, &["groups", "sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(
+        &s,
+        &["runners", "create", "--group", "small", "--count", "2"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let count = |out: &str| {
+        serde_json::from_str::<serde_json::Value>(out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // No terminal (the test's stdin is not one) and no --yes: refused, exit 2, nothing deleted.
+    let (code, _, err) = run(&s, &["runners", "delete", "--group", "small", "--all"]).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+    let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
+    assert_eq!(count(&out), 2);
+    // A dry run names each runner and deletes none.
+    let (code, out, err) = run(
+        &s,
+        &[
+            "-o",
+            "json",
+            "runners",
+            "delete",
+            "--group",
+            "small",
+            "--all",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(plan.as_array().unwrap().len(), 2);
+    assert!(plan[0]["result"]
+        .as_str()
+        .unwrap()
+        .starts_with("would be deleted"));
+    let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
+    assert_eq!(count(&out), 2);
+    // The health check's dry run: min_runners 0 and two idle runners, so the plan deletes the
+    // extras; nothing is carried out.
+    let (code, out, err) = run(&s, &["-o", "json", "healthcheck", "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let planned: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        planned
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["result"] == "planned"),
+        "{planned}"
+    );
+    let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
+    assert_eq!(count(&out), 2, "the dry run changed nothing");
+    let (code, _, err) = run(
+        &s,
+        &["runners", "delete", "--group", "small", "--all", "-y"],
+    )
+    .await;
     assert_eq!(code, Some(0), "{err}");
 }

@@ -73,6 +73,9 @@ pub enum Command {
         /// Check only this group
         #[arg(long, short = 'g', value_name = "NAME")]
         group: Option<String>,
+        /// Show the plan of each group and carry none of it out
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// Receive GitHub webhooks and enqueue them as tasks (run by systemd)
@@ -200,6 +203,12 @@ pub struct DeleteArgs {
     /// Also delete runners that are running a job
     #[arg(long)]
     pub force: bool,
+    /// Show what would be deleted, and delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before deleting every runner of a group (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -188,7 +188,9 @@ pub fn run(cli: Cli) -> Result<()> {
             config_cmd::runners_bootstrap(&cx, &group)
         }
         Command::Runners(RunnersCommand::Delete(args)) => runners_cmd::delete(&cx, &args),
-        Command::Healthcheck { group } => runners_cmd::healthcheck(&cx, group.as_deref()),
+        Command::Healthcheck { group, dry_run } => {
+            runners_cmd::healthcheck(&cx, group.as_deref(), dry_run)
+        }
         Command::Serve => serve_cmd::serve(&cx),
         Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
         Command::Tasks(t) => queue_cmd::tasks(&cx, t),

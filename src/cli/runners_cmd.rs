@@ -202,6 +202,14 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
                 .collect(),
             _ => args.names.clone(),
         };
+        if args.dry_run {
+            return Ok::<_, Error>(Deletion::Planned(
+                dry_run_rows(&m, &names, args.force).await?,
+            ));
+        }
+        if args.all && !args.yes {
+            confirm(names.len(), args.group.as_deref().unwrap_or_default())?;
+        }
         let bar = progress(names.len() as u64, cx.output);
         let mut out = Vec::new();
         for n in names {
@@ -210,8 +218,12 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        Ok::<_, Error>(out)
+        Ok::<_, Error>(Deletion::Done(out))
     })?;
+    let results = match results {
+        Deletion::Done(r) => r,
+        Deletion::Planned(plan) => return print_rows(cx, &plan),
+    };
     let rows: Vec<serde_json::Value> = results
         .iter()
         .map(|(n, r)| {
@@ -226,20 +238,7 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
             })
         })
         .collect();
-    match cx.output {
-        OutputFormat::Json => output::json(&rows)?,
-        OutputFormat::Table => output::table(
-            &["name", "result"],
-            rows.iter()
-                .map(|r| {
-                    vec![
-                        r["name"].as_str().unwrap_or_default().to_string(),
-                        r["result"].as_str().unwrap_or_default().to_string(),
-                    ]
-                })
-                .collect(),
-        )?,
-    }
+    print_rows(cx, &rows)?;
     let bad = results
         .iter()
         .filter(|(_, r)| !matches!(r, Ok(Removed::Deleted)))
@@ -253,7 +252,7 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
+pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Result<()> {
     let config = Arc::new(cx.load()?.config);
     if let Some(g) = only_group {
         group(&config, g)?;
@@ -268,7 +267,12 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
             .iter()
             .filter(|g| only_group.is_none_or(|o| o == g.name))
         {
-            match m.health_check(g).await {
+            let pass = if dry_run {
+                m.health_plan(g).await
+            } else {
+                m.health_check(g).await
+            };
+            match pass {
                 Ok(d) => all.extend(d),
                 Err(e) => {
                     all.push(Done {
@@ -290,31 +294,16 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
         OutputFormat::Table => {
             if done.is_empty() {
                 output::print("every group is healthy\n")?;
+            } else if dry_run && done.iter().all(|d| d.result == HealthResult::Planned) {
+                output::print("dry run: nothing was changed\n")?;
+                output::table(
+                    &["group", "action", "target", "reason"],
+                    done.iter().map(|d| health_row(d)[..4].to_vec()).collect(),
+                )?;
             } else {
                 output::table(
                     &["group", "action", "target", "reason", "result"],
-                    done.iter()
-                        .map(|d| {
-                            let v = serde_json::to_value(&d.action).unwrap_or_default();
-                            let target = v
-                                .get("name")
-                                .or_else(|| v.get("id"))
-                                .or_else(|| v.get("count"))
-                                .map(|x| x.to_string().trim_matches('"').to_string())
-                                .unwrap_or_default();
-                            vec![
-                                d.group.clone(),
-                                v["action"].as_str().unwrap_or_default().to_string(),
-                                target,
-                                v.get("reason")
-                                    .and_then(|r| r.as_str())
-                                    .or(v.get("status").and_then(|r| r.as_str()))
-                                    .unwrap_or_default()
-                                    .to_string(),
-                                d.result.to_string(),
-                            ]
-                        })
-                        .collect(),
+                    done.iter().map(health_row).collect(),
                 )?;
             }
         }
@@ -348,4 +337,89 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A row of the health-check table: group, action, target, reason, result.
+fn health_row(d: &Done) -> Vec<String> {
+    let v = serde_json::to_value(&d.action).unwrap_or_default();
+    let target = v
+        .get("name")
+        .or_else(|| v.get("id"))
+        .or_else(|| v.get("count"))
+        .map(|x| x.to_string().trim_matches('"').to_string())
+        .unwrap_or_default();
+    vec![
+        d.group.clone(),
+        v["action"].as_str().unwrap_or_default().to_string(),
+        target,
+        v.get("reason")
+            .and_then(|r| r.as_str())
+            .or(v.get("status").and_then(|r| r.as_str()))
+            .unwrap_or_default()
+            .to_string(),
+        d.result.to_string(),
+    ]
+}
+
+/// What `runners delete` came to: each runner's result, or, in a dry run, the plan.
+enum Deletion {
+    Done(Vec<(String, Result<Removed, Failure>)>),
+    Planned(Vec<serde_json::Value>),
+}
+
+/// Prints `{name, result}` rows as a table or JSON.
+fn print_rows(cx: &Context, rows: &[serde_json::Value]) -> Result<()> {
+    match cx.output {
+        OutputFormat::Json => output::json(&rows),
+        OutputFormat::Table => output::table(
+            &["name", "result"],
+            rows.iter()
+                .map(|r| {
+                    vec![
+                        r["name"].as_str().unwrap_or_default().to_string(),
+                        r["result"].as_str().unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// What `runners delete --dry-run` would do to each runner, doing nothing.
+async fn dry_run_rows(
+    m: &Manager,
+    names: &[String],
+    force: bool,
+) -> Result<Vec<serde_json::Value>> {
+    let mut rows = Vec::new();
+    for n in names {
+        let result = match m.store.get(n).await? {
+            None => "no such runner".to_string(),
+            Some(r) if r.status == RunnerStatus::Active && !force => {
+                "would be refused: running a job (use --force)".to_string()
+            }
+            Some(r) => format!("would be deleted (status {})", r.status),
+        };
+        rows.push(serde_json::json!({ "name": n, "result": result, "dry_run": true }));
+    }
+    Ok(rows)
+}
+
+/// Asks on the terminal before every runner of a group goes; without a terminal, refuses
+/// (`--yes` skips the question).
+fn confirm(count: usize, group: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "refusing to delete every runner of group `{group}` ({count}) without a terminal to confirm: pass --yes, or --dry-run to see them"
+        )));
+    }
+    eprint!("delete all {count} runners of group `{group}`? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim() {
+        "y" | "Y" | "yes" => Ok(()),
+        _ => Err(Error::Usage("nothing deleted".into())),
+    }
 }

@@ -170,6 +170,8 @@ pub enum HealthResult {
     /// Left alone, and why (a runner running a job, a pass held while Redis lost its data).
     Skipped(Option<String>),
     Failed(String),
+    /// What a dry run would do.
+    Planned,
 }
 
 impl HealthResult {
@@ -186,6 +188,7 @@ impl std::fmt::Display for HealthResult {
             HealthResult::Skipped(None) => f.write_str("skipped"),
             HealthResult::Skipped(Some(why)) => write!(f, "skipped: {why}"),
             HealthResult::Failed(why) => write!(f, "failed: {why}"),
+            HealthResult::Planned => f.write_str("planned"),
         }
     }
 }
@@ -1114,21 +1117,7 @@ impl Manager {
         }
         let scope = Self::scope(g);
         let seen = self.observe(g, &scope).await?;
-        let actions = plan::plan(&Observed {
-            now: seen.now,
-            listed_at,
-            min_runners: g.min_runners,
-            max_runners: g.max_runners,
-            time_to_start: self.config.time_to_start.as_secs(),
-            time_to_live: self.config.time_to_live.as_secs(),
-            cleanup_grace: self.config.cleanup_grace.as_secs(),
-            hold_until: seen.hold_until,
-            records: &seen.records,
-            forge: &seen.forge,
-            instances: &seen.instances,
-            seen: &seen.first_seen,
-            waiting_jobs: seen.waiting,
-        });
+        let actions = self.plan_of(g, listed_at, &seen);
         // Runners made here cover the waiting jobs and the lost ones.
         let demand = Want::Demand {
             min_free: g.min_runners.max(seen.waiting),
@@ -1142,6 +1131,42 @@ impl Manager {
             done.push(row(action, result));
         }
         Ok(done)
+    }
+
+    /// The plan of a pass over what it saw.
+    fn plan_of(&self, g: &RunnerGroup, listed_at: u64, seen: &Seen) -> Vec<Action> {
+        plan::plan(&Observed {
+            now: seen.now,
+            listed_at,
+            min_runners: g.min_runners,
+            max_runners: g.max_runners,
+            time_to_start: self.config.time_to_start.as_secs(),
+            time_to_live: self.config.time_to_live.as_secs(),
+            cleanup_grace: self.config.cleanup_grace.as_secs(),
+            hold_until: seen.hold_until,
+            records: &seen.records,
+            forge: &seen.forge,
+            instances: &seen.instances,
+            seen: &seen.first_seen,
+            waiting_jobs: seen.waiting,
+        })
+    }
+
+    /// What a health pass over the group would do now, carried out not at all (`healthcheck
+    /// --dry-run`). Like a pass, it records when it first saw a runner or instance without a
+    /// record (the grace is counted from there) and the data marker.
+    pub async fn health_plan(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
+        let listed_at = self.store.now().await?;
+        let seen = self.observe(g, &Self::scope(g)).await?;
+        Ok(self
+            .plan_of(g, listed_at, &seen)
+            .into_iter()
+            .map(|action| Done {
+                group: g.name.clone(),
+                action,
+                result: HealthResult::Planned,
+            })
+            .collect())
     }
 
     /// What a health pass sees of a group. GitHub and the backend are listed first, then the
