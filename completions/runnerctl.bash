@@ -215,7 +215,7 @@ _runnerctl() {
 
     case "${cmd}" in
         runnerctl)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version groups runners healthcheck serve worker tasks config demo completions help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,6 +237,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -245,7 +249,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__completions)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version bash elvish fish powershell zsh"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +269,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -275,7 +283,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version validate show example help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version validate show example help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +305,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -305,7 +317,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__example)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -325,6 +337,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -405,7 +421,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__show)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +441,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -435,7 +455,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__validate)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -457,6 +477,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -465,7 +489,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__demo)
-            opts="-n -c -o -v -q -h -V --jobs --redis-url --config --output --verbose --quiet --help --version"
+            opts="-n -c -o -v -q -h -V --jobs --redis-url --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -499,6 +523,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -507,7 +535,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list sync help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -527,6 +555,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -593,7 +625,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups__subcmd__list)
-            opts="-c -o -v -q -h -V --local --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --local --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,6 +647,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -623,7 +659,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups__subcmd__sync)
-            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --help --version"
+            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -653,6 +689,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -661,7 +701,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__healthcheck)
-            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --help --version"
+            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -689,6 +729,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1021,7 +1065,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list create bootstrap delete help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1043,6 +1087,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1051,7 +1099,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__bootstrap)
-            opts="-g -c -o -v -q -h -V --group --config --output --verbose --quiet --help --version"
+            opts="-g -c -o -v -q -h -V --group --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1081,6 +1129,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1089,7 +1141,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__create)
-            opts="-g -n -c -o -v -q -h -V --group --count --config --output --verbose --quiet --help --version"
+            opts="-g -n -c -o -v -q -h -V --group --count --dry-run --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1127,6 +1179,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1135,7 +1191,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__delete)
-            opts="-g -y -c -o -v -q -h -V --group --all --force --dry-run --yes --config --output --verbose --quiet --help --version"
+            opts="-g -y -c -o -v -q -h -V --group --all --force --dry-run --yes --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1163,6 +1219,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1257,7 +1317,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__list)
-            opts="-g -s -c -o -v -q -h -V --group --status --config --output --verbose --quiet --help --version"
+            opts="-g -s -c -o -v -q -h -V --group --status --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1295,6 +1355,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1303,7 +1367,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__serve)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1323,6 +1387,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1333,7 +1401,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version list dead requeue help"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list dead requeue help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1355,6 +1423,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1363,7 +1435,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__dead)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1383,6 +1455,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1463,7 +1539,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__list)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1483,6 +1559,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1493,7 +1573,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__requeue)
-            opts="-c -o -v -q -h -V --all --config --output --verbose --quiet --help --version"
+            opts="-c -o -v -q -h -V --all --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1515,6 +1595,10 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1523,7 +1607,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__worker)
-            opts="-j -c -o -v -q -h -V --concurrency --config --output --verbose --quiet --help --version"
+            opts="-j -c -o -v -q -h -V --concurrency --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1551,6 +1635,10 @@ _runnerctl() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_runnerctl_global_optspecs
-    string join \n c/config= o/output= v/verbose q/quiet h/help V/version
+    string join \n c/config= o/output= v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_runnerctl_needs_command
@@ -27,6 +27,8 @@ end
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -44,6 +46,8 @@ complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "help" -d 'Print
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -54,6 +58,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l local -d 'Show the configuration only, without asking GitHub'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
@@ -63,6 +69,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -l dry-run -d 'Show what would change without changing anything'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
@@ -74,6 +82,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -94,6 +104,8 @@ failed\t'Something went wrong that a health check must clean up'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -103,6 +115,9 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -l dry-run -d 'Show how many would be created within `max_runners`, and create none'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -111,6 +126,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -119,6 +136,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l all -d 'Delete every runner of --group'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l force -d 'Also delete runners that are running a job'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l dry-run -d 'Show what would be deleted, and delete nothing'
@@ -136,6 +155,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s g -l
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l dry-run -d 'Show the plan of each group and carry none of it out'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
@@ -144,6 +165,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s V -l
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -152,6 +175,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s j -l conc
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -159,6 +184,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s V -l vers
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -170,6 +197,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fis
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -177,6 +206,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_se
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -184,6 +215,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_se
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -l all -d 'Requeue every dead task'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
@@ -196,6 +229,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_se
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -207,6 +242,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -214,6 +251,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -221,6 +260,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -234,6 +275,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l redis-url -
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -241,6 +284,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s V -l versio
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -379,7 +379,15 @@ impl<H: Handler> Worker<H> {
             released: c.released.load(Ordering::Relaxed),
             lost_leases: c.lost.load(Ordering::Relaxed),
         };
-        tracing::info!(?report, "worker stopped");
+        tracing::info!(
+            handled = report.handled,
+            retried = report.retried,
+            waited = report.waited,
+            dead = report.dead,
+            released = report.released,
+            lost_leases = report.lost_leases,
+            "worker stopped"
+        );
         report
     }
 }

@@ -358,3 +358,43 @@ fn runners_bootstrap_shows_the_script_and_hides_the_credential() {
         "{v}"
     );
 }
+
+/// `--log-format json` (or `RUNNERCTL_LOG_FORMAT=json`) writes each log line as one JSON object,
+/// for journald and Loki; text lines carry no Rust debug syntax.
+#[test]
+fn logs_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    // An inline secret makes the loader warn: one log line to look at.
+    std::fs::write(
+        &path,
+        "github:\n  token: ghp_inline_for_the_warning\nredis:\n  url: redis://127.0.0.1:1/0\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
+    )
+    .unwrap();
+    for (flag, env) in [(true, None), (false, Some("json"))] {
+        let mut cmd = runnerctl();
+        cmd.args(["--config", path.to_str().unwrap()]);
+        if flag {
+            cmd.args(["--log-format", "json"]);
+        }
+        if let Some(v) = env {
+            cmd.env("RUNNERCTL_LOG_FORMAT", v);
+        }
+        let out = cmd.args(["runners", "list"]).assert().code(3);
+        let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+        let logs: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.starts_with("error:"))
+            .collect();
+        assert!(!logs.is_empty(), "{stderr}");
+        for l in logs {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            assert!(
+                v["level"].is_string() && v["fields"]["message"].is_string(),
+                "{l}"
+            );
+            assert!(!l.contains("ghp_inline"), "no secret: {l}");
+        }
+    }
+}

@@ -404,6 +404,30 @@ async fn regression_bulk_deletes_ask_first_and_dry_runs_change_nothing() {
     );
     let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
     assert_eq!(count(&out), 2, "the dry run changed nothing");
+    // `runners create --dry-run`: how many fit, none made.
+    let (code, out, err) = run(
+        &s,
+        &[
+            "-o",
+            "json",
+            "runners",
+            "create",
+            "--group",
+            "small",
+            "-n",
+            "5",
+            "--dry-run",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["held"].as_u64(), v["would_create"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
+    assert_eq!(count(&out), 2);
     let (code, _, err) = run(
         &s,
         &["runners", "delete", "--group", "small", "--all", "-y"],

@@ -10,8 +10,8 @@ use std::path::PathBuf;
     version,
     about = "Run fleets of self-hosted GitHub Actions runners on virtual machines and containers",
     long_about = "runnerctl creates a self-hosted runner for each queued GitHub Actions job, on the \
-                  backend of the job's runner group (AWS EC2, GCP Compute Engine, VMware vSphere, \
-                  Docker or the built-in fake backend), and deletes it when the job completes. \
+                  backend of the job's runner group (AWS EC2, Docker or the built-in fake \
+                  backend), and deletes it when the job completes. \
                   State and the task queue live in Redis, so several `serve` and `worker` \
                   processes can share the work.\n\n\
                   Exit codes: 0 success; 1 the command ran and found a problem; 2 usage or \
@@ -42,8 +42,18 @@ pub struct Cli {
     #[arg(long, short = 'q', global = true, action = clap::ArgAction::Count)]
     pub quiet: u8,
 
+    /// Log lines on stderr as text, or as one JSON object each (for journald, Loki)
+    #[arg(long, global = true, value_enum, env = "RUNNERCTL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -172,6 +182,9 @@ pub enum RunnersCommand {
         /// How many runners to create
         #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
         count: u32,
+        /// Show how many would be created within `max_runners`, and create none
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// Print what an instance of a group receives to become a runner, secrets redacted

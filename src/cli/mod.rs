@@ -88,12 +88,16 @@ fn init_logging(cli: &Cli) {
     let ceilings = tracing_subscriber::filter::filter_fn(|meta| {
         log_ceiling(meta.target()).is_none_or(|max| *meta.level() <= max)
     });
-    let layer = tracing_subscriber::fmt::layer()
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_filter(filter)
-        .with_filter(ceilings);
+        .with_target(false);
+    let layer: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match cli.log_format {
+        args::LogFormat::Json => Box::new(fmt.json().with_current_span(false)),
+        args::LogFormat::Text => {
+            Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+        }
+    };
+    let layer = layer.with_filter(filter).with_filter(ceilings);
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
@@ -181,9 +185,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Runners(RunnersCommand::List { group, status }) => {
             runners_cmd::list(&cx, group.as_deref(), status)
         }
-        Command::Runners(RunnersCommand::Create { group, count }) => {
-            runners_cmd::create(&cx, &group, count)
-        }
+        Command::Runners(RunnersCommand::Create {
+            group,
+            count,
+            dry_run,
+        }) => runners_cmd::create(&cx, &group, count, dry_run),
         Command::Runners(RunnersCommand::Bootstrap { group }) => {
             config_cmd::runners_bootstrap(&cx, &group)
         }

@@ -118,10 +118,31 @@ fn age(secs: u64) -> String {
     }
 }
 
-pub fn create(cx: &Context, group_name: &str, count: u32) -> Result<()> {
+pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Result<()> {
     let config = Arc::new(cx.load()?.config);
     let g = group(&config, group_name)?.clone();
     let rt = runtime()?;
+    if dry_run {
+        let held = rt.block_on(async {
+            let conn = wiring::connect(&config).await?;
+            Ok::<_, Error>(
+                crate::store::RedisStore::new(conn, &config.name)
+                    .held(&g.name)
+                    .await?,
+            )
+        })?;
+        let would = count.min(g.max_runners.saturating_sub(held));
+        return match cx.output {
+            OutputFormat::Json => output::json(&serde_json::json!({
+                "group": g.name, "requested": count, "held": held,
+                "max_runners": g.max_runners, "would_create": would, "dry_run": true,
+            })),
+            OutputFormat::Table => output::print(&format!(
+                "dry run: would create {would} of {count} runner(s) in group `{}` ({held} of max_runners {} held now); nothing was created\n",
+                g.name, g.max_runners
+            )),
+        };
+    }
     let (made, full, failed) = rt.block_on(async {
         let m = wiring::manager(config.clone()).await?;
         let bar = progress(u64::from(count), cx.output);

@@ -983,7 +983,12 @@ impl Manager {
         if let (Transition::Done(_), Some(r)) = (t, record) {
             let taken = r.created_for_job.is_some_and(|j| j != job_id);
             if let (true, Some(g)) = (taken, self.group(&r.group)) {
-                tracing::info!(runner, job_id, made_for = ?r.created_for_job, "a job took a runner made for another job");
+                tracing::info!(
+                    runner,
+                    job_id,
+                    made_for = r.created_for_job.unwrap_or_default(),
+                    "a job took a runner made for another job"
+                );
                 // When the group is full, the waiting job's own task waits for a slot.
                 self.supply(g, &format!("replace:{runner}"), None).await?;
             }

@@ -413,7 +413,12 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
         delivery,
     ) {
         Decision::Answer(outcome, reason) => {
-            tracing::debug!(event = ?event, delivery = ?id, outcome = outcome.as_str(), "delivery answered");
+            tracing::debug!(
+                event = event.as_deref().unwrap_or("-"),
+                delivery = id.as_deref().unwrap_or("-"),
+                outcome = outcome.as_str(),
+                "delivery answered"
+            );
             (outcome, reason)
         }
         Decision::Enqueue { task, key, job_key } => {
@@ -428,16 +433,20 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
             let enqueued = queue.enqueue_envelope_also(&env, Some(&job_key));
             match tokio::time::timeout(Duration::from_secs(5), enqueued).await {
                 Ok(Ok(e)) if e.duplicate => {
-                    tracing::info!(delivery = ?id, kind, "duplicate delivery ignored");
+                    tracing::info!(
+                        delivery = id.as_deref().unwrap_or("-"),
+                        kind,
+                        "duplicate delivery ignored"
+                    );
                     (Outcome::Duplicate, "already queued".into())
                 }
                 Ok(Ok(_)) => {
-                    tracing::info!(delivery = ?id, kind, task = %env.id, "delivery queued");
+                    tracing::info!(delivery = id.as_deref().unwrap_or("-"), kind, task = %env.id, "delivery queued");
                     state.redis.up.store(true, Ordering::Relaxed);
                     (Outcome::Enqueued, "queued".into())
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, delivery = ?id, "could not enqueue a delivery");
+                    tracing::warn!(error = %e, delivery = id.as_deref().unwrap_or("-"), "could not enqueue a delivery");
                     state.redis.up.store(false, Ordering::Relaxed);
                     (
                         Outcome::Unavailable,
