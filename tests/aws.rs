@@ -78,6 +78,25 @@ async fn assert_no_parameters(endpoint: &str) {
     assert!(params.parameters().is_empty(), "{params:?}");
 }
 
+/// The user-data EC2 keeps for instance `id`, decoded.
+async fn user_data_of(endpoint: &str, id: &str) -> String {
+    let attr = ec2(endpoint)
+        .await
+        .describe_instance_attribute()
+        .instance_id(id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = attr.user_data().and_then(|u| u.value()).unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 /// The instance `id` as EC2 describes it (moto keeps terminated ones for a while).
 async fn described(endpoint: &str, id: &str) -> aws_sdk_ec2::types::Instance {
     let out = ec2(endpoint)
@@ -163,21 +182,7 @@ async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
     let made = be.create(&req).await.unwrap();
 
     // The user-data is what the bootstrap rendered, plus the fetch hook, and no secret.
-    let attr = ec2(&m.url)
-        .await
-        .describe_instance_attribute()
-        .instance_id(&made.id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-        .send()
-        .await
-        .unwrap();
-    let encoded = attr.user_data().and_then(|u| u.value()).unwrap();
-    let user_data = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap(),
-    )
-    .unwrap();
+    let user_data = user_data_of(&m.url, &made.id).await;
     assert!(!user_data.contains(SECRET), "no credential in user-data");
     assert!(user_data.starts_with("#cloud-config\n"));
     let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).expect("valid YAML");
@@ -940,20 +945,7 @@ async fn with_the_broker_nothing_goes_to_ssm_and_the_address_is_reported() {
         .expect("RunInstances reports the private address");
     assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "{address}");
     assert_no_parameters(&m.url).await;
-    let attr = ec2(&m.url)
-        .await
-        .describe_instance_attribute()
-        .instance_id(&made.id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-        .send()
-        .await
-        .unwrap();
-    let user_data = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(attr.user_data().and_then(|u| u.value()).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let user_data = user_data_of(&m.url, &made.id).await;
     let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).unwrap();
     let files = doc["write_files"].as_sequence().unwrap();
     let text = |p: &str| {

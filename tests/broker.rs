@@ -20,38 +20,6 @@ fn vault() -> Vault {
     Vault::new(&[Secret::new(key)]).unwrap()
 }
 
-/// Every key and value in Redis, as text.
-async fn dump(conn: &redis::aio::ConnectionManager) -> String {
-    let mut c = conn.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let mut out = String::new();
-    for k in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&k)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        let v: String = match kind.as_str() {
-            "string" => redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap(),
-            "hash" => {
-                let all: Vec<String> = redis::cmd("HGETALL")
-                    .arg(&k)
-                    .query_async(&mut c)
-                    .await
-                    .unwrap();
-                all.join(" ")
-            }
-            other => other.to_string(),
-        };
-        out.push_str(&format!("{k} = {v}\n"));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_redeemed_once_only_from_its_instance_before_it_expires() {
     let redis = RedisServer::start();
@@ -65,7 +33,7 @@ async fn a_token_is_redeemed_once_only_from_its_instance_before_it_expires() {
     let refused = |r: Refusal| Redeemed::Refused(r);
 
     // Nothing in clear in Redis: neither the credential nor the token.
-    let seen = dump(&conn).await;
+    let seen = support::redis_dump(&redis.url, "*").await;
     assert!(!seen.contains(JIT) && !seen.contains(&token), "{seen}");
 
     // Before the backend reported the instance's address: not yet.
@@ -132,7 +100,7 @@ async fn a_token_is_redeemed_once_only_from_its_instance_before_it_expires() {
         refused(Refusal::Unknown)
     );
     // Nothing is left behind.
-    let left = dump(&conn).await;
+    let left = support::redis_dump(&redis.url, "*").await;
     assert!(!left.contains("broker:"), "{left}");
 }
 
@@ -207,27 +175,116 @@ fn run_hook(dir: &std::path::Path, hook: &str, token: &str, ca: &str) -> (bool, 
     (ok, std::fs::read_to_string(out_dir.join("jitconfig")).ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_ca_pinned() {
-    let redis = RedisServer::start();
-    let conn = store::connect(&redis.url).await.unwrap();
-    let b = Broker::new(conn.clone(), &manager_name("broker-tls"), vault());
+/// The broker's endpoint on a loopback port, TLS from a fresh self-signed certificate, as
+/// `serve` runs it: its URL, its state, the certificate (the CA to pin), and the directory of
+/// its files.
+struct Tls {
+    url: String,
+    endpoint: Arc<Endpoint>,
+    cert: String,
+    dir: tempfile::TempDir,
+}
+
+async fn tls_endpoint(broker: &Broker) -> Tls {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed();
     std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
     std::fs::write(dir.path().join("key.pem"), &key).unwrap();
     let tls =
         endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
-    let ep = Arc::new(Endpoint::new(b.clone()));
+    let ep = Arc::new(Endpoint::new(broker.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}",
         listener.local_addr().unwrap().port()
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(endpoint::serve(listener, tls, ep.clone(), async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(endpoint::serve(
+        listener,
+        tls,
+        ep.clone(),
+        std::future::pending(),
+    ));
+    Tls {
+        url,
+        endpoint: ep,
+        cert,
+        dir,
+    }
+}
+
+/// A manager over the fake GitHub whose group `g` uses `backend` (named `backend_name` in the
+/// configuration), with the broker's endpoint running and linked.
+struct World {
+    redis: RedisServer,
+    sim: runnerctl::forge::sim::Sim,
+    m: runnerctl::manager::Manager,
+    g: runnerctl::config::RunnerGroup,
+    tls: Tls,
+}
+
+async fn world(
+    test: &str,
+    job_duration: Duration,
+    backend: impl FnOnce(&str, redis::aio::ConnectionManager) -> Arc<dyn runnerctl::backend::Backend>,
+) -> World {
+    use runnerctl::forge::github::{Auth, GitHub};
+    use runnerctl::forge::prelude::*;
+    use runnerctl::forge::sim::{Sim, SimOptions};
+    use runnerctl::manager::{sync, Manager};
+    let redis = RedisServer::start();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        job_duration,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name(test);
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  b:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: b\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let g = config.runner_groups[0].clone();
+    sync::sync(&*gh, &[&g], false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let mut m = Manager::new(
+        config.clone(),
+        store::RedisStore::new(conn.clone(), &name),
+        gh,
+        std::collections::HashMap::from([("b".to_string(), backend(&name, conn.clone()))]),
+    );
+    let broker = Broker::new(conn, &name, vault());
+    let tls = tls_endpoint(&broker).await;
+    m.broker = Some(runnerctl::broker::Link {
+        broker,
+        url: tls.url.clone(),
+        ca_pem: tls.cert.clone(),
+    });
+    World {
+        redis,
+        sim,
+        m,
+        g,
+        tls,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_ca_pinned() {
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let b = Broker::new(conn.clone(), &manager_name("broker-tls"), vault());
+    let Tls {
+        url,
+        endpoint: ep,
+        cert,
+        dir,
+    } = tls_endpoint(&b).await;
 
     // The VM's bootstrap with its credential sent through the broker.
     let issued = b
@@ -344,8 +401,7 @@ async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_c
         metrics.contains("runnerctl_broker_redemptions_total{outcome=\"unknown_token\"} 1"),
         "{metrics}"
     );
-    assert!(!dump(&conn).await.contains(JIT));
-    let _ = stop.send(());
+    assert!(!support::redis_dump(&redis.url, "*").await.contains(JIT));
 }
 
 /// A VM backend that boots nothing: it keeps what it was asked to create and reports the
@@ -447,66 +503,19 @@ impl runnerctl::backend::Backend for LoopbackVm {
 /// what is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_broker() {
-    use runnerctl::forge::github::{Auth, GitHub};
-    use runnerctl::forge::prelude::*;
-    use runnerctl::forge::sim::{Sim, SimOptions};
-    use runnerctl::manager::{sync, Created, Manager};
-
-    let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some("t".into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let name = manager_name("broker-vm");
-    let text = format!(
-        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  vm:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: vm\n",
-        sim.url(),
-        redis.url
-    );
-    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
-    let gh: Arc<dyn Forge> =
-        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
-    let g = config.runner_groups[0].clone();
-    sync::sync(&*gh, &[&g], false, &|| {}).await;
-    let conn = store::connect(&redis.url).await.unwrap();
+    use runnerctl::manager::Created;
     let vm = Arc::new(LoopbackVm {
         made: Default::default(),
     });
-    let backend: Arc<dyn runnerctl::backend::Backend> = vm.clone();
-    let mut m = Manager::new(
-        config.clone(),
-        store::RedisStore::new(conn.clone(), &name),
-        gh,
-        std::collections::HashMap::from([("vm".to_string(), backend)]),
-    );
-    // The endpoint, as `serve` runs it.
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed();
-    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
-    let tls =
-        endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
-    let broker = Broker::new(conn.clone(), &name, vault());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    tokio::spawn(endpoint::serve(
-        listener,
+    let backend = vm.clone();
+    let World {
+        redis,
+        sim,
+        m,
+        g,
         tls,
-        Arc::new(Endpoint::new(broker.clone())),
-        std::future::pending(),
-    ));
-    m.broker = Some(runnerctl::broker::Link {
-        broker,
-        url,
-        ca_pem: cert.clone(),
-    });
-
+    } = world("broker-vm", Duration::from_secs(10), move |_, _| backend).await;
+    let (cert, dir) = (tls.cert.clone(), &tls.dir);
     let Created::New(runner) = m.create_runner(&g, "job:7", Some(7)).await.unwrap() else {
         panic!("a new runner")
     };
@@ -529,7 +538,10 @@ async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_br
     );
     let files = files_of(&user_data);
     assert!(files.iter().all(|(_, c)| !c.contains(&jit)));
-    assert!(!dump(&conn).await.contains(&jit), "nor in Redis in clear");
+    assert!(
+        !support::redis_dump(&redis.url, "*").await.contains(&jit),
+        "nor in Redis in clear"
+    );
     let get = |p: &str| files.iter().find(|(x, _)| x == p).unwrap().1.clone();
     let (hook, token) = (
         get(bootstrap::FETCH_CREDENTIAL_HOOK),
@@ -551,9 +563,11 @@ async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_br
     let Created::New(second) = m.create_runner(&g, "job:8", Some(8)).await.unwrap() else {
         panic!("a second runner")
     };
-    assert!(dump(&conn).await.contains("broker:cred:"));
+    assert!(support::redis_dump(&redis.url, "*")
+        .await
+        .contains("broker:cred:"));
     m.delete_runner(&second, true).await.unwrap();
-    let left = dump(&conn).await;
+    let left = support::redis_dump(&redis.url, "*").await;
     assert!(!left.contains("broker:"), "{left}");
     let _ = runner;
 }
@@ -700,66 +714,21 @@ async fn serve_runs_the_broker_from_the_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_jobs() {
     use runnerctl::backend::fake::FakeBackend;
-    use runnerctl::forge::github::{Auth, GitHub};
-    use runnerctl::forge::prelude::*;
-    use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
-    use runnerctl::manager::{sync, Manager};
-
-    let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some("t".into()),
-        job_duration: Duration::from_millis(200),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let name = manager_name("broker-fake");
-    let text = format!(
-        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n",
-        sim.url(),
-        redis.url
-    );
-    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
-    let gh: Arc<dyn Forge> =
-        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
-    let g = config.runner_groups[0].clone();
-    sync::sync(&*gh, &[&g], false, &|| {}).await;
-    let conn = store::connect(&redis.url).await.unwrap();
-    let backend: Arc<dyn runnerctl::backend::Backend> = Arc::new(
-        FakeBackend::new("fake", &name, None, Some(conn.clone()))
-            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
-    );
-    let mut m = Manager::new(
-        config.clone(),
-        store::RedisStore::new(conn.clone(), &name),
-        gh,
-        std::collections::HashMap::from([("fake".to_string(), backend)]),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed();
-    std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
-    std::fs::write(dir.path().join("key.pem"), &key).unwrap();
-    let tls =
-        endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
-    let broker = Broker::new(conn.clone(), &name, vault());
-    let ep = Arc::new(Endpoint::new(broker.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    tokio::spawn(endpoint::serve(
-        listener,
+    use runnerctl::forge::sim::JobStatus;
+    let World {
+        redis,
+        sim,
+        m,
+        g,
         tls,
-        ep.clone(),
-        std::future::pending(),
-    ));
-    m.broker = Some(runnerctl::broker::Link {
-        broker,
-        url,
-        ca_pem: cert,
-    });
+    } = world("broker-fake", Duration::from_millis(200), |name, conn| {
+        Arc::new(
+            FakeBackend::new("fake", name, None, Some(conn))
+                .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+        )
+    })
+    .await;
+    let ep = tls.endpoint.clone();
     let m = Arc::new(m);
 
     // Five queued jobs, one runner each, made concurrently as workers would.
@@ -784,7 +753,7 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
     })
     .await;
     assert!(done.is_some(), "every job ran: {:?}", sim.jobs());
-    let seen = dump(&conn).await;
+    let seen = support::redis_dump(&redis.url, "*").await;
     for r in sim.runners() {
         assert!(
             !seen.contains(&r.jit),

@@ -143,54 +143,6 @@ async fn jobs_run_on_runners_in_real_containers() {
     served.await.unwrap();
 }
 
-/// Every value in a manager's Redis keys (strings, hashes, sets, sorted sets, streams), as text.
-async fn redis_dump(url: &str, manager: &str) -> String {
-    let mut c = store::connect(url).await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("runnerctl:{manager}:*"))
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let mut out = String::new();
-    for k in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&k)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        let v: redis::Value = match kind.as_str() {
-            "string" => redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap(),
-            "hash" => redis::cmd("HGETALL")
-                .arg(&k)
-                .query_async(&mut c)
-                .await
-                .unwrap(),
-            "set" => redis::cmd("SMEMBERS")
-                .arg(&k)
-                .query_async(&mut c)
-                .await
-                .unwrap(),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&k)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut c)
-                .await
-                .unwrap(),
-            "stream" => redis::cmd("XRANGE")
-                .arg(&k)
-                .arg("-")
-                .arg("+")
-                .query_async(&mut c)
-                .await
-                .unwrap(),
-            _ => redis::Value::Nil,
-        };
-        out.push_str(&format!("{k} {v:?}\n"));
-    }
-    out
-}
-
 /// Issue 18: `serve`, `worker` and `groups sync` at trace level (`-vvvv`) through a whole run on
 /// Docker: no secret (GitHub token, webhook secret, any JIT configuration) in any log line, any
 /// Redis key or any task.
@@ -275,7 +227,7 @@ async fn a_trace_level_run_leaks_no_secret() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!jits.is_empty(), "JIT configurations were issued");
-    let dump = redis_dump(&redis.url, &name).await;
+    let dump = support::redis_dump(&redis.url, &format!("runnerctl:{name}:*")).await;
     for p in [&mut serve, &mut worker] {
         let _ = std::process::Command::new("kill")
             .arg(p.id().to_string())

@@ -353,3 +353,52 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Every key matching `pattern` with its value (strings, hashes, sets, sorted sets, streams),
+/// as text: what a secret must never be found in.
+pub async fn redis_dump(url: &str, pattern: &str) -> String {
+    let mut c = runnerctl::store::connect(url).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = String::new();
+    for k in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let v: redis::Value = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap(),
+            "hash" => redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            "stream" => redis::cmd("XRANGE")
+                .arg(&k)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut c)
+                .await
+                .unwrap(),
+            _ => redis::Value::Nil,
+        };
+        out.push_str(&format!("{k} {v:?}\n"));
+    }
+    out
+}
