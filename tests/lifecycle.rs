@@ -693,6 +693,8 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
     // Its instance was asked for, so its credential is kept until time_to_start: resumed
     // without revoking anything, and, with no task on it, not counted as a free runner.
     assert!(text.contains("resume"), "{text}");
+    // Shown when the test fails (output is captured otherwise).
+    eprintln!("the pass after the lock expired: {text}");
     // Under load the killed pass's runner lock can outlive its health lock by a moment: until
     // it expires, its creation still counts as one in progress and would cover a job that no
     // health check in this test comes back for. The jobs come once no runner lock is left.

@@ -1265,7 +1265,15 @@ impl Manager {
                     match self.create(g, &seed, None, demand).await {
                         Ok(Created::New(_)) => made += 1,
                         Ok(_) => {}
-                        Err(e) => last = Err(e),
+                        Err(e) => {
+                            // No task comes back for it (as for `runners create`): half made,
+                            // it would count as supply for a moment and cover jobs it never
+                            // serves. Another task's runner (busy) is left to that task.
+                            if !matches!(e, Failure::Busy(_)) {
+                                let _ = self.abandon(&self.runner_name(g, &seed)).await;
+                            }
+                            last = Err(e)
+                        }
                     }
                 }
                 last.map(|_| HealthResult::Ok(Some(format!("{made} created"))))
