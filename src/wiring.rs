@@ -40,13 +40,18 @@ pub fn queue_options(q: &QueueConfig) -> QueueOptions {
     }
 }
 
-/// The Redis URL of the configuration, its secret resolved.
-pub fn redis_url(config: &Config) -> Result<String> {
-    let key = if config.redis.url_env.is_some() {
+/// The key the Redis URL comes from, for messages.
+fn redis_url_key(config: &Config) -> &'static str {
+    if config.redis.url_env.is_some() {
         "redis.url_env"
     } else {
         "redis.url"
-    };
+    }
+}
+
+/// The Redis URL of the configuration, its secret resolved.
+pub fn redis_url(config: &Config) -> Result<String> {
+    let key = redis_url_key(config);
     let url = config
         .redis
         .url_source()
@@ -350,11 +355,7 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
             }
         }
     }
-    let key = if config.redis.url_env.is_some() {
-        "redis.url_env"
-    } else {
-        "redis.url"
-    };
+    let key = redis_url_key(config);
     let url = config.redis.url_source().resolve();
     if let Err(why) = url
         .map_err(|e| e.to_string())

@@ -90,9 +90,6 @@ impl Schema for DockerKind {
 
 #[async_trait::async_trait]
 impl Kind for DockerKind {
-    fn name(&self) -> &'static str {
-        "docker"
-    }
     fn schema(&self) -> &dyn Schema {
         self
     }

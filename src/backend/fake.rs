@@ -61,9 +61,6 @@ impl Schema for FakeKind {
 
 #[async_trait::async_trait]
 impl Kind for FakeKind {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
     fn schema(&self) -> &dyn Schema {
         self
     }

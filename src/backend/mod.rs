@@ -28,8 +28,10 @@ use std::sync::Arc;
 /// A backend kind, as registered in [`kinds`].
 #[async_trait::async_trait]
 pub trait Kind: Sync {
-    /// Its name, the `kind:` of a `backends:` entry.
-    fn name(&self) -> &'static str;
+    /// Its name, the `kind:` of a `backends:` entry (its schema's).
+    fn name(&self) -> &'static str {
+        self.schema().kind()
+    }
     /// How it reads its settings and its groups' specs.
     fn schema(&self) -> &dyn Schema;
     /// Whether its instances boot with cloud-init (VMs) or run a command (containers).

@@ -187,9 +187,6 @@ fn check_spec(r: &mut Reader<'_, '_>, a: &AwsSpec) {
 
 #[async_trait::async_trait]
 impl Kind for AwsKind {
-    fn name(&self) -> &'static str {
-        "aws"
-    }
     fn schema(&self) -> &dyn Schema {
         self
     }
