@@ -67,6 +67,8 @@ pub struct RunnerSetup {
     pub url: String,
     /// The GitHub runner group's name (for `config.sh --runnergroup`).
     pub runner_group: Option<String>,
+    /// The runner program: GitHub's runner, or Gitea's `act_runner`.
+    pub agent: crate::forge::Agent,
     pub credential: Credential,
 }
 
@@ -120,6 +122,17 @@ if [ -f /run/runnerctl/jitconfig ]; then
   rm -f /run/runnerctl/jitconfig
   echo "runnerctl: starting runner {{runner_name}} (just-in-time configuration)"
   exec ./run.sh
+fi
+if [ "${RUNNER_AGENT:-}" = act_runner ]; then
+  # Gitea's act_runner takes the token as an argument only; nothing else runs here yet, and the
+  # token is replaced on the forge once this runner has registered.
+  token=$(cat /run/runnerctl/token)
+  rm -f /run/runnerctl/token
+  echo "runnerctl: registering act_runner {{runner_name}}"
+  act_runner register --no-interactive --ephemeral --instance "$RUNNER_URL" --token "$token" \
+    --name "$RUNNER_NAME" --labels "$RUNNER_LABELS" || exit 1
+  unset token
+  exec act_runner daemon
 fi
 ACTIONS_RUNNER_INPUT_TOKEN=$(cat /run/runnerctl/token)
 export ACTIONS_RUNNER_INPUT_TOKEN
@@ -179,6 +192,16 @@ run)
     echo "runnerctl: starting runner {{runner_name}} (just-in-time configuration)"
     exec ./run.sh
   fi
+  if [ "${RUNNER_AGENT:-}" = act_runner ]; then
+    # Gitea's act_runner takes the token as an argument only; no job runs here yet, and the
+    # token is replaced on the forge once this runner has registered.
+    token=$(cat "$CREDENTIAL_DIR/token")
+    rm -f "$CREDENTIAL_DIR/token"
+    act_runner register --no-interactive --ephemeral --instance "$RUNNER_URL" --token "$token" \
+      --name "$RUNNER_NAME" --labels "$RUNNER_LABELS" || exit 1
+    unset token
+    exec act_runner daemon
+  fi
   ACTIONS_RUNNER_INPUT_TOKEN=$(cat "$CREDENTIAL_DIR/token")
   export ACTIONS_RUNNER_INPUT_TOKEN
   rm -f "$CREDENTIAL_DIR/token"
@@ -212,7 +235,7 @@ WantedBy=multi-user.target
 ";
 
 const RUNNER_UNIT: &str = "[Unit]
-Description=runnerctl: ephemeral GitHub Actions runner
+Description=runnerctl: ephemeral Actions runner (GitHub or Gitea)
 Wants=network-online.target
 After=network-online.target runnerctl-install.service
 ConditionPathExists=/var/lib/runnerctl/installed
@@ -384,6 +407,14 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The value [`shell_quote`] quoted.
+pub fn shell_unquote(s: &str) -> String {
+    s.strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .map(|v| v.replace(r"'\''", "'"))
+        .unwrap_or_else(|| s.to_string())
+}
+
 fn fill(template: &str, setup: &RunnerSetup) -> String {
     template
         .replace("{{runner_name}}", &setup.runner_name)
@@ -403,11 +434,15 @@ pub fn render(
     template: Option<&str>,
 ) -> Result<BootData, BootstrapError> {
     let settings = format!(
-        "RUNNER_NAME={}\nRUNNER_LABELS={}\nRUNNER_URL={}\nRUNNER_GROUP={}\n",
+        "RUNNER_NAME={}\nRUNNER_LABELS={}\nRUNNER_URL={}\nRUNNER_GROUP={}\nRUNNER_AGENT={}\n",
         shell_quote(&setup.runner_name),
         shell_quote(&setup.labels.join(",")),
         shell_quote(&setup.url),
         shell_quote(setup.runner_group.as_deref().unwrap_or("")),
+        match setup.agent {
+            crate::forge::Agent::ActionsRunner => "actions-runner",
+            crate::forge::Agent::ActRunner => "act_runner",
+        },
     );
     let (path, secret) = match &setup.credential {
         Credential::Jit(s) => (JITCONFIG, s.clone()),
@@ -470,6 +505,7 @@ mod tests {
             labels: vec!["self-hosted".into(), "linux".into()],
             url: "https://github.com/octo-org".into(),
             runner_group: Some("demo".into()),
+            agent: crate::forge::Agent::ActionsRunner,
             credential: cred,
         }
     }

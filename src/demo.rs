@@ -1,13 +1,15 @@
-//! `runnerctl demo`: the whole system on one machine, with the fake backend and the fake GitHub.
-//! It starts Redis (its own `redis-server` unless given one), the fake GitHub, the webhook
-//! server and two workers, plays a burst of jobs over three runner groups and reports what
-//! happened: runners created and deleted, the time from a queued delivery to the backend's
-//! create call, and the GitHub API calls used per job.
+//! `runnerctl demo`: the whole system on one machine, with the fake backend and a fake forge
+//! (GitHub by default, or Gitea). It starts Redis (its own `redis-server` unless given one), the
+//! fake forge, the webhook server and two workers, plays a burst of jobs over three runner
+//! groups and reports what happened: runners created and deleted, the time from a queued
+//! delivery to the backend's create call, and the forge API calls used per job.
 
 use crate::config::{self, Config, Secret};
+use crate::forge::gitea::sim::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+use crate::forge::gitea::Gitea;
 use crate::forge::github::{Auth, GitHub};
 use crate::forge::sim::{JobStatus, Sim, SimOptions};
-use crate::forge::Forge;
+use crate::forge::{Forge, WebhookScheme};
 use crate::manager::{sync, TaskHandler};
 use crate::queue::{Queue, QueueOptions, Task};
 use crate::server::{self, State};
@@ -31,6 +33,8 @@ pub enum DemoError {
 /// What the demo reports.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// `github` or `gitea`.
+    pub forge: &'static str,
     pub jobs: usize,
     pub groups: usize,
     pub jobs_completed: usize,
@@ -40,8 +44,8 @@ pub struct Report {
     pub queued_to_create_ms_p50: f64,
     pub queued_to_create_ms_p95: f64,
     pub queued_to_create_ms_p99: f64,
-    pub github_calls: usize,
-    pub github_calls_per_job: f64,
+    pub forge_calls: usize,
+    pub forge_calls_per_job: f64,
     pub webhooks_delivered: u64,
     pub seconds: f64,
 }
@@ -97,14 +101,76 @@ const GROUPS: [(&str, &[&str], u32); 3] = [
 /// (job, when its runner's instance was created)
 type Creations = Arc<Mutex<Vec<(Option<u64>, Instant)>>>;
 
-/// The demo's world: its Redis, the fake GitHub, the configuration naming them.
+/// The forge the demo plays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoForge {
+    Github,
+    Gitea,
+}
+
+/// A fake forge and the client runnerctl talks to it with.
+enum Fake {
+    GitHub(Sim, Arc<GitHub>),
+    Gitea(GiteaSim, Arc<Gitea>),
+}
+
+impl Fake {
+    fn forge(&self) -> Arc<dyn Forge> {
+        match self {
+            Fake::GitHub(_, f) => f.clone(),
+            Fake::Gitea(_, f) => f.clone(),
+        }
+    }
+    fn scheme(&self) -> &'static dyn WebhookScheme {
+        self.forge().webhooks()
+    }
+    fn queue_job(&self, repo: &str, labels: &[&str]) -> u64 {
+        match self {
+            Fake::GitHub(s, _) => s.queue_job(repo, labels),
+            Fake::Gitea(s, _) => s.queue_job(repo, labels),
+        }
+    }
+    fn completed(&self) -> usize {
+        match self {
+            Fake::GitHub(s, _) => s
+                .jobs()
+                .iter()
+                .filter(|j| j.status == JobStatus::Completed)
+                .count(),
+            Fake::Gitea(s, _) => s
+                .jobs()
+                .iter()
+                .filter(|j| j.status == GiteaJobStatus::Success)
+                .count(),
+        }
+    }
+    fn requests(&self) -> usize {
+        match self {
+            Fake::GitHub(s, _) => s.requests().len(),
+            Fake::Gitea(s, _) => s.requests().len(),
+        }
+    }
+    fn delivered(&self) -> u64 {
+        match self {
+            Fake::GitHub(s, _) => s.deliveries().0,
+            Fake::Gitea(s, _) => s.delivered(),
+        }
+    }
+    fn queued_sent_at(&self, job: u64) -> Option<Instant> {
+        match self {
+            Fake::GitHub(s, _) => s.queued_sent_at(job),
+            Fake::Gitea(s, _) => s.queued_sent_at(job),
+        }
+    }
+}
+
+/// The demo's world: its Redis, the fake forge, the configuration naming them.
 struct World {
     _own: Option<OwnRedis>,
     url: String,
     name: String,
     secret: String,
-    sim: Sim,
-    gh: Arc<GitHub>,
+    fake: Fake,
     config: Arc<Config>,
 }
 
@@ -112,7 +178,10 @@ fn setup(e: &dyn std::fmt::Display) -> DemoError {
     DemoError::Setup(e.to_string())
 }
 
-async fn world(redis_url: Option<String>) -> Result<(World, tokio::net::TcpListener), DemoError> {
+async fn world(
+    forge: DemoForge,
+    redis_url: Option<String>,
+) -> Result<(World, tokio::net::TcpListener), DemoError> {
     let (own, url) = match redis_url {
         Some(u) => (None, u),
         None => {
@@ -122,27 +191,51 @@ async fn world(redis_url: Option<String>) -> Result<(World, tokio::net::TcpListe
     };
     let name = format!("demo-{:06x}", fastrand::u32(..0xffffff));
     let secret = format!("{:032x}", fastrand::u128(..));
-    let token = format!("ghp_demo{:016x}", fastrand::u64(..));
+    let token = format!("demo{:016x}", fastrand::u64(..));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| setup(&e))?;
     let serve_addr = listener.local_addr().map_err(|e| setup(&e))?;
-    let sim = Sim::start(SimOptions {
-        orgs: vec![(
-            "demo-org".into(),
-            vec!["app".into(), "web".into(), "api".into()],
-        )],
-        token: Some(token.clone()),
-        webhook_url: Some(format!("http://{serve_addr}/webhook")),
-        webhook_secret: secret.clone(),
-        job_duration: Duration::from_millis(100),
-        ..SimOptions::default()
-    })
-    .await
-    .map_err(|e| setup(&e))?;
+    let orgs = vec![(
+        "demo-org".to_string(),
+        vec!["app".into(), "web".into(), "api".into()],
+    )];
+    let webhook_url = Some(format!("http://{serve_addr}/webhook"));
+    let job_duration = Duration::from_millis(100);
+    let (fake, forge_section) = match forge {
+        DemoForge::Github => {
+            let sim = Sim::start(SimOptions {
+                orgs,
+                token: Some(token.clone()),
+                webhook_url,
+                webhook_secret: secret.clone(),
+                job_duration,
+                ..SimOptions::default()
+            })
+            .await
+            .map_err(|e| setup(&e))?;
+            let gh = GitHub::new(&sim.url(), Auth::Token(Secret::new(token))).map_err(|e| setup(&e))?;
+            let section = format!("github:\n  base_url: {}\n  token_env: UNUSED\n", sim.url());
+            (Fake::GitHub(sim, Arc::new(gh)), section)
+        }
+        DemoForge::Gitea => {
+            let sim = GiteaSim::start(GiteaSimOptions {
+                orgs,
+                token: token.clone(),
+                webhook_url,
+                webhook_secret: secret.clone(),
+                job_duration,
+                ..GiteaSimOptions::default()
+            })
+            .await
+            .map_err(|e| setup(&e))?;
+            let gitea = Gitea::new(&sim.url(), Secret::new(token), "Gitea").map_err(|e| setup(&e))?;
+            let section = format!("forge: gitea\ngitea:\n  url: {}\n  token_env: UNUSED\n", sim.url());
+            (Fake::Gitea(sim, Arc::new(gitea)), section)
+        }
+    };
     let mut text = format!(
-        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {url}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n",
-        sim.url()
+        "name: {name}\n{forge_section}redis:\n  url: {url}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n"
     );
     for (g, labels, max) in GROUPS {
         text.push_str(&format!(
@@ -151,17 +244,14 @@ async fn world(redis_url: Option<String>) -> Result<(World, tokio::net::TcpListe
         ));
     }
     let config = Arc::new(wiring::parse(&text, "demo").map_err(|e| setup(&e))?.config);
-    let gh =
-        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(token))).map_err(|e| setup(&e))?);
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
-    sync::sync(&*gh, &refs, false, &|| {}).await;
+    sync::sync(&*fake.forge(), &refs, false, &|| {}).await;
     let w = World {
         _own: own,
         url,
         name,
         secret,
-        sim,
-        gh,
+        fake,
         config,
     };
     Ok((w, listener))
@@ -186,7 +276,7 @@ async fn start_workers(
     let mut workers = Vec::new();
     for _ in 0..2 {
         let conn = store::connect(&w.url).await.map_err(|e| setup(&e))?;
-        let forge: Arc<dyn Forge> = w.gh.clone();
+        let forge = w.fake.forge();
         let mut m = wiring::manager_with(
             w.config.clone(),
             conn.clone(),
@@ -226,12 +316,12 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     let repos = ["demo-org/app", "demo-org/web", "demo-org/api"];
     for i in 0..jobs {
         let (_, labels, _) = GROUPS[i % GROUPS.len()];
-        w.sim.queue_job(repos[i % repos.len()], labels);
+        w.fake.queue_job(repos[i % repos.len()], labels);
     }
     let deadline = start + Duration::from_secs(120 + jobs as u64 / 5);
     let mut slot = 0;
     loop {
-        let done = completed(&w.sim);
+        let done = w.fake.completed();
         progress(done);
         let left = store
             .all_runners()
@@ -262,22 +352,16 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     }
 }
 
-fn completed(sim: &Sim) -> usize {
-    sim.jobs()
-        .iter()
-        .filter(|j| j.status == JobStatus::Completed)
-        .count()
-}
-
 /// Runs the demo; `progress` is told how many jobs completed so far.
 pub async fn run(
+    forge: DemoForge,
     jobs: usize,
     redis_url: Option<String>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Report, DemoError> {
-    let (w, listener) = world(redis_url).await?;
+    let (w, listener) = world(forge, redis_url).await?;
     let state = Arc::new(State::new(
-        &crate::forge::github::webhook::GITHUB,
+        w.fake.scheme(),
         Secret::new(w.secret.clone()),
         &w.name,
         w.config.runner_groups.clone(),
@@ -291,7 +375,7 @@ pub async fn run(
     let created: Creations = Arc::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = start_workers(&w, &created, &stop_rx).await?;
-    let calls_before = w.sim.requests().len();
+    let calls_before = w.fake.requests();
     let start = Instant::now();
     let driven = drive(&w, jobs, progress).await;
     let seconds = start.elapsed().as_secs_f64();
@@ -329,7 +413,7 @@ fn report(
     let mut waits: Vec<f64> = created
         .iter()
         .filter_map(|(job, at)| {
-            let sent = w.sim.queued_sent_at((*job)?)?;
+            let sent = w.fake.queued_sent_at((*job)?)?;
             Some(at.saturating_duration_since(sent).as_secs_f64() * 1000.0)
         })
         .collect();
@@ -341,19 +425,23 @@ fn report(
             waits[((waits.len() - 1) as f64 * q).round() as usize]
         }
     };
-    let calls = w.sim.requests().len() - calls_before;
+    let calls = w.fake.requests() - calls_before;
     Report {
+        forge: match w.fake {
+            Fake::GitHub(..) => "github",
+            Fake::Gitea(..) => "gitea",
+        },
         jobs,
         groups: GROUPS.len(),
-        jobs_completed: completed(&w.sim),
+        jobs_completed: w.fake.completed(),
         runners_created: created.len(),
         runners_left,
         queued_to_create_ms_p50: pct(0.50),
         queued_to_create_ms_p95: pct(0.95),
         queued_to_create_ms_p99: pct(0.99),
-        github_calls: calls,
-        github_calls_per_job: calls as f64 / jobs.max(1) as f64,
-        webhooks_delivered: w.sim.deliveries().0,
+        forge_calls: calls,
+        forge_calls_per_job: calls as f64 / jobs.max(1) as f64,
+        webhooks_delivered: w.fake.delivered(),
         seconds,
     }
 }

@@ -653,6 +653,43 @@ impl RedisStore {
             .collect())
     }
 
+    /// Notes that a scope's (`orgs/ORG`) reusable registration token was handed out.
+    pub async fn note_token_use(&self, scope: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: u64 = c
+            .hincr(format!("{}forge-tokens", self.prefix), format!("{scope}:uses"), 1)
+            .await?;
+        Ok(())
+    }
+
+    /// How often a scope's token was handed out since it was last replaced, and when that was
+    /// (Redis seconds; `None`: never by runnerctl).
+    pub async fn token_state(&self, scope: &str) -> Result<(u64, Option<u64>)> {
+        let mut c = self.conn.clone();
+        let (uses, at): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(format!("{}forge-tokens", self.prefix))
+            .arg(format!("{scope}:uses"))
+            .arg(format!("{scope}:replaced_at"))
+            .query_async(&mut c)
+            .await?;
+        Ok((uses.unwrap_or(0), at))
+    }
+
+    /// Records a replacement of the scope's token at `at`, the `uses` seen before it counted.
+    pub async fn token_replaced(&self, scope: &str, uses: u64, at: u64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let key = format!("{}forge-tokens", self.prefix);
+        let _: () = redis::pipe()
+            .atomic()
+            .hincr(&key, format!("{scope}:uses"), -(uses as i64))
+            .ignore()
+            .hset(&key, format!("{scope}:replaced_at"), at)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
     /// The counter `mark`.
     pub async fn mark(&self, mark: &str) -> Result<u64> {
         let mut c = self.conn.clone();

@@ -8,6 +8,7 @@ use crate::broker::endpoint::Endpoint;
 use crate::broker::{Broker, Link, Vault};
 use crate::config::{self, Config, ConfigError, Loaded, Problem, QueueConfig, Secret, Severity};
 use crate::error::{Error, Result};
+use crate::forge::gitea::Gitea;
 use crate::forge::github::{Auth, GitHub};
 use crate::forge::Forge;
 use crate::manager::Manager;
@@ -74,11 +75,29 @@ pub async fn connect(config: &Config) -> Result<ConnectionManager> {
     Ok(store::connect(&redis_url(config)?).await?)
 }
 
-/// The forge of the configuration (GitHub), its credentials resolved.
-pub fn forge(config: &Config) -> Result<GitHub> {
+/// The forge of the configuration (GitHub, Gitea or Forgejo), its credentials resolved.
+pub fn forge(config: &Config) -> Result<Arc<dyn Forge>> {
     match config.forge {
-        config::ForgeKind::Github => {}
+        config::ForgeKind::Github => Ok(Arc::new(github(config)?)),
+        kind => {
+            let token = config
+                .gitea
+                .token_source()
+                .ok_or_else(|| Error::Usage("gitea.token: required".into()))?
+                .resolve()
+                .map_err(|e| Error::Usage(format!("gitea.token: {e}")))?;
+            let name = if kind == config::ForgeKind::Forgejo {
+                "Forgejo"
+            } else {
+                "Gitea"
+            };
+            Ok(Arc::new(Gitea::new(&config.gitea.url, token, name)?))
+        }
     }
+}
+
+/// The GitHub forge of a `forge: github` configuration.
+pub fn github(config: &Config) -> Result<GitHub> {
     let auth = match config.github.auth() {
         Some(config::GithubAuth::Token(src)) => Auth::Token(
             src.resolve()
@@ -104,6 +123,9 @@ pub fn forge(config: &Config) -> Result<GitHub> {
 pub fn webhook_scheme(config: &Config) -> &'static dyn crate::forge::WebhookScheme {
     match config.forge {
         config::ForgeKind::Github => &crate::forge::github::webhook::GITHUB,
+        config::ForgeKind::Gitea | config::ForgeKind::Forgejo => {
+            &crate::forge::gitea::webhook::GITEA
+        }
     }
 }
 
@@ -174,7 +196,7 @@ pub async fn backends(
 /// The manager of a configuration: Redis, the forge and every backend of its groups.
 pub async fn manager(config: Arc<Config>) -> Result<Manager> {
     let conn = connect(&config).await?;
-    let forge: Arc<dyn Forge> = Arc::new(forge(&config)?);
+    let forge = forge(&config)?;
     // A fake backend's runners are played by the stand-in when the forge is the fake GitHub;
     // against a real forge the stand-in does nothing.
     manager_with(config, conn, forge, Some(Arc::new(SimStandIn))).await
@@ -376,15 +398,15 @@ impl SimStandIn {
     /// Runs the bootstrap's fetch hook as the instance would, its files in a directory of its
     /// own; the credential it fetched.
     async fn fetch(runner: &str, boot: &crate::bootstrap::BootData) -> Option<Secret> {
-        use crate::bootstrap::{BROKER_CA, BROKER_TOKEN, FETCH_CREDENTIAL_HOOK, JITCONFIG};
+        use crate::bootstrap::{BROKER_CA, BROKER_TOKEN, FETCH_CREDENTIAL_HOOK, JITCONFIG, TOKEN};
         let file = |p: &str| {
             boot.files
                 .iter()
                 .find(|f| f.path == p)
                 .map(|f| f.content.clone())
         };
-        if let Some(jit) = file(JITCONFIG) {
-            return Some(jit);
+        if let Some(credential) = file(JITCONFIG).or_else(|| file(TOKEN)) {
+            return Some(credential);
         }
         let (hook, token, ca) = (
             file(FETCH_CREDENTIAL_HOOK)?,
@@ -415,7 +437,10 @@ impl SimStandIn {
                 .status()
                 .ok()?
                 .success();
-            let jit = std::fs::read_to_string(dir.join("run").join("jitconfig")).ok();
+            let run = dir.join("run");
+            let jit = std::fs::read_to_string(run.join("jitconfig"))
+                .or_else(|_| std::fs::read_to_string(run.join("token")))
+                .ok();
             let _ = std::fs::remove_dir_all(&dir);
             ok.then_some(jit).flatten().map(Secret::new)
         })
@@ -423,6 +448,29 @@ impl SimStandIn {
         .ok()
         .flatten()
     }
+}
+
+/// A value of the runner settings an instance receives (`RUNNER_URL`), from the container's
+/// settings file or the VM's user-data.
+fn boot_setting(boot: &crate::bootstrap::BootData, key: &str) -> Option<String> {
+    let text = match boot.files.iter().find(|f| f.path == crate::bootstrap::SETTINGS) {
+        Some(f) => f.content.expose().to_string(),
+        None => {
+            let doc: serde_yaml::Value =
+                serde_yaml::from_str(boot.user_data.as_ref()?.expose().trim_start_matches("#cloud-config")).ok()?;
+            doc.get("write_files")?
+                .as_sequence()?
+                .iter()
+                .find(|e| {
+                    e.get("path").and_then(|p| p.as_str()) == Some("/etc/runnerctl/runner.env")
+                })
+                .and_then(crate::bootstrap::file_content)?
+        }
+    };
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix(key)?.strip_prefix('=')?;
+        Some(crate::bootstrap::shell_unquote(v))
+    })
 }
 
 #[async_trait::async_trait]
@@ -438,8 +486,20 @@ impl StandIn for SimStandIn {
                     .iter()
                     .any(|f| f.path == crate::bootstrap::BROKER_TOKEN);
         };
-        let jit = jit.expose();
-        crate::forge::sim::sim_connect_url(jit).is_none()
-            || crate::forge::sim::connect_stand_in_runner(jit).await
+        let credential = jit.expose();
+        if boot_setting(boot, "RUNNER_AGENT").as_deref() == Some("act_runner") {
+            // A Gitea registration token: register as `act_runner register --ephemeral` would,
+            // at the instance the settings name (the fake Gitea's side door).
+            let (Some(url), Some(labels)) = (
+                boot_setting(boot, "RUNNER_URL"),
+                boot_setting(boot, "RUNNER_LABELS"),
+            ) else {
+                return false;
+            };
+            return crate::forge::gitea::sim::register_stand_in(&url, credential, runner, &labels)
+                .await;
+        }
+        crate::forge::sim::sim_connect_url(credential).is_none()
+            || crate::forge::sim::connect_stand_in_runner(credential).await
     }
 }

@@ -113,9 +113,9 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
-    /// Run everything on this machine with the fake backend and a fake GitHub, and report
+    /// Run everything on this machine with the fake backend and a fake forge, and report
     ///
-    /// Starts Redis (its own redis-server unless --redis-url is given), a fake GitHub, the
+    /// Starts Redis (its own redis-server unless --redis-url is given), a fake GitHub (or Gitea with --forge gitea), the
     /// webhook server and two workers; plays a burst of jobs over three runner groups; prints
     /// runners created and deleted, the time from a queued delivery to the backend's create
     /// call, and the GitHub API calls used per job. Needs no configuration file.
@@ -126,6 +126,9 @@ pub enum Command {
         /// Use this Redis instead of starting one
         #[arg(long, value_name = "URL")]
         redis_url: Option<String>,
+        /// The fake forge to play on
+        #[arg(long, value_enum, default_value_t = DemoForge::Github)]
+        forge: DemoForge,
     },
 
     /// Print a shell completion script
@@ -262,4 +265,11 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = crate::model:
         RunnerStatus::ALL.map(|s| clap::builder::PossibleValue::new(s.as_str()).help(s.describe())),
     )
     .map(|s: String| RunnerStatus::parse(&s).unwrap_or(RunnerStatus::Failed))
+}
+
+/// The fake forge `runnerctl demo` plays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoForge {
+    Github,
+    Gitea,
 }

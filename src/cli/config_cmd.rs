@@ -132,16 +132,27 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
         Some(p) => Some(bootstrap::read_template(p).map_err(|e| Error::Usage(e.to_string()))?),
         None => None,
     };
-    let url = match &g.repository {
-        Some(r) => format!("https://github.com/{}/{r}", g.organization),
-        None => format!("https://github.com/{}", g.organization),
-    };
+    let scope = crate::manager::Manager::scope(g);
+    let gitea = config.forge.is_gitea();
     let setup = RunnerSetup {
         runner_name: format!("{}-{}-<suffix>", config.name, g.name),
         labels: g.labels.clone(),
-        url,
-        runner_group: g.repository.is_none().then(|| g.name.clone()),
-        credential: Credential::Jit(config::Secret::new("")),
+        url: if gitea {
+            config.gitea.url.trim_end_matches('/').to_string()
+        } else {
+            scope.html_url(&crate::forge::github::web_url(&config.github.base_url))
+        },
+        agent: if gitea {
+            crate::forge::Agent::ActRunner
+        } else {
+            crate::forge::Agent::ActionsRunner
+        },
+        runner_group: (g.repository.is_none() && !gitea).then(|| g.name.clone()),
+        credential: if gitea {
+            Credential::RegistrationToken(config::Secret::new(""))
+        } else {
+            Credential::Jit(config::Secret::new(""))
+        },
     };
     let boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;

@@ -4,7 +4,7 @@ use super::output::{self, progress, OutputFormat};
 use super::{runtime, Context};
 use crate::config::{Config, RunnerGroup};
 use crate::error::{Error, Result};
-use crate::forge::{RunnerGroupInfo, RunnerGroups};
+use crate::forge::RunnerGroupInfo;
 use crate::manager::sync::{self, Action};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -40,6 +40,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
         let rt = runtime()?;
         let _entered = rt.enter(); // the client's transport needs a runtime to be built
         let forge = crate::wiring::forge(&config)?;
+        let forge_groups = forge.groups();
         let mut orgs: Vec<&str> = config
             .runner_groups
             .iter()
@@ -50,8 +51,10 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
         orgs.dedup();
         Some(rt.block_on(async {
             let mut m = HashMap::new();
-            for org in orgs {
-                m.insert(org.to_string(), forge.list_runner_groups(org).await?);
+            if let Some(capable) = forge_groups {
+                for org in orgs {
+                    m.insert(org.to_string(), capable.list_runner_groups(org).await?);
+                }
             }
             Ok::<_, Error>(m)
         })?)
@@ -131,7 +134,7 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
     let _entered = rt.enter(); // the client's transport needs a runtime to be built
     let forge = crate::wiring::forge(&config)?;
     let bar = progress(groups.len() as u64, cx.output);
-    let rows = rt.block_on(sync::sync(&forge, &groups, dry_run, &|| bar.inc(1)));
+    let rows = rt.block_on(sync::sync(&*forge, &groups, dry_run, &|| bar.inc(1)));
     bar.finish_and_clear();
     match cx.output {
         OutputFormat::Json => {

@@ -174,7 +174,11 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Config(c) => config_cmd::run(&cx, c),
-        Command::Demo { jobs, redis_url } => demo(&cx, jobs as usize, redis_url),
+        Command::Demo {
+            jobs,
+            redis_url,
+            forge,
+        } => demo(&cx, forge, jobs as usize, redis_url),
         Command::Completions { shell } => {
             output::print(&String::from_utf8_lossy(&completion(shell)))
         }
@@ -203,11 +207,20 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn demo(cx: &Context, jobs: usize, redis_url: Option<String>) -> Result<()> {
+fn demo(
+    cx: &Context,
+    forge: args::DemoForge,
+    jobs: usize,
+    redis_url: Option<String>,
+) -> Result<()> {
     let rt = runtime()?;
     let bar = output::progress(jobs as u64, cx.output);
+    let forge = match forge {
+        args::DemoForge::Github => crate::demo::DemoForge::Github,
+        args::DemoForge::Gitea => crate::demo::DemoForge::Gitea,
+    };
     let report = rt
-        .block_on(crate::demo::run(jobs, redis_url, &|done| {
+        .block_on(crate::demo::run(forge, jobs, redis_url, &|done| {
             bar.set_position(done as u64)
         }))
         .map_err(|e| match e {
@@ -218,12 +231,13 @@ fn demo(cx: &Context, jobs: usize, redis_url: Option<String>) -> Result<()> {
     match cx.output {
         output::OutputFormat::Json => output::json(&report),
         output::OutputFormat::Table => output::print(&format!(
-            "runnerctl demo: {} jobs over {} runner groups, fake backend, fake GitHub, 2 workers\n\
+            "runnerctl demo: {} jobs over {} runner groups, fake backend, fake {}, 2 workers\n\
              \n  jobs completed            {}\n  runners created           {}\n  runners deleted           {}\n  runners left              {}\n\
              \n  queued delivery -> backend create call\n    p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms\n\
-             \n  GitHub API calls          {} ({:.1} per job)\n  webhooks delivered        {}\n  wall time                 {:.1} s\n",
+             \n  forge API calls           {} ({:.1} per job)\n  webhooks delivered        {}\n  wall time                 {:.1} s\n",
             report.jobs,
             report.groups,
+            if report.forge == "gitea" { "Gitea" } else { "GitHub" },
             report.jobs_completed,
             report.runners_created,
             report.runners_created - report.runners_left,
@@ -231,8 +245,8 @@ fn demo(cx: &Context, jobs: usize, redis_url: Option<String>) -> Result<()> {
             report.queued_to_create_ms_p50,
             report.queued_to_create_ms_p95,
             report.queued_to_create_ms_p99,
-            report.github_calls,
-            report.github_calls_per_job,
+            report.forge_calls,
+            report.forge_calls_per_job,
             report.webhooks_delivered,
             report.seconds
         )),

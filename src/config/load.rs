@@ -102,6 +102,7 @@ pub fn load_file(path: &Path, schemas: &[&dyn Schema]) -> Result<Loaded, ConfigE
 pub fn parse(text: &str, file: &str, schemas: &[&dyn Schema]) -> Result<Loaded, ConfigError> {
     let locations = Locations::index(text);
     let mut cx = Cx {
+        forge: ForgeKind::Github,
         locations: &locations,
         problems: Vec::new(),
         schemas,
@@ -201,6 +202,7 @@ const TOP_LEVEL: &[&str] = &[
     "name",
     "forge",
     "github",
+    "gitea",
     "redis",
     "webhook",
     "healthcheck_interval",
@@ -217,6 +219,7 @@ const TOP_LEVEL: &[&str] = &[
 #[derive(Deserialize)]
 struct RawGroup {
     name: Option<String>,
+    scope: Option<String>,
     organization: Option<String>,
     repository: Option<String>,
     selected_repositories: Option<Vec<String>>,
@@ -253,6 +256,8 @@ impl Backends {
 }
 
 struct Cx<'a> {
+    /// The forge the document names (groups are checked against it).
+    forge: ForgeKind,
     locations: &'a Locations,
     problems: Vec<Problem>,
     schemas: &'a [&'a dyn Schema],
@@ -405,18 +410,17 @@ impl<'a> Cx<'a> {
             return Some(ForgeKind::default());
         };
         let name: String = self.de(value, "forge")?;
-        let name = name.as_str();
-        if let Some(f) = ForgeKind::parse(name) {
+        if let Some(f) = ForgeKind::parse(&name) {
             return Some(f);
         }
-        let why = if ForgeKind::PLANNED.contains(&name) {
+        self.error(
+            "forge",
             format!(
-                "the `{name}` forge is not available in this version of runnerctl (it has: github)"
-            )
-        } else {
-            format!("unknown forge `{}` (one of: github)", name.escape_default())
-        };
-        self.error("forge", why);
+                "unknown forge `{}` (one of: {})",
+                name.escape_default(),
+                ForgeKind::NAMES.join(", ")
+            ),
+        );
         None
     }
 
@@ -589,7 +593,12 @@ impl<'a> Cx<'a> {
             self.error("name", format!("`{name}` is not a valid manager name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it prefixes instance names and tags)"));
         }
         let forge = self.forge(take("forge"));
+        self.forge = forge.unwrap_or_default();
+        let github_given = root.contains_key("github");
+        let gitea_given = root.contains_key("gitea");
+        let mut take = |k: &str| root.remove(k);
         let github = self.section::<GithubConfig>(take("github"), "github");
+        let gitea = self.section::<GiteaConfig>(take("gitea"), "gitea");
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
         let queue = self.section::<QueueConfig>(take("queue"), "queue");
@@ -606,8 +615,27 @@ impl<'a> Cx<'a> {
         let backends = self.backends(take("backends"));
         let groups = self.groups(take("runner_groups"), &backends);
 
-        if let Some(g) = &github {
-            self.check_github(g);
+        match forge {
+            Some(ForgeKind::Github) => {
+                if let Some(g) = &github {
+                    self.check_github(g);
+                }
+                if gitea_given {
+                    self.error("gitea", "set for `forge: github`; remove it, or set `forge: gitea`");
+                }
+            }
+            Some(kind) => {
+                if let Some(g) = &gitea {
+                    self.check_gitea(g, kind);
+                }
+                if github_given {
+                    self.error(
+                        "github",
+                        format!("set for `forge: {}`; remove it (the forge is configured under `gitea:`)", kind.as_str()),
+                    );
+                }
+            }
+            None => {}
         }
         if let Some(r) = &redis {
             self.check_redis(r);
@@ -632,6 +660,7 @@ impl<'a> Cx<'a> {
             name,
             forge: forge?,
             github: github?,
+            gitea: gitea?,
             redis: redis?,
             webhook: webhook?,
             healthcheck_interval: healthcheck_interval?,
@@ -752,6 +781,49 @@ impl<'a> Cx<'a> {
                 }
             }
             (false, true) => {}
+        }
+    }
+
+    fn check_gitea(&mut self, g: &GiteaConfig, kind: ForgeKind) {
+        let url = g.url.trim_end_matches('/');
+        let ok = (url.starts_with("https://") || url.starts_with("http://"))
+            && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
+            && !url.ends_with("/api/v1");
+        if g.url.is_empty() {
+            self.error(
+                "gitea.url",
+                format!(
+                    "required field is missing (the web root of the {} instance, `https://gitea.example.com`)",
+                    kind.as_str()
+                ),
+            );
+        } else if !ok {
+            self.error(
+                "gitea.url",
+                format!(
+                    "`{}` is not the instance's web root (an http(s) URL without `/api/v1`)",
+                    g.url.escape_default()
+                ),
+            );
+        }
+        let token = self.secret(
+            "gitea",
+            "token",
+            secret_source(&g.token, &g.token_env, &g.token_file),
+        );
+        let given = token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
+        if !given {
+            self.error(
+                "gitea.token",
+                "required field is missing: set `token_env` or `token_file` (an access token)",
+            );
+        }
+        let (lo, hi) = (Duration::from_secs(60), Duration::from_secs(90 * 86400));
+        if g.token_rotation < lo || g.token_rotation > hi {
+            self.error(
+                "gitea.token_rotation",
+                format!("must be between {lo} and {hi} (is {})", g.token_rotation),
+            );
         }
     }
 
@@ -1071,6 +1143,54 @@ impl<'a> Cx<'a> {
         true
     }
 
+    /// Where a group's runners register: `scope` as written, else `repository` when a
+    /// repository is named, else `organization`. `instance` and `user` are Gitea's.
+    fn group_scope(&mut self, raw: &RawGroup, path: &str) -> Option<GroupScope> {
+        let field = join(path, "scope");
+        let scope = match raw.scope.as_deref() {
+            None if raw.repository.is_some() => GroupScope::Repository,
+            None => GroupScope::Organization,
+            Some("organization") => GroupScope::Organization,
+            Some("repository") => GroupScope::Repository,
+            Some("user") => GroupScope::User,
+            Some("instance") => GroupScope::Instance,
+            Some(other) => {
+                self.error(
+                    &field,
+                    format!(
+                        "unknown scope `{}` (one of: organization, repository, user, instance)",
+                        other.escape_default()
+                    ),
+                );
+                return None;
+            }
+        };
+        let gitea = self.forge.is_gitea();
+        if matches!(scope, GroupScope::User | GroupScope::Instance) && !gitea {
+            self.error(
+                &field,
+                "`user` and `instance` scopes are Gitea's and Forgejo's; on GitHub a group registers on its organization or `repository`",
+            );
+            return None;
+        }
+        if (scope == GroupScope::Repository) != raw.repository.is_some() {
+            let why = if raw.repository.is_some() {
+                "a group with a `repository` has scope `repository`"
+            } else {
+                "scope `repository` needs `repository` (the repository's name)"
+            };
+            self.error(&field, why);
+            return None;
+        }
+        if gitea && !raw.selected_workflows.is_empty() {
+            self.error(
+                &join(path, "selected_workflows"),
+                "Gitea has no runner groups to restrict to workflows; remove it",
+            );
+        }
+        Some(scope)
+    }
+
     /// A group's repository scope and access lists.
     fn check_access(&mut self, raw: &RawGroup, path: &str) {
         let field = |f: &str| join(path, f);
@@ -1122,6 +1242,7 @@ impl<'a> Cx<'a> {
         };
         required(self, "name", &raw.name);
         required(self, "organization", &raw.organization);
+        let scope = self.group_scope(&raw, path);
         required(self, "backend", &raw.backend);
         if let Some(name) = &raw.name {
             if !name.is_empty() && !is_simple_name(name) {
@@ -1176,6 +1297,7 @@ impl<'a> Cx<'a> {
         }
         Some(RunnerGroup {
             name: raw.name?,
+            scope: scope?,
             organization: raw.organization?,
             repository: raw.repository,
             selected_repositories: raw.selected_repositories,

@@ -51,9 +51,11 @@ fn default_cleanup_grace() -> Duration {
 pub struct Config {
     /// Names and tags everything this manager owns (instances, Redis keys, GitHub runners).
     pub name: String,
-    /// The forge the runners serve: `github` (the default; Gitea and Forgejo join here).
+    /// The forge the runners serve: `github` (the default), `gitea` or `forgejo`.
     pub forge: ForgeKind,
     pub github: GithubConfig,
+    /// Where Gitea (or Forgejo) is, with `forge: gitea` or `forge: forgejo`.
+    pub gitea: GiteaConfig,
     pub redis: RedisConfig,
     pub webhook: WebhookConfig,
     pub healthcheck_interval: Duration,
@@ -78,24 +80,101 @@ impl Config {
     }
 }
 
-/// The forges runnerctl speaks to; each has its section (`github:`).
+/// The forges runnerctl speaks to; each has its section (`github:`, `gitea:`; Forgejo, a fork
+/// of Gitea, uses `gitea:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ForgeKind {
     #[default]
     Github,
+    Gitea,
+    Forgejo,
 }
 
 impl ForgeKind {
-    /// Forges named in the design but not written yet.
-    pub const PLANNED: [&'static str; 2] = ["gitea", "forgejo"];
+    pub const NAMES: [&'static str; 3] = ["github", "gitea", "forgejo"];
 
     pub fn parse(s: &str) -> Option<ForgeKind> {
         match s {
             "github" => Some(ForgeKind::Github),
+            "gitea" => Some(ForgeKind::Gitea),
+            "forgejo" => Some(ForgeKind::Forgejo),
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+            ForgeKind::Gitea => "gitea",
+            ForgeKind::Forgejo => "forgejo",
+        }
+    }
+
+    /// Whether it is Gitea or its fork.
+    pub fn is_gitea(self) -> bool {
+        matches!(self, ForgeKind::Gitea | ForgeKind::Forgejo)
+    }
+}
+
+/// `gitea:`: where Gitea (or Forgejo) is and the token runnerctl uses.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct GiteaConfig {
+    /// The instance's web root (`https://gitea.example.com`); the API is under `/api/v1`.
+    pub url: String,
+    /// An access token with the rights of the groups' scopes: `write:admin` for `instance`,
+    /// `write:organization` for `organization`, `write:user` for `user`, `write:repository` for
+    /// `repository`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// A scope's registration token is replaced after it was handed out (once no instance is
+    /// mid-registration) and at least this often (Gitea 1.24 and later).
+    pub token_rotation: Duration,
+}
+
+impl Default for GiteaConfig {
+    fn default() -> Self {
+        GiteaConfig {
+            url: String::new(),
+            token: None,
+            token_env: None,
+            token_file: None,
+            token_rotation: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl GiteaConfig {
+    pub fn token_source(&self) -> Option<SecretSource> {
+        secret_source(&self.token, &self.token_env, &self.token_file)
+            .ok()
+            .flatten()
+    }
+
+    /// The API root: `URL/api/v1`.
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v1", self.url.trim_end_matches('/'))
+    }
+}
+
+/// Where a group's runners register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupScope {
+    /// The organization (GitHub's and Gitea's).
+    #[default]
+    Organization,
+    /// One repository (`repository:`).
+    Repository,
+    /// The user `organization` names, whose token runnerctl holds (Gitea only).
+    User,
+    /// The whole instance (Gitea only; an administrator's token).
+    Instance,
 }
 
 /// `github:`: where GitHub is and how runnerctl authenticates to it.
@@ -397,6 +476,8 @@ impl BackendConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunnerGroup {
     pub name: String,
+    /// Where its runners register (`organization` unless `repository` is set).
+    pub scope: GroupScope,
     pub organization: String,
     /// Scope the group to one repository: its runners register on that repository.
     pub repository: Option<String>,

@@ -1,4 +1,4 @@
-//! The forge: what runnerctl needs of GitHub (and later Gitea), as capabilities.
+//! The forge: what runnerctl needs of GitHub, Gitea or Forgejo, as capabilities.
 //!
 //! - [`RunnerRegistry`]: list, get and delete runners, and register one ([`Registration`]: a
 //!   just-in-time configuration, or a registration token the runner uses itself).
@@ -9,41 +9,50 @@
 //!   forge-neutral [`WebhookEvent`].
 //!
 //! `github` implements them over GitHub's REST API (octocrab for transport and authentication);
-//! `sim` is a stateful fake GitHub server for tests and the demo, never used by a production
-//! code path.
+//! `gitea` over Gitea's (and Forgejo's) REST API, the same transport. `sim` and `gitea::sim` are
+//! stateful fakes of the two for tests and the demo, never used by a production code path.
 
+pub mod gitea;
 pub mod github;
 pub mod sim;
 
 /// The forge's traits, for callers that use several capabilities.
 pub mod prelude {
-    pub use super::{Forge, JobSource, RunnerGroups, RunnerRegistry};
+    pub use super::{Forge, JobSource, RegistrationTokens, RunnerGroups, RunnerRegistry};
 }
 
 use crate::config::Secret;
 use serde::{Deserialize, Serialize};
 
-/// Where runners register: an organization, or a single repository.
+/// Where runners register: an organization, a single repository, or (Gitea only) the whole
+/// instance or the authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub enum Scope {
     Org(String),
     Repo { owner: String, repo: String },
+    /// Every repository of the forge (Gitea's `admin` runners).
+    Instance,
+    /// The repositories of the user the token belongs to (Gitea's `user` runners).
+    User(String),
 }
 
 impl Scope {
-    /// The REST path prefix: `orgs/ORG` or `repos/OWNER/REPO`.
+    /// The REST path prefix: `orgs/ORG`, `repos/OWNER/REPO`, `admin` or `user`.
     pub fn path(&self) -> String {
         match self {
             Scope::Org(o) => format!("orgs/{o}"),
             Scope::Repo { owner, repo } => format!("repos/{owner}/{repo}"),
+            Scope::Instance => "admin".into(),
+            Scope::User(_) => "user".into(),
         }
     }
 
     /// The URL a runner registers against (`config.sh --url`).
     pub fn html_url(&self, web_base: &str) -> String {
         match self {
-            Scope::Org(o) => format!("{web_base}/{o}"),
+            Scope::Org(o) | Scope::User(o) => format!("{web_base}/{o}"),
             Scope::Repo { owner, repo } => format!("{web_base}/{owner}/{repo}"),
+            Scope::Instance => web_base.to_string(),
         }
     }
 }
@@ -53,8 +62,20 @@ impl std::fmt::Display for Scope {
         match self {
             Scope::Org(o) => write!(f, "organization {o}"),
             Scope::Repo { owner, repo } => write!(f, "repository {owner}/{repo}"),
+            Scope::Instance => write!(f, "the instance"),
+            Scope::User(u) => write!(f, "user {u}"),
         }
     }
+}
+
+/// The runner program an instance starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// GitHub's `actions/runner` (`config.sh`, `run.sh`).
+    ActionsRunner,
+    /// Gitea's `act_runner` (`act_runner register --ephemeral`, `act_runner daemon`).
+    ActRunner,
 }
 
 /// A runner group as GitHub has it.
@@ -192,28 +213,31 @@ pub struct RateLimit {
 pub enum ForgeError {
     /// A primary or secondary rate limit: retry after `wait` (measured from GitHub's own clock
     /// when it sent a `Date`), at `reset_at` (unix seconds, for display).
-    #[error("GitHub rate limit exceeded; retry in {}s (at {reset_at}, unix time)", wait.as_secs())]
+    #[error("the forge's rate limit is exceeded; retry in {}s (at {reset_at}, unix time)", wait.as_secs())]
     RateLimited {
         reset_at: u64,
         wait: std::time::Duration,
     },
-    #[error("GitHub: not found: {0}")]
+    #[error("not found: {0}")]
     NotFound(String),
     /// A runner of this name exists already (a JIT request repeated).
-    #[error("GitHub: conflict: {0}")]
+    #[error("conflict: {0}")]
     Conflict(String),
     /// Bad credentials or missing permission: nothing to retry.
-    #[error("GitHub refused the credentials or permission: {0}")]
+    #[error("the forge refused the credentials or permission: {0}")]
     Unauthorized(String),
     /// Network trouble or a 5xx: worth retrying.
-    #[error("GitHub unreachable: {0}")]
+    #[error("forge unreachable: {0}")]
     Unavailable(String),
-    #[error("GitHub answered {status}: {message}")]
+    #[error("the forge answered {status}: {message}")]
     Api { status: u16, message: String },
-    #[error("GitHub sent an answer runnerctl cannot read: {0}")]
+    #[error("the forge sent an answer runnerctl cannot read: {0}")]
     Decode(String),
-    #[error("GitHub authentication is misconfigured: {0}")]
+    #[error("forge authentication is misconfigured: {0}")]
     Config(String),
+    /// The forge's version lacks what was asked (Gitea before 1.24 has no runner API).
+    #[error("not supported by this forge: {0}")]
+    Unsupported(String),
 }
 
 impl ForgeError {
@@ -236,6 +260,11 @@ pub trait WebhookScheme: Send + Sync {
     fn delivery_header(&self) -> &'static str;
     /// The header with the signature (`X-Hub-Signature-256`).
     fn signature_header(&self) -> &'static str;
+    /// A second set of (event, delivery, signature) headers the forge also sends, read when
+    /// the first are absent (Gitea sends GitHub's besides its own).
+    fn alternate_headers(&self) -> Option<[&'static str; 3]> {
+        None
+    }
     /// Whether `signature` signs `body` with `secret`, checked in constant time.
     fn verify(&self, secret: &[u8], body: &[u8], signature: Option<&str>) -> bool;
     /// What a delivery of `event` means. `Err` names what is wrong with the payload.
@@ -321,10 +350,29 @@ pub trait RunnerGroups: Send + Sync {
     async fn repository_id(&self, owner: &str, repo: &str) -> Result<u64>;
 }
 
+/// A forge's registration tokens, where they are reusable until replaced (Gitea): replaced on a
+/// schedule and after use, so that one read from an instance is soon worth nothing.
+#[async_trait::async_trait]
+pub trait RegistrationTokens: Send + Sync {
+    /// Replaces the scope's registration token (the old one stops working). `Ok(false)` when
+    /// the forge's version cannot (then the token lives until an administrator resets it).
+    async fn replace_registration_token(&self, scope: &Scope) -> Result<bool>;
+}
+
 /// A forge: its capabilities together.
 pub trait Forge: RunnerRegistry + JobSource {
-    /// Its name in messages (`GitHub`).
+    /// Its name in messages (`GitHub`, `Gitea`, `Forgejo`).
     fn name(&self) -> &'static str;
+    /// The URL a runner of `scope` registers against (`config.sh --url`, `act_runner --instance`).
+    fn runner_url(&self, scope: &Scope) -> String;
+    /// The runner program its instances start.
+    fn agent(&self) -> Agent {
+        Agent::ActionsRunner
+    }
+    /// Its reusable registration tokens, on a forge that has them.
+    fn tokens(&self) -> Option<&dyn RegistrationTokens> {
+        None
+    }
     /// Its runner groups; `None` when the forge has none.
     fn groups(&self) -> Option<&dyn RunnerGroups>;
     /// How its webhooks are read.

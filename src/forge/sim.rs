@@ -210,7 +210,7 @@ fn now() -> u64 {
     crate::model::unix_now()
 }
 
-fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     // Civil-from-days (Howard Hinnant), enough for timestamps in answers.
     let days = (unix / 86400) as i64;
     let secs = unix % 86400;
@@ -645,7 +645,7 @@ pub fn workflow_job_payload(action: &str, job: &SimJob) -> Value {
 
 /// POSTs a JSON body to a plain-HTTP `url` with extra headers; the answer's status, if any
 /// came within `timeout`.
-async fn post_json(
+pub(crate) async fn post_json(
     url: &str,
     headers: &[(&str, &str)],
     body: &str,

@@ -162,6 +162,11 @@ mod tests {
     fn group(name: &str, org: &str, repo: Option<&str>, labels: &[&str]) -> RunnerGroup {
         RunnerGroup {
             name: name.into(),
+            scope: if repo.is_some() {
+                crate::config::GroupScope::Repository
+            } else {
+                crate::config::GroupScope::Organization
+            },
             organization: org.into(),
             repository: repo.map(String::from),
             selected_repositories: None,

@@ -206,6 +206,13 @@ const RUNNER_LOCK_TTL: Duration = Duration::from_secs(10);
 /// The lock of a group's health-check pass, renewed while it runs: a holder that dies blocks
 /// the group's health checks for at most this long.
 const HEALTH_LOCK_TTL: Duration = Duration::from_secs(10);
+/// A scope's registration-token lock: held while a token is read, or while a replacement
+/// checks that nobody registers with the old one and replaces it.
+const TOKEN_LOCK_TTL: Duration = Duration::from_secs(30);
+
+fn token_lock(scope: &Scope) -> String {
+    format!("token:{}", scope.path())
+}
 
 /// What an attempt at making a runner came to.
 enum Made {
@@ -228,8 +235,6 @@ pub struct Manager {
     pub store: RedisStore,
     pub forge: Arc<dyn Forge>,
     backends: HashMap<String, Arc<dyn Backend>>,
-    /// Where runners register (`config.sh --url`): `https://github.com` or the GHES host.
-    web_url: String,
     group_ids: Mutex<HashMap<String, u64>>,
     /// Called with the runner name and its job right after the backend created its instance
     /// (metrics, the demo).
@@ -249,16 +254,7 @@ fn suffix(seed: &str) -> String {
 }
 
 /// The web address runners register against, from the API root.
-pub fn web_url(api_base: &str) -> String {
-    let base = api_base.trim_end_matches('/');
-    if base == "https://api.github.com" {
-        "https://github.com".into()
-    } else if let Some(host) = base.strip_suffix("/api/v3") {
-        host.into()
-    } else {
-        base.into()
-    }
-}
+pub use crate::forge::github::web_url;
 
 impl Manager {
     pub fn new(
@@ -268,7 +264,6 @@ impl Manager {
         backends: HashMap<String, Arc<dyn Backend>>,
     ) -> Manager {
         Manager {
-            web_url: web_url(&config.github.base_url),
             config,
             store,
             forge,
@@ -280,12 +275,15 @@ impl Manager {
     }
 
     pub fn scope(g: &RunnerGroup) -> Scope {
-        match &g.repository {
-            Some(repo) => Scope::Repo {
+        use crate::config::GroupScope;
+        match (g.scope, &g.repository) {
+            (_, Some(repo)) => Scope::Repo {
                 owner: g.organization.clone(),
                 repo: repo.clone(),
             },
-            None => Scope::Org(g.organization.clone()),
+            (GroupScope::Instance, None) => Scope::Instance,
+            (GroupScope::User, None) => Scope::User(g.organization.clone()),
+            _ => Scope::Org(g.organization.clone()),
         }
     }
 
@@ -568,7 +566,22 @@ impl Manager {
             labels: &g.labels,
             work_folder: "_work",
         };
-        match forge::register_runner(&*self.forge, scope, &req).await {
+        let registered = match self.forge.tokens() {
+            None => forge::register_runner(&*self.forge, scope, &req).await,
+            // A reusable token: read it under the scope's token lock (a replacement checks for
+            // runners mid-registration, this one's record among them, under the same lock).
+            Some(_) => {
+                let lock = token_lock(scope);
+                let token = self.lock_briefly(&lock).await?;
+                let got = forge::register_runner(&*self.forge, scope, &req).await;
+                if got.is_ok() {
+                    self.store.note_token_use(&scope.path()).await?;
+                }
+                self.store.unlock(&lock, &token).await?;
+                got
+            }
+        };
+        match registered {
             Ok(Registration::Jit(jit)) => Ok((Some(jit.runner.id), Credential::Jit(jit.encoded))),
             Ok(Registration::Token(t)) => Ok((None, Credential::RegistrationToken(t))),
             // Registered and online or busy with no instance of ours: not ours to touch.
@@ -576,6 +589,82 @@ impl Manager {
             Err(e @ ForgeError::Conflict(_)) => Err(Failure::Transient(Cause::Forge(e))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Takes a lock that is held only for a moment, waiting up to 10 s for it.
+    async fn lock_briefly(&self, lock: &str) -> Result<String, Failure> {
+        for _ in 0..100 {
+            if let Some(token) = self.store.try_lock(lock, TOKEN_LOCK_TTL).await? {
+                return Ok(token);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Failure::transient(format!("{lock} stayed locked for 10 s")))
+    }
+
+    /// Replaces the scope's reusable registration token when it is due and nobody registers
+    /// with it (Gitea), under the scope's token lock. `None`: the forge has no such tokens, the
+    /// lock is taken, or it is not due.
+    async fn token_action(&self, scope: &Scope) -> Result<Option<Done>, Failure> {
+        let Some(tokens) = self.forge.tokens() else {
+            return Ok(None);
+        };
+        let lock = token_lock(scope);
+        let Some(held) = self.store.try_lock(&lock, TOKEN_LOCK_TTL).await? else {
+            return Ok(None);
+        };
+        let result = async {
+            let key = scope.path();
+            let (uses, replaced_at) = self.store.token_state(&key).await?;
+            let now = self.store.now().await?;
+            let every = self.config.gitea.token_rotation.as_secs();
+            if plan::token_replacement(&key, uses, replaced_at, now, every, &[]).is_none() {
+                return Ok::<_, Failure>(None);
+            }
+            let forge = match self.forge.list_runners(scope).await {
+                Ok(f) => f,
+                // Before Gitea 1.24 tokens cannot be replaced (nor runners listed).
+                Err(ForgeError::Unsupported(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let mut records = Vec::new();
+            for g in self.config.runner_groups.iter() {
+                if Self::scope(g) == *scope {
+                    records.extend(self.store.runners_of_group(&g.name).await?);
+                }
+            }
+            let busy = plan::registering(
+                &records,
+                &forge,
+                now,
+                self.config.time_to_start.as_secs(),
+            );
+            let Some(action) = plan::token_replacement(&key, uses, replaced_at, now, every, &busy)
+            else {
+                return Ok(None);
+            };
+            let result = match &action {
+                Action::ReplaceToken { .. } => {
+                    if tokens.replace_registration_token(scope).await? {
+                        self.store.token_replaced(&key, uses, now).await?;
+                        tracing::info!(scope = %scope, "registration token replaced");
+                        HealthResult::Ok(None)
+                    } else {
+                        HealthResult::Skipped(Some("the forge cannot replace tokens".into()))
+                    }
+                }
+                Action::Skip { reason } => HealthResult::Skipped(Some(reason.clone())),
+                _ => HealthResult::Skipped(None),
+            };
+            Ok(Some((action, result)))
+        }
+        .await;
+        self.store.unlock(&lock, &held).await?;
+        Ok(result?.map(|(action, result)| Done {
+            group: String::new(),
+            action,
+            result,
+        }))
     }
 
     /// A VM's credential, when a broker is configured, waits there: the bootstrap carries a
@@ -652,8 +741,10 @@ impl Manager {
         let setup = RunnerSetup {
             runner_name: name.to_string(),
             labels: g.labels.clone(),
-            url: scope.html_url(&self.web_url),
-            runner_group: g.repository.is_none().then(|| g.name.clone()),
+            url: self.forge.runner_url(scope),
+            agent: self.forge.agent(),
+            runner_group: (g.repository.is_none() && self.forge.groups().is_some())
+                .then(|| g.name.clone()),
             credential,
         };
         bootstrap::render(backend.kind().boot_style(), &setup, template.as_deref())
@@ -765,12 +856,16 @@ impl Manager {
         scope: &Scope,
         name: &str,
     ) -> Result<Option<forge::ForgeRunner>, Failure> {
-        Ok(self
-            .forge
-            .list_runners(scope)
-            .await?
-            .into_iter()
-            .find(|f| f.name == name))
+        match self.forge.list_runners(scope).await {
+            Ok(all) => Ok(all.into_iter().find(|f| f.name == name)),
+            // A forge that cannot list runners (Gitea before 1.24) removes an ephemeral runner
+            // itself after its job; an instance deleted unregistered stays offline there.
+            Err(ForgeError::Unsupported(why)) => {
+                tracing::debug!(runner = name, "{why}");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn instance_of(
@@ -1135,6 +1230,17 @@ impl Manager {
             };
             done.push(row(action, result));
         }
+        match self.token_action(&scope).await {
+            Ok(Some(d)) => done.push(row(d.action, d.result)),
+            Ok(None) => {}
+            Err(e) => done.push(row(
+                Action::ReplaceToken {
+                    scope: scope.path(),
+                    reason: "due".into(),
+                },
+                HealthResult::Failed(e.to_string()),
+            )),
+        }
         Ok(done)
     }
 
@@ -1333,7 +1439,9 @@ impl Manager {
                     .await?;
                 Ok(ok())
             }
-            Action::Hold { .. } | Action::Skip { .. } => Ok(HealthResult::Skipped(None)),
+            Action::Hold { .. } | Action::Skip { .. } | Action::ReplaceToken { .. } => {
+                Ok(HealthResult::Skipped(None))
+            }
         }
     }
 }

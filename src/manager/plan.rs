@@ -69,6 +69,67 @@ pub enum Action {
     Hold { count: u32, reason: String },
     /// The pass did not run (GitHub's budget is low, say).
     Skip { reason: String },
+    /// Replace the scope's reusable registration token (Gitea): it was handed out, or is old.
+    ReplaceToken { scope: String, reason: String },
+}
+
+/// The runners of a scope that may be registering now with its registration token: records
+/// being made, and instances started but not yet seen on the forge (until `time_to_start`
+/// has passed, after which the health check deletes them anyway).
+pub fn registering(
+    records: &[Runner],
+    forge: &[ForgeRunner],
+    now: u64,
+    time_to_start: u64,
+) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| match r.status {
+            RunnerStatus::Reserved | RunnerStatus::Creating => true,
+            RunnerStatus::Started => {
+                let since = r.started_at.unwrap_or(r.created_at);
+                !forge.iter().any(|f| f.name == r.name) && now < since + time_to_start
+            }
+            _ => false,
+        })
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Whether a scope's reusable registration token is to be replaced now: it was handed out
+/// `uses` times since it was last replaced (`replaced_at`, Redis seconds; `None`: never by
+/// runnerctl), or is older than `every` seconds. Not while a runner is `registering` with it
+/// (that would leave it unable to): then the pass says what it waits for. `None`: not due.
+pub fn token_replacement(
+    scope: &str,
+    uses: u64,
+    replaced_at: Option<u64>,
+    now: u64,
+    every: u64,
+    registering: &[String],
+) -> Option<Action> {
+    let reason = match replaced_at {
+        _ if uses > 0 => format!("handed out {uses} time(s) since it was last replaced"),
+        None => "never replaced by runnerctl".to_string(),
+        Some(t) if now >= t + every => format!("older than {every}s"),
+        Some(_) => return None,
+    };
+    if let Some(first) = registering.first() {
+        return Some(Action::Skip {
+            reason: format!(
+                "the registration token of {scope} is due ({reason}) but waits: runner {first} may be registering with it{}",
+                if registering.len() > 1 {
+                    format!(" (and {} more)", registering.len() - 1)
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
+    Some(Action::ReplaceToken {
+        scope: scope.to_string(),
+        reason,
+    })
 }
 
 fn instance_key(i: &Instance) -> String {
@@ -741,5 +802,30 @@ mod tests {
             }
         }
         assert!(worlds > 10_000);
+    }
+
+    #[test]
+    fn a_used_token_is_replaced_only_once_nobody_registers_with_it() {
+        let busy = vec!["m-g-1".to_string()];
+        assert_eq!(
+            token_replacement("orgs/o", 0, Some(100), 200, 3600, &[]),
+            None
+        );
+        assert!(matches!(
+            token_replacement("orgs/o", 2, Some(100), 200, 3600, &[]),
+            Some(Action::ReplaceToken { .. })
+        ));
+        assert!(matches!(
+            token_replacement("orgs/o", 0, Some(100), 3700, 3600, &[]),
+            Some(Action::ReplaceToken { .. })
+        ));
+        assert!(matches!(
+            token_replacement("orgs/o", 0, None, 1, 3600, &[]),
+            Some(Action::ReplaceToken { .. })
+        ));
+        match token_replacement("orgs/o", 1, Some(100), 200, 3600, &busy) {
+            Some(Action::Skip { reason }) => assert!(reason.contains("m-g-1"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -16,6 +16,8 @@ pub enum Action {
     Unchanged,
     /// Scoped to one repository: its runners register on the repository.
     Repository,
+    /// The forge has no runner groups: nothing to do.
+    Nothing,
     Error,
 }
 
@@ -104,8 +106,11 @@ pub async fn sync(
             rows.push(SyncRow {
                 group: g.name.clone(),
                 scope: g.organization.clone(),
-                action: Action::Error,
-                changes: vec![format!("{} has no runner groups", forge.name())],
+                action: Action::Nothing,
+                changes: vec![format!(
+                    "{} has no runner groups; nothing to synchronize",
+                    forge.name()
+                )],
                 github_id: None,
             });
             tick();

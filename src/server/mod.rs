@@ -387,9 +387,11 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
             .map(str::to_string)
     };
     let scheme = state.scheme;
-    let event = header(scheme.event_header());
-    let id = header(scheme.delivery_header());
-    let signature = header(scheme.signature_header());
+    let alt = scheme.alternate_headers();
+    let either = |first: &str, k: usize| header(first).or_else(|| alt.and_then(|a| header(a[k])));
+    let event = either(scheme.event_header(), 0);
+    let id = either(scheme.delivery_header(), 1);
+    let signature = either(scheme.signature_header(), 2);
     let body = Limited::new(req.into_body(), state.max_body);
     let body = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Err(_) => return (Outcome::BadRequest, "body not received in time".into()),

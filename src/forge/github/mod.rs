@@ -254,6 +254,19 @@ impl GitHub {
     }
 }
 
+/// The web root of an API root: `https://github.com` for `https://api.github.com`, the host
+/// for GHES's `…/api/v3`.
+pub fn web_url(api_base: &str) -> String {
+    let base = api_base.trim_end_matches('/');
+    if base == "https://api.github.com" {
+        "https://github.com".into()
+    } else if let Some(host) = base.strip_suffix("/api/v3") {
+        host.into()
+    } else {
+        base.into()
+    }
+}
+
 /// How long GitHub asks us to wait, when its answer is a rate limit (primary or secondary);
 /// `None` when it is not one.
 pub fn rate_limit_wait(
@@ -294,7 +307,7 @@ pub fn rate_limit_wait(
 
 /// An error octocrab raised before an answer reached us: a network failure, or GitHub refusing
 /// the installation token request (bad app id, key or installation).
-fn classify_transport(e: &octocrab::Error) -> ForgeError {
+pub(super) fn classify_transport(e: &octocrab::Error) -> ForgeError {
     match e {
         octocrab::Error::GitHub { source, .. } => {
             let status = source.status_code;
@@ -328,7 +341,7 @@ fn message_of(text: &str) -> String {
         .unwrap_or_else(|| text.chars().take(2000).collect())
 }
 
-fn error_for(status: StatusCode, text: &str, path: &str) -> ForgeError {
+pub(super) fn error_for(status: StatusCode, text: &str, path: &str) -> ForgeError {
     let message = format!("{} ({path})", message_of(text));
     match status.as_u16() {
         401 | 403 => ForgeError::Unauthorized(message),
@@ -596,6 +609,9 @@ impl JobSource for GitHub {
 impl Forge for GitHub {
     fn name(&self) -> &'static str {
         "GitHub"
+    }
+    fn runner_url(&self, scope: &Scope) -> String {
+        scope.html_url(&web_url(&self.base))
     }
     fn groups(&self) -> Option<&dyn RunnerGroups> {
         Some(self)
