@@ -402,3 +402,30 @@ pub async fn redis_dump(url: &str, pattern: &str) -> String {
     }
     out
 }
+
+/// A credential broker for a test configuration: a fresh self-signed certificate and key in
+/// `dir`, a sealing key, and a free loopback port. The `broker:` section, and the port.
+#[allow(dead_code)]
+pub fn broker_section(dir: &Path) -> (String, u16) {
+    use base64::Engine;
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("broker-cert.pem"), dir.join("broker-key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    let sealing =
+        base64::engine::general_purpose::STANDARD.encode((0..32).map(|_| fastrand::u8(..)).collect::<Vec<u8>>());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    (
+        format!(
+            "broker:\n  listen: 127.0.0.1:{port}\n  url: https://127.0.0.1:{port}\n  tls_cert_file: {}\n  tls_key_file: {}\n  key: {sealing}\n",
+            cert.display(),
+            key.display()
+        ),
+        port,
+    )
+}
