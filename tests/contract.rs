@@ -2,6 +2,8 @@
 //! is validated against GitHub's published OpenAPI description (npm `@octokit/openapi`) by
 //! Stoplight Prism in proxy mode with `--errors`, which turns any violation into an error answer
 //! that fails the call. `.ci/run` installs both under `.cache/contract` (ignored by git).
+//! Likewise the Gitea client and the fake Gitea, against the part of Gitea's API description in
+//! `shared/contracts/gitea/swagger.runners.json` (a 1.22-line release).
 
 mod support;
 
@@ -29,8 +31,16 @@ impl Drop for Prism {
 
 fn start_prism(upstream: &str, dir: &std::path::Path) -> Prism {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/contract/node_modules");
+    start_prism_with(
+        &root.join("@octokit/openapi/generated/api.github.com.json"),
+        upstream,
+        dir,
+    )
+}
+
+fn start_prism_with(spec: &std::path::Path, upstream: &str, dir: &std::path::Path) -> Prism {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/contract/node_modules");
     let prism = root.join(".bin/prism");
-    let spec = root.join("@octokit/openapi/generated/api.github.com.json");
     assert!(
         prism.exists() && spec.exists(),
         "Prism and @octokit/openapi are missing: run .ci/run (it installs them under .cache/contract)"
@@ -212,4 +222,102 @@ async fn the_client_and_the_fake_follow_githubs_openapi_description() {
         log.contains("generate-jitconfig"),
         "requests went through Prism:\n{log}"
     );
+}
+
+fn violations(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.to_lowercase().contains("violation") && !l.contains("✖  error") && l.contains("error")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gitea_client_and_fake_follow_giteas_api_description() {
+    use runnerctl::forge::gitea::sim::{GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::Gitea;
+    use runnerctl::forge::{Registration, RunnerRequest};
+    // A copy of `shared/contracts/gitea/swagger.runners.json` (see its README beside it).
+    let spec =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitea/swagger.runners.json");
+    let sim = GiteaSim::start(GiteaSimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        user: ("alice".into(), vec![]),
+        token: "gitea-contract".into(),
+        version: "1.22.6".into(),
+        ..GiteaSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Prism serves the description's paths at the root (it ignores `basePath`).
+    let upstream = format!("{}/api/v1", sim.url());
+    let prism = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || start_prism_with(&spec, &upstream, &dir)
+    })
+    .await
+    .unwrap();
+    let gitea = Gitea::with_api_root(
+        &prism.url,
+        &sim.url(),
+        Secret::new("gitea-contract"),
+        "Gitea",
+    )
+    .unwrap();
+    assert_eq!(gitea.version().await.expect("version").text, "1.22.6");
+    let labels = vec!["linux".to_string()];
+    for scope in [
+        Scope::Instance,
+        Scope::Org("octo-org".into()),
+        Scope::User("alice".into()),
+        Scope::Repo {
+            owner: "octo-org".into(),
+            repo: "app".into(),
+        },
+    ] {
+        let r = gitea
+            .register(
+                &scope,
+                &RunnerRequest {
+                    name: "contract",
+                    runner_group_id: None,
+                    labels: &labels,
+                    work_folder: "_work",
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{scope}: {e}"));
+        assert!(matches!(r, Registration::Token(_)));
+    }
+    sim.queue_job("octo-org/app", &["linux"]);
+    // The rest of what the description has, as the fake answers it.
+    let addr: std::net::SocketAddr = prism.url.trim_start_matches("http://").parse().unwrap();
+    let auth = ("Authorization", "token gitea-contract");
+    let json = ("Content-Type", "application/json");
+    let hook = br#"{"type":"gitea","config":{"url":"https://runnerctl.example.com/webhook","content_type":"json","secret":"s"},"events":["workflow_job"],"active":true}"#;
+    for (method, path, body) in [
+        ("GET", "/orgs/octo-org", &b""[..]),
+        ("GET", "/repos/octo-org/app", b""),
+        ("GET", "/repos/octo-org/app/actions/tasks", b""),
+        ("POST", "/orgs/octo-org/hooks", hook),
+        ("GET", "/orgs/octo-org/hooks", b""),
+        ("POST", "/repos/octo-org/app/hooks", hook),
+        ("GET", "/repos/octo-org/app/hooks", b""),
+    ] {
+        let (status, _, text) = tokio::task::spawn_blocking(move || {
+            support::http(addr, method, path, &[auth, json], body)
+        })
+        .await
+        .unwrap();
+        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+    }
+    let log = std::fs::read_to_string(&prism.log).unwrap_or_default();
+    let found = violations(&log);
+    assert!(
+        found.is_empty(),
+        "Prism reported violations:\n{}",
+        found.join("\n")
+    );
+    assert!(log.contains("registration-token"), "requests went through Prism:\n{log}");
 }

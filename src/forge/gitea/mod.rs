@@ -93,8 +93,19 @@ impl Gitea {
     /// A client for the instance at `web_url` (`https://gitea.example.com`), `name` being
     /// `Gitea` or `Forgejo` in messages.
     pub fn new(web_url: &str, token: Secret, name: &'static str) -> Result<Gitea> {
+        let web = web_url.trim_end_matches('/');
+        Self::with_api_root(&format!("{web}/api/v1"), web, token, name)
+    }
+
+    /// A client whose API root is not `WEB/api/v1` (a proxy in front, as in the contract test).
+    pub fn with_api_root(
+        api_root: &str,
+        web_url: &str,
+        token: Secret,
+        name: &'static str,
+    ) -> Result<Gitea> {
         let web = web_url.trim_end_matches('/').to_string();
-        let api = format!("{web}/api/v1");
+        let api = api_root.trim_end_matches('/').to_string();
         let octo = Octocrab::builder()
             .base_uri(api.as_str())
             .map_err(|e| ForgeError::Config(format!("gitea.url `{web}`: {e}")))?
