@@ -261,3 +261,109 @@ async fn a_trace_level_run_leaks_no_secret() {
         );
     }
 }
+
+/// Gitea on Docker: a queued delivery signed Gitea's way, a container whose bootstrap runs
+/// `act_runner register --ephemeral` with the registration token and then `act_runner daemon`
+/// (the stand-in in the test image registers at the fake Gitea), the job runs there, the
+/// runner leaves after it and the container is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitea_jobs_run_on_act_runners_in_real_containers() {
+    use runnerctl::forge::gitea::sim::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::Gitea;
+    let image = support::docker_test_image();
+    let redis = RedisServer::start();
+    let name = manager_name("docker-gitea");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = GiteaSim::start(GiteaSimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: "t".into(),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "gitea-docker-secret".into(),
+        job_duration: Duration::from_millis(500),
+        ..GiteaSimOptions::default()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "name: {name}\nforge: gitea\ngitea:\n  url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [linux, box]\n    backend: docker\n    max_runners: 2\n    spec:\n      image: {image}\n      network: host\n      memory_mb: 64\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let options = QueueOptions {
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(500),
+        ..QueueOptions::default()
+    };
+    let state = Arc::new(State::new(
+        runnerctl::wiring::webhook_scheme(&config),
+        Secret::new("gitea-docker-secret"),
+        &name,
+        config.runner_groups.clone(),
+        &redis.url,
+        options.clone(),
+    ));
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let docker: Arc<dyn Backend> = Arc::new(
+        DockerBackend::connect(
+            "docker",
+            &name,
+            &runnerctl::backend::docker::DockerSettings::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let conn = store::connect(&redis.url).await.unwrap();
+    let forge: Arc<dyn Forge> = Arc::new(Gitea::new(&sim.url(), Secret::new("t"), "Gitea").unwrap());
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        RedisStore::new(conn.clone(), &name),
+        forge,
+        HashMap::from([("docker".to_string(), docker.clone())]),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(4);
+    opts.poll = Duration::from_millis(100);
+    let w = tokio::spawn(worker::run(
+        Queue::new(conn.clone(), &name, options),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::with_manager(m)),
+        opts,
+        stop_rx,
+    ));
+    let jobs: Vec<u64> = (0..2)
+        .map(|_| sim.queue_job("octo-org/app", &["linux", "box"]))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let list = docker.list().await.unwrap();
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status == GiteaJobStatus::Success)
+            .count();
+        if done == jobs.len() && list.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{done} of 2 jobs done; containers {list:?}; runners on Gitea {:?}",
+            sim.runners()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let regs = sim.registrations();
+    assert_eq!(regs.len(), 2, "{regs:?}");
+    assert!(regs.iter().all(|(_, scope, ran)| scope == "orgs/octo-org" && *ran), "{regs:?}");
+    assert!(sim.runners().is_empty(), "ephemeral runners left after their job");
+    let s = RedisStore::new(conn, &name);
+    assert!(s.all_runners().await.unwrap().is_empty(), "no record left");
+    stop_tx.send(true).unwrap();
+    w.await.unwrap();
+    stop_serve.send(()).unwrap();
+    served.await.unwrap();
+}

@@ -225,10 +225,41 @@ fi
 exec sleep 600
 "#;
 
+/// The stand-in for Gitea's `act_runner` in the test image: `register` registers at the fake
+/// Gitea named by `--instance` with the token, name and labels it is given (as the real one
+/// does over Gitea's runner protocol), `daemon` starts its heartbeat there and waits.
+const STAND_IN_ACT_RUNNER: &str = r#"#!/bin/sh
+case "$1" in
+register)
+  shift
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --instance) instance=$2; shift ;;
+      --token) token=$2; shift ;;
+      --name) name=$2; shift ;;
+      --labels) labels=$2; shift ;;
+    esac
+    shift
+  done
+  body="{\"token\":\"$token\",\"name\":\"$name\",\"labels\":\"$labels\",\"ephemeral\":true}"
+  wget -q -O /tmp/act-runner.json --header 'Content-Type: application/json' --post-data "$body" "$instance/_sim/act_runner/register" || exit 1
+  printf %s "$instance" > /tmp/act-runner.instance
+  echo registered > /tmp/runner-state
+  ;;
+daemon)
+  instance=$(cat /tmp/act-runner.instance)
+  uuid=$(sed -n 's/.*"uuid":"\([^"]*\)".*/\1/p' /tmp/act-runner.json)
+  wget -q -O /tmp/daemon-answer --header 'Content-Type: application/json' --post-data "{\"uuid\":\"$uuid\"}" "$instance/_sim/act_runner/daemon" || exit 1
+  echo connected > /tmp/runner-state
+  exec sleep 600
+  ;;
+esac
+"#;
+
 /// The test image, made with `docker import` from a busybox-static root filesystem when missing
 /// (no registry is reachable), with the stand-in runner in /home/runner. Needs a running engine.
 pub fn docker_test_image() -> &'static str {
-    const IMAGE: &str = "runnerctl-test:3";
+    const IMAGE: &str = "runnerctl-test:4";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let have = Command::new("docker")
@@ -243,7 +274,7 @@ pub fn docker_test_image() -> &'static str {
         }
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        for d in ["bin", "tmp", "run", "etc", "home/runner", "var/lib"] {
+        for d in ["bin", "tmp", "run", "etc", "home/runner", "var/lib", "usr/local/bin"] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
         let busybox = ["/bin/busybox", "/usr/bin/busybox"]
@@ -261,6 +292,9 @@ pub fn docker_test_image() -> &'static str {
         std::fs::write(&run, STAND_IN_RUNNER).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let act = r.join("usr/local/bin/act_runner");
+        std::fs::write(&act, STAND_IN_ACT_RUNNER).unwrap();
+        std::fs::set_permissions(&act, std::fs::Permissions::from_mode(0o755)).unwrap();
         let script = format!(
             "tar -C {} -c . | docker import - {IMAGE} >/dev/null",
             r.display()
