@@ -319,6 +319,9 @@ pub fn metrics_token(config: &Config) -> Result<Option<Secret>> {
 pub fn preflight(config: &Config) -> Vec<Problem> {
     let mut secrets: Vec<(String, Option<config::SecretSource>)> = Vec::new();
     match config.github.auth() {
+        _ if config.forge.is_gitea() => {
+            secrets.push(("gitea.token".into(), config.gitea.token_source()))
+        }
         Some(config::GithubAuth::Token(s)) => secrets.push(("github.token".into(), Some(s))),
         Some(config::GithubAuth::App { private_key, .. }) => {
             secrets.push(("github.private_key".into(), Some(private_key)))

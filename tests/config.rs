@@ -561,12 +561,80 @@ fn the_forge_is_named_and_defaults_to_github() {
     assert_eq!(loaded.forge, config::ForgeKind::Github);
     let named = format!("forge: github\n{BASE}");
     assert_eq!(errors(&named), Vec::<String>::new());
+    // A GitHub configuration turned to Gitea names what is then wrong, every part of it.
     assert_eq!(
         errors(&format!("forge: gitea\n{BASE}")),
-        ["forge: the `gitea` forge is not available in this version of runnerctl (it has: github)"]
+        [
+            "github: set for `forge: gitea`; remove it (the forge is configured under `gitea:`)",
+            "gitea.url: required field is missing (the web root of the gitea instance, `https://gitea.example.com`)",
+            "gitea.token: required field is missing: set `token_env` or `token_file` (an access token)"
+        ]
     );
     assert_eq!(
         errors(&format!("forge: gitlab\n{BASE}")),
-        ["forge: unknown forge `gitlab` (one of: github)"]
+        ["forge: unknown forge `gitlab` (one of: github, gitea, forgejo)"]
     );
+}
+
+#[test]
+fn the_shipped_gitea_example_is_valid_without_warnings() {
+    let loaded =
+        runnerctl::wiring::parse(config::GITEA_EXAMPLE, "contrib/gitea.example.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(c.forge, config::ForgeKind::Gitea);
+    assert_eq!(c.gitea.api_url(), "https://gitea.example.com/api/v1");
+    let scopes: Vec<_> = c.runner_groups.iter().map(|g| g.scope).collect();
+    use config::GroupScope::*;
+    assert_eq!(scopes, [Organization, Repository, User, Instance]);
+}
+
+fn gitea_problems(gitea: &str, group_extra: &str) -> String {
+    let text = format!(
+        "forge: gitea\n{gitea}backends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [linux]\n    backend: fake\n{group_extra}"
+    );
+    match runnerctl::wiring::parse(&text, "t.yaml") {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn gitea_configurations_are_checked_as_strictly_as_githubs() {
+    let ok = "gitea:\n  url: https://gitea.example.com\n  token_env: T\n";
+    assert_eq!(gitea_problems(ok, ""), "");
+    assert_eq!(gitea_problems(ok, "    scope: instance\n"), "");
+    let e = gitea_problems("", "");
+    assert!(e.contains("gitea.url") && e.contains("gitea.token"), "{e}");
+    let e = gitea_problems("gitea:\n  url: https://gitea.example.com/api/v1\n  token_env: T\n", "");
+    assert!(e.contains("gitea.url") && e.contains("web root"), "{e}");
+    let e = gitea_problems("gitea:\n  url: gitea.example.com\n  token_env: T\n", "");
+    assert!(e.contains("gitea.url"), "{e}");
+    let e = gitea_problems(&format!("{ok}  tokn_env: X\n"), "");
+    assert!(e.contains("tokn_env"), "{e}");
+    let e = gitea_problems(&format!("{ok}  token_rotation: 5s\n"), "");
+    assert!(e.contains("gitea.token_rotation"), "{e}");
+    let e = gitea_problems(&format!("{ok}github:\n  token_env: X\n"), "");
+    assert!(e.contains("github") && e.contains("forge: gitea"), "{e}");
+    let e = gitea_problems(ok, "    scope: everywhere\n");
+    assert!(e.contains("runner_groups[0].scope") && e.contains("everywhere"), "{e}");
+    let e = gitea_problems(ok, "    scope: repository\n");
+    assert!(e.contains("needs `repository`"), "{e}");
+    let e = gitea_problems(
+        ok,
+        "    selected_workflows: [octo-org/a/.github/workflows/x.yml@main]\n",
+    );
+    assert!(e.contains("selected_workflows"), "{e}");
+    let e = gitea_problems(ok, "").to_string();
+    assert!(e.is_empty());
+    // Unknown forges are named with the ones there are.
+    let e = runnerctl::wiring::parse("forge: gitlab\n", "t.yaml").unwrap_err().to_string();
+    assert!(e.contains("gitlab") && e.contains("github, gitea, forgejo"), "{e}");
+}
+
+#[test]
+fn user_and_instance_scopes_are_giteas_only() {
+    let text = "github:\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    scope: instance\n    labels: [linux]\n    backend: fake\n";
+    let e = runnerctl::wiring::parse(text, "t.yaml").unwrap_err().to_string();
+    assert!(e.contains("runner_groups[0].scope") && e.contains("Gitea"), "{e}");
 }

@@ -127,8 +127,8 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         redis_url: Option<String>,
         /// The fake forge to play on
-        #[arg(long, value_enum, default_value_t = DemoForge::Github)]
-        forge: DemoForge,
+        #[arg(long, value_enum, default_value_t = ForgeChoice::Github)]
+        forge: ForgeChoice,
     },
 
     /// Print a shell completion script
@@ -254,7 +254,11 @@ pub enum ConfigCommand {
     /// Print the effective configuration, defaults filled in and secrets redacted
     Show,
     /// Print a complete, commented example configuration
-    Example,
+    Example {
+        /// The forge the example is for
+        #[arg(long, value_enum, default_value_t = ForgeChoice::Github)]
+        forge: ForgeChoice,
+    },
 }
 
 /// `--status`: one of the runner statuses of the domain, which knows nothing of clap.
@@ -267,9 +271,9 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = crate::model:
     .map(|s: String| RunnerStatus::parse(&s).unwrap_or(RunnerStatus::Failed))
 }
 
-/// The fake forge `runnerctl demo` plays on.
+/// A forge named on the command line (`demo --forge`, `config example --forge`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DemoForge {
+pub enum ForgeChoice {
     Github,
     Gitea,
 }

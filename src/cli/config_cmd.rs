@@ -24,7 +24,10 @@ pub fn run(cx: &Context, cmd: ConfigCommand) -> Result<()> {
                 }
             }
         }
-        ConfigCommand::Example => output::print(config::EXAMPLE),
+        ConfigCommand::Example { forge } => output::print(match forge {
+            super::args::ForgeChoice::Github => config::EXAMPLE,
+            super::args::ForgeChoice::Gitea => config::GITEA_EXAMPLE,
+        }),
     }
 }
 

@@ -209,15 +209,15 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn demo(
     cx: &Context,
-    forge: args::DemoForge,
+    forge: args::ForgeChoice,
     jobs: usize,
     redis_url: Option<String>,
 ) -> Result<()> {
     let rt = runtime()?;
     let bar = output::progress(jobs as u64, cx.output);
     let forge = match forge {
-        args::DemoForge::Github => crate::demo::DemoForge::Github,
-        args::DemoForge::Gitea => crate::demo::DemoForge::Gitea,
+        args::ForgeChoice::Github => crate::demo::DemoForge::Github,
+        args::ForgeChoice::Gitea => crate::demo::DemoForge::Gitea,
     };
     let report = rt
         .block_on(crate::demo::run(forge, jobs, redis_url, &|done| {

@@ -30,6 +30,9 @@ pub const DEFAULT_PATH: &str = "/etc/runnerctl/config.yaml";
 /// The documented example configuration, shipped in the binary for `runnerctl config example`.
 pub const EXAMPLE: &str = include_str!("../../config.example.yaml");
 
+/// The documented example for Gitea and Forgejo (`runnerctl config example --forge gitea`).
+pub const GITEA_EXAMPLE: &str = include_str!("../../contrib/gitea.example.yaml");
+
 fn default_name() -> String {
     "runner-manager".into()
 }
