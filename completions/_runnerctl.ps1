@@ -41,7 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
             [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate, show or print an example configuration')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake GitHub, and report')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake forge, and report')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -436,6 +436,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;config;example' {
+            [CompletionResult]::new('--forge', '--forge', [CompletionResultType]::ParameterName, 'The forge the example is for')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
@@ -474,6 +475,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Jobs in the burst')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Jobs in the burst')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Use this Redis instead of starting one')
+            [CompletionResult]::new('--forge', '--forge', [CompletionResultType]::ParameterName, 'The fake forge to play on')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
@@ -513,7 +515,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
             [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate, show or print an example configuration')
-            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake GitHub, and report')
+            [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake forge, and report')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

@@ -317,12 +317,16 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__example)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --forge --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --forge)
+                    COMPREPLY=($(compgen -W "github gitea" -- "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -489,7 +493,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__demo)
-            opts="-n -c -o -v -q -h -V --jobs --redis-url --config --output --verbose --quiet --log-format --help --version"
+            opts="-n -c -o -v -q -h -V --jobs --redis-url --forge --config --output --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,6 +509,10 @@ _runnerctl() {
                     ;;
                 --redis-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --forge)
+                    COMPREPLY=($(compgen -W "github gitea" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -38,7 +38,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
-            cand demo 'Run everything on this machine with the fake backend and a fake GitHub, and report'
+            cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -399,6 +399,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --version 'Print version'
         }
         &'runnerctl;config;example'= {
+            cand --forge 'The forge the example is for'
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
@@ -431,6 +432,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -n 'Jobs in the burst'
             cand --jobs 'Jobs in the burst'
             cand --redis-url 'Use this Redis instead of starting one'
+            cand --forge 'The fake forge to play on'
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
@@ -468,7 +470,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
-            cand demo 'Run everything on this machine with the fake backend and a fake GitHub, and report'
+            cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

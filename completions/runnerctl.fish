@@ -40,7 +40,7 @@ complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "serve" -d 'Rece
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "tasks" -d 'Inspect and replay the task queue'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "config" -d 'Validate, show or print an example configuration'
-complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake GitHub, and report'
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake forge, and report'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
@@ -257,6 +257,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l forge -d 'The forge the example is for' -r -f -a "github\t''
+gitea\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
@@ -272,6 +274,8 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s n -l jobs -d 'Jobs in the burst' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l redis-url -d 'Use this Redis instead of starting one' -r
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l forge -d 'The fake forge to play on' -r -f -a "github\t''
+gitea\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'"
@@ -297,7 +301,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "tasks" -d 'Inspect and replay the task queue'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "config" -d 'Validate, show or print an example configuration'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake GitHub, and report'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake forge, and report'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck serve worker tasks config demo completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups beside what GitHub has'

@@ -68,7 +68,7 @@ pub struct RunnerSetup {
     /// The GitHub runner group's name (for `config.sh --runnergroup`).
     pub runner_group: Option<String>,
     /// The runner program: GitHub's runner, or Gitea's `act_runner`.
-    pub agent: crate::forge::Agent,
+    pub agent: crate::config::Agent,
     pub credential: Credential,
 }
 
@@ -440,8 +440,8 @@ pub fn render(
         shell_quote(&setup.url),
         shell_quote(setup.runner_group.as_deref().unwrap_or("")),
         match setup.agent {
-            crate::forge::Agent::ActionsRunner => "actions-runner",
-            crate::forge::Agent::ActRunner => "act_runner",
+            crate::config::Agent::ActionsRunner => "actions-runner",
+            crate::config::Agent::ActRunner => "act_runner",
         },
     );
     let (path, secret) = match &setup.credential {
@@ -505,7 +505,7 @@ mod tests {
             labels: vec!["self-hosted".into(), "linux".into()],
             url: "https://github.com/octo-org".into(),
             runner_group: Some("demo".into()),
-            agent: crate::forge::Agent::ActionsRunner,
+            agent: crate::config::Agent::ActionsRunner,
             credential: cred,
         }
     }

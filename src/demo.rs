@@ -214,7 +214,8 @@ async fn world(
             })
             .await
             .map_err(|e| setup(&e))?;
-            let gh = GitHub::new(&sim.url(), Auth::Token(Secret::new(token))).map_err(|e| setup(&e))?;
+            let gh =
+                GitHub::new(&sim.url(), Auth::Token(Secret::new(token))).map_err(|e| setup(&e))?;
             let section = format!("github:\n  base_url: {}\n  token_env: UNUSED\n", sim.url());
             (Fake::GitHub(sim, Arc::new(gh)), section)
         }
@@ -229,8 +230,12 @@ async fn world(
             })
             .await
             .map_err(|e| setup(&e))?;
-            let gitea = Gitea::new(&sim.url(), Secret::new(token), "Gitea").map_err(|e| setup(&e))?;
-            let section = format!("forge: gitea\ngitea:\n  url: {}\n  token_env: UNUSED\n", sim.url());
+            let gitea =
+                Gitea::new(&sim.url(), Secret::new(token), "Gitea").map_err(|e| setup(&e))?;
+            let section = format!(
+                "forge: gitea\ngitea:\n  url: {}\n  token_env: UNUSED\n",
+                sim.url()
+            );
             (Fake::Gitea(sim, Arc::new(gitea)), section)
         }
     };

@@ -657,7 +657,11 @@ impl RedisStore {
     pub async fn note_token_use(&self, scope: &str) -> Result<()> {
         let mut c = self.conn.clone();
         let _: u64 = c
-            .hincr(format!("{}forge-tokens", self.prefix), format!("{scope}:uses"), 1)
+            .hincr(
+                format!("{}forge-tokens", self.prefix),
+                format!("{scope}:uses"),
+                1,
+            )
             .await?;
         Ok(())
     }

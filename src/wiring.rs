@@ -456,11 +456,20 @@ impl SimStandIn {
 /// A value of the runner settings an instance receives (`RUNNER_URL`), from the container's
 /// settings file or the VM's user-data.
 fn boot_setting(boot: &crate::bootstrap::BootData, key: &str) -> Option<String> {
-    let text = match boot.files.iter().find(|f| f.path == crate::bootstrap::SETTINGS) {
+    let text = match boot
+        .files
+        .iter()
+        .find(|f| f.path == crate::bootstrap::SETTINGS)
+    {
         Some(f) => f.content.expose().to_string(),
         None => {
-            let doc: serde_yaml::Value =
-                serde_yaml::from_str(boot.user_data.as_ref()?.expose().trim_start_matches("#cloud-config")).ok()?;
+            let doc: serde_yaml::Value = serde_yaml::from_str(
+                boot.user_data
+                    .as_ref()?
+                    .expose()
+                    .trim_start_matches("#cloud-config"),
+            )
+            .ok()?;
             doc.get("write_files")?
                 .as_sequence()?
                 .iter()

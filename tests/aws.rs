@@ -140,6 +140,7 @@ fn boot(runner: &str) -> BootData {
             labels: vec!["self-hosted".into(), "linux".into()],
             url: "https://github.com/octo-org".into(),
             runner_group: Some("g".into()),
+            agent: runnerctl::forge::Agent::ActionsRunner,
             credential: Credential::Jit(Secret::new(SECRET)),
         },
         None,

@@ -180,6 +180,7 @@ mod bootstrap_in_a_container {
             labels: vec!["self-hosted".into(), "linux".into()],
             url: "https://github.com/octo-org".into(),
             runner_group: Some("g".into()),
+            agent: runnerctl::forge::Agent::ActionsRunner,
             credential: Credential::Jit(Secret::new("eyJKSVQiOiJzZWNyZXQifQ==")),
         };
         let boot = bootstrap::render(BootStyle::Container, &setup, None).unwrap();

@@ -296,6 +296,7 @@ async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_c
         labels: vec!["self-hosted".into()],
         url: "https://github.com/octo-org".into(),
         runner_group: Some("g".into()),
+        agent: runnerctl::forge::Agent::ActionsRunner,
         credential: Credential::Jit(Secret::new(JIT)),
     };
     let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();

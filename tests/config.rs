@@ -606,7 +606,10 @@ fn gitea_configurations_are_checked_as_strictly_as_githubs() {
     assert_eq!(gitea_problems(ok, "    scope: instance\n"), "");
     let e = gitea_problems("", "");
     assert!(e.contains("gitea.url") && e.contains("gitea.token"), "{e}");
-    let e = gitea_problems("gitea:\n  url: https://gitea.example.com/api/v1\n  token_env: T\n", "");
+    let e = gitea_problems(
+        "gitea:\n  url: https://gitea.example.com/api/v1\n  token_env: T\n",
+        "",
+    );
     assert!(e.contains("gitea.url") && e.contains("web root"), "{e}");
     let e = gitea_problems("gitea:\n  url: gitea.example.com\n  token_env: T\n", "");
     assert!(e.contains("gitea.url"), "{e}");
@@ -617,7 +620,10 @@ fn gitea_configurations_are_checked_as_strictly_as_githubs() {
     let e = gitea_problems(&format!("{ok}github:\n  token_env: X\n"), "");
     assert!(e.contains("github") && e.contains("forge: gitea"), "{e}");
     let e = gitea_problems(ok, "    scope: everywhere\n");
-    assert!(e.contains("runner_groups[0].scope") && e.contains("everywhere"), "{e}");
+    assert!(
+        e.contains("runner_groups[0].scope") && e.contains("everywhere"),
+        "{e}"
+    );
     let e = gitea_problems(ok, "    scope: repository\n");
     assert!(e.contains("needs `repository`"), "{e}");
     let e = gitea_problems(
@@ -628,13 +634,23 @@ fn gitea_configurations_are_checked_as_strictly_as_githubs() {
     let e = gitea_problems(ok, "").to_string();
     assert!(e.is_empty());
     // Unknown forges are named with the ones there are.
-    let e = runnerctl::wiring::parse("forge: gitlab\n", "t.yaml").unwrap_err().to_string();
-    assert!(e.contains("gitlab") && e.contains("github, gitea, forgejo"), "{e}");
+    let e = runnerctl::wiring::parse("forge: gitlab\n", "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("gitlab") && e.contains("github, gitea, forgejo"),
+        "{e}"
+    );
 }
 
 #[test]
 fn user_and_instance_scopes_are_giteas_only() {
     let text = "github:\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    scope: instance\n    labels: [linux]\n    backend: fake\n";
-    let e = runnerctl::wiring::parse(text, "t.yaml").unwrap_err().to_string();
-    assert!(e.contains("runner_groups[0].scope") && e.contains("Gitea"), "{e}");
+    let e = runnerctl::wiring::parse(text, "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("runner_groups[0].scope") && e.contains("Gitea"),
+        "{e}"
+    );
 }

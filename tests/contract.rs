@@ -310,7 +310,10 @@ async fn the_gitea_client_and_fake_follow_giteas_api_description() {
         })
         .await
         .unwrap();
-        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {text}"
+        );
     }
     let log = std::fs::read_to_string(&prism.log).unwrap_or_default();
     let found = violations(&log);
@@ -319,5 +322,8 @@ async fn the_gitea_client_and_fake_follow_giteas_api_description() {
         "Prism reported violations:\n{}",
         found.join("\n")
     );
-    assert!(log.contains("registration-token"), "requests went through Prism:\n{log}");
+    assert!(
+        log.contains("registration-token"),
+        "requests went through Prism:\n{log}"
+    );
 }

@@ -318,7 +318,8 @@ async fn gitea_jobs_run_on_act_runners_in_real_containers() {
         .unwrap(),
     );
     let conn = store::connect(&redis.url).await.unwrap();
-    let forge: Arc<dyn Forge> = Arc::new(Gitea::new(&sim.url(), Secret::new("t"), "Gitea").unwrap());
+    let forge: Arc<dyn Forge> =
+        Arc::new(Gitea::new(&sim.url(), Secret::new("t"), "Gitea").unwrap());
     let m = Arc::new(Manager::new(
         config.clone(),
         RedisStore::new(conn.clone(), &name),
@@ -358,8 +359,15 @@ async fn gitea_jobs_run_on_act_runners_in_real_containers() {
     }
     let regs = sim.registrations();
     assert_eq!(regs.len(), 2, "{regs:?}");
-    assert!(regs.iter().all(|(_, scope, ran)| scope == "orgs/octo-org" && *ran), "{regs:?}");
-    assert!(sim.runners().is_empty(), "ephemeral runners left after their job");
+    assert!(
+        regs.iter()
+            .all(|(_, scope, ran)| scope == "orgs/octo-org" && *ran),
+        "{regs:?}"
+    );
+    assert!(
+        sim.runners().is_empty(),
+        "ephemeral runners left after their job"
+    );
     let s = RedisStore::new(conn, &name);
     assert!(s.all_runners().await.unwrap().is_empty(), "no record left");
     stop_tx.send(true).unwrap();

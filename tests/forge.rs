@@ -399,11 +399,11 @@ async fn github_enterprise_server_paths_keep_their_prefix() {
         "{calls:?}"
     );
     assert_eq!(
-        runnerctl::manager::ops::web_url("https://ghe.example.com/api/v3"),
+        runnerctl::forge::github::web_url("https://ghe.example.com/api/v3"),
         "https://ghe.example.com"
     );
     assert_eq!(
-        runnerctl::manager::ops::web_url("https://api.github.com"),
+        runnerctl::forge::github::web_url("https://api.github.com"),
         "https://github.com"
     );
 }

@@ -129,6 +129,7 @@ proptest! {
             labels,
             url,
             runner_group: group,
+            agent: runnerctl::forge::Agent::ActionsRunner,
             credential: Credential::Jit(Secret::new("SEKRIT-JIT")),
         };
         let boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();

@@ -75,7 +75,9 @@ fn versions_of_gitea_and_forgejo_are_read() {
     // Forgejo reports the Gitea release it is compatible with.
     let f = Version::parse("10.0.1+gitea-1.22.0").unwrap();
     assert_eq!(f.gitea, (1, 22));
-    assert!(Version::parse("1.25.0-dev-123-gabc").unwrap().has_runner_api());
+    assert!(Version::parse("1.25.0-dev-123-gabc")
+        .unwrap()
+        .has_runner_api());
     assert!(Version::parse("not a version").is_none());
     assert_eq!(label_name("ubuntu-22.04:docker://node:20"), "ubuntu-22.04");
 }
@@ -123,19 +125,35 @@ async fn the_client_speaks_gitea_1_24_at_every_scope() {
             "a replaced token is refused"
         );
         assert!(
-            runnerctl::forge::gitea::sim::register_stand_in(&url, &new, "fresh", "linux:host").await
+            runnerctl::forge::gitea::sim::register_stand_in(&url, &new, "fresh", "linux:host")
+                .await
         );
         let listed = gitea.list_runners(&scope).await.unwrap();
         assert_eq!(listed.len(), 1, "{scope}: {listed:?}");
         let r = &listed[0];
-        assert_eq!((r.name.as_str(), r.labels.clone()), ("fresh", vec!["linux".to_string()]));
-        assert_eq!(gitea.get_runner(&scope, r.id).await.unwrap().unwrap().name, "fresh");
-        assert_eq!(gitea.delete_runner(&scope, r.id).await.unwrap(), Deleted::Deleted);
-        assert_eq!(gitea.delete_runner(&scope, r.id).await.unwrap(), Deleted::NotFound);
+        assert_eq!(
+            (r.name.as_str(), r.labels.clone()),
+            ("fresh", vec!["linux".to_string()])
+        );
+        assert_eq!(
+            gitea.get_runner(&scope, r.id).await.unwrap().unwrap().name,
+            "fresh"
+        );
+        assert_eq!(
+            gitea.delete_runner(&scope, r.id).await.unwrap(),
+            Deleted::Deleted
+        );
+        assert_eq!(
+            gitea.delete_runner(&scope, r.id).await.unwrap(),
+            Deleted::NotFound
+        );
         assert!(gitea.get_runner(&scope, r.id).await.unwrap().is_none());
     }
     // Repositories of an organization, and of a user.
-    assert_eq!(gitea.repositories("octo-org").await.unwrap(), ["app", "web"]);
+    assert_eq!(
+        gitea.repositories("octo-org").await.unwrap(),
+        ["app", "web"]
+    );
     assert_eq!(gitea.repositories("alice").await.unwrap(), ["dotfiles"]);
     // Waiting jobs, for lost-delivery recovery.
     let id = sim.queue_job("octo-org/app", &["linux", "ubuntu-22.04:docker://node:20"]);
@@ -171,7 +189,11 @@ async fn older_releases_use_the_old_token_paths_and_say_what_needs_1_24() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(gitea.queued_jobs("octo-org", "app", 5).await.unwrap().is_empty());
+    assert!(gitea
+        .queued_jobs("octo-org", "app", 5)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -188,7 +210,10 @@ async fn bad_tokens_and_rate_limits_are_told_apart() {
     sim.too_many_requests(2);
     let started = Instant::now();
     gitea.list_runners(&scope).await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(2), "429s waited out");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "429s waited out"
+    );
     let missing = Scope::Org("nobody".into());
     assert!(matches!(
         gitea.list_runners(&missing).await,
@@ -371,9 +396,10 @@ async fn jobs_run_end_to_end_on_gitea() {
     let served = tokio::spawn(server::serve(listener, None, state, async {
         let _ = serve_stop.await;
     }));
-    let brk = runnerctl::wiring::broker_endpoint(&config, &store::connect(&redis.url).await.unwrap())
-        .unwrap()
-        .unwrap();
+    let brk =
+        runnerctl::wiring::broker_endpoint(&config, &store::connect(&redis.url).await.unwrap())
+            .unwrap()
+            .unwrap();
     let brk_listener = tokio::net::TcpListener::bind(("127.0.0.1", broker_port))
         .await
         .unwrap();
@@ -431,7 +457,10 @@ async fn jobs_run_end_to_end_on_gitea() {
         assert!(
             start.elapsed() < Duration::from_secs(180),
             "{done} of {JOBS} done, {left} records left, Gitea runners {:?}, dead {:?}",
-            sim.runners().iter().map(|r| (&r.name, r.alive, r.job)).collect::<Vec<_>>(),
+            sim.runners()
+                .iter()
+                .map(|r| (&r.name, r.alive, r.job))
+                .collect::<Vec<_>>(),
             queue.dead().await.unwrap()
         );
         slot += 1;
@@ -451,10 +480,10 @@ async fn jobs_run_end_to_end_on_gitea() {
     // used tokens were replaced once nobody registered with them.
     let regs = sim.registrations();
     assert!(regs.len() >= JOBS, "{regs:?}");
-    assert!(regs
-        .iter()
-        .all(|(n, scope, _)| (n.contains("-small-") && scope == "orgs/octo-org")
-            || (n.contains("-web-") && scope == "repos/octo-org/web")));
+    assert!(regs.iter().all(
+        |(n, scope, _)| (n.contains("-small-") && scope == "orgs/octo-org")
+            || (n.contains("-web-") && scope == "repos/octo-org/web")
+    ));
     assert!(sim.replacements("orgs/octo-org") >= 1);
     assert!(sim.replacements("repos/octo-org/web") >= 1);
     // No registration token in clear in Redis at any point we can see.

@@ -615,40 +615,11 @@ impl<'a> Cx<'a> {
         let backends = self.backends(take("backends"));
         let groups = self.groups(take("runner_groups"), &backends);
 
-        match forge {
-            Some(ForgeKind::Github) => {
-                if let Some(g) = &github {
-                    self.check_github(g);
-                }
-                if gitea_given {
-                    self.error("gitea", "set for `forge: github`; remove it, or set `forge: gitea`");
-                }
-            }
-            Some(kind) => {
-                if let Some(g) = &gitea {
-                    self.check_gitea(g, kind);
-                }
-                if github_given {
-                    self.error(
-                        "github",
-                        format!("set for `forge: {}`; remove it (the forge is configured under `gitea:`)", kind.as_str()),
-                    );
-                }
-            }
-            None => {}
-        }
-        if let Some(r) = &redis {
-            self.check_redis(r);
-        }
-        if let Some(w) = &webhook {
-            self.check_webhook(w);
-        }
-        if let Some(q) = &queue {
-            self.check_queue(q);
-        }
-        if let Some(b) = &broker {
-            self.check_broker(b);
-        }
+        self.check_forge_sections(forge, &github, &gitea, github_given, gitea_given);
+        redis.as_ref().inspect(|r| self.check_redis(r));
+        webhook.as_ref().inspect(|w| self.check_webhook(w));
+        queue.as_ref().inspect(|q| self.check_queue(q));
+        broker.as_ref().inspect(|b| self.check_broker(b));
         self.check_times(&[
             ("healthcheck_interval", healthcheck_interval),
             ("time_to_start", time_to_start),
@@ -784,10 +755,48 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The section of the configured forge is checked; the other forge's may not be set.
+    fn check_forge_sections(
+        &mut self,
+        forge: Option<ForgeKind>,
+        github: &Option<GithubConfig>,
+        gitea: &Option<GiteaConfig>,
+        github_given: bool,
+        gitea_given: bool,
+    ) {
+        match forge {
+            Some(ForgeKind::Github) => {
+                if let Some(g) = github {
+                    self.check_github(g);
+                }
+                if gitea_given {
+                    self.error(
+                        "gitea",
+                        "set for `forge: github`; remove it, or set `forge: gitea`",
+                    );
+                }
+            }
+            Some(kind) => {
+                if let Some(g) = gitea {
+                    self.check_gitea(g, kind);
+                }
+                if github_given {
+                    self.error(
+                        "github",
+                        format!("set for `forge: {}`; remove it (the forge is configured under `gitea:`)", kind.as_str()),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
+
     fn check_gitea(&mut self, g: &GiteaConfig, kind: ForgeKind) {
         let url = g.url.trim_end_matches('/');
         let ok = (url.starts_with("https://") || url.starts_with("http://"))
-            && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
+            && url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.is_empty())
             && !url.ends_with("/api/v1");
         if g.url.is_empty() {
             self.error(
@@ -811,7 +820,8 @@ impl<'a> Cx<'a> {
             "token",
             secret_source(&g.token, &g.token_env, &g.token_file),
         );
-        let given = token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
+        let given =
+            token.is_some() || g.token.is_some() || g.token_env.is_some() || g.token_file.is_some();
         if !given {
             self.error(
                 "gitea.token",

@@ -165,6 +165,16 @@ impl GiteaConfig {
     }
 }
 
+/// The runner program an instance starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// GitHub's `actions/runner` (`config.sh`, `run.sh`).
+    ActionsRunner,
+    /// Gitea's `act_runner` (`act_runner register --ephemeral`, `act_runner daemon`).
+    ActRunner,
+}
+
 /// Where a group's runners register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -29,7 +29,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub enum Scope {
     Org(String),
-    Repo { owner: String, repo: String },
+    Repo {
+        owner: String,
+        repo: String,
+    },
     /// Every repository of the forge (Gitea's `admin` runners).
     Instance,
     /// The repositories of the user the token belongs to (Gitea's `user` runners).
@@ -68,15 +71,7 @@ impl std::fmt::Display for Scope {
     }
 }
 
-/// The runner program an instance starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Agent {
-    /// GitHub's `actions/runner` (`config.sh`, `run.sh`).
-    ActionsRunner,
-    /// Gitea's `act_runner` (`act_runner register --ephemeral`, `act_runner daemon`).
-    ActRunner,
-}
+pub use crate::config::Agent;
 
 /// A runner group as GitHub has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

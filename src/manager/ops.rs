@@ -253,9 +253,6 @@ fn suffix(seed: &str) -> String {
     format!("{:010x}", h & 0xff_ffff_ffff)
 }
 
-/// The web address runners register against, from the API root.
-pub use crate::forge::github::web_url;
-
 impl Manager {
     pub fn new(
         config: Arc<Config>,
@@ -633,12 +630,8 @@ impl Manager {
                     records.extend(self.store.runners_of_group(&g.name).await?);
                 }
             }
-            let busy = plan::registering(
-                &records,
-                &forge,
-                now,
-                self.config.time_to_start.as_secs(),
-            );
+            let busy =
+                plan::registering(&records, &forge, now, self.config.time_to_start.as_secs());
             let Some(action) = plan::token_replacement(&key, uses, replaced_at, now, every, &busy)
             else {
                 return Ok(None);

@@ -274,7 +274,15 @@ pub fn docker_test_image() -> &'static str {
         }
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        for d in ["bin", "tmp", "run", "etc", "home/runner", "var/lib", "usr/local/bin"] {
+        for d in [
+            "bin",
+            "tmp",
+            "run",
+            "etc",
+            "home/runner",
+            "var/lib",
+            "usr/local/bin",
+        ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
         }
         let busybox = ["/bin/busybox", "/usr/bin/busybox"]
@@ -447,8 +455,8 @@ pub fn broker_section(dir: &Path) -> (String, u16) {
     let (cert, key) = (dir.join("broker-cert.pem"), dir.join("broker-key.pem"));
     std::fs::write(&cert, c.cert.pem()).unwrap();
     std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
-    let sealing =
-        base64::engine::general_purpose::STANDARD.encode((0..32).map(|_| fastrand::u8(..)).collect::<Vec<u8>>());
+    let sealing = base64::engine::general_purpose::STANDARD
+        .encode((0..32).map(|_| fastrand::u8(..)).collect::<Vec<u8>>());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

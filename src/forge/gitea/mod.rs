@@ -305,7 +305,10 @@ impl RunnerRegistry for Gitea {
     async fn list_runners(&self, scope: &Scope) -> Result<Vec<ForgeRunner>> {
         self.runner_api("listing runners").await?;
         let raw: Vec<RawRunner> = self
-            .pages(&format!("{}/actions/runners", scope.path()), Some("runners"))
+            .pages(
+                &format!("{}/actions/runners", scope.path()),
+                Some("runners"),
+            )
             .await?;
         Ok(raw.into_iter().map(ForgeRunner::from).collect())
     }
@@ -313,10 +316,7 @@ impl RunnerRegistry for Gitea {
     async fn get_runner(&self, scope: &Scope, id: u64) -> Result<Option<ForgeRunner>> {
         self.runner_api("reading a runner").await?;
         match self
-            .json::<RawRunner>(
-                Verb::Get,
-                &format!("{}/actions/runners/{id}", scope.path()),
-            )
+            .json::<RawRunner>(Verb::Get, &format!("{}/actions/runners/{id}", scope.path()))
             .await
         {
             Ok(r) => Ok(Some(r.into())),
@@ -378,7 +378,9 @@ impl JobSource for Gitea {
         }
         // An organization's, else a user's.
         let v: Vec<Repo> = match self.pages(&format!("orgs/{owner}/repos"), None).await {
-            Err(ForgeError::NotFound(_)) => self.pages(&format!("users/{owner}/repos"), None).await?,
+            Err(ForgeError::NotFound(_)) => {
+                self.pages(&format!("users/{owner}/repos"), None).await?
+            }
             other => other?,
         };
         Ok(v.into_iter().map(|r| r.name).collect())

@@ -394,8 +394,7 @@ fn step(w: &mut World, o: &GiteaSimOptions) {
         if done {
             w.jobs[i].status = GiteaJobStatus::Success;
             let rid = w.jobs[i].runner_id;
-            w.runners
-                .retain(|r| !(Some(r.id) == rid && r.ephemeral));
+            w.runners.retain(|r| !(Some(r.id) == rid && r.ephemeral));
             for r in w.runners.iter_mut().filter(|r| Some(r.id) == rid) {
                 r.job = None;
             }
@@ -557,11 +556,14 @@ fn authorized(o: &GiteaSimOptions, req: &Request<Incoming>) -> bool {
         .unwrap_or("");
     let mut parts = h.split_whitespace();
     let (kind, token) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    (kind.eq_ignore_ascii_case("token") || kind.eq_ignore_ascii_case("bearer"))
-        && token == o.token
+    (kind.eq_ignore_ascii_case("token") || kind.eq_ignore_ascii_case("bearer")) && token == o.token
 }
 
-async fn handle(world: &Mutex<World>, o: &GiteaSimOptions, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    world: &Mutex<World>,
+    o: &GiteaSimOptions,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let path = raw_path
@@ -653,7 +655,12 @@ fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    items.iter().skip((page - 1) * limit).take(limit).cloned().collect()
+    items
+        .iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .cloned()
+        .collect()
 }
 
 fn runner_json(r: &GiteaSimRunner, now: Instant) -> Value {
@@ -699,21 +706,37 @@ fn route(
     query: &BTreeMap<String, String>,
     input: &Value,
 ) -> (u16, Value) {
+    if let Some(answer) = owner_routes(w, o, method, seg, query, input) {
+        return answer;
+    }
+    scope_routes(w, o, method, seg, query)
+}
+
+/// Organizations, repositories, their tasks, jobs and hooks.
+fn owner_routes(
+    w: &mut World,
+    o: &GiteaSimOptions,
+    method: &Method,
+    seg: &[&str],
+    query: &BTreeMap<String, String>,
+    input: &Value,
+) -> Option<(u16, Value)> {
     let modern = modern(o);
-    let now = Instant::now();
-    match (method, seg) {
+    Some(match (method, seg) {
         (&Method::GET, ["orgs", org]) if o.orgs.iter().any(|(n, _)| n == org) => {
-            return (200, org_json(org))
+            (200, org_json(org))
         }
-        (&Method::GET, ["repos", owner, repo]) if scope_exists(o, &format!("repos/{owner}/{repo}")) => {
-            return (200, repo_json(owner, repo))
+        (&Method::GET, ["repos", owner, repo])
+            if scope_exists(o, &format!("repos/{owner}/{repo}")) =>
+        {
+            (200, repo_json(owner, repo))
         }
         (&Method::GET, ["orgs" | "users", owner, "repos"]) => {
             let Some(repos) = repos_of(o, owner) else {
-                return (404, msg("owner does not exist"));
+                return Some((404, msg("owner does not exist")));
             };
             let all: Vec<Value> = repos.iter().map(|r| repo_json(owner, r)).collect();
-            return (200, json!(page(&all, query)));
+            (200, json!(page(&all, query)))
         }
         (&Method::GET, ["repos", owner, repo, "actions", "tasks"]) => {
             let full = format!("{owner}/{repo}");
@@ -734,7 +757,10 @@ fn route(
                 })
                 .collect();
             let total = tasks.len();
-            return (200, json!({ "workflow_runs": page(&tasks, query), "total_count": total }));
+            (
+                200,
+                json!({ "workflow_runs": page(&tasks, query), "total_count": total }),
+            )
         }
         (&Method::GET, ["repos", owner, repo, "actions", "jobs"]) if modern => {
             let full = format!("{owner}/{repo}");
@@ -755,13 +781,28 @@ fn route(
                 }))
                 .collect();
             let total = jobs.len();
-            return (200, json!({ "jobs": page(&jobs, query), "total_count": total }));
+            (
+                200,
+                json!({ "jobs": page(&jobs, query), "total_count": total }),
+            )
         }
         (_, ["orgs" | "repos", ..]) if seg.last() == Some(&"hooks") => {
-            return hooks(w, o, method, seg, input);
+            hooks(w, o, method, seg, input)
         }
-        _ => {}
-    }
+        _ => return None,
+    })
+}
+
+/// Registration tokens and runners at a scope.
+fn scope_routes(
+    w: &mut World,
+    o: &GiteaSimOptions,
+    method: &Method,
+    seg: &[&str],
+    query: &BTreeMap<String, String>,
+) -> (u16, Value) {
+    let modern = modern(o);
+    let now = Instant::now();
     let Some((scope, rest)) = split_scope(seg) else {
         return (404, msg("not found"));
     };
@@ -794,17 +835,25 @@ fn route(
                 .map(|r| runner_json(r, now))
                 .collect();
             let total = all.len();
-            (200, json!({ "runners": page(&all, query), "total_count": total }))
+            (
+                200,
+                json!({ "runners": page(&all, query), "total_count": total }),
+            )
         }
         (&Method::GET, ["actions", "runners", id]) if modern => {
-            match w.runners.iter().find(|r| r.scope == scope && id.parse() == Ok(r.id)) {
+            match w
+                .runners
+                .iter()
+                .find(|r| r.scope == scope && id.parse() == Ok(r.id))
+            {
                 Some(r) => (200, runner_json(r, now)),
                 None => (404, msg("runner not found")),
             }
         }
         (&Method::DELETE, ["actions", "runners", id]) if modern => {
             let before = w.runners.len();
-            w.runners.retain(|r| !(r.scope == scope && id.parse() == Ok(r.id)));
+            w.runners
+                .retain(|r| !(r.scope == scope && id.parse() == Ok(r.id)));
             if w.runners.len() < before {
                 (204, Value::Null)
             } else {
@@ -895,7 +944,10 @@ fn act_runner(w: &mut World, side: &str, input: &Value) -> Response<Body> {
                 scope: scope.clone(),
                 name: name.clone(),
                 labels,
-                ephemeral: input.get("ephemeral").and_then(|e| e.as_bool()).unwrap_or(false),
+                ephemeral: input
+                    .get("ephemeral")
+                    .and_then(|e| e.as_bool())
+                    .unwrap_or(false),
                 alive: false,
                 last_online: None,
                 last_active: None,
@@ -957,7 +1009,9 @@ async fn post_json_answer(url: &str, body: &Value) -> Option<Value> {
         let text = String::from_utf8_lossy(&out).to_string();
         let (head, body) = text.split_once("\r\n\r\n")?;
         let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
-        (200..300).contains(&status).then(|| serde_json::from_str(body).ok())?
+        (200..300)
+            .contains(&status)
+            .then(|| serde_json::from_str(body).ok())?
     };
     tokio::time::timeout(Duration::from_secs(10), attempt)
         .await

@@ -76,7 +76,11 @@ mod tests {
         let hex = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert_eq!(sign(secret, body), hex);
         assert!(signature_valid(secret, body, Some(hex)));
-        assert!(signature_valid(secret, body, Some(&format!("sha256={hex}"))));
+        assert!(signature_valid(
+            secret,
+            body,
+            Some(&format!("sha256={hex}"))
+        ));
         assert!(!signature_valid(secret, b"Hello, World?", Some(hex)));
         assert!(!signature_valid(b"other", body, Some(hex)));
         assert!(!signature_valid(secret, body, None));
