@@ -29,6 +29,10 @@ impl Drop for Prism {
     }
 }
 
+/// One Prism at a time: two starting together on two cores each take minutes to load their
+/// description, and a port picked free for one may be taken by the other's fake meanwhile.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn start_prism(upstream: &str, dir: &std::path::Path) -> Prism {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/contract/node_modules");
     start_prism_with(
@@ -75,7 +79,9 @@ fn start_prism_with(spec: &std::path::Path, upstream: &str, dir: &std::path::Pat
     };
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // Listening, and by Prism itself (not a fake that took the port it was to have).
+        let ready = std::fs::read_to_string(&p.log).is_ok_and(|l| l.contains("Prism is listening"));
+        if ready && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return p;
         }
         if let Some(status) = p.child.try_wait().unwrap() {
@@ -99,6 +105,7 @@ fn key(name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_and_the_fake_follow_githubs_openapi_description() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sim = Sim::start(SimOptions {
         orgs: vec![(
             "octo-org".into(),
@@ -234,6 +241,7 @@ fn violations(log: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gitea_client_and_fake_follow_giteas_api_description() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     use runnerctl::forge::gitea::sim::{GiteaSim, GiteaSimOptions};
     use runnerctl::forge::gitea::Gitea;
     use runnerctl::forge::{Registration, RunnerRequest};
