@@ -271,27 +271,9 @@ impl Sim {
         let addr = listener.local_addr()?;
         world.base_url = format!("http://{addr}");
         let world = Arc::new(Mutex::new(world));
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(scheduler(world.clone(), opts.clone()));
-        let (w, o) = (world.clone(), opts.clone());
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
-                    _ = &mut rx => break,
-                };
-                let (w, o) = (w.clone(), o.clone());
-                let service = hyper::service::service_fn(move |req| {
-                    let (w, o) = (w.clone(), o.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(&w, &o, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let tx = serve_fake(listener, (world.clone(), opts.clone()), |(w, o), req| async move {
+            handle(&w, &o, req).await
         });
         Ok(Sim {
             addr,
@@ -709,6 +691,41 @@ async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob, twice: boo
     ok
 }
 
+/// Serves a fake forge on `listener` (HTTP/1.1), each request answered by `handle` with a clone
+/// of `state`, until the returned sender is used or dropped.
+pub(crate) fn serve_fake<S, H, F>(
+    listener: tokio::net::TcpListener,
+    state: S,
+    handle: H,
+) -> tokio::sync::oneshot::Sender<()>
+where
+    S: Clone + Send + Sync + 'static,
+    H: Fn(S, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+                _ = &mut rx => break,
+            };
+            let (state, handle) = (state.clone(), handle.clone());
+            let service = hyper::service::service_fn(move |req| {
+                let fut = handle(state.clone(), req);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    tx
+}
+
 impl Drop for Sim {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
@@ -717,7 +734,7 @@ impl Drop for Sim {
     }
 }
 
-type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 fn answer(status: u16, v: Value, w: &World, limit: u64) -> Response<Body> {
     let body = if status == 204 {

@@ -16,12 +16,11 @@
 //! contract test runs it behind Prism), and Gitea 1.24's GitHub-modelled shapes for the runner
 //! and job endpoints the file lacks. Started with `version` below 1.24 it has none of those.
 
-use crate::forge::sim::{post_json, rfc3339};
+use crate::forge::sim::{post_json, rfc3339, serve_fake, Body};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -176,27 +175,9 @@ impl GiteaSim {
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(scheduler(world.clone(), opts.clone()));
-        let (w, o) = (world.clone(), opts.clone());
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
-                    _ = &mut rx => break,
-                };
-                let (w, o) = (w.clone(), o.clone());
-                let service = hyper::service::service_fn(move |req| {
-                    let (w, o) = (w.clone(), o.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(&w, &o, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let tx = serve_fake(listener, (world.clone(), opts.clone()), |(w, o), req| async move {
+            handle(&w, &o, req).await
         });
         Ok(GiteaSim {
             addr,
@@ -524,8 +505,6 @@ async fn deliver(url: &str, secret: &str, action: &str, job: &GiteaSimJob, twice
     }
     ok
 }
-
-type Body = Full<Bytes>;
 
 fn answer(status: u16, v: Value) -> Response<Body> {
     let body = if status == 204 {
