@@ -272,9 +272,11 @@ impl Sim {
         world.base_url = format!("http://{addr}");
         let world = Arc::new(Mutex::new(world));
         tokio::spawn(scheduler(world.clone(), opts.clone()));
-        let tx = serve_fake(listener, (world.clone(), opts.clone()), |(w, o), req| async move {
-            handle(&w, &o, req).await
-        });
+        let tx = serve_fake(
+            listener,
+            (world.clone(), opts.clone()),
+            |(w, o), req| async move { handle(&w, &o, req).await },
+        );
         Ok(Sim {
             addr,
             opts,

@@ -1253,6 +1253,7 @@ impl Manager {
             instances: &seen.instances,
             seen: &seen.first_seen,
             waiting_jobs: seen.waiting,
+            forge_blind: seen.forge_blind.as_deref(),
         })
     }
 
@@ -1278,10 +1279,13 @@ impl Manager {
     /// anything is made) by the time it is read, so it can never look like a leak.
     async fn observe(&self, g: &RunnerGroup, scope: &Scope) -> Result<Seen, Failure> {
         let prefix = format!("{}-{}-", self.config.name, g.name);
-        let forge: Vec<_> = self
-            .forge
-            .list_runners(scope)
-            .await?
+        let (listed, forge_blind) = match self.forge.list_runners(scope).await {
+            Ok(all) => (all, None),
+            // Gitea before 1.24: the pass works from the records and the backend alone.
+            Err(ForgeError::Unsupported(why)) => (Vec::new(), Some(why)),
+            Err(e) => return Err(e.into()),
+        };
+        let forge: Vec<_> = listed
             .into_iter()
             .filter(|f| {
                 f.name.starts_with(&prefix)
@@ -1335,6 +1339,7 @@ impl Manager {
             instances,
             records,
             waiting,
+            forge_blind,
         })
     }
 
@@ -1448,4 +1453,6 @@ struct Seen {
     instances: Vec<crate::backend::Instance>,
     records: Vec<Runner>,
     waiting: u32,
+    /// Why the forge's runners could not be listed, when they could not.
+    forge_blind: Option<String>,
 }

@@ -34,6 +34,9 @@ pub struct Observed<'a> {
     pub instances: &'a [Instance],
     /// Jobs of the group queued on GitHub and not started yet.
     pub waiting_jobs: u32,
+    /// Why the forge's runners could not be listed (Gitea before 1.24), when they could not:
+    /// then `forge` is empty and only what the records and the backend prove is acted on.
+    pub forge_blind: Option<&'a str>,
 }
 
 /// One thing to do.
@@ -190,6 +193,33 @@ pub fn plan(o: &Observed) -> Vec<Action> {
     }
     orphans(o, &mut out);
     capacity(o, &tally, &mut out);
+    match o.forge_blind {
+        Some(why) => blind(why, out),
+        None => out,
+    }
+}
+
+/// A plan made without the forge's runners: a runner that never showed, that is old, whose job
+/// seems over, or an instance without a record may all be running a job the records do not
+/// know of, so none is deleted; what was left undone is said. Deletions the records and the
+/// backend prove safe stay: finishing a delete already decided, a record whose instance is gone.
+fn blind(why: &str, plan: Vec<Action>) -> Vec<Action> {
+    let safe =
+        |reason: &str| reason.starts_with("left in status") || reason == "its instance vanished";
+    let (kept, dropped): (Vec<Action>, Vec<Action>) = plan.into_iter().partition(|a| match a {
+        Action::Delete { reason, .. } => safe(reason),
+        Action::DeleteInstance { .. } | Action::DeleteForgeRunner { .. } => false,
+        _ => true,
+    });
+    let mut out = kept;
+    if !dropped.is_empty() {
+        out.push(Action::Skip {
+            reason: format!(
+                "{} deletion(s) left undone: {why}; judged by runnerctl's records alone, each might be running a job",
+                dropped.len()
+            ),
+        });
+    }
     out
 }
 
@@ -478,6 +508,7 @@ mod tests {
             forge,
             instances,
             waiting_jobs: waiting,
+            forge_blind: None,
         }
     }
 
@@ -827,5 +858,32 @@ mod tests {
             Some(Action::Skip { reason }) => assert!(reason.contains("m-g-1"), "{reason}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_plan_blind_to_the_forge_deletes_only_what_the_records_prove() {
+        // Never came online, as far as an empty listing goes: on a blind pass it may be idle or
+        // just taking a job, so it stays, and the pass says why.
+        let mut old = rec("stuck", RunnerStatus::Started, 10_000);
+        old.forge_id = None;
+        let mut gone = rec("gone", RunnerStatus::Started, 10_000);
+        gone.forge_id = None;
+        let records = [old.clone(), gone];
+        let i = [inst(&old)];
+        let seen_plan = plan(&obs(&records, &[], &i, 0, 0));
+        assert!(
+            deletes(&seen_plan).contains(&"stuck".to_string()),
+            "{seen_plan:?}"
+        );
+        let a = plan(&Observed {
+            forge_blind: Some("listing runners needs Gitea 1.24"),
+            ..obs(&records, &[], &i, 0, 0)
+        });
+        assert_eq!(deletes(&a), ["gone"], "{a:?}");
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::Skip { reason } if reason.contains("Gitea 1.24"))),
+            "{a:?}"
+        );
     }
 }

@@ -176,9 +176,11 @@ impl GiteaSim {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(scheduler(world.clone(), opts.clone()));
-        let tx = serve_fake(listener, (world.clone(), opts.clone()), |(w, o), req| async move {
-            handle(&w, &o, req).await
-        });
+        let tx = serve_fake(
+            listener,
+            (world.clone(), opts.clone()),
+            |(w, o), req| async move { handle(&w, &o, req).await },
+        );
         Ok(GiteaSim {
             addr,
             opts,
