@@ -631,8 +631,19 @@ fn gitea_configurations_are_checked_as_strictly_as_githubs() {
         "    selected_workflows: [octo-org/a/.github/workflows/x.yml@main]\n",
     );
     assert!(e.contains("selected_workflows"), "{e}");
-    let e = gitea_problems(ok, "").to_string();
-    assert!(e.is_empty());
+    // An instance-wide group may name no organization: it serves every owner.
+    let text = format!("forge: gitea\n{ok}backends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    scope: instance\n    labels: [linux]\n    backend: fake\n");
+    let g = runnerctl::wiring::parse(&text, "t.yaml")
+        .unwrap()
+        .config
+        .runner_groups[0]
+        .clone();
+    assert!(g.serves_owner("anyone") && g.serves_owner("octo-org"));
+    assert_eq!(g.owner_label(), "*");
+    let e = runnerctl::wiring::parse(&text.replace("    scope: instance\n", ""), "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("runner_groups[0].organization"), "{e}");
     // Unknown forges are named with the ones there are.
     let e = runnerctl::wiring::parse("forge: gitlab\n", "t.yaml")
         .unwrap_err()

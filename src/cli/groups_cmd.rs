@@ -64,7 +64,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
         .iter()
         .map(|g| GroupRow {
             name: &g.name,
-            organization: &g.organization,
+            organization: g.owner_label(),
             repository: g.repository.as_deref(),
             labels: &g.labels,
             backend: &g.backend,

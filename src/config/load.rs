@@ -1251,8 +1251,11 @@ impl<'a> Cx<'a> {
             }
         };
         required(self, "name", &raw.name);
-        required(self, "organization", &raw.organization);
         let scope = self.group_scope(&raw, path);
+        // An instance-wide group may serve every owner: then it names none.
+        if scope != Some(GroupScope::Instance) || raw.selected_repositories.is_some() {
+            required(self, "organization", &raw.organization);
+        }
         required(self, "backend", &raw.backend);
         if let Some(name) = &raw.name {
             if !name.is_empty() && !is_simple_name(name) {
@@ -1308,7 +1311,7 @@ impl<'a> Cx<'a> {
         Some(RunnerGroup {
             name: raw.name?,
             scope: scope?,
-            organization: raw.organization?,
+            organization: raw.organization.unwrap_or_default(),
             repository: raw.repository,
             selected_repositories: raw.selected_repositories,
             allow_public_repositories: raw.allow_public_repositories,

@@ -510,6 +510,24 @@ pub struct RunnerGroup {
     pub bootstrap_template: Option<PathBuf>,
 }
 
+impl RunnerGroup {
+    /// Whether jobs of repositories owned by `owner` may go to this group: its organization's,
+    /// or any owner's for an instance-wide group that names no organization.
+    pub fn serves_owner(&self, owner: &str) -> bool {
+        (self.scope == GroupScope::Instance && self.organization.is_empty())
+            || self.organization.eq_ignore_ascii_case(owner)
+    }
+
+    /// Its organization (or user) in listings; `*` for an instance-wide group serving any.
+    pub fn owner_label(&self) -> &str {
+        if self.organization.is_empty() {
+            "*"
+        } else {
+            &self.organization
+        }
+    }
+}
+
 /// The one source of a secret written as `<key>`, `<key>_env` or `<key>_file`.
 /// `Ok(None)` when none is set; an error when more than one is.
 pub(crate) fn secret_source(

@@ -20,7 +20,7 @@ pub fn group_for_job<'a>(
     let wanted: Vec<String> = labels.iter().map(|l| l.to_lowercase()).collect();
     groups
         .iter()
-        .filter(|g| g.organization.eq_ignore_ascii_case(owner))
+        .filter(|g| g.serves_owner(owner))
         .filter(|g| {
             g.repository
                 .as_deref()

@@ -1114,6 +1114,8 @@ impl Manager {
         let repos: Vec<String> = match (&g.repository, &g.selected_repositories) {
             (Some(r), _) => vec![r.clone()],
             (None, Some(list)) => list.clone(),
+            // An instance-wide group serving every owner: webhooks are its only source.
+            (None, None) if g.organization.is_empty() => Vec::new(),
             (None, None) => self.forge.repositories(&g.organization).await?,
         };
         if repos.is_empty() {

@@ -105,7 +105,7 @@ pub async fn sync(
             // A forge without runner groups: nothing to synchronize, and it says so.
             rows.push(SyncRow {
                 group: g.name.clone(),
-                scope: g.organization.clone(),
+                scope: g.owner_label().to_string(),
                 action: Action::Nothing,
                 changes: vec![format!(
                     "{} has no runner groups; nothing to synchronize",
@@ -120,7 +120,7 @@ pub async fn sync(
             Ok(row) => row,
             Err(e) => SyncRow {
                 group: g.name.clone(),
-                scope: g.organization.clone(),
+                scope: g.owner_label().to_string(),
                 action: Action::Error,
                 changes: vec![e.to_string()],
                 github_id: None,
