@@ -90,6 +90,7 @@ impl Error {
             Error::Several { first, .. } => first.exit_code(),
             Error::Backend(e) if e.is_transient() => ExitCode::Unavailable,
             Error::Backend(_) => ExitCode::Problem,
+            Error::Store(e) if e.is_refused() => ExitCode::Usage,
             Error::Store(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(e) if e.is_unavailable() => ExitCode::Unavailable,
             Error::Queue(crate::queue::QueueError::NoSuchTask(_)) => ExitCode::Usage,

@@ -61,7 +61,7 @@ impl From<StoreError> for QueueError {
             StoreError::Unavailable(e) | StoreError::NotConnected { source: e, .. } => {
                 QueueError::Unavailable(e)
             }
-            StoreError::Redis(e) => QueueError::Redis(e),
+            StoreError::Redis(e) | StoreError::Refused { source: e, .. } => QueueError::Redis(e),
             StoreError::Corrupt { key, reason } => QueueError::Encode(format!("{key}: {reason}")),
         }
     }

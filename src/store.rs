@@ -28,6 +28,13 @@ pub enum StoreError {
         #[source]
         source: redis::RedisError,
     },
+    /// Redis refused runnerctl in a way waiting will not cure (password, database, TLS).
+    #[error("Redis at {url} refused the connection: {source}")]
+    Refused {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("Redis error: {0}")]
     Redis(#[source] redis::RedisError),
     #[error("corrupt record `{key}` in Redis: {reason}")]
@@ -35,6 +42,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the configuration must change before this can work.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, StoreError::Refused { .. })
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
@@ -68,9 +80,114 @@ pub fn is_connection_error(e: &redis::RedisError) -> bool {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Where Redis is and how runnerctl proves itself to it: the URL (`redis://`, `rediss://`,
+/// `unix://`), and for TLS a CA to trust instead of the system's roots and a client
+/// certificate (mutual TLS); an ACL user and password given apart from the URL.
+#[derive(Clone, Default)]
+pub struct RedisTarget {
+    pub url: String,
+    /// PEM of the CA that signed the server's certificate (`None`: the system's roots).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM of the client certificate and its key, for mutual TLS.
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+    pub username: Option<String>,
+    pub password: Option<crate::config::Secret>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisTarget({})", crate::config::redact_url(&self.url))
+    }
+}
+
+impl From<&str> for RedisTarget {
+    fn from(url: &str) -> Self {
+        RedisTarget {
+            url: url.to_string(),
+            ..RedisTarget::default()
+        }
+    }
+}
+
+impl From<&String> for RedisTarget {
+    fn from(url: &String) -> Self {
+        RedisTarget::from(url.as_str())
+    }
+}
+
+impl RedisTarget {
+    /// The URL with its password hidden, for messages.
+    pub fn redacted(&self) -> String {
+        crate::config::redact_url(&self.url)
+    }
+
+    /// The client for this target.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let mut info = self.url.as_str().into_connection_info()?;
+        if let Some(u) = &self.username {
+            info.redis.username = Some(u.clone());
+        }
+        if let Some(p) = &self.password {
+            info.redis.password = Some(p.expose().to_string());
+        }
+        if self.ca_pem.is_none() && self.client_pem.is_none() {
+            return redis::Client::open(info);
+        }
+        // rustls needs one process-wide provider when more than one is compiled in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: self
+                    .client_pem
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: self.ca_pem.clone(),
+            },
+        )
+    }
+}
+
+/// Whether a failed connection is one that waiting will not cure: a password or user refused,
+/// a database that does not exist, a TLS handshake that failed on a certificate, a client that
+/// cannot be built from the configuration.
+pub fn is_permanent_connect_error(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_lowercase();
+    matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
+    ) || [
+        "wrongpass",
+        "noauth",
+        "db index is out of range",
+        "invalid password",
+        "certificate",
+        "unknownissuer",
+        "handshake",
+        "alert",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
 /// Opens a Redis connection that reconnects by itself after an outage.
 pub async fn connect(url: &str) -> Result<ConnectionManager> {
-    let client = redis::Client::open(url).map_err(StoreError::Redis)?;
+    connect_to(&RedisTarget::from(url)).await
+}
+
+/// Opens a connection to `target` that reconnects by itself after an outage. A refusal that
+/// waiting will not cure is [`StoreError::Refused`].
+pub async fn connect_to(target: &RedisTarget) -> Result<ConnectionManager> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = target.redacted();
+    let client = target.client().map_err(|source| StoreError::Refused {
+        url: url.clone(),
+        source,
+    })?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(3))
         .set_response_timeout(Duration::from_secs(10))
@@ -81,9 +198,12 @@ pub async fn connect(url: &str) -> Result<ConnectionManager> {
         .set_number_of_retries(1);
     ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|source| StoreError::NotConnected {
-            url: crate::config::redact_url(url),
-            source,
+        .map_err(|source| {
+            if is_permanent_connect_error(&source) {
+                StoreError::Refused { url, source }
+            } else {
+                StoreError::NotConnected { url, source }
+            }
         })
 }
 

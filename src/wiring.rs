@@ -70,9 +70,44 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
         .map_err(|e| format!("`{}` cannot be used: {e}", config::redact_url(url)))
 }
 
+/// The configuration's Redis: its URL, TLS files and ACL password, read.
+pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
+    let r = &config.redis;
+    let read = |key: &str, p: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>> {
+        p.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| {
+                    Error::Usage(format!("redis.{key}: cannot read `{}`: {e}", p.display()))
+                })
+            })
+            .transpose()
+    };
+    let client_pem = match (
+        read("client_cert_file", &r.client_cert_file)?,
+        read("client_key_file", &r.client_key_file)?,
+    ) {
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => None,
+    };
+    let password = r
+        .password_source()
+        .map(|s| {
+            s.resolve()
+                .map_err(|e| Error::Usage(format!("redis.password: {e}")))
+        })
+        .transpose()?;
+    Ok(store::RedisTarget {
+        url: redis_url(config)?,
+        ca_pem: read("ca_file", &r.ca_file)?,
+        client_pem,
+        username: r.username.clone(),
+        password,
+    })
+}
+
 /// A connection to the configuration's Redis.
 pub async fn connect(config: &Config) -> Result<ConnectionManager> {
-    Ok(store::connect(&redis_url(config)?).await?)
+    Ok(store::connect_to(&redis_target(config)?).await?)
 }
 
 /// The forge of the configuration (GitHub, Gitea or Forgejo), its credentials resolved.
@@ -328,6 +363,7 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
         }
         None => {}
     }
+    secrets.push(("redis.password".into(), config.redis.password_source()));
     secrets.push(("webhook.secret".into(), config.webhook.secret_source()));
     secrets.push((
         "webhook.metrics_token".into(),

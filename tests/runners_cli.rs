@@ -276,12 +276,13 @@ async fn regression_exit_codes_follow_the_contract_for_forge_failures() {
     }
 }
 
-/// A `rediss://` URL without TLS in this build made `worker` wait forever; now every command
-/// refuses it at once, naming the key, and `config validate` reports it.
+/// A `rediss://` URL without TLS in the build made `worker` wait forever; now a URL the build
+/// cannot use (here one that does not parse; `rediss://` works, tests/redis_tls.rs) is refused
+/// by every command at once, naming the key, and `config validate` reports it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_redis_url_this_build_cannot_use_fails_at_once() {
     let s = setup("cli-rediss", "").await;
-    edit_config(&s, "  url: redis", "  url: rediss://127.0.0.1:6380/0");
+    edit_config(&s, "  url: redis", "  url: redis://127.0.0.1:99999/0");
     let started = std::time::Instant::now();
     let (code, _, err) = run(&s, &["worker"]).await;
     assert_eq!(code, Some(2), "{err}");

@@ -15,15 +15,17 @@ use std::time::Duration;
 pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
     let loaded = cx.load()?;
     let config = loaded.config;
-    let url = wiring::redis_url(&config)?;
+    let target = wiring::redis_target(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let mut shutdown = shutdown_on_signals();
         // Redis may come up after the worker (both started at boot): wait for it.
         let mut logged = false;
         let (conn, read_conn) = loop {
-            match tokio::try_join!(store::connect(&url), store::connect(&url)) {
+            match tokio::try_join!(store::connect_to(&target), store::connect_to(&target)) {
                 Ok(pair) => break pair,
+                // A refused password, database or certificate: waiting will not help.
+                Err(e) if e.is_refused() => return Err(e.into()),
                 Err(e) => {
                     if !logged {
                         tracing::warn!(error = %e, "Redis unreachable; waiting for it");

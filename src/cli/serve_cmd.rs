@@ -10,7 +10,7 @@ pub fn serve(cx: &Context) -> Result<()> {
     let config = cx.load()?.config;
     let secret = wiring::webhook_secret(&config)?;
     let metrics_token = wiring::metrics_token(&config)?;
-    let url = wiring::redis_url(&config)?;
+    let target = wiring::redis_target(&config)?;
     let rt = runtime()?;
     rt.block_on(async move {
         let bind = |addr: String| async move {
@@ -34,12 +34,19 @@ pub fn serve(cx: &Context) -> Result<()> {
                 secret,
                 &config.name,
                 config.runner_groups.clone(),
-                &url,
+                target.clone(),
                 wiring::queue_options(&config.queue),
             )
             .with_limits(server::Limits::from_config(&config.webhook))
             .with_metrics_token(metrics_token),
         );
+        // A refused password, database or certificate: serving would only answer 503.
+        if let Err(e) = crate::store::connect_to(&target).await {
+            if e.is_refused() {
+                return Err(e.into());
+            }
+            tracing::warn!(error = %e, "Redis unreachable; deliveries are answered 503 until it is back");
+        }
         let stop = shutdown_on_signals();
         let state = match broker(&config, stop.clone()).await? {
             Some(endpoint) => Arc::new(

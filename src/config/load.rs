@@ -850,6 +850,40 @@ impl<'a> Cx<'a> {
                 ),
             );
         }
+        self.secret(
+            "redis",
+            "password",
+            secret_source(&r.password, &r.password_env, &r.password_file),
+        );
+        let tls_files = [
+            ("ca_file", &r.ca_file),
+            ("client_cert_file", &r.client_cert_file),
+            ("client_key_file", &r.client_key_file),
+        ];
+        for (k, v) in tls_files {
+            if let Some(p) = v {
+                if let Err(e) = std::fs::metadata(p) {
+                    self.error(
+                        &format!("redis.{k}"),
+                        format!("cannot read `{}`: {e}", p.display()),
+                    );
+                }
+                if r.url_env.is_none() && !r.url.starts_with("rediss://") {
+                    self.error(&format!("redis.{k}"), "TLS settings need a `rediss://` URL");
+                }
+            }
+        }
+        if r.client_cert_file.is_some() != r.client_key_file.is_some() {
+            let missing = if r.client_cert_file.is_none() {
+                "client_cert_file"
+            } else {
+                "client_key_file"
+            };
+            self.error(
+                &format!("redis.{missing}"),
+                "mutual TLS needs both `client_cert_file` and `client_key_file`",
+            );
+        }
         if r.url_env.is_none() && redact_url(&r.url) != r.url {
             self.warn(
                 "redis.url",

@@ -278,6 +278,24 @@ pub struct RedisConfig {
     /// An environment variable holding the URL instead (when it carries a password).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_env: Option<String>,
+    /// With `rediss://`: the CA (PEM) that signed the server's certificate, instead of the
+    /// system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// With `rediss://`: a client certificate and its key (PEM), for mutual TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
+    /// An ACL user (Redis 6+); its password below. Both override the URL's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -285,11 +303,24 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379/0".into(),
             url_env: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            username: None,
+            password: None,
+            password_env: None,
+            password_file: None,
         }
     }
 }
 
 impl RedisConfig {
+    pub fn password_source(&self) -> Option<SecretSource> {
+        secret_source(&self.password, &self.password_env, &self.password_file)
+            .ok()
+            .flatten()
+    }
+
     /// Where the URL comes from: `url_env` when set, else `url`.
     pub fn url_source(&self) -> SecretSource {
         match &self.url_env {

@@ -96,7 +96,7 @@ impl State {
         secret: Secret,
         manager: &str,
         groups: Vec<RunnerGroup>,
-        redis_url: &str,
+        redis: impl Into<crate::store::RedisTarget>,
         options: QueueOptions,
     ) -> State {
         State {
@@ -109,7 +109,7 @@ impl State {
             in_flight: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_in_flight)),
             metrics_token: None,
             redis: RedisLink {
-                url: redis_url.to_string(),
+                target: redis.into(),
                 manager: manager.to_string(),
                 options,
                 queue: RwLock::new(None),
@@ -159,7 +159,7 @@ impl State {
 /// The Redis connection, made on first use and again after it failed to be made: `serve` starts
 /// and answers (503) while Redis is down, and recovers by itself.
 struct RedisLink {
-    url: String,
+    target: crate::store::RedisTarget,
     manager: String,
     options: QueueOptions,
     queue: RwLock<Option<Queue>>,
@@ -192,7 +192,12 @@ impl RedisLink {
         if last_failure.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             return None;
         }
-        match tokio::time::timeout(Duration::from_secs(3), crate::store::connect(&self.url)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::store::connect_to(&self.target),
+        )
+        .await
+        {
             Ok(Ok(conn)) => {
                 let q = Queue::new(conn, &self.manager, self.options.clone());
                 *self.queue.write().unwrap_or_else(|p| p.into_inner()) = Some(q.clone());

@@ -1,0 +1,281 @@
+//! Redis over TLS, as managed services run it: `rediss://` with a CA of the test's own (made at
+//! test time), mutual TLS, an ACL user whose password comes from a secret source. What waiting
+//! cannot cure (a certificate not trusted, a client certificate missing, a wrong password, a
+//! database that does not exist) makes `runners list`, `worker` and `serve` exit 2 at once with
+//! a message naming the URL, the password hidden; an unreachable server is waited out.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn make_pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    // Distinct names: a certificate whose subject is its issuer's looks self-signed to OpenSSL.
+    let named = |cn: &str, names: Vec<String>| {
+        let mut p = CertificateParams::new(names).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p
+    };
+    let mut ca_params = named("runnerctl test CA", vec![]);
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let signed = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = named(&names[0], names.clone())
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: signed(vec!["127.0.0.1".into(), "localhost".into()]),
+        client: signed(vec!["runnerctl".into()]),
+    }
+}
+
+/// A `redis-server` with TLS only, an ACL user `alice` (password `alice-secret`), and
+/// `requirepass` for the default user.
+struct TlsRedis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+    files: std::path::PathBuf,
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn tls_redis(pki: &Pki, auth_clients: bool) -> TlsRedis {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (cert, key, ca) = (
+        write(&d, "server.pem", &pki.server.0),
+        write(&d, "server.key", &pki.server.1),
+        write(&d, "ca.pem", &pki.ca),
+    );
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
+        .args(["--tls-ca-cert-file", &ca])
+        .args([
+            "--tls-auth-clients",
+            if auth_clients { "yes" } else { "no" },
+        ])
+        .args(["--requirepass", "default-secret"])
+        // Alice has the rights README documents for runnerctl, no more.
+        .args([
+            "--user",
+            "alice",
+            "on",
+            ">alice-secret",
+            "~runnerctl:*",
+            "&*",
+        ])
+        .args([
+            "+@read",
+            "+@write",
+            "+@stream",
+            "+@scripting",
+            "+@connection",
+            "+time",
+            "+info",
+        ])
+        .args(["--dir", d.to_str().unwrap(), "--loglevel", "warning"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "TLS redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    TlsRedis {
+        child,
+        port,
+        files: d,
+        _dir: dir,
+    }
+}
+
+/// A configuration file for `url` with the `redis:` extras given, in `dir`.
+fn config(dir: &Path, url: &str, redis_extra: &str) -> std::path::PathBuf {
+    config_for(dir, "https://api.github.com", url, redis_extra)
+}
+
+fn config_for(dir: &Path, github: &str, url: &str, redis_extra: &str) -> std::path::PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: {}\ngithub:\n  base_url: {github}\n  token_env: GH\nredis:\n  url: {url}\n{redis_extra}webhook:\n  listen: 127.0.0.1:0\n  secret_env: HOOK\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [g]\n    backend: fake\n",
+            support::manager_name("tls")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn runnerctl(config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(support::bin());
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GH", "t")
+        .env("HOOK", "a-webhook-secret-long-enough")
+        .env("REDIS_PASSWORD", "alice-secret");
+    c
+}
+
+fn run(config: &Path, args: &[&str]) -> (i32, String) {
+    let out = runnerctl(config, args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_ca_file_and_an_acl_password_works() {
+    use runnerctl::forge::sim::{Sim, SimOptions};
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let pki = make_pki();
+    let redis = tls_redis(&pki, false);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let ca = format!("  ca_file: {}\n", redis.files.join("ca.pem").display());
+    let c = config_for(
+        dir.path(),
+        &sim.url(),
+        &url,
+        &format!("{ca}  username: alice\n  password_env: REDIS_PASSWORD\n"),
+    );
+    let (code, err) = run(&c, &["config", "validate"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(&c, &["runners", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(&c, &["tasks", "list"]);
+    assert_eq!(code, 0, "{err}");
+    // The documented ACL rights are enough for the whole life of a runner.
+    for args in [
+        &["groups", "sync"][..],
+        &["runners", "create", "--group", "g"][..],
+        &["healthcheck"][..],
+        &["runners", "delete", "--group", "g", "--all", "--yes"][..],
+    ] {
+        let (code, err) = run(&c, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn what_waiting_cannot_cure_exits_2_naming_the_url() {
+    let pki = make_pki();
+    let redis = tls_redis(&pki, true);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let ca = format!("  ca_file: {}\n", redis.files.join("ca.pem").display());
+    let client_cert = write(dir.path(), "client.pem", &pki.client.0);
+    let client_key = write(dir.path(), "client.key", &pki.client.1);
+    let mtls = format!("  client_cert_file: {client_cert}\n  client_key_file: {client_key}\n");
+    let alice = "  username: alice\n  password_env: REDIS_PASSWORD\n";
+    // Mutual TLS and the right password: it works.
+    let good = config(dir.path(), &url, &format!("{ca}{mtls}{alice}"));
+    let (code, err) = run(&good, &["runners", "list"]);
+    assert_eq!(code, 0, "{err}");
+
+    let other = make_pki();
+    let other_ca = write(dir.path(), "other-ca.pem", &other.ca);
+    let cases = [
+        (
+            "the server's certificate is not trusted",
+            format!("  ca_file: {other_ca}\n{mtls}{alice}"),
+            url.clone(),
+        ),
+        ("no client certificate", format!("{ca}{alice}"), url.clone()),
+        (
+            "a wrong password",
+            format!("{ca}{mtls}  username: alice\n  password: wrong-secret\n"),
+            url.clone(),
+        ),
+        (
+            "a database that does not exist",
+            format!("{ca}{mtls}{alice}"),
+            format!("rediss://127.0.0.1:{}/99", redis.port),
+        ),
+    ];
+    for (what, extra, url) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let c = config(d.path(), &url, &extra);
+        for args in [&["runners", "list"][..], &["worker"][..], &["serve"][..]] {
+            let started = Instant::now();
+            let out = runnerctl(&c, args).stdin(Stdio::null()).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what}: {args:?}: {err}");
+            assert!(err.contains(&url), "{what}: {args:?} names the URL: {err}");
+            assert!(
+                !err.contains("alice-secret") && !err.contains("wrong-secret"),
+                "{err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{what}: {args:?} did not wait"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_tls_server_is_waited_out_by_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = config(dir.path(), &format!("rediss://127.0.0.1:{port}/0"), "");
+    let mut child = runnerctl(&c, &["worker"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the worker waits for Redis"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
