@@ -15,8 +15,8 @@
 //! worker, so a worker that lost its lease never completes a task a second time.
 
 use crate::model::unix_now_ms;
+use crate::store::Conn;
 use crate::store::{is_connection_error, StoreError};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
@@ -366,7 +366,7 @@ return 1
 /// The task queue of one manager.
 #[derive(Clone)]
 pub struct Queue {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     pub options: QueueOptions,
 }
@@ -377,7 +377,7 @@ impl Queue {
         crate::store::RedisStore::new(self.conn.clone(), manager)
     }
 
-    pub fn new(conn: ConnectionManager, manager: &str, options: QueueOptions) -> Queue {
+    pub fn new(conn: Conn, manager: &str, options: QueueOptions) -> Queue {
         Queue {
             conn,
             prefix: crate::store::prefix(manager),
@@ -420,6 +420,18 @@ impl Queue {
     }
 
     /// Adds a task. With an idempotency key seen before, adds nothing and says so.
+    /// Waits until `replicas` replicas have every write made so far on this connection, for at
+    /// most `timeout` (Redis `WAIT`); how many have.
+    pub async fn wait_replicas(&self, replicas: u32, timeout: Duration) -> Result<u32> {
+        let mut c = self.conn.clone();
+        let n: u32 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis().max(1) as u64)
+            .query_async(&mut c)
+            .await?;
+        Ok(n)
+    }
+
     pub async fn enqueue(&self, task: Task, key: Option<String>) -> Result<Enqueued> {
         self.enqueue_envelope(&Envelope::new(task, key)).await
     }
@@ -467,7 +479,7 @@ impl Queue {
     /// connection of its own: a blocking read holds the connection while it waits.
     pub async fn read_new(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         consumer: &str,
         count: usize,
         block: Duration,

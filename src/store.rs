@@ -14,7 +14,7 @@ use crate::model::{Runner, RunnerStatus};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,8 @@ pub struct RedisTarget {
     pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
     pub username: Option<String>,
     pub password: Option<crate::config::Secret>,
+    /// With Sentinel: the URL's host and port are the master's, asked of the sentinels.
+    pub sentinel: Option<SentinelTarget>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -119,6 +121,21 @@ impl RedisTarget {
     /// The URL with its password hidden, for messages.
     pub fn redacted(&self) -> String {
         crate::config::redact_url(&self.url)
+    }
+
+    /// The same target at another address (`host:port`): the master a sentinel named.
+    pub fn at(&self, addr: &str) -> RedisTarget {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("redis", &self.url));
+        let (userinfo, hostpath) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let path = hostpath.find('/').map(|i| &hostpath[i..]).unwrap_or("");
+        RedisTarget {
+            url: format!("{scheme}://{userinfo}{addr}{path}"),
+            sentinel: None,
+            ..self.clone()
+        }
     }
 
     /// The client for this target.
@@ -175,13 +192,195 @@ pub fn is_permanent_connect_error(e: &redis::RedisError) -> bool {
 }
 
 /// Opens a Redis connection that reconnects by itself after an outage.
-pub async fn connect(url: &str) -> Result<ConnectionManager> {
+pub async fn connect(url: &str) -> Result<Conn> {
     connect_to(&RedisTarget::from(url)).await
 }
 
-/// Opens a connection to `target` that reconnects by itself after an outage. A refusal that
-/// waiting will not cure is [`StoreError::Refused`].
-pub async fn connect_to(target: &RedisTarget) -> Result<ConnectionManager> {
+/// Opens a connection to `target` that reconnects by itself after an outage, and with
+/// Sentinel follows the master through a failover. A refusal that waiting will not cure is
+/// [`StoreError::Refused`].
+pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
+    match &target.sentinel {
+        None => Ok(Conn::direct(manager_for(target).await?)),
+        Some(s) => {
+            let addr = sentinel_master(s)
+                .await
+                .map_err(|source| StoreError::NotConnected {
+                    url: format!(
+                        "sentinels {} (master `{}`)",
+                        s.sentinels.join(", "),
+                        s.master
+                    ),
+                    source,
+                })?;
+            let first = manager_for(&target.at(&addr)).await?;
+            Ok(Conn {
+                current: Arc::new(std::sync::RwLock::new(first)),
+                failover: Some(Arc::new(Failover {
+                    target: target.clone(),
+                    addr: std::sync::Mutex::new(addr),
+                    refreshing: tokio::sync::Mutex::new(()),
+                })),
+            })
+        }
+    }
+}
+
+/// Sentinel: where to ask for the master, and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelTarget {
+    /// `host:port` of each sentinel.
+    pub sentinels: Vec<String>,
+    pub master: String,
+}
+
+/// The address (`host:port`) the sentinels name master of `s`: the first that answers.
+pub async fn sentinel_master(s: &SentinelTarget) -> redis::RedisResult<String> {
+    let mut last = redis::RedisError::from((redis::ErrorKind::IoError, "no sentinel configured"));
+    for addr in &s.sentinels {
+        let asked = async {
+            let client = redis::Client::open(format!("redis://{addr}"))?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            let (host, port): (String, u16) = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.master)
+                .query_async(&mut c)
+                .await?;
+            Ok::<_, redis::RedisError>(format!("{host}:{port}"))
+        };
+        match tokio::time::timeout(Duration::from_secs(3), asked).await {
+            Ok(Ok(master)) => return Ok(master),
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = redis::RedisError::from((redis::ErrorKind::IoError, "sentinel timed out"))
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A connection to the manager's Redis, cheap to clone, that reconnects by itself: to the same
+/// server, or with Sentinel to whichever server the sentinels name master after a failover
+/// (asked again when the server is unreachable or answers `READONLY`: it was demoted).
+#[derive(Clone)]
+pub struct Conn {
+    current: Arc<std::sync::RwLock<ConnectionManager>>,
+    failover: Option<Arc<Failover>>,
+}
+
+struct Failover {
+    target: RedisTarget,
+    /// The master's address now.
+    addr: std::sync::Mutex<String>,
+    /// One re-resolution at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Conn {
+    fn direct(m: ConnectionManager) -> Conn {
+        Conn {
+            current: Arc::new(std::sync::RwLock::new(m)),
+            failover: None,
+        }
+    }
+
+    fn manager(&self) -> ConnectionManager {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// With Sentinel: asks who the master is now and moves there. Whether it moved.
+    async fn follow_master(&self) -> bool {
+        let Some(f) = &self.failover else {
+            return false;
+        };
+        let _one = f.refreshing.lock().await;
+        let Some(s) = &f.target.sentinel else {
+            return false;
+        };
+        let Ok(addr) = sentinel_master(s).await else {
+            return false;
+        };
+        if *f.addr.lock().unwrap_or_else(|p| p.into_inner()) == addr {
+            return false;
+        }
+        match manager_for(&f.target.at(&addr)).await {
+            Ok(m) => {
+                tracing::warn!(master = %addr, "Redis failover: following the new master");
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = m;
+                *f.addr.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(master = %addr, error = %e, "the new Redis master is not reachable yet");
+                false
+            }
+        }
+    }
+
+    /// After a failed request: a demoted master refused a write (not performed, so it is sent
+    /// again to the new one); an unreachable one makes the next request go to the new master.
+    async fn after<T>(
+        &self,
+        r: redis::RedisResult<T>,
+        again: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        match &r {
+            Err(e) if self.failover.is_some() && e.kind() == redis::ErrorKind::ReadOnly => {
+                if self.follow_master().await {
+                    return again.await;
+                }
+                r
+            }
+            Err(e) if self.failover.is_some() && is_connection_error(e) => {
+                self.follow_master().await;
+                r
+            }
+            _ => r,
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let r = self.manager().req_packed_command(cmd).await;
+            let this = self.clone();
+            self.after(
+                r,
+                async move { this.manager().req_packed_command(cmd).await },
+            )
+            .await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let r = self.manager().req_packed_commands(cmd, offset, count).await;
+            let this = self.clone();
+            self.after(r, async move {
+                this.manager().req_packed_commands(cmd, offset, count).await
+            })
+            .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager().get_db()
+    }
+}
+
+async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = target.redacted();
     let client = target.client().map_err(|source| StoreError::Refused {
@@ -468,12 +667,12 @@ return 1
 /// Runner records and group capacity in Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, manager: &str) -> RedisStore {
+    pub fn new(conn: Conn, manager: &str) -> RedisStore {
         RedisStore {
             conn,
             prefix: prefix(manager),

@@ -13,8 +13,8 @@ use crate::forge::github::{Auth, GitHub};
 use crate::forge::Forge;
 use crate::manager::Manager;
 use crate::queue::{Queue, QueueOptions};
+use crate::store::Conn;
 use crate::store::{self, RedisStore};
-use redis::aio::ConnectionManager;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -102,11 +102,25 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
         client_pem,
         username: r.username.clone(),
         password,
+        sentinel: r.sentinel.as_ref().map(|s| store::SentinelTarget {
+            sentinels: s
+                .addresses
+                .iter()
+                .map(|a| {
+                    if a.contains(':') {
+                        a.clone()
+                    } else {
+                        format!("{a}:26379")
+                    }
+                })
+                .collect(),
+            master: s.master.clone(),
+        }),
     })
 }
 
 /// A connection to the configuration's Redis.
-pub async fn connect(config: &Config) -> Result<ConnectionManager> {
+pub async fn connect(config: &Config) -> Result<Conn> {
     Ok(store::connect_to(&redis_target(config)?).await?)
 }
 
@@ -165,7 +179,7 @@ pub fn webhook_scheme(config: &Config) -> &'static dyn crate::forge::WebhookSche
 }
 
 /// The task queue of the configuration.
-pub fn queue(config: &Config, conn: ConnectionManager) -> Queue {
+pub fn queue(config: &Config, conn: Conn) -> Queue {
     Queue::new(conn, &config.name, queue_options(&config.queue))
 }
 
@@ -173,7 +187,7 @@ pub fn queue(config: &Config, conn: ConnectionManager) -> Queue {
 fn backend_context(
     config: &Config,
     b: &config::BackendConfig,
-    redis: Option<ConnectionManager>,
+    redis: Option<Conn>,
     stand_in: Option<Arc<dyn StandIn>>,
 ) -> Result<(&'static dyn backend::Kind, BuildContext)> {
     let kind = backend::kind(b.kind()).ok_or_else(|| {
@@ -207,7 +221,7 @@ fn backend_context(
 /// again on its next use (its groups' tasks wait meanwhile).
 pub async fn backends(
     config: &Config,
-    conn: &ConnectionManager,
+    conn: &Conn,
     stand_in: Option<Arc<dyn StandIn>>,
 ) -> Result<HashMap<String, Arc<dyn Backend>>> {
     let mut out: HashMap<String, Arc<dyn Backend>> = HashMap::new();
@@ -240,7 +254,7 @@ pub async fn manager(config: Arc<Config>) -> Result<Manager> {
 /// The manager over given parts (the demo brings its fake GitHub and a stand-in runner).
 pub async fn manager_with(
     config: Arc<Config>,
-    conn: ConnectionManager,
+    conn: Conn,
     forge: Arc<dyn Forge>,
     stand_in: Option<Arc<dyn StandIn>>,
 ) -> Result<Manager> {
@@ -272,7 +286,7 @@ pub fn broker_vault(config: &Config) -> Result<Vault> {
 }
 
 /// The broker as the manager uses it, when the configuration has one.
-pub fn broker_link(config: &Config, conn: &ConnectionManager) -> Result<Option<Link>> {
+pub fn broker_link(config: &Config, conn: &Conn) -> Result<Option<Link>> {
     let b = &config.broker;
     let Some(url) = &b.url else {
         return Ok(None);
@@ -302,7 +316,7 @@ pub struct BrokerServer {
 
 /// The broker's endpoint for `serve`: its TLS and state; `None` when the configuration has no
 /// broker.
-pub fn broker_endpoint(config: &Config, conn: &ConnectionManager) -> Result<Option<BrokerServer>> {
+pub fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServer>> {
     let b = &config.broker;
     if !b.enabled() {
         return Ok(None);

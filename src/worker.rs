@@ -3,7 +3,7 @@
 //! shutdown, and reconnection after a Redis outage (logged once per outage).
 
 use crate::queue::{Delivery, Envelope, Queue, QueueError, Retried};
-use redis::aio::ConnectionManager;
+use crate::store::Conn;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,7 +120,7 @@ impl Outage {
 /// connection of its own (blocking reads hold it).
 pub async fn run<H: Handler>(
     queue: Queue,
-    mut read_conn: ConnectionManager,
+    mut read_conn: Conn,
     handler: Arc<H>,
     opts: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
@@ -209,7 +209,7 @@ impl<H: Handler> Worker<H> {
 
     /// The next tasks to handle: taken over from stopped workers (every `maintenance_every`),
     /// else new ones.
-    async fn next_batch(&mut self, read_conn: &mut ConnectionManager, free: usize) -> Next {
+    async fn next_batch(&mut self, read_conn: &mut Conn, free: usize) -> Next {
         if !self.group_ready {
             match self.queue.ensure_group().await {
                 Ok(()) => {

@@ -225,7 +225,7 @@ struct World {
 async fn world(
     test: &str,
     job_duration: Duration,
-    backend: impl FnOnce(&str, redis::aio::ConnectionManager) -> Arc<dyn runnerctl::backend::Backend>,
+    backend: impl FnOnce(&str, runnerctl::store::Conn) -> Arc<dyn runnerctl::backend::Backend>,
 ) -> World {
     use runnerctl::forge::github::{Auth, GitHub};
     use runnerctl::forge::prelude::*;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::config::{Duration as ConfigDuration, Reader, Schema, Typed};
 use crate::model::key_prefix;
-use redis::aio::ConnectionManager;
+use crate::store::Conn;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -96,10 +96,7 @@ pub struct FakeBackend {
 
 enum Store {
     Memory(Arc<Mutex<HashMap<String, String>>>),
-    Redis {
-        conn: ConnectionManager,
-        key: String,
-    },
+    Redis { conn: Conn, key: String },
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -114,7 +111,7 @@ impl FakeBackend {
         name: &str,
         manager: &str,
         latency: Option<Duration>,
-        redis: Option<ConnectionManager>,
+        redis: Option<Conn>,
     ) -> FakeBackend {
         let store = match redis {
             Some(conn) => Store::Redis {

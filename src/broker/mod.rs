@@ -16,8 +16,8 @@ pub mod endpoint;
 pub mod vault;
 
 use crate::config::Secret;
+use crate::store::Conn;
 use base64::Engine;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 pub use vault::{Vault, VaultError};
@@ -117,7 +117,7 @@ pub struct Link {
 /// The broker's side in Redis.
 #[derive(Clone)]
 pub struct Broker {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     vault: std::sync::Arc<Vault>,
 }
@@ -131,7 +131,7 @@ pub fn token_id(token: &str) -> String {
 }
 
 impl Broker {
-    pub fn new(conn: ConnectionManager, manager: &str, vault: Vault) -> Broker {
+    pub fn new(conn: Conn, manager: &str, vault: Vault) -> Broker {
         Broker {
             conn,
             prefix: format!("{}broker:", crate::model::key_prefix(manager)),

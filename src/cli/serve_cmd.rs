@@ -38,6 +38,10 @@ pub fn serve(cx: &Context) -> Result<()> {
                 wiring::queue_options(&config.queue),
             )
             .with_limits(server::Limits::from_config(&config.webhook))
+            .with_durability(
+                config.redis.wait_replicas,
+                config.redis.wait_timeout.as_std(),
+            )
             .with_metrics_token(metrics_token),
         );
         // A refused password, database or certificate: serving would only answer 503.
@@ -113,7 +117,7 @@ async fn broker(
 
 fn start_broker(
     config: &crate::config::Config,
-    conn: &redis::aio::ConnectionManager,
+    conn: &crate::store::Conn,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Arc<crate::broker::endpoint::Endpoint>> {

@@ -873,6 +873,37 @@ impl<'a> Cx<'a> {
                 }
             }
         }
+        if let Some(sn) = &r.sentinel {
+            if sn.master.trim().is_empty() {
+                self.error(
+                    "redis.sentinel.master",
+                    "required: the name the sentinels monitor",
+                );
+            }
+            if sn.addresses.is_empty() {
+                self.error(
+                    "redis.sentinel.addresses",
+                    "at least one sentinel (`host:port`) is required",
+                );
+            }
+            for (i, a) in sn.addresses.iter().enumerate() {
+                let port_ok = a
+                    .rsplit_once(':')
+                    .is_none_or(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if a.trim().is_empty() || a.contains('/') || !port_ok {
+                    self.error(
+                        &format!("redis.sentinel.addresses[{i}]"),
+                        format!("`{}` is not `host:port`", a.escape_default()),
+                    );
+                }
+            }
+        }
+        if r.wait_timeout.as_secs() > 60 {
+            self.error(
+                "redis.wait_timeout",
+                format!("must be at most 60s (is {})", r.wait_timeout),
+            );
+        }
         if r.client_cert_file.is_some() != r.client_key_file.is_some() {
             let missing = if r.client_cert_file.is_none() {
                 "client_cert_file"

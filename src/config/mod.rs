@@ -296,6 +296,26 @@ pub struct RedisConfig {
     pub password_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Sentinel: the master is whichever server these sentinels name; `url` then gives the
+    /// scheme, credentials and database, its host and port being ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
+    /// Replicas that must have a delivery `serve` queued before it answers 202 (Redis `WAIT`);
+    /// 0: answered once the master has it.
+    pub wait_replicas: u32,
+    /// How long `serve` waits for them; short of them it answers 503 (the forge redelivers or
+    /// the health check finds the job).
+    pub wait_timeout: Duration,
+}
+
+/// `redis.sentinel:`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the master under (`sentinel monitor NAME …`).
+    pub master: String,
+    /// The sentinels, `host:port` each (default port 26379).
+    pub addresses: Vec<String>,
 }
 
 impl Default for RedisConfig {
@@ -310,6 +330,9 @@ impl Default for RedisConfig {
             password: None,
             password_env: None,
             password_file: None,
+            sentinel: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -86,6 +86,8 @@ pub struct State {
     scheme: &'static dyn WebhookScheme,
     broker: Option<Arc<crate::broker::endpoint::Endpoint>>,
     pub metrics: Metrics,
+    /// `redis.wait_replicas` and `redis.wait_timeout`, when replicas are waited for.
+    durability: Option<(u32, Duration)>,
 }
 
 impl State {
@@ -120,7 +122,14 @@ impl State {
             scheme,
             broker: None,
             metrics: Metrics::default(),
+            durability: None,
         }
+    }
+
+    /// Deliveries are answered 202 only once `replicas` replicas have them (at most `timeout`).
+    pub fn with_durability(mut self, replicas: u32, timeout: Duration) -> State {
+        self.durability = (replicas > 0).then_some((replicas, timeout));
+        self
     }
 
     pub fn with_limits(mut self, l: Limits) -> State {
@@ -447,6 +456,13 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
                     );
                     (Outcome::Duplicate, "already queued".into())
                 }
+                Ok(Ok(_)) if !durable(state, &queue).await => {
+                    tracing::warn!(delivery = id.as_deref().unwrap_or("-"), kind, task = %env.id, "delivery queued but not on enough replicas");
+                    (
+                        Outcome::Unavailable,
+                        "queued, but not yet on enough Redis replicas; redeliver later".into(),
+                    )
+                }
                 Ok(Ok(_)) => {
                     tracing::info!(delivery = id.as_deref().unwrap_or("-"), kind, task = %env.id, "delivery queued");
                     state.redis.up.store(true, Ordering::Relaxed);
@@ -468,6 +484,20 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
                     )
                 }
             }
+        }
+    }
+}
+
+/// Whether what was just queued is on `redis.wait_replicas` replicas (always, without).
+async fn durable(state: &State, queue: &Queue) -> bool {
+    let Some((n, timeout)) = state.durability else {
+        return true;
+    };
+    match queue.wait_replicas(n, timeout).await {
+        Ok(acked) => acked >= n,
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis WAIT failed");
+            false
         }
     }
 }

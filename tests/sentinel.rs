@@ -1,0 +1,260 @@
+//! Redis Sentinel, on real servers: a master, a replica and three sentinels on loopback. An
+//! end-to-end run (the fake GitHub's signed deliveries to `serve`, two workers, the fake
+//! backend) loses its master to SIGKILL part-way: every process finds the new master by itself,
+//! every job runs, nothing is left. `serve` answers 202 only once a replica has the delivery
+//! (`redis.wait_replicas: 1`), so no acknowledged delivery is lost with the master.
+
+mod support;
+
+use runnerctl::config::Secret;
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
+use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use runnerctl::manager::{sync, TaskHandler};
+use runnerctl::queue::{Queue, QueueOptions, Task};
+use runnerctl::server::{self, State};
+use runnerctl::store::{self, RedisStore};
+use runnerctl::worker::{self, WorkerOptions};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::manager_name;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn redis(port: u16, dir: &std::path::Path, replica_of: Option<u16>) -> Proc {
+    let mut c = Command::new("redis-server");
+    c.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(dir);
+    if let Some(m) = replica_of {
+        c.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+    }
+    let child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed");
+    wait_for_port(port);
+    Proc(Some(child))
+}
+
+fn sentinel(port: u16, master: u16, dir: &std::path::Path) -> Proc {
+    let conf = dir.join(format!("sentinel-{port}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 4000\nsentinel parallel-syncs mymaster 1\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    Proc(Some(child))
+}
+
+const GROUPS: [(&str, &[&str], u32); 2] = [
+    ("small", &["self-hosted", "small"], 4),
+    ("large", &["self-hosted", "large"], 3),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_survives_the_loss_of_its_master() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, r) = (free_port(), free_port());
+    let mdir = dir.path().join("master");
+    let rdir = dir.path().join("replica");
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::create_dir_all(&rdir).unwrap();
+    let mut master = redis(m, &mdir, None);
+    let _replica = redis(r, &rdir, Some(m));
+    let sentinel_ports = [free_port(), free_port(), free_port()];
+    let _sentinels: Vec<Proc> = sentinel_ports
+        .iter()
+        .map(|p| sentinel(*p, m, dir.path()))
+        .collect();
+
+    let name = manager_name("sentinel");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "sentinel-webhook-secret".into(),
+        job_duration: Duration::from_millis(50),
+        rate_limit: 1_000_000,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let addresses: Vec<String> = sentinel_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let mut text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: redis://127.0.0.1/0\n  sentinel:\n    master: mymaster\n    addresses: [{}]\n  wait_replicas: 1\n  wait_timeout: 1s\ntime_to_start: 30s\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n",
+        sim.url(),
+        addresses.join(", ")
+    );
+    for (g, labels, max) in GROUPS {
+        text.push_str(&format!(
+            "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
+            labels.join(", ")
+        ));
+    }
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let target = runnerctl::wiring::redis_target(&config).unwrap();
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<_> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let options = QueueOptions {
+        visibility_timeout: Duration::from_secs(2),
+        max_attempts: 50,
+        retry_base: Duration::from_millis(200),
+        retry_max: Duration::from_secs(1),
+        ..QueueOptions::default()
+    };
+    let state = Arc::new(
+        State::new(
+            runnerctl::wiring::webhook_scheme(&config),
+            Secret::new("sentinel-webhook-secret"),
+            &name,
+            config.runner_groups.clone(),
+            target.clone(),
+            options.clone(),
+        )
+        .with_durability(1, Duration::from_secs(1)),
+    );
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let conn = store::connect_to(&target).await.unwrap();
+        let forge: Arc<dyn Forge> = gh.clone();
+        let m = runnerctl::wiring::manager_with(
+            config.clone(),
+            conn.clone(),
+            forge,
+            Some(Arc::new(runnerctl::wiring::SimStandIn)),
+        )
+        .await
+        .unwrap();
+        let mut opts = WorkerOptions::new(8);
+        opts.poll = Duration::from_millis(100);
+        workers.push(tokio::spawn(worker::run(
+            Queue::new(conn, &name, options.clone()),
+            store::connect_to(&target).await.unwrap(),
+            Arc::new(TaskHandler::with_manager(Arc::new(m))),
+            opts,
+            stop_rx.clone(),
+        )));
+    }
+    let conn = store::connect_to(&target).await.unwrap();
+    let queue = Queue::new(conn.clone(), &name, options);
+    let records = RedisStore::new(conn, &name);
+
+    const JOBS: usize = 60;
+    for i in 0..JOBS {
+        let (_, labels, _) = GROUPS[i % GROUPS.len()];
+        sim.queue_job("octo-org/app", labels);
+    }
+    let start = Instant::now();
+    let (mut killed, mut back) = (false, false);
+    let mut slot = 0;
+    loop {
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .count();
+        let left = records
+            .all_runners()
+            .await
+            .map(|r| r.len())
+            .unwrap_or(usize::MAX);
+        if done == JOBS && left == 0 {
+            break;
+        }
+        if !killed && done >= JOBS / 3 {
+            master.kill();
+            killed = true;
+        }
+        if killed && !back && start.elapsed() > Duration::from_secs(8) {
+            // The old master comes back; the sentinels make it a replica of the new one.
+            master = redis(m, &mdir, None);
+            back = true;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "{done} of {JOBS} jobs done, {left} records left, dead {:?}",
+            queue.dead().await.ok()
+        );
+        slot += 1;
+        if slot % 5 == 0 {
+            for (g, _, _) in GROUPS {
+                let _ = queue
+                    .enqueue(
+                        Task::GroupHealthCheck { group: g.into() },
+                        Some(format!("health:{g}:{slot}")),
+                    )
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(killed, "the master was killed during the run");
+    // The sentinels name the former replica master now.
+    let now = store::sentinel_master(target.sentinel.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(now, format!("127.0.0.1:{r}"));
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = stop_serve.send(());
+    let _ = served.await;
+}
