@@ -2,8 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The prefix of every Redis key of a manager: `runnerctl:{manager}:`.
+/// The prefix of every Redis key of a manager: `runnerctl:{NAME}:`, braces included. The
+/// braces are a Redis Cluster hash tag: every key of one manager is in one slot, so every
+/// script's keys are too.
 pub fn key_prefix(manager: &str) -> String {
+    format!("runnerctl:{{{manager}}}:")
+}
+
+/// The prefix of a manager's keys before hash tags (runnerctl 0.1 until issue 17):
+/// `runnerctl:NAME:`. [`crate::store::migrate_layout`] renames them.
+pub fn old_key_prefix(manager: &str) -> String {
     format!("runnerctl:{manager}:")
 }
 

@@ -406,6 +406,62 @@ async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
         })
 }
 
+/// Moves a manager's keys from the layout before hash tags (`runnerctl:NAME:…`) to today's
+/// (`runnerctl:{NAME}:…`), once: a `layout` key records it. Streams keep their consumer
+/// groups and pending entries (`RENAME`); a key that exists in both layouts is left where it is
+/// and said. Every process of a manager runs it at start, so upgrading means stopping the old
+/// version's processes and starting the new ones. How many keys moved.
+pub async fn migrate_layout(conn: &Conn, manager: &str) -> Result<u64> {
+    let new = crate::model::key_prefix(manager);
+    let old = crate::model::old_key_prefix(manager);
+    let mut c = conn.clone();
+    let marker = format!("{new}layout");
+    if c.exists::<_, bool>(&marker).await? {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{old}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut c)
+            .await?;
+        for key in keys {
+            let Some(rest) = key.strip_prefix(&old) else {
+                continue;
+            };
+            let target = format!("{new}{rest}");
+            match redis::cmd("RENAMENX")
+                .arg(&key)
+                .arg(&target)
+                .query_async::<i64>(&mut c)
+                .await
+            {
+                Ok(1) => moved += 1,
+                Ok(_) => {
+                    tracing::warn!(key = %key, "a key exists in both layouts; the old one is left")
+                }
+                // Moved meanwhile by another process.
+                Err(e) if e.to_string().contains("no such key") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let _: () = c.set(&marker, 2).await?;
+    if moved > 0 {
+        tracing::info!(manager, moved, "Redis keys moved to the hash-tagged layout");
+    }
+    Ok(moved)
+}
+
 /// The counter (in the store's marks) of a group's queued jobs refused by its access rules.
 pub fn not_admitted_mark(group: &str) -> String {
     format!("not_admitted:{group}")

@@ -119,9 +119,11 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
     })
 }
 
-/// A connection to the configuration's Redis.
+/// A connection to the configuration's Redis, its keys in today's layout.
 pub async fn connect(config: &Config) -> Result<Conn> {
-    Ok(store::connect_to(&redis_target(config)?).await?)
+    let conn = store::connect_to(&redis_target(config)?).await?;
+    store::migrate_layout(&conn, &config.name).await?;
+    Ok(conn)
 }
 
 /// The forge of the configuration (GitHub, Gitea or Forgejo), its credentials resolved.

@@ -674,18 +674,40 @@ fn redis_tls_and_sentinel_settings_are_checked() {
         Vec::<String>::new()
     );
     let e = with("  url: redis://h/0\n  sentinel:\n    master: ''\n    addresses: []\n");
-    assert!(e.iter().any(|p| p.starts_with("redis.sentinel.master")), "{e:?}");
-    assert!(e.iter().any(|p| p.starts_with("redis.sentinel.addresses")), "{e:?}");
+    assert!(
+        e.iter().any(|p| p.starts_with("redis.sentinel.master")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|p| p.starts_with("redis.sentinel.addresses")),
+        "{e:?}"
+    );
     let e = with("  url: redis://h/0\n  sentinel:\n    master: m\n    addresses: ['h:notaport']\n");
-    assert!(e.iter().any(|p| p.starts_with("redis.sentinel.addresses[0]")), "{e:?}");
-    let e = with("  url: redis://h/0\n  sentinel:\n    master: m\n    addresses: [h]\n    mastr: x\n");
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("redis.sentinel.addresses[0]")),
+        "{e:?}"
+    );
+    let e =
+        with("  url: redis://h/0\n  sentinel:\n    master: m\n    addresses: [h]\n    mastr: x\n");
     assert!(e.iter().any(|p| p.contains("mastr")), "{e:?}");
     let e = with("  url: redis://h/0\n  ca_file: Cargo.toml\n");
-    assert!(e.iter().any(|p| p.starts_with("redis.ca_file") && p.contains("rediss://")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("redis.ca_file") && p.contains("rediss://")),
+        "{e:?}"
+    );
     let e = with("  url: rediss://h/0\n  client_cert_file: Cargo.toml\n");
-    assert!(e.iter().any(|p| p.starts_with("redis.client_key_file")), "{e:?}");
+    assert!(
+        e.iter().any(|p| p.starts_with("redis.client_key_file")),
+        "{e:?}"
+    );
     let e = with("  url: rediss://h/0\n  ca_file: /nonexistent/ca.pem\n");
-    assert!(e.iter().any(|p| p.starts_with("redis.ca_file") && p.contains("cannot read")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|p| p.starts_with("redis.ca_file") && p.contains("cannot read")),
+        "{e:?}"
+    );
     let e = with("  url: redis://h/0\n  password: a\n  password_env: B\n");
     assert!(e.iter().any(|p| p.starts_with("redis.password")), "{e:?}");
 }

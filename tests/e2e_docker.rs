@@ -227,7 +227,11 @@ async fn a_trace_level_run_leaks_no_secret() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!jits.is_empty(), "JIT configurations were issued");
-    let dump = support::redis_dump(&redis.url, &format!("runnerctl:{name}:*")).await;
+    let dump = support::redis_dump(
+        &redis.url,
+        &format!("{}*", runnerctl::model::key_prefix(&name)),
+    )
+    .await;
     for p in [&mut serve, &mut worker] {
         let _ = std::process::Command::new("kill")
             .arg(p.id().to_string())

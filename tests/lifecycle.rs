@@ -227,7 +227,7 @@ async fn point_2_redis_data_loss_never_deletes_a_busy_runner() {
     // Even once the hold is over, the busy runner's instance stays; the idle one goes.
     let mut c = store::connect(&w.url).await.unwrap();
     redis::cmd("HSET")
-        .arg(format!("runnerctl:{}:marker", w.name))
+        .arg(format!("{}marker", runnerctl::model::key_prefix(&w.name)))
         .arg("hold_until")
         .arg(0)
         .query_async::<()>(&mut c)
@@ -599,7 +599,10 @@ async fn point_12_a_health_pass_that_lost_its_lock_stops() {
     // Someone else now holds the lock (it expired while this holder stalled, say).
     let mut c = store::connect(&w.url).await.unwrap();
     redis::cmd("SET")
-        .arg(format!("runnerctl:{}:lock:health:g", w.name))
+        .arg(format!(
+            "{}lock:health:g",
+            runnerctl::model::key_prefix(&w.name)
+        ))
         .arg("another-holder")
         .query_async::<()>(&mut c)
         .await
@@ -674,7 +677,10 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
     pass.abort(); // killed mid-pass: its lock stays until it expires
     let mut c = store::connect(&w.url).await.unwrap();
     let ttl: i64 = redis::cmd("PTTL")
-        .arg(format!("runnerctl:{}:lock:health:g", w.name))
+        .arg(format!(
+            "{}lock:health:g",
+            runnerctl::model::key_prefix(&w.name)
+        ))
         .query_async(&mut c)
         .await
         .unwrap();
@@ -700,7 +706,10 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
     // health check in this test comes back for. The jobs come once no runner lock is left.
     for _ in 0..120 {
         let locks: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("runnerctl:{}:lock:runner:*", w.name))
+            .arg(format!(
+                "{}lock:runner:*",
+                runnerctl::model::key_prefix(&w.name)
+            ))
             .query_async(&mut c)
             .await
             .unwrap();

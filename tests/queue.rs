@@ -551,7 +551,7 @@ async fn tasks_commands_show_and_replay_the_queue() {
     let mut c = store::connect(&redis.url).await.unwrap();
     let env = Envelope::new(noop("dead"), None);
     let _: String = redis::cmd("XADD")
-        .arg(format!("runnerctl:{name}:dead"))
+        .arg(format!("{}dead", runnerctl::model::key_prefix(&name)))
         .arg("*")
         .arg("task")
         .arg(serde_json::to_string(&env).unwrap())

@@ -38,6 +38,7 @@ pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
                 }
             }
         };
+        crate::store::migrate_layout(&conn, &config.name).await?;
         let queue = wiring::queue(&config, conn.clone());
         let config = Arc::new(config);
         let manager = Arc::new(wiring::manager(config.clone()).await?);

@@ -45,11 +45,14 @@ pub fn serve(cx: &Context) -> Result<()> {
             .with_metrics_token(metrics_token),
         );
         // A refused password, database or certificate: serving would only answer 503.
-        if let Err(e) = crate::store::connect_to(&target).await {
-            if e.is_refused() {
-                return Err(e.into());
+        match crate::store::connect_to(&target).await {
+            Ok(conn) => {
+                crate::store::migrate_layout(&conn, &config.name).await?;
             }
-            tracing::warn!(error = %e, "Redis unreachable; deliveries are answered 503 until it is back");
+            Err(e) if e.is_refused() => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable; deliveries are answered 503 until it is back")
+            }
         }
         let stop = shutdown_on_signals();
         let state = match broker(&config, stop.clone()).await? {

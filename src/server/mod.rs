@@ -208,6 +208,12 @@ impl RedisLink {
         .await
         {
             Ok(Ok(conn)) => {
+                // Nothing is queued before the keys are in today's layout.
+                if let Err(e) = crate::store::migrate_layout(&conn, &self.manager).await {
+                    tracing::warn!(error = %e, "could not move Redis keys to today's layout");
+                    *last_failure = Some(Instant::now());
+                    return None;
+                }
                 let q = Queue::new(conn, &self.manager, self.options.clone());
                 *self.queue.write().unwrap_or_else(|p| p.into_inner()) = Some(q.clone());
                 *last_failure = None;
