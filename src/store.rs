@@ -557,7 +557,11 @@ impl RunnerPatch {
     }
 }
 
-/// Lua shared by the scripts that count a group's supply and demand. `free_count` counts the
+/// Lua shared by the scripts that count a group's supply and demand. Every key a script touches
+/// is declared (Redis Cluster routes and checks by the declared keys): the group's members come
+/// in ARGV as a comma-separated list with their runner hash and lock key in KEYS from index
+/// `first` on, two a member; `members_match` checks the list is the group set's members now
+/// (else the script answers -2 and the caller reads them again). `free_count` counts the
 /// runners of a group that can still take a job (reserved, creating, started or idle, with no
 /// job), leaving out `except` and creations nobody works on (reserved or creating, older than
 /// 5 s, with no task holding the runner's lock: their task died, so they will not come unless a
@@ -566,18 +570,32 @@ impl RunnerPatch {
 const SUPPLY_LUA: &str = r#"
 if redis.replicate_commands then redis.replicate_commands() end
 local function now_secs() return tonumber(redis.call('TIME')[1]) end
-local function free_count(prefix, group_set, except)
+local function split(list)
+  local out = {}
+  for s in string.gmatch(list, '[^,]+') do out[#out + 1] = s end
+  return out
+end
+local function members_match(group_set, names)
+  local set = redis.call('SMEMBERS', group_set)
+  if #set ~= #names then return false end
+  local seen = {}
+  for _, n in ipairs(names) do seen[n] = true end
+  for _, m in ipairs(set) do if not seen[m] then return false end end
+  return true
+end
+local function free_count(names, first, except)
   local n = 0
   local now = now_secs()
-  for _, m in ipairs(redis.call('SMEMBERS', group_set)) do
+  for i, m in ipairs(names) do
     if m ~= except then
-      local f = redis.call('HMGET', prefix .. 'runner:' .. m, 'status', 'job_id', 'created_at')
+      local hash, lock = KEYS[first + 2 * (i - 1)], KEYS[first + 2 * (i - 1) + 1]
+      local f = redis.call('HMGET', hash, 'status', 'job_id', 'created_at')
       local s = f[1]
       if (s == 'started' or s == 'idle') and not f[2] then
         n = n + 1
       elseif (s == 'reserved' or s == 'creating') and not f[2] then
         local fresh = tonumber(f[3] or '0') >= now - 5
-        if fresh or redis.call('EXISTS', prefix .. 'lock:runner:' .. m) == 1 then
+        if fresh or redis.call('EXISTS', lock) == 1 then
           n = n + 1
         end
       end
@@ -589,12 +607,19 @@ local function waiting_count(key)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now_secs())
   return redis.call('ZCARD', key)
 end
+-- The status sets are declared in KEYS from `first` on, in the order of `names`.
+local function status_key(names, first, st)
+  for i, s in ipairs(split(names)) do
+    if s == st then return KEYS[first + i - 1] end
+  end
+  return nil
+end
 "#;
 
 /// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset,
-/// data marker (written with the first record, see [`Marker`]).
-/// ARGV max, name, mode ('explicit' or 'demand'), min_free, key prefix, then field/value pairs of
-/// the record.
+/// data marker (written with the first record, see [`Marker`]), then the members' keys.
+/// ARGV max, name, mode ('explicit' or 'demand'), min_free, the members (comma separated),
+/// then field/value pairs of the record. -2: the members changed meanwhile.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{SUPPLY_LUA}{}",
@@ -602,7 +627,9 @@ static RESERVE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, redis.call('SCARD', KEYS[1]), 0} end
 local held = redis.call('SCARD', KEYS[1])
 if ARGV[3] == 'demand' then
-  local free = free_count(ARGV[5], KEYS[1], '')
+  local names = split(ARGV[5])
+  if not members_match(KEYS[1], names) then return {-2, 0, 0} end
+  local free = free_count(names, 7, '')
   local want = math.max(waiting_count(KEYS[5]), tonumber(ARGV[4]))
   if free >= want then return {2, free, want} end
 end
@@ -620,8 +647,10 @@ return {1, held + 1, 0}
 });
 
 /// Gives up a reservation made for demand that others now cover. KEYS group set, runner hash,
-/// waiting zset, all-runners set. ARGV key prefix, name, min_free. Only a runner not registered
-/// yet (reserved or creating, no forge id) is given up. Returns 1 when it was.
+/// waiting zset, all-runners set, the status sets (in the order of ARGV 4), then the members'
+/// keys. ARGV the members, name, min_free, the statuses. Only a runner not registered yet
+/// (reserved or creating, no forge id) is given up. Returns 1 when it was, -2 when the members
+/// changed meanwhile.
 static ABANDON: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{SUPPLY_LUA}{}",
@@ -629,11 +658,14 @@ static ABANDON: LazyLock<Script> = LazyLock::new(|| {
 local rec = redis.call('HMGET', KEYS[2], 'status', 'forge_id', 'instance_id')
 if not rec[1] or rec[2] or rec[3] then return 0 end
 if rec[1] ~= 'reserved' and rec[1] ~= 'creating' then return 0 end
-local free = free_count(ARGV[1], KEYS[1], ARGV[2])
+local names = split(ARGV[1])
+if not members_match(KEYS[1], names) then return -2 end
+local statuses = #split(ARGV[4])
+local free = free_count(names, 5 + statuses, ARGV[2])
 local want = math.max(waiting_count(KEYS[3]), tonumber(ARGV[3]))
 if free < want then return 0 end
 redis.call('SREM', KEYS[1], ARGV[2])
-redis.call('SREM', ARGV[1] .. 'status:' .. rec[1], ARGV[2])
+redis.call('SREM', status_key(ARGV[4], 5, rec[1]), ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[2])
 redis.call('DEL', KEYS[2])
 return 1
@@ -653,12 +685,15 @@ return 1
     ))
 });
 
-/// Counts a group's waiting jobs and free runners: KEYS waiting zset, group set. ARGV prefix.
+/// Counts a group's waiting jobs and free runners: KEYS waiting zset, group set, then the
+/// members' keys. ARGV the members. {-2, -2}: the members changed meanwhile.
 static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{SUPPLY_LUA}{}",
         r#"
-return {waiting_count(KEYS[1]), free_count(ARGV[1], KEYS[2], '')}
+local names = split(ARGV[1])
+if not members_match(KEYS[2], names) then return {-2, -2} end
+return {waiting_count(KEYS[1]), free_count(names, 3, '')}
 "#
     ))
 });
@@ -677,11 +712,13 @@ return now
     ))
 });
 
-/// Update: KEYS runner hash. ARGV status-key prefix, new status ('' keeps it), expected statuses
-/// (comma separated, '' for any), then field/value pairs ('' value deletes the field).
+/// Update: KEYS runner hash, then the status sets in the order of ARGV 1. ARGV the statuses
+/// (comma separated), new status ('' keeps it), expected statuses (comma separated, '' for
+/// any), then field/value pairs ('' value deletes the field).
 /// Returns {'missing'} or {'refused', current} or {'done', previous}.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
         r#"
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {'missing'} end
@@ -692,8 +729,8 @@ if ARGV[3] ~= '' then
 end
 local name = redis.call('HGET', KEYS[1], 'name')
 if ARGV[2] ~= '' and ARGV[2] ~= cur then
-  redis.call('SREM', ARGV[1] .. cur, name)
-  redis.call('SADD', ARGV[1] .. ARGV[2], name)
+  redis.call('SREM', status_key(ARGV[1], 2, cur), name)
+  redis.call('SADD', status_key(ARGV[1], 2, ARGV[2]), name)
   redis.call('HSET', KEYS[1], 'status', ARGV[2])
 end
 for i = 4, #ARGV, 2 do
@@ -701,23 +738,39 @@ for i = 4, #ARGV, 2 do
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 return {'done', cur}
-"#,
-    )
+"#
+    ))
 });
 
-/// Remove: KEYS runner hash, all-runners set. ARGV key prefix. Releases the group slot.
+/// Remove: KEYS runner hash, all-runners set, the group set of ARGV 2, then the status sets in
+/// the order of ARGV 1. ARGV the statuses, the record's group. Releases the group slot.
+/// Returns 1 when removed, 0 when there was no record, -2 when its group is another.
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{SUPPLY_LUA}{}",
         r#"
 local rec = redis.call('HMGET', KEYS[1], 'name', 'group', 'status')
 if not rec[1] then return 0 end
-redis.call('SREM', ARGV[1] .. 'group:' .. rec[2] .. ':runners', rec[1])
-redis.call('SREM', ARGV[1] .. 'status:' .. rec[3], rec[1])
+if rec[2] ~= ARGV[2] then return -2 end
+redis.call('SREM', KEYS[3], rec[1])
+redis.call('SREM', status_key(ARGV[1], 4, rec[3]), rec[1])
 redis.call('SREM', KEYS[2], rec[1])
 redis.call('DEL', KEYS[1])
 return 1
-"#,
-    )
+"#
+    ))
+});
+
+/// How often a script whose group members changed while it was prepared is tried again.
+const MEMBER_RETRIES: usize = 20;
+
+/// Every runner status, comma separated, in the order their sets are declared to scripts.
+static STATUS_NAMES: LazyLock<String> = LazyLock::new(|| {
+    RunnerStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 });
 
 /// Runner records and group capacity in Redis.
@@ -767,23 +820,38 @@ impl RedisStore {
             Want::Explicit => ("explicit", 0),
             Want::Demand { min_free } => ("demand", min_free),
         };
-        let mut inv = RESERVE.prepare_invoke();
-        inv.key(self.group_runners_key(&runner.group))
-            .key(self.runner_key(&runner.name))
-            .key(self.status_key(runner.status))
-            .key(self.all_key())
-            .key(self.waiting_key(&runner.group))
-            .key(self.marker_key())
-            .arg(max)
-            .arg(&runner.name)
-            .arg(mode)
-            .arg(min_free)
-            .arg(&self.prefix);
-        for (k, v) in to_fields(runner) {
-            inv.arg(k).arg(v);
+        let mut attempt = 0;
+        let (code, a, b) = loop {
+            let members = self.members(&runner.group).await?;
+            let mut inv = RESERVE.prepare_invoke();
+            inv.key(self.group_runners_key(&runner.group))
+                .key(self.runner_key(&runner.name))
+                .key(self.status_key(runner.status))
+                .key(self.all_key())
+                .key(self.waiting_key(&runner.group))
+                .key(self.marker_key());
+            self.member_keys(&mut inv, &members);
+            inv.arg(max)
+                .arg(&runner.name)
+                .arg(mode)
+                .arg(min_free)
+                .arg(members.join(","));
+            for (k, v) in to_fields(runner) {
+                inv.arg(k).arg(v);
+            }
+            let mut c = self.conn.clone();
+            let got: (i64, u32, u32) = inv.invoke_async(&mut c).await?;
+            attempt += 1;
+            if got.0 != -2 || attempt >= MEMBER_RETRIES {
+                break got;
+            }
+        };
+        if code == -2 {
+            return Err(StoreError::Corrupt {
+                key: self.group_runners_key(&runner.group),
+                reason: "its members kept changing while a slot was reserved".into(),
+            });
         }
-        let mut c = self.conn.clone();
-        let (code, a, b): (i64, u32, u32) = inv.invoke_async(&mut c).await?;
         Ok(match code {
             1 => Reservation::Reserved { held: a },
             0 => Reservation::Full { held: a },
@@ -798,27 +866,68 @@ impl RedisStore {
     /// Gives up the reservation `name` (not registered yet) when the group's other free runners
     /// cover its waiting jobs and `min_free`. Atomic, so two runners never both give up a job.
     pub async fn abandon_if_covered(&self, group: &str, name: &str, min_free: u32) -> Result<bool> {
-        let mut inv = ABANDON.prepare_invoke();
-        inv.key(self.group_runners_key(group))
-            .key(self.runner_key(name))
-            .key(self.waiting_key(group))
-            .key(self.all_key())
-            .arg(&self.prefix)
-            .arg(name)
-            .arg(min_free);
-        let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
+        for _ in 0..MEMBER_RETRIES {
+            let members = self.members(group).await?;
+            let mut inv = ABANDON.prepare_invoke();
+            inv.key(self.group_runners_key(group))
+                .key(self.runner_key(name))
+                .key(self.waiting_key(group))
+                .key(self.all_key());
+            self.status_keys(&mut inv);
+            self.member_keys(&mut inv, &members);
+            inv.arg(members.join(","))
+                .arg(name)
+                .arg(min_free)
+                .arg(STATUS_NAMES.as_str());
+            let mut c = self.conn.clone();
+            let n: i64 = inv.invoke_async(&mut c).await?;
+            if n != -2 {
+                return Ok(n == 1);
+            }
+        }
+        Ok(false)
     }
 
     /// A group's waiting jobs and free runners, as the reservation counts them.
     pub async fn supply(&self, group: &str) -> Result<(u32, u32)> {
-        let mut inv = SUPPLY.prepare_invoke();
-        inv.key(self.waiting_key(group))
-            .key(self.group_runners_key(group))
-            .arg(&self.prefix);
+        for _ in 0..MEMBER_RETRIES {
+            let members = self.members(group).await?;
+            let mut inv = SUPPLY.prepare_invoke();
+            inv.key(self.waiting_key(group))
+                .key(self.group_runners_key(group));
+            self.member_keys(&mut inv, &members);
+            inv.arg(members.join(","));
+            let mut c = self.conn.clone();
+            let (waiting, free): (i64, i64) = inv.invoke_async(&mut c).await?;
+            if waiting != -2 {
+                return Ok((waiting.max(0) as u32, free.max(0) as u32));
+            }
+        }
+        Err(StoreError::Corrupt {
+            key: self.group_runners_key(group),
+            reason: "its members kept changing while counted".into(),
+        })
+    }
+
+    /// A group's members (runner names), for scripts that declare their keys.
+    async fn members(&self, group: &str) -> Result<Vec<String>> {
         let mut c = self.conn.clone();
-        Ok(inv.invoke_async(&mut c).await?)
+        Ok(c.smembers(self.group_runners_key(group)).await?)
+    }
+
+    /// Declares each member's runner hash and lock key, in order.
+    fn member_keys(&self, inv: &mut redis::ScriptInvocation<'_>, members: &[String]) {
+        for m in members {
+            inv.key(self.runner_key(m))
+                .key(format!("{}lock:runner:{m}", self.prefix));
+        }
+    }
+
+    /// Declares the status sets, in the order of [`STATUS_NAMES`].
+    fn status_keys(&self, inv: &mut redis::ScriptInvocation<'_>) {
+        for s in RunnerStatus::ALL {
+            inv.key(self.status_key(s));
+        }
     }
 
     /// Redis's clock in unix milliseconds. Every age, due time and time to live is measured on
@@ -844,8 +953,9 @@ impl RedisStore {
         patch: &RunnerPatch,
     ) -> Result<Transition> {
         let mut inv = UPDATE.prepare_invoke();
-        inv.key(self.runner_key(name))
-            .arg(format!("{}status:", self.prefix))
+        inv.key(self.runner_key(name));
+        self.status_keys(&mut inv);
+        inv.arg(STATUS_NAMES.as_str())
             .arg(status.map(|s| s.as_str()).unwrap_or(""))
             .arg(
                 expect
@@ -875,13 +985,24 @@ impl RedisStore {
 
     /// Removes a runner's record and releases its slot. Returns whether it existed.
     pub async fn remove(&self, name: &str) -> Result<bool> {
-        let mut inv = REMOVE.prepare_invoke();
-        inv.key(self.runner_key(name))
-            .key(self.all_key())
-            .arg(&self.prefix);
-        let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
+        for _ in 0..MEMBER_RETRIES {
+            let mut c = self.conn.clone();
+            let group: Option<String> = c.hget(self.runner_key(name), "group").await?;
+            let Some(group) = group else {
+                return Ok(false);
+            };
+            let mut inv = REMOVE.prepare_invoke();
+            inv.key(self.runner_key(name))
+                .key(self.all_key())
+                .key(self.group_runners_key(&group));
+            self.status_keys(&mut inv);
+            inv.arg(STATUS_NAMES.as_str()).arg(&group);
+            let n: i64 = inv.invoke_async(&mut c).await?;
+            if n != -2 {
+                return Ok(n == 1);
+            }
+        }
+        Ok(false)
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Runner>> {

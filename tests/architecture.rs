@@ -318,3 +318,32 @@ fn no_function_is_over_100_lines_outside_tests() {
         .collect();
     assert!(long.is_empty(), "split these:\n{}", long.join("\n"));
 }
+
+/// Redis Cluster routes a script by the keys it declares and refuses keys it does not: no Lua
+/// script may build a key name (`redis.call('GET', prefix .. name)`); every key comes from
+/// `KEYS` (or a function returning one of them).
+#[test]
+fn every_lua_script_declares_its_keys() {
+    let mut wrong = Vec::new();
+    for s in sources() {
+        for (i, line) in s.text.lines().enumerate() {
+            let mut rest = line;
+            while let Some(at) = rest.find("redis.call(") {
+                rest = &rest[at + "redis.call(".len()..];
+                // The first argument after the command name is the key.
+                let Some((_, after_cmd)) = rest.split_once(',') else {
+                    break;
+                };
+                let key = after_cmd.split([',', ')']).next().unwrap_or("").trim();
+                if key.contains("..") {
+                    wrong.push(format!("{}:{}: {}", s.path.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "keys built inside Lua:\n{}",
+        wrong.join("\n")
+    );
+}
