@@ -94,6 +94,9 @@ pub struct RedisTarget {
     pub password: Option<crate::config::Secret>,
     /// With Sentinel: the URL's host and port are the master's, asked of the sentinels.
     pub sentinel: Option<SentinelTarget>,
+    /// A Redis Cluster's nodes (`host:port`, some of them suffice); the URL gives the scheme
+    /// and credentials.
+    pub cluster: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -200,6 +203,9 @@ pub async fn connect(url: &str) -> Result<Conn> {
 /// Sentinel follows the master through a failover. A refusal that waiting will not cure is
 /// [`StoreError::Refused`].
 pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
+    if let Some(nodes) = &target.cluster {
+        return cluster_for(target, nodes).await;
+    }
     match &target.sentinel {
         None => Ok(Conn::direct(manager_for(target).await?)),
         Some(s) => {
@@ -214,16 +220,68 @@ pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
                     source,
                 })?;
             let first = manager_for(&target.at(&addr)).await?;
-            Ok(Conn {
-                current: Arc::new(std::sync::RwLock::new(first)),
-                failover: Some(Arc::new(Failover {
+            Ok(Conn::single(
+                first,
+                Some(Failover {
                     target: target.clone(),
                     addr: std::sync::Mutex::new(addr),
                     refreshing: tokio::sync::Mutex::new(()),
-                })),
-            })
+                }),
+            ))
         }
     }
+}
+
+/// A cluster-aware connection: commands go to the node serving their keys' slot (one manager's
+/// keys share one, by their hash tag), following `MOVED` and `ASK` and the topology's changes.
+async fn cluster_for(target: &RedisTarget, nodes: &[String]) -> Result<Conn> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shown = format!("cluster {}", nodes.join(", "));
+    let tls = target.url.starts_with("rediss://");
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}://{n}", if tls { "rediss" } else { "redis" }))
+        .collect();
+    let mut b = redis::cluster::ClusterClient::builder(urls)
+        .connection_timeout(Duration::from_secs(3))
+        .response_timeout(Duration::from_secs(20))
+        .retries(3);
+    if let Some(u) = &target.username {
+        b = b.username(u.clone());
+    }
+    if let Some(p) = &target.password {
+        b = b.password(p.expose().to_string());
+    }
+    if target.ca_pem.is_some() || target.client_pem.is_some() {
+        b = b.certs(redis::TlsCertificates {
+            client_tls: target
+                .client_pem
+                .as_ref()
+                .map(|(c, k)| redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+            root_cert: target.ca_pem.clone(),
+        });
+    }
+    let client = b.build().map_err(|source| StoreError::Refused {
+        url: shown.clone(),
+        source,
+    })?;
+    let c = client.get_async_connection().await.map_err(|source| {
+        if is_permanent_connect_error(&source) {
+            StoreError::Refused {
+                url: shown.clone(),
+                source,
+            }
+        } else {
+            StoreError::NotConnected {
+                url: shown.clone(),
+                source,
+            }
+        }
+    })?;
+    Ok(Conn::clustered(c))
 }
 
 /// Sentinel: where to ask for the master, and its name.
@@ -264,8 +322,16 @@ pub async fn sentinel_master(s: &SentinelTarget) -> redis::RedisResult<String> {
 /// (asked again when the server is unreachable or answers `READONLY`: it was demoted).
 #[derive(Clone)]
 pub struct Conn {
-    current: Arc<std::sync::RwLock<ConnectionManager>>,
-    failover: Option<Arc<Failover>>,
+    link: Link,
+}
+
+#[derive(Clone)]
+enum Link {
+    Single {
+        current: Arc<std::sync::RwLock<ConnectionManager>>,
+        failover: Option<Arc<Failover>>,
+    },
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 struct Failover {
@@ -278,22 +344,43 @@ struct Failover {
 
 impl Conn {
     fn direct(m: ConnectionManager) -> Conn {
+        Conn::single(m, None)
+    }
+
+    fn single(m: ConnectionManager, failover: Option<Failover>) -> Conn {
         Conn {
-            current: Arc::new(std::sync::RwLock::new(m)),
-            failover: None,
+            link: Link::Single {
+                current: Arc::new(std::sync::RwLock::new(m)),
+                failover: failover.map(Arc::new),
+            },
         }
     }
 
-    fn manager(&self) -> ConnectionManager {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn clustered(c: redis::cluster_async::ClusterConnection) -> Conn {
+        Conn {
+            link: Link::Cluster(c),
+        }
+    }
+
+    /// Whether it speaks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
+    fn failover(&self) -> Option<&Arc<Failover>> {
+        match &self.link {
+            Link::Single { failover, .. } => failover.as_ref(),
+            Link::Cluster(_) => None,
+        }
     }
 
     /// With Sentinel: asks who the master is now and moves there. Whether it moved.
     async fn follow_master(&self) -> bool {
-        let Some(f) = &self.failover else {
+        let Link::Single {
+            current,
+            failover: Some(f),
+        } = &self.link
+        else {
             return false;
         };
         let _one = f.refreshing.lock().await;
@@ -309,7 +396,7 @@ impl Conn {
         match manager_for(&f.target.at(&addr)).await {
             Ok(m) => {
                 tracing::warn!(master = %addr, "Redis failover: following the new master");
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = m;
+                *current.write().unwrap_or_else(|p| p.into_inner()) = m;
                 *f.addr.lock().unwrap_or_else(|p| p.into_inner()) = addr;
                 true
             }
@@ -328,17 +415,57 @@ impl Conn {
         again: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> redis::RedisResult<T> {
         match &r {
-            Err(e) if self.failover.is_some() && e.kind() == redis::ErrorKind::ReadOnly => {
+            Err(e) if self.failover().is_some() && e.kind() == redis::ErrorKind::ReadOnly => {
                 if self.follow_master().await {
                     return again.await;
                 }
                 r
             }
-            Err(e) if self.failover.is_some() && is_connection_error(e) => {
+            Err(e) if self.failover().is_some() && is_connection_error(e) => {
                 self.follow_master().await;
                 r
             }
             _ => r,
+        }
+    }
+}
+
+/// The connection a request goes out on now.
+enum Current {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    fn current(&self) -> Current {
+        match &self.link {
+            Link::Single { current, .. } => {
+                Current::Single(current.read().unwrap_or_else(|p| p.into_inner()).clone())
+            }
+            Link::Cluster(c) => Current::Cluster(c.clone()),
+        }
+    }
+}
+
+impl Current {
+    async fn send(self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        use redis::aio::ConnectionLike;
+        match self {
+            Current::Single(mut m) => m.req_packed_command(cmd).await,
+            Current::Cluster(mut c) => c.req_packed_command(cmd).await,
+        }
+    }
+
+    async fn send_many(
+        self,
+        cmd: &redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        use redis::aio::ConnectionLike;
+        match self {
+            Current::Single(mut m) => m.req_packed_commands(cmd, offset, count).await,
+            Current::Cluster(mut c) => c.req_packed_commands(cmd, offset, count).await,
         }
     }
 }
@@ -349,13 +476,10 @@ impl redis::aio::ConnectionLike for Conn {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            let r = self.manager().req_packed_command(cmd).await;
+            let r = self.current().send(cmd).await;
             let this = self.clone();
-            self.after(
-                r,
-                async move { this.manager().req_packed_command(cmd).await },
-            )
-            .await
+            self.after(r, async move { this.current().send(cmd).await })
+                .await
         })
     }
 
@@ -366,17 +490,22 @@ impl redis::aio::ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            let r = self.manager().req_packed_commands(cmd, offset, count).await;
+            let r = self.current().send_many(cmd, offset, count).await;
             let this = self.clone();
             self.after(r, async move {
-                this.manager().req_packed_commands(cmd, offset, count).await
+                this.current().send_many(cmd, offset, count).await
             })
             .await
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.manager().get_db()
+        match &self.link {
+            Link::Single { current, .. } => {
+                current.read().unwrap_or_else(|p| p.into_inner()).get_db()
+            }
+            Link::Cluster(_) => 0,
+        }
     }
 }
 
@@ -412,6 +541,10 @@ async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
 /// and said. Every process of a manager runs it at start, so upgrading means stopping the old
 /// version's processes and starting the new ones. How many keys moved.
 pub async fn migrate_layout(conn: &Conn, manager: &str) -> Result<u64> {
+    if conn.is_cluster() {
+        // The old layout never ran on a cluster (its scripts' keys spanned slots).
+        return Ok(0);
+    }
     let new = crate::model::key_prefix(manager);
     let old = crate::model::old_key_prefix(manager);
     let mut c = conn.clone();

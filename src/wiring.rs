@@ -116,6 +116,7 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
                 .collect(),
             master: s.master.clone(),
         }),
+        cluster: (!r.cluster.is_empty()).then(|| r.cluster.clone()),
     })
 }
 

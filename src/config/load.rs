@@ -898,6 +898,26 @@ impl<'a> Cx<'a> {
                 }
             }
         }
+        for (i, a) in r.cluster.iter().enumerate() {
+            let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
+                !h.is_empty() && !h.contains('/') && p.parse::<u16>().is_ok()
+            });
+            if !ok {
+                self.error(
+                    &format!("redis.cluster[{i}]"),
+                    format!("`{}` is not `host:port`", a.escape_default()),
+                );
+            }
+        }
+        if !r.cluster.is_empty() && r.sentinel.is_some() {
+            self.error("redis.cluster", "set `cluster` or `sentinel`, not both");
+        }
+        if !r.cluster.is_empty() && r.wait_replicas > 0 {
+            self.error(
+                "redis.wait_replicas",
+                "not with `cluster`: WAIT counts one node's replicas",
+            );
+        }
         if r.wait_timeout.as_secs() > 60 {
             self.error(
                 "redis.wait_timeout",

@@ -300,6 +300,10 @@ pub struct RedisConfig {
     /// scheme, credentials and database, its host and port being ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<SentinelConfig>,
+    /// Redis Cluster: some of its nodes (`host:port`); `url` then gives the scheme and
+    /// credentials only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cluster: Vec<String>,
     /// Replicas that must have a delivery `serve` queued before it answers 202 (Redis `WAIT`);
     /// 0: answered once the master has it.
     pub wait_replicas: u32,
@@ -331,6 +335,7 @@ impl Default for RedisConfig {
             password_env: None,
             password_file: None,
             sentinel: None,
+            cluster: Vec::new(),
             wait_replicas: 0,
             wait_timeout: Duration::from_secs(1),
         }

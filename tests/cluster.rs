@@ -1,0 +1,245 @@
+//! Redis Cluster, on real servers: three masters on loopback made a cluster with
+//! `redis-cli --cluster create`. The end-to-end run (the fake GitHub's signed deliveries to
+//! `serve`, two workers, the fake backend, health checks finding lost deliveries) passes on it
+//! unchanged: one manager's keys share a slot by their hash tag, every script declares them,
+//! and the cluster-aware client follows the slot's node. The CLI works on it too.
+
+mod support;
+
+use runnerctl::config::Secret;
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
+use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use runnerctl::manager::{sync, TaskHandler};
+use runnerctl::queue::{Queue, QueueOptions, Task};
+use runnerctl::server::{self, State};
+use runnerctl::store::{self, RedisStore};
+use runnerctl::worker::{self, WorkerOptions};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::manager_name;
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Three masters, all slots assigned, the cluster's state `ok`.
+fn cluster(dir: &std::path::Path) -> (Vec<Node>, Vec<String>) {
+    let mut nodes = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "cluster node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nodes.push(Node(child));
+        addrs.push(format!("127.0.0.1:{port}"));
+    }
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli (redis-tools) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = addrs.iter().all(|a| {
+            let (h, p) = a.split_once(':').unwrap();
+            Command::new("redis-cli")
+                .args(["-h", h, "-p", p, "cluster", "info"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+                .unwrap_or(false)
+        });
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not become ok");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (nodes, addrs)
+}
+
+const GROUPS: [(&str, &[&str], u32); 3] = [
+    ("small", &["self-hosted", "small"], 4),
+    ("large", &["self-hosted", "large"], 3),
+    ("gpu", &["self-hosted", "gpu"], 2),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_to_end_run_passes_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nodes, addrs) = cluster(dir.path());
+    let name = manager_name("cluster");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "cluster-webhook-secret".into(),
+        job_duration: Duration::from_millis(50),
+        drop_webhooks: 0.05,
+        rate_limit: 1_000_000,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: redis://cluster/0\n  cluster: [{}]\ntime_to_start: 30s\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n",
+        sim.url(),
+        addrs.join(", ")
+    );
+    for (g, labels, max) in GROUPS {
+        text.push_str(&format!(
+            "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
+            labels.join(", ")
+        ));
+    }
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let target = runnerctl::wiring::redis_target(&config).unwrap();
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<_> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let options = QueueOptions {
+        visibility_timeout: Duration::from_secs(2),
+        max_attempts: 30,
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(800),
+        ..QueueOptions::default()
+    };
+    let state = Arc::new(State::new(
+        runnerctl::wiring::webhook_scheme(&config),
+        Secret::new("cluster-webhook-secret"),
+        &name,
+        config.runner_groups.clone(),
+        target.clone(),
+        options.clone(),
+    ));
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let conn = store::connect_to(&target).await.unwrap();
+        assert!(conn.is_cluster());
+        let forge: Arc<dyn Forge> = gh.clone();
+        let m = runnerctl::wiring::manager_with(
+            config.clone(),
+            conn.clone(),
+            forge,
+            Some(Arc::new(runnerctl::wiring::SimStandIn)),
+        )
+        .await
+        .unwrap();
+        let mut opts = WorkerOptions::new(8);
+        opts.poll = Duration::from_millis(100);
+        workers.push(tokio::spawn(worker::run(
+            Queue::new(conn, &name, options.clone()),
+            store::connect_to(&target).await.unwrap(),
+            Arc::new(TaskHandler::with_manager(Arc::new(m))),
+            opts,
+            stop_rx.clone(),
+        )));
+    }
+    let conn = store::connect_to(&target).await.unwrap();
+    let queue = Queue::new(conn.clone(), &name, options);
+    let records = RedisStore::new(conn, &name);
+    const JOBS: usize = 90;
+    let repos = ["octo-org/app", "octo-org/web"];
+    for i in 0..JOBS {
+        let (_, labels, _) = GROUPS[i % GROUPS.len()];
+        sim.queue_job(repos[i % 2], labels);
+    }
+    let start = Instant::now();
+    let mut slot = 0;
+    loop {
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .count();
+        let left = records.all_runners().await.unwrap().len();
+        if done == JOBS && left == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "{done} of {JOBS} jobs done, {left} records left, dead {:?}",
+            queue.dead().await.ok()
+        );
+        slot += 1;
+        if slot % 5 == 0 {
+            for (g, _, _) in GROUPS {
+                let _ = queue
+                    .enqueue(
+                        Task::GroupHealthCheck { group: g.into() },
+                        Some(format!("health:{g}:{slot}")),
+                    )
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (g, _, _) in GROUPS {
+        assert_eq!(records.held(g).await.unwrap(), 0, "no slot of {g} held");
+    }
+    // The CLI on the same cluster.
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, format!("{text}webhook:\n  secret_env: HOOK\n")).unwrap();
+    for args in [&["tasks", "list"][..], &["healthcheck"][..]] {
+        let out = Command::new(support::bin())
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("UNUSED", "t")
+            .env("HOOK", "cluster-webhook-secret")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    let _ = stop_serve.send(());
+    let _ = served.await;
+}
