@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod model;
 

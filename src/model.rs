@@ -10,7 +10,7 @@ pub fn key_prefix(manager: &str) -> String {
 }
 
 /// The prefix of a manager's keys before hash tags (runnerctl 0.1 until issue 17):
-/// `runnerctl:NAME:`. [`crate::store::migrate_layout`] renames them.
+/// `runnerctl:NAME:`. The store's `migrate_layout` renames them.
 pub fn old_key_prefix(manager: &str) -> String {
     format!("runnerctl:{manager}:")
 }

@@ -14,8 +14,8 @@
 //! Acknowledging, retrying and dead-lettering check that the task is still held by the calling
 //! worker, so a worker that lost its lease never completes a task a second time.
 
+use crate::conn::Conn;
 use crate::model::unix_now_ms;
-use crate::store::Conn;
 use crate::store::{is_connection_error, StoreError};
 use redis::{AsyncCommands, Script, Value};
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,8 @@
 //! while a task runs, retries and dead letters by the handler's verdict, a bounded drain on
 //! shutdown, and reconnection after a Redis outage (logged once per outage).
 
+use crate::conn::Conn;
 use crate::queue::{Delivery, Envelope, Queue, QueueError, Retried};
-use crate::store::Conn;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

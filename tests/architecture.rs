@@ -12,13 +12,14 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("config", &["model"]),
-    ("store", &["config", "model"]),
-    ("queue", &["model", "store"]),
-    ("worker", &["queue"]),
+    ("conn", &["config"]),
+    ("store", &["config", "conn", "model"]),
+    ("queue", &["conn", "model", "store"]),
+    ("worker", &["conn", "queue"]),
     ("bootstrap", &["config"]),
-    ("broker", &["config", "model"]),
+    ("broker", &["config", "conn", "model"]),
     ("forge", &["config", "model"]),
-    ("backend", &["bootstrap", "config", "model"]),
+    ("backend", &["bootstrap", "config", "conn", "model"]),
     (
         "manager",
         &[

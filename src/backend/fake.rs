@@ -7,8 +7,8 @@ use super::{
     InstanceState, Kind, Result, StandIn, TAG_MANAGER,
 };
 use crate::config::{Duration as ConfigDuration, Reader, Schema, Typed};
+use crate::conn::Conn;
 use crate::model::key_prefix;
-use crate::store::Conn;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

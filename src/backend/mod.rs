@@ -94,7 +94,7 @@ pub struct BuildContext {
     /// The secrets its schema named, resolved, by key.
     pub secrets: BTreeMap<String, Secret>,
     /// The manager's Redis, for a backend that keeps state there (the fake one).
-    pub redis: Option<crate::store::Conn>,
+    pub redis: Option<crate::conn::Conn>,
     pub stand_in: Option<Arc<dyn StandIn>>,
 }
 

@@ -16,7 +16,7 @@ pub mod endpoint;
 pub mod vault;
 
 use crate::config::Secret;
-use crate::store::Conn;
+use crate::conn::Conn;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::time::Duration;

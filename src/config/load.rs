@@ -837,42 +837,8 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn check_redis(&mut self, r: &RedisConfig) {
-        let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-            .iter()
-            .any(|s| r.url.starts_with(s));
-        if !ok {
-            self.error(
-                "redis.url",
-                format!(
-                    "`{}` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)",
-                    redact_url(&r.url)
-                ),
-            );
-        }
-        self.secret(
-            "redis",
-            "password",
-            secret_source(&r.password, &r.password_env, &r.password_file),
-        );
-        let tls_files = [
-            ("ca_file", &r.ca_file),
-            ("client_cert_file", &r.client_cert_file),
-            ("client_key_file", &r.client_key_file),
-        ];
-        for (k, v) in tls_files {
-            if let Some(p) = v {
-                if let Err(e) = std::fs::metadata(p) {
-                    self.error(
-                        &format!("redis.{k}"),
-                        format!("cannot read `{}`: {e}", p.display()),
-                    );
-                }
-                if r.url_env.is_none() && !r.url.starts_with("rediss://") {
-                    self.error(&format!("redis.{k}"), "TLS settings need a `rediss://` URL");
-                }
-            }
-        }
+    /// Sentinel, Cluster and the replicas `serve` waits for.
+    fn check_redis_topology(&mut self, r: &RedisConfig) {
         if let Some(sn) = &r.sentinel {
             if sn.master.trim().is_empty() {
                 self.error(
@@ -924,6 +890,45 @@ impl<'a> Cx<'a> {
                 format!("must be at most 60s (is {})", r.wait_timeout),
             );
         }
+    }
+
+    fn check_redis(&mut self, r: &RedisConfig) {
+        let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|s| r.url.starts_with(s));
+        if !ok {
+            self.error(
+                "redis.url",
+                format!(
+                    "`{}` is not a Redis URL (redis://host:port/db, rediss://…, unix:///path)",
+                    redact_url(&r.url)
+                ),
+            );
+        }
+        self.secret(
+            "redis",
+            "password",
+            secret_source(&r.password, &r.password_env, &r.password_file),
+        );
+        let tls_files = [
+            ("ca_file", &r.ca_file),
+            ("client_cert_file", &r.client_cert_file),
+            ("client_key_file", &r.client_key_file),
+        ];
+        for (k, v) in tls_files {
+            if let Some(p) = v {
+                if let Err(e) = std::fs::metadata(p) {
+                    self.error(
+                        &format!("redis.{k}"),
+                        format!("cannot read `{}`: {e}", p.display()),
+                    );
+                }
+                if r.url_env.is_none() && !r.url.starts_with("rediss://") {
+                    self.error(&format!("redis.{k}"), "TLS settings need a `rediss://` URL");
+                }
+            }
+        }
+        self.check_redis_topology(r);
         if r.client_cert_file.is_some() != r.client_key_file.is_some() {
             let missing = if r.client_cert_file.is_none() {
                 "client_cert_file"

@@ -444,52 +444,63 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
             (outcome, reason)
         }
         Decision::Enqueue { task, key, job_key } => {
-            let kind = task.kind();
-            let Some(queue) = state.redis.queue().await else {
-                return (
-                    Outcome::Unavailable,
-                    "Redis unreachable; redeliver later".into(),
-                );
-            };
-            let env = Envelope::new(task, Some(key));
-            let enqueued = queue.enqueue_envelope_also(&env, Some(&job_key));
-            match tokio::time::timeout(Duration::from_secs(5), enqueued).await {
-                Ok(Ok(e)) if e.duplicate => {
-                    tracing::info!(
-                        delivery = id.as_deref().unwrap_or("-"),
-                        kind,
-                        "duplicate delivery ignored"
-                    );
-                    (Outcome::Duplicate, "already queued".into())
-                }
-                Ok(Ok(_)) if !durable(state, &queue).await => {
-                    tracing::warn!(delivery = id.as_deref().unwrap_or("-"), kind, task = %env.id, "delivery queued but not on enough replicas");
-                    (
-                        Outcome::Unavailable,
-                        "queued, but not yet on enough Redis replicas; redeliver later".into(),
-                    )
-                }
-                Ok(Ok(_)) => {
-                    tracing::info!(delivery = id.as_deref().unwrap_or("-"), kind, task = %env.id, "delivery queued");
-                    state.redis.up.store(true, Ordering::Relaxed);
-                    (Outcome::Enqueued, "queued".into())
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, delivery = id.as_deref().unwrap_or("-"), "could not enqueue a delivery");
-                    state.redis.up.store(false, Ordering::Relaxed);
-                    (
-                        Outcome::Unavailable,
-                        "Redis unreachable; redeliver later".into(),
-                    )
-                }
-                Err(_) => {
-                    state.redis.up.store(false, Ordering::Relaxed);
-                    (
-                        Outcome::Unavailable,
-                        "Redis did not answer; redeliver later".into(),
-                    )
-                }
-            }
+            enqueue_delivery(state, id.as_deref(), task, key, job_key).await
+        }
+    }
+}
+
+/// Queues a delivery's task under its delivery key and job key; the answer.
+async fn enqueue_delivery(
+    state: &State,
+    id: Option<&str>,
+    task: crate::queue::Task,
+    key: String,
+    job_key: String,
+) -> (Outcome, String) {
+    let kind = task.kind();
+    let Some(queue) = state.redis.queue().await else {
+        return (
+            Outcome::Unavailable,
+            "Redis unreachable; redeliver later".into(),
+        );
+    };
+    let env = Envelope::new(task, Some(key));
+    let enqueued = queue.enqueue_envelope_also(&env, Some(&job_key));
+    match tokio::time::timeout(Duration::from_secs(5), enqueued).await {
+        Ok(Ok(e)) if e.duplicate => {
+            tracing::info!(
+                delivery = id.unwrap_or("-"),
+                kind,
+                "duplicate delivery ignored"
+            );
+            (Outcome::Duplicate, "already queued".into())
+        }
+        Ok(Ok(_)) if !durable(state, &queue).await => {
+            tracing::warn!(delivery = id.unwrap_or("-"), kind, task = %env.id, "delivery queued but not on enough replicas");
+            (
+                Outcome::Unavailable,
+                "queued, but not yet on enough Redis replicas; redeliver later".into(),
+            )
+        }
+        Ok(Ok(_)) => {
+            tracing::info!(delivery = id.unwrap_or("-"), kind, task = %env.id, "delivery queued");
+            state.redis.up.store(true, Ordering::Relaxed);
+            (Outcome::Enqueued, "queued".into())
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, delivery = id.unwrap_or("-"), "could not enqueue a delivery");
+            state.redis.up.store(false, Ordering::Relaxed);
+            (
+                Outcome::Unavailable,
+                "Redis unreachable; redeliver later".into(),
+            )
+        }
+        Err(_) => {
+            state.redis.up.store(false, Ordering::Relaxed);
+            (
+                Outcome::Unavailable,
+                "Redis did not answer; redeliver later".into(),
+            )
         }
     }
 }

@@ -1,0 +1,497 @@
+//! runnerctl's connection to Redis: where it goes ([`RedisTarget`]: a URL, TLS files, an ACL
+//! user and password, sentinels or cluster nodes) and the connection itself ([`Conn`]), which
+//! every command, pipeline and script goes through. Below the store and the queue; it knows no
+//! key of theirs.
+
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A connection that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Refused in a way waiting will not cure (password, database, TLS, configuration).
+    #[error("Redis at {url} refused the connection: {source}")]
+    Refused {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Not reached (yet): names the server, its password hidden.
+    #[error("Redis is unreachable at {url}: {source}")]
+    NotConnected {
+        url: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+type Result<T, E = ConnectError> = std::result::Result<T, E>;
+
+/// Whether a Redis error means the server could not be reached (as opposed to a refused command).
+pub fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::IoError | redis::ErrorKind::ClientError
+        )
+        || e.to_string().contains("LOADING")
+}
+
+/// Where Redis is and how runnerctl proves itself to it: the URL (`redis://`, `rediss://`,
+/// `unix://`), and for TLS a CA to trust instead of the system's roots and a client
+/// certificate (mutual TLS); an ACL user and password given apart from the URL.
+#[derive(Clone, Default)]
+pub struct RedisTarget {
+    pub url: String,
+    /// PEM of the CA that signed the server's certificate (`None`: the system's roots).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM of the client certificate and its key, for mutual TLS.
+    pub client_pem: Option<(Vec<u8>, Vec<u8>)>,
+    pub username: Option<String>,
+    pub password: Option<crate::config::Secret>,
+    /// With Sentinel: the URL's host and port are the master's, asked of the sentinels.
+    pub sentinel: Option<SentinelTarget>,
+    /// A Redis Cluster's nodes (`host:port`, some of them suffice); the URL gives the scheme
+    /// and credentials.
+    pub cluster: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisTarget({})", crate::config::redact_url(&self.url))
+    }
+}
+
+impl From<&str> for RedisTarget {
+    fn from(url: &str) -> Self {
+        RedisTarget {
+            url: url.to_string(),
+            ..RedisTarget::default()
+        }
+    }
+}
+
+impl From<&String> for RedisTarget {
+    fn from(url: &String) -> Self {
+        RedisTarget::from(url.as_str())
+    }
+}
+
+impl RedisTarget {
+    /// The URL with its password hidden, for messages.
+    pub fn redacted(&self) -> String {
+        crate::config::redact_url(&self.url)
+    }
+
+    /// The same target at another address (`host:port`): the master a sentinel named.
+    pub fn at(&self, addr: &str) -> RedisTarget {
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("redis", &self.url));
+        let (userinfo, hostpath) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let path = hostpath.find('/').map(|i| &hostpath[i..]).unwrap_or("");
+        RedisTarget {
+            url: format!("{scheme}://{userinfo}{addr}{path}"),
+            sentinel: None,
+            ..self.clone()
+        }
+    }
+
+    /// The client for this target.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let mut info = self.url.as_str().into_connection_info()?;
+        if let Some(u) = &self.username {
+            info.redis.username = Some(u.clone());
+        }
+        if let Some(p) = &self.password {
+            info.redis.password = Some(p.expose().to_string());
+        }
+        if self.ca_pem.is_none() && self.client_pem.is_none() {
+            return redis::Client::open(info);
+        }
+        // rustls needs one process-wide provider when more than one is compiled in.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: self
+                    .client_pem
+                    .as_ref()
+                    .map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                root_cert: self.ca_pem.clone(),
+            },
+        )
+    }
+}
+
+/// Whether a failed connection is one that waiting will not cure: a password or user refused,
+/// a database that does not exist, a TLS handshake that failed on a certificate, a client that
+/// cannot be built from the configuration.
+pub fn is_permanent_connect_error(e: &redis::RedisError) -> bool {
+    let text = e.to_string().to_lowercase();
+    matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig
+    ) || [
+        "wrongpass",
+        "noauth",
+        "db index is out of range",
+        "invalid password",
+        "certificate",
+        "unknownissuer",
+        "handshake",
+        "alert",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
+/// Opens a Redis connection that reconnects by itself after an outage.
+pub async fn connect(url: &str) -> Result<Conn> {
+    connect_to(&RedisTarget::from(url)).await
+}
+
+/// Opens a connection to `target` that reconnects by itself after an outage, and with
+/// Sentinel follows the master through a failover. A refusal that waiting will not cure is
+/// [`ConnectError::Refused`].
+pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
+    if let Some(nodes) = &target.cluster {
+        return cluster_for(target, nodes).await;
+    }
+    match &target.sentinel {
+        None => Ok(Conn::direct(manager_for(target).await?)),
+        Some(s) => {
+            let addr = sentinel_master(s)
+                .await
+                .map_err(|source| ConnectError::NotConnected {
+                    url: format!(
+                        "sentinels {} (master `{}`)",
+                        s.sentinels.join(", "),
+                        s.master
+                    ),
+                    source,
+                })?;
+            let first = manager_for(&target.at(&addr)).await?;
+            Ok(Conn::single(
+                first,
+                Some(Failover {
+                    target: target.clone(),
+                    addr: std::sync::Mutex::new(addr),
+                    refreshing: tokio::sync::Mutex::new(()),
+                }),
+            ))
+        }
+    }
+}
+
+/// A cluster-aware connection: commands go to the node serving their keys' slot (one manager's
+/// keys share one, by their hash tag), following `MOVED` and `ASK` and the topology's changes.
+async fn cluster_for(target: &RedisTarget, nodes: &[String]) -> Result<Conn> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shown = format!("cluster {}", nodes.join(", "));
+    let tls = target.url.starts_with("rediss://");
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}://{n}", if tls { "rediss" } else { "redis" }))
+        .collect();
+    let mut b = redis::cluster::ClusterClient::builder(urls)
+        .connection_timeout(Duration::from_secs(3))
+        .response_timeout(Duration::from_secs(20))
+        .retries(3);
+    if let Some(u) = &target.username {
+        b = b.username(u.clone());
+    }
+    if let Some(p) = &target.password {
+        b = b.password(p.expose().to_string());
+    }
+    if target.ca_pem.is_some() || target.client_pem.is_some() {
+        b = b.certs(redis::TlsCertificates {
+            client_tls: target
+                .client_pem
+                .as_ref()
+                .map(|(c, k)| redis::ClientTlsConfig {
+                    client_cert: c.clone(),
+                    client_key: k.clone(),
+                }),
+            root_cert: target.ca_pem.clone(),
+        });
+    }
+    let client = b.build().map_err(|source| ConnectError::Refused {
+        url: shown.clone(),
+        source,
+    })?;
+    let c = client.get_async_connection().await.map_err(|source| {
+        if is_permanent_connect_error(&source) {
+            ConnectError::Refused {
+                url: shown.clone(),
+                source,
+            }
+        } else {
+            ConnectError::NotConnected {
+                url: shown.clone(),
+                source,
+            }
+        }
+    })?;
+    Ok(Conn::clustered(c))
+}
+
+/// Sentinel: where to ask for the master, and its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelTarget {
+    /// `host:port` of each sentinel.
+    pub sentinels: Vec<String>,
+    pub master: String,
+}
+
+/// The address (`host:port`) the sentinels name master of `s`: the first that answers.
+pub async fn sentinel_master(s: &SentinelTarget) -> redis::RedisResult<String> {
+    let mut last = redis::RedisError::from((redis::ErrorKind::IoError, "no sentinel configured"));
+    for addr in &s.sentinels {
+        let asked = async {
+            let client = redis::Client::open(format!("redis://{addr}"))?;
+            let mut c = client.get_multiplexed_async_connection().await?;
+            let (host, port): (String, u16) = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.master)
+                .query_async(&mut c)
+                .await?;
+            Ok::<_, redis::RedisError>(format!("{host}:{port}"))
+        };
+        match tokio::time::timeout(Duration::from_secs(3), asked).await {
+            Ok(Ok(master)) => return Ok(master),
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = redis::RedisError::from((redis::ErrorKind::IoError, "sentinel timed out"))
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A connection to the manager's Redis, cheap to clone, that reconnects by itself: to the same
+/// server, or with Sentinel to whichever server the sentinels name master after a failover
+/// (asked again when the server is unreachable or answers `READONLY`: it was demoted).
+#[derive(Clone)]
+pub struct Conn {
+    link: Link,
+}
+
+#[derive(Clone)]
+enum Link {
+    Single {
+        current: Arc<std::sync::RwLock<ConnectionManager>>,
+        failover: Option<Arc<Failover>>,
+    },
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+struct Failover {
+    target: RedisTarget,
+    /// The master's address now.
+    addr: std::sync::Mutex<String>,
+    /// One re-resolution at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Conn {
+    fn direct(m: ConnectionManager) -> Conn {
+        Conn::single(m, None)
+    }
+
+    fn single(m: ConnectionManager, failover: Option<Failover>) -> Conn {
+        Conn {
+            link: Link::Single {
+                current: Arc::new(std::sync::RwLock::new(m)),
+                failover: failover.map(Arc::new),
+            },
+        }
+    }
+
+    fn clustered(c: redis::cluster_async::ClusterConnection) -> Conn {
+        Conn {
+            link: Link::Cluster(c),
+        }
+    }
+
+    /// Whether it speaks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
+    fn failover(&self) -> Option<&Arc<Failover>> {
+        match &self.link {
+            Link::Single { failover, .. } => failover.as_ref(),
+            Link::Cluster(_) => None,
+        }
+    }
+
+    /// With Sentinel: asks who the master is now and moves there. Whether it moved.
+    async fn follow_master(&self) -> bool {
+        let Link::Single {
+            current,
+            failover: Some(f),
+        } = &self.link
+        else {
+            return false;
+        };
+        let _one = f.refreshing.lock().await;
+        let Some(s) = &f.target.sentinel else {
+            return false;
+        };
+        let Ok(addr) = sentinel_master(s).await else {
+            return false;
+        };
+        if *f.addr.lock().unwrap_or_else(|p| p.into_inner()) == addr {
+            return false;
+        }
+        match manager_for(&f.target.at(&addr)).await {
+            Ok(m) => {
+                tracing::warn!(master = %addr, "Redis failover: following the new master");
+                *current.write().unwrap_or_else(|p| p.into_inner()) = m;
+                *f.addr.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(master = %addr, error = %e, "the new Redis master is not reachable yet");
+                false
+            }
+        }
+    }
+
+    /// After a failed request: a demoted master refused a write (not performed, so it is sent
+    /// again to the new one); an unreachable one makes the next request go to the new master.
+    async fn after<T>(
+        &self,
+        r: redis::RedisResult<T>,
+        again: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        match &r {
+            Err(e) if self.failover().is_some() && e.kind() == redis::ErrorKind::ReadOnly => {
+                if self.follow_master().await {
+                    return again.await;
+                }
+                r
+            }
+            Err(e) if self.failover().is_some() && is_connection_error(e) => {
+                self.follow_master().await;
+                r
+            }
+            _ => r,
+        }
+    }
+}
+
+/// The connection a request goes out on now.
+enum Current {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    fn current(&self) -> Current {
+        match &self.link {
+            Link::Single { current, .. } => {
+                Current::Single(current.read().unwrap_or_else(|p| p.into_inner()).clone())
+            }
+            Link::Cluster(c) => Current::Cluster(c.clone()),
+        }
+    }
+}
+
+impl Current {
+    async fn send(self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        use redis::aio::ConnectionLike;
+        match self {
+            Current::Single(mut m) => m.req_packed_command(cmd).await,
+            Current::Cluster(mut c) => c.req_packed_command(cmd).await,
+        }
+    }
+
+    async fn send_many(
+        self,
+        cmd: &redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        use redis::aio::ConnectionLike;
+        match self {
+            Current::Single(mut m) => m.req_packed_commands(cmd, offset, count).await,
+            Current::Cluster(mut c) => c.req_packed_commands(cmd, offset, count).await,
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            let r = self.current().send(cmd).await;
+            let this = self.clone();
+            self.after(r, async move { this.current().send(cmd).await })
+                .await
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            let r = self.current().send_many(cmd, offset, count).await;
+            let this = self.clone();
+            self.after(r, async move {
+                this.current().send_many(cmd, offset, count).await
+            })
+            .await
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.link {
+            Link::Single { current, .. } => {
+                current.read().unwrap_or_else(|p| p.into_inner()).get_db()
+            }
+            Link::Cluster(_) => 0,
+        }
+    }
+}
+
+async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = target.redacted();
+    let client = target.client().map_err(|source| ConnectError::Refused {
+        url: url.clone(),
+        source,
+    })?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(3))
+        .set_response_timeout(Duration::from_secs(10))
+        // Retries while connecting: one more try after about 1 s. (The factor multiplies each delay; the
+        // crate's default of 100 would wait minutes before reporting an unreachable server.)
+        .set_factor(2)
+        .set_max_delay(2000)
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|source| {
+            if is_permanent_connect_error(&source) {
+                ConnectError::Refused { url, source }
+            } else {
+                ConnectError::NotConnected { url, source }
+            }
+        })
+}
