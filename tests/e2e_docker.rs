@@ -153,11 +153,10 @@ async fn a_trace_level_run_leaks_no_secret() {
     let image = support::docker_test_image();
     let redis = RedisServer::start();
     let name = manager_name("trace");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Held until `serve` starts: the fake GitHub's own listener must not be given this port
+    // (it was once, and its deliveries then went to itself).
+    let hold = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hold.local_addr().unwrap().port();
     let sim = Sim::start(SimOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some(TOKEN.into()),
@@ -193,6 +192,7 @@ async fn a_trace_level_run_leaks_no_secret() {
             .unwrap()
     };
     assert!(spawn(&["groups", "sync"], "sync").wait().unwrap().success());
+    drop(hold);
     let mut serve = spawn(&["serve"], "serve");
     let mut worker = spawn(&["worker"], "worker");
     let up = support::eventually(Duration::from_secs(20), || async {
@@ -220,10 +220,19 @@ async fn a_trace_level_run_leaks_no_secret() {
         if done == jobs.len() && sim.runners().is_empty() {
             break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "{done} of 2 done"
-        );
+        if start.elapsed() > Duration::from_secs(90) {
+            let tail = |f: &str| {
+                let t = std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+                let lines: Vec<&str> = t.lines().collect();
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            };
+            panic!(
+                "{done} of 2 done; deliveries (ok, failed) {:?}\nserve:\n{}\nworker:\n{}",
+                sim.deliveries(),
+                tail("serve.log"),
+                tail("worker.log")
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!jits.is_empty(), "JIT configurations were issued");
