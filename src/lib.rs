@@ -6,6 +6,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod model;
+pub mod prom;
 
 pub use error::{Error, ExitCode, Result};
 pub mod backend;

@@ -69,6 +69,18 @@ impl From<StoreError> for QueueError {
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
+/// The queue's tasks by where they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// On the stream, not held by a worker.
+    pub waiting: u64,
+    /// Waiting for a retry.
+    pub delayed: u64,
+    /// Held by a worker.
+    pub in_flight: u64,
+    pub dead: u64,
+}
+
 /// What a task asks a worker to do. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -373,6 +385,39 @@ pub struct Queue {
 
 impl Queue {
     /// The store of the same manager, over this queue's connection.
+    /// How many tasks wait on the stream, wait for a retry, are held by workers, and are dead.
+    pub async fn depth(&self) -> Result<QueueDepth> {
+        let mut c = self.conn.clone();
+        let (len, delayed, dead): (u64, u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(self.stream_key())
+            .cmd("ZCARD")
+            .arg(self.delayed_key())
+            .cmd("XLEN")
+            .arg(self.dead_key())
+            .query_async(&mut c)
+            .await?;
+        // XPENDING's summary: the count first. No group yet: nothing held.
+        let pending: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XPENDING")
+            .arg(self.stream_key())
+            .arg(GROUP)
+            .query_async(&mut c)
+            .await;
+        let in_flight = match pending {
+            Ok(v) => match v.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            Err(_) => 0,
+        };
+        Ok(QueueDepth {
+            waiting: len.saturating_sub(in_flight),
+            delayed,
+            in_flight,
+            dead,
+        })
+    }
+
     pub fn store(&self, manager: &str) -> crate::store::RedisStore {
         crate::store::RedisStore::new(self.conn.clone(), manager)
     }

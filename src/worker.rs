@@ -461,12 +461,28 @@ async fn handle_with_lease<H: Handler>(
 
 /// Records the outcome in Redis, retrying while Redis is away (bounded: after that, the task
 /// stays pending and is handled again elsewhere, which handlers tolerate).
+/// Tasks handled by this process, by kind and outcome (`done`, `retry`, `wait`, `failed`,
+/// `lost`), for `/metrics`.
+pub static TASKS: crate::prom::Counter = crate::prom::Counter::new(
+    "runnerctl_tasks_total",
+    "Tasks this worker handled, by kind and outcome.",
+    &["kind", "outcome"],
+);
+
 async fn settle(queue: &Queue, consumer: &str, d: &Delivery, outcome: Outcome, c: &Counters) {
     let kind = d
         .envelope
         .as_ref()
         .map(|e| e.task.kind())
         .unwrap_or("unreadable");
+    let label = match &outcome {
+        Outcome::Done => "done",
+        Outcome::Retry(_) => "retry",
+        Outcome::Wait { .. } => "wait",
+        Outcome::Fail(_) => "failed",
+        Outcome::Lost => "lost",
+    };
+    TASKS.inc(&[kind, label]);
     for attempt in 0..30u32 {
         let result = match &outcome {
             Outcome::Lost => {

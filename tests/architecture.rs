@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 /// `queue`), and the vocabulary (`config`, `model`).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
+    ("prom", &[]),
     ("config", &["model"]),
     ("conn", &["config"]),
     ("store", &["config", "conn", "model"]),
     ("queue", &["conn", "model", "store"]),
-    ("worker", &["conn", "queue"]),
+    ("worker", &["conn", "prom", "queue"]),
     ("bootstrap", &["config"]),
     ("broker", &["config", "conn", "model"]),
     ("forge", &["config", "model"]),
@@ -29,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "forge",
             "model",
+            "prom",
             "queue",
             "store",
             "worker",
@@ -36,7 +38,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "server",
-        &["broker", "config", "forge", "manager", "queue", "store"],
+        &[
+            "broker", "config", "forge", "manager", "model", "prom", "queue", "store", "worker",
+        ],
     ),
     (
         "error",

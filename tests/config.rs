@@ -711,3 +711,20 @@ fn redis_tls_and_sentinel_settings_are_checked() {
     let e = with("  url: redis://h/0\n  password: a\n  password_env: B\n");
     assert!(e.iter().any(|p| p.starts_with("redis.password")), "{e:?}");
 }
+
+#[test]
+fn the_worker_metrics_address_is_checked() {
+    assert_eq!(
+        errors(&format!(
+            "worker:\n  metrics_listen: 127.0.0.1:9101\n{BASE}"
+        )),
+        Vec::<String>::new()
+    );
+    let e = errors(&format!("worker:\n  metrics_listen: localhost\n{BASE}"));
+    assert!(
+        e.iter().any(|p| p.starts_with("worker.metrics_listen")),
+        "{e:?}"
+    );
+    let e = errors(&format!("worker:\n  metrics_lisen: 127.0.0.1:9101\n{BASE}"));
+    assert!(e.iter().any(|p| p.contains("metrics_lisen")), "{e:?}");
+}

@@ -42,6 +42,23 @@ pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
         let queue = wiring::queue(&config, conn.clone());
         let config = Arc::new(config);
         let manager = Arc::new(wiring::manager(config.clone()).await?);
+        if let Some(addr) = &config.worker.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                crate::error::Error::Problem(format!(
+                    "worker.metrics_listen: cannot listen on {addr}: {e}"
+                ))
+            })?;
+            tracing::info!(listen = %addr, "serving worker metrics");
+            let mut stop = shutdown.clone();
+            tokio::spawn(crate::server::fleet::serve_worker_metrics(
+                listener,
+                manager.clone(),
+                queue.clone(),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ));
+        }
         let handler = Arc::new(TaskHandler::with_manager(manager));
         tokio::spawn(schedule_health_checks(queue.clone(), config.clone()));
         let mut opts = WorkerOptions::new(concurrency);

@@ -210,6 +210,7 @@ const TOP_LEVEL: &[&str] = &[
     "time_to_live",
     "cleanup_grace",
     "queue",
+    "worker",
     "broker",
     "backends",
     "runner_groups",
@@ -602,6 +603,8 @@ impl<'a> Cx<'a> {
         let redis = self.section::<RedisConfig>(take("redis"), "redis");
         let webhook = self.section::<WebhookConfig>(take("webhook"), "webhook");
         let queue = self.section::<QueueConfig>(take("queue"), "queue");
+        let worker = self.section::<WorkerConfig>(take("worker"), "worker");
+        worker.as_ref().inspect(|w| self.check_worker(w));
         let broker = self.section::<BrokerConfig>(take("broker"), "broker");
         let mut duration = |cx: &mut Self, key: &str, default: Duration| match take(key) {
             None => Some(default),
@@ -639,6 +642,7 @@ impl<'a> Cx<'a> {
             time_to_live: time_to_live?,
             cleanup_grace: cleanup_grace?,
             queue: queue?,
+            worker: worker?,
             broker: broker?,
             backends: backends.complete().then_some(backends.valid)?,
             runner_groups: groups?,
@@ -788,6 +792,20 @@ impl<'a> Cx<'a> {
                 }
             }
             None => {}
+        }
+    }
+
+    fn check_worker(&mut self, w: &WorkerConfig) {
+        if let Some(a) = &w.metrics_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                self.error(
+                    "worker.metrics_listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:9101",
+                        a.escape_default()
+                    ),
+                );
+            }
         }
     }
 

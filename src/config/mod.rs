@@ -68,6 +68,8 @@ pub struct Config {
     /// seen so for this long (and never while it runs a job).
     pub cleanup_grace: Duration,
     pub queue: QueueConfig,
+    /// `worker:`: what `runnerctl worker` serves besides its work.
+    pub worker: WorkerConfig,
     /// The credential broker of VM backends (off without `broker.url`).
     pub broker: BrokerConfig,
     pub backends: Vec<BackendConfig>,
@@ -356,6 +358,15 @@ impl RedisConfig {
             None => SecretSource::Inline(Secret::new(self.url.clone())),
         }
     }
+}
+
+/// `worker:`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Where `runnerctl worker` serves `/metrics` (Prometheus); off without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
 }
 
 /// `queue:`: how the task queue retries and hands over tasks. Every key has a default.

@@ -74,6 +74,43 @@ fn outcome<T>(r: Result<T, Failure>) -> Outcome {
     }
 }
 
+/// Health-check actions carried out by this process, by group, action and result.
+pub static HEALTH_ACTIONS: crate::prom::Counter = crate::prom::Counter::new(
+    "runnerctl_healthcheck_actions_total",
+    "Health-check actions this worker carried out, by group, action and result.",
+    &["group", "action", "result"],
+);
+
+/// From a queued job's task to its runner's instance created, by group.
+pub static CREATE_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
+    "runnerctl_runner_create_duration_seconds",
+    "Time from a queued job's task to its runner's instance created, by group.",
+    &["group"],
+    &[
+        0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ],
+);
+
+fn count_health(group: &str, r: &Result<Vec<Done>, Failure>) {
+    let Ok(rows) = r else {
+        HEALTH_ACTIONS.inc(&[group, "pass", "failed"]);
+        return;
+    };
+    for row in rows {
+        let action = serde_json::to_value(&row.action)
+            .ok()
+            .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(String::from))
+            .unwrap_or_else(|| "unknown".into());
+        let result = match &row.result {
+            HealthResult::Ok(_) => "ok",
+            HealthResult::Skipped(_) => "skipped",
+            HealthResult::Failed(_) => "failed",
+            HealthResult::Planned => "planned",
+        };
+        HEALTH_ACTIONS.inc(&[&row.group, &action, result]);
+    }
+}
+
 fn created(group: &str, r: Result<Created, Failure>) -> Outcome {
     match r {
         Ok(Created::Full { held }) => Outcome::Wait {
@@ -116,11 +153,16 @@ impl Handler for TaskHandler {
                 repository,
                 run_id,
                 ..
-            } => created(
-                group,
-                m.job_queued_from(group, *job_id, Some((repository.as_str(), *run_id)))
-                    .await,
-            ),
+            } => {
+                let started = std::time::Instant::now();
+                let r = m
+                    .job_queued_from(group, *job_id, Some((repository.as_str(), *run_id)))
+                    .await;
+                if matches!(r, Ok(Created::New(_))) {
+                    CREATE_SECONDS.observe(&[group], started.elapsed());
+                }
+                created(group, r)
+            }
             Task::JobInProgress {
                 job_id,
                 runner_name,
@@ -144,7 +186,11 @@ impl Handler for TaskHandler {
             },
             Task::GroupHealthCheck { group } => match m.group(group) {
                 None => Outcome::Fail(format!("no runner group `{group}`")),
-                Some(g) => outcome(m.health_check(g).await),
+                Some(g) => {
+                    let r = m.health_check(g).await;
+                    count_health(group, &r);
+                    outcome(r)
+                }
             },
             Task::Noop { .. } => Outcome::Done,
         }

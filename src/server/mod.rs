@@ -15,6 +15,7 @@
 //! body of a request that is answered without reading it, so one request declaring a huge
 //! `Content-Length` aborts the process; hyper lets us refuse it unread.
 
+pub mod fleet;
 pub mod metrics;
 pub mod webhook;
 
@@ -352,42 +353,14 @@ pub async fn handle(
     }
 }
 
-/// The spot-to-on-demand fallbacks of each group, counted in Redis by the workers.
+/// The fleet's gauges and Redis-kept counters (see [`fleet::fleet`]).
 async fn spot_fallbacks(state: &State) -> String {
     let Some(q) = state.redis.queue().await else {
         return String::new();
     };
     let store = q.store(&state.manager);
-    let counts = tokio::time::timeout(
-        Duration::from_secs(2),
-        store.marks_with_prefix(&crate::store::spot_fallback_mark("")),
-    )
-    .await;
-    let Ok(Ok(counts)) = counts else {
-        return String::new();
-    };
-    let mut s = String::from(
-        "# HELP runnerctl_spot_fallbacks_total Creates that fell back from spot to on-demand.\n# TYPE runnerctl_spot_fallbacks_total counter\n",
-    );
-    for (group, n) in counts {
-        s.push_str(&format!(
-            "runnerctl_spot_fallbacks_total{{group=\"{group}\"}} {n}\n"
-        ));
-    }
-    let refused = tokio::time::timeout(
-        Duration::from_secs(2),
-        store.marks_with_prefix(&crate::store::not_admitted_mark("")),
-    )
-    .await;
-    if let Ok(Ok(refused)) = refused {
-        s.push_str("# HELP runnerctl_jobs_not_admitted_total Queued jobs a group's selected_workflows refused (checked by workers).\n# TYPE runnerctl_jobs_not_admitted_total counter\n");
-        for (group, n) in refused {
-            s.push_str(&format!(
-                "runnerctl_jobs_not_admitted_total{{group=\"{group}\"}} {n}\n"
-            ));
-        }
-    }
-    s
+    let groups: Vec<String> = state.groups.iter().map(|g| g.name.clone()).collect();
+    fleet::fleet(&q, &store, &groups).await
 }
 
 async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, String) {

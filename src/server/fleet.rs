@@ -1,0 +1,201 @@
+//! What `/metrics` says of the whole fleet, read from Redis at scrape time (the same on every
+//! `serve` and `worker`), and the worker's own metrics endpoint.
+
+use crate::prom::{header, sample};
+use crate::queue::Queue;
+use crate::store::RedisStore;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Runners by group and state, jobs waiting by group, the queue's depth, spot fallbacks and
+/// refused jobs. Whatever Redis does not answer within 2 s is left out.
+pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> String {
+    let mut out = String::new();
+    let within = |f| tokio::time::timeout(Duration::from_secs(2), f);
+    let mut runners = Vec::new();
+    let mut waiting = Vec::new();
+    for g in groups {
+        if let Ok(Ok(rs)) = within(store.runners_of_group(g)).await {
+            for st in crate::model::RunnerStatus::ALL {
+                let n = rs.iter().filter(|r| r.status == st).count();
+                runners.push((g.clone(), st.as_str().to_string(), n));
+            }
+        }
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), store.waiting(g)).await {
+            waiting.push((g.clone(), n));
+        }
+    }
+    header(
+        &mut out,
+        "runnerctl_runners",
+        "gauge",
+        "Runners by group and state, as Redis records them.",
+    );
+    for (g, st, n) in runners {
+        sample(
+            &mut out,
+            "runnerctl_runners",
+            &["group", "state"],
+            &[g, st],
+            n as f64,
+        );
+    }
+    header(
+        &mut out,
+        "runnerctl_jobs_waiting",
+        "gauge",
+        "Jobs queued on the forge and not started, by group.",
+    );
+    for (g, n) in waiting {
+        sample(
+            &mut out,
+            "runnerctl_jobs_waiting",
+            &["group"],
+            &[g],
+            f64::from(n),
+        );
+    }
+    if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(2), queue.depth()).await {
+        header(&mut out, "runnerctl_queue_tasks", "gauge", "Tasks of the queue by state: waiting, delayed (for a retry), in_flight (held by a worker), dead.");
+        for (state, n) in [
+            ("waiting", d.waiting),
+            ("delayed", d.delayed),
+            ("in_flight", d.in_flight),
+            ("dead", d.dead),
+        ] {
+            sample(
+                &mut out,
+                "runnerctl_queue_tasks",
+                &["state"],
+                &[state.into()],
+                n as f64,
+            );
+        }
+    }
+    for (mark, name, help) in [
+        (
+            crate::store::spot_fallback_mark(""),
+            "runnerctl_spot_fallbacks_total",
+            "Creates that fell back from spot to on-demand, by group.",
+        ),
+        (
+            crate::store::not_admitted_mark(""),
+            "runnerctl_jobs_not_admitted_total",
+            "Queued jobs a group's selected_workflows refused (checked by workers), by group.",
+        ),
+    ] {
+        if let Ok(Ok(counts)) =
+            tokio::time::timeout(Duration::from_secs(2), store.marks_with_prefix(&mark)).await
+        {
+            header(&mut out, name, "counter", help);
+            for (group, n) in counts {
+                sample(&mut out, name, &["group"], &[group], n as f64);
+            }
+        }
+    }
+    out
+}
+
+/// A worker's `/metrics`: its tasks, health-check actions and create durations, the forge's
+/// rate limit as it last answered, and the fleet.
+pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> String {
+    let mut out = String::new();
+    crate::worker::TASKS.render(&mut out);
+    crate::manager::HEALTH_ACTIONS.render(&mut out);
+    crate::manager::CREATE_SECONDS.render(&mut out);
+    // Samples once the forge has answered (a forge without rate-limit headers has none).
+    let rate = m.forge.rate_limit();
+    header(
+        &mut out,
+        "runnerctl_forge_rate_limit_remaining",
+        "gauge",
+        "Requests left in the forge's rate-limit window, as its last answer said.",
+    );
+    if let Some(r) = rate {
+        sample(
+            &mut out,
+            "runnerctl_forge_rate_limit_remaining",
+            &[],
+            &[],
+            r.remaining as f64,
+        );
+    }
+    header(
+        &mut out,
+        "runnerctl_forge_rate_limit_reset_timestamp_seconds",
+        "gauge",
+        "When the forge's rate-limit window resets (unix seconds).",
+    );
+    if let Some(r) = rate {
+        sample(
+            &mut out,
+            "runnerctl_forge_rate_limit_reset_timestamp_seconds",
+            &[],
+            &[],
+            r.reset as f64,
+        );
+    }
+    header(
+        &mut out,
+        "runnerctl_worker_up",
+        "gauge",
+        "1 while this worker runs.",
+    );
+    sample(&mut out, "runnerctl_worker_up", &[], &[], 1.0);
+    let groups: Vec<String> = m
+        .config
+        .runner_groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect();
+    out.push_str(&fleet(queue, &m.store, &groups).await);
+    out
+}
+
+/// Serves `GET /metrics` on `listener` with what `render` says, until `shutdown`.
+pub async fn serve_worker_metrics(
+    listener: TcpListener,
+    m: Arc<crate::manager::Manager>,
+    queue: Queue,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            s = listener.accept() => match s { Ok((s, _)) => s, Err(_) => continue },
+            _ = &mut shutdown => return,
+        };
+        let (m, queue) = (m.clone(), queue.clone());
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (m, queue) = (m.clone(), queue.clone());
+            async move {
+                let (status, body) =
+                    if req.method() == Method::GET && req.uri().path() == "/metrics" {
+                        (200, worker_metrics(&m, &queue).await)
+                    } else {
+                        (404, "not found\n".to_string())
+                    };
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                Ok::<_, std::convert::Infallible>(r)
+            }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

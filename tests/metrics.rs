@@ -1,0 +1,201 @@
+//! Metrics as an operator scrapes them: `serve` (on `webhook.metrics_listen`) and `worker` (on
+//! `worker.metrics_listen`) after a job ran, as separate processes. Every metric the shipped
+//! Grafana dashboard and Prometheus alert rules (`contrib/monitoring/`) use exists in one of
+//! them, and the names follow Prometheus' conventions.
+
+mod support;
+
+use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> Option<String> {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    std::net::TcpStream::connect(addr).ok()?;
+    let (status, _, body) = support::http(addr, "GET", "/metrics", &[], b"");
+    (status == 200).then_some(body)
+}
+
+/// The metric families a scrape declares (`# TYPE name kind`), with their kinds.
+fn families(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, k)| (n.to_string(), k.to_string()))
+        .collect()
+}
+
+/// Every `runnerctl_…` name in a PromQL expression.
+fn names_in(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("runnerctl_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
+    let redis = support::RedisServer::start();
+    let (web, serve_metrics, worker_metrics) = (free_port(), free_port(), free_port());
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://127.0.0.1:{web}/webhook")),
+        webhook_secret: "metrics-webhook-secret".into(),
+        job_duration: Duration::from_millis(100),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _) = support::broker_section(dir.path());
+    let name = support::manager_name("metrics");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  base_url: {}\n  token_env: GH\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{web}\n  metrics_listen: 127.0.0.1:{serve_metrics}\n  secret_env: HOOK\nworker:\n  metrics_listen: 127.0.0.1:{worker_metrics}\n{broker}backends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n",
+            sim.url(),
+            redis.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("GH", "t")
+            .env("HOOK", "metrics-webhook-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    assert!(run(&["groups", "sync"]).wait().unwrap().success());
+    let mut serve = run(&["serve"]);
+    let mut worker = run(&["worker"]);
+    let up = support::eventually(Duration::from_secs(20), || async {
+        (scrape(serve_metrics).is_some() && scrape(worker_metrics).is_some()).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "both serve /metrics");
+    let job = sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let start = Instant::now();
+    while !sim
+        .jobs()
+        .iter()
+        .any(|j| j.id == job && j.status == JobStatus::Completed)
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "the job ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let serve_text = scrape(serve_metrics).unwrap();
+    let worker_text = scrape(worker_metrics).unwrap();
+    let _ = serve.kill();
+    let _ = worker.kill();
+    let _ = serve.wait();
+    let _ = worker.wait();
+
+    assert!(
+        worker_text.contains("runnerctl_worker_up 1"),
+        "{worker_text}"
+    );
+    assert!(
+        worker_text.contains("runnerctl_tasks_total{kind=\"job_queued\",outcome=\"done\"}"),
+        "{worker_text}"
+    );
+    assert!(
+        worker_text.contains("runnerctl_runner_create_duration_seconds_count{group=\"g\"} 1"),
+        "{worker_text}"
+    );
+    assert!(
+        worker_text.contains("runnerctl_queue_tasks{state=\"dead\"} 0"),
+        "{worker_text}"
+    );
+    assert!(
+        serve_text.contains("runnerctl_runners{group=\"g\",state=\"idle\"}"),
+        "{serve_text}"
+    );
+    assert!(
+        worker_text.contains("runnerctl_forge_rate_limit_remaining "),
+        "{worker_text}"
+    );
+
+    let mut have: Vec<(String, String)> = families(&serve_text);
+    have.extend(families(&worker_text));
+    // Prometheus' conventions: counters end in _total, durations in _seconds, all lowercase.
+    for (n, kind) in &have {
+        assert!(
+            n.starts_with("runnerctl_")
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{n}"
+        );
+        if kind == "counter" {
+            assert!(n.ends_with("_total"), "counter {n}");
+        }
+        if kind == "histogram" {
+            assert!(n.ends_with("_seconds"), "histogram {n}");
+        }
+    }
+    let known: BTreeSet<String> = have
+        .iter()
+        .flat_map(|(n, kind)| {
+            let mut v = vec![n.clone()];
+            if kind == "histogram" {
+                for s in ["_bucket", "_sum", "_count"] {
+                    v.push(format!("{n}{s}"));
+                }
+            }
+            v
+        })
+        .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/monitoring");
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("alerts.yaml")).unwrap()).unwrap();
+    let mut exprs: Vec<String> = Vec::new();
+    for g in rules["groups"].as_sequence().unwrap() {
+        for r in g["rules"].as_sequence().unwrap() {
+            exprs.push(r["expr"].as_str().unwrap().to_string());
+        }
+    }
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() > 10);
+    let mut missing = BTreeSet::new();
+    for e in &exprs {
+        for n in names_in(e) {
+            if !known.contains(&n) {
+                missing.insert(n);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "used but not exported: {missing:?}\nknown: {known:?}"
+    );
+}
