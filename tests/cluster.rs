@@ -8,13 +8,10 @@ mod support;
 
 use runnerctl::config::Secret;
 use runnerctl::forge::github::{Auth, GitHub};
-use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
-use runnerctl::manager::{sync, TaskHandler};
-use runnerctl::queue::{Queue, QueueOptions, Task};
-use runnerctl::server::{self, State};
+use runnerctl::manager::sync;
+use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::store::{self, RedisStore};
-use runnerctl::worker::{self, WorkerOptions};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,42 +137,20 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
         retry_max: Duration::from_millis(800),
         ..QueueOptions::default()
     };
-    let state = Arc::new(State::new(
-        runnerctl::wiring::webhook_scheme(&config),
-        Secret::new("cluster-webhook-secret"),
-        &name,
-        config.runner_groups.clone(),
-        target.clone(),
-        options.clone(),
-    ));
-    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(listener, None, state, async {
-        let _ = serve_stop.await;
-    }));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let conn = store::connect_to(&target).await.unwrap();
-        assert!(conn.is_cluster());
-        let forge: Arc<dyn Forge> = gh.clone();
-        let m = runnerctl::wiring::manager_with(
-            config.clone(),
-            conn.clone(),
-            forge,
-            Some(Arc::new(runnerctl::wiring::SimStandIn)),
-        )
-        .await
-        .unwrap();
-        let mut opts = WorkerOptions::new(8);
-        opts.poll = Duration::from_millis(100);
-        workers.push(tokio::spawn(worker::run(
-            Queue::new(conn, &name, options.clone()),
-            store::connect_to(&target).await.unwrap(),
-            Arc::new(TaskHandler::with_manager(Arc::new(m))),
-            opts,
-            stop_rx.clone(),
-        )));
-    }
+    assert!(store::connect_to(&target).await.unwrap().is_cluster());
+    let fleet = support::start_fleet(
+        listener,
+        support::FleetSpec {
+            config: config.clone(),
+            target: target.clone(),
+            forge: gh.clone(),
+            secret: "cluster-webhook-secret".into(),
+            options: options.clone(),
+            workers: 2,
+            durability: None,
+        },
+    )
+    .await;
     let conn = store::connect_to(&target).await.unwrap();
     let queue = Queue::new(conn.clone(), &name, options);
     let records = RedisStore::new(conn, &name);
@@ -204,14 +179,7 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
         );
         slot += 1;
         if slot % 5 == 0 {
-            for (g, _, _) in GROUPS {
-                let _ = queue
-                    .enqueue(
-                        Task::GroupHealthCheck { group: g.into() },
-                        Some(format!("health:{g}:{slot}")),
-                    )
-                    .await;
-            }
+            support::health_checks(&queue, &GROUPS.map(|g| g.0), slot).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -236,10 +204,5 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    let _ = stop_serve.send(());
-    let _ = served.await;
+    fleet.stop().await;
 }

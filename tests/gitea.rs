@@ -13,10 +13,9 @@ use runnerctl::forge::prelude::*;
 use runnerctl::forge::{
     Deleted, ForgeError, Registration, RunnerRequest, Scope, WebhookEvent, WebhookScheme,
 };
-use runnerctl::queue::{Queue, QueueOptions, Task};
+use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::server::{self, State};
 use runnerctl::store::{self, RedisStore};
-use runnerctl::worker::{self, WorkerOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{manager_name, RedisServer};
@@ -397,18 +396,6 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
         max_attempts: 30,
         ..QueueOptions::default()
     };
-    let state = Arc::new(State::new(
-        runnerctl::wiring::webhook_scheme(&config),
-        Secret::new(secret),
-        &name,
-        config.runner_groups.clone(),
-        &redis.url,
-        options.clone(),
-    ));
-    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(listener, None, state, async {
-        let _ = serve_stop.await;
-    }));
     let brk =
         runnerctl::wiring::broker_endpoint(&config, &store::connect(&redis.url).await.unwrap())
             .unwrap()
@@ -422,29 +409,19 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
         brk.endpoint,
         std::future::pending(),
     ));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let conn = store::connect(&redis.url).await.unwrap();
-        let forge: Arc<dyn Forge> = Arc::new(client(&sim));
-        let m = runnerctl::wiring::manager_with(
-            config.clone(),
-            conn.clone(),
-            forge,
-            Some(Arc::new(runnerctl::wiring::SimStandIn)),
-        )
-        .await
-        .unwrap();
-        let mut opts = WorkerOptions::new(8);
-        opts.poll = Duration::from_millis(100);
-        workers.push(tokio::spawn(worker::run(
-            Queue::new(conn, &name, options.clone()),
-            store::connect(&redis.url).await.unwrap(),
-            Arc::new(runnerctl::manager::TaskHandler::with_manager(Arc::new(m))),
-            opts,
-            stop_rx.clone(),
-        )));
-    }
+    let fleet = support::start_fleet(
+        listener,
+        support::FleetSpec {
+            config: config.clone(),
+            target: (&redis.url).into(),
+            forge: Arc::new(client(&sim)),
+            secret: secret.into(),
+            options: options.clone(),
+            workers: 2,
+            durability: None,
+        },
+    )
+    .await;
     let queue = Queue::new(store::connect(&redis.url).await.unwrap(), &name, options);
     let store = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
     const JOBS: usize = 40;
@@ -478,14 +455,7 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
         );
         slot += 1;
         if slot % 5 == 0 {
-            for g in ["small", "web"] {
-                let _ = queue
-                    .enqueue(
-                        Task::GroupHealthCheck { group: g.into() },
-                        Some(format!("health:{g}:{slot}")),
-                    )
-                    .await;
-            }
+            support::health_checks(&queue, &["small", "web"], slot).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -520,10 +490,5 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
         let token = sim.token(scope);
         assert!(!dump.contains(&token), "a registration token sits in Redis");
     }
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    let _ = stop_serve.send(());
-    let _ = served.await;
+    fleet.stop().await;
 }

@@ -8,13 +8,10 @@ mod support;
 
 use runnerctl::config::Secret;
 use runnerctl::forge::github::{Auth, GitHub};
-use runnerctl::forge::prelude::*;
 use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
-use runnerctl::manager::{sync, TaskHandler};
-use runnerctl::queue::{Queue, QueueOptions, Task};
-use runnerctl::server::{self, State};
+use runnerctl::manager::sync;
+use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::store::{self, RedisStore};
-use runnerctl::worker::{self, WorkerOptions};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,44 +151,19 @@ async fn a_run_survives_the_loss_of_its_master() {
         retry_max: Duration::from_secs(1),
         ..QueueOptions::default()
     };
-    let state = Arc::new(
-        State::new(
-            runnerctl::wiring::webhook_scheme(&config),
-            Secret::new("sentinel-webhook-secret"),
-            &name,
-            config.runner_groups.clone(),
-            target.clone(),
-            options.clone(),
-        )
-        .with_durability(1, Duration::from_secs(1)),
-    );
-    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::serve(listener, None, state, async {
-        let _ = serve_stop.await;
-    }));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let conn = store::connect_to(&target).await.unwrap();
-        let forge: Arc<dyn Forge> = gh.clone();
-        let m = runnerctl::wiring::manager_with(
-            config.clone(),
-            conn.clone(),
-            forge,
-            Some(Arc::new(runnerctl::wiring::SimStandIn)),
-        )
-        .await
-        .unwrap();
-        let mut opts = WorkerOptions::new(8);
-        opts.poll = Duration::from_millis(100);
-        workers.push(tokio::spawn(worker::run(
-            Queue::new(conn, &name, options.clone()),
-            store::connect_to(&target).await.unwrap(),
-            Arc::new(TaskHandler::with_manager(Arc::new(m))),
-            opts,
-            stop_rx.clone(),
-        )));
-    }
+    let fleet = support::start_fleet(
+        listener,
+        support::FleetSpec {
+            config: config.clone(),
+            target: target.clone(),
+            forge: gh.clone(),
+            secret: "sentinel-webhook-secret".into(),
+            options: options.clone(),
+            workers: 2,
+            durability: Some((1, Duration::from_secs(1))),
+        },
+    )
+    .await;
     let conn = store::connect_to(&target).await.unwrap();
     let queue = Queue::new(conn.clone(), &name, options);
     let records = RedisStore::new(conn, &name);
@@ -234,14 +206,7 @@ async fn a_run_survives_the_loss_of_its_master() {
         );
         slot += 1;
         if slot % 5 == 0 {
-            for (g, _, _) in GROUPS {
-                let _ = queue
-                    .enqueue(
-                        Task::GroupHealthCheck { group: g.into() },
-                        Some(format!("health:{g}:{slot}")),
-                    )
-                    .await;
-            }
+            support::health_checks(&queue, &GROUPS.map(|g| g.0), slot).await;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -251,10 +216,5 @@ async fn a_run_survives_the_loss_of_its_master() {
         .await
         .unwrap();
     assert_eq!(now, format!("127.0.0.1:{r}"));
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    let _ = stop_serve.send(());
-    let _ = served.await;
+    fleet.stop().await;
 }

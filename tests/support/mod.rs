@@ -471,3 +471,103 @@ pub fn broker_section(dir: &Path) -> (String, u16) {
         port,
     )
 }
+
+/// `serve` (in this process, on `listener`) and `workers` workers over the wiring's managers
+/// (the stand-in runner playing the fake backend's runners), as the end-to-end tests run them.
+pub struct Fleet {
+    stop_workers: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<runnerctl::worker::WorkerReport>>,
+    stop_serve: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`Fleet`] is made of.
+pub struct FleetSpec {
+    pub config: std::sync::Arc<runnerctl::config::Config>,
+    pub target: runnerctl::store::RedisTarget,
+    pub forge: std::sync::Arc<dyn runnerctl::forge::Forge>,
+    pub secret: String,
+    pub options: runnerctl::queue::QueueOptions,
+    pub workers: usize,
+    /// `redis.wait_replicas` and `wait_timeout` for `serve`.
+    pub durability: Option<(u32, Duration)>,
+}
+
+pub async fn start_fleet(listener: tokio::net::TcpListener, spec: FleetSpec) -> Fleet {
+    use runnerctl::config::Secret;
+    use std::sync::Arc;
+    let c = &spec.config;
+    let mut state = runnerctl::server::State::new(
+        runnerctl::wiring::webhook_scheme(c),
+        Secret::new(spec.secret.clone()),
+        &c.name,
+        c.runner_groups.clone(),
+        spec.target.clone(),
+        spec.options.clone(),
+    );
+    if let Some((n, t)) = spec.durability {
+        state = state.with_durability(n, t);
+    }
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(runnerctl::server::serve(
+        listener,
+        None,
+        Arc::new(state),
+        async {
+            let _ = serve_stop.await;
+        },
+    ));
+    let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for _ in 0..spec.workers {
+        let conn = runnerctl::store::connect_to(&spec.target).await.unwrap();
+        let m = runnerctl::wiring::manager_with(
+            c.clone(),
+            conn.clone(),
+            spec.forge.clone(),
+            Some(Arc::new(runnerctl::wiring::SimStandIn)),
+        )
+        .await
+        .unwrap();
+        let mut opts = runnerctl::worker::WorkerOptions::new(8);
+        opts.poll = Duration::from_millis(100);
+        workers.push(tokio::spawn(runnerctl::worker::run(
+            runnerctl::queue::Queue::new(conn, &c.name, spec.options.clone()),
+            runnerctl::store::connect_to(&spec.target).await.unwrap(),
+            Arc::new(runnerctl::manager::TaskHandler::with_manager(Arc::new(m))),
+            opts,
+            stop_rx.clone(),
+        )));
+    }
+    Fleet {
+        stop_workers,
+        workers,
+        stop_serve,
+        served,
+    }
+}
+
+impl Fleet {
+    pub async fn stop(self) {
+        let _ = self.stop_workers.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        let _ = self.stop_serve.send(());
+        let _ = self.served.await;
+    }
+}
+
+/// One health check per group, keyed by `slot`, as workers schedule them.
+pub async fn health_checks(queue: &runnerctl::queue::Queue, groups: &[&str], slot: u64) {
+    for g in groups {
+        let _ = queue
+            .enqueue(
+                runnerctl::queue::Task::GroupHealthCheck {
+                    group: g.to_string(),
+                },
+                Some(format!("health:{g}:{slot}")),
+            )
+            .await;
+    }
+}
