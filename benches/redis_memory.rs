@@ -3,7 +3,8 @@
 //! time to live: deduplication keys expire after `dedup_ttl`, handled tasks are deleted from
 //! the stream, dead letters are capped, waiting and started jobs expire).
 //!
-//! Run: `cargo bench --bench redis_memory` (starts its own redis-server). `dedup_ttl` is 5 s
+//! Run: `cargo bench --bench redis_memory` (starts its own redis-server; `cargo test` runs it
+//! as a smoke test, a tenth of the size and two rounds). `dedup_ttl` is 5 s
 //! here so that a long run fits in a minute; with the default of 3 days the plateau is reached
 //! after 3 days, at 3 days' deliveries times the bytes per delivery printed here.
 
@@ -45,6 +46,9 @@ async fn used_memory(conn: &store::Conn) -> i64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: then small and quick.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (scale, rounds, ttl) = if full { (1, 8, 5) } else { (10, 2, 1) };
     let redis = support::RedisServer::start();
     let conn = store::connect(&redis.url).await.unwrap();
     let name = support::manager_name("mem");
@@ -52,8 +56,8 @@ async fn main() {
     // Runner records.
     let s = RedisStore::new(conn.clone(), &name);
     let before = used_memory(&conn).await;
-    const RUNNERS: i64 = 2_000;
-    for i in 0..RUNNERS {
+    let runners: i64 = 2_000 / scale;
+    for i in 0..runners {
         let r = Runner::reserved(
             format!("{name}-g-{i:010x}"),
             "g",
@@ -82,15 +86,15 @@ async fn main() {
     }
     let after_runners = used_memory(&conn).await;
     println!(
-        "runner records: {:.0} bytes each ({RUNNERS} records: {} KiB; after deleting them {:+} KiB)",
-        (with_runners - before) as f64 / RUNNERS as f64,
+        "runner records: {:.0} bytes each ({runners} records: {} KiB; after deleting them {:+} KiB)",
+        (with_runners - before) as f64 / runners as f64,
         (with_runners - before) / 1024,
         (after_runners - before) / 1024
     );
 
     // Deliveries: queued as `serve` queues them (a delivery key and a job key), handled.
     let options = QueueOptions {
-        dedup_ttl: Duration::from_secs(5),
+        dedup_ttl: Duration::from_secs(ttl),
         ..QueueOptions::default()
     };
     let q = Queue::new(conn.clone(), &name, options.clone());
@@ -107,13 +111,13 @@ async fn main() {
         rx,
     ));
     let base = used_memory(&conn).await;
-    const ROUND: u64 = 10_000;
+    let round_size: u64 = 10_000 / scale as u64;
     println!("\n| round | deliveries so far | used memory above the start | seconds |");
     println!("|---|---|---|---|");
     let start = Instant::now();
-    for round in 1..=8u64 {
-        for i in 0..ROUND {
-            let n = round * ROUND + i;
+    for round in 1..=rounds {
+        for i in 0..round_size {
+            let n = round * round_size + i;
             let env = Envelope::new(
                 Task::Noop {
                     mark: String::new(),
@@ -126,24 +130,24 @@ async fn main() {
                 .await
                 .unwrap();
         }
-        while handled.0.load(Ordering::Relaxed) < round * ROUND {
+        while handled.0.load(Ordering::Relaxed) < round * round_size {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let now = used_memory(&conn).await;
         println!(
             "| {round} | {} | {} KiB | {:.1} |",
-            round * ROUND,
+            round * round_size,
             (now - base) / 1024,
             start.elapsed().as_secs_f64()
         );
         if round == 1 {
             println!(
                 "| | per delivery, while its keys live | {:.0} bytes | |",
-                (now - base) as f64 / ROUND as f64
+                (now - base) as f64 / round_size as f64
             );
         }
         // Each round takes longer than the time to live: the previous round's keys expire.
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        tokio::time::sleep(Duration::from_secs(ttl + 1)).await;
     }
     let _ = tx.send(true);
     let _ = w.await;
