@@ -119,12 +119,7 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
         sim.url(),
         addrs.join(", ")
     );
-    for (g, labels, max) in GROUPS {
-        text.push_str(&format!(
-            "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
-            labels.join(", ")
-        ));
-    }
+    text.push_str(&support::fake_groups_yaml(&GROUPS));
     let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
     let target = runnerctl::wiring::redis_target(&config).unwrap();
     let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());

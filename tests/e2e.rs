@@ -93,12 +93,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         sim.url(),
         redis.url
     );
-    for (g, labels, max) in GROUPS {
-        text.push_str(&format!(
-            "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
-            labels.join(", ")
-        ));
-    }
+    text.push_str(&support::fake_groups_yaml(&GROUPS));
     let config = Arc::new(runnerctl::wiring::parse(&text, "e2e").unwrap().config);
     let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(TOKEN))).unwrap());
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();

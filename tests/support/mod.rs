@@ -571,3 +571,16 @@ pub async fn health_checks(queue: &runnerctl::queue::Queue, groups: &[&str], slo
             .await;
     }
 }
+
+/// `runner_groups:` entries of octo-org on the fake backend: (name, labels, max_runners) each.
+pub fn fake_groups_yaml(groups: &[(&str, &[&str], u32)]) -> String {
+    groups
+        .iter()
+        .map(|(g, labels, max)| {
+            format!(
+                "  - name: {g}\n    organization: octo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
+                labels.join(", ")
+            )
+        })
+        .collect()
+}
