@@ -314,9 +314,10 @@ fn cloud_init(script: &str, settings: &str) -> String {
 pub const BROKER_TOKEN: &str = "/etc/runnerctl/broker-token";
 pub const BROKER_CA: &str = "/etc/runnerctl/broker-ca.pem";
 
-/// The fetch hook of a VM whose credential waits at the broker: one POST with the token, the
-/// CA pinned, retried with backoff (409: not bound yet; network trouble) until the runner's time
-/// to start has passed; a refusal (403) stops it. The token file goes once it is redeemed.
+/// The fetch hook of a VM whose credential waits at the broker: one POST with the token (and,
+/// where the cloud signs one, the instance's identity proof), the CA pinned, retried with backoff
+/// (409: not bound yet; 401: no identity proof yet; network trouble) until the runner's time to
+/// start has passed; a refusal (403) stops it. The token file goes once it is redeemed.
 const BROKER_HOOK: &str = r#"#!/bin/sh
 # runnerctl: fetch this runner's credential from the credential broker, once.
 set -u
@@ -324,8 +325,11 @@ dir="$1"
 out="$dir/{{file}}"
 deadline=$(( $(date +%s) + {{wait}} ))
 delay=1
+proof="$dir/.identity"
 while [ "$(date +%s)" -lt "$deadline" ]; do
-  code=$(curl -sS -o "$out.part" -w '%{http_code}' --max-time 20     --cacert /etc/runnerctl/broker-ca.pem -H @/etc/runnerctl/broker-token     -X POST {{url}}/v1/credential 2>/dev/null) || code=000
+  {{identity}}
+  code=$(curl -sS -o "$out.part" -w '%{http_code}' --max-time 20     --cacert /etc/runnerctl/broker-ca.pem -H @/etc/runnerctl/broker-token -H @"$proof"     -X POST {{url}}/v1/credential 2>/dev/null) || code=000
+  rm -f "$proof"
   case "$code" in
   200)
     chmod 600 "$out.part" && mv "$out.part" "$out" && rm -f /etc/runnerctl/broker-token
@@ -345,6 +349,33 @@ echo "runnerctl: no credential from the broker within the time to start" >&2
 exit 1
 "#;
 
+/// How an instance proves its identity to the broker, besides its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// None: the address only.
+    Address,
+    /// A Compute Engine identity token from the metadata server (`format=full`, audience the
+    /// broker's URL; the instance needs a service account). `RUNNERCTL_METADATA_URL` replaces
+    /// the metadata server's address (tests).
+    GceIdentityToken,
+}
+
+/// The hook's lines that write the identity proof header to `$proof` (empty: none).
+fn proof_lines(proof: Proof, url: &str) -> String {
+    match proof {
+        Proof::Address => ": >\"$proof\"".into(),
+        Proof::GceIdentityToken => format!(
+            r#"md="${{RUNNERCTL_METADATA_URL:-http://metadata.google.internal}}"
+  if id=$(curl -sSf --max-time 10 -H 'Metadata-Flavor: Google' "$md/computeMetadata/v1/instance/service-accounts/default/identity?format=full&audience="{} 2>/dev/null); then
+    printf 'X-Runnerctl-Identity: %s\n' "$id" >"$proof"
+  else
+    : >"$proof"
+  fi"#,
+            shell_quote(url)
+        ),
+    }
+}
+
 /// Makes an instance's bootstrap fetch its credential from the broker at `url` (CA `ca_pem`
 /// pinned) with the one-time `token`, for at most `wait_secs`: the credential file leaves
 /// `BootData::files` (no backend delivers it), and the token, the CA and the fetch hook join
@@ -356,6 +387,18 @@ pub fn through_broker(
     token: &Secret,
     wait_secs: u64,
 ) -> Result<(), BootstrapError> {
+    through_broker_proving(boot, url, ca_pem, token, wait_secs, Proof::Address)
+}
+
+/// [`through_broker`], the instance also proving its identity with `proof`.
+pub fn through_broker_proving(
+    boot: &mut BootData,
+    url: &str,
+    ca_pem: &str,
+    token: &Secret,
+    wait_secs: u64,
+    proof: Proof,
+) -> Result<(), BootstrapError> {
     let not_vm = || BootstrapError::NotVm;
     let Some(i) = boot.files.iter().position(|f| is_secret(&f.path)) else {
         return Err(not_vm());
@@ -365,6 +408,10 @@ pub fn through_broker(
     let hook = BROKER_HOOK
         .replace("{{file}}", file)
         .replace("{{wait}}", &wait_secs.to_string())
+        .replace(
+            "{{identity}}",
+            &proof_lines(proof, url.trim_end_matches('/')),
+        )
         .replace("{{url}}", &shell_quote(url.trim_end_matches('/')));
     let header = format!("Authorization: Bearer {}\n", token.expose());
     let Some(user_data) = boot.user_data.as_ref().map(|u| u.expose().to_string()) else {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod fakes;
 pub mod model;
 pub mod prom;
 

@@ -145,6 +145,12 @@ impl Runner {
     }
 }
 
+/// The signed identity of a Compute Engine instance as runnerctl names it: what the GCP backend
+/// reports and what the broker reads off the instance's identity token.
+pub fn gce_identity(project: &str, zone: &str, name: &str, id: &str) -> String {
+    format!("gce:{project}/{zone}/{name}/{id}")
+}
+
 /// The current time in unix seconds. Only the edges of the program read the clock; the domain's
 /// decisions take `now` as an argument.
 pub fn unix_now() -> u64 {

@@ -330,11 +330,27 @@ pub fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServ
         ));
     };
     let tls = crate::broker::endpoint::tls_config(cert, key).map_err(Error::Usage)?;
-    let broker = Broker::new(conn.clone(), &config.name, broker_vault(config)?);
+    let broker = Broker::new(conn.clone(), &config.name, broker_vault(config)?)
+        .with_identity_checks(identity_checks(config));
     Ok(Some(BrokerServer {
         tls,
         endpoint: Arc::new(Endpoint::new(broker)),
     }))
+}
+
+/// What checks signed instance identities at the broker: one per cloud this build has.
+#[allow(unused_variables)] // without the clouds' features
+fn identity_checks(config: &Config) -> Vec<Arc<dyn crate::broker::IdentityCheck>> {
+    #[allow(unused_mut)]
+    let mut checks: Vec<Arc<dyn crate::broker::IdentityCheck>> = Vec::new();
+    #[cfg(feature = "gcp")]
+    if let Some(url) = &config.broker.url {
+        checks.push(Arc::new(crate::broker::identity::GceIdentity::new(
+            url,
+            config.broker.gce_jwks_url.as_deref(),
+        )));
+    }
+    checks
 }
 
 /// The webhook secret `serve` verifies deliveries with, resolved and checked.

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("prom", &[]),
+    ("fakes", &[]),
     ("config", &["model"]),
     ("conn", &["config"]),
     ("store", &["config", "conn", "model"]),
@@ -19,8 +20,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("worker", &["conn", "prom", "queue"]),
     ("bootstrap", &["config"]),
     ("broker", &["config", "conn", "model"]),
-    ("forge", &["config", "model"]),
-    ("backend", &["bootstrap", "config", "conn", "model"]),
+    ("forge", &["config", "fakes", "model"]),
+    (
+        "backend",
+        &["bootstrap", "config", "conn", "fakes", "model"],
+    ),
     (
         "manager",
         &[
@@ -96,6 +100,8 @@ const ADAPTERS: &[&str] = &[
     "backend::fake",
     "backend::docker",
     "backend::aws",
+    "backend::gcp",
+    "forge::gitea",
 ];
 const MAY_PICK_ADAPTERS: &[&str] = &["wiring", "cli", "demo"];
 

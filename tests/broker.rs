@@ -186,6 +186,11 @@ struct Tls {
 }
 
 async fn tls_endpoint(broker: &Broker) -> Tls {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tls_endpoint_on(broker, listener).await
+}
+
+async fn tls_endpoint_on(broker: &Broker, listener: tokio::net::TcpListener) -> Tls {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed();
     std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
@@ -193,7 +198,6 @@ async fn tls_endpoint(broker: &Broker) -> Tls {
     let tls =
         endpoint::tls_config(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap();
     let ep = Arc::new(Endpoint::new(broker.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}",
         listener.local_addr().unwrap().port()
@@ -481,6 +485,7 @@ impl runnerctl::backend::Backend for LoopbackVm {
                 .collect(),
             created_at: None,
             spot_fallback: false,
+            identity: None,
             address: Some("127.0.0.1".into()),
         })
     }
@@ -765,5 +770,249 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
     assert!(
         metrics.contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 5"),
         "{metrics}"
+    );
+}
+
+/// Google's side of GCE identity tokens, played on loopback: the published key set (a test key
+/// pair from `tests/fixtures/gce`), tokens signed with it as the metadata server hands them out,
+/// and the metadata server itself for the fetch hook.
+#[cfg(feature = "gcp")]
+mod gce {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use runnerctl::fakes::{serve_fake, Body};
+    use serde_json::json;
+
+    pub const PROJECT: &str = "ci-project";
+    pub const ZONE: &str = "europe-west1-b";
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/gce/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// An identity token as GCE's metadata server makes it (`format=full`), signed by `key`.
+    pub fn token(key: &str, audience: &str, name: &str, id: u64, expires_in: i64) -> String {
+        let now = runnerctl::model::unix_now() as i64;
+        let claims = json!({
+            "iss": "https://accounts.google.com",
+            "aud": audience,
+            "azp": "1234567890",
+            "sub": "1234567890",
+            "iat": now,
+            "exp": now + expires_in,
+            "google": {"compute_engine": {
+                "project_id": PROJECT,
+                "project_number": 424242,
+                "zone": ZONE,
+                "instance_id": id.to_string(),
+                "instance_name": name,
+                "instance_creation_timestamp": now - 60,
+            }},
+        });
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("test-key-1".into());
+        let pem = fixture(&format!("{key}-key.pem"));
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Serves the key set at `/certs` and, as the metadata server, `token` at the identity path
+    /// to requests with `Metadata-Flavor: Google` and the expected audience. Its URL.
+    pub async fn google(token: String, audience: String) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = fixture("jwks.json");
+        let stop = serve_fake(
+            listener,
+            (jwks, token, audience),
+            |(jwks, token, audience), req| async move {
+                let reply = |status: u16, body: String| {
+                    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    r
+                };
+                let r: hyper::Response<Body> = match req.uri().path() {
+                    "/certs" => reply(200, jwks),
+                    "/computeMetadata/v1/instance/service-accounts/default/identity" => {
+                        let flavor = req
+                            .headers()
+                            .get("metadata-flavor")
+                            .and_then(|v| v.to_str().ok());
+                        let query: Vec<(String, String)> =
+                            url_pairs(req.uri().query().unwrap_or(""));
+                        let asked = |k: &str| {
+                            query
+                                .iter()
+                                .any(|(q, v)| q == k && (k != "audience" || *v == audience))
+                        };
+                        if flavor == Some("Google")
+                            && asked("audience")
+                            && query.iter().any(|(k, v)| k == "format" && v == "full")
+                        {
+                            reply(200, token)
+                        } else {
+                            reply(
+                                403,
+                                "Missing Metadata-Flavor:Google header or audience".into(),
+                            )
+                        }
+                    }
+                    _ => reply(404, String::new()),
+                };
+                r
+            },
+        );
+        std::mem::forget(stop); // serves until the test process ends
+        url
+    }
+
+    fn url_pairs(q: &str) -> Vec<(String, String)> {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.replace("%3A", ":").replace("%2F", "/")))
+            .collect()
+    }
+}
+
+/// A credential bound to a GCE instance's identity is handed over only with that instance's
+/// identity token, signed by Google's key, for the broker's audience, not expired; and still
+/// only once and only from the instance's address.
+#[cfg(feature = "gcp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gce_identity_bound_credential_needs_the_instance_s_signed_token() {
+    use runnerctl::broker::identity::{gce_identity, GceIdentity};
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let audience = "https://10.0.0.1:8443";
+    let google = gce::google(String::new(), audience.into()).await;
+    let b = Broker::new(conn, &manager_name("broker-gce"), vault()).with_identity_checks(vec![
+        Arc::new(GceIdentity::new(audience, Some(&format!("{google}/certs")))),
+    ]);
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let me = gce_identity(gce::PROJECT, gce::ZONE, "r1", "42");
+    assert!(b.bind_to(&issued.id, "10.0.0.5", Some(&me)).await.unwrap());
+    let token = issued.token.expose().to_string();
+    let redeem = |proof: Option<String>, from: &'static str| {
+        let (b, token) = (b.clone(), token.clone());
+        async move { b.redeem_with(&token, from, proof.as_deref()).await.unwrap() }
+    };
+    let refused = |r| Redeemed::Refused(r);
+    let signed = |key: &str, aud: &str, name: &str, id: u64, exp: i64| {
+        Some(gce::token(key, aud, name, id, exp))
+    };
+    // No proof: ask again with one (401), nothing spent.
+    assert_eq!(redeem(None, "10.0.0.5").await, refused(Refusal::NoIdentity));
+    // Another instance's token, one for another audience, an expired one, a forged one (signed
+    // by another key under Google's key id), garbage: refused.
+    for proof in [
+        signed("google", audience, "r2", 42, 600),
+        signed("google", audience, "r1", 43, 600),
+        signed("google", "https://elsewhere:8443", "r1", 42, 600),
+        signed("google", audience, "r1", 42, -600),
+        signed("forger", audience, "r1", 42, 600),
+        Some("not.a.jwt".into()),
+    ] {
+        assert_eq!(
+            redeem(proof, "10.0.0.5").await,
+            refused(Refusal::WrongIdentity)
+        );
+    }
+    // The right token from another address: refused.
+    let right = signed("google", audience, "r1", 42, 600);
+    assert_eq!(
+        redeem(right.clone(), "10.0.0.6").await,
+        refused(Refusal::WrongAddress)
+    );
+    // The right one: the credential, once.
+    assert_eq!(
+        redeem(right.clone(), "10.0.0.5").await,
+        Redeemed::Credential {
+            runner: "r1".into(),
+            credential: Secret::new(JIT)
+        }
+    );
+    assert_eq!(redeem(right, "10.0.0.5").await, refused(Refusal::Unknown));
+}
+
+/// The fetch hook of a GCE instance asks its metadata server for its identity token (audience
+/// the broker) and sends it with the one-time token: the real hook, curl, the TLS endpoint.
+#[cfg(feature = "gcp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gce_fetch_hook_proves_the_instance_s_identity() {
+    use runnerctl::broker::identity::{gce_identity, GceIdentity};
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let plain = Broker::new(conn, &manager_name("broker-gce-hook"), vault());
+    // The endpoint's URL (the tokens' audience) is known once it listens.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let token = gce::token("google", &url, "r1", 42, 600);
+    let google = gce::google(token, url.clone()).await;
+    let b = plain.with_identity_checks(vec![Arc::new(GceIdentity::new(
+        &url,
+        Some(&format!("{google}/certs")),
+    ))]);
+    let tls = tls_endpoint_on(&b, listener).await;
+    assert_eq!(tls.url, url);
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let me = gce_identity(gce::PROJECT, gce::ZONE, "r1", "42");
+    assert!(b.bind_to(&issued.id, "127.0.0.1", Some(&me)).await.unwrap());
+    let setup = RunnerSetup {
+        runner_name: "r1".into(),
+        labels: vec!["self-hosted".into()],
+        url: "https://github.com/octo-org".into(),
+        runner_group: Some("g".into()),
+        agent: runnerctl::forge::Agent::ActionsRunner,
+        credential: Credential::Jit(Secret::new(JIT)),
+    };
+    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    bootstrap::through_broker_proving(
+        &mut boot,
+        &url,
+        &tls.cert,
+        &issued.token,
+        20,
+        bootstrap::Proof::GceIdentityToken,
+    )
+    .unwrap();
+    let files = files_of(boot.user_data.as_ref().unwrap().expose());
+    let file = |p: &str| files.iter().find(|(path, _)| path == p).unwrap().1.clone();
+    let hook = file(bootstrap::FETCH_CREDENTIAL_HOOK).replace(
+        "${RUNNERCTL_METADATA_URL:-http://metadata.google.internal}",
+        &google,
+    );
+    let (d, t, c) = (
+        tls.dir.path().to_path_buf(),
+        file(bootstrap::BROKER_TOKEN),
+        tls.cert.clone(),
+    );
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &t, &c))
+        .await
+        .unwrap();
+    assert!(
+        ok,
+        "the hook proved the instance and fetched the credential"
+    );
+    assert_eq!(got.as_deref(), Some(JIT));
+    assert!(
+        tls.endpoint
+            .render_metrics()
+            .contains("outcome=\"redeemed\"} 1"),
+        "{}",
+        tls.endpoint.render_metrics()
     );
 }

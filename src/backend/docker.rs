@@ -221,6 +221,7 @@ impl DockerBackend {
                     tags: labels.into_iter().collect(),
                     created_at: None,
                     spot_fallback: false,
+                    identity: None,
                     address,
                 }))
             }
@@ -415,6 +416,7 @@ impl Backend for DockerBackend {
                     .collect::<BTreeMap<_, _>>(),
                 created_at: c.created.map(|t| t.max(0) as u64),
                 spot_fallback: false,
+                identity: None,
                 address: None,
             })
             .collect();

@@ -174,6 +174,7 @@ impl FakeBackend {
             tags: r.tags,
             created_at: Some(r.created_at),
             spot_fallback: false,
+            identity: None,
             address: None,
         })
     }

@@ -19,6 +19,8 @@ pub mod fake;
 pub mod aws;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 
 pub use crate::bootstrap::{BootData, BootStyle, File};
 use crate::config::{BackendSettings, InstanceSpec, Schema, Secret};
@@ -42,6 +44,10 @@ pub trait Kind: Sync {
     fn brokered(&self) -> bool {
         self.boot_style() == BootStyle::Vm
     }
+    /// How its instances prove who they are to the broker, besides their address.
+    fn identity_proof(&self) -> crate::bootstrap::Proof {
+        crate::bootstrap::Proof::Address
+    }
     /// How a runner's credential reaches an instance, for `runners bootstrap`.
     fn credential_delivery(
         &self,
@@ -61,6 +67,8 @@ pub fn kinds() -> Vec<&'static dyn Kind> {
     all.push(&docker::KIND);
     #[cfg(feature = "aws")]
     all.push(&aws::KIND);
+    #[cfg(feature = "gcp")]
+    all.push(&gcp::KIND);
     all
 }
 
@@ -158,6 +166,10 @@ pub struct Instance {
     /// binds the runner's credential to it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The signed identity the instance can prove to the broker, when its cloud signs one
+    /// (`gce:PROJECT/ZONE/NAME/ID`): the broker binds the runner's credential to it too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 impl Instance {

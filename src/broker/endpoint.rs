@@ -6,6 +6,9 @@
 //! peer's; no header can claim another.
 
 use super::{Broker, Redeemed, Refusal};
+
+/// The request header an instance proves its identity in (a GCE identity token).
+pub const IDENTITY_HEADER: &str = "x-runnerctl-identity";
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -41,8 +44,11 @@ impl Endpoint {
         tracing::warn!(peer = %peer.ip(), reason = r.as_str(), "credential request refused");
         let (status, text) = match r {
             Refusal::NotBound => (StatusCode::CONFLICT, "not ready; ask again\n"),
+            Refusal::NoIdentity => (StatusCode::UNAUTHORIZED, "prove the instance's identity\n"),
             Refusal::BadRequest => (StatusCode::BAD_REQUEST, "bad request\n"),
-            Refusal::Unknown | Refusal::WrongAddress => (StatusCode::FORBIDDEN, "refused\n"),
+            Refusal::Unknown | Refusal::WrongAddress | Refusal::WrongIdentity => {
+                (StatusCode::FORBIDDEN, "refused\n")
+            }
         };
         reply(status, text.to_string())
     }
@@ -77,9 +83,15 @@ impl Endpoint {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .unwrap_or("");
+        // A signed proof of the instance's identity (a GCE identity token), when it has one.
+        let proof = req
+            .headers()
+            .get(IDENTITY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim);
         // An IPv4 caller on a dual-stack socket appears as ::ffff:a.b.c.d.
         let source = peer.ip().to_canonical().to_string();
-        match self.broker.redeem(token, &source).await {
+        match self.broker.redeem_with(token, &source, proof).await {
             Ok(Redeemed::Credential { runner, credential }) => {
                 self.redeemed.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(runner = %runner, peer = %source, "credential redeemed");

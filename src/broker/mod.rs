@@ -13,12 +13,15 @@
 //! Redis holds the token's SHA-256, never the token, and the credential sealed with AES-256-GCM.
 
 pub mod endpoint;
+pub mod identity;
 pub mod vault;
 
 use crate::config::Secret;
 use crate::conn::Conn;
 use base64::Engine;
+pub use identity::IdentityCheck;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 pub use vault::{Vault, VaultError};
 
@@ -62,14 +65,21 @@ pub enum Refusal {
     WrongAddress,
     /// Not a request the endpoint understands.
     BadRequest,
+    /// The record is bound to a signed instance identity and the request proved none: ask
+    /// again with the proof (the instance's metadata server may have been slow).
+    NoIdentity,
+    /// The proof is forged, expired, for another audience or another instance.
+    WrongIdentity,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 6] = [
         Refusal::Unknown,
         Refusal::NotBound,
         Refusal::WrongAddress,
         Refusal::BadRequest,
+        Refusal::NoIdentity,
+        Refusal::WrongIdentity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,29 +88,34 @@ impl Refusal {
             Refusal::NotBound => "not_bound",
             Refusal::WrongAddress => "wrong_address",
             Refusal::BadRequest => "bad_request",
+            Refusal::NoIdentity => "no_identity",
+            Refusal::WrongIdentity => "wrong_identity",
         }
     }
 }
 
-/// Checks the record, its binding and the caller's address; hands the sealed credential over
-/// and deletes the record in the same step. A refusal leaves the record as it was, so a stranger
-/// cannot spend the instance's token.
+/// Checks the record, its binding, the caller's address and the identity it proved (ARGV[2],
+/// empty for none); hands the sealed credential over and deletes the record in the same step.
+/// A refusal leaves the record as it was, so a stranger cannot spend the instance's token.
 const REDEEM: &str = r#"
 local addr = redis.call('HGET', KEYS[1], 'addr')
 if not addr then return {'unknown'} end
 if addr == '' then return {'unbound'} end
 if addr ~= ARGV[1] then return {'address'} end
+local ident = redis.call('HGET', KEYS[1], 'ident') or ''
+if ident ~= '' and ident ~= ARGV[2] then return {'identity'} end
 local v = redis.call('HMGET', KEYS[1], 'runner', 'sealed')
 redis.call('DEL', KEYS[1])
 return {'ok', v[1], v[2]}
 "#;
 
-/// Binds an existing record to an address, once.
+/// Binds an existing record to an address and, when ARGV[2] is not empty, a signed instance
+/// identity, once.
 const BIND: &str = r#"
 local addr = redis.call('HGET', KEYS[1], 'addr')
 if not addr then return 0 end
 if addr ~= '' and addr ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], 'addr', ARGV[1])
+redis.call('HSET', KEYS[1], 'addr', ARGV[1], 'ident', ARGV[2])
 return 1
 "#;
 
@@ -119,7 +134,9 @@ pub struct Link {
 pub struct Broker {
     conn: Conn,
     prefix: String,
-    vault: std::sync::Arc<Vault>,
+    vault: Arc<Vault>,
+    /// What checks signed instance identities, by scheme (the endpoint's side).
+    checks: Arc<Vec<Arc<dyn IdentityCheck>>>,
 }
 
 /// The hex SHA-256 of a token: the id of its record.
@@ -135,8 +152,15 @@ impl Broker {
         Broker {
             conn,
             prefix: format!("{}broker:", crate::model::key_prefix(manager)),
-            vault: std::sync::Arc::new(vault),
+            vault: Arc::new(vault),
+            checks: Arc::new(Vec::new()),
         }
+    }
+
+    /// The broker checking signed instance identities with `checks` (one per scheme).
+    pub fn with_identity_checks(mut self, checks: Vec<Arc<dyn IdentityCheck>>) -> Broker {
+        self.checks = Arc::new(checks);
+        self
     }
 
     fn record_key(&self, id: &str) -> String {
@@ -180,10 +204,17 @@ impl Broker {
     /// Binds a record to the address its instance will call from. False when the record is
     /// gone (expired, redeemed) or bound to another address.
     pub async fn bind(&self, id: &str, address: &str) -> Result<bool> {
+        self.bind_to(id, address, None).await
+    }
+
+    /// Binds a record to its instance's address and, when the backend knows one, the signed
+    /// identity the instance must prove at redemption (`gce:PROJECT/ZONE/NAME/ID`).
+    pub async fn bind_to(&self, id: &str, address: &str, identity: Option<&str>) -> Result<bool> {
         let mut c = self.conn.clone();
         let n: i64 = redis::Script::new(BIND)
             .key(self.record_key(id))
             .arg(address)
+            .arg(identity.unwrap_or(""))
             .invoke_async(&mut c)
             .await?;
         Ok(n == 1)
@@ -208,14 +239,30 @@ impl Broker {
 
     /// Redeems a token asked for from `source`: the credential once, or why not.
     pub async fn redeem(&self, token: &str, source: &str) -> Result<Redeemed> {
-        if token.is_empty() || token.len() > 128 {
+        self.redeem_with(token, source, None).await
+    }
+
+    /// Redeems a token asked for from `source` with a signed proof of the instance's identity:
+    /// a record bound to an identity is handed over only when the proof shows that identity.
+    pub async fn redeem_with(
+        &self,
+        token: &str,
+        source: &str,
+        proof: Option<&str>,
+    ) -> Result<Redeemed> {
+        if token.is_empty() || token.len() > 128 || proof.is_some_and(|p| p.len() > 16 * 1024) {
             return Ok(Redeemed::Refused(Refusal::BadRequest));
         }
         let id = token_id(token);
+        let proven = match self.proven(&id, source, proof).await? {
+            Ok(p) => p,
+            Err(r) => return Ok(Redeemed::Refused(r)),
+        };
         let mut c = self.conn.clone();
         let reply: Vec<Option<String>> = redis::Script::new(REDEEM)
             .key(self.record_key(&id))
             .arg(source)
+            .arg(&proven)
             .invoke_async(&mut c)
             .await?;
         let refused = |r| Ok(Redeemed::Refused(r));
@@ -233,7 +280,48 @@ impl Broker {
             }
             Some("unbound") => refused(Refusal::NotBound),
             Some("address") => refused(Refusal::WrongAddress),
+            Some("identity") => refused(Refusal::WrongIdentity),
             _ => refused(Refusal::Unknown),
+        }
+    }
+
+    /// The identity a request proves for record `id`, checked only once its address matched
+    /// (the redemption script checks all again): empty when the record asks for none.
+    async fn proven(
+        &self,
+        id: &str,
+        source: &str,
+        proof: Option<&str>,
+    ) -> Result<std::result::Result<String, Refusal>> {
+        let mut c = self.conn.clone();
+        let (addr, ident): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.record_key(id))
+            .arg("addr")
+            .arg("ident")
+            .query_async(&mut c)
+            .await?;
+        let ident = ident.unwrap_or_default();
+        if addr.as_deref() != Some(source) || ident.is_empty() {
+            return Ok(Ok(String::new())); // the script answers (unknown, unbound, address)
+        }
+        let Some(proof) = proof.filter(|p| !p.is_empty()) else {
+            return Ok(Err(Refusal::NoIdentity));
+        };
+        let scheme = ident.split(':').next().unwrap_or("");
+        let Some(check) = self.checks.iter().find(|c| c.scheme() == scheme) else {
+            tracing::warn!(scheme, "no check for this kind of instance identity");
+            return Ok(Err(Refusal::WrongIdentity));
+        };
+        match check.identity(proof).await {
+            Ok(shown) if shown == ident => Ok(Ok(shown)),
+            Ok(shown) => {
+                tracing::warn!(peer = %source, expected = %ident, shown = %shown, "the identity proof is another instance's");
+                Ok(Err(Refusal::WrongIdentity))
+            }
+            Err(why) => {
+                tracing::warn!(peer = %source, reason = %why, "the identity proof does not hold");
+                Ok(Err(Refusal::WrongIdentity))
+            }
         }
     }
 }

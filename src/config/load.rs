@@ -439,7 +439,44 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn check_broker(&mut self, b: &BrokerConfig) {
+    /// A backend whose instances' metadata others can read needs the broker: without one its
+    /// creates are refused, which `validate` says ahead.
+    fn check_broker_needed(&mut self, backends: &Backends) {
+        for b in &backends.valid {
+            let needs = self
+                .schemas
+                .iter()
+                .find(|s| s.kind() == b.settings.kind())
+                .and_then(|s| s.needs_broker());
+            if let Some(why) = needs {
+                self.warn(
+                    &format!("backends.{}", b.name),
+                    format!("needs the credential broker (`broker:` with `url`): {why}; until then its runners cannot be created"),
+                );
+            }
+        }
+    }
+
+    fn check_broker(&mut self, b: Option<&BrokerConfig>, backends: &Backends) {
+        match b {
+            Some(b) if b.url.is_none() => {
+                self.check_broker_section(b);
+                self.check_broker_needed(backends);
+            }
+            Some(b) => self.check_broker_section(b),
+            None => {}
+        }
+    }
+
+    fn check_broker_section(&mut self, b: &BrokerConfig) {
+        if let Some(u) = &b.gce_jwks_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                self.error(
+                    "broker.gce_jwks_url",
+                    format!("`{u}` is not an http(s):// URL"),
+                );
+            }
+        }
         let key = self.secret(
             "broker",
             "key",
@@ -622,7 +659,7 @@ impl<'a> Cx<'a> {
         redis.as_ref().inspect(|r| self.check_redis(r));
         webhook.as_ref().inspect(|w| self.check_webhook(w));
         queue.as_ref().inspect(|q| self.check_queue(q));
-        broker.as_ref().inspect(|b| self.check_broker(b));
+        self.check_broker(broker.as_ref(), &backends);
         self.check_times(&[
             ("healthcheck_interval", healthcheck_interval),
             ("time_to_start", time_to_start),
@@ -1435,9 +1472,9 @@ impl<'a> Cx<'a> {
 }
 
 /// Backend kinds a build may leave out, each behind the cargo feature of its name.
-const FEATURES: &[&str] = &["aws", "docker"];
+const FEATURES: &[&str] = &["aws", "docker", "gcp"];
 /// Backend kinds not written yet.
-const PLANNED: &[&str] = &["gcp", "vsphere"];
+const PLANNED: &[&str] = &["vsphere"];
 
 fn error_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();

@@ -514,6 +514,10 @@ pub struct BrokerConfig {
     pub old_keys_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_keys_file: Option<PathBuf>,
+    /// Where Google's keys for Compute Engine identity tokens are. Default:
+    /// `https://www.googleapis.com/oauth2/v3/certs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gce_jwks_url: Option<String>,
 }
 
 impl BrokerConfig {

@@ -25,6 +25,11 @@ pub trait Schema: Sync {
     fn secrets(&self, _settings: &Typed) -> Vec<(&'static str, SecretSource)> {
         Vec::new()
     }
+    /// Why a runner's credential may reach this kind's instances only through the credential
+    /// broker, when that is so.
+    fn needs_broker(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A value of a kind's own type (settings or spec), kept with its JSON form for printing.

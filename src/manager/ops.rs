@@ -683,8 +683,16 @@ impl Manager {
             .issue(name, &credential.content, ttl)
             .await
             .map_err(|e| Failure::transient(e.to_string()))?;
-        bootstrap::through_broker(boot, &link.url, &link.ca_pem, &issued.token, ttl.as_secs())
-            .map_err(|e| Failure::config(e.to_string()))?;
+        let proof = backend.kind().identity_proof();
+        bootstrap::through_broker_proving(
+            boot,
+            &link.url,
+            &link.ca_pem,
+            &issued.token,
+            ttl.as_secs(),
+            proof,
+        )
+        .map_err(|e| Failure::config(e.to_string()))?;
         Ok(Some(issued.id))
     }
 
@@ -695,7 +703,11 @@ impl Manager {
             tracing::warn!(runner = %name, "the backend reported no address for the instance: its credential cannot be fetched, and the health check will replace it");
             return;
         };
-        match link.broker.bind(id, address).await {
+        match link
+            .broker
+            .bind_to(id, address, instance.identity.as_deref())
+            .await
+        {
             Ok(true) => {
                 tracing::debug!(runner = %name, %address, "credential bound to the instance's address")
             }

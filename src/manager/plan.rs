@@ -479,6 +479,7 @@ mod tests {
             tags,
             created_at: None,
             spot_fallback: false,
+            identity: None,
             address: None,
         }
     }

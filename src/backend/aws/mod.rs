@@ -256,6 +256,7 @@ impl AwsBackend {
             tags,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
+            identity: None,
             address: i.private_ip_address().map(str::to_string),
         })
     }
@@ -535,6 +536,7 @@ fetch() {{
             tags: owner,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
+            identity: None,
             // The runner's traffic to the broker comes from its private address.
             address: i.private_ip_address().map(str::to_string),
         }))
