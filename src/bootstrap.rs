@@ -358,6 +358,9 @@ pub enum Proof {
     /// broker's URL; the instance needs a service account). `RUNNERCTL_METADATA_URL` replaces
     /// the metadata server's address (tests).
     GceIdentityToken,
+    /// EC2's signed instance identity document and its RSA-SHA256 signature, from IMDSv2
+    /// (`RUNNERCTL_IMDS_URL` replaces IMDS's address, for tests).
+    Ec2IdentityDocument,
 }
 
 /// The hook's lines that write the identity proof header to `$proof` (empty: none).
@@ -373,6 +376,15 @@ fn proof_lines(proof: Proof, url: &str) -> String {
   fi"#,
             shell_quote(url)
         ),
+        Proof::Ec2IdentityDocument => r#"imds="${RUNNERCTL_IMDS_URL:-http://169.254.169.254}"
+  if t=$(curl -sSf --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$imds/latest/api/token" 2>/dev/null) &&
+    doc=$(curl -sSf --max-time 5 -H "X-aws-ec2-metadata-token: $t" "$imds/latest/dynamic/instance-identity/document" 2>/dev/null | base64 | tr -d '\n') &&
+    sig=$(curl -sSf --max-time 5 -H "X-aws-ec2-metadata-token: $t" "$imds/latest/dynamic/instance-identity/signature" 2>/dev/null | tr -d '\n'); then
+    printf 'X-Runnerctl-Identity: %s.%s\n' "$doc" "$sig" >"$proof"
+  else
+    : >"$proof"
+  fi"#
+            .into(),
     }
 }
 

@@ -151,6 +151,12 @@ pub fn gce_identity(project: &str, zone: &str, name: &str, id: &str) -> String {
     format!("gce:{project}/{zone}/{name}/{id}")
 }
 
+/// The signed identity of an EC2 instance as runnerctl names it: what the EC2 backend reports
+/// and what the broker reads off the instance's signed identity document.
+pub fn ec2_identity(account: &str, region: &str, instance_id: &str) -> String {
+    format!("ec2:{account}/{region}/{instance_id}")
+}
+
 /// The current time in unix seconds. Only the edges of the program read the clock; the domain's
 /// decisions take `now` as an argument.
 pub fn unix_now() -> u64 {

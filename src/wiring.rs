@@ -305,7 +305,8 @@ pub fn broker_link(config: &Config, conn: &Conn) -> Result<Option<Link>> {
         None => return Err(Error::Usage("broker.tls_cert_file: required".into())),
     };
     Ok(Some(Link {
-        broker: Broker::new(conn.clone(), &config.name, broker_vault(config)?),
+        broker: Broker::new(conn.clone(), &config.name, broker_vault(config)?)
+            .with_identity_checks(identity_checks(config)?),
         url: url.clone(),
         ca_pem,
     }))
@@ -331,7 +332,7 @@ pub fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServ
     };
     let tls = crate::broker::endpoint::tls_config(cert, key).map_err(Error::Usage)?;
     let broker = Broker::new(conn.clone(), &config.name, broker_vault(config)?)
-        .with_identity_checks(identity_checks(config));
+        .with_identity_checks(identity_checks(config)?);
     Ok(Some(BrokerServer {
         tls,
         endpoint: Arc::new(Endpoint::new(broker)),
@@ -340,7 +341,7 @@ pub fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServ
 
 /// What checks signed instance identities at the broker: one per cloud this build has.
 #[allow(unused_variables)] // without the clouds' features
-fn identity_checks(config: &Config) -> Vec<Arc<dyn crate::broker::IdentityCheck>> {
+fn identity_checks(config: &Config) -> Result<Vec<Arc<dyn crate::broker::IdentityCheck>>> {
     #[allow(unused_mut)]
     let mut checks: Vec<Arc<dyn crate::broker::IdentityCheck>> = Vec::new();
     #[cfg(feature = "gcp")]
@@ -350,7 +351,23 @@ fn identity_checks(config: &Config) -> Vec<Arc<dyn crate::broker::IdentityCheck>
             config.broker.gce_jwks_url.as_deref(),
         )));
     }
-    checks
+    #[cfg(feature = "aws")]
+    if let Some(path) = &config.broker.aws_identity_certs_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "broker.aws_identity_certs_file: cannot read `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        let check = crate::broker::identity::Ec2Identity::from_pem(&text).map_err(|e| {
+            Error::Usage(format!(
+                "broker.aws_identity_certs_file: `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        checks.push(Arc::new(check));
+    }
+    Ok(checks)
 }
 
 /// The webhook secret `serve` verifies deliveries with, resolved and checked.

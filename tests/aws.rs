@@ -945,6 +945,15 @@ async fn with_the_broker_nothing_goes_to_ssm_and_the_address_is_reported() {
         .clone()
         .expect("RunInstances reports the private address");
     assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "{address}");
+    // And the signed identity the instance can prove (its account, region and id).
+    let identity = made
+        .identity
+        .clone()
+        .expect("the account is known from RunInstances");
+    assert!(
+        identity.starts_with("ec2:") && identity.ends_with(&format!("/us-east-1/{}", made.id)),
+        "{identity}"
+    );
     assert_no_parameters(&m.url).await;
     let user_data = user_data_of(&m.url, &made.id).await;
     let doc: serde_yaml::Value = serde_yaml::from_str(&user_data).unwrap();

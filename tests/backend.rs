@@ -153,6 +153,7 @@ mod docker {
             &DockerSettings {
                 host: Some("tcp://127.0.0.1:1".into()),
                 network: None,
+                broker: false,
             },
         )
         .await;

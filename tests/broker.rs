@@ -776,6 +776,16 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
 /// Google's side of GCE identity tokens, played on loopback: the published key set (a test key
 /// pair from `tests/fixtures/gce`), tokens signed with it as the metadata server hands them out,
 /// and the metadata server itself for the fetch hook.
+/// A file of `tests/fixtures/identity` (test-only keys).
+#[cfg(any(feature = "gcp", feature = "aws"))]
+fn identity_fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/identity/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
 #[cfg(feature = "gcp")]
 mod gce {
     use bytes::Bytes;
@@ -786,13 +796,7 @@ mod gce {
     pub const PROJECT: &str = "ci-project";
     pub const ZONE: &str = "europe-west1-b";
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/gce/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use super::identity_fixture as fixture;
 
     /// An identity token as GCE's metadata server makes it (`format=full`), signed by `key`.
     pub fn token(key: &str, audience: &str, name: &str, id: u64, expires_in: i64) -> String {
@@ -1015,4 +1019,231 @@ async fn the_gce_fetch_hook_proves_the_instance_s_identity() {
         "{}",
         tls.endpoint.render_metrics()
     );
+}
+
+/// AWS's side of EC2 identity documents, played on loopback: documents signed with a test key
+/// whose certificate the broker is given, and IMDSv2 serving them to the fetch hook.
+#[cfg(feature = "aws")]
+mod ec2 {
+    use base64::Engine;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use runnerctl::fakes::{serve_fake, Body};
+    use serde_json::json;
+
+    pub const ACCOUNT: &str = "123456789012";
+    pub const REGION: &str = "eu-west-1";
+
+    pub fn document(instance: &str) -> Vec<u8> {
+        serde_json::to_vec_pretty(&json!({
+            "accountId": ACCOUNT,
+            "architecture": "x86_64",
+            "availabilityZone": "eu-west-1a",
+            "imageId": "ami-0123456789abcdef0",
+            "instanceId": instance,
+            "instanceType": "c6i.large",
+            "pendingTime": "2026-12-02T06:00:00Z",
+            "privateIp": "10.0.0.5",
+            "region": REGION,
+            "version": "2017-09-30",
+        }))
+        .unwrap()
+    }
+
+    /// The document's RSA-SHA256 signature by `key`, base64, as IMDS serves it.
+    pub fn signature(key: &str, doc: &[u8]) -> String {
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::signature::{SignatureEncoding, Signer};
+        let pem = super::identity_fixture(&format!("{key}-key.pem"));
+        let k = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+        let sig = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k).sign(doc);
+        base64::engine::general_purpose::STANDARD.encode(sig.to_bytes())
+    }
+
+    /// The proof the hook sends: the document in base64, a `.`, the signature.
+    pub fn proof(doc: &[u8], signature: &str) -> String {
+        format!(
+            "{}.{signature}",
+            base64::engine::general_purpose::STANDARD.encode(doc)
+        )
+    }
+
+    /// IMDSv2 on loopback: a session token from PUT, then the document and its signature to
+    /// requests bearing it. Its URL.
+    pub async fn imds(doc: Vec<u8>, signature: String) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = serve_fake(
+            listener,
+            (doc, signature),
+            |(doc, signature), req| async move {
+                let reply = |status: u16, body: Vec<u8>| {
+                    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                    r
+                };
+                let session = req
+                    .headers()
+                    .get("x-aws-ec2-metadata-token")
+                    .and_then(|v| v.to_str().ok())
+                    == Some("imds-session");
+                let r: hyper::Response<Body> =
+                    match (req.method().as_str(), req.uri().path(), session) {
+                        ("PUT", "/latest/api/token", _)
+                            if req
+                                .headers()
+                                .contains_key("x-aws-ec2-metadata-token-ttl-seconds") =>
+                        {
+                            reply(200, b"imds-session".to_vec())
+                        }
+                        ("GET", "/latest/dynamic/instance-identity/document", true) => {
+                            reply(200, doc)
+                        }
+                        ("GET", "/latest/dynamic/instance-identity/signature", true) => {
+                            // IMDS wraps the signature over several lines.
+                            let wrapped: Vec<String> = signature
+                                .as_bytes()
+                                .chunks(64)
+                                .map(|c| String::from_utf8_lossy(c).to_string())
+                                .collect();
+                            reply(200, wrapped.join("\n").into_bytes())
+                        }
+                        (_, _, false) => reply(401, Vec::new()),
+                        _ => reply(404, Vec::new()),
+                    };
+                r
+            },
+        );
+        std::mem::forget(stop);
+        url
+    }
+}
+
+/// A credential bound to an EC2 instance's identity is handed over only with that instance's
+/// identity document signed by AWS's key (its certificate given to the broker).
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ec2_identity_bound_credential_needs_the_instance_s_signed_document() {
+    use runnerctl::broker::identity::Ec2Identity;
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let check = Ec2Identity::from_pem(&identity_fixture("aws-cert.pem")).unwrap();
+    let name = manager_name("broker-ec2");
+    let b = Broker::new(conn.clone(), &name, vault()).with_identity_checks(vec![Arc::new(check)]);
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let me = runnerctl::model::ec2_identity(ec2::ACCOUNT, ec2::REGION, "i-0aaa");
+    assert!(b.bind_to(&issued.id, "10.0.0.5", Some(&me)).await.unwrap());
+    // A binding never loosens: binding again without the identity keeps it.
+    assert!(b.bind(&issued.id, "10.0.0.5").await.unwrap());
+    let token = issued.token.expose().to_string();
+    let redeem = |proof: Option<String>| {
+        let (b, token) = (b.clone(), token.clone());
+        async move {
+            b.redeem_with(&token, "10.0.0.5", proof.as_deref())
+                .await
+                .unwrap()
+        }
+    };
+    let refused = |r| Redeemed::Refused(r);
+    assert_eq!(redeem(None).await, refused(Refusal::NoIdentity));
+    let mine = ec2::document("i-0aaa");
+    let theirs = ec2::document("i-0bbb");
+    let mut tampered = mine.clone();
+    tampered.extend_from_slice(b" ");
+    for proof in [
+        ec2::proof(&theirs, &ec2::signature("aws", &theirs)),
+        ec2::proof(&tampered, &ec2::signature("aws", &mine)),
+        ec2::proof(&mine, &ec2::signature("aws-forger", &mine)),
+        "bm90IGEgZG9j.bm90IGEgc2ln".into(),
+        "garbage".into(),
+    ] {
+        assert_eq!(redeem(Some(proof)).await, refused(Refusal::WrongIdentity));
+    }
+    let right = ec2::proof(&mine, &ec2::signature("aws", &mine));
+    assert_eq!(
+        redeem(Some(right.clone())).await,
+        Redeemed::Credential {
+            runner: "r1".into(),
+            credential: Secret::new(JIT)
+        }
+    );
+    assert_eq!(redeem(Some(right)).await, refused(Refusal::Unknown));
+
+    // A broker that cannot check a kind of identity binds the address only.
+    let plain = Broker::new(conn, &name, vault());
+    let issued = plain
+        .issue("r2", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(plain
+        .bind_to(&issued.id, "10.0.0.5", Some(&me))
+        .await
+        .unwrap());
+    assert!(matches!(
+        plain
+            .redeem(issued.token.expose(), "10.0.0.5")
+            .await
+            .unwrap(),
+        Redeemed::Credential { .. }
+    ));
+}
+
+/// The fetch hook of an EC2 instance reads its identity document and signature from IMDSv2 and
+/// sends them with the one-time token: the real hook, curl, the TLS endpoint.
+#[cfg(feature = "aws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ec2_fetch_hook_proves_the_instance_s_identity() {
+    use runnerctl::broker::identity::Ec2Identity;
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let check = Ec2Identity::from_pem(&identity_fixture("aws-cert.pem")).unwrap();
+    let b = Broker::new(conn, &manager_name("broker-ec2-hook"), vault())
+        .with_identity_checks(vec![Arc::new(check)]);
+    let tls = tls_endpoint(&b).await;
+    let doc = ec2::document("i-0aaa");
+    let imds = ec2::imds(doc.clone(), ec2::signature("aws", &doc)).await;
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let me = runnerctl::model::ec2_identity(ec2::ACCOUNT, ec2::REGION, "i-0aaa");
+    assert!(b.bind_to(&issued.id, "127.0.0.1", Some(&me)).await.unwrap());
+    let setup = RunnerSetup {
+        runner_name: "r1".into(),
+        labels: vec!["self-hosted".into()],
+        url: "https://github.com/octo-org".into(),
+        runner_group: Some("g".into()),
+        agent: runnerctl::forge::Agent::ActionsRunner,
+        credential: Credential::Jit(Secret::new(JIT)),
+    };
+    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    bootstrap::through_broker_proving(
+        &mut boot,
+        &tls.url,
+        &tls.cert,
+        &issued.token,
+        20,
+        bootstrap::Proof::Ec2IdentityDocument,
+    )
+    .unwrap();
+    let files = files_of(boot.user_data.as_ref().unwrap().expose());
+    let file = |p: &str| files.iter().find(|(path, _)| path == p).unwrap().1.clone();
+    let hook = file(bootstrap::FETCH_CREDENTIAL_HOOK)
+        .replace("${RUNNERCTL_IMDS_URL:-http://169.254.169.254}", &imds);
+    let (d, t, c) = (
+        tls.dir.path().to_path_buf(),
+        file(bootstrap::BROKER_TOKEN),
+        tls.cert.clone(),
+    );
+    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &t, &c))
+        .await
+        .unwrap();
+    assert!(
+        ok,
+        "the hook proved the instance and fetched the credential"
+    );
+    assert_eq!(got.as_deref(), Some(JIT));
 }

@@ -388,3 +388,141 @@ async fn gitea_jobs_run_on_act_runners_in_real_containers() {
     stop_serve.send(()).unwrap();
     served.await.unwrap();
 }
+
+/// With `broker: true` on the Docker backend, containers fetch their credential from the
+/// credential broker with the real fetch hook and curl, from their own address on Docker's bridge
+/// network (which the backend reports), and nothing else: the whole cycle, jobs done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_runners_fetch_their_credentials_through_the_broker() {
+    use base64::Engine;
+    let image = support::docker_test_image();
+    // The fake GitHub and the broker listen on the bridge's gateway: the host's address that
+    // the containers reach.
+    // (Its IPAM configuration names it, or only the subnet, whose first address it is.)
+    let ipam: serde_json::Value = serde_json::from_str(&support::docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{json (index .IPAM.Config 0)}}",
+    ]))
+    .expect("Docker's bridge network has an address range");
+    let gateway: std::net::IpAddr = match ipam["Gateway"].as_str().filter(|g| !g.is_empty()) {
+        Some(g) => g.parse().unwrap(),
+        None => {
+            let subnet = ipam["Subnet"].as_str().unwrap();
+            let base: std::net::Ipv4Addr = subnet.split('/').next().unwrap().parse().unwrap();
+            std::net::Ipv4Addr::from(u32::from(base) + 1).into()
+        }
+    };
+    let redis = RedisServer::start();
+    let name = manager_name("docker-broker");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "s".into(),
+        job_duration: Duration::from_millis(500),
+        bind: Some(gateway),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec![gateway.to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    let broker_listener = tokio::net::TcpListener::bind((gateway, 0)).await.unwrap();
+    let port = broker_listener.local_addr().unwrap().port();
+    let sealing = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbroker:\n  url: https://{gateway}:{port}\n  tls_cert_file: {}\n  tls_key_file: {}\n  key: {sealing}\nbackends:\n  docker:\n    kind: docker\n    broker: true\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    backend: docker\n    max_runners: 2\n    spec:\n      image: {image}\n      memory_mb: 64\n",
+        sim.url(),
+        redis.url,
+        cert.display(),
+        key.display(),
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let broker = runnerctl::wiring::broker_endpoint(&config, &conn)
+        .unwrap()
+        .expect("the broker is configured");
+    let endpoint = broker.endpoint.clone();
+    tokio::spawn(runnerctl::broker::endpoint::serve(
+        broker_listener,
+        broker.tls,
+        broker.endpoint,
+        std::future::pending(),
+    ));
+    let options = QueueOptions {
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(500),
+        ..QueueOptions::default()
+    };
+    let fleet = support::start_fleet(
+        listener,
+        support::FleetSpec {
+            config: config.clone(),
+            target: (&redis.url).into(),
+            forge: gh.clone(),
+            secret: "s".into(),
+            options,
+            workers: 1,
+            durability: None,
+        },
+    )
+    .await;
+    let docker = DockerBackend::connect(
+        "docker",
+        &name,
+        &runnerctl::backend::docker::DockerSettings::default(),
+    )
+    .await
+    .unwrap();
+    let jobs: Vec<u64> = (0..2)
+        .map(|_| sim.queue_job("octo-org/app", &["self-hosted", "box"]))
+        .collect();
+    let start = Instant::now();
+    loop {
+        let list = docker.list().await.unwrap();
+        for c in &list {
+            // The credential was not copied in: the container has the token, the CA and the
+            // hook, and fetches the JIT configuration itself.
+            if let Some(files) = support::docker_ok(&["exec", &c.id, "ls", "/etc/runnerctl"]) {
+                assert!(!files.contains("jitconfig"), "{files}");
+            }
+        }
+        let done = sim
+            .jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status == JobStatus::Completed)
+            .count();
+        if done == jobs.len() && list.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{done} of 2 jobs done; containers {list:?}; broker {}",
+            endpoint.render_metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = endpoint.render_metrics();
+    let count = |outcome: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("redeemed") >= 2, "{metrics}");
+    assert_eq!(count("wrong_address"), 0, "{metrics}");
+    fleet.stop().await;
+}

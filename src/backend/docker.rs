@@ -34,6 +34,11 @@ pub struct DockerSettings {
     /// Network the containers join; by default Docker's `bridge`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// With the credential broker configured, containers fetch their credential from it (from
+    /// their own address, once, the CA pinned) instead of having it copied in: for an engine
+    /// whose containers' files others can read. The image needs curl. Default: false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub broker: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,8 +101,15 @@ impl Kind for DockerKind {
     fn boot_style(&self) -> BootStyle {
         BootStyle::Container
     }
-    fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
-        "copied into the container, root-only, before it starts".into()
+    fn brokered_with(&self, settings: &BackendSettings) -> bool {
+        settings.get::<DockerSettings>().is_some_and(|s| s.broker)
+    }
+    fn credential_delivery(&self, settings: &BackendSettings, _: &str, _: &str) -> String {
+        if self.brokered_with(settings) {
+            "through the credential broker (with `broker:` configured): the container fetches it once, from its own address, with a one-time token".into()
+        } else {
+            "copied into the container, root-only, before it starts".into()
+        }
     }
     async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>> {
         let settings = cx
@@ -115,6 +127,7 @@ pub struct DockerBackend {
     name: String,
     manager: String,
     network: Option<String>,
+    broker: bool,
     docker: Docker,
 }
 
@@ -139,6 +152,7 @@ impl DockerBackend {
             name: name.to_string(),
             manager: manager.to_string(),
             network: settings.network.clone(),
+            broker: settings.broker,
             docker: docker.clone(),
         };
         let docker = docker
@@ -270,6 +284,9 @@ impl Backend for DockerBackend {
         &self.name
     }
 
+    fn brokered(&self) -> bool {
+        self.broker
+    }
     fn kind(&self) -> &'static dyn Kind {
         &KIND
     }

@@ -44,6 +44,10 @@ pub trait Kind: Sync {
     fn brokered(&self) -> bool {
         self.boot_style() == BootStyle::Vm
     }
+    /// [`Kind::brokered`] for a backend of these settings (a kind whose settings choose).
+    fn brokered_with(&self, _settings: &BackendSettings) -> bool {
+        self.brokered()
+    }
     /// How its instances prove who they are to the broker, besides their address.
     fn identity_proof(&self) -> crate::bootstrap::Proof {
         crate::bootstrap::Proof::Address
@@ -231,6 +235,11 @@ pub trait Backend: Send + Sync {
     async fn get(&self, id: &str) -> Result<Option<Instance>>;
     /// Every instance this manager owns on this backend.
     async fn list(&self) -> Result<Vec<Instance>>;
+    /// Whether its runners' credentials go through the broker when one is configured: its
+    /// kind's answer unless its settings choose (a Docker backend with `broker: true`).
+    fn brokered(&self) -> bool {
+        self.kind().brokered()
+    }
 }
 
 /// The code of a [`Reconnecting`] backend's error while it cannot connect.
@@ -307,6 +316,9 @@ impl Backend for Reconnecting {
     }
     async fn list(&self) -> Result<Vec<Instance>> {
         Reconnecting::get(self).await?.list().await
+    }
+    fn brokered(&self) -> bool {
+        self.kind.brokered_with(&self.cx.settings)
     }
 }
 

@@ -115,7 +115,10 @@ const BIND: &str = r#"
 local addr = redis.call('HGET', KEYS[1], 'addr')
 if not addr then return 0 end
 if addr ~= '' and addr ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], 'addr', ARGV[1], 'ident', ARGV[2])
+local ident = redis.call('HGET', KEYS[1], 'ident') or ''
+if ident ~= '' and ARGV[2] ~= '' and ident ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'addr', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ident', ARGV[2]) end
 return 1
 "#;
 
@@ -155,6 +158,12 @@ impl Broker {
             vault: Arc::new(vault),
             checks: Arc::new(Vec::new()),
         }
+    }
+
+    /// Whether an identity's kind (`gce:…`) has a check here.
+    pub fn can_check(&self, identity: &str) -> bool {
+        let scheme = identity.split(':').next().unwrap_or("");
+        self.checks.iter().any(|c| c.scheme() == scheme)
     }
 
     /// The broker checking signed instance identities with `checks` (one per scheme).
@@ -207,9 +216,11 @@ impl Broker {
         self.bind_to(id, address, None).await
     }
 
-    /// Binds a record to its instance's address and, when the backend knows one, the signed
-    /// identity the instance must prove at redemption (`gce:PROJECT/ZONE/NAME/ID`).
+    /// Binds a record to its instance's address and, when the backend knows one and this
+    /// broker can check its kind, the signed identity the instance must prove at redemption
+    /// (`gce:PROJECT/ZONE/NAME/ID`). A binding never loosens: an identity once bound stays.
     pub async fn bind_to(&self, id: &str, address: &str, identity: Option<&str>) -> Result<bool> {
+        let identity = identity.filter(|i| self.can_check(i));
         let mut c = self.conn.clone();
         let n: i64 = redis::Script::new(BIND)
             .key(self.record_key(id))

@@ -469,6 +469,14 @@ impl<'a> Cx<'a> {
     }
 
     fn check_broker_section(&mut self, b: &BrokerConfig) {
+        if let Some(p) = &b.aws_identity_certs_file {
+            if let Err(e) = std::fs::metadata(p) {
+                self.error(
+                    "broker.aws_identity_certs_file",
+                    format!("cannot read `{}`: {e}", p.display()),
+                );
+            }
+        }
         if let Some(u) = &b.gce_jwks_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 self.error(

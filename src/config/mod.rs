@@ -518,6 +518,10 @@ pub struct BrokerConfig {
     /// `https://www.googleapis.com/oauth2/v3/certs`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gce_jwks_url: Option<String>,
+    /// AWS's public certificates (PEM) of the regions in use, to check EC2 instances' signed
+    /// identity documents. Without it EC2 credentials are bound to the address only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_identity_certs_file: Option<PathBuf>,
 }
 
 impl BrokerConfig {

@@ -52,6 +52,8 @@ pub struct SimOptions {
     pub drop_webhooks: f64,
     /// Chaos as GitHub shows it; all off by default.
     pub chaos: Chaos,
+    /// The address to listen on (and advertise). Default: 127.0.0.1.
+    pub bind: Option<std::net::IpAddr>,
 }
 
 /// GitHub's behaviour that a runner manager must survive, each part switched on by itself.
@@ -85,6 +87,7 @@ impl Default for SimOptions {
             job_duration: Duration::from_millis(200),
             drop_webhooks: 0.0,
             chaos: Chaos::default(),
+            bind: None,
         }
     }
 }
@@ -245,7 +248,10 @@ impl Sim {
                 });
             }
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let ip = opts
+            .bind
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
         let addr = listener.local_addr()?;
         world.base_url = format!("http://{addr}");
         let world = Arc::new(Mutex::new(world));

@@ -671,7 +671,7 @@ impl Manager {
         let Some(link) = &self.broker else {
             return Ok(None);
         };
-        if !backend.kind().brokered() {
+        if !backend.brokered() {
             return Ok(None);
         }
         let Some(credential) = boot.files.iter().find(|f| bootstrap::is_secret(&f.path)) else {

@@ -257,9 +257,10 @@ esac
 "#;
 
 /// The test image, made with `docker import` from a busybox-static root filesystem when missing
-/// (no registry is reachable), with the stand-in runner in /home/runner. Needs a running engine.
+/// (no registry is reachable), with the stand-in runner in /home/runner and the host's curl
+/// (with the libraries it links) for the broker's fetch hook. Needs a running engine.
 pub fn docker_test_image() -> &'static str {
-    const IMAGE: &str = "runnerctl-test:4";
+    const IMAGE: &str = "runnerctl-test:5";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let have = Command::new("docker")
@@ -292,10 +293,12 @@ pub fn docker_test_image() -> &'static str {
         std::fs::copy(busybox, r.join("bin/busybox")).unwrap();
         for applet in [
             "sh", "ls", "cat", "echo", "sleep", "wget", "mkdir", "rm", "test", "env", "id",
-            "chmod", "stat", "touch", "printf", "dirname", "base64", "sed", "[",
+            "chmod", "stat", "touch", "printf", "dirname", "base64", "sed", "[", "date", "mv",
+            "tr",
         ] {
             std::os::unix::fs::symlink("busybox", r.join("bin").join(applet)).unwrap();
         }
+        copy_with_libraries(Path::new("/usr/bin/curl"), r);
         let run = r.join("home/runner/run.sh");
         std::fs::write(&run, STAND_IN_RUNNER).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -315,6 +318,30 @@ pub fn docker_test_image() -> &'static str {
         assert!(ok, "could not build {IMAGE} with docker import");
     });
     IMAGE
+}
+
+/// Copies a dynamically linked program into the root filesystem `root` at the same path, with
+/// every library `ldd` names and the loader.
+fn copy_with_libraries(program: &Path, root: &Path) {
+    let out = Command::new("ldd")
+        .arg(program)
+        .output()
+        .expect("ldd (the curl package must be installed: .ci/run does it)");
+    let mut paths = vec![program.to_path_buf()];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            paths.push(p.into());
+        }
+    }
+    for p in paths {
+        let to = root.join(p.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&p, &to).unwrap_or_else(|e| panic!("copy {}: {e}", p.display()));
+    }
 }
 
 /// `docker ARGS…`'s standard output.

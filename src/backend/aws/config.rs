@@ -193,6 +193,9 @@ impl Kind for AwsKind {
     fn boot_style(&self) -> BootStyle {
         BootStyle::Vm
     }
+    fn identity_proof(&self) -> bootstrap::Proof {
+        bootstrap::Proof::Ec2IdentityDocument
+    }
     fn credential_delivery(
         &self,
         settings: &BackendSettings,

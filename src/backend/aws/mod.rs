@@ -221,7 +221,7 @@ impl AwsBackend {
             let page = req.send().await.map_err(|e| self.classify(group, e))?;
             for r in page.reservations() {
                 for i in r.instances() {
-                    if let Some(inst) = self.convert(i) {
+                    if let Some(inst) = self.convert_owned(i, r.owner_id()) {
                         out.push(inst);
                     }
                 }
@@ -236,6 +236,28 @@ impl AwsBackend {
 
     /// An EC2 instance as runnerctl sees it; `None` when it is not ours or is gone.
     fn convert(&self, i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+        self.convert_owned(i, None)
+    }
+
+    /// The signed identity an instance of this backend can prove (its account known).
+    fn identity(&self, id: &str, owner: Option<&str>) -> Option<String> {
+        let account = match owner {
+            Some(o) => Some(o.to_string()),
+            None => self
+                .account
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }?;
+        Some(crate::model::ec2_identity(&account, &self.region, id))
+    }
+
+    /// [`Self::convert`], the reservation's owner (the account) given.
+    fn convert_owned(
+        &self,
+        i: &aws_sdk_ec2::types::Instance,
+        owner: Option<&str>,
+    ) -> Option<Instance> {
         let tags = tags_of(i);
         if tags.get(TAG_MANAGER) != Some(&self.manager) {
             return None;
@@ -256,7 +278,7 @@ impl AwsBackend {
             tags,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
-            identity: None,
+            identity: i.instance_id().and_then(|id| self.identity(id, owner)),
             address: i.private_ip_address().map(str::to_string),
         })
     }
@@ -530,13 +552,14 @@ fetch() {{
             return Ok(None);
         }
         let id = i.instance_id().unwrap_or_default().to_string();
+        let identity = self.identity(&id, out.owner_id());
         Ok(Some(Instance {
             id,
             state: InstanceState::Pending,
             tags: owner,
             created_at: i.launch_time().map(|t| t.secs().max(0) as u64),
             spot_fallback: false,
-            identity: None,
+            identity,
             // The runner's traffic to the broker comes from its private address.
             address: i.private_ip_address().map(str::to_string),
         }))
