@@ -240,7 +240,7 @@ pub async fn backends(
                 Arc::new(backend::Reconnecting::new(kind, cx))
             }
         };
-        out.insert(b.name.clone(), built);
+        out.insert(b.name.clone(), Arc::new(backend::Metered::new(built)));
     }
     Ok(out)
 }

@@ -23,7 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("forge", &["config", "fakes", "model"]),
     (
         "backend",
-        &["bootstrap", "config", "conn", "fakes", "model"],
+        &["bootstrap", "config", "conn", "fakes", "model", "prom"],
     ),
     (
         "manager",
@@ -43,7 +43,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "broker", "config", "forge", "manager", "model", "prom", "queue", "store", "worker",
+            "backend", "broker", "config", "forge", "manager", "model", "prom", "queue", "store",
+            "worker",
         ],
     ),
     (

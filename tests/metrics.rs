@@ -129,6 +129,17 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         worker_text.contains("runnerctl_queue_tasks{state=\"dead\"} 0"),
         "{worker_text}"
     );
+    // Backend calls by operation and outcome (the create of the job's runner at least).
+    assert!(
+        worker_text.contains(
+            "runnerctl_backend_calls_total{backend=\"fake\",kind=\"fake\",operation=\"create\",outcome=\"ok\"}"
+        ),
+        "{worker_text}"
+    );
+    assert!(
+        worker_text.contains("# TYPE runnerctl_backend_errors_total counter"),
+        "{worker_text}"
+    );
     assert!(
         serve_text.contains("runnerctl_runners{group=\"g\",state=\"idle\"}"),
         "{serve_text}"

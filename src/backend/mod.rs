@@ -322,6 +322,80 @@ impl Backend for Reconnecting {
     }
 }
 
+/// Calls to backends by operation and outcome (`ok`, `not_found`, `transient`, `permanent`),
+/// counted by [`Metered`].
+pub static CALLS: crate::prom::Counter = crate::prom::Counter::new(
+    "runnerctl_backend_calls_total",
+    "Calls to backends, by backend, kind, operation and outcome (ok, not_found, transient, permanent).",
+    &["backend", "kind", "operation", "outcome"],
+);
+
+/// Backend errors by the backend's own code (`InsufficientInstanceCapacity`, `notFound`, …).
+pub static ERRORS: crate::prom::Counter = crate::prom::Counter::new(
+    "runnerctl_backend_errors_total",
+    "Errors backends answered, by backend, kind and the backend's own error code.",
+    &["backend", "kind", "code"],
+);
+
+/// A backend whose every call is counted in [`CALLS`] and [`ERRORS`] (the wiring wraps each
+/// backend it builds in one).
+pub struct Metered {
+    inner: Arc<dyn Backend>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn Backend>) -> Metered {
+        Metered { inner }
+    }
+
+    fn count<T>(&self, operation: &str, r: &Result<T>) {
+        let (name, kind) = (self.inner.name(), self.inner.kind().name());
+        let outcome = match r {
+            Ok(_) => "ok",
+            Err(BackendError::NotFound { .. }) => "not_found",
+            Err(e) if e.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        CALLS.inc(&[name, kind, operation, outcome]);
+        if let Err(e) = r {
+            ERRORS.inc(&[name, kind, e.code()]);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Metered {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &'static dyn Kind {
+        self.inner.kind()
+    }
+    async fn create(&self, req: &CreateRequest) -> Result<Instance> {
+        let r = self.inner.create(req).await;
+        self.count("create", &r);
+        r
+    }
+    async fn delete(&self, id: &str) -> Result<()> {
+        let r = self.inner.delete(id).await;
+        self.count("delete", &r);
+        r
+    }
+    async fn get(&self, id: &str) -> Result<Option<Instance>> {
+        let r = self.inner.get(id).await;
+        self.count("get", &r);
+        r
+    }
+    async fn list(&self) -> Result<Vec<Instance>> {
+        let r = self.inner.list().await;
+        self.count("list", &r);
+        r
+    }
+    fn brokered(&self) -> bool {
+        self.inner.brokered()
+    }
+}
+
 /// Builds the backend a context describes: the kind of its settings, when this build has it.
 pub async fn build(cx: BuildContext) -> Result<Arc<dyn Backend>> {
     let kind = kind(cx.settings.kind()).ok_or_else(|| BackendError::Permanent {
