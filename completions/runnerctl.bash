@@ -215,7 +215,7 @@ _runnerctl() {
 
     case "${cmd}" in
         runnerctl)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo completions help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -230,11 +230,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -249,7 +249,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__completions)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version bash elvish fish powershell zsh"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,11 +264,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -283,7 +283,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version validate show example help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version validate show example help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,11 +298,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -317,7 +317,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__example)
-            opts="-c -o -v -q -h -V --forge --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --forge --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,11 +336,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -425,7 +425,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__show)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,11 +440,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -459,7 +459,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__config__subcmd__validate)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,11 +474,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -493,7 +493,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__demo)
-            opts="-n -c -o -v -q -h -V --jobs --redis-url --forge --config --output --verbose --quiet --log-format --help --version"
+            opts="-n -c -o -v -q -h -V --jobs --redis-url --forge --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,11 +524,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -543,7 +543,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list sync help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,11 +558,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -633,7 +633,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups__subcmd__list)
-            opts="-c -o -v -q -h -V --local --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --local --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,11 +648,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -667,7 +667,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__groups__subcmd__sync)
-            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -690,11 +690,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -709,7 +709,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__healthcheck)
-            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -c -o -v -q -h -V --group --dry-run --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,11 +732,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1073,7 +1073,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list create bootstrap delete help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1088,11 +1088,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1107,7 +1107,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__bootstrap)
-            opts="-g -c -o -v -q -h -V --group --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -c -o -v -q -h -V --group --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1130,11 +1130,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1149,7 +1149,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__create)
-            opts="-g -n -c -o -v -q -h -V --group --count --dry-run --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -n -c -o -v -q -h -V --group --count --dry-run --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1180,11 +1180,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1199,7 +1199,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__delete)
-            opts="-g -y -c -o -v -q -h -V --group --all --force --dry-run --yes --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -y -c -o -v -q -h -V --group --all --force --dry-run --yes --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1222,11 +1222,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1325,7 +1325,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__list)
-            opts="-g -s -c -o -v -q -h -V --group --status --config --output --verbose --quiet --log-format --help --version"
+            opts="-g -s -c -o -v -q -h -V --group --status --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1356,11 +1356,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1375,7 +1375,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__serve)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1390,11 +1390,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1409,7 +1409,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version list dead requeue help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list dead requeue help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1424,11 +1424,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1443,7 +1443,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__dead)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1458,11 +1458,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1547,7 +1547,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__list)
-            opts="-c -o -v -q -h -V --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1562,11 +1562,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1581,7 +1581,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__tasks__subcmd__requeue)
-            opts="-c -o -v -q -h -V --all --config --output --verbose --quiet --log-format --help --version"
+            opts="-c -o -v -q -h -V --all --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1596,11 +1596,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)
@@ -1615,7 +1615,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__worker)
-            opts="-j -c -o -v -q -h -V --concurrency --config --output --verbose --quiet --log-format --help --version"
+            opts="-j -c -o -v -q -h -V --concurrency --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1638,11 +1638,11 @@ _runnerctl() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
                     return 0
                     ;;
                 --log-format)

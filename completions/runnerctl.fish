@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_runnerctl_global_optspecs
-    string join \n c/config= o/output= v/verbose q/quiet log-format= h/help V/version
+    string join \n c/config= o/output= no-headers v/verbose q/quiet log-format= h/help V/version
 end
 
 function __fish_runnerctl_needs_command
@@ -26,9 +26,11 @@ end
 
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -45,9 +47,11 @@ complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "completions" -d
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -57,10 +61,12 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l local -d 'Show the configuration only, without asking GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -68,10 +74,12 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s g -l group -d 'Synchronize only this group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -l dry-run -d 'Show what would change without changing anything'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from sync" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -81,9 +89,11 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -103,9 +113,11 @@ deleting\t'Being removed from the backend and from GitHub'
 failed\t'Something went wrong that a health check must clean up'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -114,10 +126,12 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s n -l count -d 'How many runners to create' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -l dry-run -d 'Show how many would be created within `max_runners`, and create none'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -125,9 +139,11 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s g -l group -d 'The runner group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from bootstrap" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -135,13 +151,15 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s g -l group -d 'The group whose runners to delete (with --all)' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l all -d 'Delete every runner of --group'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l force -d 'Also delete runners that are running a job'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l dry-run -d 'Show what would be deleted, and delete nothing'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask before deleting every runner of a group (required without a terminal)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -154,19 +172,23 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s g -l group -d 'Check only this group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l dry-run -d 'Show the plan of each group and carry none of it out'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand healthcheck" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -174,18 +196,22 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s V -l versi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s j -l concurrency -d 'Tasks handled at the same time' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -196,28 +222,34 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fis
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from dead" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -l all -d 'Requeue every dead task'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from requeue" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -228,9 +260,11 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_se
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -241,18 +275,22 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fi
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -261,9 +299,11 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 gitea\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -278,18 +318,22 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l forge -d 'T
 gitea\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'"
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'

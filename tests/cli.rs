@@ -260,6 +260,37 @@ fn groups_list_prints_table_and_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 5);
     assert_eq!(v[0]["name"], "demo");
+    // For scripts: names only, one per line; or the table without its header row.
+    let names = runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "-o",
+            "name",
+            "groups",
+            "list",
+            "--local",
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&names.get_output().stdout),
+        "demo\nsingle-repo\ndocker\naws-large\ngcp-spot\n"
+    );
+    let bare = runnerctl()
+        .args([
+            "--config",
+            &example_path(),
+            "--no-headers",
+            "groups",
+            "list",
+            "--local",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&bare.get_output().stdout).to_string();
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(text.trim_start().starts_with("demo"), "{text}");
     assert_eq!(v[0]["kind"], "fake");
 }
 

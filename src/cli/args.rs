@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 
+    /// Tables without their header row
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+
     /// More log output on stderr (-v debug, -vv trace)
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -62,6 +66,8 @@ pub enum OutputFormat {
     Table,
     /// JSON for programs
     Json,
+    /// Only the first column (the runner, group or task id), one per line, for scripts
+    Name,
 }
 
 #[derive(Debug, Subcommand)]

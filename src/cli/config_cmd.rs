@@ -16,7 +16,7 @@ pub fn run(cx: &Context, cmd: ConfigCommand) -> Result<()> {
             let loaded = cx.load()?;
             match cx.output {
                 OutputFormat::Json => output::json(&loaded.config),
-                OutputFormat::Table => {
+                OutputFormat::Table | OutputFormat::Name => {
                     let text = serde_yaml::to_string(&loaded.config).map_err(|e| {
                         Error::Problem(format!("cannot encode the configuration: {e}"))
                     })?;
@@ -77,7 +77,7 @@ fn validate(cx: &Context, path: &std::path::Path) -> Result<()> {
             backends: counts.map(|c| c.0),
             runner_groups: counts.map(|c| c.1),
         })?,
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             for w in &warnings {
                 eprintln!("warning: {}", w.render(&file));
             }
@@ -184,7 +184,7 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
     };
     match cx.output {
         OutputFormat::Json => output::json(&view),
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             let mut out = format!(
                 "# group {} on backend {}\n# credential: {}\n# command: {}\n",
                 view.group,

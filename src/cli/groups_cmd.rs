@@ -87,7 +87,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
         .collect();
     match cx.output {
         OutputFormat::Json => output::json(&rows),
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             let mut headers = vec!["group", "scope", "labels", "backend", "min", "max"];
             if github.is_some() {
                 headers.push("github");
@@ -140,7 +140,7 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
         OutputFormat::Json => {
             output::json(&serde_json::json!({ "dry_run": dry_run, "groups": rows }))?
         }
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             output::table(
                 &["group", "scope", "action", "changes"],
                 rows.iter()

@@ -165,6 +165,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    output::set_mode(cli.output, cli.no_headers);
     let cx = Context {
         config_path: cli
             .config
@@ -230,7 +231,7 @@ fn demo(
     bar.finish_and_clear();
     match cx.output {
         output::OutputFormat::Json => output::json(&report),
-        output::OutputFormat::Table => output::print(&format!(
+        output::OutputFormat::Table | output::OutputFormat::Name => output::print(&format!(
             "runnerctl demo: {} jobs over {} runner groups, fake backend, fake {}, 2 workers\n\
              \n  jobs completed            {}\n  runners created           {}\n  runners deleted           {}\n  runners left              {}\n\
              \n  queued delivery -> backend create call\n    p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms\n\

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use comfy_table::{presets, ContentArrangement, Table};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use super::args::OutputFormat;
 
@@ -24,12 +25,35 @@ pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<()> {
     print(&text)
 }
 
-/// Writes an aligned table with a header row, in the style of `kubectl get`.
+/// How tables print, as the command line asked (`-o name`, `--no-headers`).
+static NAMES_ONLY: AtomicBool = AtomicBool::new(false);
+static NO_HEADERS: AtomicBool = AtomicBool::new(false);
+
+/// Sets how [`table`] prints for the rest of the process (the command line does, once).
+pub fn set_mode(output: OutputFormat, no_headers: bool) {
+    NAMES_ONLY.store(output == OutputFormat::Name, Ordering::Relaxed);
+    NO_HEADERS.store(no_headers, Ordering::Relaxed);
+}
+
+/// Writes an aligned table with a header row, in the style of `kubectl get`; with `-o name`
+/// only the first column, one value per line; with `--no-headers` no header row.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+    if NAMES_ONLY.load(Ordering::Relaxed) {
+        let mut text = String::new();
+        for row in &rows {
+            if let Some(first) = row.first() {
+                text.push_str(first);
+                text.push('\n');
+            }
+        }
+        return print(&text);
+    }
     let mut t = Table::new();
     t.load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(headers.iter().map(|h| h.to_uppercase()));
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if !NO_HEADERS.load(Ordering::Relaxed) {
+        t.set_header(headers.iter().map(|h| h.to_uppercase()));
+    }
     for row in rows {
         t.add_row(row);
     }
@@ -41,7 +65,7 @@ pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
 /// A progress bar on stderr when there are many items and a person is watching.
 pub fn progress(len: u64, output: OutputFormat) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
-    if len < 2 || output == OutputFormat::Json || !std::io::stderr().is_terminal() {
+    if len < 2 || output != OutputFormat::Table || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(len);

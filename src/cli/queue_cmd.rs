@@ -107,7 +107,7 @@ pub fn tasks(cx: &Context, cmd: TasksCommand) -> Result<()> {
                     .await?;
                 match cx.output {
                     OutputFormat::Json => output::json(&serde_json::json!({ "requeued": n })),
-                    OutputFormat::Table => {
+                    OutputFormat::Table | OutputFormat::Name => {
                         output::print(&format!("requeued {n} task{}\n", plural(n)))
                     }
                 }
@@ -127,7 +127,7 @@ fn plural(n: usize) -> &'static str {
 fn print_tasks(cx: &Context, tasks: &[TaskView]) -> Result<()> {
     match cx.output {
         OutputFormat::Json => output::json(tasks),
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             let now = crate::model::unix_now_ms();
             output::table(
                 &["state", "entry", "kind", "attempt", "when", "error"],

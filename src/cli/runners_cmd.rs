@@ -83,7 +83,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
     })?;
     match cx.output {
         OutputFormat::Json => output::json(&rows),
-        OutputFormat::Table => output::table(
+        OutputFormat::Table | OutputFormat::Name => output::table(
             &[
                 "name", "group", "status", "instance", "github", "busy", "made for", "job", "age",
             ],
@@ -137,7 +137,7 @@ pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Resu
                 "group": g.name, "requested": count, "held": held,
                 "max_runners": g.max_runners, "would_create": would, "dry_run": true,
             })),
-            OutputFormat::Table => output::print(&format!(
+            OutputFormat::Table | OutputFormat::Name => output::print(&format!(
                 "dry run: would create {would} of {count} runner(s) in group `{}` ({held} of max_runners {} held now); nothing was created\n",
                 g.name, g.max_runners
             )),
@@ -175,7 +175,7 @@ pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Resu
             "created": made, "full": full.is_some(),
             "errors": failed.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         }))?,
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             let mut text = String::new();
             for n in &made {
                 text.push_str(&format!("created {n}\n"));
@@ -312,7 +312,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Res
     })?;
     match cx.output {
         OutputFormat::Json => output::json(&done)?,
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Name => {
             if done.is_empty() {
                 output::print("every group is healthy\n")?;
             } else if dry_run && done.iter().all(|d| d.result == HealthResult::Planned) {
@@ -392,7 +392,7 @@ enum Deletion {
 fn print_rows(cx: &Context, rows: &[serde_json::Value]) -> Result<()> {
     match cx.output {
         OutputFormat::Json => output::json(&rows),
-        OutputFormat::Table => output::table(
+        OutputFormat::Table | OutputFormat::Name => output::table(
             &["name", "result"],
             rows.iter()
                 .map(|r| {
