@@ -25,6 +25,14 @@ impl ExitCode {
     }
 }
 
+/// The exit codes as the help and the man pages document them.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (0, "Success: the command did what was asked."),
+    (1, "The command ran and found a problem (a health check that could not fix everything, a runner that refused to be deleted, a permanent backend error such as a bad image)."),
+    (2, "Usage or configuration error (a bad argument, an invalid configuration, a secret missing, credentials the forge refuses)."),
+    (3, "A dependency (Redis, the forge, a backend) could not be reached."),
+];
+
 /// Every error the library surfaces to the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -7,6 +7,7 @@ pub mod args;
 pub mod output;
 
 mod config_cmd;
+mod examples;
 mod groups_cmd;
 mod queue_cmd;
 mod runners_cmd;
@@ -15,13 +16,17 @@ mod serve_cmd;
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
 use args::{Cli, Command, GroupsCommand, RunnersCommand};
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use output::OutputFormat;
 use std::path::{Path, PathBuf};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // The derived parser, with the examples added to every command's help.
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version print and succeed; a usage error prints and exits 2.
@@ -254,9 +259,29 @@ fn demo(
     }
 }
 
-/// The clap command tree, for generators and tests.
+/// The clap command tree, for generators and tests, with every command's examples.
 pub fn command() -> clap::Command {
-    Cli::command()
+    with_examples(Cli::command(), "")
+}
+
+fn with_examples(mut cmd: clap::Command, path: &str) -> clap::Command {
+    if let Some(text) = examples::help_text(path) {
+        cmd = cmd.after_help(text);
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    for n in names {
+        let sub_path = if path.is_empty() {
+            n.clone()
+        } else {
+            format!("{path} {n}")
+        };
+        cmd = cmd.mut_subcommand(&n, |s| with_examples(s, &sub_path));
+    }
+    cmd
 }
 
 /// The completion script for `shell`.
@@ -274,6 +299,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     cmd.build();
     let mut pages = Vec::new();
     collect_man(&cmd, "runnerctl", &mut pages);
+    pages.push(("runnerctl.yaml.5".into(), examples::config_page()));
     pages
 }
 
@@ -283,8 +309,28 @@ fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>
         .name(name.to_string())
         .bin_name(name.replace('-', " "));
     let mut buf = Vec::new();
-    clap_mangen::Man::new(named)
-        .render(&mut buf)
+    let man = clap_mangen::Man::new(named);
+    let path = name
+        .strip_prefix("runnerctl")
+        .unwrap_or("")
+        .trim_start_matches('-')
+        .replace('-', " ");
+    // clap's sections, then the examples, exit status, environment and files.
+    man.render_title(&mut buf)
+        .and_then(|_| man.render_name_section(&mut buf))
+        .and_then(|_| man.render_synopsis_section(&mut buf))
+        .and_then(|_| man.render_description_section(&mut buf))
+        .and_then(|_| man.render_options_section(&mut buf))
+        .and_then(|_| {
+            if cmd.has_subcommands() {
+                man.render_subcommands_section(&mut buf)
+            } else {
+                Ok(())
+            }
+        })
+        .expect("rendering to memory cannot fail");
+    buf.extend_from_slice(examples::man_sections(&path).as_bytes());
+    man.render_version_section(&mut buf)
         .expect("rendering to memory cannot fail");
     pages.push((format!("{name}.1"), buf));
     for sub in cmd.get_subcommands() {
