@@ -166,6 +166,50 @@ fn the_example_validates_and_is_what_config_example_prints() {
         .stdout(shipped);
 }
 
+/// `config show` prints a configuration in the file's shape: it validates as it is, and
+/// shows the same again.
+#[test]
+fn config_show_prints_a_configuration_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    for (example, forge) in [
+        ("config.example.yaml", "github"),
+        ("contrib/gitea.example.yaml", "gitea"),
+    ] {
+        let path = format!("{}/{example}", env!("CARGO_MANIFEST_DIR"));
+        let show = |config: &str| {
+            let out = runnerctl()
+                .env("GITHUB_TOKEN", "ghp_example")
+                .env("GITEA_TOKEN", "gitea-example-token")
+                .env(
+                    "RUNNERCTL_WEBHOOK_SECRET",
+                    "an example secret of 32 bytes..",
+                )
+                .args(["--config", config, "config", "show"])
+                .assert()
+                .success();
+            String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        };
+        let shown = show(&path);
+        let again = dir.path().join(format!("{forge}.yaml"));
+        std::fs::write(&again, &shown).unwrap();
+        runnerctl()
+            .env("GITHUB_TOKEN", "ghp_example")
+            .env("GITEA_TOKEN", "gitea-example-token")
+            .env(
+                "RUNNERCTL_WEBHOOK_SECRET",
+                "an example secret of 32 bytes..",
+            )
+            .args(["config", "validate", again.to_str().unwrap()])
+            .assert()
+            .success();
+        assert_eq!(
+            show(again.to_str().unwrap()),
+            shown,
+            "{forge}: shown twice, the same"
+        );
+    }
+}
+
 #[test]
 fn the_config_path_comes_from_flag_then_env_then_default() {
     runnerctl()

@@ -14,10 +14,11 @@ pub fn run(cx: &Context, cmd: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::Show => {
             let loaded = cx.load()?;
+            let shown = as_file(&loaded.config)?;
             match cx.output {
-                OutputFormat::Json => output::json(&loaded.config),
+                OutputFormat::Json => output::json(&shown),
                 OutputFormat::Table | OutputFormat::Name => {
-                    let text = serde_yaml::to_string(&loaded.config).map_err(|e| {
+                    let text = serde_yaml::to_string(&shown).map_err(|e| {
                         Error::Problem(format!("cannot encode the configuration: {e}"))
                     })?;
                     output::print(&text)
@@ -28,6 +29,58 @@ pub fn run(cx: &Context, cmd: ConfigCommand) -> Result<()> {
             super::args::ForgeChoice::Github => config::EXAMPLE,
             super::args::ForgeChoice::Gitea => config::GITEA_EXAMPLE,
         }),
+    }
+}
+
+/// The effective configuration in the file's own shape, so that `config show` prints a
+/// configuration that validates: backends as a mapping by name, specs without their kind, only
+/// the section of the forge in use, nothing left null.
+fn as_file(c: &config::Config) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(c)
+        .map_err(|e| Error::Problem(format!("cannot encode the configuration: {e}")))?;
+    let Some(root) = v.as_object_mut() else {
+        return Ok(v);
+    };
+    let unused = match c.forge {
+        config::ForgeKind::Github => "gitea",
+        _ => "github",
+    };
+    root.remove(unused);
+    if let Some(serde_json::Value::Array(list)) = root.remove("backends") {
+        let mut by_name = serde_json::Map::new();
+        for mut b in list {
+            let name = b
+                .as_object_mut()
+                .and_then(|o| o.remove("name"))
+                .and_then(|n| n.as_str().map(str::to_string))
+                .unwrap_or_default();
+            by_name.insert(name, b);
+        }
+        root.insert("backends".into(), serde_json::Value::Object(by_name));
+    }
+    for g in root
+        .get_mut("runner_groups")
+        .and_then(|g| g.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(spec) = g.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.remove("kind");
+        }
+    }
+    drop_nulls(&mut v);
+    Ok(v)
+}
+
+/// Removes null members (a default the file leaves out) at every depth.
+fn drop_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(o) => {
+            o.retain(|_, x| !x.is_null());
+            o.values_mut().for_each(drop_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
