@@ -776,6 +776,49 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
 /// Google's side of GCE identity tokens, played on loopback: the published key set (a test key
 /// pair from `tests/fixtures/gce`), tokens signed with it as the metadata server hands them out,
 /// and the metadata server itself for the fetch hook.
+/// Issues r1's credential bound to 127.0.0.1 and `identity`, renders a VM bootstrap whose hook
+/// proves the instance with `proof`, and runs that hook (the metadata service's address `from`
+/// replaced by `to`) against the endpoint: whether it succeeded and what it fetched.
+#[cfg(any(feature = "gcp", feature = "aws"))]
+async fn run_proving_hook(
+    b: &Broker,
+    tls: &Tls,
+    identity: &str,
+    proof: bootstrap::Proof,
+    (from, to): (&str, &str),
+) -> (bool, Option<String>) {
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(b
+        .bind_to(&issued.id, "127.0.0.1", Some(identity))
+        .await
+        .unwrap());
+    let setup = RunnerSetup {
+        runner_name: "r1".into(),
+        labels: vec!["self-hosted".into()],
+        url: "https://github.com/octo-org".into(),
+        runner_group: Some("g".into()),
+        agent: runnerctl::forge::Agent::ActionsRunner,
+        credential: Credential::Jit(Secret::new(JIT)),
+    };
+    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    bootstrap::through_broker_proving(&mut boot, &tls.url, &tls.cert, &issued.token, 20, proof)
+        .unwrap();
+    let files = files_of(boot.user_data.as_ref().unwrap().expose());
+    let file = |p: &str| files.iter().find(|(path, _)| path == p).unwrap().1.clone();
+    let hook = file(bootstrap::FETCH_CREDENTIAL_HOOK).replace(from, to);
+    let (d, t, c) = (
+        tls.dir.path().to_path_buf(),
+        file(bootstrap::BROKER_TOKEN),
+        tls.cert.clone(),
+    );
+    tokio::task::spawn_blocking(move || run_hook(&d, &hook, &t, &c))
+        .await
+        .unwrap()
+}
+
 /// A file of `tests/fixtures/identity` (test-only keys).
 #[cfg(any(feature = "gcp", feature = "aws"))]
 fn identity_fixture(name: &str) -> String {
@@ -969,44 +1012,13 @@ async fn the_gce_fetch_hook_proves_the_instance_s_identity() {
     ))]);
     let tls = tls_endpoint_on(&b, listener).await;
     assert_eq!(tls.url, url);
-    let issued = b
-        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
-        .await
-        .unwrap();
     let me = gce_identity(gce::PROJECT, gce::ZONE, "r1", "42");
-    assert!(b.bind_to(&issued.id, "127.0.0.1", Some(&me)).await.unwrap());
-    let setup = RunnerSetup {
-        runner_name: "r1".into(),
-        labels: vec!["self-hosted".into()],
-        url: "https://github.com/octo-org".into(),
-        runner_group: Some("g".into()),
-        agent: runnerctl::forge::Agent::ActionsRunner,
-        credential: Credential::Jit(Secret::new(JIT)),
-    };
-    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
-    bootstrap::through_broker_proving(
-        &mut boot,
-        &url,
-        &tls.cert,
-        &issued.token,
-        20,
-        bootstrap::Proof::GceIdentityToken,
-    )
-    .unwrap();
-    let files = files_of(boot.user_data.as_ref().unwrap().expose());
-    let file = |p: &str| files.iter().find(|(path, _)| path == p).unwrap().1.clone();
-    let hook = file(bootstrap::FETCH_CREDENTIAL_HOOK).replace(
+    let metadata = (
         "${RUNNERCTL_METADATA_URL:-http://metadata.google.internal}",
-        &google,
+        google.as_str(),
     );
-    let (d, t, c) = (
-        tls.dir.path().to_path_buf(),
-        file(bootstrap::BROKER_TOKEN),
-        tls.cert.clone(),
-    );
-    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &t, &c))
-        .await
-        .unwrap();
+    let (ok, got) =
+        run_proving_hook(&b, &tls, &me, bootstrap::Proof::GceIdentityToken, metadata).await;
     assert!(
         ok,
         "the hook proved the instance and fetched the credential"
@@ -1205,42 +1217,19 @@ async fn the_ec2_fetch_hook_proves_the_instance_s_identity() {
     let tls = tls_endpoint(&b).await;
     let doc = ec2::document("i-0aaa");
     let imds = ec2::imds(doc.clone(), ec2::signature("aws", &doc)).await;
-    let issued = b
-        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
-        .await
-        .unwrap();
     let me = runnerctl::model::ec2_identity(ec2::ACCOUNT, ec2::REGION, "i-0aaa");
-    assert!(b.bind_to(&issued.id, "127.0.0.1", Some(&me)).await.unwrap());
-    let setup = RunnerSetup {
-        runner_name: "r1".into(),
-        labels: vec!["self-hosted".into()],
-        url: "https://github.com/octo-org".into(),
-        runner_group: Some("g".into()),
-        agent: runnerctl::forge::Agent::ActionsRunner,
-        credential: Credential::Jit(Secret::new(JIT)),
-    };
-    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
-    bootstrap::through_broker_proving(
-        &mut boot,
-        &tls.url,
-        &tls.cert,
-        &issued.token,
-        20,
-        bootstrap::Proof::Ec2IdentityDocument,
-    )
-    .unwrap();
-    let files = files_of(boot.user_data.as_ref().unwrap().expose());
-    let file = |p: &str| files.iter().find(|(path, _)| path == p).unwrap().1.clone();
-    let hook = file(bootstrap::FETCH_CREDENTIAL_HOOK)
-        .replace("${RUNNERCTL_IMDS_URL:-http://169.254.169.254}", &imds);
-    let (d, t, c) = (
-        tls.dir.path().to_path_buf(),
-        file(bootstrap::BROKER_TOKEN),
-        tls.cert.clone(),
+    let metadata = (
+        "${RUNNERCTL_IMDS_URL:-http://169.254.169.254}",
+        imds.as_str(),
     );
-    let (ok, got) = tokio::task::spawn_blocking(move || run_hook(&d, &hook, &t, &c))
-        .await
-        .unwrap();
+    let (ok, got) = run_proving_hook(
+        &b,
+        &tls,
+        &me,
+        bootstrap::Proof::Ec2IdentityDocument,
+        metadata,
+    )
+    .await;
     assert!(
         ok,
         "the hook proved the instance and fetched the credential"
