@@ -157,6 +157,35 @@ pub fn ec2_identity(account: &str, region: &str, instance_id: &str) -> String {
     format!("ec2:{account}/{region}/{instance_id}")
 }
 
+/// Seconds since the epoch of an RFC 3339 time (`2026-12-02T05:55:00.123-08:00`).
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = s.get(19..)?;
+    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let oh: i64 = o.get(1..3)?.parse().ok()?;
+            let om: i64 = o.get(4..6)?.parse().ok()?;
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + h * 3600 + mi * 60 + se - offset;
+    u64::try_from(t).ok()
+}
+
 /// The current time in unix seconds. Only the edges of the program read the clock; the domain's
 /// decisions take `now` as an argument.
 pub fn unix_now() -> u64 {
@@ -172,4 +201,21 @@ pub fn unix_now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_times_parse() {
+        assert_eq!(super::parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            super::parse_rfc3339("2026-12-02T05:55:00.123-08:00"),
+            Some(1_796_219_700)
+        );
+        assert_eq!(
+            super::parse_rfc3339("2026-12-02T13:55:00+00:00"),
+            Some(1_796_219_700)
+        );
+        assert_eq!(super::parse_rfc3339("yesterday"), None);
+    }
 }

@@ -100,6 +100,10 @@ pub enum Task {
         job_id: u64,
         runner_name: String,
         runner_group_id: Option<u64>,
+        /// How long the job waited for a runner, by the forge's clock (for the job-wait
+        /// histogram); absent in tasks of older versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waited_secs: Option<u64>,
     },
     /// A job finished: its runner goes.
     JobCompleted {

@@ -129,6 +129,11 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         worker_text.contains("runnerctl_queue_tasks{state=\"dead\"} 0"),
         "{worker_text}"
     );
+    // The job's wait, queued to in_progress, by its group.
+    assert!(
+        worker_text.contains("runnerctl_job_wait_seconds_count{group=\"g\"} 1"),
+        "{worker_text}"
+    );
     // Backend calls by operation and outcome (the create of the job's runner at least).
     assert!(
         worker_text.contains(

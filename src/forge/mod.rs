@@ -301,6 +301,9 @@ pub struct JobEvent {
     pub runner_name: Option<String>,
     pub runner_group_id: Option<u64>,
     pub conclusion: Option<String>,
+    /// How long the job waited for a runner, by the forge's own clock (`started_at` minus
+    /// `created_at`), when the payload says.
+    pub waited_secs: Option<u64>,
 }
 
 /// The runners a forge knows: list, get, delete, register.

@@ -91,6 +91,18 @@ pub static CREATE_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
     ],
 );
 
+/// How long jobs waited for a runner (queued → in_progress, by the forge's clock), by the group
+/// of the runner that took them; observed once per job, by the worker handling its
+/// `in_progress` task.
+pub static JOB_WAIT_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
+    "runnerctl_job_wait_seconds",
+    "Time jobs waited for a runner, queued to in_progress by the forge's clock, by group.",
+    &["group"],
+    &[
+        1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
+    ],
+);
+
 fn count_health(group: &str, r: &Result<Vec<Done>, Failure>) {
     let Ok(rows) = r else {
         HEALTH_ACTIONS.inc(&[group, "pass", "failed"]);
@@ -166,8 +178,19 @@ impl Handler for TaskHandler {
             Task::JobInProgress {
                 job_id,
                 runner_name,
+                waited_secs,
                 ..
-            } => outcome(m.job_in_progress(*job_id, runner_name).await),
+            } => {
+                let r = m.job_in_progress(*job_id, runner_name).await;
+                if let (Ok(_), Some(w)) = (&r, waited_secs) {
+                    let groups = &m.config.runner_groups;
+                    if let Some(g) = matching::group_of_runner(&m.config.name, groups, runner_name)
+                    {
+                        JOB_WAIT_SECONDS.observe(&[&g.name], Duration::from_secs(*w));
+                    }
+                }
+                outcome(r)
+            }
             Task::JobCompleted {
                 job_id,
                 runner_name,

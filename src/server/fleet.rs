@@ -109,6 +109,7 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::worker::TASKS.render(&mut out);
     crate::manager::HEALTH_ACTIONS.render(&mut out);
     crate::manager::CREATE_SECONDS.render(&mut out);
+    crate::manager::JOB_WAIT_SECONDS.render(&mut out);
     crate::backend::CALLS.render(&mut out);
     crate::backend::ERRORS.render(&mut out);
     // Samples once the forge has answered (a forge without rate-limit headers has none).

@@ -214,6 +214,7 @@ fn started_or_done(manager: &str, groups: &[RunnerGroup], job: JobEvent, key: St
                 job_id: job.job_id,
                 runner_name: name,
                 runner_group_id: job.runner_group_id,
+                waited_secs: job.waited_secs,
             },
             key,
         },

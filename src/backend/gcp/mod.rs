@@ -443,7 +443,10 @@ impl GcpBackend {
             id: format!("{zone}/{name}"),
             state,
             tags,
-            created_at: i.creation_timestamp.as_deref().and_then(parse_rfc3339),
+            created_at: i
+                .creation_timestamp
+                .as_deref()
+                .and_then(crate::model::parse_rfc3339),
             spot_fallback: false,
             // The runner's traffic to the broker comes from its internal address.
             address: i
@@ -749,35 +752,6 @@ fn last_segment(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 
-/// Seconds since the epoch of an RFC 3339 time (`2026-12-02T05:55:00.123-08:00`).
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let rest = s.get(19..)?;
-    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let oh: i64 = o.get(1..3)?.parse().ok()?;
-            let om: i64 = o.get(4..6)?.parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if mo <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let t = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    u64::try_from(t).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -797,20 +771,6 @@ mod tests {
             assert!(is_resource_name(&n), "{odd} -> {n}");
         }
         assert_ne!(instance_name("Rm_Linux"), instance_name("rm-linux"));
-    }
-
-    #[test]
-    fn rfc3339_times_parse() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-12-02T05:55:00.123-08:00"),
-            Some(1_796_219_700)
-        );
-        assert_eq!(
-            parse_rfc3339("2026-12-02T13:55:00+00:00"),
-            Some(1_796_219_700)
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -89,6 +89,10 @@ struct WorkflowJob {
     runner_group_id: Option<u64>,
     #[serde(default)]
     conclusion: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    started_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +127,15 @@ fn parse_job(body: &[u8]) -> Result<JobEvent, String> {
     })?;
     let public = ev.repository.public();
     let job = ev.workflow_job;
+    let at = |t: &Option<String>| t.as_deref().and_then(crate::model::parse_rfc3339);
+    let waited_secs = match (
+        action_waits(&ev.action),
+        at(&job.created_at),
+        at(&job.started_at),
+    ) {
+        (true, Some(created), Some(started)) if started >= created => Some(started - created),
+        _ => None,
+    };
     // The state machine follows `action`; `workflow_job.status` may disagree with it.
     let action = match ev.action.as_str() {
         "queued" | "waiting" => JobAction::Queued,
@@ -140,12 +153,36 @@ fn parse_job(body: &[u8]) -> Result<JobEvent, String> {
         runner_name: job.runner_name,
         runner_group_id: job.runner_group_id,
         conclusion: job.conclusion,
+        waited_secs,
     })
+}
+
+/// Whether a job's wait is over at this action (it has started).
+fn action_waits(action: &str) -> bool {
+    action == "in_progress"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job's wait comes from the payload's own times (GitHub's clock): `started_at` minus
+    /// `created_at` on `in_progress`, none when a time is missing (older payloads) or on other
+    /// actions.
+    #[test]
+    fn the_wait_of_a_started_job_is_read_off_its_payload() {
+        let read = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/webhooks/{name}.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            parse_job(&std::fs::read(path).unwrap()).unwrap()
+        };
+        assert_eq!(read("workflow_job.in_progress.3").waited_secs, Some(7));
+        assert_eq!(read("workflow_job.in_progress.2").waited_secs, Some(0));
+        assert_eq!(read("workflow_job.in_progress.1").waited_secs, None);
+        assert_eq!(read("workflow_job.completed.1").waited_secs, None);
+    }
 
     /// GitHub's published example: docs.github.com, "Validating webhook deliveries".
     #[test]
