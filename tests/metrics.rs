@@ -113,6 +113,12 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
     let _ = serve.wait();
     let _ = worker.wait();
 
+    // Prometheus' own linter accepts both expositions (Debian's prometheus package: .ci/run).
+    for text in [&serve_text, &worker_text] {
+        let (ok, said) = promtool(&["check", "metrics"], Some(text));
+        assert!(ok, "promtool check metrics: {said}\n{text}");
+    }
+
     assert!(
         worker_text.contains("runnerctl_worker_up 1"),
         "{worker_text}"
@@ -214,4 +220,38 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         missing.is_empty(),
         "used but not exported: {missing:?}\nknown: {known:?}"
     );
+}
+
+/// Runs Debian's `promtool` with `args` (and `input` on stdin): whether it passed, what it said.
+fn promtool(args: &[&str], input: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.unwrap_or("").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// The alert rules in contrib/ are valid Prometheus rules: `promtool check rules`.
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let rules = format!(
+        "{}/contrib/monitoring/alerts.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, said) = promtool(&["check", "rules", &rules], None);
+    assert!(ok, "{said}");
+    assert!(said.contains("SUCCESS"), "{said}");
 }
