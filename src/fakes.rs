@@ -45,25 +45,4 @@ where
     tx
 }
 
-/// An RFC 3339 UTC time of seconds since the epoch.
-pub fn rfc3339(unix: u64) -> String {
-    // Civil-from-days (Howard Hinnant), enough for timestamps in answers.
-    let days = (unix / 86400) as i64;
-    let secs = unix % 86400;
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
-}
+pub use crate::model::rfc3339;

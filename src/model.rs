@@ -157,6 +157,29 @@ pub fn ec2_identity(account: &str, region: &str, instance_id: &str) -> String {
     format!("ec2:{account}/{region}/{instance_id}")
 }
 
+/// An RFC 3339 UTC time of seconds since the epoch.
+pub fn rfc3339(unix: u64) -> String {
+    // Civil-from-days (Howard Hinnant), enough for timestamps in answers.
+    let days = (unix / 86400) as i64;
+    let secs = unix % 86400;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
 /// Seconds since the epoch of an RFC 3339 time (`2026-12-02T05:55:00.123-08:00`).
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -217,5 +240,10 @@ mod tests {
             Some(1_796_219_700)
         );
         assert_eq!(super::parse_rfc3339("yesterday"), None);
+        assert_eq!(super::rfc3339(1_796_219_700), "2026-12-02T13:55:00Z");
+        assert_eq!(
+            super::parse_rfc3339(&super::rfc3339(1_796_219_700)),
+            Some(1_796_219_700)
+        );
     }
 }

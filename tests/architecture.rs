@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("prom", &[]),
-    ("fakes", &[]),
+    ("fakes", &["model"]),
     ("config", &["model"]),
     ("conn", &["config"]),
     ("store", &["config", "conn", "model"]),

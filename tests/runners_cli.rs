@@ -92,6 +92,14 @@ async fn create_list_delete_and_capacity() {
             .all(|r| r["github_status"] == "online" && r["busy"] == false),
         "{rows:?}"
     );
+    // Absolute RFC 3339 times beside ages.
+    for r in rows {
+        let at = r["created_at"].as_str().unwrap();
+        let unix = runnerctl::model::parse_rfc3339(at).unwrap_or_else(|| panic!("{at}"));
+        let age = r["age_secs"].as_u64().unwrap();
+        let now = runnerctl::model::unix_now();
+        assert!(now.abs_diff(unix + age) <= 5, "{at} + {age}s is not now");
+    }
     let (_, table, _) = run(
         &s,
         &["runners", "list", "--group", "small", "--status", "started"],

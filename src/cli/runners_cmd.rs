@@ -30,6 +30,8 @@ struct RunnerRow {
     job: Option<u64>,
     /// The queued job it was made for (GitHub may have given it another one).
     made_for_job: Option<u64>,
+    /// When its record was made (RFC 3339, UTC), and how long ago.
+    created_at: String,
     age_secs: u64,
 }
 
@@ -69,6 +71,7 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
                     RunnerRow {
                         github_status: gh.map(|f| f.state.as_str().to_string()),
                         busy: gh.map(|f| f.busy),
+                        created_at: crate::model::rfc3339(r.created_at),
                         age_secs: now.saturating_sub(r.created_at),
                         name: r.name,
                         group: r.group,
