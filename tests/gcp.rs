@@ -501,6 +501,13 @@ async fn list_reads_every_page_and_every_zone() {
         .is_none());
     be.delete("europe-west1-b/someone-else").await.unwrap();
     assert_eq!(sim.instances().len(), 1_101);
+    // What is not an id of ours is neither asked about nor deleted.
+    let calls = sim.calls().len();
+    for bad in ["i-0123", "europe-west1-b/../x", "Zone/Name", "a/b/c"] {
+        assert!(be.get(bad).await.unwrap().is_none());
+        be.delete(bad).await.unwrap();
+    }
+    assert_eq!(sim.calls().len(), calls);
     assert_clean(&sim);
 }
 

@@ -553,7 +553,8 @@ impl Backend for GcpBackend {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let Some((zone, name)) = id.split_once('/') else {
+        // Not an id of ours (`ZONE/NAME`): nothing of ours to delete, and nothing is asked.
+        let Some((zone, name)) = split_id(id) else {
             return Ok(());
         };
         let found = self
@@ -586,12 +587,9 @@ impl Backend for GcpBackend {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Instance>> {
-        let Some((zone, name)) = id.split_once('/') else {
+        let Some((zone, name)) = split_id(id) else {
             return Ok(None);
         };
-        if !is_resource_name(zone) || !is_resource_name(name) {
-            return Ok(None);
-        }
         let found = self
             .fetch(zone, name)
             .await
@@ -629,6 +627,12 @@ impl Backend for GcpBackend {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+}
+
+/// The zone and name of an instance id (`ZONE/NAME`), when it is one.
+fn split_id(id: &str) -> Option<(&str, &str)> {
+    id.split_once('/')
+        .filter(|(zone, name)| is_resource_name(zone) && is_resource_name(name))
 }
 
 /// A call with a ceiling; its failure as a refusal.
