@@ -152,6 +152,19 @@ fn self_signed() -> (String, String) {
     (c.cert.pem(), c.key_pair.serialize_pem())
 }
 
+/// A VM's bootstrap for `runner` with the JIT configuration as its credential.
+fn vm_boot(runner: &str) -> bootstrap::BootData {
+    let setup = RunnerSetup {
+        runner_name: runner.into(),
+        labels: vec!["self-hosted".into()],
+        url: "https://github.com/octo-org".into(),
+        runner_group: Some("g".into()),
+        agent: runnerctl::forge::Agent::ActionsRunner,
+        credential: Credential::Jit(Secret::new(JIT)),
+    };
+    bootstrap::render(BootStyle::Vm, &setup, None).unwrap()
+}
+
 /// Runs the fetch hook as the VM's runner unit would, its fixed paths moved into `dir`.
 fn run_hook(dir: &std::path::Path, hook: &str, token: &str, ca: &str) -> (bool, Option<String>) {
     let ca_path = dir.join("broker-ca.pem");
@@ -295,15 +308,7 @@ async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_c
         .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
         .await
         .unwrap();
-    let setup = RunnerSetup {
-        runner_name: "r1".into(),
-        labels: vec!["self-hosted".into()],
-        url: "https://github.com/octo-org".into(),
-        runner_group: Some("g".into()),
-        agent: runnerctl::forge::Agent::ActionsRunner,
-        credential: Credential::Jit(Secret::new(JIT)),
-    };
-    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    let mut boot = vm_boot("r1");
     bootstrap::through_broker(&mut boot, &url, &cert, &issued.token, 20).unwrap();
     assert!(
         boot.files.iter().all(|f| !bootstrap::is_secret(&f.path)),
@@ -372,7 +377,7 @@ async fn the_vm_fetch_hook_redeems_its_credential_at_the_tls_endpoint_with_the_c
         .await
         .unwrap();
     assert!(b.bind(&again.id, "127.0.0.1").await.unwrap());
-    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    let mut boot = vm_boot("r1");
     bootstrap::through_broker(&mut boot, &url, &cert, &again.token, 3).unwrap();
     let files = files_of(boot.user_data.as_ref().unwrap().expose());
     let hook = files
@@ -795,15 +800,7 @@ async fn run_proving_hook(
         .bind_to(&issued.id, "127.0.0.1", Some(identity))
         .await
         .unwrap());
-    let setup = RunnerSetup {
-        runner_name: "r1".into(),
-        labels: vec!["self-hosted".into()],
-        url: "https://github.com/octo-org".into(),
-        runner_group: Some("g".into()),
-        agent: runnerctl::forge::Agent::ActionsRunner,
-        credential: Credential::Jit(Secret::new(JIT)),
-    };
-    let mut boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();
+    let mut boot = vm_boot("r1");
     bootstrap::through_broker_proving(&mut boot, &tls.url, &tls.cert, &issued.token, 20, proof)
         .unwrap();
     let files = files_of(boot.user_data.as_ref().unwrap().expose());
