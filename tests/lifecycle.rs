@@ -957,3 +957,40 @@ async fn a_job_of_a_workflow_the_group_does_not_admit_gets_no_runner() {
     assert_eq!(handle(&w, queued(ci, run)).await, Outcome::Done);
     assert_eq!(w.sim.registrations().len(), 1);
 }
+
+/// Regression for the `point_15` flake: under load the fake GitHub's job went from queued to
+/// completed between two looks, so its in_progress event never came, and the runner it took had
+/// been made for another job. The completed event alone must give that job a runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_theft_seen_only_by_its_completed_event_still_replaces_the_taken_runner() {
+    let w = world("thief1", Chaos::default(), "    max_runners: 2\n", None).await;
+    let Created::New(made) = w.m.job_queued("g", 41).await.unwrap() else {
+        panic!("no runner for job 41")
+    };
+    // Job 42 took it; only its completed event comes.
+    w.m.job_completed(42, Some(&made)).await.unwrap();
+    let left = w.st.all_runners().await.unwrap();
+    assert_eq!(left.len(), 1, "a runner for job 41: {left:?}");
+    assert_ne!(left[0].name, made);
+}
+
+/// Regression for the `point_15` flake: a theft in a full group left the robbed job to the next
+/// health check (the replacement's "full" answer was dropped). Its task now waits for a slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_theft_in_a_full_group_waits_for_a_slot_instead_of_dropping_the_job() {
+    let w = world("thief2", Chaos::default(), "    max_runners: 1\n", None).await;
+    let Created::New(made) = w.m.job_queued("g", 51).await.unwrap() else {
+        panic!("no runner for job 51")
+    };
+    // Job 52 took it while the group is full: the task must come back, not end.
+    let busy = w.m.job_in_progress(52, &made).await;
+    assert!(matches!(busy, Err(Failure::Busy(_))), "{busy:?}");
+    // Job 52 ends: its slot frees and job 51 gets a runner.
+    w.m.job_completed(52, Some(&made)).await.unwrap();
+    let left = w.st.all_runners().await.unwrap();
+    assert_eq!(left.len(), 1, "a runner for job 51: {left:?}");
+    assert_ne!(left[0].name, made);
+    // The in_progress task's retry finds job 51 covered and makes nothing more.
+    w.m.job_in_progress(52, &made).await.unwrap();
+    assert_eq!(w.st.all_runners().await.unwrap().len(), 1);
+}

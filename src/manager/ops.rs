@@ -59,8 +59,8 @@ pub enum Failure {
     /// an attempt.
     #[error("{cause}")]
     RateLimited { wait: Duration, cause: Cause },
-    /// Another task works on the same runner or group now: try again shortly, without counting
-    /// an attempt.
+    /// Another task works on the same runner or group now, or a job waits for a slot of a full
+    /// group: try again shortly, without counting an attempt.
     #[error("{0}")]
     Busy(String),
     /// A backend cannot be reached yet (it was down when the worker started): try again in a
@@ -1080,23 +1080,32 @@ impl Manager {
                 },
             )
             .await?;
-        if let (Transition::Done(_), Some(r)) = (t, record) {
-            let taken = r.created_for_job.is_some_and(|j| j != job_id);
-            if let (true, Some(g)) = (taken, self.group(&r.group)) {
-                tracing::info!(
-                    runner,
-                    job_id,
-                    made_for = r.created_for_job.unwrap_or_default(),
-                    "a job took a runner made for another job"
-                );
-                // When the group is full, the waiting job's own task waits for a slot.
-                self.supply(g, &format!("replace:{runner}"), None).await?;
+        let check = match (&t, &record) {
+            (Transition::Done(_), Some(r)) => {
+                let taken = r.created_for_job.is_some_and(|j| j != job_id);
+                if taken {
+                    tracing::info!(
+                        runner,
+                        job_id,
+                        made_for = r.created_for_job.unwrap_or_default(),
+                        "a job took a runner made for another job"
+                    );
+                }
+                taken
             }
+            // No record: the job ended meanwhile, or this is a retry after a full group. Whether
+            // the runner was taken is unknown then, and checking the demand is harmless.
+            _ => record.is_none(),
+        };
+        if check {
+            self.check_demand_after(runner).await?;
         }
         Ok(())
     }
 
-    /// A job ended: the runner that ran it goes.
+    /// A job ended: the runner that ran it goes. When that runner had been made for another
+    /// job (a theft whose in_progress delivery was lost, or never seen), or its record is gone
+    /// already (a retry), the group's demand is checked as after a theft.
     pub async fn job_completed(
         &self,
         job_id: u64,
@@ -1106,15 +1115,44 @@ impl Manager {
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
-        match runner {
-            // Ephemeral: done after one job. GitHub may still call it busy for a moment.
-            Some(name) => match self.delete_runner(name, false).await? {
-                Removed::Busy => Err(Failure::transient(format!(
+        let Some(name) = runner else {
+            return Ok(Removed::Missing);
+        };
+        let record = self.store.get(name).await?;
+        // Ephemeral: done after one job. GitHub may still call it busy for a moment.
+        let removed = match self.delete_runner(name, false).await? {
+            Removed::Busy => {
+                return Err(Failure::transient(format!(
                     "runner {name} still reported busy after its job completed"
-                ))),
-                other => Ok(other),
-            },
-            None => Ok(Removed::Missing),
+                )))
+            }
+            other => other,
+        };
+        let check = match &record {
+            Some(r) => r.created_for_job.is_some_and(|j| j != job_id),
+            None => true,
+        };
+        if check {
+            self.check_demand_after(name).await?;
+        }
+        Ok(removed)
+    }
+
+    /// After a job took `runner` (one of ours), the job it was made for may have none: the
+    /// group gets a runner unless its free runners cover its waiting jobs. A full group is
+    /// `Busy`, so the task comes back when a slot may have freed, instead of leaving that job
+    /// to the next health check.
+    async fn check_demand_after(&self, runner: &str) -> Result<(), Failure> {
+        let groups = &self.config.runner_groups;
+        let Some(g) = super::matching::group_of_runner(&self.config.name, groups, runner) else {
+            return Ok(());
+        };
+        match self.supply(g, &format!("replace:{runner}"), None).await? {
+            Created::Full { held } => Err(Failure::Busy(format!(
+                "group `{}` is at max_runners ({held} held): a job whose runner another job took waits for a slot",
+                g.name
+            ))),
+            _ => Ok(()),
         }
     }
 
