@@ -22,6 +22,9 @@ _runnerctl() {
             runnerctl,config)
                 cmd="runnerctl__subcmd__config"
                 ;;
+            runnerctl,container-hook)
+                cmd="runnerctl__subcmd__container__subcmd__hook"
+                ;;
             runnerctl,demo)
                 cmd="runnerctl__subcmd__demo"
                 ;;
@@ -93,6 +96,9 @@ _runnerctl() {
                 ;;
             runnerctl__subcmd__help,config)
                 cmd="runnerctl__subcmd__help__subcmd__config"
+                ;;
+            runnerctl__subcmd__help,container-hook)
+                cmd="runnerctl__subcmd__help__subcmd__container__subcmd__hook"
                 ;;
             runnerctl__subcmd__help,demo)
                 cmd="runnerctl__subcmd__help__subcmd__demo"
@@ -215,7 +221,7 @@ _runnerctl() {
 
     case "${cmd}" in
         runnerctl)
-            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo completions help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo container-hook completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,6 +471,48 @@ _runnerctl() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__container__subcmd__hook)
+            opts="-c -o -v -q -h -V --dir --images --config --output --no-headers --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --images)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -751,7 +799,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help)
-            opts="groups runners healthcheck serve worker tasks config demo completions help"
+            opts="groups runners healthcheck serve worker tasks config demo container-hook completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -823,6 +871,20 @@ _runnerctl() {
         runnerctl__subcmd__help__subcmd__config__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__help__subcmd__container__subcmd__hook)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

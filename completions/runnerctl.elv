@@ -40,6 +40,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
             cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
+            cand container-hook 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -468,6 +469,24 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'runnerctl;container-hook'= {
+            cand --dir 'Where images and jobs are kept'
+            cand --images 'An OCI layout of preloaded images (tagged with the references workflows use), looked in before any registry'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'runnerctl;completions'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
@@ -493,6 +512,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand tasks 'Inspect and replay the task queue'
             cand config 'Validate, show or print an example configuration'
             cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
+            cand container-hook 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -547,6 +567,8 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;config;example'= {
         }
         &'runnerctl;help;demo'= {
+        }
+        &'runnerctl;help;container-hook'= {
         }
         &'runnerctl;help;completions'= {
         }

@@ -69,7 +69,43 @@ pub struct RunnerSetup {
     pub runner_group: Option<String>,
     /// The runner program: GitHub's runner, or Gitea's `act_runner`.
     pub agent: crate::config::Agent,
+    /// Jobs' containers through runnerctl's nspawn container hooks (GitHub's runner only).
+    pub container_jobs: Option<crate::config::ContainerJobs>,
     pub credential: Credential,
+}
+
+impl RunnerSetup {
+    /// The runner's environment for container jobs: where the hooks' entry point is, and what
+    /// `runnerctl container-hook` is told.
+    fn hook_env(&self) -> Vec<(String, String)> {
+        let Some(c) = self
+            .container_jobs
+            .as_ref()
+            .filter(|_| self.agent == crate::config::Agent::ActionsRunner)
+        else {
+            return Vec::new();
+        };
+        let mut env = vec![(
+            "ACTIONS_RUNNER_CONTAINER_HOOKS".to_string(),
+            crate::hook::ENTRY_POINT_PATH.to_string(),
+        )];
+        if c.require_job_container {
+            env.push(("ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER".into(), "true".into()));
+        }
+        if let Some(i) = &c.images {
+            env.push(("RUNNERCTL_HOOK_IMAGES".into(), i.clone()));
+        }
+        env
+    }
+
+    /// The entry point file, when the runner uses the hooks.
+    fn hook_file(&self) -> Option<File> {
+        (!self.hook_env().is_empty()).then(|| File {
+            path: crate::hook::ENTRY_POINT_PATH.into(),
+            mode: 0o755,
+            content: Secret::new(crate::hook::ENTRY_POINT),
+        })
+    }
 }
 
 pub const DIR: &str = "/run/runnerctl";
@@ -285,9 +321,18 @@ pub fn add_vm_file(user_data: &str, path: &str, mode: u32, content: &str) -> Opt
     Some(format!("{CLOUD_INIT_HEAD}{entry}{rest}"))
 }
 
+/// The runner unit, with the runner's extra environment (container hooks).
+fn runner_unit(env: &[(String, String)]) -> String {
+    let lines: String = env
+        .iter()
+        .map(|(k, v)| format!("Environment=\"{k}={v}\"\n"))
+        .collect();
+    RUNNER_UNIT.replace("Restart=no\n", &format!("Restart=no\n{lines}"))
+}
+
 /// cloud-init user-data for a VM: the script, its settings and the two units; never the
 /// credential, which `BootData::files` carries for the backend's secret channel.
-fn cloud_init(script: &str, settings: &str) -> String {
+fn cloud_init(script: &str, settings: &str, setup: &RunnerSetup) -> String {
     let mut out = String::from(CLOUD_INIT_HEAD);
     out.push_str(&write_file("/etc/runnerctl/runner.env", "0644", settings));
     out.push_str(&write_file(
@@ -303,8 +348,11 @@ fn cloud_init(script: &str, settings: &str) -> String {
     out.push_str(&write_file(
         "/etc/systemd/system/runnerctl-runner.service",
         "0644",
-        RUNNER_UNIT,
+        &runner_unit(&setup.hook_env()),
     ));
+    if let Some(f) = setup.hook_file() {
+        out.push_str(&write_file(&f.path, "0755", f.content.expose()));
+    }
     out.push_str("runcmd:\n  - [systemctl, daemon-reload]\n  - [systemctl, enable, --now, runnerctl-install.service]\n  - [systemctl, enable, --now, runnerctl-runner.service]\n");
     out
 }
@@ -518,13 +566,16 @@ pub fn render(
             command: vec![],
             env: vec![],
             files: vec![credential],
-            user_data: Some(Secret::new(cloud_init(&script, &settings))),
+            user_data: Some(Secret::new(cloud_init(&script, &settings, setup))),
         });
     }
+    let mut env = vec![("RUNNER_NAME".into(), setup.runner_name.clone())];
+    env.extend(setup.hook_env());
+    let hook = setup.hook_file();
     Ok(BootData {
         command: vec!["/bin/sh".into(), SCRIPT.into()],
-        env: vec![("RUNNER_NAME".into(), setup.runner_name.clone())],
-        files: vec![
+        env,
+        files: [
             File {
                 path: SCRIPT.into(),
                 mode: 0o755,
@@ -536,7 +587,10 @@ pub fn render(
                 content: Secret::new(settings),
             },
             credential,
-        ],
+        ]
+        .into_iter()
+        .chain(hook)
+        .collect(),
         user_data: None,
     })
 }
@@ -565,6 +619,7 @@ mod tests {
             url: "https://github.com/octo-org".into(),
             runner_group: Some("demo".into()),
             agent: crate::config::Agent::ActionsRunner,
+            container_jobs: None,
             credential: cred,
         }
     }
@@ -692,5 +747,49 @@ mod tests {
             .content
             .expose()
             .contains(r"RUNNER_LABELS='it'\''s'"));
+    }
+
+    #[test]
+    fn container_jobs_install_the_hook_entry_point_and_set_the_runner_s_environment() {
+        let mut s = setup(Credential::Jit(Secret::new("S")));
+        let b = render(BootStyle::Vm, &s, None).unwrap();
+        assert!(!b.user_data.unwrap().expose().contains("CONTAINER_HOOKS"));
+        s.container_jobs = Some(crate::config::ContainerJobs {
+            require_job_container: true,
+            images: Some("/var/lib/runnerctl/images".into()),
+        });
+        let b = render(BootStyle::Vm, &s, None).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(b.user_data.unwrap().expose()).unwrap();
+        let files = doc["write_files"].as_sequence().unwrap();
+        let hook = files
+            .iter()
+            .find(|f| f["path"] == crate::hook::ENTRY_POINT_PATH)
+            .expect("the entry point is installed");
+        assert_eq!(hook["permissions"], "0755");
+        assert!(file_content(hook).unwrap().contains("container-hook"));
+        let unit = files
+            .iter()
+            .find(|f| f["path"] == "/etc/systemd/system/runnerctl-runner.service")
+            .map(|f| file_content(f).unwrap())
+            .unwrap();
+        assert!(unit.contains(
+            "Environment=\"ACTIONS_RUNNER_CONTAINER_HOOKS=/usr/local/lib/runnerctl/container-hook.js\""
+        ), "{unit}");
+        assert!(unit.contains("Environment=\"ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER=true\""));
+        assert!(unit.contains("Environment=\"RUNNERCTL_HOOK_IMAGES=/var/lib/runnerctl/images\""));
+        // Containers (the fake backend) get the same through their environment.
+        let b = render(BootStyle::Container, &s, None).unwrap();
+        assert!(b
+            .env
+            .iter()
+            .any(|(k, _)| k == "ACTIONS_RUNNER_CONTAINER_HOOKS"));
+        assert!(b
+            .files
+            .iter()
+            .any(|f| f.path == crate::hook::ENTRY_POINT_PATH));
+        // act_runner does not use the hooks.
+        s.agent = crate::config::Agent::ActRunner;
+        let b = render(BootStyle::Vm, &s, None).unwrap();
+        assert!(!b.user_data.unwrap().expose().contains("CONTAINER_HOOKS"));
     }
 }

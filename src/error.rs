@@ -68,6 +68,10 @@ pub enum Error {
 
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
+
+    /// The container hook's failure; a step's own exit status is passed on as it is.
+    #[error("container hook: {0}")]
+    Hook(#[from] crate::hook::HookError),
 }
 
 /// An operation's failure, with its cause kept: a forge, backend or store error keeps its own
@@ -93,7 +97,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Config(_) | Error::Usage(_) => ExitCode::Usage,
-            Error::Problem(_) | Error::Output(_) => ExitCode::Problem,
+            Error::Problem(_) | Error::Output(_) | Error::Hook(_) => ExitCode::Problem,
             Error::Unavailable(_) => ExitCode::Unavailable,
             Error::Several { first, .. } => first.exit_code(),
             Error::Backend(e) if e.is_transient() => ExitCode::Unavailable,
@@ -110,6 +114,17 @@ impl Error {
                 ForgeError::Unauthorized(_) | ForgeError::Config(_) => ExitCode::Usage,
                 _ => ExitCode::Problem,
             },
+        }
+    }
+}
+
+impl Error {
+    /// The process's exit status: [`exit_code`](Self::exit_code), except that a container
+    /// step's own status is the hook's (the runner shows it as the step's).
+    pub fn status(&self) -> i32 {
+        match self {
+            Error::Hook(crate::hook::HookError::Step(code)) => *code,
+            other => other.exit_code().code(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod broker;
 pub mod demo;
 pub mod forge;
+pub mod hook;
 pub mod manager;
 pub mod queue;
 pub mod server;

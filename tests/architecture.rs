@@ -18,7 +18,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["config", "conn", "model"]),
     ("queue", &["conn", "model", "store"]),
     ("worker", &["conn", "prom", "queue"]),
-    ("bootstrap", &["config"]),
+    ("hook", &[]),
+    ("bootstrap", &["config", "hook"]),
     ("broker", &["config", "conn", "model"]),
     ("forge", &["config", "fakes", "model"]),
     (
@@ -49,7 +50,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "error",
-        &["backend", "config", "forge", "manager", "queue", "store"],
+        &[
+            "backend", "config", "forge", "hook", "manager", "queue", "store",
+        ],
     ),
     (
         "wiring",
@@ -82,6 +85,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "demo",
             "error",
             "forge",
+            "hook",
             "manager",
             "model",
             "queue",

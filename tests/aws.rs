@@ -141,6 +141,7 @@ fn boot(runner: &str) -> BootData {
             url: "https://github.com/octo-org".into(),
             runner_group: Some("g".into()),
             agent: runnerctl::forge::Agent::ActionsRunner,
+            container_jobs: None,
             credential: Credential::Jit(Secret::new(SECRET)),
         },
         None,

@@ -182,6 +182,7 @@ mod bootstrap_in_a_container {
             url: "https://github.com/octo-org".into(),
             runner_group: Some("g".into()),
             agent: runnerctl::forge::Agent::ActionsRunner,
+            container_jobs: None,
             credential: Credential::Jit(Secret::new("eyJKSVQiOiJzZWNyZXQifQ==")),
         };
         let boot = bootstrap::render(BootStyle::Container, &setup, None).unwrap();

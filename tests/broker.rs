@@ -160,6 +160,7 @@ fn vm_boot(runner: &str) -> bootstrap::BootData {
         url: "https://github.com/octo-org".into(),
         runner_group: Some("g".into()),
         agent: runnerctl::forge::Agent::ActionsRunner,
+        container_jobs: None,
         credential: Credential::Jit(Secret::new(JIT)),
     };
     bootstrap::render(BootStyle::Vm, &setup, None).unwrap()

@@ -791,3 +791,36 @@ fn the_worker_metrics_address_is_checked() {
     let e = errors(&format!("worker:\n  metrics_lisen: 127.0.0.1:9101\n{BASE}"));
     assert!(e.iter().any(|p| p.contains("metrics_lisen")), "{e:?}");
 }
+
+#[test]
+fn container_jobs_are_for_github_runners_on_vms() {
+    let ok = BASE.replace(
+        "    backend: fake\n",
+        "    backend: fake\n    container_jobs:\n      require_job_container: true\n      images: /var/lib/runnerctl/images\n",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+    let g = runnerctl::wiring::parse(&ok, "t")
+        .unwrap()
+        .config
+        .runner_groups[0]
+        .clone();
+    assert!(g.container_jobs.unwrap().require_job_container);
+    let docker = with_group(
+        "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: docker\n    spec:\n      image: x\n    container_jobs: {}\n",
+    );
+    assert_eq!(
+        errors(&docker),
+        ["runner_groups[1].container_jobs: the runners of a Docker backend are containers already: container_jobs is for runner VMs"]
+    );
+    let bad = BASE.replace(
+        "    backend: fake\n",
+        "    backend: fake\n    container_jobs:\n      images: images\n      engine: docker\n",
+    );
+    assert_eq!(
+        errors(&bad),
+        [
+            "runner_groups[0].container_jobs.images: `images` must be an absolute path on the VM",
+            "runner_groups[0].container_jobs.engine: unknown field",
+        ]
+    );
+}

@@ -130,6 +130,7 @@ proptest! {
             url,
             runner_group: group,
             agent: runnerctl::forge::Agent::ActionsRunner,
+            container_jobs: None,
             credential: Credential::Jit(Secret::new("SEKRIT-JIT")),
         };
         let boot = bootstrap::render(BootStyle::Vm, &setup, None).unwrap();

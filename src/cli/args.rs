@@ -137,6 +137,22 @@ pub enum Command {
         forge: ForgeChoice,
     },
 
+    /// On a runner VM: GitHub's runner container hooks, with systemd-nspawn guests
+    ///
+    /// Reads one hook call (prepare_job, run_script_step, run_container_step or cleanup_job) as
+    /// JSON on standard input, as the runner's entry point hands it over; a step's output and
+    /// exit status are this command's. Needs systemd-nspawn, skopeo and umoci, and root. The
+    /// bootstrap of a group with `container_jobs` installs the entry point and sets
+    /// ACTIONS_RUNNER_CONTAINER_HOOKS.
+    ContainerHook {
+        /// Where images and jobs are kept
+        #[arg(long, value_name = "DIR", env = "RUNNERCTL_HOOK_DIR", default_value = crate::hook::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// An OCI layout of preloaded images (tagged with the references workflows use), looked in before any registry
+        #[arg(long, value_name = "DIR", env = "RUNNERCTL_HOOK_IMAGES")]
+        images: Option<PathBuf>,
+    },
+
     /// Print a shell completion script
     ///
     /// For example: `runnerctl completions bash > /etc/bash_completion.d/runnerctl`.

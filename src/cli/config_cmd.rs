@@ -203,6 +203,7 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
         } else {
             crate::forge::Agent::ActionsRunner
         },
+        container_jobs: g.container_jobs.clone(),
         runner_group: (g.repository.is_none() && !gitea).then(|| g.name.clone()),
         credential: if gitea {
             Credential::RegistrationToken(config::Secret::new(""))
@@ -210,9 +211,8 @@ pub fn runners_bootstrap(cx: &Context, group: &str) -> Result<()> {
             Credential::Jit(config::Secret::new(""))
         },
     };
-    let boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
+    let mut boot = bootstrap::render(kind.boot_style(), &setup, template.as_deref())
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let mut boot = boot;
     let delivery = delivery(&config, kind, settings, &setup.runner_name, &mut boot)?;
     let view = BootView {
         credential_delivery: delivery,

@@ -201,6 +201,19 @@ const EXAMPLES: &[(&[&str], Examples)] = &[
         ],
     ),
     (
+        &["container-hook"],
+        &[
+            (
+                "One hook call, as the runner's entry point hands it over",
+                "runnerctl container-hook < prepare-job.json",
+            ),
+            (
+                "With images preloaded in an OCI layout (no registry needed)",
+                "runnerctl container-hook --images /var/lib/runnerctl/images < input.json",
+            ),
+        ],
+    ),
+    (
         &["completions"],
         &[
             (
@@ -333,7 +346,7 @@ mod tests {
             assert!(!examples.is_empty(), "`runnerctl {path}` has no examples");
             for (_, line) in examples {
                 // The command line up to a pipe or a redirection.
-                let head = line.split(['|', '>']).next().unwrap_or("");
+                let head = line.split(['|', '>', '<']).next().unwrap_or("");
                 let words: Vec<&str> = head.split_whitespace().collect();
                 let parsed = super::super::command().try_get_matches_from(&words);
                 assert!(

@@ -41,9 +41,10 @@ pub fn main() -> i32 {
     init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::Success.code(),
+        Err(crate::error::Error::Hook(crate::hook::HookError::Step(code))) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            e.exit_code().code()
+            e.status()
         }
     }
 }
@@ -168,6 +169,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Problem(format!("cannot start the async runtime: {e}")))
 }
 
+/// `container-hook`: one hook call read from standard input (at most 16 MiB).
+fn container_hook(dir: PathBuf, images: Option<PathBuf>) -> Result<()> {
+    use std::io::Read;
+    let settings = crate::hook::Settings::new(dir, images)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(16 << 20)
+        .read_to_string(&mut input)
+        .map_err(|e| crate::hook::HookError::io("reading the hook's input", e))?;
+    Ok(crate::hook::run(&settings, &input)?)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     output::set_mode(cli.output, cli.no_headers);
@@ -185,6 +198,7 @@ pub fn run(cli: Cli) -> Result<()> {
             redis_url,
             forge,
         } => demo(&cx, forge, jobs as usize, redis_url),
+        Command::ContainerHook { dir, images } => container_hook(dir, images),
         Command::Completions { shell } => {
             output::print(&String::from_utf8_lossy(&completion(shell)))
         }

@@ -236,6 +236,7 @@ struct RawGroup {
     backend: Option<String>,
     spec: Option<Value>,
     bootstrap_template: Option<std::path::PathBuf>,
+    container_jobs: Option<super::ContainerJobs>,
 }
 
 fn default_max_runners() -> u32 {
@@ -1440,6 +1441,7 @@ impl<'a> Cx<'a> {
         // The spec is read against the kind of the backend the group names.
         let backend_name = raw.backend.clone().unwrap_or_default();
         let schema = self.schema_of(&backend_name, &field("backend"), backends);
+        self.check_container_jobs(&raw, path, backends);
         let spec = match schema {
             None => None,
             Some(schema) => {
@@ -1475,7 +1477,34 @@ impl<'a> Cx<'a> {
             backend: backend_name,
             spec: spec?,
             bootstrap_template: raw.bootstrap_template,
+            container_jobs: raw.container_jobs,
         })
+    }
+
+    /// `container_jobs` needs GitHub's runner (act_runner runs containers its own way) on a VM
+    /// (a Docker backend's runners are containers already).
+    fn check_container_jobs(&mut self, raw: &RawGroup, path: &str, backends: &Backends) {
+        let Some(c) = &raw.container_jobs else { return };
+        let at = join(path, "container_jobs");
+        if self.forge != ForgeKind::Github {
+            self.error(&at, "container hooks are GitHub's runner's; Gitea's act_runner runs job containers itself");
+        }
+        let kind = backends
+            .valid
+            .iter()
+            .find(|b| Some(&b.name) == raw.backend.as_ref())
+            .map(|b| b.kind());
+        if kind == Some("docker") {
+            self.error(&at, "the runners of a Docker backend are containers already: container_jobs is for runner VMs");
+        }
+        if let Some(i) = &c.images {
+            if !i.starts_with('/') {
+                self.error(
+                    &join(&at, "images"),
+                    format!("`{i}` must be an absolute path on the VM"),
+                );
+            }
+        }
     }
 }
 

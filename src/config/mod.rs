@@ -586,6 +586,21 @@ pub struct RunnerGroup {
     /// A script replacing the default bootstrap of this group's instances.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_template: Option<PathBuf>,
+    /// Jobs' containers (`container:`, `services:`, container steps) run as systemd-nspawn
+    /// guests through runnerctl's container hooks on the runner VM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_jobs: Option<ContainerJobs>,
+}
+
+/// `container_jobs:` of a runner group: the VM's runner gets runnerctl's container hooks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerJobs {
+    /// Sets `ACTIONS_RUNNER_REQUIRE_JOB_CONTAINER`: a job without `container:` is refused.
+    #[serde(default)]
+    pub require_job_container: bool,
+    /// An OCI layout of preloaded images on the VM image, looked in before any registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<String>,
 }
 
 impl RunnerGroup {

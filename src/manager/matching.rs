@@ -178,6 +178,7 @@ mod tests {
             backend: "fake".into(),
             spec: Typed::new("fake", serde_json::json!({})),
             bootstrap_template: None,
+            container_jobs: None,
         }
     }
 

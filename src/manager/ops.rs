@@ -748,6 +748,7 @@ impl Manager {
             labels: g.labels.clone(),
             url: self.forge.runner_url(scope),
             agent: self.forge.agent(),
+            container_jobs: g.container_jobs.clone(),
             runner_group: (g.repository.is_none() && self.forge.groups().is_some())
                 .then(|| g.name.clone()),
             credential,
