@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('groups', 'groups', [CompletionResultType]::ParameterValue, 'Show and synchronize runner groups with GitHub')
             [CompletionResult]::new('runners', 'runners', [CompletionResultType]::ParameterValue, 'List, create and delete runners')
             [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Run one health-check pass over the runner groups (for cron)')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what can fail at run time although the configuration validates')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
             [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
@@ -272,6 +273,23 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'runnerctl;doctor' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'runnerctl;serve' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
@@ -297,6 +315,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-sync-groups', '--no-sync-groups', [CompletionResultType]::ParameterName, 'Do not create missing runner groups on GitHub at start (`groups sync`)')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
@@ -553,6 +572,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('groups', 'groups', [CompletionResultType]::ParameterValue, 'Show and synchronize runner groups with GitHub')
             [CompletionResult]::new('runners', 'runners', [CompletionResultType]::ParameterValue, 'List, create and delete runners')
             [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Run one health-check pass over the runner groups (for cron)')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what can fail at run time although the configuration validates')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
             [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
@@ -594,6 +614,9 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;help;healthcheck' {
+            break
+        }
+        'runnerctl;help;doctor' {
             break
         }
         'runnerctl;help;serve' {

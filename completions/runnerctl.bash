@@ -28,6 +28,9 @@ _runnerctl() {
             runnerctl,demo)
                 cmd="runnerctl__subcmd__demo"
                 ;;
+            runnerctl,doctor)
+                cmd="runnerctl__subcmd__doctor"
+                ;;
             runnerctl,groups)
                 cmd="runnerctl__subcmd__groups"
                 ;;
@@ -102,6 +105,9 @@ _runnerctl() {
                 ;;
             runnerctl__subcmd__help,demo)
                 cmd="runnerctl__subcmd__help__subcmd__demo"
+                ;;
+            runnerctl__subcmd__help,doctor)
+                cmd="runnerctl__subcmd__help__subcmd__doctor"
                 ;;
             runnerctl__subcmd__help,groups)
                 cmd="runnerctl__subcmd__help__subcmd__groups"
@@ -221,7 +227,7 @@ _runnerctl() {
 
     case "${cmd}" in
         runnerctl)
-            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version groups runners healthcheck serve worker tasks config demo container-hook completions help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version groups runners healthcheck doctor serve worker tasks config demo container-hook completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -590,6 +596,40 @@ _runnerctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        runnerctl__subcmd__doctor)
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         runnerctl__subcmd__groups)
             opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list sync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -799,7 +839,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help)
-            opts="groups runners healthcheck serve worker tasks config demo container-hook completions help"
+            opts="groups runners healthcheck doctor serve worker tasks config demo container-hook completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -897,6 +937,20 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1677,7 +1731,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__worker)
-            opts="-j -c -o -v -q -h -V --concurrency --config --output --no-headers --verbose --quiet --log-format --help --version"
+            opts="-j -c -o -v -q -h -V --concurrency --no-sync-groups --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

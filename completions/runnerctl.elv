@@ -35,6 +35,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand groups 'Show and synchronize runner groups with GitHub'
             cand runners 'List, create and delete runners'
             cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
+            cand doctor 'Check what can fail at run time although the configuration validates'
             cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
@@ -249,6 +250,22 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'runnerctl;doctor'= {
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'runnerctl;serve'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
@@ -273,6 +290,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -o 'Output format of listings and reports'
             cand --output 'Output format of listings and reports'
             cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-sync-groups 'Do not create missing runner groups on GitHub at start (`groups sync`)'
             cand --no-headers 'Tables without their header row'
             cand -v 'More log output on stderr (-v debug, -vv trace)'
             cand --verbose 'More log output on stderr (-v debug, -vv trace)'
@@ -507,6 +525,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand groups 'Show and synchronize runner groups with GitHub'
             cand runners 'List, create and delete runners'
             cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
+            cand doctor 'Check what can fail at run time although the configuration validates'
             cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
             cand tasks 'Inspect and replay the task queue'
@@ -539,6 +558,8 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;runners;delete'= {
         }
         &'runnerctl;help;healthcheck'= {
+        }
+        &'runnerctl;help;doctor'= {
         }
         &'runnerctl;help;serve'= {
         }

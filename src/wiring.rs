@@ -245,6 +245,23 @@ pub async fn backends(
     Ok(out)
 }
 
+/// Every backend some group uses, built without Redis (for `doctor`): each with its build's
+/// result, so one that cannot be reached is reported by name.
+pub async fn probe_backends(config: &Config) -> Vec<(String, Result<Arc<dyn Backend>>)> {
+    let mut out = Vec::new();
+    for b in &config.backends {
+        if !config.runner_groups.iter().any(|g| g.backend == b.name) {
+            continue;
+        }
+        let built = match backend_context(config, b, None, None) {
+            Ok((kind, cx)) => kind.build(cx).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        out.push((b.name.clone(), built));
+    }
+    out
+}
+
 /// The manager of a configuration: Redis, the forge and every backend of its groups.
 pub async fn manager(config: Arc<Config>) -> Result<Manager> {
     let conn = connect(&config).await?;

@@ -94,6 +94,14 @@ pub enum Command {
         dry_run: bool,
     },
 
+    /// Check what can fail at run time although the configuration validates
+    ///
+    /// One line per check: the configuration, every secret, Redis (reachable, persistence, the
+    /// clock against Redis's), the forge's credentials for each group's scope, the runner groups
+    /// on GitHub, and each backend (built and listing its instances). Exits 0 when nothing
+    /// failed (warnings included), 1 when a check failed, 2 when the file is invalid.
+    Doctor,
+
     /// Receive GitHub webhooks and enqueue them as tasks (run by systemd)
     ///
     /// Listens on `webhook.listen`. Routes: POST /webhook, GET /healthz, GET /readyz,
@@ -109,6 +117,9 @@ pub enum Command {
         /// Tasks handled at the same time
         #[arg(long, short = 'j', default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
         concurrency: u16,
+        /// Do not create missing runner groups on GitHub at start (`groups sync`)
+        #[arg(long)]
+        no_sync_groups: bool,
     },
 
     /// Inspect and replay the task queue

@@ -201,6 +201,16 @@ const EXAMPLES: &[(&[&str], Examples)] = &[
         ],
     ),
     (
+        &["doctor"],
+        &[
+            (
+                "Check a deployment before starting its services",
+                "runnerctl --config /etc/runnerctl/config.yaml doctor",
+            ),
+            ("The report for a script", "runnerctl -o json doctor"),
+        ],
+    ),
+    (
         &["container-hook"],
         &[
             (

@@ -7,6 +7,7 @@ pub mod args;
 pub mod output;
 
 mod config_cmd;
+mod doctor_cmd;
 mod examples;
 mod groups_cmd;
 mod queue_cmd;
@@ -221,8 +222,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Healthcheck { group, dry_run } => {
             runners_cmd::healthcheck(&cx, group.as_deref(), dry_run)
         }
+        Command::Doctor => doctor_cmd::doctor(&cx),
         Command::Serve => serve_cmd::serve(&cx),
-        Command::Worker { concurrency } => queue_cmd::worker(&cx, usize::from(concurrency)),
+        Command::Worker {
+            concurrency,
+            no_sync_groups,
+        } => queue_cmd::worker(&cx, usize::from(concurrency), !no_sync_groups),
         Command::Tasks(t) => queue_cmd::tasks(&cx, t),
     }
 }

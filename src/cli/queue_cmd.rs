@@ -12,7 +12,32 @@ use crate::worker::{self, WorkerOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
+/// Creates or updates the configured runner groups on the forge as `groups sync` does, so jobs
+/// do not wait on a group nobody created; a failure is logged and the worker goes on.
+async fn sync_groups(config: &crate::config::Config) {
+    let forge = match wiring::forge(config) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "runner groups not synchronized at start");
+            return;
+        }
+    };
+    let groups: Vec<&crate::config::RunnerGroup> = config.runner_groups.iter().collect();
+    for row in crate::manager::sync::sync(&*forge, &groups, false, &|| {}).await {
+        use crate::manager::sync::Action;
+        match row.action {
+            Action::Create | Action::Update => {
+                tracing::info!(group = %row.group, changes = %row.changes.join("; "), "runner group synchronized at start")
+            }
+            Action::Error => {
+                tracing::warn!(group = %row.group, error = %row.changes.join("; "), "runner group not synchronized at start")
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn worker(cx: &Context, concurrency: usize, sync_at_start: bool) -> Result<()> {
     let loaded = cx.load()?;
     let config = loaded.config;
     let target = wiring::redis_target(&config)?;
@@ -42,6 +67,9 @@ pub fn worker(cx: &Context, concurrency: usize) -> Result<()> {
         let queue = wiring::queue(&config, conn.clone());
         let config = Arc::new(config);
         let manager = Arc::new(wiring::manager(config.clone()).await?);
+        if sync_at_start {
+            sync_groups(&config).await;
+        }
         if let Some(addr) = &config.worker.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 crate::error::Error::Problem(format!(

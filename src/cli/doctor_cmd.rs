@@ -1,0 +1,313 @@
+//! `runnerctl doctor`: what can fail at run time although the configuration validates, one line
+//! per check, the exit status by the worst.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{output, runtime, Context};
+use crate::cli::args::OutputFormat;
+use crate::error::{Error, Result};
+
+/// How a check came out, from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Works, but an operator should know (no persistence, a clock far off Redis's).
+    Warn,
+    /// Not checked, because what it needs failed first.
+    Skip,
+    Fail,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+fn check(name: impl Into<String>, status: Status, detail: impl Into<String>) -> Check {
+    Check {
+        check: name.into(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// Every call of a check has this long: a dependency that hangs is a failure, not a hang.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn within<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, String> {
+    match tokio::time::timeout(TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "{what} did not answer within {}s",
+            TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// Redis: reachable, its persistence, and how far this host's clock is from Redis's (ages and
+/// due times are Redis's clock; a host far off still works, but its logs will mislead).
+async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> bool {
+    let conn = match within("Redis", crate::wiring::connect(config)).await {
+        Ok(c) => c,
+        Err(e) => {
+            out.push(check("redis", Status::Fail, e));
+            return false;
+        }
+    };
+    let mut c = conn.clone();
+    let info: std::result::Result<String, String> = within(
+        "Redis",
+        redis::cmd("INFO").arg("persistence").query_async(&mut c),
+    )
+    .await;
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")))
+            .map(|v| v.trim().to_string())
+    };
+    let mut c = conn.clone();
+    let save: Option<Vec<String>> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("save")
+        .query_async(&mut c)
+        .await
+        .ok();
+    match info {
+        Err(e) => out.push(check("redis", Status::Fail, e)),
+        Ok(text) => {
+            let aof = field(&text, "aof_enabled").as_deref() == Some("1");
+            let rdb = save
+                .as_ref()
+                .and_then(|v| v.get(1))
+                .map(|s| !s.trim().is_empty());
+            let (status, detail) = match (aof, rdb) {
+                (true, _) => (Status::Ok, "reachable; append-only file on".to_string()),
+                (false, Some(true)) => (
+                    Status::Warn,
+                    "reachable; snapshots only (no append-only file): a crash loses the writes since the last snapshot".into(),
+                ),
+                (false, Some(false)) => (
+                    Status::Warn,
+                    "reachable; no persistence (neither AOF nor snapshots): a restart loses every record and queued task".into(),
+                ),
+                (false, None) => (
+                    Status::Ok,
+                    "reachable; persistence unknown (CONFIG is not allowed here), no append-only file reported".into(),
+                ),
+            };
+            out.push(check("redis", status, detail));
+        }
+    }
+    let store = crate::store::RedisStore::new(conn, &config.name);
+    if let Ok(ms) = store.now_ms().await {
+        let here = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let skew = (here - ms as i64).abs() / 1000;
+        out.push(if skew > 30 {
+            check(
+                "clock",
+                Status::Warn,
+                format!("this host's clock is {skew}s off Redis's (runnerctl uses Redis's; logs here will disagree)"),
+            )
+        } else {
+            check("clock", Status::Ok, format!("within {skew}s of Redis's"))
+        });
+    }
+    true
+}
+
+/// The forge: credentials that list each group's runners (what the worker needs), and the
+/// runner groups that must exist there.
+async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    let forge = match crate::wiring::forge(config) {
+        Ok(f) => f,
+        Err(e) => {
+            out.push(check("forge", Status::Fail, e.to_string()));
+            return;
+        }
+    };
+    let mut scopes_seen = Vec::new();
+    for g in &config.runner_groups {
+        let scope = crate::manager::Manager::scope(g);
+        let key = format!("{scope:?}");
+        if scopes_seen.contains(&key) {
+            continue;
+        }
+        scopes_seen.push(key);
+        let what = format!("forge runners ({})", g.owner_label());
+        match within("the forge", forge.list_runners(&scope)).await {
+            Ok(list) => out.push(check(
+                what,
+                Status::Ok,
+                format!("the credentials list its runners ({} now)", list.len()),
+            )),
+            Err(e) => out.push(check(what, Status::Fail, e)),
+        }
+    }
+    let Some(capable) = forge.groups() else {
+        return;
+    };
+    let mut orgs: Vec<&str> = config
+        .runner_groups
+        .iter()
+        .filter(|g| g.repository.is_none() && !g.organization.is_empty())
+        .map(|g| g.organization.as_str())
+        .collect();
+    orgs.sort();
+    orgs.dedup();
+    for org in orgs {
+        let groups = within("the forge", capable.list_runner_groups(org)).await;
+        for g in config
+            .runner_groups
+            .iter()
+            .filter(|g| g.repository.is_none() && g.organization == org)
+        {
+            let what = format!("runner group {}", g.name);
+            out.push(match &groups {
+                Err(e) => check(what, Status::Fail, e.clone()),
+                Ok(list) => match list.iter().find(|x| x.name == g.name) {
+                    Some(x) => check(what, Status::Ok, format!("exists on {org} (id {})", x.id)),
+                    None => check(
+                        what,
+                        Status::Fail,
+                        format!("missing on {org}: jobs would wait; run `runnerctl groups sync`"),
+                    ),
+                },
+            });
+        }
+    }
+}
+
+/// Each backend a group uses: built with its credentials and listing its instances.
+async fn backend_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    for (name, built) in crate::wiring::probe_backends(config).await {
+        let what = format!("backend {name}");
+        let b = match built {
+            Ok(b) => b,
+            Err(e) => {
+                out.push(check(what, Status::Fail, e.to_string()));
+                continue;
+            }
+        };
+        match within("the backend", b.list()).await {
+            Ok(list) => out.push(check(
+                what,
+                Status::Ok,
+                format!(
+                    "{} reachable; {} instances of ours",
+                    b.kind().name(),
+                    list.len()
+                ),
+            )),
+            Err(e) => out.push(check(what, Status::Fail, e)),
+        }
+    }
+}
+
+/// Runs every check and prints the report; the exit status is the worst check's.
+pub fn doctor(cx: &Context) -> Result<()> {
+    let mut out = Vec::new();
+    let loaded = match crate::wiring::load_file(&cx.config_path) {
+        Ok(l) => l,
+        Err(e) => {
+            out.push(check("config", Status::Fail, e.to_string()));
+            print(cx, &out)?;
+            return Err(Error::Config(e));
+        }
+    };
+    let config = loaded.config;
+    out.push(if loaded.warnings.is_empty() {
+        check(
+            "config",
+            Status::Ok,
+            format!("{} is valid", cx.config_path.display()),
+        )
+    } else {
+        let path = cx.config_path.display().to_string();
+        let all: Vec<String> = loaded.warnings.iter().map(|w| w.render(&path)).collect();
+        check("config", Status::Warn, all.join("; "))
+    });
+    let problems = crate::wiring::preflight(&config);
+    if problems.is_empty() {
+        out.push(check("secrets", Status::Ok, "every secret resolves"));
+    }
+    for p in &problems {
+        out.push(check(
+            format!("secret {}", p.path),
+            Status::Fail,
+            p.message.clone(),
+        ));
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        if problems.iter().any(|p| p.path.starts_with("redis.")) {
+            out.push(check(
+                "redis",
+                Status::Skip,
+                "its URL or password does not resolve",
+            ));
+        } else {
+            redis_checks(&config, &mut out).await;
+        }
+        if problems
+            .iter()
+            .any(|p| p.path.starts_with("github.") || p.path.starts_with("gitea."))
+        {
+            out.push(check(
+                "forge",
+                Status::Skip,
+                "its credentials do not resolve",
+            ));
+        } else {
+            forge_checks(&config, &mut out).await;
+        }
+        backend_checks(&config, &mut out).await;
+    });
+    print(cx, &out)?;
+    let failed: Vec<&str> = out
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.check.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Problem(format!("failed: {}", failed.join(", "))))
+    }
+}
+
+fn print(cx: &Context, checks: &[Check]) -> Result<()> {
+    match cx.output {
+        OutputFormat::Json => output::json(checks),
+        OutputFormat::Table | OutputFormat::Name => output::table(
+            &["check", "status", "detail"],
+            checks
+                .iter()
+                .map(|c| vec![c.check.clone(), c.status.as_str().into(), c.detail.clone()])
+                .collect(),
+        ),
+    }
+}

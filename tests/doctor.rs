@@ -1,0 +1,178 @@
+//! `runnerctl doctor` (issue 19): a configuration that validates can still fail at run time; the
+//! doctor says where, one line each, against a real Redis and the fake GitHub.
+
+mod support;
+
+use runnerctl::forge::sim::{Sim, SimOptions};
+use serde_json::Value;
+use support::RedisServer;
+
+const TOKEN: &str = "ghp_doctortoken";
+
+fn config(sim: &Sim, redis: &str) -> String {
+    format!(
+        "name: {}\ngithub:\n  base_url: {}\n  token_env: DOCTOR_GH_TOKEN\nwebhook:\n  secret_env: DOCTOR_SECRET\nredis:\n  url: {redis}\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo-org\n    labels: [self-hosted, linux]\n    backend: f\n",
+        support::manager_name("doctor"),
+        sim.url()
+    )
+}
+
+async fn doctor(
+    path: &std::path::Path,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let path = path.to_path_buf();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&path)
+            .args(&extra)
+            .arg("doctor")
+            .env_remove("DOCTOR_GH_TOKEN")
+            .env_remove("DOCTOR_SECRET")
+            .envs(env)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn status_of<'a>(report: &'a Value, check: &str) -> &'a str {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == check)
+        .unwrap_or_else(|| panic!("no check `{check}` in {report}"))["status"]
+        .as_str()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_finds_what_fails_at_run_time() {
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let secret = "a-webhook-secret-of-enough-length-1234";
+    let env = [("DOCTOR_GH_TOKEN", TOKEN), ("DOCTOR_SECRET", secret)];
+
+    // The secrets' variables unset: named, and the forge not asked.
+    let (code, out, err) = doctor(&path, &[], &["-o", "json"]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status_of(&report, "secret github.token_env"), "fail");
+    assert_eq!(status_of(&report, "secret webhook.secret_env"), "fail");
+    assert_eq!(status_of(&report, "forge"), "skip");
+    assert_eq!(status_of(&report, "config"), "ok");
+
+    // Everything resolves, but the runner group is missing on GitHub.
+    let (code, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status_of(&report, "secrets"), "ok");
+    assert_eq!(status_of(&report, "forge runners (octo-org)"), "ok");
+    assert_eq!(status_of(&report, "runner group linux"), "fail");
+    assert!(out.contains("groups sync"), "{out}");
+    assert_eq!(status_of(&report, "backend f"), "ok");
+    // The tests' Redis keeps nothing on disk: said, but not a failure.
+    assert_eq!(status_of(&report, "redis"), "warn");
+    assert_eq!(status_of(&report, "clock"), "ok");
+
+    // After `groups sync`, the doctor is content; the table has one line per check.
+    let out = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(&path)
+        .args(["groups", "sync"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out, err) = doctor(&path, &env, &[]).await;
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("runner group linux") && out.contains("exists on octo-org"),
+        "{out}"
+    );
+
+    // Redis gone: a failure naming it, exit 1; a wrong token: the forge fails.
+    drop(redis);
+    let (code, out, _) = doctor(
+        &path,
+        &[("DOCTOR_GH_TOKEN", "wrong"), ("DOCTOR_SECRET", secret)],
+        &["-o", "json"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status_of(&report, "redis"), "fail");
+    assert_eq!(status_of(&report, "forge runners (octo-org)"), "fail");
+
+    // An invalid file: exit 2, the config line says why.
+    std::fs::write(&path, "runner_groups: 3\n").unwrap();
+    let (code, out, _) = doctor(&path, &env, &[]).await;
+    assert_eq!(code, Some(2));
+    assert!(out.contains("config") && out.contains("fail"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_creates_missing_runner_groups_at_start_unless_told_not_to() {
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let has_linux = || sim.groups().iter().any(|g| g.name == "linux");
+    for (flag, expect) in [(Some("--no-sync-groups"), false), (None, true)] {
+        let mut child = std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&path)
+            .arg("worker")
+            .args(flag)
+            .env("DOCTOR_GH_TOKEN", TOKEN)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut seen = false;
+        for _ in 0..30 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            seen = has_linux();
+            if seen {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(seen, expect, "{flag:?}");
+    }
+}
