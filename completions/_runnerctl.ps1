@@ -138,6 +138,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
             [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
@@ -149,6 +150,23 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--group', '--group', [CompletionResultType]::ParameterName, 'Only runners of this group')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Only runners in this status')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only runners in this status')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'runnerctl;runners;show' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
@@ -232,6 +250,7 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         }
         'runnerctl;runners;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
             [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
@@ -239,6 +258,9 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;runners;help;list' {
+            break
+        }
+        'runnerctl;runners;help;show' {
             break
         }
         'runnerctl;runners;help;create' {
@@ -596,12 +618,16 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         }
         'runnerctl;help;runners' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List runners with their status on the backend and on GitHub')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create runners in a group, up to its `max_runners`')
             [CompletionResult]::new('bootstrap', 'bootstrap', [CompletionResultType]::ParameterValue, 'Print what an instance of a group receives to become a runner, secrets redacted')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete runners: their instance on the backend and their registration on GitHub')
             break
         }
         'runnerctl;help;runners;list' {
+            break
+        }
+        'runnerctl;help;runners;show' {
             break
         }
         'runnerctl;help;runners;create' {

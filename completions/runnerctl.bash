@@ -157,6 +157,9 @@ _runnerctl() {
             runnerctl__subcmd__help__subcmd__runners,list)
                 cmd="runnerctl__subcmd__help__subcmd__runners__subcmd__list"
                 ;;
+            runnerctl__subcmd__help__subcmd__runners,show)
+                cmd="runnerctl__subcmd__help__subcmd__runners__subcmd__show"
+                ;;
             runnerctl__subcmd__help__subcmd__tasks,dead)
                 cmd="runnerctl__subcmd__help__subcmd__tasks__subcmd__dead"
                 ;;
@@ -181,6 +184,9 @@ _runnerctl() {
             runnerctl__subcmd__runners,list)
                 cmd="runnerctl__subcmd__runners__subcmd__list"
                 ;;
+            runnerctl__subcmd__runners,show)
+                cmd="runnerctl__subcmd__runners__subcmd__show"
+                ;;
             runnerctl__subcmd__runners__subcmd__help,bootstrap)
                 cmd="runnerctl__subcmd__runners__subcmd__help__subcmd__bootstrap"
                 ;;
@@ -195,6 +201,9 @@ _runnerctl() {
                 ;;
             runnerctl__subcmd__runners__subcmd__help,list)
                 cmd="runnerctl__subcmd__runners__subcmd__help__subcmd__list"
+                ;;
+            runnerctl__subcmd__runners__subcmd__help,show)
+                cmd="runnerctl__subcmd__runners__subcmd__help__subcmd__show"
                 ;;
             runnerctl__subcmd__tasks,dead)
                 cmd="runnerctl__subcmd__tasks__subcmd__dead"
@@ -1035,7 +1044,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help__subcmd__runners)
-            opts="list create bootstrap delete"
+            opts="list show create bootstrap delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1091,6 +1100,20 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__help__subcmd__runners__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__help__subcmd__runners__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1189,7 +1212,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners)
-            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list create bootstrap delete help"
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version list show create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1357,7 +1380,7 @@ _runnerctl() {
             return 0
             ;;
         runnerctl__subcmd__runners__subcmd__help)
-            opts="list create bootstrap delete help"
+            opts="list show create bootstrap delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1440,6 +1463,20 @@ _runnerctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        runnerctl__subcmd__runners__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         runnerctl__subcmd__runners__subcmd__list)
             opts="-g -s -c -o -v -q -h -V --group --status --config --output --no-headers --verbose --quiet --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1463,6 +1500,40 @@ _runnerctl() {
                     COMPREPLY=($(compgen -W "reserved creating started idle active deleting failed" -- "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json name" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        runnerctl__subcmd__runners__subcmd__show)
+            opts="-c -o -v -q -h -V --config --output --no-headers --verbose --quiet --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

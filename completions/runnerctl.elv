@@ -127,6 +127,7 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand list 'List runners with their status on the backend and on GitHub'
+            cand show 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history'
             cand create 'Create runners in a group, up to its `max_runners`'
             cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
@@ -137,6 +138,22 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand --group 'Only runners of this group'
             cand -s 'Only runners in this status'
             cand --status 'Only runners in this status'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;runners;show'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
@@ -216,12 +233,15 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;runners;help'= {
             cand list 'List runners with their status on the backend and on GitHub'
+            cand show 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history'
             cand create 'Create runners in a group, up to its `max_runners`'
             cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'runnerctl;runners;help;list'= {
+        }
+        &'runnerctl;runners;help;show'= {
         }
         &'runnerctl;runners;help;create'= {
         }
@@ -545,11 +565,14 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;help;runners'= {
             cand list 'List runners with their status on the backend and on GitHub'
+            cand show 'Show one runner: its record, why it was made, GitHub''s and the backend''s view, its history'
             cand create 'Create runners in a group, up to its `max_runners`'
             cand bootstrap 'Print what an instance of a group receives to become a runner, secrets redacted'
             cand delete 'Delete runners: their instance on the backend and their registration on GitHub'
         }
         &'runnerctl;help;runners;list'= {
+        }
+        &'runnerctl;help;runners;show'= {
         }
         &'runnerctl;help;runners;create'= {
         }

@@ -89,22 +89,23 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'
 name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -l no-headers -d 'Tables without their header row'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list create bootstrap delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -l no-headers -d 'Tables without their header row'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "show" -d 'Show one runner: its record, why it was made, GitHub\'s and the backend\'s view, its history'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and not __fish_seen_subcommand_from list show create bootstrap delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s g -l group -d 'Only runners of this group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s s -l status -d 'Only runners in this status' -r -f -a "reserved\t'A slot of the group is held for it; nothing exists yet'
 creating\t'Its JIT configuration and instance are being made'
@@ -124,6 +125,17 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -l no-headers -d 'Tables without their header row'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s g -l group -d 'The runner group' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s n -l count -d 'How many runners to create' -r
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from create" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
@@ -167,6 +179,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one runner: its record, why it was made, GitHub\'s and the backend\'s view, its history'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand runners; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'
@@ -380,6 +393,7 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "list" -d 'List runners with their status on the backend and on GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "show" -d 'Show one runner: its record, why it was made, GitHub\'s and the backend\'s view, its history'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "create" -d 'Create runners in a group, up to its `max_runners`'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "bootstrap" -d 'Print what an instance of a group receives to become a runner, secrets redacted'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "delete" -d 'Delete runners: their instance on the backend and their registration on GitHub'

@@ -404,6 +404,35 @@ return now
     ))
 });
 
+/// A runner's history: KEYS the history list. ARGV event, detail, entries kept, TTL seconds.
+/// Appends `{"at": Redis seconds, "event", "detail"}`.
+static HISTORY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local at = tonumber(redis.call('TIME')[1])
+redis.call('RPUSH', KEYS[1], cjson.encode({at = at, event = ARGV[1], detail = ARGV[2]}))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"#,
+    )
+});
+
+/// Entries of a runner's history kept, and for how long after its last one.
+const HISTORY_LEN: u32 = 50;
+const HISTORY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// One entry of a runner's history (`runners show`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    /// Redis's clock, unix seconds.
+    pub at: u64,
+    /// `reserved`, a status it moved to, or `removed`.
+    pub event: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
 /// Update: KEYS runner hash, then the status sets in the order of ARGV 1. ARGV the statuses
 /// (comma separated), new status ('' keeps it), expected statuses (comma separated, '' for
 /// any), then field/value pairs ('' value deletes the field).
@@ -486,6 +515,9 @@ impl RedisStore {
 
     fn runner_key(&self, name: &str) -> String {
         format!("{}runner:{name}", self.prefix)
+    }
+    fn history_key(&self, name: &str) -> String {
+        format!("{}history:{name}", self.prefix)
     }
     fn group_runners_key(&self, group: &str) -> String {
         format!("{}group:{group}:runners", self.prefix)
@@ -669,7 +701,23 @@ impl RedisStore {
                 })
         };
         match reply.first().map(String::as_str) {
-            Some("done") => Ok(Transition::Done(parse(reply.get(1))?)),
+            Some("done") => {
+                let before = parse(reply.get(1))?;
+                if let Some(after) = status.filter(|s| *s != before) {
+                    let detail: Vec<String> = patch
+                        .pairs()
+                        .into_iter()
+                        .filter(|(k, v)| {
+                            !v.is_empty()
+                                && matches!(*k, "instance_id" | "forge_id" | "job_id" | "error")
+                        })
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    self.record_event(name, after.as_str(), &detail.join(" "))
+                        .await;
+                }
+                Ok(Transition::Done(before))
+            }
             Some("refused") => Ok(Transition::Refused(parse(reply.get(1))?)),
             _ => Ok(Transition::Missing),
         }
@@ -691,10 +739,45 @@ impl RedisStore {
             inv.arg(STATUS_NAMES.as_str()).arg(&group);
             let n: i64 = inv.invoke_async(&mut c).await?;
             if n != -2 {
+                if n == 1 {
+                    self.record_event(name, "removed", "its slot released")
+                        .await;
+                }
                 return Ok(n == 1);
             }
         }
         Ok(false)
+    }
+
+    /// Appends to a runner's history; best effort (a failure is logged, never the caller's).
+    pub async fn record_event(&self, name: &str, event: &str, detail: &str) {
+        let mut c = self.conn.clone();
+        let r: redis::RedisResult<i64> = HISTORY
+            .key(self.history_key(name))
+            .arg(event)
+            .arg(detail)
+            .arg(HISTORY_LEN)
+            .arg(HISTORY_TTL.as_secs())
+            .invoke_async(&mut c)
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(runner = name, error = %e, "could not record the runner's history");
+        }
+    }
+
+    /// A runner's history, oldest first (kept 7 days after its last entry).
+    pub async fn history(&self, name: &str) -> Result<Vec<Event>> {
+        let mut c = self.conn.clone();
+        let key = self.history_key(name);
+        let raw: Vec<String> = c.lrange(&key, 0, -1).await?;
+        raw.iter()
+            .map(|e| {
+                serde_json::from_str(e).map_err(|err| StoreError::Corrupt {
+                    key: key.clone(),
+                    reason: format!("a history entry is not JSON: {err}"),
+                })
+            })
+            .collect()
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<Runner>> {

@@ -210,6 +210,15 @@ pub enum RunnersCommand {
         status: Option<crate::model::RunnerStatus>,
     },
 
+    /// Show one runner: its record, why it was made, GitHub's and the backend's view, its history
+    ///
+    /// The history (kept 7 days after its last entry, 50 entries) lists each status the record
+    /// moved to with Redis's time, so a runner that is gone can still be looked up.
+    Show {
+        /// The runner's name
+        name: String,
+    },
+
     /// Create runners in a group, up to its `max_runners`
     Create {
         /// The runner group

@@ -201,6 +201,19 @@ const EXAMPLES: &[(&[&str], Examples)] = &[
         ],
     ),
     (
+        &["runners show"],
+        &[
+            (
+                "Why a runner exists and what happened to it",
+                "runnerctl runners show rc-prod-linux-1a2b3c4d5e",
+            ),
+            (
+                "Its history for a script",
+                "runnerctl -o json runners show rc-prod-linux-1a2b3c4d5e",
+            ),
+        ],
+    ),
+    (
         &["doctor"],
         &[
             (

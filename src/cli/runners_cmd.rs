@@ -447,3 +447,142 @@ fn confirm(count: usize, group: &str) -> Result<()> {
         _ => Err(Error::Usage("nothing deleted".into())),
     }
 }
+
+/// `runners show`: one runner, as Redis, the forge and the backend see it, with its history.
+#[derive(Serialize)]
+struct RunnerView {
+    name: String,
+    /// Why it was made (from its history's first entry), when known.
+    made: Option<String>,
+    record: Option<crate::model::Runner>,
+    github: Option<crate::forge::ForgeRunner>,
+    instance: Option<crate::backend::Instance>,
+    history: Vec<HistoryRow>,
+}
+
+#[derive(Serialize)]
+struct HistoryRow {
+    at: String,
+    event: String,
+    detail: String,
+}
+
+pub fn show(cx: &Context, name: &str) -> Result<()> {
+    let config = Arc::new(cx.load()?.config);
+    let rt = runtime()?;
+    let view = rt.block_on(async {
+        let m = wiring::manager(config.clone()).await?;
+        let record = m.store.get(name).await?;
+        let history = m.store.history(name).await?;
+        let group = match &record {
+            Some(r) => config.group(&r.group),
+            None => {
+                crate::manager::matching::group_of_runner(&config.name, &config.runner_groups, name)
+            }
+        };
+        let (mut github, mut instance) = (None, None);
+        if let Some(g) = group {
+            github = m
+                .forge
+                .list_runners(&Manager::scope(g))
+                .await?
+                .into_iter()
+                .find(|f| f.name == name);
+            if let Ok(b) = m.backend(g) {
+                instance = b
+                    .list()
+                    .await?
+                    .into_iter()
+                    .find(|i| i.runner() == Some(name));
+            }
+        }
+        Ok::<_, Error>(RunnerView {
+            name: name.to_string(),
+            made: history
+                .iter()
+                .find(|e| e.event == "reserved")
+                .map(|e| e.detail.clone()),
+            record,
+            github,
+            instance,
+            history: history
+                .into_iter()
+                .map(|e| HistoryRow {
+                    at: crate::model::rfc3339(e.at),
+                    event: e.event,
+                    detail: e.detail,
+                })
+                .collect(),
+        })
+    })?;
+    if view.record.is_none()
+        && view.history.is_empty()
+        && view.github.is_none()
+        && view.instance.is_none()
+    {
+        return Err(Error::Usage(format!(
+            "no runner `{name}`: no record, no history in the last 7 days, nothing on the forge or the backend"
+        )));
+    }
+    match cx.output {
+        OutputFormat::Json => output::json(&view),
+        OutputFormat::Table | OutputFormat::Name => output::print(&show_text(&view)),
+    }
+}
+
+fn show_text(v: &RunnerView) -> String {
+    let mut out = format!("runner   {}\n", v.name);
+    let line = |out: &mut String, k: &str, val: String| out.push_str(&format!("{k:<8} {val}\n"));
+    line(
+        &mut out,
+        "made",
+        v.made
+            .clone()
+            .unwrap_or_else(|| "unknown (no history)".into()),
+    );
+    match &v.record {
+        Some(r) => {
+            line(&mut out, "group", r.group.clone());
+            line(&mut out, "status", r.status.to_string());
+            line(&mut out, "created", crate::model::rfc3339(r.created_at));
+            if let Some(j) = r.created_for_job {
+                line(&mut out, "for job", j.to_string());
+            }
+            if let Some(j) = r.job_id {
+                line(&mut out, "job", j.to_string());
+            }
+            if let Some(e) = &r.error {
+                line(&mut out, "error", e.clone());
+            }
+        }
+        None => line(&mut out, "record", "none (removed, or never made)".into()),
+    }
+    line(
+        &mut out,
+        "github",
+        v.github
+            .as_ref()
+            .map(|f| {
+                format!(
+                    "id {} {}{}",
+                    f.id,
+                    f.state.as_str(),
+                    if f.busy { ", busy" } else { "" }
+                )
+            })
+            .unwrap_or_else(|| "not registered".into()),
+    );
+    line(
+        &mut out,
+        "instance",
+        v.instance
+            .as_ref()
+            .map(|i| format!("{} ({:?})", i.id, i.state).to_lowercase())
+            .unwrap_or_else(|| "none".into()),
+    );
+    out.push_str("history\n");
+    for h in &v.history {
+        out.push_str(&format!("  {}  {:<9} {}\n", h.at, h.event, h.detail));
+    }
+    out
+}

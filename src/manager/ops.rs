@@ -244,6 +244,21 @@ pub struct Manager {
 }
 
 /// A short, stable suffix for a runner name, from what the runner is for.
+/// Why a runner was made, from its seed: its lineage in `runners show`.
+fn origin(seed: &str, for_job: Option<u64>) -> String {
+    if let Some(job) = for_job {
+        return format!("for queued job {job}");
+    }
+    match seed.split_once(':') {
+        Some(("replace", runner)) => format!("to replace {runner}, whose job another job took"),
+        Some(("health", _)) => {
+            "by a health check (min_runners, lost jobs or a runner that never started)".into()
+        }
+        Some(("task", id)) => format!("on request (task {id})"),
+        _ => "on request (runners create)".into(),
+    }
+}
+
 fn suffix(seed: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in seed.bytes() {
@@ -296,7 +311,8 @@ impl Manager {
             .collect()
     }
 
-    fn backend(&self, g: &RunnerGroup) -> Result<&Arc<dyn Backend>, Failure> {
+    /// The backend of group `g`.
+    pub fn backend(&self, g: &RunnerGroup) -> Result<&Arc<dyn Backend>, Failure> {
         self.backends.get(&g.backend).ok_or_else(|| {
             Failure::config(format!(
                 "backend `{}` of group `{}` is not configured",
@@ -412,7 +428,11 @@ impl Manager {
         match self.store.reserve(&record, g.max_runners, want).await? {
             Reservation::Full { held } => return Ok(Created::Full { held }),
             Reservation::Covered { .. } => return Ok(Created::Covered),
-            Reservation::Reserved { .. } => {}
+            Reservation::Reserved { .. } => {
+                self.store
+                    .record_event(&name, "reserved", &origin(seed, for_job))
+                    .await;
+            }
             Reservation::Exists => match self.store.get(&name).await? {
                 Some(r) if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) => {
                     tracing::info!(runner = %name, "resuming a runner creation");

@@ -1,5 +1,7 @@
-//! `runnerctl doctor` (issue 19): a configuration that validates can still fail at run time; the
-//! doctor says where, one line each, against a real Redis and the fake GitHub.
+//! Operating it (issue 19), against a real Redis and the fake GitHub: `runnerctl doctor` (a
+//! configuration that validates can still fail at run time; the doctor says where, one line
+//! each), the worker creating missing runner groups at start, and `runners show` with a runner's
+//! lineage and history.
 
 mod support;
 
@@ -175,4 +177,96 @@ async fn a_worker_creates_missing_runner_groups_at_start_unless_told_not_to() {
         child.wait().unwrap();
         assert_eq!(seen, expect, "{flag:?}");
     }
+}
+
+fn cli(path: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(path)
+        .args(args)
+        .env("DOCTOR_GH_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_show_tells_why_a_runner_exists_and_what_happened_to_it() {
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let p = path.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(&p, &["groups", "sync"]);
+        cli(&p, &["-o", "name", "runners", "create", "--group", "linux"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let p = path.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&p, &["-o", "name", "runners", "list"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let name = out.lines().next().expect("one runner").trim().to_string();
+    let p = path.clone();
+    let n = name.clone();
+    let (code, out, err) =
+        tokio::task::spawn_blocking(move || cli(&p, &["-o", "json", "runners", "show", &n]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["made"], "on request (runners create)");
+    assert_eq!(v["record"]["group"], "linux");
+    assert!(v["github"]["id"].is_u64(), "{v}");
+    assert!(v["instance"]["id"].is_string(), "{v}");
+    let events: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(&events[..3], ["reserved", "creating", "started"], "{v}");
+    assert!(
+        v["history"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("instance_id="),
+        "{v}"
+    );
+    assert!(v["history"][0]["at"].as_str().unwrap().ends_with('Z'));
+
+    // Deleted, it can still be looked up: no record, the history ends with its removal.
+    let p = path.clone();
+    let n = name.clone();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        cli(&p, &["runners", "delete", &n, "--yes"]);
+        cli(&p, &["runners", "show", &n])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("record   none"), "{out}");
+    assert!(out.lines().last().unwrap().contains("removed"), "{out}");
+    let p = path.clone();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || cli(&p, &["runners", "show", "nobody"]))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no runner `nobody`"), "{err}");
 }
