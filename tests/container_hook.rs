@@ -184,13 +184,7 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::free_port;
 
 /// GitHub's prepare_job example on this host: the job container and a `redis` service, both
 /// from the preloaded busybox image (the service is busybox's httpd on a free port).

@@ -19,6 +19,22 @@ fn config(sim: &Sim, redis: &str) -> String {
     )
 }
 
+/// The fake GitHub, a Redis and a configuration file for both.
+async fn setup() -> (Sim, RedisServer, tempfile::TempDir, std::path::PathBuf) {
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    (sim, redis, dir, path)
+}
+
 async fn doctor(
     path: &std::path::Path,
     env: &[(&str, &str)],
@@ -64,17 +80,7 @@ fn status_of<'a>(report: &'a Value, check: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_doctor_finds_what_fails_at_run_time() {
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let (_sim, redis, _dir, path) = setup().await;
     let secret = "a-webhook-secret-of-enough-length-1234";
     let env = [("DOCTOR_GH_TOKEN", TOKEN), ("DOCTOR_SECRET", secret)];
 
@@ -142,17 +148,7 @@ async fn the_doctor_finds_what_fails_at_run_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_creates_missing_runner_groups_at_start_unless_told_not_to() {
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let (sim, _redis, _dir, path) = setup().await;
     let has_linux = || sim.groups().iter().any(|g| g.name == "linux");
     for (flag, expect) in [(Some("--no-sync-groups"), false), (None, true)] {
         let mut child = std::process::Command::new(support::bin())
@@ -196,17 +192,7 @@ fn cli(path: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runners_show_tells_why_a_runner_exists_and_what_happened_to_it() {
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.yaml");
-    std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+    let (_sim, _redis, _dir, path) = setup().await;
     let p = path.clone();
     let (code, out, err) = tokio::task::spawn_blocking(move || {
         cli(&p, &["groups", "sync"]);
