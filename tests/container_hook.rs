@@ -177,6 +177,20 @@ impl Host {
     }
 }
 
+/// A test that fails part way still leaves nothing running: each job left is swept by the
+/// hook's own cleanup (which kills what runs in its roots and unmounts them).
+impl Drop for Host {
+    fn drop(&mut self) {
+        let Ok(jobs) = std::fs::read_dir(self.hook_dir.join("jobs")) else {
+            return;
+        };
+        for job in jobs.filter_map(|e| e.ok()) {
+            let state = json!({"runnerctl": 1, "dir": job.path()});
+            let _ = self.hook(&json!({"command": "cleanup_job", "state": state, "args": {}}));
+        }
+    }
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),

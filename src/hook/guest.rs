@@ -257,8 +257,9 @@ pub fn start(settings: &Settings, args: &[String], log: &Path) -> Result<u32, Ho
     Ok(child.id())
 }
 
-/// The PIDs of processes whose root or working directory lies under `dir`: what is still
-/// running in a job's guests.
+/// The PIDs of what still runs in a job's guests: processes whose root or working directory
+/// lies under `dir` as this namespace sees it, and the `systemd-nspawn`s of guests rooted there
+/// (their payloads live in mount namespaces of their own, where the root reads as `/`).
 fn processes_under(dir: &Path) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -270,22 +271,29 @@ fn processes_under(dir: &Path) -> Vec<u32> {
         .filter(|pid| {
             ["root", "cwd"].iter().any(|l| {
                 std::fs::read_link(format!("/proc/{pid}/{l}")).is_ok_and(|p| p.starts_with(dir))
-            })
+            }) || nspawn_root(*pid).is_some_and(|r| Path::new(&r).starts_with(dir))
         })
         .collect()
+}
+
+/// The root of the guest `pid` runs, when it is a `systemd-nspawn`.
+fn nspawn_root(pid: u32) -> Option<String> {
+    let c = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = c
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if !args.first().is_some_and(|a| a.ends_with("systemd-nspawn")) {
+        return None;
+    }
+    args.iter()
+        .find_map(|a| a.strip_prefix("--directory=").map(String::from))
 }
 
 /// Whether `pid` is a `systemd-nspawn` of the guest rooted at `root` (a PID from the runner's
 /// state may have been reused).
 fn is_guest(pid: u32, root: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        let args: Vec<String> = c
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        args.first().is_some_and(|a| a.ends_with("systemd-nspawn"))
-            && args.iter().any(|a| *a == format!("--directory={root}"))
-    })
+    nspawn_root(pid).is_some_and(|r| r == root)
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -333,13 +341,14 @@ pub fn sweep(dir: &Path) -> Result<(), HookError> {
     if !dir.exists() {
         return Ok(());
     }
-    for _ in 0..50 {
+    // TERM first (nspawn stops its guest), then KILL.
+    for round in 0..50 {
         let left = processes_under(dir);
         if left.is_empty() {
             break;
         }
         for pid in left {
-            signal(pid, "KILL");
+            signal(pid, if round < 20 { "TERM" } else { "KILL" });
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
