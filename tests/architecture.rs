@@ -106,6 +106,7 @@ const ADAPTERS: &[&str] = &[
     "backend::docker",
     "backend::aws",
     "backend::gcp",
+    "backend::vsphere",
     "forge::gitea",
 ];
 const MAY_PICK_ADAPTERS: &[&str] = &["wiring", "cli", "demo"];

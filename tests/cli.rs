@@ -143,6 +143,7 @@ fn validate_reports_every_problem_with_file_line_and_column() {
 fn the_example_validates_and_is_what_config_example_prints() {
     runnerctl()
         .env("GITHUB_TOKEN", "ghp_example")
+        .env("VSPHERE_PASSWORD", "vsphere-example")
         .env(
             "RUNNERCTL_WEBHOOK_SECRET",
             "an example secret of 32 bytes..",
@@ -151,12 +152,14 @@ fn the_example_validates_and_is_what_config_example_prints() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "valid (4 backends, 5 runner groups)",
+            "valid (5 backends, 6 runner groups)",
         ))
-        // The one warning: the GCP group's runners need the broker, which the example leaves
-        // commented out (it needs certificate files).
+        // The two warnings: the GCP and vSphere groups' runners need the broker, which the
+        // example leaves commented out (it needs certificate files).
         .stderr(predicate::function(|e: &str| {
-            e.lines().count() == 1 && e.contains("backends.gcp-eu: needs the credential broker")
+            e.lines().count() == 2
+                && e.contains("backends.gcp-eu: needs the credential broker")
+                && e.contains("backends.vsphere-dc1: needs the credential broker")
         }));
     let shipped = std::fs::read_to_string(example_path()).unwrap();
     runnerctl()
@@ -180,6 +183,8 @@ fn config_show_prints_a_configuration_that_validates() {
             let out = runnerctl()
                 .env("GITHUB_TOKEN", "ghp_example")
                 .env("GITEA_TOKEN", "gitea-example-token")
+                .env("VSPHERE_PASSWORD", "vsphere-example")
+                .env("VSPHERE_PASSWORD", "vsphere-example")
                 .env(
                     "RUNNERCTL_WEBHOOK_SECRET",
                     "an example secret of 32 bytes..",
@@ -195,6 +200,7 @@ fn config_show_prints_a_configuration_that_validates() {
         runnerctl()
             .env("GITHUB_TOKEN", "ghp_example")
             .env("GITEA_TOKEN", "gitea-example-token")
+            .env("VSPHERE_PASSWORD", "vsphere-example")
             .env(
                 "RUNNERCTL_WEBHOOK_SECRET",
                 "an example secret of 32 bytes..",
@@ -302,7 +308,7 @@ fn groups_list_prints_table_and_json() {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 5);
+    assert_eq!(v.as_array().unwrap().len(), 6);
     assert_eq!(v[0]["name"], "demo");
     // For scripts: names only, one per line; or the table without its header row.
     let names = runnerctl()
@@ -319,7 +325,7 @@ fn groups_list_prints_table_and_json() {
         .success();
     assert_eq!(
         String::from_utf8_lossy(&names.get_output().stdout),
-        "demo\nsingle-repo\ndocker\naws-large\ngcp-spot\n"
+        "demo\nsingle-repo\ndocker\naws-large\ngcp-spot\nvsphere\n"
     );
     let bare = runnerctl()
         .args([
@@ -333,7 +339,7 @@ fn groups_list_prints_table_and_json() {
         .assert()
         .success();
     let text = String::from_utf8_lossy(&bare.get_output().stdout).to_string();
-    assert_eq!(text.lines().count(), 5, "{text}");
+    assert_eq!(text.lines().count(), 6, "{text}");
     assert!(text.trim_start().starts_with("demo"), "{text}");
     assert_eq!(v[0]["kind"], "fake");
 }

@@ -67,13 +67,16 @@ fn the_base_is_valid_and_defaults_apply() {
 #[test]
 fn the_shipped_example_is_valid_without_warnings() {
     let loaded = runnerctl::wiring::parse(config::EXAMPLE, "config.example.yaml").unwrap();
-    // But one: its GCP group needs the credential broker, which the example leaves commented
+    // But two: its GCP and vSphere groups need the credential broker, which the example leaves commented
     // out (it needs certificate files); `validate` says so.
     let others: Vec<_> = loaded
         .warnings
         .iter()
         .map(|w| w.summary())
-        .filter(|w| !w.starts_with("backends.gcp-eu: needs the credential broker"))
+        .filter(|w| {
+            !w.starts_with("backends.gcp-eu: needs the credential broker")
+                && !w.starts_with("backends.vsphere-dc1: needs the credential broker")
+        })
         .collect();
     assert!(others.is_empty(), "{others:?}");
     let kinds: Vec<_> = loaded.config.backends.iter().map(|b| b.kind()).collect();
@@ -249,12 +252,12 @@ fn backend_kinds_are_checked() {
     let text = BASE.replace("kind: docker", "kind: azure");
     assert_eq!(
         errors(&text),
-        ["backends.docker.kind: unknown backend kind `azure` (one of: fake, docker, aws, gcp)"]
+        ["backends.docker.kind: unknown backend kind `azure` (one of: fake, docker, aws, gcp, vsphere)"]
     );
     let text = BASE.replace("    kind: docker\n", "    network: x\n");
     assert_eq!(
         errors(&text),
-        ["backends.docker.kind: required field is missing (one of: fake, docker, aws, gcp)"]
+        ["backends.docker.kind: required field is missing (one of: fake, docker, aws, gcp, vsphere)"]
     );
     let text = BASE.replace("    kind: docker\n", "    kind: aws\n");
     assert_eq!(
@@ -264,7 +267,13 @@ fn backend_kinds_are_checked() {
     let text = BASE.replace("kind: docker", "kind: vsphere");
     assert_eq!(
         errors(&text),
-        ["backends.docker.kind: backend kind `vsphere` is not available in this version of runnerctl (this build has: fake, docker, aws, gcp)"]
+        [
+            "backends.docker.url: required field is missing",
+            "backends.docker.user: required field is missing",
+            "backends.docker.password: required field is missing (`password_env` or `password_file`)",
+            "backends.docker.folder: required field is missing (an inventory path like /DC/vm/runners)",
+            "backends.docker.resource_pool: required field is missing (an inventory path like /DC/host/CLUSTER/Resources)",
+        ]
     );
 }
 
@@ -536,6 +545,59 @@ fn gcp_settings_and_specs_are_checked() {
             "backends.gce.project: required field is missing",
             "backends.gce.zones[0]: `europe_west1` is not a zone name like europe-west1-b",
             "backends.gce.anonymous: only with `endpoint_url` (a local test endpoint): Compute Engine itself needs credentials",
+        ]
+    );
+}
+
+#[test]
+#[cfg(feature = "vsphere")]
+fn vsphere_settings_and_specs_are_checked() {
+    let backend = "  vc:\n    kind: vsphere\n    url: https://vc.example.com/sdk\n    user: runnerctl@vsphere.local\n    password_env: VC_PASSWORD\n    folder: /DC/vm/runners\n    resource_pool: /DC/host/C/Resources\n";
+    let group = |backend: &str, spec: &str| {
+        BASE.replace("  docker:\n", &format!("{backend}  docker:\n"))
+            + "  - name: b\n    organization: octo-org\n    labels: [b]\n    backend: vc\n    spec:\n"
+            + spec
+    };
+    let good = group(backend, "      template: /DC/vm/templates/ubuntu\n      snapshot: base\n      cpus: 4\n      memory_mb: 8192\n      network: /DC/network/VM Network\n");
+    assert_eq!(errors(&good), Vec::<String>::new());
+    assert!(
+        warnings(&good)
+            .iter()
+            .any(|w| w.starts_with("backends.vc: needs the credential broker")),
+        "{:?}",
+        warnings(&good)
+    );
+    assert_eq!(
+        errors(&group(backend, "      template: templates/ubuntu\n      cpus: 0\n      memory_mb: 16\n      network: /DC/network/\n      disk_gb: 5\n")),
+        ["runner_groups[1].spec.disk_gb: unknown field `disk_gb`, expected one of `template`, `snapshot`, `cpus`, `memory_mb`, `network`"]
+    );
+    assert_eq!(
+        errors(&group(backend, "      template: templates/ubuntu\n      cpus: 0\n      memory_mb: 16\n      network: /DC/network/\n")),
+        [
+            "runner_groups[1].spec.template: `templates/ubuntu` is not an inventory path like /DC/vm/templates/ubuntu-24.04",
+            "runner_groups[1].spec.cpus: must be between 1 and 768 (is 0)",
+            "runner_groups[1].spec.memory_mb: must be between 256 and 25165824 (is 16)",
+            "runner_groups[1].spec.network: `/DC/network/` is not an inventory path like /DC/network/VM Network",
+        ]
+    );
+    let plain =
+        backend.replace("https://", "http://") + "    thumbprint: 12:34\n    datastore: ds1\n";
+    assert_eq!(
+        errors(&group(&plain, "      template: /DC/vm/t\n")),
+        [
+            "backends.vc.url: plain http:// sends the password in clear: use https://, or set `insecure: true` for a local simulator",
+            "backends.vc.thumbprint: `12:34` is not a SHA-256 fingerprint (64 hex digits, colons allowed)",
+            "backends.vc.datastore: `ds1` is not an inventory path like /DC/datastore/NAME",
+        ]
+    );
+    let both = backend.to_string()
+        + "    password_file: /p\n    insecure: true\n    ca_file: /nonexistent/ca.pem\n";
+    assert_eq!(
+        errors(&group(&both, "      template: /DC/vm/t\n")),
+        [
+            "backends.vc.password: set only one of `password`, `password_env` and `password_file`",
+            "backends.vc.insecure: `insecure` accepts any certificate: it excludes `thumbprint` and `ca_file`",
+            "backends.vc.ca_file: cannot read `/nonexistent/ca.pem`: No such file or directory (os error 2)",
         ]
     );
 }

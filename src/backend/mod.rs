@@ -21,6 +21,8 @@ pub mod aws;
 pub mod docker;
 #[cfg(feature = "gcp")]
 pub mod gcp;
+#[cfg(feature = "vsphere")]
+pub mod vsphere;
 
 pub use crate::bootstrap::{BootData, BootStyle, File};
 use crate::config::{BackendSettings, InstanceSpec, Schema, Secret};
@@ -73,6 +75,8 @@ pub fn kinds() -> Vec<&'static dyn Kind> {
     all.push(&aws::KIND);
     #[cfg(feature = "gcp")]
     all.push(&gcp::KIND);
+    #[cfg(feature = "vsphere")]
+    all.push(&vsphere::KIND);
     all
 }
 

@@ -1140,8 +1140,6 @@ impl<'a> Cx<'a> {
             let names = self.kind_names();
             let why = if FEATURES.contains(&text.as_str()) {
                 format!("backend kind `{text}` is not built into this binary (this build has: {names}; rebuild with `--features {text}`)")
-            } else if PLANNED.contains(&text.as_str()) {
-                format!("backend kind `{text}` is not available in this version of runnerctl (this build has: {names})")
             } else {
                 format!("unknown backend kind `{text}` (one of: {names})")
             };
@@ -1509,9 +1507,7 @@ impl<'a> Cx<'a> {
 }
 
 /// Backend kinds a build may leave out, each behind the cargo feature of its name.
-const FEATURES: &[&str] = &["aws", "docker", "gcp"];
-/// Backend kinds not written yet.
-const PLANNED: &[&str] = &["vsphere"];
+const FEATURES: &[&str] = &["aws", "docker", "gcp", "vsphere"];
 
 fn error_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();

@@ -1,0 +1,194 @@
+//! What the `.deb` and the systemd units promise: every asset `cargo deb` packs exists, the
+//! units load (`systemd-analyze verify` with the built binary in place of /usr/bin/runnerctl)
+//! and are hardened (`systemd-analyze security` below 4.0; `.ci/run` installs systemd).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn units() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root().join("contrib/systemd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "service" || e == "timer")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_asset_of_the_deb_exists() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let deb = manifest
+        .split("[package.metadata.deb]")
+        .nth(1)
+        .and_then(|s| s.split("\n[").next())
+        .expect("Cargo.toml has [package.metadata.deb]");
+    // `["source", "target", "mode"],` lines of `assets`.
+    let assets: Vec<(String, String)> = deb
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("[\"")?.strip_suffix("\"],")?;
+            let mut parts = l.split("\", \"");
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect();
+    assert!(assets.len() >= 10, "{assets:?}");
+    let mut targets = Vec::new();
+    for (source, target) in &assets {
+        let source = source.as_str();
+        targets.push(target.clone());
+        if source.starts_with("target/") {
+            continue; // built by `cargo deb`
+        }
+        if let Some(dir) = source.strip_suffix("*.1").or(source.strip_suffix("*.5")) {
+            let ext = &source[source.len() - 1..];
+            let found = std::fs::read_dir(root().join(dir))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == ext)
+                })
+                .count();
+            assert!(found > 0, "no {source}");
+            continue;
+        }
+        assert!(
+            root().join(source).is_file(),
+            "the .deb packs `{source}`, which is missing"
+        );
+    }
+    for unit in units() {
+        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            assets.iter().any(|(source, _)| source.ends_with(&name)),
+            "the .deb lacks {name}"
+        );
+    }
+    assert!(
+        targets.iter().any(|t| t.contains("sysusers.d")),
+        "the service user"
+    );
+    let scripts = deb
+        .lines()
+        .find_map(|l| l.strip_prefix("maintainer-scripts = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("maintainer-scripts");
+    assert!(root().join(scripts).join("postinst").is_file());
+    // The postinst is valid shell.
+    let status = Command::new("sh")
+        .arg("-n")
+        .arg(root().join(scripts).join("postinst"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The units name a user that the sysusers file makes, load their secrets from the
+/// environment file, and the timer runs the health-check service.
+#[test]
+fn the_units_run_as_the_service_user_with_the_secrets_file() {
+    let sysusers =
+        std::fs::read_to_string(root().join("contrib/systemd/runnerctl.sysusers")).unwrap();
+    assert!(sysusers.lines().any(|l| l.starts_with("u runnerctl ")));
+    for unit in units() {
+        let text = std::fs::read_to_string(&unit).unwrap();
+        if unit.extension().unwrap() == "timer" {
+            assert!(
+                text.contains("OnUnitInactiveSec=10min"),
+                "{}",
+                unit.display()
+            );
+            assert!(root()
+                .join("contrib/systemd")
+                .join(
+                    unit.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace(".timer", ".service")
+                )
+                .is_file());
+            continue;
+        }
+        for line in [
+            "User=runnerctl",
+            "EnvironmentFile=/etc/runnerctl/env",
+            "ExecStart=/usr/bin/runnerctl --config /etc/runnerctl/config.yaml ",
+        ] {
+            assert!(text.contains(line), "{} lacks {line}", unit.display());
+        }
+    }
+    // The cron line that ran as root without the secrets is gone.
+    assert!(!root().join("contrib/runnerctl-healthcheck.cron").exists());
+}
+
+fn systemd_analyze(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("systemd-analyze (the systemd package; .ci/run installs it)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_units_are_hardened_below_an_exposure_of_4() {
+    for unit in units() {
+        if unit.extension().unwrap() != "service" {
+            continue;
+        }
+        let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+        let (_, out) = systemd_analyze(
+            &["security", "--offline=true", &name],
+            unit.parent().unwrap(),
+        );
+        let level = out
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {name}: {out}"));
+        assert!(level < 4.0, "{name} is rated {level}: {out}");
+    }
+}
+
+#[test]
+fn the_units_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = support::bin();
+    for unit in units() {
+        let text = std::fs::read_to_string(&unit)
+            .unwrap()
+            .replace("/usr/bin/runnerctl", &bin.to_string_lossy());
+        std::fs::write(dir.path().join(unit.file_name().unwrap()), text).unwrap();
+    }
+    let names: Vec<String> = units()
+        .iter()
+        .map(|u| u.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut args = vec!["verify", "--man=no"];
+    args.extend(names.iter().map(String::as_str));
+    let (ok, out) = systemd_analyze(&args, dir.path());
+    // Only problems of our units count (the host's own units may have theirs).
+    let ours: Vec<&str> = out.lines().filter(|l| l.starts_with("runnerctl")).collect();
+    assert!(ok && ours.is_empty(), "{out}");
+}
