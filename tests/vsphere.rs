@@ -354,6 +354,85 @@ async fn missing_inventory_is_a_permanent_error_naming_it_and_the_group() {
     assert!(!e.to_string().contains("wrong"), "{e}");
 }
 
+/// What the simulator cannot produce, through a proxy that answers it: a missing privilege is
+/// permanent; a task failing for want of resources, a task that never ends and a 503 are
+/// transient; each names the fault and the group, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_task_deadlines_are_classified() {
+    let sim = Vcsim::start();
+    let proxy = vcsim::FaultProxy::start(&sim.url).await;
+    let mgr = manager_name("vs-faults");
+    let s = VsphereSettings {
+        url: proxy.url.clone(),
+        task_timeout: Some("2s".parse().unwrap()),
+        ..settings(&sim)
+    };
+    let be = VsphereBackend::connect("vsphere", &mgr, &s, Secret::new(vcsim::PASSWORD))
+        .await
+        .unwrap();
+    let runner = format!("{mgr}-g-1");
+    let req = request(&mgr, &runner, &spec());
+
+    proxy.set(|body| {
+        body.contains("<CloneVM_Task").then(|| {
+            (
+                500,
+                vcsim::fault(
+                    "NoPermission",
+                    "Permission to perform this operation was denied.",
+                ),
+            )
+        })
+    });
+    let e = be.create(&req).await.unwrap_err();
+    permanent(&e, "NoPermission", "g");
+
+    proxy.set(|body| {
+        if body.contains("<CloneVM_Task") {
+            Some((200, vcsim::task_answer("CloneVM_Task")))
+        } else if body.contains("task-fake") {
+            Some((
+                200,
+                vcsim::task_info(Some("InsufficientMemoryResourcesFault")),
+            ))
+        } else {
+            None
+        }
+    });
+    let e = be.create(&req).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.code(), "InsufficientMemoryResourcesFault");
+    assert!(e.to_string().contains("group `g`"), "{e}");
+
+    proxy.set(|body| {
+        if body.contains("<CloneVM_Task") {
+            Some((200, vcsim::task_answer("CloneVM_Task")))
+        } else if body.contains("task-fake") {
+            Some((200, vcsim::task_info(None)))
+        } else {
+            None
+        }
+    });
+    let started = std::time::Instant::now();
+    let e = be.create(&req).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.code(), "Timedout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+
+    proxy.set(|body| {
+        body.contains("<FindByInventoryPath")
+            .then(|| (503, "<html>Service Unavailable</html>".to_string()))
+    });
+    let e = be.create(&req).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.code(), "HTTP_503");
+
+    proxy.set(|_| None);
+    assert!(be.list().await.unwrap().is_empty(), "nothing was made");
+    let made = be.create(&req).await.unwrap();
+    be.delete(&made.id).await.unwrap();
+}
+
 /// vCenter forgets idle sessions: the backend logs in again and the call succeeds.
 #[tokio::test]
 async fn an_expired_session_is_renewed() {
