@@ -266,6 +266,9 @@ pub struct TaskView {
     pub consumer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<u64>,
+    /// `due_at` as RFC 3339 (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -873,6 +876,7 @@ fn view(
     idle_ms: Option<u64>,
     error: Option<String>,
 ) -> TaskView {
+    let due = due_at.map(|ms| crate::model::rfc3339(ms / 1000));
     match &d.envelope {
         Ok(env) => TaskView {
             state,
@@ -882,6 +886,7 @@ fn view(
             attempt: env.attempt,
             consumer,
             due_at,
+            due,
             idle_ms,
             error: error.or_else(|| env.last_error.clone()),
             task: serde_json::to_value(&env.task).unwrap_or_default(),
@@ -894,6 +899,7 @@ fn view(
             attempt: 0,
             consumer,
             due_at,
+            due,
             idle_ms,
             error: Some(error.unwrap_or_else(|| reason.clone())),
             task: serde_json::Value::Null,

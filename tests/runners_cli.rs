@@ -392,10 +392,7 @@ async fn regression_bulk_deletes_ask_first_and_dry_runs_change_nothing() {
     assert_eq!(code, Some(0), "{err}");
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan.as_array().unwrap().len(), 2);
-    assert!(plan[0]["result"]
-        .as_str()
-        .unwrap()
-        .starts_with("would be deleted"));
+    assert_eq!(plan[0]["result"], "would_delete", "{plan}");
     let (_, out, _) = run(&s, &["-o", "json", "runners", "list"]).await;
     assert_eq!(count(&out), 2);
     // The health check's dry run: min_runners 0 and two idle runners, so the plan deletes the

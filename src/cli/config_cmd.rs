@@ -90,9 +90,8 @@ struct Report<'a> {
     valid: bool,
     errors: Vec<&'a Problem>,
     warnings: Vec<&'a Problem>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// How many (null when the file is invalid).
     backends: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     runner_groups: Option<usize>,
 }
 

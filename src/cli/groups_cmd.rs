@@ -22,7 +22,28 @@ struct GroupRow<'a> {
     max_runners: u32,
     /// What GitHub has: absent with `--local`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    github: Option<String>,
+    github: Option<GithubView>,
+}
+
+/// A group as GitHub has it.
+#[derive(Serialize)]
+struct GithubView {
+    /// `present`, `missing` (run `groups sync`) or `repository` (a repository's runners
+    /// need no runner group).
+    state: &'static str,
+    id: Option<u64>,
+    /// `all`, `selected` or `private`.
+    visibility: Option<String>,
+}
+
+impl GithubView {
+    fn cell(&self) -> String {
+        match (self.state, self.id, &self.visibility) {
+            ("present", Some(id), Some(v)) => format!("id {id} ({v})"),
+            ("repository", _, _) => "repository runners".into(),
+            _ => "missing (run `groups sync`)".into(),
+        }
+    }
 }
 
 fn kind(config: &Config, g: &RunnerGroup) -> String {
@@ -72,15 +93,20 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             min_runners: g.min_runners,
             max_runners: g.max_runners,
             github: github.as_ref().map(|m| {
+                let view = |state, id, visibility| GithubView {
+                    state,
+                    id,
+                    visibility,
+                };
                 if g.repository.is_some() {
-                    return "repository runners".to_string();
+                    return view("repository", None, None);
                 }
                 match m
                     .get(&g.organization)
                     .and_then(|list| list.iter().find(|x| x.name == g.name))
                 {
-                    Some(x) => format!("id {} ({})", x.id, x.visibility),
-                    None => "missing (run `groups sync`)".to_string(),
+                    Some(x) => view("present", Some(x.id), Some(x.visibility.clone())),
+                    None => view("missing", None, None),
                 }
             }),
         })
@@ -108,7 +134,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
                             r.max_runners.to_string(),
                         ];
                         if let Some(gh) = &r.github {
-                            row.push(gh.clone());
+                            row.push(gh.cell());
                         }
                         row
                     })

@@ -251,15 +251,13 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
     let rows: Vec<serde_json::Value> = results
         .iter()
         .map(|(n, r)| {
-            serde_json::json!({
-                "name": n,
-                "result": match r {
-                    Ok(Removed::Deleted) => "deleted".to_string(),
-                    Ok(Removed::Busy) => "refused: running a job (use --force)".to_string(),
-                    Ok(Removed::Missing) => "no such runner".to_string(),
-                    Err(e) => format!("failed: {e}"),
-                }
-            })
+            let (result, detail) = match r {
+                Ok(Removed::Deleted) => ("deleted", None),
+                Ok(Removed::Busy) => ("refused", Some("running a job (use --force)".to_string())),
+                Ok(Removed::Missing) => ("missing", Some("no such runner".to_string())),
+                Err(e) => ("failed", Some(e.to_string())),
+            };
+            serde_json::json!({ "name": n, "result": result, "detail": detail, "dry_run": false })
         })
         .collect();
     print_rows(cx, &rows)?;
@@ -391,7 +389,7 @@ enum Deletion {
     Planned(Vec<serde_json::Value>),
 }
 
-/// Prints `{name, result}` rows as a table or JSON.
+/// Prints `{name, result, detail, dry_run}` rows as a table or JSON.
 fn print_rows(cx: &Context, rows: &[serde_json::Value]) -> Result<()> {
     match cx.output {
         OutputFormat::Json => output::json(&rows),
@@ -399,10 +397,18 @@ fn print_rows(cx: &Context, rows: &[serde_json::Value]) -> Result<()> {
             &["name", "result"],
             rows.iter()
                 .map(|r| {
-                    vec![
-                        r["name"].as_str().unwrap_or_default().to_string(),
-                        r["result"].as_str().unwrap_or_default().to_string(),
-                    ]
+                    let result = match (
+                        r["result"].as_str().unwrap_or_default(),
+                        r["detail"].as_str(),
+                    ) {
+                        ("refused", Some(d)) => format!("refused: {d}"),
+                        ("failed", Some(d)) => format!("failed: {d}"),
+                        ("missing", _) => "no such runner".to_string(),
+                        ("would_refuse", Some(d)) => format!("would be refused: {d}"),
+                        ("would_delete", Some(d)) => format!("would be deleted ({d})"),
+                        (other, _) => other.to_string(),
+                    };
+                    vec![r["name"].as_str().unwrap_or_default().to_string(), result]
                 })
                 .collect(),
         ),
@@ -417,14 +423,16 @@ async fn dry_run_rows(
 ) -> Result<Vec<serde_json::Value>> {
     let mut rows = Vec::new();
     for n in names {
-        let result = match m.store.get(n).await? {
-            None => "no such runner".to_string(),
+        let (result, detail) = match m.store.get(n).await? {
+            None => ("missing", "no such runner".to_string()),
             Some(r) if r.status == RunnerStatus::Active && !force => {
-                "would be refused: running a job (use --force)".to_string()
+                ("would_refuse", "running a job (use --force)".to_string())
             }
-            Some(r) => format!("would be deleted (status {})", r.status),
+            Some(r) => ("would_delete", format!("status {}", r.status)),
         };
-        rows.push(serde_json::json!({ "name": n, "result": result, "dry_run": true }));
+        rows.push(
+            serde_json::json!({ "name": n, "result": result, "detail": detail, "dry_run": true }),
+        );
     }
     Ok(rows)
 }

@@ -158,7 +158,8 @@ pub struct Done {
     pub group: String,
     #[serde(flatten)]
     pub action: Action,
-    /// In JSON: `ok`, `ok (…)`, `skipped`, `skipped: …` or `failed: …`.
+    /// In JSON: `result` (`ok`, `skipped`, `failed` or `planned`) and `detail` (or null).
+    #[serde(flatten)]
     pub result: HealthResult,
 }
 
@@ -194,8 +195,19 @@ impl std::fmt::Display for HealthResult {
 }
 
 impl Serialize for HealthResult {
+    /// `{"result": CODE, "detail": TEXT-or-null}`.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        use serde::ser::SerializeMap;
+        let (code, detail) = match self {
+            HealthResult::Ok(d) => ("ok", d.as_deref()),
+            HealthResult::Skipped(d) => ("skipped", d.as_deref()),
+            HealthResult::Failed(d) => ("failed", Some(d.as_str())),
+            HealthResult::Planned => ("planned", None),
+        };
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("result", code)?;
+        m.serialize_entry("detail", &detail)?;
+        m.end()
     }
 }
 

@@ -1,0 +1,287 @@
+//! Every command's `-o json` output has the shape README's "JSON output" section documents:
+//! each documented example (marked `<!-- shape: COMMAND -->`) is read from the README and
+//! compared, key by key, with the real output of the command against a real Redis, the fake
+//! GitHub and the fake backend.
+
+mod support;
+
+use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::queue::{Queue, QueueOptions, Task};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use support::RedisServer;
+
+const TOKEN: &str = "ghp_shapes";
+
+/// The documented examples, by command.
+fn documented() -> BTreeMap<String, Value> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut out = BTreeMap::new();
+    let mut rest = readme.as_str();
+    while let Some(at) = rest.find("<!-- shape: ") {
+        rest = &rest[at + "<!-- shape: ".len()..];
+        let name = rest[..rest.find(" -->").unwrap()].to_string();
+        let start = rest.find("```json\n").unwrap() + "```json\n".len();
+        let end = start + rest[start..].find("\n```").unwrap();
+        let example: Value = serde_json::from_str(&rest[start..end])
+            .unwrap_or_else(|e| panic!("README's `{name}` example is not JSON: {e}"));
+        out.insert(name, example);
+    }
+    out
+}
+
+/// Where `real` differs in shape from `doc`: keys missing or extra, another type. `null` on
+/// either side matches anything; each element of a real array must match some documented one.
+fn mismatches(doc: &Value, real: &Value, at: &str) -> Vec<String> {
+    match (doc, real) {
+        (Value::Null, _) | (_, Value::Null) => vec![],
+        (Value::Object(d), Value::Object(r)) => {
+            let mut out = Vec::new();
+            for k in d.keys().filter(|k| !r.contains_key(*k)) {
+                out.push(format!("{at}.{k}: documented, not printed"));
+            }
+            for k in r.keys().filter(|k| !d.contains_key(*k)) {
+                out.push(format!("{at}.{k}: printed, not documented"));
+            }
+            for (k, v) in d {
+                if let Some(rv) = r.get(k) {
+                    out.extend(mismatches(v, rv, &format!("{at}.{k}")));
+                }
+            }
+            out
+        }
+        (Value::Array(d), Value::Array(r)) => {
+            if d.is_empty() {
+                return vec![];
+            }
+            r.iter()
+                .enumerate()
+                .filter_map(|(i, rv)| {
+                    let each: Vec<Vec<String>> = d
+                        .iter()
+                        .map(|dv| mismatches(dv, rv, &format!("{at}[{i}]")))
+                        .collect();
+                    if each.iter().any(Vec::is_empty) {
+                        None
+                    } else {
+                        each.into_iter().min_by_key(Vec::len)
+                    }
+                })
+                .flatten()
+                .collect()
+        }
+        (d, r) if std::mem::discriminant(d) == std::mem::discriminant(r) => vec![],
+        (d, r) => vec![format!("{at}: documented {d}, printed {r}")],
+    }
+}
+
+fn cli(path: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(path)
+        .args(["-o", "json"])
+        .args(args)
+        .env("SHAPES_GH_TOKEN", TOKEN)
+        .env("SHAPES_SECRET", "a webhook secret of 32 bytes....")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_prints_the_json_shape_the_readme_documents() {
+    let docs = documented();
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some(TOKEN.into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let name = support::manager_name("shapes");
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: SHAPES_GH_TOKEN\nwebhook:\n  secret_env: SHAPES_SECRET\nredis:\n  url: {}\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo-org\n    labels: [self-hosted, linux]\n    backend: f\n    max_runners: 5\n",
+        sim.url(),
+        redis.url
+    );
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        text.replace("max_runners: 5", "max_runners: 5\n    min_runners: 9"),
+    )
+    .unwrap();
+
+    // Two tasks in the queue, one of them dead.
+    let conn = runnerctl::store::connect(&redis.url).await.unwrap();
+    let queue = Queue::new(conn.clone(), &name, QueueOptions::default());
+    queue.ensure_group().await.unwrap();
+    for _ in 0..2 {
+        let task = Task::CreateRunner {
+            group: "linux".into(),
+        };
+        queue.enqueue(task, None).await.unwrap();
+    }
+    let mut c = conn.clone();
+    let got = queue
+        .read_new(&mut c, "shapes", 1, std::time::Duration::from_millis(100))
+        .await
+        .unwrap();
+    queue
+        .dead_letter("shapes", &got[0], "f: Capacity: none left")
+        .await
+        .unwrap();
+
+    let steps: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![
+        (
+            "config validate",
+            broken.clone(),
+            vec!["config", "validate"],
+        ),
+        ("config validate", path.clone(), vec!["config", "validate"]),
+        (
+            "groups sync",
+            path.clone(),
+            vec!["groups", "sync", "--dry-run"],
+        ),
+        ("groups sync", path.clone(), vec!["groups", "sync"]),
+        ("groups list", path.clone(), vec!["groups", "list"]),
+        (
+            "runners create --dry-run",
+            path.clone(),
+            vec![
+                "runners",
+                "create",
+                "--group",
+                "linux",
+                "-n",
+                "2",
+                "--dry-run",
+            ],
+        ),
+        (
+            "runners create",
+            path.clone(),
+            vec!["runners", "create", "--group", "linux", "-n", "2"],
+        ),
+        ("runners list", path.clone(), vec!["runners", "list"]),
+        (
+            "healthcheck",
+            path.clone(),
+            vec!["healthcheck", "--dry-run"],
+        ),
+        ("tasks list", path.clone(), vec!["tasks", "list"]),
+        ("tasks list", path.clone(), vec!["tasks", "dead"]),
+        ("doctor", path.clone(), vec!["doctor"]),
+        (
+            "runners delete",
+            path.clone(),
+            vec![
+                "runners",
+                "delete",
+                "--group",
+                "linux",
+                "--all",
+                "--dry-run",
+            ],
+        ),
+        (
+            "runners delete",
+            path.clone(),
+            vec!["runners", "delete", "--group", "linux", "--all", "--yes"],
+        ),
+        (
+            "runners create",
+            path.clone(),
+            vec!["runners", "create", "--group", "linux"],
+        ),
+        ("healthcheck", path.clone(), vec!["healthcheck"]),
+    ];
+    let mut problems = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for (doc, file, args) in steps {
+        let example = docs
+            .get(doc)
+            .unwrap_or_else(|| panic!("README documents no `{doc}` shape"));
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (code, out, err) = tokio::task::spawn_blocking(move || {
+            let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+            cli(&file, &a)
+        })
+        .await
+        .unwrap();
+        assert!(matches!(code, Some(0..=2)), "{args:?}: {code:?} {err}");
+        let real: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {out}{err}"));
+        if real.as_array().is_some_and(Vec::is_empty) {
+            problems.push(format!(
+                "{args:?}: printed an empty list; the test shows nothing"
+            ));
+        }
+        for m in mismatches(example, &real, doc) {
+            problems.push(format!("{args:?}: {m}\n{out}"));
+        }
+        shown.insert(doc);
+        if doc == "runners create" && args.len() > 4 {
+            // The runner it made, as `runners show` sees it.
+            let made = real["created"][0].as_str().unwrap().to_string();
+            let p = path.clone();
+            let (_, out, err) =
+                tokio::task::spawn_blocking(move || cli(&p, &["runners", "show", &made]))
+                    .await
+                    .unwrap();
+            let real: Value = serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("runners show printed no JSON ({e}): {out}{err}"));
+            let example = docs
+                .get("runners show")
+                .expect("README documents `runners show`");
+            for m in mismatches(example, &real, "runners show") {
+                problems.push(format!("runners show: {m}\n{out}"));
+            }
+            shown.insert("runners show");
+        }
+    }
+    for doc in docs.keys() {
+        assert!(
+            shown.contains(doc.as_str()),
+            "README's `{doc}` example is not checked"
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_comparison_catches_a_missing_or_extra_key_and_a_wrong_type() {
+    let doc = serde_json::json!([{"a": 1, "b": "x", "c": null}]);
+    assert!(mismatches(&doc, &serde_json::json!([{"a": 2, "b": "y", "c": 3}]), "t").is_empty());
+    assert_eq!(
+        mismatches(&doc, &serde_json::json!([{"a": 2, "c": 1}]), "t").len(),
+        1
+    );
+    assert_eq!(
+        mismatches(
+            &doc,
+            &serde_json::json!([{"a": 2, "b": "y", "c": 1, "d": 0}]),
+            "t"
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        mismatches(
+            &doc,
+            &serde_json::json!([{"a": "2", "b": "y", "c": 1}]),
+            "t"
+        )
+        .len(),
+        1
+    );
+}
