@@ -39,13 +39,13 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('runners', 'runners', [CompletionResultType]::ParameterValue, 'List, create and delete runners')
             [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Run one health-check pass over the runner groups (for cron)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what can fail at run time although the configuration validates')
+            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
-            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate, show or print an example configuration')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake forge, and report')
             [CompletionResult]::new('container-hook', 'container-hook', [CompletionResultType]::ParameterValue, 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests')
-            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -312,43 +312,6 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
-        'runnerctl;serve' {
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
-            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'runnerctl;worker' {
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tasks handled at the same time')
-            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Tasks handled at the same time')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
-            [CompletionResult]::new('--no-sync-groups', '--no-sync-groups', [CompletionResultType]::ParameterName, 'Do not create missing runner groups on GitHub at start (`groups sync`)')
-            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
         'runnerctl;tasks' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
@@ -441,6 +404,60 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         'runnerctl;tasks;help;help' {
             break
         }
+        'runnerctl;serve' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'runnerctl;worker' {
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tasks handled at the same time')
+            [CompletionResult]::new('--concurrency', '--concurrency', [CompletionResultType]::ParameterName, 'Tasks handled at the same time')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-sync-groups', '--no-sync-groups', [CompletionResultType]::ParameterName, 'Do not create missing runner groups on GitHub at start (`groups sync`)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'runnerctl;completions' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
+            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'runnerctl;config' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
@@ -498,18 +515,18 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         }
         'runnerctl;config;example' {
             [CompletionResult]::new('--forge', '--forge', [CompletionResultType]::ParameterName, 'The forge the example is for')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -557,27 +574,10 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         'runnerctl;container-hook' {
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Where images and jobs are kept')
             [CompletionResult]::new('--images', '--images', [CompletionResultType]::ParameterName, 'An OCI layout of preloaded images (tagged with the references workflows use), looked in before any registry')
-            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
-            [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
-            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
-            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Less log output on stderr (-q errors only, -qq nothing)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            break
-        }
-        'runnerctl;completions' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file [default: /etc/runnerctl/config.yaml]')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format of listings and reports')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)')
             [CompletionResult]::new('--no-headers', '--no-headers', [CompletionResultType]::ParameterName, 'Tables without their header row')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output on stderr (-v debug, -vv trace)')
@@ -595,13 +595,13 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             [CompletionResult]::new('runners', 'runners', [CompletionResultType]::ParameterValue, 'List, create and delete runners')
             [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Run one health-check pass over the runner groups (for cron)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check what can fail at run time although the configuration validates')
+            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)')
             [CompletionResult]::new('worker', 'worker', [CompletionResultType]::ParameterValue, 'Consume the task queue: create and delete runners, run scheduled health checks')
-            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'Inspect and replay the task queue')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Validate, show or print an example configuration')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run everything on this machine with the fake backend and a fake forge, and report')
             [CompletionResult]::new('container-hook', 'container-hook', [CompletionResultType]::ParameterValue, 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests')
-            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -645,12 +645,6 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
         'runnerctl;help;doctor' {
             break
         }
-        'runnerctl;help;serve' {
-            break
-        }
-        'runnerctl;help;worker' {
-            break
-        }
         'runnerctl;help;tasks' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tasks waiting, in flight and scheduled for a retry')
             [CompletionResult]::new('dead', 'dead', [CompletionResultType]::ParameterValue, 'List tasks that failed every retry (the dead-letter stream)')
@@ -664,6 +658,15 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;help;tasks;requeue' {
+            break
+        }
+        'runnerctl;help;serve' {
+            break
+        }
+        'runnerctl;help;worker' {
+            break
+        }
+        'runnerctl;help;completions' {
             break
         }
         'runnerctl;help;config' {
@@ -685,9 +688,6 @@ Register-ArgumentCompleter -Native -CommandName 'runnerctl' -ScriptBlock {
             break
         }
         'runnerctl;help;container-hook' {
-            break
-        }
-        'runnerctl;help;completions' {
             break
         }
         'runnerctl;help;help' {

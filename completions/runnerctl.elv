@@ -36,13 +36,13 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand runners 'List, create and delete runners'
             cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
             cand doctor 'Check what can fail at run time although the configuration validates'
+            cand tasks 'Inspect and replay the task queue'
             cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
-            cand tasks 'Inspect and replay the task queue'
+            cand completions 'Print a shell completion script'
             cand config 'Validate, show or print an example configuration'
             cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
             cand container-hook 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests'
-            cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'runnerctl;groups'= {
@@ -286,41 +286,6 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
-        &'runnerctl;serve'= {
-            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand -o 'Output format of listings and reports'
-            cand --output 'Output format of listings and reports'
-            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
-            cand --no-headers 'Tables without their header row'
-            cand -v 'More log output on stderr (-v debug, -vv trace)'
-            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
-            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'runnerctl;worker'= {
-            cand -j 'Tasks handled at the same time'
-            cand --concurrency 'Tasks handled at the same time'
-            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand -o 'Output format of listings and reports'
-            cand --output 'Output format of listings and reports'
-            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
-            cand --no-sync-groups 'Do not create missing runner groups on GitHub at start (`groups sync`)'
-            cand --no-headers 'Tables without their header row'
-            cand -v 'More log output on stderr (-v debug, -vv trace)'
-            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
-            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
         &'runnerctl;tasks'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
@@ -404,6 +369,57 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;tasks;help;help'= {
         }
+        &'runnerctl;serve'= {
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;worker'= {
+            cand -j 'Tasks handled at the same time'
+            cand --concurrency 'Tasks handled at the same time'
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-sync-groups 'Do not create missing runner groups on GitHub at start (`groups sync`)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'runnerctl;completions'= {
+            cand -o 'Output format of listings and reports'
+            cand --output 'Output format of listings and reports'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
+            cand --no-headers 'Tables without their header row'
+            cand -v 'More log output on stderr (-v debug, -vv trace)'
+            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
+            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'runnerctl;config'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
@@ -458,18 +474,18 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;config;example'= {
             cand --forge 'The forge the example is for'
-            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
             cand --output 'Output format of listings and reports'
+            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
+            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
             cand --no-headers 'Tables without their header row'
             cand -v 'More log output on stderr (-v debug, -vv trace)'
             cand --verbose 'More log output on stderr (-v debug, -vv trace)'
             cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
             cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
+            cand -h 'Print help'
+            cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -510,26 +526,10 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;container-hook'= {
             cand --dir 'Where images and jobs are kept'
             cand --images 'An OCI layout of preloaded images (tagged with the references workflows use), looked in before any registry'
-            cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand -o 'Output format of listings and reports'
             cand --output 'Output format of listings and reports'
-            cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
-            cand --no-headers 'Tables without their header row'
-            cand -v 'More log output on stderr (-v debug, -vv trace)'
-            cand --verbose 'More log output on stderr (-v debug, -vv trace)'
-            cand -q 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand --quiet 'Less log output on stderr (-q errors only, -qq nothing)'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'runnerctl;completions'= {
             cand -c 'Configuration file [default: /etc/runnerctl/config.yaml]'
             cand --config 'Configuration file [default: /etc/runnerctl/config.yaml]'
-            cand -o 'Output format of listings and reports'
-            cand --output 'Output format of listings and reports'
             cand --log-format 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)'
             cand --no-headers 'Tables without their header row'
             cand -v 'More log output on stderr (-v debug, -vv trace)'
@@ -546,13 +546,13 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
             cand runners 'List, create and delete runners'
             cand healthcheck 'Run one health-check pass over the runner groups (for cron)'
             cand doctor 'Check what can fail at run time although the configuration validates'
+            cand tasks 'Inspect and replay the task queue'
             cand serve 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
             cand worker 'Consume the task queue: create and delete runners, run scheduled health checks'
-            cand tasks 'Inspect and replay the task queue'
+            cand completions 'Print a shell completion script'
             cand config 'Validate, show or print an example configuration'
             cand demo 'Run everything on this machine with the fake backend and a fake forge, and report'
             cand container-hook 'On a runner VM: GitHub''s runner container hooks, with systemd-nspawn guests'
-            cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'runnerctl;help;groups'= {
@@ -584,10 +584,6 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         }
         &'runnerctl;help;doctor'= {
         }
-        &'runnerctl;help;serve'= {
-        }
-        &'runnerctl;help;worker'= {
-        }
         &'runnerctl;help;tasks'= {
             cand list 'List tasks waiting, in flight and scheduled for a retry'
             cand dead 'List tasks that failed every retry (the dead-letter stream)'
@@ -598,6 +594,12 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;tasks;dead'= {
         }
         &'runnerctl;help;tasks;requeue'= {
+        }
+        &'runnerctl;help;serve'= {
+        }
+        &'runnerctl;help;worker'= {
+        }
+        &'runnerctl;help;completions'= {
         }
         &'runnerctl;help;config'= {
             cand validate 'Check a configuration file and report every problem with its line and column'
@@ -613,8 +615,6 @@ set edit:completion:arg-completer[runnerctl] = {|@words|
         &'runnerctl;help;demo'= {
         }
         &'runnerctl;help;container-hook'= {
-        }
-        &'runnerctl;help;completions'= {
         }
         &'runnerctl;help;help'= {
         }

@@ -39,13 +39,13 @@ complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "groups" -d 'Sho
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "runners" -d 'List, create and delete runners'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "healthcheck" -d 'Run one health-check pass over the runner groups (for cron)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "doctor" -d 'Check what can fail at run time although the configuration validates'
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "tasks" -d 'Inspect and replay the task queue'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "serve" -d 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
-complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "tasks" -d 'Inspect and replay the task queue'
+complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "config" -d 'Validate, show or print an example configuration'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake forge, and report'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "container-hook" -d 'On a runner VM: GitHub\'s runner container hooks, with systemd-nspawn guests'
-complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c runnerctl -n "__fish_runnerctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand groups; and not __fish_seen_subcommand_from list sync help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
@@ -208,30 +208,6 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand doctor" -s v -l verb
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand doctor" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'
-name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
-json\t''"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l no-headers -d 'Tables without their header row'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s j -l concurrency -d 'Tasks handled at the same time' -r
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'
-name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
-json\t''"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l no-sync-groups -d 'Do not create missing runner groups on GitHub at start (`groups sync`)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l no-headers -d 'Tables without their header row'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and not __fish_seen_subcommand_from list dead requeue help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'
@@ -285,6 +261,41 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_se
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "dead" -d 'List tasks that failed every retry (the dead-letter stream)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "requeue" -d 'Put dead tasks back on the queue'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand tasks; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -l no-headers -d 'Tables without their header row'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s j -l concurrency -d 'Tasks handled at the same time' -r
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l no-sync-groups -d 'Do not create missing runner groups on GitHub at start (`groups sync`)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -l no-headers -d 'Tables without their header row'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand worker" -s V -l version -d 'Print version'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
+json\t'JSON for programs'
+name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
+json\t''"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l no-headers -d 'Tables without their header row'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and not __fish_seen_subcommand_from validate show example help" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'
@@ -324,16 +335,16 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_s
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l forge -d 'The forge the example is for' -r -f -a "github\t''
 gitea\t''"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'
 name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -l no-headers -d 'Tables without their header row'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s h -l help -d 'Print help'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from example" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check a configuration file and report every problem with its line and column'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand config; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective configuration, defaults filled in and secrets redacted'
@@ -356,10 +367,10 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s h -l help -
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -l dir -d 'Where images and jobs are kept' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -l images -d 'An OCI layout of preloaded images (tagged with the references workflows use), looked in before any registry' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
 json\t'JSON for programs'
 name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
 json\t''"
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -l no-headers -d 'Tables without their header row'
@@ -367,29 +378,18 @@ complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s v
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand container-hook" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s c -l config -d 'Configuration file [default: /etc/runnerctl/config.yaml]' -r -F
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s o -l output -d 'Output format of listings and reports' -r -f -a "table\t'Aligned columns for people'
-json\t'JSON for programs'
-name\t'Only the first column (the runner, group or task id), one per line, for scripts'"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l log-format -d 'Log lines on stderr as text, or as one JSON object each (for journald, Loki)' -r -f -a "text\t''
-json\t''"
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -l no-headers -d 'Tables without their header row'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s v -l verbose -d 'More log output on stderr (-v debug, -vv trace)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s q -l quiet -d 'Less log output on stderr (-q errors only, -qq nothing)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "groups" -d 'Show and synchronize runner groups with GitHub'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "runners" -d 'List, create and delete runners'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "healthcheck" -d 'Run one health-check pass over the runner groups (for cron)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "doctor" -d 'Check what can fail at run time although the configuration validates'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "serve" -d 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "tasks" -d 'Inspect and replay the task queue'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "config" -d 'Validate, show or print an example configuration'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake forge, and report'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "container-hook" -d 'On a runner VM: GitHub\'s runner container hooks, with systemd-nspawn guests'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor serve worker tasks config demo container-hook completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "groups" -d 'Show and synchronize runner groups with GitHub'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "runners" -d 'List, create and delete runners'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "healthcheck" -d 'Run one health-check pass over the runner groups (for cron)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "doctor" -d 'Check what can fail at run time although the configuration validates'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "tasks" -d 'Inspect and replay the task queue'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "serve" -d 'Receive GitHub webhooks and enqueue them as tasks (run by systemd)'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "worker" -d 'Consume the task queue: create and delete runners, run scheduled health checks'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "completions" -d 'Print a shell completion script'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "config" -d 'Validate, show or print an example configuration'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "demo" -d 'Run everything on this machine with the fake backend and a fake forge, and report'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "container-hook" -d 'On a runner VM: GitHub\'s runner container hooks, with systemd-nspawn guests'
+complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and not __fish_seen_subcommand_from groups runners healthcheck doctor tasks serve worker completions config demo container-hook help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "list" -d 'List the configured runner groups beside what GitHub has'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from groups" -f -a "sync" -d 'Create or update the GitHub runner groups to match the configuration'
 complete -c runnerctl -n "__fish_runnerctl_using_subcommand help; and __fish_seen_subcommand_from runners" -f -a "list" -d 'List runners with their status on the backend and on GitHub'

@@ -483,3 +483,54 @@ fn logs_can_be_json_lines() {
         }
     }
 }
+
+/// Global flags show only where they mean something, and are refused where they do not.
+#[test]
+fn global_flags_apply_only_where_they_mean_something() {
+    for (path, hidden) in [
+        (&["serve"][..], &["--output", "--no-headers"][..]),
+        (&["worker"], &["--output", "--no-headers"]),
+        (
+            &["config", "example"],
+            &["--output", "--no-headers", "--config"],
+        ),
+        (&["completions"], &["--output", "--no-headers", "--config"]),
+        (&["demo"], &["--config"]),
+        (&["container-hook"], &["--output", "--config"]),
+    ] {
+        let out = runnerctl().args(path).arg("--help").assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        for flag in hidden {
+            assert!(
+                !help.contains(flag),
+                "{path:?} --help shows {flag}:\n{help}"
+            );
+        }
+    }
+    let out = runnerctl()
+        .args(["runners", "list", "--help"])
+        .assert()
+        .success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for flag in ["--output", "--no-headers", "--config"] {
+        assert!(help.contains(flag), "runners list --help lacks {flag}");
+    }
+    runnerctl()
+        .args(["-o", "json", "serve"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`--output` does not apply to `runnerctl serve`",
+        ));
+    runnerctl()
+        .args(["config", "example", "--no-headers"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("`--no-headers` does not apply"));
+    // From the environment it is no error: a unit's RUNNERCTL_CONFIG reaches every command.
+    runnerctl()
+        .env("RUNNERCTL_CONFIG", "/nonexistent/config.yaml")
+        .args(["completions", "bash"])
+        .assert()
+        .success();
+}

@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     // The derived parser, with the examples added to every command's help.
-    let parsed = command()
-        .try_get_matches()
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let parsed = command().try_get_matches().and_then(|m| {
+        refuse_inapplicable(&m)?;
+        <Cli as clap::FromArgMatches>::from_arg_matches(&m)
+    });
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
@@ -279,9 +280,81 @@ fn demo(
     }
 }
 
+/// Global flags that mean nothing to some commands (by their path): hidden from those
+/// commands' help, man pages and completions, and refused when given on the command line.
+pub const NOT_APPLICABLE: &[(&str, &str, &[&str])] = &[
+    (
+        "output",
+        "--output",
+        &[
+            "serve",
+            "worker",
+            "completions",
+            "container-hook",
+            "config example",
+        ],
+    ),
+    (
+        "no_headers",
+        "--no-headers",
+        &[
+            "serve",
+            "worker",
+            "completions",
+            "container-hook",
+            "config example",
+        ],
+    ),
+    (
+        "config",
+        "--config",
+        &["completions", "config example", "demo", "container-hook"],
+    ),
+];
+
 /// The clap command tree, for generators and tests, with every command's examples.
 pub fn command() -> clap::Command {
-    with_examples(Cli::command(), "")
+    let mut cmd = with_examples(Cli::command(), "");
+    for (id, _, paths) in NOT_APPLICABLE {
+        let Some(global) = cmd.get_arguments().find(|a| a.get_id() == id).cloned() else {
+            continue;
+        };
+        for path in *paths {
+            let path: Vec<&str> = path.split(' ').collect();
+            // The command's own hidden copy: clap propagates a global flag only to
+            // commands that do not define it.
+            cmd = hide_in(cmd, &path, &global.clone().hide(true));
+        }
+    }
+    cmd
+}
+
+fn hide_in(cmd: clap::Command, path: &[&str], arg: &clap::Arg) -> clap::Command {
+    match path {
+        [] => cmd.arg(arg.clone()),
+        [first, rest @ ..] => cmd.mut_subcommand(*first, |s| hide_in(s, rest, arg)),
+    }
+}
+
+/// A usage error for a global flag given to a command it means nothing to.
+fn refuse_inapplicable(m: &clap::ArgMatches) -> Result<(), clap::Error> {
+    let mut path = Vec::new();
+    let mut leaf = m;
+    while let Some((name, sub)) = leaf.subcommand() {
+        path.push(name);
+        leaf = sub;
+    }
+    let path = path.join(" ");
+    for (id, flag, paths) in NOT_APPLICABLE {
+        let given = leaf.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+        if given && paths.contains(&path.as_str()) {
+            return Err(command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("`{flag}` does not apply to `runnerctl {path}`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn with_examples(mut cmd: clap::Command, path: &str) -> clap::Command {
