@@ -59,5 +59,6 @@ fn completions_command_prints_the_same_scripts() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, runnerctl::cli::completion(Shell::Bash));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("healthcheck"));
+    // The script asks runnerctl itself (clap_complete's dynamic engine).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("COMPLETE=\"bash\""));
 }

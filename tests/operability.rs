@@ -256,3 +256,123 @@ async fn runners_show_tells_why_a_runner_exists_and_what_happened_to_it() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no runner `nobody`"), "{err}");
 }
+
+/// What the shell's completion script gets back from `COMPLETE=fish runnerctl -- WORDS…`.
+fn complete(path: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let out = std::process::Command::new(support::bin())
+        .env("COMPLETE", "fish")
+        .arg("--")
+        .arg("runnerctl")
+        .arg("--config")
+        .arg(path)
+        .args(words)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Group names come from the configuration, runner names and dead task ids from Redis; with
+/// Redis gone, a completion offers nothing rather than failing or hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_offers_groups_runners_and_dead_tasks() {
+    let (_sim, redis, _dir, path) = setup().await;
+    let p = path.clone();
+    let names = tokio::task::spawn_blocking(move || {
+        cli(&p, &["groups", "sync"]);
+        cli(
+            &p,
+            &[
+                "-o", "name", "runners", "create", "--group", "linux", "-n", "2",
+            ],
+        )
+        .1
+    })
+    .await
+    .unwrap();
+    // `-o name` prints the names alone (regression: it printed "created NAME").
+    let mut names: Vec<String> = names.lines().map(str::to_string).collect();
+    assert!(names.iter().all(|n| !n.contains(' ')), "{names:?}");
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let manager = std::fs::read_to_string(&path).unwrap();
+    let manager = manager
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("name: ")
+        .to_string();
+    let conn = runnerctl::store::connect(&redis.url).await.unwrap();
+    let queue = runnerctl::queue::Queue::new(conn.clone(), &manager, Default::default());
+    queue.ensure_group().await.unwrap();
+    queue
+        .enqueue(
+            runnerctl::queue::Task::CreateRunner {
+                group: "linux".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut c = conn.clone();
+    let got = queue
+        .read_new(&mut c, "t", 1, std::time::Duration::from_millis(100))
+        .await
+        .unwrap();
+    queue
+        .dead_letter("t", &got[0], "no capacity")
+        .await
+        .unwrap();
+
+    let p = path.clone();
+    // The id `tasks requeue` takes: the dead-letter stream's entry.
+    let entry = queue.dead().await.unwrap()[0].entry.clone();
+    let prefix = names[0][..names[0].len() - 3].to_string();
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            complete(&p, &["runners", "create", "--group", ""]),
+            ["linux"]
+        );
+        assert_eq!(complete(&p, &["healthcheck", "-g", "li"]), ["linux"]);
+        assert!(complete(&p, &["healthcheck", "-g", "x"]).is_empty());
+        let runners = |words: &[&str]| -> Vec<String> {
+            complete(&p, words).into_iter().filter(|c| !c.starts_with('-')).collect()
+        };
+        assert_eq!(runners(&["runners", "delete", ""]), names);
+        assert_eq!(complete(&p, &["runners", "show", &prefix]), names[..1]);
+        assert_eq!(runners(&["tasks", "requeue", ""]), [entry]);
+        // Through real bash and the shipped script, runnerctl found on PATH.
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/runnerctl.bash");
+        let bin_dir = support::bin().parent().unwrap().to_path_buf();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {script}; COMP_WORDS=(runnerctl --config {} runners show {prefix}); COMP_CWORD=5; COMP_TYPE=9; _clap_complete_runnerctl runnerctl {prefix}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+                p.display()
+            ))
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()))
+            .output()
+            .unwrap();
+        let offered = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(offered.trim(), names[0], "{}", String::from_utf8_lossy(&out.stderr));
+    })
+    .await
+    .unwrap();
+    drop(redis);
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let offered = complete(&p, &["runners", "show", "t-"]);
+        assert!(offered.iter().all(|o| !o.starts_with("t-")), "{offered:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    })
+    .await
+    .unwrap();
+}

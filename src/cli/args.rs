@@ -2,6 +2,7 @@
 //! completions in `man/` and `completions/` are generated from these definitions.
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCompleter;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -87,7 +88,7 @@ pub enum Command {
     /// instances and ghost runners. Exits 1 when it found problems it could not fix.
     Healthcheck {
         /// Check only this group
-        #[arg(long, short = 'g', value_name = "NAME")]
+        #[arg(long, short = 'g', value_name = "NAME", add = ArgValueCompleter::new(super::complete::groups))]
         group: Option<String>,
         /// Show the plan of each group and carry none of it out
         #[arg(long)]
@@ -190,7 +191,7 @@ pub enum GroupsCommand {
     /// create is never deleted.
     Sync {
         /// Synchronize only this group
-        #[arg(long, short = 'g', value_name = "NAME")]
+        #[arg(long, short = 'g', value_name = "NAME", add = ArgValueCompleter::new(super::complete::groups))]
         group: Option<String>,
         /// Show what would change without changing anything
         #[arg(long)]
@@ -203,7 +204,7 @@ pub enum RunnersCommand {
     /// List runners with their status on the backend and on GitHub
     List {
         /// Only runners of this group
-        #[arg(long, short = 'g', value_name = "NAME")]
+        #[arg(long, short = 'g', value_name = "NAME", add = ArgValueCompleter::new(super::complete::groups))]
         group: Option<String>,
         /// Only runners in this status
         #[arg(long, short = 's', value_parser = status_parser())]
@@ -216,13 +217,14 @@ pub enum RunnersCommand {
     /// moved to with Redis's time, so a runner that is gone can still be looked up.
     Show {
         /// The runner's name
+        #[arg(add = ArgValueCompleter::new(super::complete::runners))]
         name: String,
     },
 
     /// Create runners in a group, up to its `max_runners`
     Create {
         /// The runner group
-        #[arg(long, short = 'g', value_name = "NAME")]
+        #[arg(long, short = 'g', value_name = "NAME", add = ArgValueCompleter::new(super::complete::groups))]
         group: String,
         /// How many runners to create
         #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
@@ -238,7 +240,7 @@ pub enum RunnersCommand {
     /// and the credential file, whose content is never printed).
     Bootstrap {
         /// The runner group
-        #[arg(long, short = 'g', value_name = "NAME")]
+        #[arg(long, short = 'g', value_name = "NAME", add = ArgValueCompleter::new(super::complete::groups))]
         group: String,
     },
 
@@ -250,10 +252,10 @@ pub enum RunnersCommand {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Names of the runners to delete
-    #[arg(value_name = "NAME", conflicts_with_all = ["all", "group"])]
+    #[arg(value_name = "NAME", conflicts_with_all = ["all", "group"], add = ArgValueCompleter::new(super::complete::runners))]
     pub names: Vec<String>,
     /// The group whose runners to delete (with --all)
-    #[arg(long, short = 'g', value_name = "NAME", requires = "all")]
+    #[arg(long, short = 'g', value_name = "NAME", requires = "all", add = ArgValueCompleter::new(super::complete::groups))]
     pub group: Option<String>,
     /// Delete every runner of --group
     #[arg(long, requires = "group")]
@@ -279,6 +281,7 @@ pub enum TasksCommand {
     #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
     Requeue {
         /// The dead task's id
+        #[arg(add = ArgValueCompleter::new(super::complete::dead_tasks))]
         id: Option<String>,
         /// Requeue every dead task
         #[arg(long)]

@@ -4,6 +4,7 @@
 //! [`main`], the only place that does so.
 
 pub mod args;
+pub mod complete;
 pub mod output;
 
 mod config_cmd;
@@ -23,6 +24,11 @@ use std::path::{Path, PathBuf};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    // Called back by a shell's completion script (`COMPLETE=bash runnerctl -- …`): answer and exit.
+    clap_complete::CompleteEnv::with_factory(command)
+        .var(complete::VAR)
+        .completer("runnerctl")
+        .complete();
     // The derived parser, with the examples added to every command's help.
     let parsed = command().try_get_matches().and_then(|m| {
         refuse_inapplicable(&m)?;
@@ -377,12 +383,10 @@ fn with_examples(mut cmd: clap::Command, path: &str) -> clap::Command {
     cmd
 }
 
-/// The completion script for `shell`.
+/// The completion script for `shell`: its registration with clap_complete's dynamic engine,
+/// which asks `runnerctl` for candidates (commands, flags, and group, runner and task names).
 pub fn completion(shell: clap_complete::Shell) -> Vec<u8> {
-    let mut cmd = command();
-    let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut cmd, "runnerctl", &mut buf);
-    buf
+    complete::registration(shell)
 }
 
 /// Man pages: `runnerctl.1` and one per subcommand (`runnerctl-groups-sync.1`), as

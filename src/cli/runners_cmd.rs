@@ -179,9 +179,15 @@ pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Resu
             "errors": failed.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Table | OutputFormat::Name => {
+            // `-o name`: the names alone, for scripts.
+            let prefix = if cx.output == OutputFormat::Name {
+                ""
+            } else {
+                "created "
+            };
             let mut text = String::new();
             for n in &made {
-                text.push_str(&format!("created {n}\n"));
+                text.push_str(&format!("{prefix}{n}\n"));
             }
             output::print(&text)?;
         }
