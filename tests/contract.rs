@@ -117,10 +117,21 @@ async fn the_client_and_the_fake_follow_githubs_openapi_description() {
             installation_id: 5,
             public_key_pem: key("app-key.pub.pem"),
         }),
+        // Nothing listens there: the organization webhook's deliveries fail (status 0).
+        webhook_url: Some("http://127.0.0.1:9/webhook".into()),
         ..SimOptions::default()
     })
     .await
     .unwrap();
+    sim.queue_job("octo-org/octo-repo", &["self-hosted", "no-such-runner"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while sim.deliveries() == (0, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fake made no delivery"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let upstream = sim.url();
     let prism = tokio::task::spawn_blocking({
@@ -146,6 +157,20 @@ async fn the_client_and_the_fake_follow_githubs_openapi_description() {
             repo: "octo-repo".into(),
         };
         let suffix = if app { "app" } else { "pat" };
+
+        // The webhooks `doctor` reads: the organization's, with its deliveries; the repository's.
+        let hooks = gh.hooks(&org).await.expect("org hooks");
+        assert_eq!(hooks.len(), 1, "{hooks:?}");
+        assert!(hooks[0].sends_jobs() && hooks[0].active);
+        let deliveries = gh
+            .hook_deliveries(&org, hooks[0].id, 20)
+            .await
+            .expect("deliveries");
+        assert!(
+            !deliveries.is_empty() && !deliveries[0].ok(),
+            "{deliveries:?}"
+        );
+        assert!(gh.hooks(&repo).await.expect("repo hooks").is_empty());
 
         let groups = gh
             .list_runner_groups("octo-org")

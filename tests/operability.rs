@@ -376,3 +376,95 @@ async fn completion_offers_groups_runners_and_dead_tasks() {
     .await
     .unwrap();
 }
+
+/// A receiver answering every request with `status`, counting them.
+fn receiver(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/webhook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 65536];
+            let _ = stream.read(&mut buf);
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// The doctor reads each scope's webhooks and their recent deliveries: none that sends
+/// workflow_job is a warning, one whose deliveries fail is a warning naming the status, one
+/// whose deliveries succeed is ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_checks_the_webhook_and_its_recent_deliveries() {
+    let secret = "a webhook secret of 32 bytes....";
+    let env = [("DOCTOR_GH_TOKEN", TOKEN), ("DOCTOR_SECRET", secret)];
+    let webhook = |report: &Value| -> (String, String) {
+        let c = report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "webhook (octo-org)")
+            .unwrap_or_else(|| panic!("no webhook check in {report}"))
+            .clone();
+        (
+            c["status"].as_str().unwrap().into(),
+            c["detail"].as_str().unwrap().into(),
+        )
+    };
+    // No webhook at all.
+    let (_sim, _redis, _dir, path) = setup().await;
+    let (_, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let (status, detail) = webhook(&report);
+    assert_eq!(status, "warn", "{detail}");
+    assert!(
+        detail.contains("no active webhook of octo-org sends workflow_job"),
+        "{detail}"
+    );
+
+    for (answer, want) in [(502, "warn"), (200, "ok")] {
+        let (url, seen) = receiver(answer);
+        let sim = Sim::start(SimOptions {
+            orgs: vec![("octo-org".into(), vec!["app".into()])],
+            token: Some(TOKEN.into()),
+            webhook_url: Some(url.clone()),
+            webhook_secret: secret.into(),
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let redis = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, config(&sim, &redis.url)).unwrap();
+        sim.queue_job("octo-org/app", &["self-hosted", "linux"]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.load(std::sync::atomic::Ordering::SeqCst) == 0
+            || sim.deliveries().0 + sim.deliveries().1 == 0
+        {
+            assert!(std::time::Instant::now() < deadline, "no delivery");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (_, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+        let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+        let (status, detail) = webhook(&report);
+        assert_eq!(status, want, "{detail}");
+        assert!(detail.contains(&url), "{detail}");
+        if answer == 502 {
+            assert!(
+                detail.contains("1 of the last 1 deliveries failed") && detail.contains("HTTP 502"),
+                "{detail}"
+            );
+        } else {
+            assert!(detail.contains("answered 2xx"), "{detail}");
+        }
+    }
+}

@@ -167,6 +167,7 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
             Err(e) => out.push(check(what, Status::Fail, e)),
         }
     }
+    webhook_checks(config, &*forge, out).await;
     let Some(capable) = forge.groups() else {
         return;
     };
@@ -198,6 +199,107 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
                 },
             });
         }
+    }
+}
+
+/// How many recent deliveries of a webhook the doctor looks at.
+const DELIVERIES: u32 = 20;
+
+/// The webhooks of each group's scope: one that sends `workflow_job` events, and how its recent
+/// deliveries fared (GitHub records the receiver's status of each).
+async fn webhook_checks(
+    config: &crate::config::Config,
+    forge: &dyn crate::forge::Forge,
+    out: &mut Vec<Check>,
+) {
+    let Some(hooks) = forge.webhook_api() else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for g in &config.runner_groups {
+        let scope = crate::manager::Manager::scope(g);
+        let key = scope.path();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        out.push(webhook_check(hooks, &scope, g.owner_label()).await);
+    }
+}
+
+async fn webhook_check(
+    hooks: &dyn crate::forge::Webhooks,
+    scope: &crate::forge::Scope,
+    label: &str,
+) -> Check {
+    use crate::forge::ForgeError;
+    let what = format!("webhook ({label})");
+    let listed = match tokio::time::timeout(TIMEOUT, hooks.hooks(scope)).await {
+        Err(_) => {
+            return check(
+                what,
+                Status::Fail,
+                format!("the forge did not answer within {}s", TIMEOUT.as_secs()),
+            )
+        }
+        Ok(Err(ForgeError::NotFound(_) | ForgeError::Unauthorized(_))) => {
+            return check(what, Status::Skip, format!("the credentials may not read {label}'s webhooks (a token needs admin:org_hook or admin:repo_hook read, an App \"Webhooks: read\"); a GitHub App's own webhook is on its settings page"));
+        }
+        Ok(Err(e)) => return check(what, Status::Fail, e.to_string()),
+        Ok(Ok(list)) => list,
+    };
+    let Some(hook) = listed.iter().find(|h| h.active && h.sends_jobs()) else {
+        return check(
+            what,
+            Status::Warn,
+            format!("no active webhook of {label} sends workflow_job events ({} other{}): jobs wait for a health check to find them, unless a GitHub App or another scope's webhook sends them", listed.len(), if listed.len() == 1 { "" } else { "s" }),
+        );
+    };
+    let url = hook.url.clone().unwrap_or_else(|| "?".into());
+    let recent =
+        tokio::time::timeout(TIMEOUT, hooks.hook_deliveries(scope, hook.id, DELIVERIES)).await;
+    match recent {
+        Ok(Ok(list)) if list.is_empty() => check(
+            what,
+            Status::Ok,
+            format!(
+                "hook {} sends workflow_job to {url}; no deliveries yet",
+                hook.id
+            ),
+        ),
+        Ok(Ok(list)) => {
+            let failed: Vec<_> = list.iter().filter(|d| !d.ok()).collect();
+            let last = &list[0];
+            if failed.is_empty() {
+                check(what, Status::Ok, format!("hook {} sends workflow_job to {url}; the last {} deliveries were answered 2xx (latest {})", hook.id, list.len(), last.delivered_at))
+            } else {
+                let status = |code: u16| {
+                    if code == 0 {
+                        "no answer".to_string()
+                    } else {
+                        format!("HTTP {code}")
+                    }
+                };
+                check(what, Status::Warn, format!("hook {} sends workflow_job to {url}; {} of the last {} deliveries failed (latest failure {} at {}; latest delivery {} at {})", hook.id, failed.len(), list.len(), status(failed[0].status_code), failed[0].delivered_at, status(last.status_code), last.delivered_at))
+            }
+        }
+        Ok(Err(e)) => check(
+            what,
+            Status::Ok,
+            format!(
+                "hook {} sends workflow_job to {url}; its deliveries cannot be read: {e}",
+                hook.id
+            ),
+        ),
+        Err(_) => check(
+            what,
+            Status::Ok,
+            format!(
+                "hook {} sends workflow_job to {url}; its deliveries did not come within {}s",
+                hook.id,
+                TIMEOUT.as_secs()
+            ),
+        ),
     }
 }
 

@@ -18,7 +18,7 @@ pub mod sim;
 
 /// The forge's traits, for callers that use several capabilities.
 pub mod prelude {
-    pub use super::{Forge, JobSource, RegistrationTokens, RunnerGroups, RunnerRegistry};
+    pub use super::{Forge, JobSource, RegistrationTokens, RunnerGroups, RunnerRegistry, Webhooks};
 }
 
 use crate::config::Secret;
@@ -357,6 +357,60 @@ pub trait RegistrationTokens: Send + Sync {
     async fn replace_registration_token(&self, scope: &Scope) -> Result<bool>;
 }
 
+/// A webhook configured on the forge (an organization's or a repository's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Hook {
+    pub id: u64,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Where it delivers (`config.url`).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Hook {
+    /// Whether it sends `workflow_job` events (named, or all events).
+    pub fn sends_jobs(&self) -> bool {
+        self.events.iter().any(|e| e == "workflow_job" || e == "*")
+    }
+}
+
+/// One recent delivery of a webhook, as the forge recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct HookDelivery {
+    /// RFC 3339.
+    pub delivered_at: String,
+    /// The receiver's HTTP status; 0 when it did not answer.
+    #[serde(default)]
+    pub status_code: u16,
+    #[serde(default)]
+    pub event: String,
+    #[serde(default)]
+    pub redelivery: bool,
+}
+
+impl HookDelivery {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status_code)
+    }
+}
+
+/// The webhooks a forge lets its credentials read (for `doctor`).
+#[async_trait::async_trait]
+pub trait Webhooks: Send + Sync {
+    /// The webhooks of a scope.
+    async fn hooks(&self, scope: &Scope) -> Result<Vec<Hook>>;
+    /// A webhook's most recent deliveries, newest first, at most `count`.
+    async fn hook_deliveries(
+        &self,
+        scope: &Scope,
+        hook: u64,
+        count: u32,
+    ) -> Result<Vec<HookDelivery>>;
+}
+
 /// A forge: its capabilities together.
 pub trait Forge: RunnerRegistry + JobSource {
     /// Its name in messages (`GitHub`, `Gitea`, `Forgejo`).
@@ -375,6 +429,10 @@ pub trait Forge: RunnerRegistry + JobSource {
     fn groups(&self) -> Option<&dyn RunnerGroups>;
     /// How its webhooks are read.
     fn webhooks(&self) -> &'static dyn WebhookScheme;
+    /// Its configured webhooks and their deliveries, on a forge whose API shows them.
+    fn webhook_api(&self) -> Option<&dyn Webhooks> {
+        None
+    }
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
 }

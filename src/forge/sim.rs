@@ -192,7 +192,25 @@ struct World {
     registrations: Vec<(u64, String, bool)>,
     /// Replays to send: (when, action, job snapshot).
     replays: Vec<(std::time::Instant, String, SimJob)>,
+    /// The organization webhook's deliveries (the last 200): organization, delivery.
+    hook_deliveries: Vec<(String, HookDeliveryRecord)>,
 }
+
+/// A delivery as GitHub records it for `…/hooks/ID/deliveries`.
+#[derive(Debug, Clone)]
+struct HookDeliveryRecord {
+    id: u64,
+    guid: String,
+    at: u64,
+    /// The receiver's status; 0 when it did not answer.
+    status_code: u16,
+    action: String,
+    redelivery: bool,
+}
+
+/// The id of the organization webhook the fake models (one per organization, to
+/// `webhook_url`, for `workflow_job`).
+const HOOK_ID: u64 = 1;
 
 impl World {
     fn id(&mut self) -> u64 {
@@ -480,12 +498,28 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
                         .insert(job.id, std::time::Instant::now());
                 }
                 let repeat = fastrand::f64() < o.chaos.repeat;
-                let ok = deliver(url, &o.webhook_secret, &action, &job, repeat).await;
+                let (status, guid) = deliver(url, &o.webhook_secret, &action, &job, repeat).await;
                 let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
-                if ok {
+                if (200..300).contains(&status) {
                     w.delivered += 1;
                 } else {
                     w.failed_deliveries += 1;
+                }
+                let org = job.repo.split('/').next().unwrap_or_default().to_string();
+                let id = w.id();
+                w.hook_deliveries.push((
+                    org,
+                    HookDeliveryRecord {
+                        id,
+                        guid,
+                        at: now(),
+                        status_code: status,
+                        action,
+                        redelivery: false,
+                    },
+                ));
+                if w.hook_deliveries.len() > 200 {
+                    w.hook_deliveries.remove(0);
                 }
             }
         }
@@ -649,7 +683,14 @@ pub(crate) async fn post_json(
 }
 
 /// POSTs one signed delivery; true when answered 2xx.
-async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob, twice: bool) -> bool {
+/// Sends one `workflow_job` delivery; the receiver's status (0: no answer) and its guid.
+async fn deliver(
+    url: &str,
+    secret: &str,
+    action: &str,
+    job: &SimJob,
+    twice: bool,
+) -> (u16, String) {
     let body = workflow_job_payload(action, job).to_string();
     let sig = crate::forge::github::webhook::sign(secret.as_bytes(), body.as_bytes());
     let delivery = format!(
@@ -667,14 +708,13 @@ async fn deliver(url: &str, secret: &str, action: &str, job: &SimJob, twice: boo
         ("X-Hub-Signature-256", sig.as_str()),
     ];
     // GitHub gives up after 10 seconds and does not retry by itself.
-    let ok = matches!(
-        post_json(url, &headers, &body, Duration::from_secs(10)).await,
-        Some(200..=299)
-    );
+    let status = post_json(url, &headers, &body, Duration::from_secs(10))
+        .await
+        .unwrap_or(0);
     if twice {
         let _ = post_json(url, &headers, &body, Duration::from_secs(10)).await;
     }
-    ok
+    (status, delivery)
 }
 
 impl Drop for Sim {
@@ -1041,6 +1081,9 @@ fn route(
     if let Some(a) = app_and_repo_routes(w, &c) {
         return a;
     }
+    if let Some(a) = hook_routes(w, &c) {
+        return a;
+    }
     if !scope.is_empty() && !scope_exists(w, scope) {
         return (404, msg("Not Found"));
     }
@@ -1093,6 +1136,63 @@ fn queued_runs(
         200,
         json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
     )
+}
+
+/// Webhooks: each organization has one to `webhook_url` (when set) for `workflow_job`, with
+/// the deliveries the fake made; repositories have none.
+fn hook_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
+    if c.method != Method::GET {
+        return None;
+    }
+    if !scope_exists(w, c.scope) {
+        return None;
+    }
+    let base = c.base;
+    Some(match (c.scope, c.rest) {
+        (["orgs", org], ["hooks"]) => {
+            let hooks: Vec<Value> = c.o.webhook_url.iter().map(|url| {
+                let at = rfc3339(now());
+                json!({
+                    "id": HOOK_ID, "type": "Organization", "name": "web", "active": true,
+                    "events": ["workflow_job"],
+                    "config": { "url": url, "content_type": "json", "insecure_ssl": "0", "secret": "********" },
+                    "updated_at": at, "created_at": at,
+                    "url": format!("{base}/orgs/{org}/hooks/{HOOK_ID}"),
+                    "ping_url": format!("{base}/orgs/{org}/hooks/{HOOK_ID}/pings"),
+                    "deliveries_url": format!("{base}/orgs/{org}/hooks/{HOOK_ID}/deliveries"),
+                })
+            }).collect();
+            (200, Value::Array(page(&hooks, c.query)))
+        }
+        (["orgs", org], ["hooks", id, "deliveries"]) => {
+            if id.parse::<u64>().ok() != Some(HOOK_ID) || c.o.webhook_url.is_none() {
+                return Some((404, msg("Not Found")));
+            }
+            let per_page = c
+                .query
+                .get("per_page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(30)
+                .min(100);
+            let list: Vec<Value> = w
+                .hook_deliveries
+                .iter()
+                .rev()
+                .filter(|(o, _)| o == org)
+                .take(per_page)
+                .map(|(_, d)| json!({
+                    "id": d.id, "guid": d.guid, "delivered_at": rfc3339(d.at), "redelivery": d.redelivery,
+                    "duration": 0.01,
+                    "status": if (200..300).contains(&d.status_code) { "OK".to_string() } else { format!("Invalid HTTP Response: {}", d.status_code) },
+                    "status_code": d.status_code, "event": "workflow_job", "action": d.action,
+                    "installation_id": null, "repository_id": null,
+                }))
+                .collect();
+            (200, Value::Array(list))
+        }
+        (["repos", _, _], ["hooks"]) => (200, json!([])),
+        _ => return None,
+    })
 }
 
 /// Installation tokens, repositories, workflow runs and their jobs.

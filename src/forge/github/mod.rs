@@ -606,9 +606,64 @@ impl JobSource for GitHub {
     }
 }
 
+/// A webhook as GitHub lists it (`config.url` moved up).
+#[derive(serde::Deserialize)]
+struct RawHook {
+    id: u64,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    config: RawHookConfig,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct RawHookConfig {
+    #[serde(default)]
+    url: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl super::Webhooks for GitHub {
+    async fn hooks(&self, scope: &Scope) -> Result<Vec<super::Hook>> {
+        let raw: Vec<RawHook> = self.pages_array(&format!("{}/hooks", scope.path())).await?;
+        Ok(raw
+            .into_iter()
+            .map(|h| super::Hook {
+                id: h.id,
+                active: h.active,
+                events: h.events,
+                url: h.config.url,
+            })
+            .collect())
+    }
+
+    async fn hook_deliveries(
+        &self,
+        scope: &Scope,
+        hook: u64,
+        count: u32,
+    ) -> Result<Vec<super::HookDelivery>> {
+        self.json(
+            Verb::Get,
+            &format!(
+                "{}/hooks/{hook}/deliveries?per_page={}",
+                scope.path(),
+                count.clamp(1, 100)
+            ),
+            None,
+        )
+        .await
+    }
+}
+
 impl Forge for GitHub {
     fn name(&self) -> &'static str {
         "GitHub"
+    }
+    fn webhook_api(&self) -> Option<&dyn super::Webhooks> {
+        Some(self)
     }
     fn runner_url(&self, scope: &Scope) -> String {
         scope.html_url(&web_url(&self.base))
