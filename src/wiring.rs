@@ -245,15 +245,20 @@ pub async fn backends(
     Ok(out)
 }
 
-/// Every backend some group uses, built without Redis (for `doctor`): each with its build's
-/// result, so one that cannot be reached is reported by name.
+/// Every backend some group uses (for `doctor`): each with its build's result, so one that
+/// cannot be reached is reported by name. Redis is used when it answers within 5 s (the fake
+/// backend keeps its instances there; without it, it would list none).
 pub async fn probe_backends(config: &Config) -> Vec<(String, Result<Arc<dyn Backend>>)> {
+    let redis = tokio::time::timeout(std::time::Duration::from_secs(5), connect(config))
+        .await
+        .ok()
+        .and_then(Result::ok);
     let mut out = Vec::new();
     for b in &config.backends {
         if !config.runner_groups.iter().any(|g| g.backend == b.name) {
             continue;
         }
-        let built = match backend_context(config, b, None, None) {
+        let built = match backend_context(config, b, redis.clone(), None) {
             Ok((kind, cx)) => kind.build(cx).await.map_err(Error::from),
             Err(e) => Err(e),
         };

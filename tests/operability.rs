@@ -468,3 +468,33 @@ async fn the_doctor_checks_the_webhook_and_its_recent_deliveries() {
         }
     }
 }
+
+/// Regression: the doctor built the fake backend without Redis, where it keeps its
+/// instances, and reported none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_doctor_counts_the_fake_backend_s_instances() {
+    let (_sim, _redis, _dir, path) = setup().await;
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || {
+        cli(&p, &["groups", "sync"]);
+        cli(&p, &["runners", "create", "--group", "linux"]);
+    })
+    .await
+    .unwrap();
+    let env = [
+        ("DOCTOR_GH_TOKEN", TOKEN),
+        ("DOCTOR_SECRET", "a webhook secret of 32 bytes...."),
+    ];
+    let (_, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let backend = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "backend f")
+        .unwrap();
+    assert_eq!(
+        backend["detail"], "fake reachable; 1 instance of ours",
+        "{report}"
+    );
+}

@@ -319,9 +319,10 @@ async fn backend_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
                 what,
                 Status::Ok,
                 format!(
-                    "{} reachable; {} instances of ours",
+                    "{} reachable; {} instance{} of ours",
                     b.kind().name(),
-                    list.len()
+                    list.len(),
+                    if list.len() == 1 { "" } else { "s" }
                 ),
             )),
             Err(e) => out.push(check(what, Status::Fail, e)),
