@@ -1,6 +1,8 @@
 //! What the `.deb` and the systemd units promise: every asset `cargo deb` packs exists, the
-//! units load (`systemd-analyze verify` with the built binary in place of /usr/bin/runnerctl)
-//! and are hardened (`systemd-analyze security` below 4.0; `.ci/run` installs systemd).
+//! package builds (cargo-deb, from the test build's binary; `.ci/run` installs it in
+//! `.cache/cargo-deb`) with what README says it holds, the units load (`systemd-analyze verify`
+//! with the built binary in place of /usr/bin/runnerctl) and are hardened
+//! (`systemd-analyze security` below 4.0; `.ci/run` installs systemd).
 
 mod support;
 
@@ -191,4 +193,87 @@ fn the_units_load() {
     // Only problems of our units count (the host's own units may have theirs).
     let ours: Vec<&str> = out.lines().filter(|l| l.starts_with("runnerctl")).collect();
     assert!(ok && ours.is_empty(), "{out}");
+}
+
+/// `cargo deb` makes the package from the test build's binary; it holds the binary (which
+/// runs), the units and timer, the service user, man pages, completions and the example, and
+/// its maintainer scripts.
+#[test]
+fn cargo_deb_builds_the_package() {
+    let cargo_deb = std::env::var_os("RUNNERCTL_CARGO_DEB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".cache/cargo-deb/bin/cargo-deb"));
+    assert!(
+        cargo_deb.is_file(),
+        "cargo-deb is not in .cache/cargo-deb (.ci/run installs it)"
+    );
+    let bin = support::bin(); // built by this test run
+    assert!(bin.is_file());
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(&cargo_deb)
+        .args([
+            "deb",
+            "--profile",
+            "dev",
+            "--no-build",
+            "--no-strip",
+            "--quiet",
+            "-o",
+        ])
+        .arg(out_dir.path())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb");
+    let info = Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    for part in [
+        "Package: runnerctl",
+        "Depends: libc6",
+        "postinst",
+        "prerm",
+        "postrm",
+    ] {
+        assert!(info.contains(part), "{part} in {info}");
+    }
+    let tree = tempfile::tempdir().unwrap();
+    assert!(Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(tree.path())
+        .status()
+        .unwrap()
+        .success());
+    for path in [
+        "usr/bin/runnerctl",
+        "lib/systemd/system/runnerctl-serve.service",
+        "lib/systemd/system/runnerctl-worker.service",
+        "lib/systemd/system/runnerctl-healthcheck.service",
+        "lib/systemd/system/runnerctl-healthcheck.timer",
+        "usr/lib/sysusers.d/runnerctl.conf",
+        "usr/share/man/man1/runnerctl.1.gz",
+        "usr/share/man/man5/runnerctl.yaml.5.gz",
+        "usr/share/bash-completion/completions/runnerctl",
+        "usr/share/doc/runnerctl/config.example.yaml",
+    ] {
+        assert!(tree.path().join(path).is_file(), "the .deb lacks {path}");
+    }
+    let version = Command::new(tree.path().join("usr/bin/runnerctl"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("runnerctl "));
 }
