@@ -113,7 +113,18 @@ async fn main() {
         p(1.0),
         lat.len()
     );
-    assert!(peak < 64.0, "serve stayed under 64 MiB: {peak:.1} MiB");
+    // The goal is the release build's (`--bench`). In the quick run under `cargo test` the
+    // binary is a debug build whose own pages grow with every feature (34.6 MiB resident before
+    // any attack on 2026-12-02): there the attack's cost is what is bounded.
+    if full {
+        assert!(peak < 64.0, "serve stayed under 64 MiB: {peak:.1} MiB");
+    } else {
+        let grew = peak - base as f64 / 1024.0;
+        assert!(
+            grew < 40.0,
+            "the attack cost serve under 40 MiB: {grew:.1} MiB"
+        );
+    }
     assert!(p(1.0) < 50.0 || !full, "/healthz under 50 ms");
     assert_eq!(failed, 0, "/healthz always answered");
     assert!(serve.stop(), "serve exits 0 on SIGTERM");

@@ -16,8 +16,7 @@ use base64::Engine;
 use runnerctl::backend::aws::AwsBackend;
 use runnerctl::backend::aws::{AwsSettings, AwsSpec};
 use runnerctl::backend::{Backend, BackendError, BootData, TAG_MANAGER, TAG_RUNNER};
-use runnerctl::bootstrap::BootStyle;
-use runnerctl::bootstrap::{self, Credential, RunnerSetup};
+use runnerctl::bootstrap;
 use runnerctl::config::Secret;
 use std::sync::Arc;
 use support::manager_name;
@@ -133,20 +132,7 @@ fn spec(image: &str) -> AwsSpec {
 }
 
 fn boot(runner: &str) -> BootData {
-    bootstrap::render(
-        BootStyle::Vm,
-        &RunnerSetup {
-            runner_name: runner.to_string(),
-            labels: vec!["self-hosted".into(), "linux".into()],
-            url: "https://github.com/octo-org".into(),
-            runner_group: Some("g".into()),
-            agent: runnerctl::forge::Agent::ActionsRunner,
-            container_jobs: None,
-            credential: Credential::Jit(Secret::new(SECRET)),
-        },
-        None,
-    )
-    .unwrap()
+    conformance::vm_boot(runner, SECRET, None)
 }
 
 fn request(

@@ -73,29 +73,7 @@ fn spec() -> GcpSpec {
 
 /// A VM's boot data as it is with the broker: the one-time token, no credential.
 fn boot(runner: &str) -> BootData {
-    let mut boot = bootstrap::render(
-        BootStyle::Vm,
-        &RunnerSetup {
-            runner_name: runner.to_string(),
-            labels: vec!["self-hosted".into(), "linux".into()],
-            url: "https://github.com/octo-org".into(),
-            runner_group: Some("g".into()),
-            agent: runnerctl::forge::Agent::ActionsRunner,
-            container_jobs: None,
-            credential: Credential::Jit(Secret::new(SECRET)),
-        },
-        None,
-    )
-    .unwrap();
-    bootstrap::through_broker(
-        &mut boot,
-        "https://10.0.0.1:8443",
-        "-----BEGIN CERTIFICATE-----\n",
-        &Secret::new("one-time-token-gce"),
-        600,
-    )
-    .unwrap();
-    boot
+    conformance::vm_boot(runner, SECRET, Some("one-time-token-gce"))
 }
 
 fn request(manager: &str, runner: &str, spec: &GcpSpec) -> runnerctl::backend::CreateRequest {

@@ -121,24 +121,13 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
     .unwrap();
 
     // Two tasks in the queue, one of them dead.
+    support::dead_task(&redis.url, &name, "linux", "f: Capacity: none left").await;
     let conn = runnerctl::store::connect(&redis.url).await.unwrap();
-    let queue = Queue::new(conn.clone(), &name, QueueOptions::default());
-    queue.ensure_group().await.unwrap();
-    for _ in 0..2 {
-        let task = Task::CreateRunner {
-            group: "linux".into(),
-        };
-        queue.enqueue(task, None).await.unwrap();
-    }
-    let mut c = conn.clone();
-    let got = queue
-        .read_new(&mut c, "shapes", 1, std::time::Duration::from_millis(100))
-        .await
-        .unwrap();
-    queue
-        .dead_letter("shapes", &got[0], "f: Capacity: none left")
-        .await
-        .unwrap();
+    let queue = Queue::new(conn, &name, QueueOptions::default());
+    let task = Task::CreateRunner {
+        group: "linux".into(),
+    };
+    queue.enqueue(task, None).await.unwrap();
 
     let steps: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![
         (

@@ -309,31 +309,9 @@ async fn completion_offers_groups_runners_and_dead_tasks() {
         .unwrap()
         .trim_start_matches("name: ")
         .to_string();
-    let conn = runnerctl::store::connect(&redis.url).await.unwrap();
-    let queue = runnerctl::queue::Queue::new(conn.clone(), &manager, Default::default());
-    queue.ensure_group().await.unwrap();
-    queue
-        .enqueue(
-            runnerctl::queue::Task::CreateRunner {
-                group: "linux".into(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let mut c = conn.clone();
-    let got = queue
-        .read_new(&mut c, "t", 1, std::time::Duration::from_millis(100))
-        .await
-        .unwrap();
-    queue
-        .dead_letter("t", &got[0], "no capacity")
-        .await
-        .unwrap();
-
-    let p = path.clone();
     // The id `tasks requeue` takes: the dead-letter stream's entry.
-    let entry = queue.dead().await.unwrap()[0].entry.clone();
+    let entry = support::dead_task(&redis.url, &manager, "linux", "no capacity").await;
+    let p = path.clone();
     let prefix = names[0][..names[0].len() - 3].to_string();
     tokio::task::spawn_blocking(move || {
         assert_eq!(

@@ -93,28 +93,10 @@ async fn every_command_s_human_output() {
         ),
     )
     .unwrap();
-    // A dead task for `tasks dead`.
+    // A dead task for `tasks dead`, and one waiting.
+    support::dead_task(&redis.url, &manager, "linux", "f: Capacity: none left").await;
     let conn = runnerctl::store::connect(&redis.url).await.unwrap();
-    let queue = Queue::new(conn.clone(), &manager, Default::default());
-    queue.ensure_group().await.unwrap();
-    queue
-        .enqueue(
-            Task::CreateRunner {
-                group: "linux".into(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
-    let mut c = conn.clone();
-    let got = queue
-        .read_new(&mut c, "snap", 1, std::time::Duration::from_millis(100))
-        .await
-        .unwrap();
-    queue
-        .dead_letter("snap", &got[0], "f: Capacity: none left")
-        .await
-        .unwrap();
+    let queue = Queue::new(conn, &manager, Default::default());
     queue
         .enqueue(
             Task::GroupHealthCheck {

@@ -3,7 +3,8 @@
 use runnerctl::backend::{
     Backend, BootData, CreateRequest, OwnerTags, TAG_GROUP, TAG_MANAGER, TAG_RUNNER,
 };
-use runnerctl::config::InstanceSpec;
+use runnerctl::bootstrap::{self, BootStyle, Credential, RunnerSetup};
+use runnerctl::config::{InstanceSpec, Secret};
 use std::sync::Arc;
 
 pub fn request(
@@ -23,6 +24,38 @@ pub fn request(
             runner: runner.to_string(),
         },
     }
+}
+
+/// A VM's boot data for a runner of group `g` whose JIT configuration is `secret`; with
+/// `broker_token`, as it is with the credential broker: that one-time token instead of the
+/// credential.
+#[allow(dead_code)] // not every backend's tests use the broker
+pub fn vm_boot(runner: &str, secret: &str, broker_token: Option<&str>) -> BootData {
+    let mut boot = bootstrap::render(
+        BootStyle::Vm,
+        &RunnerSetup {
+            runner_name: runner.to_string(),
+            labels: vec!["self-hosted".into(), "linux".into()],
+            url: "https://github.com/octo-org".into(),
+            runner_group: Some("g".into()),
+            agent: runnerctl::forge::Agent::ActionsRunner,
+            container_jobs: None,
+            credential: Credential::Jit(Secret::new(secret)),
+        },
+        None,
+    )
+    .unwrap();
+    if let Some(token) = broker_token {
+        bootstrap::through_broker(
+            &mut boot,
+            "https://10.0.0.1:8443",
+            "-----BEGIN CERTIFICATE-----\n",
+            &Secret::new(token),
+            600,
+        )
+        .unwrap();
+    }
+    boot
 }
 
 /// `one` and `two` are the same backend seen by two different managers.

@@ -612,3 +612,29 @@ pub fn fake_groups_yaml(groups: &[(&str, &[&str], u32)]) -> String {
         })
         .collect()
 }
+
+/// Puts one `create_runner` task of group `group` on a manager's dead-letter stream, as if it
+/// had failed for good with `error`; the id `tasks requeue` takes for it.
+pub async fn dead_task(redis_url: &str, manager: &str, group: &str, error: &str) -> String {
+    use runnerctl::queue::{Queue, Task};
+    let conn = runnerctl::store::connect(redis_url).await.unwrap();
+    let queue = Queue::new(conn.clone(), manager, Default::default());
+    queue.ensure_group().await.unwrap();
+    queue
+        .enqueue(
+            Task::CreateRunner {
+                group: group.into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut c = conn.clone();
+    let got = queue
+        .read_new(&mut c, "tests", 1, Duration::from_millis(100))
+        .await
+        .unwrap();
+    queue.dead_letter("tests", &got[0], error).await.unwrap();
+    let dead = queue.dead().await.unwrap();
+    dead.last().unwrap().entry.clone()
+}
