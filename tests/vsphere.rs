@@ -411,6 +411,43 @@ async fn faults_and_task_deadlines_are_classified() {
     be.delete(&made.id).await.unwrap();
 }
 
+/// List follows the property collector's pages (`token` → `ContinueRetrievePropertiesEx`),
+/// which the simulator never splits: a proxy answers the folder's listing in two pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_reads_every_page_of_the_property_collector() {
+    let sim = Vcsim::start();
+    let proxy = vcsim::FaultProxy::start(&sim.url).await;
+    let mgr = manager_name("vs-pages");
+    let s = VsphereSettings {
+        url: proxy.url.clone(),
+        ..settings(&sim)
+    };
+    let be = VsphereBackend::connect("vsphere", &mgr, &s, Secret::new(vcsim::PASSWORD))
+        .await
+        .unwrap();
+    let m = mgr.clone();
+    proxy.set(move |body| {
+        if body.contains("<RetrievePropertiesEx") && body.contains("<path>childEntity</path>") {
+            Some((
+                200,
+                vcsim::vm_page("RetrievePropertiesEx", &m, &[9001, 9002], Some("page-2")),
+            ))
+        } else if body.contains("<ContinueRetrievePropertiesEx")
+            && body.contains("<token>page-2</token>")
+        {
+            Some((
+                200,
+                vcsim::vm_page("ContinueRetrievePropertiesEx", &m, &[9003], None),
+            ))
+        } else {
+            None
+        }
+    });
+    let ids: Vec<String> = be.list().await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(ids, ["vm-9001", "vm-9002", "vm-9003"]);
+    assert_eq!(calls(&be, "ContinueRetrievePropertiesEx").len(), 1);
+}
+
 /// vCenter forgets idle sessions: the backend logs in again and the call succeeds.
 #[tokio::test]
 async fn an_expired_session_is_renewed() {

@@ -289,33 +289,22 @@ fn demo(
 /// Global flags that mean nothing to some commands (by their path): hidden from those
 /// commands' help, man pages and completions, and refused when given on the command line.
 pub const NOT_APPLICABLE: &[(&str, &str, &[&str])] = &[
-    (
-        "output",
-        "--output",
-        &[
-            "serve",
-            "worker",
-            "completions",
-            "container-hook",
-            "config example",
-        ],
-    ),
-    (
-        "no_headers",
-        "--no-headers",
-        &[
-            "serve",
-            "worker",
-            "completions",
-            "container-hook",
-            "config example",
-        ],
-    ),
+    ("output", "--output", PRINT_NO_LISTINGS),
+    ("no_headers", "--no-headers", PRINT_NO_LISTINGS),
     (
         "config",
         "--config",
         &["completions", "config example", "demo", "container-hook"],
     ),
+];
+
+/// The commands that print no listing or report (`-o` and `--no-headers` mean nothing there).
+const PRINT_NO_LISTINGS: &[&str] = &[
+    "serve",
+    "worker",
+    "completions",
+    "container-hook",
+    "config example",
 ];
 
 /// The clap command tree, for generators and tests, with every command's examples.

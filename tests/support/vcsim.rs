@@ -190,3 +190,29 @@ pub fn task_info(failed_with: Option<&str>) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><RetrievePropertiesExResponse xmlns="urn:vim25"><returnval><objects><obj type="Task">task-fake</obj>{info}</objects></returnval></RetrievePropertiesExResponse></soapenv:Body></soapenv:Envelope>"#
     )
 }
+
+/// A property collector page of VMs known as `manager`'s by their extraConfig (`vm-N` ids), as
+/// the answer of `method` (`RetrievePropertiesEx` or `ContinueRetrievePropertiesEx`), with a
+/// `token` to the next page or none.
+pub fn vm_page(method: &str, manager: &str, ids: &[u32], token: Option<&str>) -> String {
+    let objects: String = ids
+        .iter()
+        .map(|id| {
+            let extra = |k: &str, v: &str| {
+                format!("<OptionValue xsi:type=\"OptionValue\"><key>{k}</key><value xsi:type=\"xsd:string\">{v}</value></OptionValue>")
+            };
+            format!(
+                "<objects><obj type=\"VirtualMachine\">vm-{id}</obj><propSet><name>name</name><val xsi:type=\"xsd:string\">{manager}-g-{id}</val></propSet><propSet><name>config.extraConfig</name><val xsi:type=\"ArrayOfOptionValue\">{}{}{}</val></propSet><propSet><name>runtime.powerState</name><val xsi:type=\"VirtualMachinePowerState\">poweredOn</val></propSet></objects>",
+                extra("runnerctl.manager", manager),
+                extra("runnerctl.group", "g"),
+                extra("runnerctl.runner", &format!("{manager}-g-{id}")),
+            )
+        })
+        .collect();
+    let token = token
+        .map(|t| format!("<token>{t}</token>"))
+        .unwrap_or_default();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xsd="http://www.w3.org/2001/XMLSchema"><soapenv:Body><{method}Response xmlns="urn:vim25"><returnval>{token}{objects}</returnval></{method}Response></soapenv:Body></soapenv:Envelope>"#
+    )
+}
