@@ -825,14 +825,7 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     let rows = rows.as_array().unwrap().clone();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let be = backend(&m.url, &name).await;
-    let mut listed: Vec<String> = be.list().await.unwrap().into_iter().map(|i| i.id).collect();
-    let mut recorded: Vec<String> = rows
-        .iter()
-        .map(|r| r["instance"].as_str().unwrap_or_default().to_string())
-        .collect();
-    listed.sort();
-    recorded.sort();
-    assert_eq!(listed, recorded, "each record names its EC2 instance");
+    conformance::assert_records_name_instances(&rows, &be).await;
 
     // A bad AMI: a clear, permanent error naming the AWS code and the group; nothing left.
     let (code, out, err) = run(vec!["runners", "create", "--group", "broken"]).await;

@@ -678,14 +678,7 @@ async fn runnerctl_creates_lists_and_deletes_vsphere_runners() {
     let rows = rows.as_array().unwrap().clone();
     assert_eq!(rows.len(), 2, "{rows:?}");
     let be = backend(&sim, &name).await;
-    let mut listed: Vec<String> = be.list().await.unwrap().into_iter().map(|i| i.id).collect();
-    let mut recorded: Vec<String> = rows
-        .iter()
-        .map(|r| r["instance"].as_str().unwrap_or_default().to_string())
-        .collect();
-    listed.sort();
-    recorded.sort();
-    assert_eq!(listed, recorded, "each record names its VM");
+    conformance::assert_records_name_instances(&rows, &be).await;
 
     // A missing template: a clear, permanent error naming the fault and the group.
     let (code, out, err) = run(&["runners", "create", "--group", "broken"]);

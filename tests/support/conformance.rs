@@ -140,3 +140,22 @@ pub async fn run(
     two.delete(&theirs.id).await.unwrap();
     assert!(two.list().await.unwrap().is_empty());
 }
+
+/// `runners list -o json`'s rows name exactly the instances the backend lists.
+#[allow(dead_code)] // the Docker tests do not compare
+pub async fn assert_records_name_instances(rows: &[serde_json::Value], backend: &dyn Backend) {
+    let mut listed: Vec<String> = backend
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let mut recorded: Vec<String> = rows
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap_or_default().to_string())
+        .collect();
+    listed.sort();
+    recorded.sort();
+    assert_eq!(listed, recorded, "each record names its instance");
+}

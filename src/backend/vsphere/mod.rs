@@ -179,24 +179,11 @@ impl VsphereBackend {
             (None, None, false) => Trust::System,
         };
         let fail = |e: SoapError| {
-            let (transient, code) = classify(&e);
             let message = match e.to_string() {
                 m if m.contains(&settings.url) => m,
                 m => format!("{}: {m}", settings.url),
             };
-            if transient {
-                BackendError::Transient {
-                    backend: name.into(),
-                    code,
-                    message,
-                }
-            } else {
-                BackendError::Permanent {
-                    backend: name.into(),
-                    code,
-                    message,
-                }
-            }
+            classified(name, &e, message)
         };
         let session = Arc::new(
             Session::connect(&settings.url, &settings.user, password, &trust)
@@ -236,24 +223,11 @@ impl VsphereBackend {
     }
 
     fn error(&self, group: Option<&str>, e: &SoapError) -> BackendError {
-        let (transient, code) = classify(e);
         let message = match group {
             Some(g) => format!("group `{g}`: {e}"),
             None => e.to_string(),
         };
-        if transient {
-            BackendError::Transient {
-                backend: self.name.clone(),
-                code,
-                message,
-            }
-        } else {
-            BackendError::Permanent {
-                backend: self.name.clone(),
-                code,
-                message,
-            }
-        }
+        classified(&self.name, e, message)
     }
 
     fn permanent(&self, group: &str, code: &str, message: String) -> BackendError {
@@ -803,6 +777,25 @@ impl VsphereBackend {
         match self.run_task("Destroy_Task", vm, "").await {
             Err(e) if gone(&e) => Ok(()),
             other => other.map(|_| ()),
+        }
+    }
+}
+
+/// A failure as the backend's error: transient or permanent by [`classify`], with its code.
+fn classified(backend: &str, e: &SoapError, message: String) -> BackendError {
+    let (transient, code) = classify(e);
+    let backend = backend.to_string();
+    if transient {
+        BackendError::Transient {
+            backend,
+            code,
+            message,
+        }
+    } else {
+        BackendError::Permanent {
+            backend,
+            code,
+            message,
         }
     }
 }
