@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::forge::sim::Sim;
 use runnerctl::queue::{Queue, QueueOptions, Task};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -96,13 +96,7 @@ fn cli(path: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_prints_the_json_shape_the_readme_documents() {
     let docs = documented();
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let name = support::manager_name("shapes");

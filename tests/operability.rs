@@ -21,13 +21,7 @@ fn config(sim: &Sim, redis: &str) -> String {
 
 /// The fake GitHub, a Redis and a configuration file for both.
 async fn setup() -> (Sim, RedisServer, tempfile::TempDir, std::path::PathBuf) {
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
@@ -411,11 +405,9 @@ async fn the_doctor_checks_the_webhook_and_its_recent_deliveries() {
     for (answer, want) in [(502, "warn"), (200, "ok")] {
         let (url, seen) = receiver(answer);
         let sim = Sim::start(SimOptions {
-            orgs: vec![("octo-org".into(), vec!["app".into()])],
-            token: Some(TOKEN.into()),
             webhook_url: Some(url.clone()),
             webhook_secret: secret.into(),
-            ..SimOptions::default()
+            ..support::octo_org(TOKEN)
         })
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::forge::sim::Sim;
 use runnerctl::queue::{Queue, Task};
 use support::RedisServer;
 
@@ -67,13 +67,7 @@ fn settings(manager: &str, dir: &std::path::Path, redis: &str, forge: &str) -> i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_s_human_output() {
-    let sim = Sim::start(SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some(TOKEN.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let manager = support::manager_name("snap");
