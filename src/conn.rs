@@ -58,6 +58,10 @@ pub struct RedisTarget {
     /// A Redis Cluster's nodes (`host:port`, some of them suffice); the URL gives the scheme
     /// and credentials.
     pub cluster: Option<Vec<String>>,
+    /// With `rediss://`: the name the server's certificate must carry (and the name sent as
+    /// SNI) when it is not the host runnerctl connects to: an address, a tunnel, a load
+    /// balancer, or the master a sentinel names by its address.
+    pub tls_server_name: Option<String>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -102,8 +106,9 @@ impl RedisTarget {
         }
     }
 
-    /// The client for this target.
-    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+    /// The client for this target, and with a TLS server name the resolver that takes that
+    /// name to the address the URL gives.
+    pub fn client(&self) -> redis::RedisResult<(redis::Client, Option<ServerNameResolver>)> {
         use redis::IntoConnectionInfo;
         let mut info = self.url.as_str().into_connection_info()?;
         if let Some(u) = &self.username {
@@ -112,12 +117,31 @@ impl RedisTarget {
         if let Some(p) = &self.password {
             info.redis.password = Some(p.expose().to_string());
         }
+        let resolver = match (&self.tls_server_name, &mut info.addr) {
+            (None, _) => None,
+            (Some(name), redis::ConnectionAddr::TcpTls { host, .. }) => {
+                check_server_name(name)?;
+                // The name goes where the URL's host was: it is what rustls verifies and
+                // sends; the resolver takes it to the URL's host.
+                let address = std::mem::replace(host, name.clone());
+                Some(ServerNameResolver {
+                    name: name.clone(),
+                    address,
+                })
+            }
+            (Some(_), _) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "tls_server_name needs a `rediss://` URL",
+                )))
+            }
+        };
         if self.ca_pem.is_none() && self.client_pem.is_none() {
-            return redis::Client::open(info);
+            return Ok((redis::Client::open(info)?, resolver));
         }
         // rustls needs one process-wide provider when more than one is compiled in.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        redis::Client::build_with_tls(
+        let client = redis::Client::build_with_tls(
             info,
             redis::TlsCertificates {
                 client_tls: self
@@ -129,7 +153,49 @@ impl RedisTarget {
                     }),
                 root_cert: self.ca_pem.clone(),
             },
-        )
+        )?;
+        Ok((client, resolver))
+    }
+}
+
+/// `name` as a TLS server name, or why it cannot be one.
+fn check_server_name(name: &str) -> redis::RedisResult<()> {
+    if crate::config::is_tls_server_name(name) {
+        return Ok(());
+    }
+    Err(redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "tls_server_name is not a DNS name or an IP address",
+        format!("`{}`", name.escape_default()),
+    )))
+}
+
+/// Resolves the TLS server name to the address the URL gave (its host resolved as usual), and
+/// any other name as usual.
+#[derive(Clone)]
+pub struct ServerNameResolver {
+    name: String,
+    address: String,
+}
+
+impl redis::io::AsyncDNSResolver for ServerNameResolver {
+    fn resolve<'a, 'b: 'a>(
+        &'a self,
+        host: &'b str,
+        port: u16,
+    ) -> redis::RedisFuture<'a, Box<dyn Iterator<Item = std::net::SocketAddr> + Send + 'a>> {
+        Box::pin(async move {
+            let host = if host == self.name {
+                self.address.as_str()
+            } else {
+                host
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host, port)).await?.collect();
+            Ok(Box::new(found.into_iter())
+                as Box<dyn Iterator<Item = std::net::SocketAddr> + Send>)
+        })
     }
 }
 
@@ -168,19 +234,22 @@ pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
         return cluster_for(target, nodes).await;
     }
     match &target.sentinel {
-        None => Ok(Conn::direct(manager_for(target).await?)),
+        None => Ok(Conn::direct(single_for(target).await?)),
         Some(s) => {
-            let addr = sentinel_master(s)
-                .await
-                .map_err(|source| ConnectError::NotConnected {
-                    url: format!(
-                        "sentinels {} (master `{}`)",
-                        s.sentinels.join(", "),
-                        s.master
-                    ),
-                    source,
-                })?;
-            let first = manager_for(&target.at(&addr)).await?;
+            let addr = sentinel_master(target).await.map_err(|source| {
+                if is_permanent_connect_error(&source) {
+                    ConnectError::Refused {
+                        url: s.shown(),
+                        source,
+                    }
+                } else {
+                    ConnectError::NotConnected {
+                        url: s.shown(),
+                        source,
+                    }
+                }
+            })?;
+            let first = single_for(&target.at(&addr)).await?;
             Ok(Conn::single(
                 first,
                 Some(Failover {
@@ -198,6 +267,16 @@ pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
 async fn cluster_for(target: &RedisTarget, nodes: &[String]) -> Result<Conn> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let shown = format!("cluster {}", nodes.join(", "));
+    if target.tls_server_name.is_some() {
+        // The nodes found are those the cluster announces, each verified by its own name.
+        return Err(ConnectError::Refused {
+            url: shown,
+            source: redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                crate::config::CLUSTER_SERVER_NAME,
+            )),
+        });
+    }
     let tls = target.url.starts_with("rediss://");
     let urls: Vec<String> = nodes
         .iter()
@@ -245,20 +324,53 @@ async fn cluster_for(target: &RedisTarget, nodes: &[String]) -> Result<Conn> {
     Ok(Conn::clustered(c))
 }
 
-/// Sentinel: where to ask for the master, and its name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Sentinel: where to ask for the master, its name, and how to speak to the sentinels.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SentinelTarget {
     /// `host:port` of each sentinel.
     pub sentinels: Vec<String>,
     pub master: String,
+    /// The sentinels' own user and password (`requirepass` in their configuration), not the
+    /// master's.
+    pub username: Option<String>,
+    pub password: Option<crate::config::Secret>,
+    /// TLS to the sentinels, with the target's CA and client certificate.
+    pub tls: bool,
 }
 
-/// The address (`host:port`) the sentinels name master of `s`: the first that answers.
-pub async fn sentinel_master(s: &SentinelTarget) -> redis::RedisResult<String> {
+impl SentinelTarget {
+    /// How the sentinels are named in messages.
+    pub fn shown(&self) -> String {
+        format!(
+            "sentinels {} (master `{}`)",
+            self.sentinels.join(", "),
+            self.master
+        )
+    }
+}
+
+/// The address (`host:port`) the sentinels of `target` name master: the first that answers.
+/// A sentinel that refuses the password or the TLS handshake is a permanent error if no other
+/// sentinel answers.
+pub async fn sentinel_master(target: &RedisTarget) -> redis::RedisResult<String> {
+    let Some(s) = &target.sentinel else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "no sentinel configured",
+        )));
+    };
     let mut last = redis::RedisError::from((redis::ErrorKind::IoError, "no sentinel configured"));
     for addr in &s.sentinels {
+        let one = RedisTarget {
+            url: format!("{}://{addr}", if s.tls { "rediss" } else { "redis" }),
+            ca_pem: target.ca_pem.clone().filter(|_| s.tls),
+            client_pem: target.client_pem.clone().filter(|_| s.tls),
+            username: s.username.clone(),
+            password: s.password.clone(),
+            ..RedisTarget::default()
+        };
         let asked = async {
-            let client = redis::Client::open(format!("redis://{addr}"))?;
+            let (client, _) = one.client()?;
             let mut c = client.get_multiplexed_async_connection().await?;
             let (host, port): (String, u16) = redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
@@ -289,7 +401,7 @@ pub struct Conn {
 #[derive(Clone)]
 enum Link {
     Single {
-        current: Arc<std::sync::RwLock<ConnectionManager>>,
+        current: Arc<std::sync::RwLock<Single>>,
         failover: Option<Arc<Failover>>,
     },
     Cluster(redis::cluster_async::ClusterConnection),
@@ -304,11 +416,11 @@ struct Failover {
 }
 
 impl Conn {
-    fn direct(m: ConnectionManager) -> Conn {
+    fn direct(m: Single) -> Conn {
         Conn::single(m, None)
     }
 
-    fn single(m: ConnectionManager, failover: Option<Failover>) -> Conn {
+    fn single(m: Single, failover: Option<Failover>) -> Conn {
         Conn {
             link: Link::Single {
                 current: Arc::new(std::sync::RwLock::new(m)),
@@ -345,16 +457,13 @@ impl Conn {
             return false;
         };
         let _one = f.refreshing.lock().await;
-        let Some(s) = &f.target.sentinel else {
-            return false;
-        };
-        let Ok(addr) = sentinel_master(s).await else {
+        let Ok(addr) = sentinel_master(&f.target).await else {
             return false;
         };
         if *f.addr.lock().unwrap_or_else(|p| p.into_inner()) == addr {
             return false;
         }
-        match manager_for(&f.target.at(&addr)).await {
+        match single_for(&f.target.at(&addr)).await {
             Ok(m) => {
                 tracing::warn!(master = %addr, "Redis failover: following the new master");
                 *current.write().unwrap_or_else(|p| p.into_inner()) = m;
@@ -393,7 +502,7 @@ impl Conn {
 
 /// The connection a request goes out on now.
 enum Current {
-    Single(ConnectionManager),
+    Single(Single),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
@@ -412,7 +521,8 @@ impl Current {
     async fn send(self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
         use redis::aio::ConnectionLike;
         match self {
-            Current::Single(mut m) => m.req_packed_command(cmd).await,
+            Current::Single(Single::Managed(mut m)) => m.req_packed_command(cmd).await,
+            Current::Single(Single::Named(r)) => r.send(cmd).await,
             Current::Cluster(mut c) => c.req_packed_command(cmd).await,
         }
     }
@@ -425,7 +535,10 @@ impl Current {
     ) -> redis::RedisResult<Vec<redis::Value>> {
         use redis::aio::ConnectionLike;
         match self {
-            Current::Single(mut m) => m.req_packed_commands(cmd, offset, count).await,
+            Current::Single(Single::Managed(mut m)) => {
+                m.req_packed_commands(cmd, offset, count).await
+            }
+            Current::Single(Single::Named(r)) => r.send_many(cmd, offset, count).await,
             Current::Cluster(mut c) => c.req_packed_commands(cmd, offset, count).await,
         }
     }
@@ -463,20 +576,136 @@ impl redis::aio::ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match &self.link {
             Link::Single { current, .. } => {
-                current.read().unwrap_or_else(|p| p.into_inner()).get_db()
+                match &*current.read().unwrap_or_else(|p| p.into_inner()) {
+                    Single::Managed(m) => m.get_db(),
+                    Single::Named(r) => r.db,
+                }
             }
             Link::Cluster(_) => 0,
         }
     }
 }
 
-async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
+/// One server's connection: the crate's reconnecting manager, or ours where the manager
+/// cannot go (a TLS server name other than the host connected to).
+#[derive(Clone)]
+enum Single {
+    Managed(ConnectionManager),
+    Named(Reconnecting),
+}
+
+/// A multiplexed connection made again once it broke (the server went away, a request hung),
+/// as [`ConnectionManager`] does: for a TLS server name other than the host connected to,
+/// which needs a resolver that the manager's configuration does not take. A request that finds
+/// it broken makes it again (within the connection timeout) or fails, to be retried by its
+/// caller as any request to an unreachable server.
+#[derive(Clone)]
+struct Reconnecting {
+    client: redis::Client,
+    config: redis::AsyncConnectionConfig,
+    db: i64,
+    /// The connection and how many were made: a failure forgets only the one it failed on.
+    slot: Arc<tokio::sync::Mutex<(u64, Option<redis::aio::MultiplexedConnection>)>>,
+}
+
+impl Reconnecting {
+    async fn open(
+        client: redis::Client,
+        config: redis::AsyncConnectionConfig,
+    ) -> redis::RedisResult<Reconnecting> {
+        let r = Reconnecting {
+            db: client.get_connection_info().redis.db,
+            client,
+            config,
+            slot: Arc::new(tokio::sync::Mutex::new((0, None))),
+        };
+        // As the manager is configured: one more try after about a second.
+        if let Err(e) = r.get().await {
+            if is_permanent_connect_error(&e) {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            r.get().await?;
+        }
+        Ok(r)
+    }
+
+    async fn get(&self) -> redis::RedisResult<(u64, redis::aio::MultiplexedConnection)> {
+        let mut slot = self.slot.lock().await;
+        if let Some(c) = &slot.1 {
+            return Ok((slot.0, c.clone()));
+        }
+        let c = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        slot.0 += 1;
+        slot.1 = Some(c.clone());
+        Ok((slot.0, c))
+    }
+
+    async fn forget_if_broken<T>(&self, made: u64, r: &redis::RedisResult<T>) {
+        let Err(e) = r else { return };
+        if e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_timeout() {
+            let mut slot = self.slot.lock().await;
+            if slot.0 == made {
+                slot.1 = None;
+            }
+        }
+    }
+
+    async fn send(&self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        use redis::aio::ConnectionLike;
+        let (made, mut c) = self.get().await?;
+        let r = c.req_packed_command(cmd).await;
+        self.forget_if_broken(made, &r).await;
+        r
+    }
+
+    async fn send_many(
+        &self,
+        cmd: &redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        use redis::aio::ConnectionLike;
+        let (made, mut c) = self.get().await?;
+        let r = c.req_packed_commands(cmd, offset, count).await;
+        self.forget_if_broken(made, &r).await;
+        r
+    }
+}
+
+async fn single_for(target: &RedisTarget) -> Result<Single> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = target.redacted();
-    let client = target.client().map_err(|source| ConnectError::Refused {
+    let classify = |source: redis::RedisError| {
+        if is_permanent_connect_error(&source) {
+            ConnectError::Refused {
+                url: url.clone(),
+                source,
+            }
+        } else {
+            ConnectError::NotConnected {
+                url: url.clone(),
+                source,
+            }
+        }
+    };
+    let (client, resolver) = target.client().map_err(|source| ConnectError::Refused {
         url: url.clone(),
         source,
     })?;
+    if let Some(resolver) = resolver {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(3))
+            .set_response_timeout(Duration::from_secs(10))
+            .set_dns_resolver(resolver);
+        return Reconnecting::open(client, config)
+            .await
+            .map(Single::Named)
+            .map_err(classify);
+    }
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(3))
         .set_response_timeout(Duration::from_secs(10))
@@ -487,11 +716,6 @@ async fn manager_for(target: &RedisTarget) -> Result<ConnectionManager> {
         .set_number_of_retries(1);
     ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|source| {
-            if is_permanent_connect_error(&source) {
-                ConnectError::Refused { url, source }
-            } else {
-                ConnectError::NotConnected { url, source }
-            }
-        })
+        .map(Single::Managed)
+        .map_err(classify)
 }

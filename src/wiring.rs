@@ -96,6 +96,15 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
                 .map_err(|e| Error::Usage(format!("redis.password: {e}")))
         })
         .transpose()?;
+    let sentinel_password = r
+        .sentinel
+        .as_ref()
+        .and_then(|s| s.password_source())
+        .map(|s| {
+            s.resolve()
+                .map_err(|e| Error::Usage(format!("redis.sentinel.password: {e}")))
+        })
+        .transpose()?;
     Ok(store::RedisTarget {
         url: redis_url(config)?,
         ca_pem: read("ca_file", &r.ca_file)?,
@@ -115,8 +124,12 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
                 })
                 .collect(),
             master: s.master.clone(),
+            username: s.username.clone(),
+            password: sentinel_password,
+            tls: s.tls,
         }),
         cluster: (!r.cluster.is_empty()).then(|| r.cluster.clone()),
+        tls_server_name: r.tls_server_name.clone(),
     })
 }
 

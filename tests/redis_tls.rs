@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 struct Pki {
     ca: String,
     server: (String, String),
+    /// A server certificate that carries only a DNS name (`redis.internal.test`).
+    named_server: (String, String),
     client: (String, String),
 }
 
@@ -39,15 +41,20 @@ fn make_pki() -> Pki {
     Pki {
         ca: ca.pem(),
         server: signed(vec!["127.0.0.1".into(), "localhost".into()]),
+        named_server: signed(vec![NAMED.into()]),
         client: signed(vec!["runnerctl".into()]),
     }
 }
+
+/// The only name `Pki::named_server` carries.
+const NAMED: &str = "redis.internal.test";
 
 /// A `redis-server` with TLS only, an ACL user `alice` (password `alice-secret`), and
 /// `requirepass` for the default user.
 struct TlsRedis {
     child: Child,
     port: u16,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
     files: std::path::PathBuf,
 }
@@ -59,6 +66,30 @@ impl Drop for TlsRedis {
     }
 }
 
+impl TlsRedis {
+    fn spawn(args: &[String], port: u16) -> Child {
+        let child = Command::new("redis-server")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "TLS redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Stops the server (every connection to it dropped) and starts it again on its port.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = TlsRedis::spawn(&self.args, self.port);
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
@@ -66,6 +97,10 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 fn tls_redis(pki: &Pki, auth_clients: bool) -> TlsRedis {
+    tls_redis_with(pki, &pki.server, auth_clients)
+}
+
+fn tls_redis_with(pki: &Pki, server: &(String, String), auth_clients: bool) -> TlsRedis {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -74,51 +109,44 @@ fn tls_redis(pki: &Pki, auth_clients: bool) -> TlsRedis {
         .unwrap()
         .port();
     let (cert, key, ca) = (
-        write(&d, "server.pem", &pki.server.0),
-        write(&d, "server.key", &pki.server.1),
+        write(&d, "server.pem", &server.0),
+        write(&d, "server.key", &server.1),
         write(&d, "ca.pem", &pki.ca),
     );
-    let child = Command::new("redis-server")
-        .args(["--port", "0", "--tls-port", &port.to_string()])
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--tls-cert-file", &cert, "--tls-key-file", &key])
-        .args(["--tls-ca-cert-file", &ca])
-        .args([
-            "--tls-auth-clients",
-            if auth_clients { "yes" } else { "no" },
-        ])
-        .args(["--requirepass", "default-secret"])
-        // Alice has the rights README documents for runnerctl, no more.
-        .args([
-            "--user",
-            "alice",
-            "on",
-            ">alice-secret",
-            "~runnerctl:*",
-            "&*",
-        ])
-        .args([
-            "+@read",
-            "+@write",
-            "+@stream",
-            "+@scripting",
-            "+@connection",
-            "+time",
-            "+info",
-        ])
-        .args(["--dir", d.to_str().unwrap(), "--loglevel", "warning"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "TLS redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port_text = port.to_string();
+    let mut args: Vec<&str> = vec!["--port", "0", "--tls-port", &port_text];
+    args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key]);
+    args.extend(["--tls-ca-cert-file", &ca]);
+    args.extend([
+        "--tls-auth-clients",
+        if auth_clients { "yes" } else { "no" },
+    ]);
+    args.extend(["--requirepass", "default-secret"]);
+    // Alice has the rights README documents for runnerctl, no more.
+    args.extend([
+        "--user",
+        "alice",
+        "on",
+        ">alice-secret",
+        "~runnerctl:*",
+        "&*",
+    ]);
+    args.extend([
+        "+@read",
+        "+@write",
+        "+@stream",
+        "+@scripting",
+        "+@connection",
+        "+time",
+        "+info",
+    ]);
+    args.extend(["--dir", d.to_str().unwrap(), "--loglevel", "warning"]);
+    let args: Vec<String> = args.into_iter().map(String::from).collect();
     TlsRedis {
-        child,
+        child: TlsRedis::spawn(&args, port),
         port,
+        args,
         files: d,
         _dir: dir,
     }
@@ -278,4 +306,196 @@ fn an_unreachable_tls_server_is_waited_out_by_the_worker() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_server_name_verifies_a_certificate_for_another_name_than_the_host() {
+    let pki = make_pki();
+    let mut redis = tls_redis_with(&pki, &pki.named_server, false);
+    let dir = tempfile::tempdir().unwrap();
+    // Reached by its address, its certificate carrying only a DNS name.
+    let url = format!("rediss://127.0.0.1:{}/0", redis.port);
+    let ca = format!("  ca_file: {}\n", redis.files.join("ca.pem").display());
+    let alice = "  username: alice\n  password_env: REDIS_PASSWORD\n";
+    let named = |name: &str| format!("{ca}{alice}  tls_server_name: {name}\n");
+
+    let by_host = config(dir.path(), &url, &format!("{ca}{alice}"));
+    let (code, err) = run(&by_host, &["runners", "list"]);
+    assert_eq!(code, 2, "the certificate does not carry 127.0.0.1: {err}");
+    assert!(err.contains(&url), "{err}");
+
+    for wrong in ["other.internal.test", "localhost"] {
+        let d = tempfile::tempdir().unwrap();
+        let c = config(d.path(), &url, &named(wrong));
+        let (code, err) = run(&c, &["runners", "list"]);
+        assert_eq!(code, 2, "{wrong}: {err}");
+        assert!(err.contains(&url), "{err}");
+    }
+
+    let good = config(dir.path(), &url, &named(NAMED));
+    let (code, err) = run(&good, &["config", "validate"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(&good, &["runners", "list"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The connection is made again after the server went away, by the same name.
+    let target = runnerctl::store::RedisTarget {
+        url: url.clone(),
+        ca_pem: Some(pki.ca.clone().into_bytes()),
+        username: Some("alice".into()),
+        password: Some(runnerctl::config::Secret::new("alice-secret")),
+        tls_server_name: Some(NAMED.into()),
+        ..Default::default()
+    };
+    let mut conn = runnerctl::store::connect_to(&target).await.unwrap();
+    let key = "runnerctl:tls-name:probe";
+    let () = redis::cmd("SET")
+        .arg(key)
+        .arg("before")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(key)
+            .arg("after")
+            .query_async(&mut conn)
+            .await;
+        match r {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "never reconnected: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got: String = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(got, "after");
+}
+
+#[test]
+fn tls_server_name_is_checked_by_config_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "rediss://127.0.0.1:6380/0",
+            "  tls_server_name: \"not a name!\"\n",
+            "is not a DNS name or an IP address",
+        ),
+        (
+            "redis://127.0.0.1:6379/0",
+            "  tls_server_name: redis.internal.test\n",
+            "`rediss://`",
+        ),
+        (
+            "rediss://127.0.0.1:6380/0",
+            "  tls_server_name: redis.internal.test\n  cluster: [127.0.0.1:7000]\n",
+            "does not apply to a Redis Cluster",
+        ),
+    ];
+    for (url, extra, says) in cases {
+        let c = config(dir.path(), url, extra);
+        let (code, err) = run(&c, &["config", "validate"]);
+        assert_eq!(code, 2, "{extra}: {err}");
+        assert!(
+            err.contains("redis.tls_server_name") && err.contains(says),
+            "{extra}: {err}"
+        );
+    }
+}
+
+/// A sentinel on TLS only, with a password of its own (`sentinel-secret`), monitoring the TLS
+/// master on `master` (whose default user's password it is given).
+fn tls_sentinel(pki: &Pki, master: u16) -> TlsRedis {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let port = support::free_port();
+    let (cert, key, ca) = (
+        write(&d, "sentinel.pem", &pki.server.0),
+        write(&d, "sentinel.key", &pki.server.1),
+        write(&d, "ca.pem", &pki.ca),
+    );
+    let conf = write(
+        &d,
+        "sentinel.conf",
+        &format!(
+            "port 0\ntls-port {port}\nbind 127.0.0.1\ndir {}\ntls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\nrequirepass sentinel-secret\nsentinel monitor mymaster 127.0.0.1 {master} 1\nsentinel auth-pass mymaster default-secret\n",
+            d.display()
+        ),
+    );
+    let args = vec![conf, "--sentinel".to_string()];
+    TlsRedis {
+        child: TlsRedis::spawn(&args, port),
+        port,
+        args,
+        files: d,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
+    let pki = make_pki();
+    let master = tls_redis_with(&pki, &pki.named_server, false);
+    let sentinel = tls_sentinel(&pki, master.port);
+    let ca = format!("  ca_file: {}\n", master.files.join("ca.pem").display());
+    let alice = "  username: alice\n  password_env: REDIS_PASSWORD\n";
+    let watched = |password: &str| {
+        format!(
+            "  sentinel:\n    master: mymaster\n    addresses: [127.0.0.1:{}]\n    tls: true\n    password: {password}\n",
+            sentinel.port
+        )
+    };
+    let url = "rediss://redis/0";
+    let dir = tempfile::tempdir().unwrap();
+    let good = config(
+        dir.path(),
+        url,
+        &format!(
+            "{ca}{alice}  tls_server_name: {NAMED}\n{}",
+            watched("sentinel-secret")
+        ),
+    );
+    let (code, err) = run(&good, &["config", "validate"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = run(&good, &["runners", "list"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The sentinel names the master by its address, which its certificate does not carry.
+    let d = tempfile::tempdir().unwrap();
+    let by_address = config(
+        d.path(),
+        url,
+        &format!("{ca}{alice}{}", watched("sentinel-secret")),
+    );
+    let (code, err) = run(&by_address, &["runners", "list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{}", master.port)), "{err}");
+
+    // A sentinel that refuses the password: exit 2 at once, naming the sentinels.
+    let d = tempfile::tempdir().unwrap();
+    let refused = config(
+        d.path(),
+        url,
+        &format!("{ca}{alice}  tls_server_name: {NAMED}\n{}", watched("wrong")),
+    );
+    for args in [&["runners", "list"][..], &["worker"][..]] {
+        let started = Instant::now();
+        let out = runnerctl(&refused, args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("sentinels 127.0.0.1:{}", sentinel.port)),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("sentinel-secret"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{args:?} waited");
+    }
 }

@@ -904,6 +904,11 @@ impl<'a> Cx<'a> {
     /// Sentinel, Cluster and the replicas `serve` waits for.
     fn check_redis_topology(&mut self, r: &RedisConfig) {
         if let Some(sn) = &r.sentinel {
+            self.secret(
+                "redis.sentinel",
+                "password",
+                secret_source(&sn.password, &sn.password_env, &sn.password_file),
+            );
             if sn.master.trim().is_empty() {
                 self.error(
                     "redis.sentinel.master",
@@ -990,6 +995,26 @@ impl<'a> Cx<'a> {
                 if r.url_env.is_none() && !r.url.starts_with("rediss://") {
                     self.error(&format!("redis.{k}"), "TLS settings need a `rediss://` URL");
                 }
+            }
+        }
+        if let Some(name) = &r.tls_server_name {
+            if !is_tls_server_name(name) {
+                self.error(
+                    "redis.tls_server_name",
+                    format!(
+                        "`{}` is not a DNS name or an IP address",
+                        name.escape_default()
+                    ),
+                );
+            }
+            if r.url_env.is_none() && !r.url.starts_with("rediss://") {
+                self.error(
+                    "redis.tls_server_name",
+                    "TLS settings need a `rediss://` URL",
+                );
+            }
+            if !r.cluster.is_empty() {
+                self.error("redis.tls_server_name", CLUSTER_SERVER_NAME);
             }
         }
         self.check_redis_topology(r);

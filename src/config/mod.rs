@@ -289,6 +289,10 @@ pub struct RedisConfig {
     pub client_cert_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_key_file: Option<PathBuf>,
+    /// With `rediss://`: the name the server's certificate carries, when runnerctl connects
+    /// by another (an address, a tunnel, the master a sentinel names by its address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
     /// An ACL user (Redis 6+); its password below. Both override the URL's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -314,6 +318,14 @@ pub struct RedisConfig {
     pub wait_timeout: Duration,
 }
 
+/// Whether `name` can be a TLS server name: a DNS name or an IP address.
+pub fn is_tls_server_name(name: &str) -> bool {
+    rustls::pki_types::ServerName::try_from(name).is_ok()
+}
+
+/// Why a Redis Cluster takes no TLS server name.
+pub const CLUSTER_SERVER_NAME: &str = "tls_server_name does not apply to a Redis Cluster: each node is verified by the name it announces (set `cluster-announce-hostname` and `cluster-preferred-endpoint-type hostname` on the nodes)";
+
 /// `redis.sentinel:`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -322,6 +334,28 @@ pub struct SentinelConfig {
     pub master: String,
     /// The sentinels, `host:port` each (default port 26379).
     pub addresses: Vec<String>,
+    /// The sentinels' own user and password (`requirepass` in their configuration), when they
+    /// have one; the master's are `redis.username` and `redis.password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// TLS to the sentinels (their `tls-port`), with `redis.ca_file` and the client
+    /// certificate. Default: plain TCP.
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl SentinelConfig {
+    pub fn password_source(&self) -> Option<SecretSource> {
+        secret_source(&self.password, &self.password_env, &self.password_file)
+            .ok()
+            .flatten()
+    }
 }
 
 impl Default for RedisConfig {
@@ -332,6 +366,7 @@ impl Default for RedisConfig {
             ca_file: None,
             client_cert_file: None,
             client_key_file: None,
+            tls_server_name: None,
             username: None,
             password: None,
             password_env: None,
