@@ -591,7 +591,7 @@ impl redis::aio::ConnectionLike for Conn {
 #[derive(Clone)]
 enum Single {
     Managed(ConnectionManager),
-    Named(Reconnecting),
+    Named(Arc<Reconnecting>),
 }
 
 /// A multiplexed connection made again once it broke (the server went away, a request hung),
@@ -599,13 +599,12 @@ enum Single {
 /// which needs a resolver that the manager's configuration does not take. A request that finds
 /// it broken makes it again (within the connection timeout) or fails, to be retried by its
 /// caller as any request to an unreachable server.
-#[derive(Clone)]
 struct Reconnecting {
     client: redis::Client,
     config: redis::AsyncConnectionConfig,
     db: i64,
     /// The connection and how many were made: a failure forgets only the one it failed on.
-    slot: Arc<tokio::sync::Mutex<(u64, Option<redis::aio::MultiplexedConnection>)>>,
+    slot: tokio::sync::Mutex<(u64, Option<redis::aio::MultiplexedConnection>)>,
 }
 
 impl Reconnecting {
@@ -617,7 +616,7 @@ impl Reconnecting {
             db: client.get_connection_info().redis.db,
             client,
             config,
-            slot: Arc::new(tokio::sync::Mutex::new((0, None))),
+            slot: tokio::sync::Mutex::new((0, None)),
         };
         // As the manager is configured: one more try after about a second.
         if let Err(e) = r.get().await {
@@ -703,7 +702,7 @@ async fn single_for(target: &RedisTarget) -> Result<Single> {
             .set_dns_resolver(resolver);
         return Reconnecting::open(client, config)
             .await
-            .map(Single::Named)
+            .map(|r| Single::Named(Arc::new(r)))
             .map_err(classify);
     }
     let config = redis::aio::ConnectionManagerConfig::new()

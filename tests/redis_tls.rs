@@ -481,7 +481,10 @@ fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
     let refused = config(
         d.path(),
         url,
-        &format!("{ca}{alice}  tls_server_name: {NAMED}\n{}", watched("wrong")),
+        &format!(
+            "{ca}{alice}  tls_server_name: {NAMED}\n{}",
+            watched("wrong")
+        ),
     );
     for args in [&["runners", "list"][..], &["worker"][..]] {
         let started = Instant::now();
@@ -496,6 +499,9 @@ fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
             "{args:?}: {err}"
         );
         assert!(!err.contains("sentinel-secret"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(20), "{args:?} waited");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} waited"
+        );
     }
 }

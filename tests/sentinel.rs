@@ -207,9 +207,7 @@ async fn a_run_survives_the_loss_of_its_master() {
     }
     assert!(killed, "the master was killed during the run");
     // The sentinels name the former replica master now.
-    let now = store::sentinel_master(&target)
-        .await
-        .unwrap();
+    let now = store::sentinel_master(&target).await.unwrap();
     assert_eq!(now, format!("127.0.0.1:{r}"));
     fleet.stop().await;
 }
