@@ -486,7 +486,7 @@ fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
             watched("wrong")
         ),
     );
-    for args in [&["runners", "list"][..], &["worker"][..]] {
+    for args in [&["runners", "list"][..], &["worker"][..], &["serve"][..]] {
         let started = Instant::now();
         let out = runnerctl(&refused, args)
             .stdin(Stdio::null())
