@@ -26,6 +26,17 @@ pub enum ConnectError {
     },
 }
 
+impl ConnectError {
+    /// `Refused` when waiting will not cure `source`, else `NotConnected`.
+    fn classified(url: String, source: redis::RedisError) -> ConnectError {
+        if is_permanent_connect_error(&source) {
+            ConnectError::Refused { url, source }
+        } else {
+            ConnectError::NotConnected { url, source }
+        }
+    }
+}
+
 type Result<T, E = ConnectError> = std::result::Result<T, E>;
 
 /// Whether a Redis error means the server could not be reached (as opposed to a refused command).
@@ -236,19 +247,9 @@ pub async fn connect_to(target: &RedisTarget) -> Result<Conn> {
     match &target.sentinel {
         None => Ok(Conn::direct(single_for(target).await?)),
         Some(s) => {
-            let addr = sentinel_master(target).await.map_err(|source| {
-                if is_permanent_connect_error(&source) {
-                    ConnectError::Refused {
-                        url: s.shown(),
-                        source,
-                    }
-                } else {
-                    ConnectError::NotConnected {
-                        url: s.shown(),
-                        source,
-                    }
-                }
-            })?;
+            let addr = sentinel_master(target)
+                .await
+                .map_err(|e| ConnectError::classified(s.shown(), e))?;
             let first = single_for(&target.at(&addr)).await?;
             Ok(Conn::single(
                 first,
@@ -308,19 +309,10 @@ async fn cluster_for(target: &RedisTarget, nodes: &[String]) -> Result<Conn> {
         url: shown.clone(),
         source,
     })?;
-    let c = client.get_async_connection().await.map_err(|source| {
-        if is_permanent_connect_error(&source) {
-            ConnectError::Refused {
-                url: shown.clone(),
-                source,
-            }
-        } else {
-            ConnectError::NotConnected {
-                url: shown.clone(),
-                source,
-            }
-        }
-    })?;
+    let c = client
+        .get_async_connection()
+        .await
+        .map_err(|e| ConnectError::classified(shown, e))?;
     Ok(Conn::clustered(c))
 }
 
@@ -678,19 +670,7 @@ impl Reconnecting {
 async fn single_for(target: &RedisTarget) -> Result<Single> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let url = target.redacted();
-    let classify = |source: redis::RedisError| {
-        if is_permanent_connect_error(&source) {
-            ConnectError::Refused {
-                url: url.clone(),
-                source,
-            }
-        } else {
-            ConnectError::NotConnected {
-                url: url.clone(),
-                source,
-            }
-        }
-    };
+    let classify = |e| ConnectError::classified(url.clone(), e);
     let (client, resolver) = target.client().map_err(|source| ConnectError::Refused {
         url: url.clone(),
         source,

@@ -12,7 +12,7 @@ use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
 use runnerctl::manager::sync;
 use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::store::{self, RedisStore};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::manager_name;
@@ -40,22 +40,29 @@ fn cluster(dir: &std::path::Path) -> (Vec<Node>, Vec<String>) {
     let mut addrs = Vec::new();
     for _ in 0..3 {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes"])
-            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "cluster node did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port_text = port.to_string();
+        let config_file = format!("nodes-{port}.conf");
+        let child = support::spawn_redis(
+            &[
+                "--port",
+                &port_text,
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config_file,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+                "--dir",
+                dir.to_str().unwrap(),
+            ],
+            port,
+        );
         nodes.push(Node(child));
         addrs.push(format!("127.0.0.1:{port}"));
     }

@@ -67,26 +67,22 @@ impl Drop for TlsRedis {
 }
 
 impl TlsRedis {
-    fn spawn(args: &[String], port: u16) -> Child {
-        let child = Command::new("redis-server")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "TLS redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+    /// Starts `redis-server` with `args`, listening on `port`, its files in `dir`.
+    fn start(args: Vec<String>, port: u16, dir: tempfile::TempDir) -> TlsRedis {
+        TlsRedis {
+            child: support::spawn_redis(&args, port),
+            port,
+            args,
+            files: dir.path().to_path_buf(),
+            _dir: dir,
         }
-        child
     }
 
     /// Stops the server (every connection to it dropped) and starts it again on its port.
     fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = TlsRedis::spawn(&self.args, self.port);
+        self.child = support::spawn_redis(&self.args, self.port);
     }
 }
 
@@ -143,13 +139,7 @@ fn tls_redis_with(pki: &Pki, server: &(String, String), auth_clients: bool) -> T
     ]);
     args.extend(["--dir", d.to_str().unwrap(), "--loglevel", "warning"]);
     let args: Vec<String> = args.into_iter().map(String::from).collect();
-    TlsRedis {
-        child: TlsRedis::spawn(&args, port),
-        port,
-        args,
-        files: d,
-        _dir: dir,
-    }
+    TlsRedis::start(args, port, dir)
 }
 
 /// A configuration file for `url` with the `redis:` extras given, in `dir`.
@@ -428,13 +418,7 @@ fn tls_sentinel(pki: &Pki, master: u16) -> TlsRedis {
         ),
     );
     let args = vec![conf, "--sentinel".to_string()];
-    TlsRedis {
-        child: TlsRedis::spawn(&args, port),
-        port,
-        args,
-        files: d,
-        _dir: dir,
-    }
+    TlsRedis::start(args, port, dir)
 }
 
 #[test]

@@ -12,7 +12,7 @@ use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
 use runnerctl::manager::sync;
 use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::store::{self, RedisStore};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::manager_name;
@@ -42,30 +42,16 @@ impl Drop for Proc {
     }
 }
 
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn redis(port: u16, dir: &std::path::Path, replica_of: Option<u16>) -> Proc {
-    let mut c = Command::new("redis-server");
-    c.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
-        .arg("--dir")
-        .arg(dir);
-    if let Some(m) = replica_of {
-        c.args(["--replicaof", "127.0.0.1", &m.to_string()]);
+    let (port_text, dir_text) = (port.to_string(), dir.display().to_string());
+    let mut args = vec!["--port", &port_text, "--bind", "127.0.0.1"];
+    args.extend(["--save", "", "--appendonly", "no", "--loglevel", "warning"]);
+    args.extend(["--dir", &dir_text]);
+    let master = replica_of.map(|m| m.to_string());
+    if let Some(m) = &master {
+        args.extend(["--replicaof", "127.0.0.1", m]);
     }
-    let child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    wait_for_port(port);
-    Proc(Some(child))
+    Proc(Some(support::spawn_redis(&args, port)))
 }
 
 fn sentinel(port: u16, master: u16, dir: &std::path::Path) -> Proc {
@@ -78,15 +64,10 @@ fn sentinel(port: u16, master: u16, dir: &std::path::Path) -> Proc {
         ),
     )
     .unwrap();
-    let child = Command::new("redis-server")
-        .arg(&conf)
-        .arg("--sentinel")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port);
-    Proc(Some(child))
+    Proc(Some(support::spawn_redis(
+        &[conf.as_os_str(), "--sentinel".as_ref()],
+        port,
+    )))
 }
 
 const GROUPS: [(&str, &[&str], u32); 2] = [

@@ -26,6 +26,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `redis-server` (or a sentinel) with these arguments, once something listens on `port`.
+pub fn spawn_redis<S: AsRef<std::ffi::OsStr>>(args: &[S], port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (apt-get install redis-server; .ci/run does it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server {:?} did not listen on {port}",
+            args.first().map(|a| a.as_ref().to_owned())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 impl RedisServer {
     pub fn start() -> RedisServer {
         if let Ok(url) = std::env::var("REDIS_URL") {
