@@ -89,22 +89,16 @@ pub fn redis_target(config: &Config) -> Result<store::RedisTarget> {
         (Some(c), Some(k)) => Some((c, k)),
         _ => None,
     };
-    let password = r
-        .password_source()
-        .map(|s| {
-            s.resolve()
-                .map_err(|e| Error::Usage(format!("redis.password: {e}")))
-        })
-        .transpose()?;
-    let sentinel_password = r
-        .sentinel
-        .as_ref()
-        .and_then(|s| s.password_source())
-        .map(|s| {
-            s.resolve()
-                .map_err(|e| Error::Usage(format!("redis.sentinel.password: {e}")))
-        })
-        .transpose()?;
+    let resolve = |key: &str, source: Option<config::SecretSource>| {
+        source
+            .map(|s| s.resolve().map_err(|e| Error::Usage(format!("{key}: {e}"))))
+            .transpose()
+    };
+    let password = resolve("redis.password", r.password_source())?;
+    let sentinel_password = resolve(
+        "redis.sentinel.password",
+        r.sentinel.as_ref().and_then(|s| s.password_source()),
+    )?;
     Ok(store::RedisTarget {
         url: redis_url(config)?,
         ca_pem: read("ca_file", &r.ca_file)?,

@@ -428,22 +428,21 @@ fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
     let sentinel = tls_sentinel(&pki, master.port);
     let ca = format!("  ca_file: {}\n", master.files.join("ca.pem").display());
     let alice = "  username: alice\n  password_env: REDIS_PASSWORD\n";
-    let watched = |password: &str| {
+    // The sentinel's part, and the name the master's certificate carries when `named`.
+    let watched = |password: &str, named: bool| {
+        let name = if named {
+            format!("  tls_server_name: {NAMED}\n")
+        } else {
+            String::new()
+        };
         format!(
-            "  sentinel:\n    master: mymaster\n    addresses: [127.0.0.1:{}]\n    tls: true\n    password: {password}\n",
+            "{ca}{alice}{name}  sentinel:\n    master: mymaster\n    addresses: [127.0.0.1:{}]\n    tls: true\n    password: {password}\n",
             sentinel.port
         )
     };
     let url = "rediss://redis/0";
     let dir = tempfile::tempdir().unwrap();
-    let good = config(
-        dir.path(),
-        url,
-        &format!(
-            "{ca}{alice}  tls_server_name: {NAMED}\n{}",
-            watched("sentinel-secret")
-        ),
-    );
+    let good = config(dir.path(), url, &watched("sentinel-secret", true));
     let (code, err) = run(&good, &["config", "validate"]);
     assert_eq!(code, 0, "{err}");
     let (code, err) = run(&good, &["runners", "list"]);
@@ -451,25 +450,14 @@ fn a_tls_sentinel_with_a_password_names_a_master_verified_by_tls_server_name() {
 
     // The sentinel names the master by its address, which its certificate does not carry.
     let d = tempfile::tempdir().unwrap();
-    let by_address = config(
-        d.path(),
-        url,
-        &format!("{ca}{alice}{}", watched("sentinel-secret")),
-    );
+    let by_address = config(d.path(), url, &watched("sentinel-secret", false));
     let (code, err) = run(&by_address, &["runners", "list"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("127.0.0.1:{}", master.port)), "{err}");
 
     // A sentinel that refuses the password: exit 2 at once, naming the sentinels.
     let d = tempfile::tempdir().unwrap();
-    let refused = config(
-        d.path(),
-        url,
-        &format!(
-            "{ca}{alice}  tls_server_name: {NAMED}\n{}",
-            watched("wrong")
-        ),
-    );
+    let refused = config(d.path(), url, &watched("wrong", true));
     for args in [&["runners", "list"][..], &["worker"][..], &["serve"][..]] {
         let started = Instant::now();
         let out = runnerctl(&refused, args)

@@ -177,8 +177,17 @@ async fn a_run_survives_the_loss_of_its_master() {
         }
         assert!(
             start.elapsed() < Duration::from_secs(150),
-            "{done} of {JOBS} jobs done, {left} records left, dead {:?}",
-            queue.dead().await.ok()
+            "{done} of {JOBS} jobs done, {left} records left ({:?}), jobs waiting in Redis {:?}, dead {:?}, sim runners {:?}",
+            records.all_runners().await.ok(),
+            (
+                records.waiting_jobs(GROUPS[0].0).await.ok(),
+                records.waiting_jobs(GROUPS[1].0).await.ok()
+            ),
+            queue.dead().await.ok(),
+            sim.runners()
+                .iter()
+                .map(|r| (r.name.clone(), r.online, r.busy))
+                .collect::<Vec<_>>()
         );
         slot += 1;
         if slot % 5 == 0 {
