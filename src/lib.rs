@@ -1,6 +1,7 @@
 //! runnerctl: runs fleets of self-hosted GitHub Actions runners on virtual machines and
 //! containers. See ARCHITECTURE.md for the map of this crate.
 
+pub mod addr_limit;
 pub mod cli;
 pub mod config;
 pub mod conn;

@@ -99,6 +99,10 @@ pub enum Task {
     JobInProgress {
         job_id: u64,
         runner_name: String,
+        /// The forge's id of the runner that took the job: checked against ours of that name
+        /// (absent in tasks of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runner_id: Option<u64>,
         runner_group_id: Option<u64>,
         /// How long the job waited for a runner, by the forge's clock (for the job-wait
         /// histogram); absent in tasks of older versions.
@@ -109,6 +113,12 @@ pub enum Task {
     JobCompleted {
         job_id: u64,
         runner_name: Option<String>,
+        /// The forge's ids of the runner and its group, checked against ours before the runner
+        /// is deleted (absent in tasks of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runner_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        runner_group_id: Option<u64>,
         conclusion: Option<String>,
     },
     /// Make a runner in a group (health check, `runners create`).
@@ -371,6 +381,29 @@ return n
     )
 });
 
+/// A worker says it is alive: KEYS workers zset. ARGV consumer, forget-after secs. Scores are
+/// Redis seconds; members not heard of for ARGV[2] seconds are removed.
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = tonumber(redis.call('TIME')[1])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return now
+"#,
+    )
+});
+
+/// How many workers were heard of within ARGV[1] seconds (Redis's clock). KEYS workers zset.
+static WORKERS_ALIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now = tonumber(redis.call('TIME')[1])
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"#,
+    )
+});
+
 /// Requeue one dead task. KEYS dead stream, stream. ARGV entry, payload.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -381,6 +414,12 @@ return 1
 "#,
     )
 });
+
+/// How often a running worker says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// A worker not heard of for this long is not counted alive.
+pub const WORKER_ALIVE_WITHIN: Duration = Duration::from_secs(60);
 
 /// The task queue of one manager.
 #[derive(Clone)]
@@ -482,6 +521,20 @@ impl Queue {
             .query_async(&mut c)
             .await?;
         Ok(n)
+    }
+
+    /// A small write on this connection (a key of the queue's slot, expiring in a minute), so
+    /// that a `WAIT` after it covers every write the master had before it.
+    pub async fn replication_probe(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("SET")
+            .arg(format!("{}replication-probe", self.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
     }
 
     pub async fn enqueue(&self, task: Task, key: Option<String>) -> Result<Enqueued> {
@@ -599,6 +652,29 @@ impl Queue {
         let mut c = self.conn.clone();
         let n: i64 = inv.invoke_async(&mut c).await?;
         Ok(n == 1)
+    }
+
+    fn workers_key(&self) -> String {
+        format!("{}workers", self.prefix)
+    }
+
+    /// Says that the worker `consumer` is alive (every [`HEARTBEAT_EVERY`], whatever it is
+    /// doing: a worker whose every slot is busy reads nothing from the stream).
+    pub async fn heartbeat(&self, consumer: &str) -> Result<()> {
+        let mut inv = HEARTBEAT.prepare_invoke();
+        inv.key(self.workers_key()).arg(consumer).arg(3_600);
+        let mut c = self.conn.clone();
+        let _: i64 = inv.invoke_async(&mut c).await?;
+        Ok(())
+    }
+
+    /// How many workers said they were alive within [`WORKER_ALIVE_WITHIN`].
+    pub async fn workers_alive(&self) -> Result<u64> {
+        let mut inv = WORKERS_ALIVE.prepare_invoke();
+        inv.key(self.workers_key())
+            .arg(WORKER_ALIVE_WITHIN.as_secs());
+        let mut c = self.conn.clone();
+        Ok(inv.invoke_async(&mut c).await?)
     }
 
     /// Removes consumers of stopped workers: those that hold no task and have been idle for
@@ -958,6 +1034,8 @@ mod tests {
             Task::JobCompleted {
                 job_id: 7,
                 runner_name: Some("r".into()),
+                runner_id: Some(3),
+                runner_group_id: None,
                 conclusion: None,
             },
             Some("k".into()),
@@ -965,6 +1043,9 @@ mod tests {
         let text = serde_json::to_string(&env).unwrap();
         assert!(text.contains("\"type\":\"job_completed\""));
         assert_eq!(parse_envelope(&text).unwrap(), env);
+        // A task of an older version, without the runner's ids, still reads.
+        let old = r#"{"v":1,"id":"x","enqueued_at":1,"task":{"type":"job_completed","job_id":7,"runner_name":"r","conclusion":null}}"#;
+        assert!(parse_envelope(old).is_ok(), "{old}");
         let newer = text.replace("\"v\":1", "\"v\":2");
         assert!(parse_envelope(&newer).unwrap_err().contains("newer"));
         assert!(parse_envelope("{not json").is_err());

@@ -1031,6 +1031,26 @@ impl RedisStore {
     }
 
     /// Jobs of a group waiting and not expired.
+    /// How long the group's oldest waiting job has waited, in Redis seconds (0 when none
+    /// waits). A job's score is when it stops counting, `ttl` after it was queued.
+    pub async fn oldest_waiting_secs(&self, group: &str, ttl: Duration) -> Result<u64> {
+        let mut c = self.conn.clone();
+        let (now, _): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
+        let first: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.waiting_key(group))
+            .arg(now)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(1)
+            .query_async(&mut c)
+            .await?;
+        Ok(first.first().map_or(0, |(_, expires)| {
+            now.saturating_sub((*expires as u64).saturating_sub(ttl.as_secs()))
+        }))
+    }
+
     pub async fn waiting(&self, group: &str) -> Result<u32> {
         Ok(self.supply(group).await?.0)
     }
@@ -1076,6 +1096,13 @@ impl RedisStore {
         let mut c = self.conn.clone();
         let v: u64 = c.incr(format!("{}cursor:{name}", self.prefix), 1).await?;
         Ok(v - 1)
+    }
+
+    /// What [`RedisStore::next_cursor`] would answer next, moving nothing (a dry run).
+    pub async fn peek_cursor(&self, name: &str) -> Result<u64> {
+        let mut c = self.conn.clone();
+        let v: Option<u64> = c.get(format!("{}cursor:{name}", self.prefix)).await?;
+        Ok(v.unwrap_or(0))
     }
 }
 
@@ -1171,6 +1198,61 @@ impl RedisStore {
             },
             written == 1,
         ))
+    }
+
+    /// The data marker as [`RedisStore::marker`] would answer, written by nobody (a dry run):
+    /// when missing, as if it were written at `now`.
+    pub async fn peek_marker(&self, hold_if_missing: Duration, now: u64) -> Result<(Marker, bool)> {
+        let mut c = self.conn.clone();
+        let (created_at, hold_until): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.marker_key())
+            .arg("created_at")
+            .arg("hold_until")
+            .query_async(&mut c)
+            .await?;
+        Ok(match created_at {
+            Some(created_at) => (
+                Marker {
+                    created_at,
+                    hold_until: hold_until.unwrap_or(0),
+                },
+                false,
+            ),
+            None => (
+                Marker {
+                    created_at: now,
+                    hold_until: match hold_if_missing.as_secs() {
+                        0 => 0,
+                        h => now + h,
+                    },
+                },
+                true,
+            ),
+        })
+    }
+
+    /// When each suspect was first seen, as [`RedisStore::first_seen`] would answer, remembering
+    /// nothing (a dry run): one not seen before is seen at `now`.
+    pub async fn peek_first_seen(
+        &self,
+        group: &str,
+        suspects: &[String],
+        now: u64,
+    ) -> Result<Vec<u64>> {
+        if suspects.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = format!("{}group:{group}:suspects", self.prefix);
+        let mut pipe = redis::pipe();
+        for s in suspects {
+            pipe.cmd("ZSCORE").arg(&key).arg(s);
+        }
+        let mut c = self.conn.clone();
+        let scores: Vec<Option<f64>> = pipe.query_async(&mut c).await?;
+        Ok(scores
+            .into_iter()
+            .map(|s| s.map_or(now, |v| v as u64))
+            .collect())
     }
 
     /// When each of a group's suspects (instances or forge runners with no record, by a key of the

@@ -126,6 +126,30 @@ pub async fn run<H: Handler>(
     mut shutdown: watch::Receiver<bool>,
 ) -> WorkerReport {
     tracing::info!(consumer = %opts.consumer, concurrency = opts.concurrency, "worker started");
+    // Alive while it runs, whatever it is doing (`runnerctl_workers_alive`).
+    let heartbeat = {
+        let (queue, consumer) = (queue.clone(), opts.consumer.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = queue.heartbeat(&consumer).await {
+                    tracing::debug!(error = %e, "could not say this worker is alive");
+                }
+                tokio::time::sleep(crate::queue::HEARTBEAT_EVERY).await;
+            }
+        })
+    };
+    let report = run_loop(queue, &mut read_conn, handler, opts, &mut shutdown).await;
+    heartbeat.abort();
+    report
+}
+
+async fn run_loop<H: Handler>(
+    queue: Queue,
+    read_conn: &mut Conn,
+    handler: Arc<H>,
+    opts: WorkerOptions,
+    shutdown: &mut watch::Receiver<bool>,
+) -> WorkerReport {
     let mut w = Worker::new(queue, handler, opts);
     while !*shutdown.borrow() {
         while w.tasks.try_join_next().is_some() {}
@@ -137,11 +161,11 @@ pub async fn run<H: Handler>(
             }
             continue;
         }
-        let batch = match w.next_batch(&mut read_conn, free).await {
+        let batch = match w.next_batch(read_conn, free).await {
             Next::Go(batch) => batch,
             Next::Again => continue,
             Next::Wait(wait) => {
-                sleep_or_shutdown(wait, &mut shutdown).await;
+                sleep_or_shutdown(wait, shutdown).await;
                 continue;
             }
         };

@@ -288,6 +288,48 @@ fn config_show_fills_defaults_and_redacts_secrets() {
 }
 
 #[test]
+fn a_password_in_the_redis_url_s_query_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &path,
+        format!("github:\n  token: t\nredis:\n  url: redis://127.0.0.1:{port}/0?password=hunter2query&pass=hunter3query\nwebhook:\n  secret: whsec_0123456789abcdef\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n"),
+    )
+    .unwrap();
+    for args in [
+        vec!["config", "show"],
+        vec!["-o", "json", "config", "show"],
+        vec!["config", "validate"],
+        vec!["runners", "list"],
+        vec!["doctor"],
+    ] {
+        let out = runnerctl()
+            .args(["--config", path.to_str().unwrap()])
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains("hunter2query") && !all.contains("hunter3query"),
+            "{args:?} prints the password:\n{all}"
+        );
+        if args.contains(&"show") {
+            assert!(all.contains("password=<redacted>"), "{args:?}: {all}");
+        }
+    }
+}
+
+#[test]
 fn groups_list_prints_table_and_json() {
     runnerctl()
         .args(["--config", &example_path(), "groups", "list", "--local"])

@@ -681,6 +681,40 @@ fn urls_are_redacted_whatever_the_password_holds() {
 }
 
 #[test]
+fn credentials_in_a_redis_url_s_query_are_redacted() {
+    use runnerctl::config::redact_url;
+    assert_eq!(
+        redact_url("redis+unix:///run/redis.sock?db=1&user=u&pass=hun@ter2"),
+        "redis+unix:///run/redis.sock?db=1&user=u&pass=<redacted>"
+    );
+    assert_eq!(
+        redact_url("unix:///run/redis.sock?pass=hunter2"),
+        "unix:///run/redis.sock?pass=<redacted>"
+    );
+    assert_eq!(
+        redact_url("redis://127.0.0.1:6379/0?password=hunter2&protocol=resp3"),
+        "redis://127.0.0.1:6379/0?password=<redacted>&protocol=resp3"
+    );
+    assert_eq!(
+        redact_url("rediss://u:p@h/0?Token=x#frag"),
+        "rediss://u:<redacted>@h/0?Token=<redacted>#frag"
+    );
+    // A password with `?` and `@` in the user part is hidden whole.
+    let r = redact_url("redis://:p?ss=w@rd@host/0");
+    assert!(!r.contains("w@rd") && !r.contains("p?ss"), "{r}");
+    // config validate warns about it.
+    let text = format!("redis:\n  url: redis://127.0.0.1:6379/0?pass=hunter2\n{BASE}");
+    let warned = warnings(&text);
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("redis.url") && w.contains("inline")),
+        "{warned:?}"
+    );
+    assert!(!warned.concat().contains("hunter2"));
+}
+
+#[test]
 fn the_forge_is_named_and_defaults_to_github() {
     let loaded = runnerctl::wiring::parse(BASE, "t").unwrap().config;
     assert_eq!(loaded.forge, config::ForgeKind::Github);

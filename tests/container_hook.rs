@@ -209,7 +209,9 @@ fn prepare_input(h: &Host, port: u16) -> (Value, PathBuf) {
     input["args"]["container"]["image"] = json!("busybox:test");
     let svc = &mut input["args"]["services"][0];
     svc["image"] = json!("busybox:test");
-    svc["entrypoint"] = json!("httpd");
+    // The runner's own spelling (GitHub's example file writes `entrypoint`).
+    svc.as_object_mut().unwrap().remove("entrypoint");
+    svc["entryPoint"] = json!("httpd");
     svc["entryPointArgs"] = json!(["-f", "-p", port.to_string(), "-h", "/www"]);
     svc["portMappings"] = json!([format!("{port}:{port}")]);
     (input, response)
@@ -231,10 +233,14 @@ fn a_job_runs_in_nspawn_guests_from_prepare_to_cleanup() {
         "{answer}"
     );
     assert!(answer["context"]["container"]["id"].is_string(), "{answer}");
+    // The runner reads the services as a list matched by position, ports as strings.
+    let services = answer["context"]["services"].as_array().expect("a list");
+    assert_eq!(services.len(), 1, "{answer}");
     assert_eq!(
-        answer["context"]["services"]["redis"]["ports"][port.to_string()],
+        services[0]["ports"][port.to_string()],
         json!(port.to_string())
     );
+    assert_eq!(services[0]["network"], json!("host"));
     assert!(
         e.contains("--cpus 1"),
         "create options are named as unused: {e}"

@@ -145,11 +145,11 @@ async fn pump(w: &World, limit: Duration, replay: bool) -> (usize, usize) {
                                 matches!(m.job_queued("g", id).await, Ok(c) if !matches!(c, Created::Full { .. }))
                             }
                             JobStatus::InProgress => m
-                                .job_in_progress(id, runner.as_deref().unwrap_or_default())
+                                .job_in_progress(id, runner.as_deref().unwrap_or_default(), Default::default())
                                 .await
                                 .is_ok(),
                             JobStatus::Completed => {
-                                m.job_completed(id, runner.as_deref()).await.is_ok()
+                                m.job_completed(id, runner.as_deref(), Default::default()).await.is_ok()
                             }
                         };
                         if done {
@@ -524,7 +524,9 @@ async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job(
     let Created::New(other) = w.m.create_runner(&g, "busy", None).await.unwrap() else {
         panic!()
     };
-    w.m.job_in_progress(999, &other).await.unwrap();
+    w.m.job_in_progress(999, &other, Default::default())
+        .await
+        .unwrap();
     assert!(matches!(
         w.m.job_queued("g", 77).await.unwrap(),
         Created::Full { .. }
@@ -968,7 +970,9 @@ async fn a_theft_seen_only_by_its_completed_event_still_replaces_the_taken_runne
         panic!("no runner for job 41")
     };
     // Job 42 took it; only its completed event comes.
-    w.m.job_completed(42, Some(&made)).await.unwrap();
+    w.m.job_completed(42, Some(&made), Default::default())
+        .await
+        .unwrap();
     let left = w.st.all_runners().await.unwrap();
     assert_eq!(left.len(), 1, "a runner for job 41: {left:?}");
     assert_ne!(left[0].name, made);
@@ -983,14 +987,64 @@ async fn a_theft_in_a_full_group_waits_for_a_slot_instead_of_dropping_the_job() 
         panic!("no runner for job 51")
     };
     // Job 52 took it while the group is full: the task must come back, not end.
-    let busy = w.m.job_in_progress(52, &made).await;
+    let busy = w.m.job_in_progress(52, &made, Default::default()).await;
     assert!(matches!(busy, Err(Failure::Busy(_))), "{busy:?}");
     // Job 52 ends: its slot frees and job 51 gets a runner.
-    w.m.job_completed(52, Some(&made)).await.unwrap();
+    w.m.job_completed(52, Some(&made), Default::default())
+        .await
+        .unwrap();
     let left = w.st.all_runners().await.unwrap();
     assert_eq!(left.len(), 1, "a runner for job 51: {left:?}");
     assert_ne!(left[0].name, made);
     // The in_progress task's retry finds job 51 covered and makes nothing more.
-    w.m.job_in_progress(52, &made).await.unwrap();
+    w.m.job_in_progress(52, &made, Default::default())
+        .await
+        .unwrap();
     assert_eq!(w.st.all_runners().await.unwrap().len(), 1);
+}
+
+/// A repository's admin registers a runner named like one of ours; GitHub's genuine delivery
+/// of a job on it names our runner. Acted on by name alone, it deleted ours (issue: security
+/// defects). Now the event's runner id must be the one we registered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_event_naming_our_runner_with_another_runner_id_leaves_ours_alone() {
+    use runnerctl::manager::EventIds;
+    let w = world(
+        "impostor",
+        Chaos::default(),
+        "    max_runners: 2
+",
+        None,
+    )
+    .await;
+    let Created::New(made) = w.m.job_queued("g", 61).await.unwrap() else {
+        panic!("no runner for job 61")
+    };
+    let ours = w.st.get(&made).await.unwrap().unwrap();
+    let id = ours.forge_id.expect("registered");
+    let impostor = EventIds {
+        runner_id: Some(id + 1000),
+        runner_group_id: None,
+    };
+    w.m.job_in_progress(62, &made, impostor).await.unwrap();
+    w.m.job_completed(62, Some(&made), impostor).await.unwrap();
+    let after = w.st.get(&made).await.unwrap().expect("our runner is kept");
+    assert_eq!(after.status, ours.status, "not marked active");
+    assert!(w.sim.runners().iter().any(|r| r.name == made));
+    // Another runner group than ours: not ours either.
+    let other_group = EventIds {
+        runner_id: Some(id),
+        runner_group_id: Some(987_654),
+    };
+    w.m.job_completed(62, Some(&made), other_group)
+        .await
+        .unwrap();
+    assert!(w.st.get(&made).await.unwrap().is_some());
+    // The genuine event on ours deletes it.
+    let genuine = EventIds {
+        runner_id: Some(id),
+        runner_group_id: None,
+    };
+    w.m.job_completed(61, Some(&made), genuine).await.unwrap();
+    assert!(w.st.get(&made).await.unwrap().is_none());
 }

@@ -255,3 +255,88 @@ fn the_alert_rules_pass_promtool() {
     assert!(ok, "{said}");
     assert!(said.contains("SUCCESS"), "{said}");
 }
+
+/// Each shipped alert rule fires where its name says and stays quiet beside it:
+/// `promtool test rules` on contrib/monitoring/alerts.test.yaml.
+#[test]
+fn every_alert_rule_fires_when_it_should_and_only_then() {
+    let tests = format!(
+        "{}/contrib/monitoring/alerts.test.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, said) = promtool(&["test", "rules", &tests], None);
+    assert!(ok, "{said}");
+    assert!(said.contains("SUCCESS"), "{said}");
+    // Every rule has a test.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/monitoring");
+    let rules = std::fs::read_to_string(root.join("alerts.yaml")).unwrap();
+    let text = std::fs::read_to_string(root.join("alerts.test.yaml")).unwrap();
+    for line in rules.lines() {
+        if let Some(name) = line.trim().strip_prefix("- alert: ") {
+            assert!(
+                text.contains(&format!("alertname: {name}")),
+                "{name} has no test"
+            );
+        }
+    }
+}
+
+/// The default configuration (no broker, no `worker.metrics_listen`), nothing delivered:
+/// `runnerctl_redis_up` read 0 until a delivery or a readiness probe (the shipped
+/// `RunnerctlRedisDown` fired), the broker's counters the dashboard shows were missing, and
+/// whether a worker runs could only be told from a worker's own endpoint (the shipped
+/// `RunnerctlNoHealthyWorker` fired by `absent()`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_serve_reports_redis_up_the_broker_and_the_workers_alive() {
+    let redis = support::RedisServer::start();
+    let (web, serve_metrics) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let name = support::manager_name("idle-metrics");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "name: {name}\ngithub:\n  base_url: http://127.0.0.1:9\n  token_env: GH\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{web}\n  metrics_listen: 127.0.0.1:{serve_metrics}\n  secret_env: HOOK\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n",
+            redis.url
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("GH", "t")
+            .env("HOOK", "metrics-webhook-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut serve = run(&["serve"]);
+    let first = support::eventually(Duration::from_secs(20), || async { scrape(serve_metrics) })
+        .await
+        .expect("serve's /metrics");
+    assert!(first.contains("runnerctl_redis_up 1"), "{first}");
+    assert!(
+        first.contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 0"),
+        "{first}"
+    );
+    assert!(first.contains("runnerctl_workers_alive 0"), "{first}");
+    assert!(
+        first.contains("runnerctl_jobs_oldest_waiting_seconds{group=\"g\"} 0"),
+        "{first}"
+    );
+    let mut worker = run(&["worker", "--no-sync-groups"]);
+    let alive = support::eventually(Duration::from_secs(20), || async {
+        scrape(serve_metrics).filter(|t| t.contains("runnerctl_workers_alive 1"))
+    })
+    .await;
+    let _ = worker.kill();
+    let _ = serve.kill();
+    let _ = worker.wait();
+    let _ = serve.wait();
+    assert!(alive.is_some(), "the worker is counted alive");
+    let (ok, said) = promtool(&["check", "metrics"], Some(&first));
+    assert!(ok, "promtool check metrics: {said}\n{first}");
+}

@@ -162,18 +162,23 @@ async fn healthcheck_repairs_and_reports() {
         "rate limit reported: {out}"
     );
     // A ghost: a runner of ours on GitHub with no record.
-    s.sim.add_runner(
-        "orgs/octo-org",
-        &format!("{}-small-ghost0001", s.name),
-        &["self-hosted", "small"],
-    );
+    let ghost = runnerctl::manager::matching::runner_name(&s.name, "small", "ghost");
+    s.sim
+        .add_runner("orgs/octo-org", &ghost, &["self-hosted", "small"]);
+    // Named by the old rule, with no record: it may be another manager's whose name overlaps
+    // ours (manager `NAME-small` with a group of ours): left alone.
+    let overlap = format!("{}-small-ghost0001", s.name);
+    s.sim
+        .add_runner("orgs/octo-org", &overlap, &["self-hosted", "small"]);
     let (code, out, err) = run(&s, &["healthcheck"]).await;
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains("delete_forge_runner") && out.contains("ghost0001"),
+        out.contains("delete_forge_runner") && out.contains(&ghost),
         "{out}"
     );
-    assert!(!s.sim.runners().iter().any(|r| r.name.contains("ghost")));
+    assert!(!out.contains("ghost0001"), "{out}");
+    assert!(!s.sim.runners().iter().any(|r| r.name == ghost));
+    assert!(s.sim.runners().iter().any(|r| r.name == overlap));
     assert_eq!(
         s.sim
             .runners()
@@ -440,4 +445,32 @@ async fn regression_bulk_deletes_ask_first_and_dry_runs_change_nothing() {
     )
     .await;
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// `healthcheck --dry-run` moved the lost-job scan's round-robin cursor, and recorded when it
+/// first saw a ghost and the data marker: a dry run now writes nothing to Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthcheck_dry_run_writes_nothing_to_redis() {
+    let s = setup("cli-dry", "").await;
+    let (code, _, err) = run(&s, &["groups", "sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&s, &["runners", "create", "--group", "small"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    // A ghost (ours by name, no record) and a job queued on GitHub whose webhook never came.
+    let ghost = runnerctl::manager::matching::runner_name(&s.name, "small", "dry-ghost");
+    s.sim
+        .add_runner("orgs/octo-org", &ghost, &["self-hosted", "small"]);
+    s.sim.queue_job("octo-org/app", &["self-hosted", "small"]);
+    let before = support::redis_dump(&s._redis.url, "*").await;
+    for args in [
+        vec!["healthcheck", "--dry-run"],
+        vec!["-o", "json", "healthcheck", "--dry-run"],
+        vec!["healthcheck", "--group", "small", "--dry-run"],
+    ] {
+        let (code, out, err) = run(&s, &args).await;
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        assert!(out.contains(&ghost), "the ghost is planned for: {out}");
+    }
+    let after = support::redis_dump(&s._redis.url, "*").await;
+    assert_eq!(before, after, "the dry run wrote to Redis");
 }

@@ -1005,3 +1005,42 @@ async fn jobs_of_repositories_a_group_excludes_are_not_queued() {
         assert!(matches!(decide(&body), webhook::Decision::Enqueue { .. }));
     }
 }
+
+/// With `redis.wait_replicas`, a delivery queued on the master alone is answered 503; GitHub's
+/// resend of it was answered 202 as a duplicate without any replica confirming it, so a
+/// failover then lost a delivery GitHub was told was accepted. The duplicate now waits for the
+/// same confirmation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_delivery_not_yet_on_a_replica_is_not_answered_202() {
+    let redis = RedisServer::start();
+    let s = start_with(&redis, "replicas", |st| {
+        st.with_durability(1, Duration::from_millis(200))
+    })
+    .await;
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    let (status, text) = deliver(s.addr, "workflow_job", "guid-r", body.clone()).await;
+    assert_eq!(status, 503, "{text}");
+    let (status, text) = deliver(s.addr, "workflow_job", "guid-r", body.clone()).await;
+    assert_eq!(status, 503, "the resend is not confirmed either: {text}");
+    assert!(text.contains("replicas"), "{text}");
+    // A replica catches up: the resend is then confirmed, and queued once.
+    let replica = RedisServer::start();
+    let mut c = runnerctl::store::connect(&replica.url).await.unwrap();
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(redis.port)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let mut answer = (0, String::new());
+    for _ in 0..100 {
+        answer = deliver(s.addr, "workflow_job", "guid-r", body.clone()).await;
+        if answer.0 == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer, (202, "already queued\n".into()));
+    assert_eq!(tasks(&s.queue).await.len(), 1);
+    s.stop().await;
+}

@@ -55,21 +55,12 @@ impl Endpoint {
 
     /// Prometheus text: redemptions by outcome.
     pub fn render_metrics(&self) -> String {
-        let mut s = String::from(
-            "# HELP runnerctl_broker_redemptions_total Credential requests at the broker, by outcome.\n# TYPE runnerctl_broker_redemptions_total counter\n",
-        );
-        s.push_str(&format!(
-            "runnerctl_broker_redemptions_total{{outcome=\"redeemed\"}} {}\n",
-            self.redeemed.load(Ordering::Relaxed)
-        ));
-        for (r, n) in Refusal::ALL.iter().zip(&self.refused) {
-            s.push_str(&format!(
-                "runnerctl_broker_redemptions_total{{outcome=\"{}\"}} {}\n",
-                r.as_str(),
-                n.load(Ordering::Relaxed)
-            ));
-        }
-        s
+        let refused: Vec<u64> = self
+            .refused
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
+        render(self.redeemed.load(Ordering::Relaxed), &refused)
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
@@ -145,6 +136,15 @@ pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::Serve
     Ok(Arc::new(config))
 }
 
+/// Connections the broker holds at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections one address (IPv6: one /64) holds at once: a VM asks for its one credential.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 8;
+/// The TLS handshake, and then the request's headers, must each arrive within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection is closed this long after it opened, whatever it is doing.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the endpoint until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
@@ -153,7 +153,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let open = Arc::new(tokio::sync::Semaphore::new(256));
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address = crate::addr_limit::PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -167,15 +168,20 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // One address (one VM, compromised or broken) holds at most its share: the others
+        // still get their credentials. Past either cap the connection is dropped; the
+        // bootstrap retries.
+        let Some(address) = per_address.try_acquire(peer.ip()) else {
+            tracing::debug!(peer = %peer.ip(), "broker: too many connections from one address");
+            continue;
+        };
         let Ok(permit) = open.clone().try_acquire_owned() else {
-            continue; // too many at once: dropped, the bootstrap retries
+            continue;
         };
         let (acceptor, endpoint) = (acceptor.clone(), endpoint.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
+            let _permits = (permit, address);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 _ => {
                     tracing::debug!(peer = %peer, "broker: TLS handshake failed");
@@ -186,12 +192,36 @@ pub async fn serve(
                 let endpoint = endpoint.clone();
                 async move { Ok::<_, std::convert::Infallible>(endpoint.handle(req, peer).await) }
             });
+            // One request a connection: a bootstrap asks once (and again on a new connection).
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .keep_alive(false)
                 .max_buf_size(16 * 1024)
                 .serve_connection(TokioIo::new(tls), service);
-            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
         });
     }
+}
+
+/// The broker's counters where no broker runs (every outcome 0), so that the dashboard's
+/// panels and the alerts read zero instead of "no data".
+pub fn render_without_broker() -> String {
+    render(0, &[0; Refusal::ALL.len()])
+}
+
+fn render(redeemed: u64, refused: &[u64]) -> String {
+    let mut s = String::from(
+        "# HELP runnerctl_broker_redemptions_total Credential requests at the broker, by outcome.\n# TYPE runnerctl_broker_redemptions_total counter\n",
+    );
+    s.push_str(&format!(
+        "runnerctl_broker_redemptions_total{{outcome=\"redeemed\"}} {redeemed}\n"
+    ));
+    for (r, n) in Refusal::ALL.iter().zip(refused) {
+        s.push_str(&format!(
+            "runnerctl_broker_redemptions_total{{outcome=\"{}\"}} {n}\n",
+            r.as_str()
+        ));
+    }
+    s
 }

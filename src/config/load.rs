@@ -137,21 +137,65 @@ pub(crate) fn serialize_url_redacted<S: serde::Serializer>(
     s.serialize_str(&redact_url(url))
 }
 
-/// A URL with its password (or a lone credential in the user part) replaced by `<redacted>`.
-/// The credentials end at the *last* `@`: a password may contain `@`, `/` or `:`.
+/// A URL with its password (or a lone credential in the user part) replaced by `<redacted>`,
+/// and so the value of every query parameter that may carry a credential (`pass`, `password`,
+/// `token`, …: redis-rs reads `?user=` and `?pass=` on Unix-socket URLs). The credentials of
+/// the user part end at the *last* `@`: a password may contain `@`, `/` or `:`. A Unix-socket
+/// URL has no user part, so there an `@` is the query's own.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
+    let unix = scheme.ends_with("unix");
+    let rest = match rest.rsplit_once('@') {
+        Some((userinfo, host)) if !unix => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:<redacted>@{host}"),
+            // `scheme://token@host`: the user part alone may be the credential.
+            None if !userinfo.is_empty() => format!("<redacted>@{host}"),
+            None => rest.to_string(),
+        },
+        _ => rest.to_string(),
     };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-        // `scheme://token@host`: the user part alone may be the credential.
-        None if !userinfo.is_empty() => format!("{scheme}://<redacted>@{host}"),
-        None => url.to_string(),
+    format!("{scheme}://{}", redact_query(&rest))
+}
+
+/// The query of `rest` (after its first `?`, up to a `#`) with the values of credential-like
+/// parameters replaced.
+fn redact_query(rest: &str) -> String {
+    let Some((before, query)) = rest.split_once('?') else {
+        return rest.to_string();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let secret_name = |name: &str| {
+        let n = name.to_ascii_lowercase();
+        [
+            "pass",
+            "pwd",
+            "token",
+            "secret",
+            "auth",
+            "key",
+            "credential",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret_name(name) => format!("{name}=<redacted>"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    let mut out = format!("{before}?{}", pairs.join("&"));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
     }
+    out
 }
 
 /// Every duration of the configuration with its bounds in seconds, inclusive (the README lists
@@ -1032,7 +1076,7 @@ impl<'a> Cx<'a> {
         if r.url_env.is_none() && redact_url(&r.url) != r.url {
             self.warn(
                 "redis.url",
-                "the URL carries a password written inline; prefer `url_env`",
+                "the URL carries a credential written inline (in its user part or its query); prefer `url_env`, or `password_env`/`password_file`",
             );
         }
     }
@@ -1081,6 +1125,12 @@ impl<'a> Cx<'a> {
             (
                 "webhook.max_connections",
                 u64::from(w.max_connections),
+                1,
+                65_536,
+            ),
+            (
+                "webhook.max_connections_per_address",
+                u64::from(w.max_connections_per_address),
                 1,
                 65_536,
             ),

@@ -454,8 +454,11 @@ pub struct WebhookConfig {
     pub max_body_kib: u32,
     /// Connections open at once; past it, a new one is answered 503 and closed.
     pub max_connections: u32,
-    /// Deliveries being read and handled at once; one past it waits up to 5 s for a slot, unread,
-    /// then gets 503.
+    /// Connections open at once from one address (IPv6: one /64); past it, 503 and closed.
+    pub max_connections_per_address: u32,
+    /// Deliveries verified and queued at once (each once its body has arrived); one past it
+    /// waits up to 5 s for a slot, then gets 503. Bodies arriving at once share a budget of
+    /// `max_in_flight` × `max_body_kib`.
     pub max_in_flight: u32,
     /// With a token, `/metrics` is also served on `listen` to requests that carry it as
     /// `Authorization: Bearer …`; without one, only on `metrics_listen`.
@@ -476,7 +479,8 @@ impl Default for WebhookConfig {
             secret_env: None,
             secret_file: None,
             max_body_kib: 1024,
-            max_connections: 1024,
+            max_connections: 2048,
+            max_connections_per_address: 64,
             max_in_flight: 32,
             metrics_token: None,
             metrics_token_env: None,

@@ -299,6 +299,8 @@ pub struct JobEvent {
     pub public: Option<bool>,
     pub labels: Vec<String>,
     pub runner_name: Option<String>,
+    /// The forge's id of the runner that took the job.
+    pub runner_id: Option<u64>,
     pub runner_group_id: Option<u64>,
     pub conclusion: Option<String>,
     /// How long the job waited for a runner, by the forge's own clock (`started_at` minus

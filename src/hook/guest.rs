@@ -61,36 +61,134 @@ pub fn make_root(image: &Image, dir: &Path) -> Result<PathBuf, HookError> {
         )?;
     }
     // systemd-nspawn wants an OS tree (a /usr); small images (busybox) have none.
+    let dirfd = in_root::open_root(&root)?;
     for d in ["usr", "etc", "tmp"] {
-        let p = root.join(d);
-        if !p.exists() {
-            std::fs::create_dir_all(&p)
-                .map_err(|e| HookError::io(format!("creating {}", p.display()), e))?;
-        }
+        in_root::ensure_dir(&dirfd, &root, d)?;
     }
     Ok(root)
 }
 
+/// Files of a guest's root, which an image made: the kernel resolves every path as if the
+/// root were `/` (`openat2` with `RESOLVE_IN_ROOT`), so an image's symbolic links (absolute or
+/// `..`) never lead to a file of the host, and only regular files are read or written (an
+/// image may carry device nodes and FIFOs).
+mod in_root {
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
+
+    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+
+    use crate::hook::HookError;
+
+    const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGICLINKS);
+
+    /// The root directory itself, as the anchor of every look-up in it.
+    pub fn open_root(root: &Path) -> Result<OwnedFd, HookError> {
+        rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| HookError::io(format!("opening {}", root.display()), e.into()))
+    }
+
+    /// Makes the top-level directory `name` unless something of that name is there already
+    /// (whatever it is: a link is left as the image made it, never followed).
+    pub fn ensure_dir(dirfd: &OwnedFd, root: &Path, name: &str) -> Result<(), HookError> {
+        debug_assert!(!name.contains('/'));
+        match rustix::fs::mkdirat(dirfd, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+            Err(e) => Err(HookError::io(
+                format!("creating {}", root.join(name).display()),
+                e.into(),
+            )),
+        }
+    }
+
+    /// Opens `rel` in the root: read and write, created (mode 644) when `create`. `Ok(None)`
+    /// when it does not exist.
+    pub fn open_file(
+        root: &Path,
+        rel: &str,
+        create: bool,
+    ) -> Result<Option<std::fs::File>, HookError> {
+        let what = || format!("/{rel} of the guest at {}", root.display());
+        let dirfd = open_root(root)?;
+        let mut flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        if create {
+            flags |= OFlags::CREATE;
+        }
+        let fd = match rustix::fs::openat2(&dirfd, rel, flags, Mode::from_raw_mode(0o644), RESOLVE)
+        {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) if !create => return Ok(None),
+            Err(e) => return Err(HookError::io(format!("opening {}", what()), e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| HookError::io(format!("reading {}", what()), e.into()))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(HookError::BadInput(format!(
+                "{} is not a regular file: the hook does not touch it",
+                what()
+            )));
+        }
+        // Back to blocking reads and writes for a regular file.
+        rustix::fs::fcntl_setfl(&fd, flags & !(OFlags::NONBLOCK | OFlags::CREATE))
+            .map_err(|e| HookError::io(format!("opening {}", what()), e.into()))?;
+        Ok(Some(std::fs::File::from(fd)))
+    }
+
+    /// Whether `rel` exists in the root, links resolved inside it.
+    pub fn exists(root: &Path, rel: &str) -> bool {
+        let Ok(dirfd) = open_root(root) else {
+            return false;
+        };
+        rustix::fs::openat2(
+            &dirfd,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            RESOLVE,
+        )
+        .is_ok()
+    }
+}
+
 /// Whether the image is Alpine (the runner then uses its musl builds of node).
 pub fn is_alpine(root: &Path) -> bool {
-    root.join("etc/alpine-release").exists()
+    in_root::exists(root, "etc/alpine-release")
 }
 
 /// Makes services reachable by their context name, as on Docker's job network: guests share
-/// the VM's network, so each name is the loopback address.
+/// the VM's network, so each name is the loopback address. The guest's `/etc/hosts` is opened
+/// inside its root: an image's link there cannot make the hook write a file of the host.
 pub fn add_hosts(root: &Path, names: &[&str]) -> Result<(), HookError> {
+    use std::io::{Read, Seek};
     if names.is_empty() {
         return Ok(());
     }
-    let path = root.join("etc/hosts");
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let what = || format!("/etc/hosts of the guest at {}", root.display());
+    let Some(mut file) = in_root::open_file(root, "etc/hosts", true)? else {
+        return Err(HookError::Tool(format!("{} could not be made", what())));
+    };
+    let mut text = String::new();
+    // An unreadable (binary) file is replaced.
+    if file.read_to_string(&mut text).is_err() {
+        text.clear();
+    }
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
     if !text.contains("localhost") {
         text.push_str("127.0.0.1 localhost\n");
     }
     for n in names {
         text.push_str(&format!("127.0.0.1 {n}\n"));
     }
-    std::fs::write(&path, text).map_err(|e| HookError::io(format!("writing {}", path.display()), e))
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(text.as_bytes()))
+        .map_err(|e| HookError::io(format!("writing {}", what()), e))
 }
 
 /// The mounts as `--bind`/`--bind-ro` options. A named volume (a source that is not a path)
@@ -160,14 +258,51 @@ pub fn environment(
     env
 }
 
-/// `systemd-nspawn`'s arguments for running `argv` in `guest`.
+/// How `systemd-nspawn` is started for a command: its arguments and the variables set in its
+/// own environment, which `--setenv=NAME` (no value) hands on to the guest. A job's values
+/// (secrets among them) never stand on a command line, which every process of the VM can read
+/// in `/proc/PID/cmdline`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nspawn {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Variables that would change what `systemd-nspawn` itself does on the host (the dynamic
+/// loader's, glibc's and systemd's own): they are not put in its environment, and reach the
+/// guest on the command line instead. They name paths and settings, not secrets.
+fn host_sensitive(name: &str) -> bool {
+    const PREFIXES: [&str; 5] = ["LD_", "MALLOC_", "SYSTEMD_", "LISTEN_", "LC_"];
+    const NAMES: [&str; 16] = [
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TMPDIR",
+        "TZDIR",
+        "NOTIFY_SOCKET",
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
+
+/// `systemd-nspawn`'s invocation for running `argv` in `guest`. A variable whose name or value
+/// the environment cannot carry is refused by name.
 pub fn nspawn_args(
     guest: &Guest,
     binds: &[String],
     env: &[(String, String)],
     workdir: Option<&str>,
     argv: &[String],
-) -> Vec<String> {
+) -> Result<Nspawn, HookError> {
     let mut a = vec![
         "--quiet".to_string(),
         "--register=no".into(),
@@ -178,15 +313,30 @@ pub fn nspawn_args(
         format!("--directory={}", guest.root),
     ];
     a.extend(binds.iter().cloned());
+    let mut passed = Vec::new();
     for (k, v) in env {
-        a.push(format!("--setenv={k}={v}"));
+        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+            return Err(HookError::BadInput(format!(
+                "environment variable `{}` cannot be set: a name is not empty and has no `=` or NUL, a value has no NUL",
+                k.replace('\0', "\\0")
+            )));
+        }
+        if host_sensitive(k) {
+            a.push(format!("--setenv={k}={v}"));
+        } else {
+            a.push(format!("--setenv={k}"));
+            passed.push((k.clone(), v.clone()));
+        }
     }
     if let Some(w) = workdir {
         a.push(format!("--chdir={w}"));
     }
     a.push("--".into());
     a.extend(argv.iter().cloned());
-    a
+    Ok(Nspawn {
+        args: a,
+        env: passed,
+    })
 }
 
 /// nspawn's complaint, on hosts whose /run is not a tmpfs, that it will not remove its
@@ -197,9 +347,10 @@ fn is_nspawn_noise(line: &str) -> bool {
 
 /// Runs `systemd-nspawn args` in the foreground: the step's output is the command's own (its
 /// standard error without nspawn's noise); its exit status is returned.
-pub fn run(settings: &Settings, args: &[String]) -> Result<i32, HookError> {
+pub fn run(settings: &Settings, invocation: &Nspawn) -> Result<i32, HookError> {
     let mut child = Command::new(&settings.nspawn)
-        .args(args)
+        .args(&invocation.args)
+        .envs(invocation.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
@@ -224,7 +375,7 @@ pub fn run(settings: &Settings, args: &[String]) -> Result<i32, HookError> {
 
 /// Starts a service guest in the background (its own process group, output to `log`) and
 /// returns its nspawn's PID once it has stayed up for a moment.
-pub fn start(settings: &Settings, args: &[String], log: &Path) -> Result<u32, HookError> {
+pub fn start(settings: &Settings, invocation: &Nspawn, log: &Path) -> Result<u32, HookError> {
     use std::os::unix::process::CommandExt;
     let file = std::fs::File::create(log)
         .map_err(|e| HookError::io(format!("creating {}", log.display()), e))?;
@@ -232,7 +383,8 @@ pub fn start(settings: &Settings, args: &[String], log: &Path) -> Result<u32, Ho
         .try_clone()
         .map_err(|e| HookError::io(format!("opening {}", log.display()), e))?;
     let mut child = Command::new(&settings.nspawn)
-        .args(args)
+        .args(&invocation.args)
+        .envs(invocation.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)
@@ -425,5 +577,88 @@ mod tests {
         assert!(dir.path().join("volumes/my-docker-volume").is_dir());
         assert!(bind_options(&[m("/a", "relative", false)], dir.path()).is_err());
         assert!(bind_options(&[m("/a:b", "/x", false)], dir.path()).is_err());
+    }
+
+    #[test]
+    fn an_image_s_etc_hosts_link_cannot_write_a_host_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let host_file = dir.path().join("host-file");
+        std::fs::write(&host_file, "host\n").unwrap();
+        for link in [
+            host_file.display().to_string(),
+            // `..` as far as it goes, then the host's path.
+            format!("../../../../../../..{}", host_file.display()),
+        ] {
+            let root = dir.path().join(format!("root-{}", link.len()));
+            std::fs::create_dir_all(root.join("etc")).unwrap();
+            std::os::unix::fs::symlink(&link, root.join("etc/hosts")).unwrap();
+            // Where the link leads inside the root does not exist: refused, nothing written.
+            assert!(add_hosts(&root, &["redis"]).is_err());
+            assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host\n");
+            // Where it does, the link is followed inside the guest's root.
+            let inside = root.join(host_file.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
+            add_hosts(&root, &["redis"]).unwrap();
+            assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host\n");
+            let text = std::fs::read_to_string(&inside).unwrap();
+            assert!(text.contains("127.0.0.1 redis"), "{text}");
+        }
+        // A directory of the host named by an absolute link is not where files are made.
+        let root = dir.path().join("root-dirlink");
+        std::fs::create_dir_all(&root).unwrap();
+        let host_etc = dir.path().join("host-etc");
+        std::fs::create_dir_all(&host_etc).unwrap();
+        std::os::unix::fs::symlink(&host_etc, root.join("etc")).unwrap();
+        assert!(add_hosts(&root, &["db"]).is_err());
+        assert!(!host_etc.join("hosts").exists());
+        assert!(!is_alpine(&root));
+    }
+
+    #[test]
+    fn an_image_s_etc_hosts_that_is_no_regular_file_is_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("etc/hosts"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let e = add_hosts(&root, &["redis"]).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn job_secrets_never_stand_on_nspawn_s_command_line() {
+        let g = Guest {
+            name: "rc-1".into(),
+            root: "/r".into(),
+            mounts: vec![],
+            env: vec![],
+            workdir: None,
+            pid: None,
+        };
+        let env = vec![
+            ("GITHUB_TOKEN".to_string(), "ghs_secret_value".to_string()),
+            ("PATH".into(), "/bin".into()),
+            ("LD_PRELOAD".into(), "/x.so".into()),
+        ];
+        let n = nspawn_args(&g, &[], &env, None, &["sh".into()]).unwrap();
+        let line = n.args.join(" ");
+        assert!(!line.contains("ghs_secret_value"), "{line}");
+        assert!(n.args.contains(&"--setenv=GITHUB_TOKEN".to_string()));
+        assert_eq!(
+            n.env,
+            vec![("GITHUB_TOKEN".to_string(), "ghs_secret_value".to_string())]
+        );
+        // What would change nspawn's own behaviour on the host stays out of its environment.
+        assert!(n.args.contains(&"--setenv=LD_PRELOAD=/x.so".to_string()));
+        assert!(n.args.contains(&"--setenv=PATH=/bin".to_string()));
+        let bad = vec![("A=B".to_string(), "x".to_string())];
+        let e = nspawn_args(&g, &[], &bad, None, &["sh".into()]).unwrap_err();
+        assert!(e.to_string().contains("`A=B`"), "{e}");
     }
 }

@@ -237,7 +237,7 @@ fn start_service(
         )));
     }
     let binds = guest::bind_options(&g.mounts, dir)?;
-    let a = guest::nspawn_args(&g, &binds, &g.env, g.workdir.as_deref(), &argv);
+    let a = guest::nspawn_args(&g, &binds, &g.env, g.workdir.as_deref(), &argv)?;
     let log = gdir.join("service.log");
     // Recorded before it starts, so a failure further on still stops it.
     state.services.insert(s.context_name.clone(), g.clone());
@@ -260,10 +260,10 @@ fn prepare_guests(
     args: protocol::PrepareJobArgs,
     state: &mut State,
 ) -> Result<Response, HookError> {
-    let mut services = BTreeMap::new();
+    // In the input's order: the runner matches the answers to its services by position.
+    let mut services = Vec::with_capacity(args.services.len());
     for s in &args.services {
-        let context = start_service(settings, dir, id, s, state)?;
-        services.insert(s.context_name.clone(), context);
+        services.push(start_service(settings, dir, id, s, state)?);
     }
     let mut alpine = false;
     let mut container = None;
@@ -339,7 +339,7 @@ fn run_script_step(
         .chain(args.entry_point_args.iter().cloned())
         .collect();
     let workdir = args.working_directory.as_deref().or(g.workdir.as_deref());
-    let a = guest::nspawn_args(g, &binds, &env, workdir, &argv);
+    let a = guest::nspawn_args(g, &binds, &env, workdir, &argv)?;
     match guest::run(settings, &a)? {
         0 => Ok(()),
         code => Err(HookError::Step(code)),
@@ -408,7 +408,7 @@ fn run_container_step(
                 "image `{reference}` has no command and the step gives none"
             )));
         }
-        let a = guest::nspawn_args(&g, &binds, &env, g.workdir.as_deref(), &argv);
+        let a = guest::nspawn_args(&g, &binds, &env, g.workdir.as_deref(), &argv)?;
         guest::run(settings, &a)
     })();
     // A one-off guest: its root goes with the step.

@@ -102,7 +102,8 @@ pub struct Service {
     pub image: String,
     #[serde(default)]
     pub create_options: Option<String>,
-    #[serde(default)]
+    /// The runner writes `entryPoint`; GitHub's published example spells it `entrypoint`.
+    #[serde(default, alias = "entryPoint")]
     pub entrypoint: Option<String>,
     #[serde(default)]
     pub entry_point_args: Vec<String>,
@@ -212,15 +213,18 @@ pub struct Response {
     pub is_alpine: bool,
 }
 
+/// The runner reads `services` as a list matched by position to the job's services (the
+/// input's `args.services`), not as an object keyed by name (actions/runner `HookResponse.cs`).
 #[derive(Debug, Serialize)]
 pub struct Context {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerContext>,
-    pub services: BTreeMap<String, ContainerContext>,
+    pub services: Vec<ContainerContext>,
 }
 
-/// A guest as the job's `job.container` / `job.services.NAME` context shows it. Guests share the
-/// VM's network, so a port is reached on the same number.
+/// A guest as the job's `job.container` / `job.services.NAME` context shows it: `ports` maps
+/// the container's port to the host's, both strings. Guests share the VM's network, so a port
+/// is reached on the same number.
 #[derive(Debug, Serialize)]
 pub struct ContainerContext {
     pub id: String,

@@ -137,13 +137,64 @@ pub fn runner_prefix(manager: &str) -> String {
     format!("{manager}-")
 }
 
-/// The group of one of our runners, from its name `{manager}-{group}-{suffix}`; None for a
-/// runner that is not ours.
+/// A runner's name: `{manager}-{group}-{L}{HASH}`, where `L` is the length of the manager's
+/// name as one base-36 digit (names have 1 to 32 characters) and `HASH` ten hex digits of the
+/// seed (`job:ID` for a queued job, a task id otherwise), so a retry makes the same name.
+///
+/// `L` makes ownership unambiguous although names may contain dashes: manager `rtci` with
+/// group `gpu-x` and manager `rtci-gpu` with group `x` share `rtci-gpu-x-`, but their runners
+/// end `-4…` and `-8…`.
+pub fn runner_name(manager: &str, group: &str, seed: &str) -> String {
+    format!(
+        "{manager}-{group}-{}{}",
+        length_digit(manager),
+        seed_hash(seed)
+    )
+}
+
+fn length_digit(manager: &str) -> char {
+    char::from_digit((manager.len() % 36) as u32, 36).unwrap_or('0')
+}
+
+fn seed_hash(seed: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// The group whose runner `runner_name` is, when this manager gave that name by the current
+/// rule ([`runner_name`]): the only names that are ours without a record of ours (a ghost on
+/// the forge is deleted on this alone).
+pub fn owned_group<'a>(
+    manager: &str,
+    groups: &'a [RunnerGroup],
+    runner_name: &str,
+) -> Option<&'a RunnerGroup> {
+    let rest = runner_name.strip_prefix(&runner_prefix(manager))?;
+    let digit = length_digit(manager);
+    groups.iter().find(|g| {
+        rest.strip_prefix(g.name.as_str())
+            .and_then(|t| t.strip_prefix('-'))
+            .and_then(|t| t.strip_prefix(digit))
+            .is_some_and(|h| h.len() == 10 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    })
+}
+
+/// The group of a runner named like ours: by the current rule ([`owned_group`]), or by the
+/// rule of runnerctl 0.1 (`{manager}-{group}-{suffix}`, which two managers whose names overlap
+/// can both read as theirs). Acting on such a name needs our record of it (and its forge id);
+/// only [`owned_group`]'s names are ours without one.
 pub fn group_of_runner<'a>(
     manager: &str,
     groups: &'a [RunnerGroup],
     runner_name: &str,
 ) -> Option<&'a RunnerGroup> {
+    if let Some(g) = owned_group(manager, groups, runner_name) {
+        return Some(g);
+    }
     let rest = runner_name.strip_prefix(&runner_prefix(manager))?;
     groups
         .iter()
@@ -152,6 +203,51 @@ pub fn group_of_runner<'a>(
                 .is_some_and(|tail| tail.len() > 1 && tail.starts_with('-'))
         })
         .max_by_key(|g| g.name.len())
+}
+
+/// Whether a job event that names one of our runners is about that runner. GitHub gives a job
+/// to any runner whose labels fit, and a repository's admin can register a runner of the same
+/// name: the forge's id for the runner must be the one registered in our scope, and its runner
+/// group ours (where the forge has groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventRunner {
+    Ours,
+    /// Not our runner: the event is acknowledged and nothing is done; why, for the log.
+    Impostor(String),
+}
+
+/// [`EventRunner`] from what is known: `registered`, the forge's id of our runner of that name
+/// (from our record, or our scope's listing; None when we know of none); `our_group`, our
+/// group's id on the forge; and the event's runner and group ids. An event without a runner id
+/// (a task of runnerctl 0.1; GitHub's and Gitea's deliveries carry it) is taken by name.
+pub fn event_runner(
+    registered: Option<u64>,
+    our_group: Option<u64>,
+    event_runner_id: Option<u64>,
+    event_group_id: Option<u64>,
+) -> EventRunner {
+    let Some(id) = event_runner_id else {
+        return EventRunner::Ours;
+    };
+    match registered {
+        None => {
+            return EventRunner::Impostor(format!(
+                "the event's runner (id {id}) is not registered in our scope"
+            ))
+        }
+        Some(ours) if ours != id => {
+            return EventRunner::Impostor(format!(
+                "the event's runner has id {id}; ours of that name has id {ours}"
+            ))
+        }
+        Some(_) => {}
+    }
+    match (our_group, event_group_id) {
+        (Some(ours), Some(theirs)) if ours != theirs => EventRunner::Impostor(format!(
+            "the event's runner is in runner group {theirs}; ours are in {ours}"
+        )),
+        _ => EventRunner::Ours,
+    }
 }
 
 #[cfg(test)]
@@ -263,5 +359,61 @@ mod tests {
         assert_eq!(name("other-linux-3f2a"), None);
         assert_eq!(name("GitHub Actions 5"), None);
         assert_eq!(name("rm-windows-1"), None);
+    }
+
+    #[test]
+    fn two_managers_whose_names_overlap_do_not_own_each_other_s_runners() {
+        let gpu_x = [group("gpu-x", "o", None, &["a"])];
+        let x = [group("x", "o", None, &["a"])];
+        let theirs = runner_name("rtci-gpu", "x", "job:1");
+        let mine = runner_name("rtci", "gpu-x", "job:1");
+        assert!(theirs.starts_with("rtci-gpu-x-") && mine.starts_with("rtci-gpu-x-"));
+        assert_ne!(theirs, mine);
+        assert!(owned_group("rtci", &gpu_x, &theirs).is_none());
+        assert!(owned_group("rtci-gpu", &x, &mine).is_none());
+        assert_eq!(
+            owned_group("rtci", &gpu_x, &mine).map(|g| g.name.as_str()),
+            Some("gpu-x")
+        );
+        assert_eq!(
+            owned_group("rtci-gpu", &x, &theirs).map(|g| g.name.as_str()),
+            Some("x")
+        );
+        // Names of runnerctl 0.1 still map to a group, but are never owned without a record.
+        assert!(owned_group("rtci", &gpu_x, "rtci-gpu-x-0123456789").is_none());
+        assert!(group_of_runner("rtci", &gpu_x, "rtci-gpu-x-0123456789").is_some());
+        // Every length of manager name gets its own digit.
+        for len in 1..=32 {
+            let m = "m".repeat(len);
+            let n = runner_name(&m, "g", "s");
+            assert_eq!(
+                owned_group(&m, &[group("g", "o", None, &["a"])], &n).map(|g| g.name.clone()),
+                Some("g".to_string()),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_job_event_is_about_our_runner_only_when_its_ids_match() {
+        use EventRunner::*;
+        assert_eq!(event_runner(Some(5), Some(2), Some(5), Some(2)), Ours);
+        assert_eq!(event_runner(Some(5), None, Some(5), Some(1)), Ours);
+        assert_eq!(event_runner(Some(5), Some(2), Some(5), None), Ours);
+        assert!(matches!(
+            event_runner(Some(5), Some(2), Some(6), Some(2)),
+            Impostor(_)
+        ));
+        assert!(matches!(
+            event_runner(Some(5), Some(2), Some(5), Some(3)),
+            Impostor(_)
+        ));
+        assert!(matches!(
+            event_runner(None, Some(2), Some(5), Some(2)),
+            Impostor(_)
+        ));
+        // A task of runnerctl 0.1 carries no runner id: taken by name.
+        assert_eq!(event_runner(None, None, None, None), Ours);
+        assert_eq!(event_runner(Some(5), Some(2), None, Some(3)), Ours);
     }
 }

@@ -8,7 +8,7 @@ pub mod ops;
 pub mod plan;
 pub mod sync;
 
-pub use ops::{Cause, Created, Done, Failure, HealthResult, Manager, Removed};
+pub use ops::{Cause, Created, Done, EventIds, Failure, HealthResult, Manager, Removed};
 
 use crate::queue::{Envelope, Task};
 use crate::store::RedisStore;
@@ -178,10 +178,15 @@ impl Handler for TaskHandler {
             Task::JobInProgress {
                 job_id,
                 runner_name,
+                runner_id,
+                runner_group_id,
                 waited_secs,
-                ..
             } => {
-                let r = m.job_in_progress(*job_id, runner_name).await;
+                let who = EventIds {
+                    runner_id: *runner_id,
+                    runner_group_id: *runner_group_id,
+                };
+                let r = m.job_in_progress(*job_id, runner_name, who).await;
                 if let (Ok(_), Some(w)) = (&r, waited_secs) {
                     let groups = &m.config.runner_groups;
                     if let Some(g) = matching::group_of_runner(&m.config.name, groups, runner_name)
@@ -194,8 +199,16 @@ impl Handler for TaskHandler {
             Task::JobCompleted {
                 job_id,
                 runner_name,
+                runner_id,
+                runner_group_id,
                 ..
-            } => outcome(m.job_completed(*job_id, runner_name.as_deref()).await),
+            } => {
+                let who = EventIds {
+                    runner_id: *runner_id,
+                    runner_group_id: *runner_group_id,
+                };
+                outcome(m.job_completed(*job_id, runner_name.as_deref(), who).await)
+            }
             Task::CreateRunner { group } => match m.group(group) {
                 None => Outcome::Fail(format!("no runner group `{group}`")),
                 Some(g) => created(

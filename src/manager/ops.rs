@@ -142,6 +142,13 @@ pub enum Created {
     NotAdmitted(String),
 }
 
+/// The forge's ids of the runner a job event names, as the delivery gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventIds {
+    pub runner_id: Option<u64>,
+    pub runner_group_id: Option<u64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Removed {
@@ -212,7 +219,9 @@ impl Serialize for HealthResult {
 }
 
 /// How long a job queued by webhook counts as waiting when no event clears it.
-const WAITING_TTL: Duration = Duration::from_secs(86_400);
+/// How long a queued job counts as waiting at most (its score in the group's waiting set is
+/// when it stops).
+pub const WAITING_TTL: Duration = Duration::from_secs(86_400);
 /// The lock a task holds while it works on one runner, renewed while it works.
 const RUNNER_LOCK_TTL: Duration = Duration::from_secs(10);
 /// The lock of a group's health-check pass, renewed while it runs: a holder that dies blocks
@@ -269,15 +278,6 @@ fn origin(seed: &str, for_job: Option<u64>) -> String {
         Some(("task", id)) => format!("on request (task {id})"),
         _ => "on request (runners create)".into(),
     }
-}
-
-fn suffix(seed: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in seed.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{:010x}", h & 0xff_ffff_ffff)
 }
 
 impl Manager {
@@ -370,7 +370,7 @@ impl Manager {
 
     /// The runner name for a seed (`job:ID` for a queued job, a task id otherwise).
     pub fn runner_name(&self, g: &RunnerGroup, seed: &str) -> String {
-        format!("{}-{}-{}", self.config.name, g.name, suffix(seed))
+        super::matching::runner_name(&self.config.name, &g.name, seed)
     }
 
     /// The forge's id of the group's runner group: none for a repository's runners, or on a
@@ -1091,14 +1091,70 @@ impl Manager {
         self.supply(g, &format!("job:{job_id}"), Some(job_id)).await
     }
 
+    /// Whether the runner a job event names (`runner`, with the forge's ids in `who`) is our
+    /// runner of that name: the forge's id must be the one we registered (our record's, or
+    /// our scope's listing when the record has none yet) and its group ours. An impostor is
+    /// logged and nothing is done to our runner.
+    async fn event_is_ours(
+        &self,
+        runner: &str,
+        record: Option<&Runner>,
+        who: EventIds,
+    ) -> Result<bool, Failure> {
+        if who.runner_id.is_none() {
+            return Ok(true);
+        }
+        let Some(g) = record.and_then(|r| self.group(&r.group)) else {
+            // No record: nothing of ours to act on anyway.
+            return Ok(true);
+        };
+        let registered = match record.and_then(|r| r.forge_id) {
+            Some(id) => Some(id),
+            None => self
+                .registration(&Self::scope(g), runner)
+                .await?
+                .map(|f| f.id),
+        };
+        let our_group = match who.runner_group_id {
+            Some(_) => self.forge_group_id(g).await?,
+            None => None,
+        };
+        match super::matching::event_runner(
+            registered,
+            our_group,
+            who.runner_id,
+            who.runner_group_id,
+        ) {
+            super::matching::EventRunner::Ours => Ok(true),
+            super::matching::EventRunner::Impostor(why) => {
+                tracing::warn!(
+                    runner,
+                    "a job event names a runner of ours but is not about it ({why}): nothing done to ours"
+                );
+                Ok(false)
+            }
+        }
+    }
+
     /// A runner took a job: it is active, and the job no longer waits. When it was made for
     /// another job, that job may now have no runner: the group's demand is checked at once.
-    pub async fn job_in_progress(&self, job_id: u64, runner: &str) -> Result<(), Failure> {
+    /// An event whose runner is not ours by its forge ids changes nothing of ours.
+    pub async fn job_in_progress(
+        &self,
+        job_id: u64,
+        runner: &str,
+        who: EventIds,
+    ) -> Result<(), Failure> {
         self.store.mark_job_started(job_id).await?;
         self.store
             .remove_waiting(&self.group_names(), job_id)
             .await?;
         let record = self.store.get(runner).await?;
+        if !self.event_is_ours(runner, record.as_ref(), who).await? {
+            // Another runner took the job: if it was the one ours was made for, ours is free
+            // for the next, and the demand accounting holds as it is.
+            return Ok(());
+        }
         let now = self.store.now().await?;
         let t = self
             .store
@@ -1143,6 +1199,7 @@ impl Manager {
         &self,
         job_id: u64,
         runner: Option<&str>,
+        who: EventIds,
     ) -> Result<Removed, Failure> {
         self.store.mark_job_started(job_id).await?;
         self.store
@@ -1152,6 +1209,9 @@ impl Manager {
             return Ok(Removed::Missing);
         };
         let record = self.store.get(name).await?;
+        if !self.event_is_ours(name, record.as_ref(), who).await? {
+            return Ok(Removed::Missing);
+        }
         // Ephemeral: done after one job. GitHub may still call it busy for a moment.
         let removed = match self.delete_runner(name, false).await? {
             Removed::Busy => {
@@ -1191,7 +1251,11 @@ impl Manager {
 
     /// Jobs queued on GitHub that belong to `g`, looking into a bounded number of repositories
     /// per pass (round robin), so a pass costs a few calls however large the organization.
-    async fn queued_jobs_of(&self, g: &RunnerGroup) -> Result<Vec<forge::QueuedJob>, Failure> {
+    async fn queued_jobs_of(
+        &self,
+        g: &RunnerGroup,
+        dry_run: bool,
+    ) -> Result<Vec<forge::QueuedJob>, Failure> {
         const REPOS_PER_PASS: usize = 2;
         const RUNS_PER_REPO: usize = 5;
         let repos: Vec<String> = match (&g.repository, &g.selected_repositories) {
@@ -1204,7 +1268,13 @@ impl Manager {
         if repos.is_empty() {
             return Ok(Vec::new());
         }
-        let start = self.store.next_cursor(&format!("scan:{}", g.name)).await? as usize;
+        let cursor = format!("scan:{}", g.name);
+        // A dry run looks where the next pass will, and moves nothing.
+        let start = if dry_run {
+            self.store.peek_cursor(&cursor).await?
+        } else {
+            self.store.next_cursor(&cursor).await?
+        } as usize;
         let mut out = Vec::new();
         for k in 0..REPOS_PER_PASS.min(repos.len()) {
             let repo = &repos[(start * REPOS_PER_PASS + k) % repos.len()];
@@ -1230,8 +1300,8 @@ impl Manager {
     /// Lost webhooks: jobs queued on GitHub, not started, whose `queued` delivery never came
     /// (so they are not waiting in Redis). They count as demand for this pass only: nothing is
     /// stored that could outlive them, since no event will ever clear them.
-    async fn lost_jobs(&self, g: &RunnerGroup) -> Result<u32, Failure> {
-        let queued = match self.queued_jobs_of(g).await {
+    async fn lost_jobs(&self, g: &RunnerGroup, dry_run: bool) -> Result<u32, Failure> {
+        let queued = match self.queued_jobs_of(g, dry_run).await {
             Ok(q) => q,
             Err(e) => {
                 tracing::warn!(group = %g.name, error = %e, "could not look for queued jobs");
@@ -1294,7 +1364,7 @@ impl Manager {
             )]);
         }
         let scope = Self::scope(g);
-        let seen = self.observe(g, &scope).await?;
+        let seen = self.observe(g, &scope, false).await?;
         let actions = self.plan_of(g, listed_at, &seen);
         // Runners made here cover the waiting jobs and the lost ones.
         let demand = Want::Demand {
@@ -1343,11 +1413,11 @@ impl Manager {
     }
 
     /// What a health pass over the group would do now, carried out not at all (`healthcheck
-    /// --dry-run`). Like a pass, it records when it first saw a runner or instance without a
-    /// record (the grace is counted from there) and the data marker.
+    /// --dry-run`): it writes nothing to Redis. A runner or instance without a record that no
+    /// pass has seen yet counts as first seen now, and a missing data marker as written now.
     pub async fn health_plan(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
         let listed_at = self.store.now().await?;
-        let seen = self.observe(g, &Self::scope(g)).await?;
+        let seen = self.observe(g, &Self::scope(g), true).await?;
         Ok(self
             .plan_of(g, listed_at, &seen)
             .into_iter()
@@ -1362,24 +1432,27 @@ impl Manager {
     /// What a health pass sees of a group. GitHub and the backend are listed first, then the
     /// records are read: a runner made while this pass runs has its record (written before
     /// anything is made) by the time it is read, so it can never look like a leak.
-    async fn observe(&self, g: &RunnerGroup, scope: &Scope) -> Result<Seen, Failure> {
-        let prefix = format!("{}-{}-", self.config.name, g.name);
+    async fn observe(
+        &self,
+        g: &RunnerGroup,
+        scope: &Scope,
+        dry_run: bool,
+    ) -> Result<Seen, Failure> {
         let (listed, forge_blind) = match self.forge.list_runners(scope).await {
             Ok(all) => (all, None),
             // Gitea before 1.24: the pass works from the records and the backend alone.
             Err(ForgeError::Unsupported(why)) => (Vec::new(), Some(why)),
             Err(e) => return Err(e.into()),
         };
-        let forge: Vec<_> = listed
+        let mut forge: Vec<_> = listed
             .into_iter()
             .filter(|f| {
-                f.name.starts_with(&prefix)
-                    && super::matching::group_of_runner(
-                        &self.config.name,
-                        &self.config.runner_groups,
-                        &f.name,
-                    )
-                    .is_some_and(|x| x.name == g.name)
+                super::matching::group_of_runner(
+                    &self.config.name,
+                    &self.config.runner_groups,
+                    &f.name,
+                )
+                .is_some_and(|x| x.name == g.name)
             })
             .collect();
         let instances: Vec<_> = self
@@ -1390,7 +1463,21 @@ impl Manager {
             .filter(|i| i.group() == Some(g.name.as_str()))
             .collect();
         let records = self.store.runners_of_group(&g.name).await?;
-        let lost = self.lost_jobs(g).await?;
+        // Ours by name alone only when named by the current rule: a name of runnerctl 0.1 may
+        // be another manager's whose name overlaps ours; such a runner is ours when we have its
+        // record, and otherwise left alone.
+        let recorded: std::collections::HashSet<&str> =
+            records.iter().map(|r| r.name.as_str()).collect();
+        forge.retain(|f| {
+            let owned =
+                super::matching::owned_group(&self.config.name, &self.config.runner_groups, &f.name)
+                    .is_some();
+            if !owned && !recorded.contains(f.name.as_str()) {
+                tracing::debug!(runner = %f.name, "named like ours by the old rule, with no record: left alone");
+            }
+            owned || recorded.contains(f.name.as_str())
+        });
+        let lost = self.lost_jobs(g, dry_run).await?;
         if lost > 0 {
             tracing::info!(group = %g.name, lost, "jobs queued on GitHub whose webhook was lost");
         }
@@ -1406,7 +1493,11 @@ impl Manager {
                 .as_std()
                 .max(self.config.cleanup_grace.as_std())
         };
-        let (marker, written) = self.store.marker(hold).await?;
+        let (marker, written) = if dry_run {
+            self.store.peek_marker(hold, now).await?
+        } else {
+            self.store.marker(hold).await?
+        };
         if written && !suspects.is_empty() {
             tracing::warn!(
                 group = %g.name,
@@ -1415,7 +1506,11 @@ impl Manager {
                 "Redis has no data marker but instances or runners of ours exist: it appears to have lost its data; nothing without a record is deleted until the hold ends"
             );
         }
-        let first_seen = self.store.first_seen(&g.name, &suspects).await?;
+        let first_seen = if dry_run {
+            self.store.peek_first_seen(&g.name, &suspects, now).await?
+        } else {
+            self.store.first_seen(&g.name, &suspects).await?
+        };
         Ok(Seen {
             now,
             hold_until: marker.hold_until,

@@ -5,7 +5,7 @@ use crate::backend::Instance;
 use crate::forge::ForgeRunner;
 use crate::model::{Runner, RunnerStatus};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What one pass observed of one group.
 #[derive(Debug, Clone)]
@@ -143,33 +143,80 @@ fn forge_key(f: &ForgeRunner) -> String {
     format!("runner:{}", f.id)
 }
 
-fn known_instance(records: &[Runner], i: &Instance) -> bool {
-    records
-        .iter()
-        .any(|r| r.instance_id.as_deref() == Some(&i.id) || i.runner() == Some(&r.name))
+/// What a pass looks things up by, made once per pass: each look-up is then constant time, and
+/// a pass linear in the number of runners (it compared every runner with every record and
+/// listing entry: 7.4 s for 10,000 runners).
+struct Index<'a> {
+    record_names: HashSet<&'a str>,
+    record_instances: HashSet<&'a str>,
+    record_forge_ids: HashSet<u64>,
+    /// The first position of each name and id in the forge's listing.
+    forge_by_name: HashMap<&'a str, usize>,
+    forge_by_id: HashMap<u64, usize>,
+    instance_ids: HashSet<&'a str>,
+    instance_runners: HashSet<&'a str>,
 }
 
-fn known_runner(records: &[Runner], f: &ForgeRunner) -> bool {
-    records
-        .iter()
-        .any(|r| r.name == f.name || r.forge_id == Some(f.id))
+impl<'a> Index<'a> {
+    fn new(records: &'a [Runner], forge: &'a [ForgeRunner], instances: &'a [Instance]) -> Self {
+        let mut forge_by_name = HashMap::with_capacity(forge.len());
+        let mut forge_by_id = HashMap::with_capacity(forge.len());
+        for (k, f) in forge.iter().enumerate() {
+            forge_by_name.entry(f.name.as_str()).or_insert(k);
+            forge_by_id.entry(f.id).or_insert(k);
+        }
+        Index {
+            record_names: records.iter().map(|r| r.name.as_str()).collect(),
+            record_instances: records
+                .iter()
+                .filter_map(|r| r.instance_id.as_deref())
+                .collect(),
+            record_forge_ids: records.iter().filter_map(|r| r.forge_id).collect(),
+            forge_by_name,
+            forge_by_id,
+            instance_ids: instances.iter().map(|i| i.id.as_str()).collect(),
+            instance_runners: instances.iter().filter_map(|i| i.runner()).collect(),
+        }
+    }
+
+    /// An instance a record knows: by its id, or by the runner it is for.
+    fn known_instance(&self, i: &Instance) -> bool {
+        self.record_instances.contains(i.id.as_str())
+            || i.runner().is_some_and(|n| self.record_names.contains(n))
+    }
+
+    /// A forge runner a record knows: by its name, or by its forge id.
+    fn known_runner(&self, f: &ForgeRunner) -> bool {
+        self.record_names.contains(f.name.as_str()) || self.record_forge_ids.contains(&f.id)
+    }
+
+    /// The first forge runner of the listing with the record's name or forge id.
+    fn forge_of<'f>(&self, forge: &'f [ForgeRunner], r: &Runner) -> Option<&'f ForgeRunner> {
+        let by_name = self.forge_by_name.get(r.name.as_str()).copied();
+        let by_id = r.forge_id.and_then(|id| self.forge_by_id.get(&id).copied());
+        match (by_name, by_id) {
+            (Some(a), Some(b)) => Some(&forge[a.min(b)]),
+            (a, b) => a.or(b).map(|k| &forge[k]),
+        }
+    }
+
+    /// The forge runner of the listing named `name`.
+    fn forge_named<'f>(&self, forge: &'f [ForgeRunner], name: &str) -> Option<&'f ForgeRunner> {
+        self.forge_by_name.get(name).map(|k| &forge[*k])
+    }
 }
 
 /// The keys of what the listings show with no record: instances and GitHub runners of ours.
 /// Their first sight is remembered, so that one is deleted only once it has stayed so for the
 /// grace.
 pub fn suspects(records: &[Runner], forge: &[ForgeRunner], instances: &[Instance]) -> Vec<String> {
+    let ix = Index::new(records, forge, instances);
     let mut out: Vec<String> = instances
         .iter()
-        .filter(|i| !known_instance(records, i))
+        .filter(|i| !ix.known_instance(i))
         .map(instance_key)
         .collect();
-    out.extend(
-        forge
-            .iter()
-            .filter(|f| !known_runner(records, f))
-            .map(forge_key),
-    );
+    out.extend(forge.iter().filter(|f| !ix.known_runner(f)).map(forge_key));
     out
 }
 
@@ -186,12 +233,13 @@ fn is_pending(s: RunnerStatus) -> bool {
 
 /// Decides what a pass over one group does. Pure and total.
 pub fn plan(o: &Observed) -> Vec<Action> {
+    let ix = Index::new(o.records, o.forge, o.instances);
     let mut out = Vec::new();
     let mut tally = Tally::default();
     for r in o.records {
-        judge(o, r, &mut out, &mut tally);
+        judge(o, &ix, r, &mut out, &mut tally);
     }
-    orphans(o, &mut out);
+    orphans(o, &ix, &mut out);
     capacity(o, &tally, &mut out);
     match o.forge_blind {
         Some(why) => blind(why, out),
@@ -227,7 +275,7 @@ fn blind(why: &str, plan: Vec<Action>) -> Vec<Action> {
 #[derive(Default)]
 struct Tally<'a> {
     /// Runners this pass deletes.
-    deleting: Vec<&'a str>,
+    deleting: HashSet<&'a str>,
     /// Runners that will be idle for a job: idle now (with when they were made).
     idle: Vec<(&'a str, u64)>,
     /// … or on their way.
@@ -235,7 +283,13 @@ struct Tally<'a> {
 }
 
 /// Why a record's runner must go at once, before anything else is looked at.
-fn doomed(o: &Observed, r: &Runner, f: Option<&ForgeRunner>, busy: bool) -> Option<String> {
+fn doomed(
+    o: &Observed,
+    ix: &Index,
+    r: &Runner,
+    f: Option<&ForgeRunner>,
+    busy: bool,
+) -> Option<String> {
     if r.status == RunnerStatus::Deleting || r.status == RunnerStatus::Failed {
         // A delete that did not finish (or a failure): finish it.
         return Some(format!("left in status {}", r.status));
@@ -248,7 +302,7 @@ fn doomed(o: &Observed, r: &Runner, f: Option<&ForgeRunner>, busy: bool) -> Opti
         && !matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating)
         && r.instance_id
             .as_ref()
-            .is_some_and(|id| !o.instances.iter().any(|i| &i.id == id));
+            .is_some_and(|id| !ix.instance_ids.contains(id.as_str()));
     if instance_gone {
         return Some("its instance vanished".into());
     }
@@ -269,11 +323,8 @@ fn doomed(o: &Observed, r: &Runner, f: Option<&ForgeRunner>, busy: bool) -> Opti
 }
 
 /// The actions for one record, and what it adds to the tally.
-fn judge<'a>(o: &Observed, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'a>) {
-    let f = o
-        .forge
-        .iter()
-        .find(|f| f.name == r.name || Some(f.id) == r.forge_id);
+fn judge<'a>(o: &Observed, ix: &Index, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'a>) {
+    let f = ix.forge_of(o.forge, r);
     let age = o.now.saturating_sub(r.created_at);
     let busy = f.is_some_and(|f| f.busy) || r.status == RunnerStatus::Active;
     if busy && matches!(r.status, RunnerStatus::Deleting | RunnerStatus::Failed) {
@@ -285,9 +336,9 @@ fn judge<'a>(o: &Observed, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'
             name: r.name.clone(),
             reason,
         });
-        t.deleting.push(&r.name);
+        t.deleting.insert(&r.name);
     };
-    if let Some(reason) = doomed(o, r, f, busy) {
+    if let Some(reason) = doomed(o, ix, r, f, busy) {
         return delete(out, reason);
     }
     if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) && age >= STALLED_AFTER {
@@ -332,7 +383,7 @@ fn judge<'a>(o: &Observed, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'
 /// Leaked instances and ghost runners: ours by tag or name, but with no record. Deleted only
 /// once seen so for the grace, never while its runner runs a job, and not at all while Redis
 /// appears to have lost its data.
-fn orphans(o: &Observed, out: &mut Vec<Action>) {
+fn orphans(o: &Observed, ix: &Index, out: &mut Vec<Action>) {
     let due = |key: String| {
         o.seen
             .get(&key)
@@ -341,12 +392,10 @@ fn orphans(o: &Observed, out: &mut Vec<Action>) {
     let holding = o.now < o.hold_until;
     let mut held = 0u32;
     for i in o.instances {
-        if known_instance(o.records, i) {
+        if ix.known_instance(i) {
             continue;
         }
-        let registration = i
-            .runner()
-            .and_then(|n| o.forge.iter().find(|f| f.name == n));
+        let registration = i.runner().and_then(|n| ix.forge_named(o.forge, n));
         if registration.is_some_and(|f| f.busy) {
             continue;
         }
@@ -364,10 +413,10 @@ fn orphans(o: &Observed, out: &mut Vec<Action>) {
         }
     }
     for f in o.forge {
-        if known_runner(o.records, f) || f.busy {
+        if ix.known_runner(f) || f.busy {
             continue;
         }
-        let has_instance = o.instances.iter().any(|i| i.runner() == Some(&f.name));
+        let has_instance = ix.instance_runners.contains(f.name.as_str());
         if has_instance {
             continue; // goes with its instance, above
         }

@@ -20,6 +20,7 @@ pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> Stri
     let within = |f| tokio::time::timeout(Duration::from_secs(2), f);
     let mut runners = Vec::new();
     let mut waiting = Vec::new();
+    let mut oldest = Vec::new();
     for g in groups {
         if let Ok(Ok(rs)) = within(store.runners_of_group(g)).await {
             for st in crate::model::RunnerStatus::ALL {
@@ -29,6 +30,12 @@ pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> Stri
         }
         if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), store.waiting(g)).await {
             waiting.push((g.clone(), n));
+        }
+        let ttl = crate::manager::ops::WAITING_TTL;
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_secs(2), store.oldest_waiting_secs(g, ttl)).await
+        {
+            oldest.push((g.clone(), s));
         }
     }
     header(
@@ -60,6 +67,30 @@ pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> Stri
             &[g],
             f64::from(n),
         );
+    }
+    header(
+        &mut out,
+        "runnerctl_jobs_oldest_waiting_seconds",
+        "gauge",
+        "How long the group's oldest waiting job has waited (0 when none waits).",
+    );
+    for (g, s) in oldest {
+        sample(
+            &mut out,
+            "runnerctl_jobs_oldest_waiting_seconds",
+            &["group"],
+            &[g],
+            s as f64,
+        );
+    }
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), queue.workers_alive()).await {
+        header(
+            &mut out,
+            "runnerctl_workers_alive",
+            "gauge",
+            "Workers that said they were alive within the last minute (by Redis's clock).",
+        );
+        sample(&mut out, "runnerctl_workers_alive", &[], &[], n as f64);
     }
     if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(2), queue.depth()).await {
         header(&mut out, "runnerctl_queue_tasks", "gauge", "Tasks of the queue by state: waiting, delayed (for a retry), in_flight (held by a worker), dead.");

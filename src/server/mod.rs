@@ -7,9 +7,12 @@
 //! requests that carry `webhook.metrics_token`).
 //!
 //! Hostile input: a body is read only up to `webhook.max_body_kib` (a larger declared length is
-//! refused unread), at most `max_in_flight` deliveries are read at once (one past it waits up to
-//! 5 s for a slot, unread, then gets 503), at most `max_connections` connections are open (503
-//! past it), and headers and a body must each arrive within 10 s.
+//! refused unread), within a second plus its size at 64 KiB/s (10 s at most), into a budget of
+//! `max_in_flight` × `max_body_kib` bytes for all bodies arriving at once (503 past it); only a
+//! body read in full takes one of the `max_in_flight` slots in which deliveries are verified and
+//! queued (one past it waits up to 5 s for a slot, then gets 503). At most `max_connections`
+//! connections are open, at most `max_connections_per_address` from one address (503 past
+//! either), and headers must arrive within 10 s.
 //!
 //! Built on hyper rather than tiny_http: tiny_http 0.12 allocates and reads the whole declared
 //! body of a request that is answered without reading it, so one request declaring a huge
@@ -23,7 +26,7 @@ use crate::config::{RunnerGroup, Secret};
 use crate::forge::WebhookScheme;
 use crate::queue::{Envelope, Queue, QueueOptions};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -45,11 +48,18 @@ pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
 /// How long a delivery's body may take to arrive: GitHub itself gives up after 10 s.
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A body must arrive at this many bytes a second on average, after [`BODY_GRACE`]: a slow
+/// sender is cut off within about a second, whatever it declared.
+pub const MIN_BODY_RATE: u64 = 64 * 1024;
+/// How long any body may take before [`MIN_BODY_RATE`] counts.
+pub const BODY_GRACE: Duration = Duration::from_secs(1);
+
 /// How much `serve` takes at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body: usize,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub max_in_flight: usize,
 }
 
@@ -57,7 +67,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_body: MAX_BODY,
-            max_connections: 1024,
+            max_connections: 2048,
+            max_connections_per_address: 64,
             max_in_flight: 32,
         }
     }
@@ -68,8 +79,17 @@ impl Limits {
         Limits {
             max_body: w.max_body_kib as usize * 1024,
             max_connections: w.max_connections as usize,
+            max_connections_per_address: w.max_connections_per_address as usize,
             max_in_flight: w.max_in_flight as usize,
         }
+    }
+
+    /// The bytes of bodies held at once while they arrive: what `max_in_flight` deliveries of
+    /// the largest size take.
+    fn body_budget(&self) -> usize {
+        self.max_in_flight
+            .max(1)
+            .saturating_mul(self.max_body.max(1))
     }
 }
 
@@ -81,7 +101,10 @@ pub struct State {
     pub max_body: usize,
     max_connections: usize,
     connections: std::sync::atomic::AtomicUsize,
+    per_address: Arc<crate::addr_limit::PerAddress>,
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Bytes of bodies being received, before any is verified.
+    body_budget: Arc<tokio::sync::Semaphore>,
     metrics_token: Option<Secret>,
     redis: RedisLink,
     scheme: &'static dyn WebhookScheme,
@@ -109,7 +132,11 @@ impl State {
             max_body: MAX_BODY,
             max_connections: Limits::default().max_connections,
             connections: std::sync::atomic::AtomicUsize::new(0),
+            per_address: crate::addr_limit::PerAddress::new(
+                Limits::default().max_connections_per_address,
+            ),
             in_flight: Arc::new(tokio::sync::Semaphore::new(Limits::default().max_in_flight)),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(Limits::default().body_budget())),
             metrics_token: None,
             redis: RedisLink {
                 target: redis.into(),
@@ -136,7 +163,9 @@ impl State {
     pub fn with_limits(mut self, l: Limits) -> State {
         self.max_body = l.max_body;
         self.max_connections = l.max_connections.max(1);
+        self.per_address = crate::addr_limit::PerAddress::new(l.max_connections_per_address);
         self.in_flight = Arc::new(tokio::sync::Semaphore::new(l.max_in_flight.max(1)));
+        self.body_budget = Arc::new(tokio::sync::Semaphore::new(l.body_budget()));
         self
     }
 
@@ -296,23 +325,14 @@ pub async fn handle(
                     .insert(CONNECTION, HeaderValue::from_static("close"));
                 return r;
             }
-            // Past the cap, wait a little for a slot without reading the body (a delivery
-            // holds one for about a millisecond; only a slow sender holds it long), then
-            // refuse: GitHub does not retry a failed delivery by itself.
-            let slot =
-                tokio::time::timeout(IN_FLIGHT_WAIT, state.in_flight.clone().acquire_owned()).await;
-            let Ok(Ok(_slot)) = slot else {
-                state.metrics.record(Outcome::Busy, start.elapsed());
-                let mut r = text(503, "too many deliveries at once; redeliver later");
-                r.headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-                return r;
-            };
             let (outcome, reason) = webhook_delivery(&state, req).await;
             state.metrics.record(outcome, start.elapsed());
             let mut r = text(outcome.status(), reason);
-            if outcome == Outcome::TooLarge {
-                // The rest of the body is not read: this connection cannot be reused.
+            if matches!(
+                outcome,
+                Outcome::TooLarge | Outcome::Busy | Outcome::BadRequest
+            ) {
+                // The rest of the body may not have been read: this connection cannot be reused.
                 r.headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
@@ -336,11 +356,14 @@ pub async fn handle(
             }
         }
         (&Method::GET, "/metrics") if metrics_route || state.metrics_allowed(&req) => {
-            let up = state.redis.up.load(Ordering::Relaxed);
+            // Asked now (at most once a second, within seconds), not left from the last
+            // delivery: an idle serve with Redis up says so.
+            let up = state.redis.ready().await;
             let mut body = state.metrics.render(up);
             body.push_str(&spot_fallbacks(&state).await);
-            if let Some(b) = &state.broker {
-                body.push_str(&b.render_metrics());
+            match &state.broker {
+                Some(b) => body.push_str(&b.render_metrics()),
+                None => body.push_str(&crate::broker::endpoint::render_without_broker()),
             }
             let mut r = text(200, body.trim_end());
             r.headers_mut().insert(
@@ -385,14 +408,37 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     let event = either(scheme.event_header(), 0);
     let id = either(scheme.delivery_header(), 1);
     let signature = either(scheme.signature_header(), 2);
-    let body = Limited::new(req.into_body(), state.max_body);
-    let body = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
-        Err(_) => return (Outcome::BadRequest, "body not received in time".into()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return (Outcome::TooLarge, too_large())
+    // The body is read before the delivery takes an in-flight slot: a slow sender holds no
+    // slot, only the bytes it sent (within the process's budget), and is cut off when it falls
+    // under the minimum rate.
+    let (body, _budget) = match read_body(state, req.into_body()).await {
+        Ok(read) => read,
+        Err(BodyError::TooLarge) => return (Outcome::TooLarge, too_large()),
+        Err(BodyError::TooSlow) => {
+            return (
+                Outcome::BadRequest,
+                format!(
+                    "body not received in time (at least {} KiB/s after the first second)",
+                    MIN_BODY_RATE / 1024
+                ),
+            )
         }
-        Ok(Err(_)) => return (Outcome::BadRequest, "could not read the body".into()),
-        Ok(Ok(b)) => b.to_bytes(),
+        Err(BodyError::NoBudget) => {
+            return (
+                Outcome::Busy,
+                "too many bodies arriving at once; redeliver later".into(),
+            )
+        }
+        Err(BodyError::Read) => return (Outcome::BadRequest, "could not read the body".into()),
+    };
+    // Past the cap, wait a little for a slot (a delivery holds one for about a millisecond),
+    // then refuse: GitHub does not retry a failed delivery by itself.
+    let slot = tokio::time::timeout(IN_FLIGHT_WAIT, state.in_flight.clone().acquire_owned()).await;
+    let Ok(Ok(_slot)) = slot else {
+        return (
+            Outcome::Busy,
+            "too many deliveries at once; redeliver later".into(),
+        );
     };
     let delivery = webhook::Delivery {
         event: event.as_deref(),
@@ -422,6 +468,64 @@ async fn webhook_delivery(state: &State, req: Request<Incoming>) -> (Outcome, St
     }
 }
 
+/// Why a body was not read.
+enum BodyError {
+    TooLarge,
+    TooSlow,
+    NoBudget,
+    Read,
+}
+
+/// Bytes of the body budget held by one body, given back when dropped.
+struct BudgetHeld {
+    budget: Arc<tokio::sync::Semaphore>,
+    bytes: usize,
+}
+
+impl Drop for BudgetHeld {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.bytes);
+    }
+}
+
+/// Reads a delivery's body: at most `max_body` bytes, each counted against the process's body
+/// budget as it arrives, all of it within [`BODY_GRACE`] plus its size at [`MIN_BODY_RATE`]
+/// (never more than [`BODY_TIMEOUT`]).
+async fn read_body(state: &State, mut body: Incoming) -> Result<(Bytes, BudgetHeld), BodyError> {
+    let start = tokio::time::Instant::now();
+    let mut held = BudgetHeld {
+        budget: state.body_budget.clone(),
+        bytes: 0,
+    };
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let allowed = BODY_GRACE + Duration::from_secs_f64(buf.len() as f64 / MIN_BODY_RATE as f64);
+        let deadline = start + allowed.min(BODY_TIMEOUT);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Read),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > state.max_body {
+            return Err(BodyError::TooLarge);
+        }
+        let n = u32::try_from(data.len()).map_err(|_| BodyError::TooLarge)?;
+        match state.body_budget.try_acquire_many(n) {
+            Ok(p) => {
+                p.forget();
+                held.bytes += data.len();
+            }
+            Err(_) => return Err(BodyError::NoBudget),
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), held))
+}
+
 /// Queues a delivery's task under its delivery key and job key; the answer.
 async fn enqueue_delivery(
     state: &State,
@@ -440,6 +544,19 @@ async fn enqueue_delivery(
     let env = Envelope::new(task, Some(key));
     let enqueued = queue.enqueue_envelope_also(&env, Some(&job_key));
     match tokio::time::timeout(Duration::from_secs(5), enqueued).await {
+        // A resend of a delivery answered 503 for want of replicas: what it queued then may
+        // still be on the master alone, so the duplicate waits for the same confirmation.
+        Ok(Ok(e)) if e.duplicate && !durable_duplicate(state, &queue).await => {
+            tracing::warn!(
+                delivery = id.unwrap_or("-"),
+                kind,
+                "duplicate delivery, but what it queued is not yet on enough replicas"
+            );
+            (
+                Outcome::Unavailable,
+                "already queued, but not yet on enough Redis replicas; redeliver later".into(),
+            )
+        }
         Ok(Ok(e)) if e.duplicate => {
             tracing::info!(
                 delivery = id.unwrap_or("-"),
@@ -492,6 +609,21 @@ async fn durable(state: &State, queue: &Queue) -> bool {
     }
 }
 
+/// Whether what an earlier copy of a delivery queued is on `redis.wait_replicas` replicas
+/// (always, without). `WAIT` counts this connection's writes, and that copy may have been
+/// written through another connection or process: a write made now comes after it in the
+/// replication stream, so replicas that have this write have that one too.
+async fn durable_duplicate(state: &State, queue: &Queue) -> bool {
+    if state.durability.is_none() {
+        return true;
+    }
+    if let Err(e) = queue.replication_probe().await {
+        tracing::warn!(error = %e, "Redis write before WAIT failed");
+        return false;
+    }
+    durable(state, queue).await
+}
+
 /// Counts an open connection for as long as it lives.
 struct OpenConnection(Arc<State>);
 
@@ -519,9 +651,11 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
-async fn accept(l: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
+async fn accept(
+    l: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     match l {
-        Some(l) => l.accept().await.map(|(s, _)| s),
+        Some(l) => l.accept().await,
         None => std::future::pending().await,
     }
 }
@@ -539,11 +673,11 @@ pub async fn serve(
     loop {
         let (stream, metrics_route) = tokio::select! {
             // On the webhook listener, /metrics answers only requests with the token.
-            s = main.accept() => (s.map(|(s, _)| s), false),
+            s = main.accept() => (s, false),
             s = accept(metrics.as_ref()) => (s, true),
             _ = &mut shutdown => break,
         };
-        let stream = match stream {
+        let (stream, peer) = match stream {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
@@ -553,13 +687,15 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        // Past the cap, a new connection gets a short 503 and is closed.
-        if state.connections.load(Ordering::Relaxed) >= state.max_connections {
+        // Past the cap, or past its address's share of it, a new connection gets a short 503
+        // and is closed: one sender cannot take the connections GitHub's deliveries need.
+        let address = state.per_address.try_acquire(peer.ip());
+        if state.connections.load(Ordering::Relaxed) >= state.max_connections || address.is_none() {
             state.metrics.record(Outcome::Busy, Duration::ZERO);
             tokio::spawn(refuse(stream));
             continue;
         }
-        let open = OpenConnection::new(state.clone());
+        let open = (OpenConnection::new(state.clone()), address);
         let state = state.clone();
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();

@@ -213,6 +213,7 @@ fn started_or_done(manager: &str, groups: &[RunnerGroup], job: JobEvent, key: St
             task: Task::JobInProgress {
                 job_id: job.job_id,
                 runner_name: name,
+                runner_id: job.runner_id,
                 runner_group_id: job.runner_group_id,
                 waited_secs: job.waited_secs,
             },
@@ -228,6 +229,8 @@ fn started_or_done(manager: &str, groups: &[RunnerGroup], job: JobEvent, key: St
             task: Task::JobCompleted {
                 job_id: job.job_id,
                 runner_name: None,
+                runner_id: None,
+                runner_group_id: None,
                 conclusion: job.conclusion,
             },
             key,
@@ -237,6 +240,8 @@ fn started_or_done(manager: &str, groups: &[RunnerGroup], job: JobEvent, key: St
             task: Task::JobCompleted {
                 job_id: job.job_id,
                 runner_name: Some(name),
+                runner_id: job.runner_id,
+                runner_group_id: job.runner_group_id,
                 conclusion: job.conclusion,
             },
             key,

@@ -448,11 +448,12 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
 /// as text: what a secret must never be found in.
 pub async fn redis_dump(url: &str, pattern: &str) -> String {
     let mut c = runnerctl::store::connect(url).await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
         .query_async(&mut c)
         .await
         .unwrap();
+    keys.sort();
     let mut out = String::new();
     for k in keys {
         let kind: String = redis::cmd("TYPE")
@@ -476,6 +477,7 @@ pub async fn redis_dump(url: &str, pattern: &str) -> String {
                 .arg(&k)
                 .arg(0)
                 .arg(-1)
+                .arg("WITHSCORES")
                 .query_async(&mut c)
                 .await
                 .unwrap(),

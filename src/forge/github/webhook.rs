@@ -84,6 +84,8 @@ struct WorkflowJob {
     run_id: u64,
     labels: Vec<String>,
     #[serde(default)]
+    runner_id: Option<u64>,
+    #[serde(default)]
     runner_name: Option<String>,
     #[serde(default)]
     runner_group_id: Option<u64>,
@@ -151,7 +153,9 @@ fn parse_job(body: &[u8]) -> Result<JobEvent, String> {
         public,
         labels: job.labels,
         runner_name: job.runner_name,
-        runner_group_id: job.runner_group_id,
+        // GitHub sends 0 for no runner in some payloads.
+        runner_id: job.runner_id.filter(|id| *id != 0),
+        runner_group_id: job.runner_group_id.filter(|id| *id != 0),
         conclusion: job.conclusion,
         waited_secs,
     })
