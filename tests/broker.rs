@@ -1234,3 +1234,72 @@ async fn the_ec2_fetch_hook_proves_the_instance_s_identity() {
     );
     assert_eq!(got.as_deref(), Some(JIT));
 }
+
+/// One runner VM opening 400 idle connections (no TLS handshake) filled the broker's 256
+/// connections for 10 s each: every other instance went without its credential. Now one
+/// address holds at most its share, and a silent handshake is dropped within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_silence_the_broker_for_the_others() {
+    let redis = RedisServer::start();
+    let conn = store::connect(&redis.url).await.unwrap();
+    let b = Broker::new(conn.clone(), &manager_name("broker-flood"), vault());
+    let tls = tls_endpoint(&b).await;
+    let port: u16 = tls.url.rsplit(':').next().unwrap().parse().unwrap();
+    let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.5:0".parse().unwrap()).unwrap();
+        if let Ok(c) = socket.connect(target).await {
+            idle.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Another instance asks (a token the broker does not know: refused, but answered).
+    let ca = tls.dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.cert).unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "3",
+            ])
+            .arg("--cacert")
+            .arg(&ca)
+            .args(["-X", "POST", "-H", "Authorization: Bearer not-a-token"])
+            .arg(format!("https://localhost:{port}/v1/credential"))
+            .arg("--resolve")
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        code.starts_with('4'),
+        "answered while one address floods: {code} after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The flood's silent connections are dropped after the handshake deadline.
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    let first = &mut idle[0];
+    let closed = tokio::time::timeout(
+        endpoint::HANDSHAKE_TIMEOUT + Duration::from_secs(2),
+        first.read(&mut buf),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after the handshake deadline: {closed:?}"
+    );
+    drop(idle);
+}

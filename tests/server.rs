@@ -807,16 +807,24 @@ async fn the_body_limit_defaults_to_one_mib() {
 }
 
 /// Opens a connection that sends a delivery's head and never its body.
-fn stalled_post(addr: SocketAddr) -> std::net::TcpStream {
-    use std::io::Write;
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    c.write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nX-GitHub-Event: workflow_job\r\n\r\n")
-        .unwrap();
-    c
+
+/// A POST from `from` (a loopback address of this machine) whose declared body never comes.
+async fn stalled_post_from(addr: SocketAddr, from: &str) -> Option<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{from}:0").parse().ok()?).ok()?;
+    let mut c = socket.connect(addr).await.ok()?;
+    c.write_all(b"POST /webhook HTTP/1.1\r\nHost: t\r\nContent-Length: 7000\r\nX-GitHub-Event: workflow_job\r\n\r\n{")
+        .await
+        .ok()?;
+    Some(c)
 }
 
+/// Each slow POST held one of the in-flight slots for up to 10 s, so 200 of them from one
+/// address made GitHub's deliveries wait 5 s and get 503. A body is now read before its
+/// delivery takes a slot, and one that does not keep up the minimum rate is cut off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn past_max_in_flight_a_delivery_gets_503_unread() {
+async fn slow_bodies_hold_no_in_flight_slot_and_are_cut_off() {
     let redis = RedisServer::start();
     let s = start_with(&redis, "inflight", |st| {
         st.with_limits(server::Limits {
@@ -826,36 +834,80 @@ async fn past_max_in_flight_a_delivery_gets_503_unread() {
     })
     .await;
     let addr = s.addr;
-    let held: Vec<_> = (0..2).map(|_| stalled_post(addr)).collect();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(stalled_post_from(addr, "127.0.0.2").await.unwrap());
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = std::time::Instant::now();
-    let (st, head, _) = tokio::task::spawn_blocking(move || {
-        http(
-            addr,
-            "POST",
-            "/webhook",
-            &[
-                ("Content-Length", "1000"),
-                ("X-GitHub-Event", "workflow_job"),
-            ],
-            b"",
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(st, 503, "{head}");
-    // It waited for a slot (the stalled ones hold theirs until their bodies time out), unread.
-    let waited = start.elapsed();
-    assert!(
-        waited >= server::IN_FLIGHT_WAIT - Duration::from_millis(200)
-            && waited < server::BODY_TIMEOUT,
-        "{waited:?}"
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    assert_eq!(
+        deliver(addr, "workflow_job", "guid-slow", body).await,
+        (202, "queued\n".into())
     );
-    assert_eq!(s.state.metrics.count(Outcome::Busy), 1);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "a signed delivery does not wait behind slow bodies: {:?}",
+        start.elapsed()
+    );
+    // The slow ones are answered 400 and closed once they fall under the minimum rate.
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 256];
+    let c = &mut held[0];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut answer))
+        .await
+        .expect("answered within seconds")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(
+        start.elapsed() < server::BODY_GRACE + Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(
         get(addr, "/healthz").await.0,
         200,
         "other routes still answer"
+    );
+    drop(held);
+    s.stop().await;
+}
+
+/// One address may hold only its share of the connections: past it, 503 at once; another
+/// address (GitHub's) is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let redis = RedisServer::start();
+    let s = start_with(&redis, "peraddr", |st| {
+        st.with_limits(server::Limits {
+            max_connections_per_address: 4,
+            ..server::Limits::default()
+        })
+    })
+    .await;
+    let addr = s.addr;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(stalled_post_from(addr, "127.0.0.3").await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fifth = stalled_post_from(addr, "127.0.0.3").await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut answer))
+        .await
+        .expect("refused at once")
+        .unwrap_or(0);
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    let body = bytes(&fixture("workflow_job.queued.2"));
+    assert_eq!(
+        deliver(addr, "workflow_job", "guid-share", body).await,
+        (202, "queued\n".into())
     );
     drop(held);
     s.stop().await;
