@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
     ("prom", &[]),
+    ("addr_limit", &[]),
     ("fakes", &["model"]),
     ("config", &["model"]),
     ("conn", &["config"]),
@@ -20,7 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("worker", &["conn", "prom", "queue"]),
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
-    ("broker", &["config", "conn", "model"]),
+    ("broker", &["addr_limit", "config", "conn", "model"]),
     ("forge", &["config", "fakes", "model"]),
     (
         "backend",
@@ -44,7 +45,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "backend", "broker", "config", "forge", "manager", "model", "prom", "queue", "store",
+            "addr_limit",
+            "backend",
+            "broker",
+            "config",
+            "forge",
+            "manager",
+            "model",
+            "prom",
+            "queue",
+            "store",
             "worker",
         ],
     ),
