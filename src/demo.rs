@@ -181,6 +181,7 @@ fn setup(e: &dyn std::fmt::Display) -> DemoError {
 async fn world(
     forge: DemoForge,
     redis_url: Option<String>,
+    jobs: usize,
 ) -> Result<(World, tokio::net::TcpListener), DemoError> {
     let (own, url) = match redis_url {
         Some(u) => (None, u),
@@ -210,6 +211,10 @@ async fn world(
                 webhook_url,
                 webhook_secret: secret.clone(),
                 job_duration,
+                // The fake GitHub's hourly budget is sized to the burst (about 2 calls a job,
+                // health checks and group sync besides): a run of any size never waits for the
+                // window to reset.
+                rate_limit: demo_rate_limit(jobs),
                 ..SimOptions::default()
             })
             .await
@@ -357,6 +362,12 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     }
 }
 
+/// The fake GitHub's requests per hour for a burst of `jobs`: GitHub's 5,000, or ten calls a
+/// job when that is more.
+pub fn demo_rate_limit(jobs: usize) -> u64 {
+    (jobs as u64).saturating_mul(10).max(5_000)
+}
+
 /// Runs the demo; `progress` is told how many jobs completed so far.
 pub async fn run(
     forge: DemoForge,
@@ -364,7 +375,7 @@ pub async fn run(
     redis_url: Option<String>,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Report, DemoError> {
-    let (w, listener) = world(forge, redis_url).await?;
+    let (w, listener) = world(forge, redis_url, jobs).await?;
     let state = Arc::new(State::new(
         w.fake.scheme(),
         Secret::new(w.secret.clone()),
@@ -448,5 +459,18 @@ fn report(
         forge_calls_per_job: calls as f64 / jobs.max(1) as f64,
         webhooks_delivered: w.fake.delivered(),
         seconds,
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    /// Past about 1,400 jobs the demo stalled silently: the fake GitHub's hourly budget (5,000)
+    /// ran out and the workers waited for a reset an hour away.
+    #[test]
+    fn the_demo_s_fake_github_budget_covers_its_burst() {
+        assert_eq!(super::demo_rate_limit(100), 5_000);
+        for jobs in [1_400, 2_000, 100_000] {
+            assert!(super::demo_rate_limit(jobs) >= jobs as u64 * 5, "{jobs}");
+        }
     }
 }

@@ -62,3 +62,55 @@ fn completions_command_prints_the_same_scripts() {
     // The script asks runnerctl itself (clap_complete's dynamic engine).
     assert!(String::from_utf8_lossy(&out.stdout).contains("COMPLETE=\"bash\""));
 }
+
+/// `runnerctl.1` referred to `runnerctl-help(1)`, which does not exist, and the container hook's
+/// SYNOPSIS read `runnerctl container hook`: every page a man page names exists, and each
+/// page's synopsis is the command as typed.
+#[test]
+fn man_pages_name_only_pages_that_exist_and_commands_as_typed() {
+    let pages = runnerctl::cli::man_pages();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, text) in &pages {
+        let text = String::from_utf8_lossy(text).replace("\\-", "-");
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("runnerctl-") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .unwrap_or(tail.len());
+            let page = &tail[..end];
+            if tail[end..].starts_with("(1)") {
+                assert!(
+                    names.contains(&format!("{page}.1").as_str()),
+                    "{name} names {page}(1), which does not exist"
+                );
+            }
+            rest = &tail[end..];
+        }
+        if let Some(cmd) = name.strip_suffix(".1") {
+            let typed = cmd.replacen("runnerctl-", "runnerctl ", 1);
+            let synopsis = text
+                .split(".SH SYNOPSIS")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let words: Vec<&str> = typed.split(' ').collect();
+            let want = match words.as_slice() {
+                ["runnerctl"] => "runnerctl".to_string(),
+                [_, rest] => format!(
+                    "runnerctl {}",
+                    rest.replacen('-', " ", usize::from(!KEEP_DASH.contains(rest)))
+                ),
+                _ => typed.clone(),
+            };
+            assert!(
+                synopsis.contains(&format!("\\fB{want}")),
+                "{name}: the synopsis does not show `{want}`:\n{}",
+                &synopsis[..synopsis.len().min(200)]
+            );
+        }
+    }
+}
+
+/// Commands whose own name has a dash.
+const KEEP_DASH: &[&str] = &["container-hook"];

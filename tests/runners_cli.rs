@@ -287,6 +287,18 @@ async fn regression_exit_codes_follow_the_contract_for_forge_failures() {
         assert_eq!(code, Some(3), "{args:?}: {err}");
         assert!(err.contains("http://127.0.0.1:1"), "{args:?}: {err}");
     }
+    // The health check's row said `create 0 … failed` though nothing was attempted.
+    let (_, out, _) = run(&s, &["-o", "json", "healthcheck"]).await;
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[0]["action"], "skip", "{rows}");
+    assert_eq!(rows[0]["result"], "failed", "{rows}");
+    assert!(
+        rows[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not run"),
+        "{rows}"
+    );
 }
 
 /// A `rediss://` URL without TLS in the build made `worker` wait forever; now a URL the build

@@ -9,10 +9,11 @@ use std::path::PathBuf;
 #[command(
     name = "runnerctl",
     version,
-    about = "Run fleets of self-hosted GitHub Actions runners on virtual machines and containers",
-    long_about = "runnerctl creates a self-hosted runner for each queued GitHub Actions job, on the \
-                  backend of the job's runner group (AWS EC2, Google Compute Engine, Docker \
-                  or the built-in fake backend), and deletes it when the job completes. \
+    about = "Run fleets of self-hosted GitHub Actions and Gitea/Forgejo Actions runners on virtual machines and containers",
+    long_about = "runnerctl creates a self-hosted runner for each queued GitHub Actions (or \
+                  Gitea/Forgejo Actions) job, on the backend of the job's runner group (AWS EC2, \
+                  Google Compute Engine, VMware vSphere, Docker or the built-in fake backend), \
+                  and deletes it when the job completes. \
                   State and the task queue live in Redis, so several `serve` and `worker` \
                   processes can share the work.\n\n\
                   Exit codes: 0 success; 1 the command ran and found a problem; 2 usage or \

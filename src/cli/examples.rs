@@ -331,7 +331,7 @@ pub fn config_page() -> Vec<u8> {
         ".TH RUNNERCTL.YAML 5 \"\" \"runnerctl\" \"File Formats\"\n.SH NAME\nrunnerctl.yaml \\- the configuration of runnerctl\n.SH SYNOPSIS\n/etc/runnerctl/config.yaml\n.SH DESCRIPTION\n",
     );
     s.push_str(&roff(
-        "One YAML file configures a runnerctl manager: its name, the forge (github: or gitea:) and its credentials, Redis, the webhook endpoint, the task queue and workers, the optional credential broker, the backends (fake, docker, aws, gcp) and the runner groups. Validation is strict: unknown keys are errors, and every problem is reported with its file, line and column (runnerctl config validate). Secrets are never written inline: each secret key <key> is read from an environment variable (<key>_env) or a file (<key>_file). Durations are written like 90s, 10m, 12h, 1h30m.",
+        "One YAML file configures a runnerctl manager: its name, the forge (github: or gitea:) and its credentials, Redis, the webhook endpoint, the task queue and workers, the optional credential broker, the backends (fake, docker, aws, gcp, vsphere) and the runner groups (for GitHub, or for Gitea and Forgejo with forge: gitea). Validation is strict: unknown keys are errors, and every problem is reported with its file, line and column (runnerctl config validate). Secrets are never written inline: each secret key <key> is read from an environment variable (<key>_env) or a file (<key>_file). Durations are written like 90s, 10m, 12h, 1h30m.",
     ));
     s.push_str("\n.SH EXAMPLE\nThe complete, documented example (runnerctl config example prints it):\n.PP\n.nf\n");
     for line in crate::config::EXAMPLE.lines() {

@@ -381,26 +381,37 @@ pub fn completion(shell: clap_complete::Shell) -> Vec<u8> {
 /// Man pages: `runnerctl.1` and one per subcommand (`runnerctl-groups-sync.1`), as
 /// (file name, roff text).
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
-    let mut cmd = command();
+    // No `help` subcommand in the pages: it has no page of its own to refer to.
+    let mut cmd = without_help_subcommand(command());
     cmd.build();
     let mut pages = Vec::new();
-    collect_man(&cmd, "runnerctl", &mut pages);
+    collect_man(&cmd, "runnerctl", "runnerctl", &mut pages);
     pages.push(("runnerctl.yaml.5".into(), examples::config_page()));
     pages
 }
 
-fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) {
-    let named = cmd
-        .clone()
-        .name(name.to_string())
-        .bin_name(name.replace('-', " "));
+fn without_help_subcommand(mut cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for n in names {
+        cmd = cmd.mut_subcommand(&n, without_help_subcommand);
+    }
+    cmd.disable_help_subcommand(true)
+}
+
+/// The page `name` (`runnerctl-container-hook`) of `cmd`, invoked as `bin` (`runnerctl
+/// container-hook`), and its subcommands' pages.
+fn collect_man(cmd: &clap::Command, name: &str, bin: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+    let named = cmd.clone().name(name.to_string()).bin_name(bin.to_string());
     let mut buf = Vec::new();
     let man = clap_mangen::Man::new(named);
-    let path = name
+    let path = bin
         .strip_prefix("runnerctl")
         .unwrap_or("")
-        .trim_start_matches('-')
-        .replace('-', " ");
+        .trim()
+        .to_string();
     // clap's sections, then the examples, exit status, environment and files.
     man.render_title(&mut buf)
         .and_then(|_| man.render_name_section(&mut buf))
@@ -423,7 +434,12 @@ fn collect_man(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>
         if sub.get_name() == "help" {
             continue;
         }
-        collect_man(sub, &format!("{name}-{}", sub.get_name()), pages);
+        collect_man(
+            sub,
+            &format!("{name}-{}", sub.get_name()),
+            &format!("{bin} {}", sub.get_name()),
+            pages,
+        );
     }
 }
 

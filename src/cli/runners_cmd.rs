@@ -303,11 +303,11 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Res
             match pass {
                 Ok(d) => all.extend(d),
                 Err(e) => {
+                    // Nothing was attempted: the row says the pass did not run, and why.
                     all.push(Done {
                         group: g.name.clone(),
-                        action: crate::manager::plan::Action::Create {
-                            count: 0,
-                            reason: "health check".into(),
+                        action: crate::manager::plan::Action::Skip {
+                            reason: "the pass could not run; nothing was done".into(),
                         },
                         result: HealthResult::Failed(e.to_string()),
                     });

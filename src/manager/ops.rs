@@ -482,8 +482,8 @@ impl Manager {
     /// Makes (or resumes making) the runner `name`, whose record exists. Checks the record at
     /// every step: when it vanished, what this attempt made is removed again.
     async fn make(&self, g: &RunnerGroup, name: &str, want: Want) -> Result<Made, Failure> {
-        let record = match self.claim(name).await? {
-            Ok(record) => record,
+        let (record, first_attempt) = match self.claim(name).await? {
+            Ok(claimed) => claimed,
             Err(made) => return Ok(made),
         };
         if let Want::Demand { min_free } = want {
@@ -503,8 +503,13 @@ impl Manager {
             if let Some(made) = self.resume(g, &scope, &record).await? {
                 return Ok(made);
             }
-        } else if let Some(made) = self.resume_unrecorded(g, &scope, name).await? {
-            return Ok(made);
+        } else if !first_attempt {
+            // An earlier attempt may have registered it (its answer lost) or started it: look.
+            // A first attempt cannot have, and does not list the scope's runners (a call per
+            // 100 runners on every creation).
+            if let Some(made) = self.resume_unrecorded(g, &scope, name).await? {
+                return Ok(made);
+            }
         }
         let (forge_id, credential) = self.register(g, &scope, name).await?;
         let patch = RunnerPatch {
@@ -562,7 +567,9 @@ impl Manager {
 
     /// Moves a reserved (or creating) record to creating and returns it; what to report when
     /// the record is gone or was made already.
-    async fn claim(&self, name: &str) -> Result<Result<Runner, Made>, Failure> {
+    /// Moves the record to `creating`. With it, whether this is the first attempt (the record
+    /// was still `reserved`: nothing can have been registered or started for it yet).
+    async fn claim(&self, name: &str) -> Result<Result<(Runner, bool), Made>, Failure> {
         match self
             .store
             .update(
@@ -575,9 +582,12 @@ impl Manager {
         {
             Transition::Missing => Ok(Err(Made::Vanished)),
             Transition::Refused(_) => Ok(Err(Made::Exists)),
-            Transition::Done(_) => Ok(Ok(self.store.get(name).await?.ok_or_else(|| {
-                Failure::transient(format!("the record of runner {name} vanished"))
-            })?)),
+            Transition::Done(before) => {
+                let record = self.store.get(name).await?.ok_or_else(|| {
+                    Failure::transient(format!("the record of runner {name} vanished"))
+                })?;
+                Ok(Ok((record, before == RunnerStatus::Reserved)))
+            }
         }
     }
 
