@@ -1448,16 +1448,11 @@ fn runner_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
     let (query, scope_key) = (c.query, &c.scope_key);
     Some(match (c.method, c.scope, c.rest) {
         (&Method::GET, _, ["actions", "runners"]) => {
-            let all: Vec<Value> = w
-                .runners
-                .iter()
-                .filter(|r| r.scope == *scope_key)
-                .map(runner_json)
-                .collect();
-            (
-                200,
-                json!({ "total_count": all.len(), "runners": page(&all, query) }),
-            )
+            // The page is cut before it is written out: a listing of N runners costs N/100
+            // pages of 100, not N/100 times N.
+            let all: Vec<&SimRunner> = w.runners.iter().filter(|r| r.scope == *scope_key).collect();
+            let runners: Vec<Value> = page(&all, query).into_iter().map(runner_json).collect();
+            (200, json!({ "total_count": all.len(), "runners": runners }))
         }
         (&Method::GET, _, ["actions", "runners", id]) => match w
             .runners
