@@ -42,7 +42,7 @@ fn settings(manager: &str, dir: &std::path::Path, redis: &str, forge: &str) -> i
         (regex::escape(redis), "[redis]"),
         (regex::escape(forge), "[forge]"),
         (
-            format!("{}-linux-[0-9a-f]{{10}}", regex::escape(manager)),
+            format!("{}-linux-[0-9a-z][0-9a-f]{{10}}", regex::escape(manager)),
             "[runner]",
         ),
         (regex::escape(manager), "[manager]"),

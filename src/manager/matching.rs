@@ -217,9 +217,14 @@ pub enum EventRunner {
 }
 
 /// [`EventRunner`] from what is known: `registered`, the forge's id of our runner of that name
-/// (from our record, or our scope's listing; None when we know of none); `our_group`, our
-/// group's id on the forge; and the event's runner and group ids. An event without a runner id
-/// (a task of runnerctl 0.1; GitHub's and Gitea's deliveries carry it) is taken by name.
+/// (from our record, or else our scope's listing); `our_group`, our group's id on the forge;
+/// and the event's runner and group ids.
+///
+/// Taken by name: an event without a runner id (a task of runnerctl 0.1; GitHub's and Gitea's
+/// deliveries carry it), and one about a runner of ours whose id we do not know and that our
+/// scope does not list (`registered` None: one registered with a token that has already
+/// removed itself after its job, as Gitea's ephemeral runners do). Such a runner is not
+/// registered, so it runs no job: acting on the event cannot cost one.
 pub fn event_runner(
     registered: Option<u64>,
     our_group: Option<u64>,
@@ -229,18 +234,10 @@ pub fn event_runner(
     let Some(id) = event_runner_id else {
         return EventRunner::Ours;
     };
-    match registered {
-        None => {
-            return EventRunner::Impostor(format!(
-                "the event's runner (id {id}) is not registered in our scope"
-            ))
-        }
-        Some(ours) if ours != id => {
-            return EventRunner::Impostor(format!(
-                "the event's runner has id {id}; ours of that name has id {ours}"
-            ))
-        }
-        Some(_) => {}
+    if let Some(ours) = registered.filter(|ours| *ours != id) {
+        return EventRunner::Impostor(format!(
+            "the event's runner has id {id}; ours of that name has id {ours}"
+        ));
     }
     match (our_group, event_group_id) {
         (Some(ours), Some(theirs)) if ours != theirs => EventRunner::Impostor(format!(
@@ -408,8 +405,10 @@ mod tests {
             event_runner(Some(5), Some(2), Some(5), Some(3)),
             Impostor(_)
         ));
+        // Our runner's id unknown and not listed: it runs no job; taken by name.
+        assert_eq!(event_runner(None, Some(2), Some(5), Some(2)), Ours);
         assert!(matches!(
-            event_runner(None, Some(2), Some(5), Some(2)),
+            event_runner(None, Some(2), Some(5), Some(3)),
             Impostor(_)
         ));
         // A task of runnerctl 0.1 carries no runner id: taken by name.

@@ -68,30 +68,7 @@ pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> Stri
             f64::from(n),
         );
     }
-    header(
-        &mut out,
-        "runnerctl_jobs_oldest_waiting_seconds",
-        "gauge",
-        "How long the group's oldest waiting job has waited (0 when none waits).",
-    );
-    for (g, s) in oldest {
-        sample(
-            &mut out,
-            "runnerctl_jobs_oldest_waiting_seconds",
-            &["group"],
-            &[g],
-            s as f64,
-        );
-    }
-    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), queue.workers_alive()).await {
-        header(
-            &mut out,
-            "runnerctl_workers_alive",
-            "gauge",
-            "Workers that said they were alive within the last minute (by Redis's clock).",
-        );
-        sample(&mut out, "runnerctl_workers_alive", &[], &[], n as f64);
-    }
+    waits_and_workers(&mut out, queue, oldest).await;
     if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(2), queue.depth()).await {
         header(&mut out, "runnerctl_queue_tasks", "gauge", "Tasks of the queue by state: waiting, delayed (for a retry), in_flight (held by a worker), dead.");
         for (state, n) in [
@@ -131,6 +108,34 @@ pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> Stri
         }
     }
     out
+}
+
+/// The age of each group's oldest waiting job, and the workers alive.
+async fn waits_and_workers(out: &mut String, queue: &Queue, oldest: Vec<(String, u64)>) {
+    header(
+        out,
+        "runnerctl_jobs_oldest_waiting_seconds",
+        "gauge",
+        "How long the group's oldest waiting job has waited (0 when none waits).",
+    );
+    for (g, s) in oldest {
+        sample(
+            out,
+            "runnerctl_jobs_oldest_waiting_seconds",
+            &["group"],
+            &[g],
+            s as f64,
+        );
+    }
+    if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), queue.workers_alive()).await {
+        header(
+            out,
+            "runnerctl_workers_alive",
+            "gauge",
+            "Workers that said they were alive within the last minute (by Redis's clock).",
+        );
+        sample(out, "runnerctl_workers_alive", &[], &[], n as f64);
+    }
 }
 
 /// A worker's `/metrics`: its tasks, health-check actions and create durations, the forge's
