@@ -309,9 +309,11 @@ end
 "#;
 
 /// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset,
-/// data marker (written with the first record, see [`Marker`]), then the members' keys.
-/// ARGV max, name, mode ('explicit' or 'demand'), min_free, the members (comma separated),
-/// then field/value pairs of the record. -2: the members changed meanwhile.
+/// data marker (written with the first record, see [`Marker`]), the runner's history list,
+/// then the members' keys. ARGV max, name, mode ('explicit' or 'demand'), min_free, the members
+/// (comma separated), the history entry's detail, the history's length and time to live
+/// (seconds), then field/value pairs of the record. A reservation is appended to the history
+/// in the same step. -2: the members changed meanwhile.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{SUPPLY_LUA}{}",
@@ -321,7 +323,7 @@ local held = redis.call('SCARD', KEYS[1])
 if ARGV[3] == 'demand' then
   local names = split(ARGV[5])
   if not members_match(KEYS[1], names) then return {-2, 0, 0} end
-  local free = free_count(names, 7, '')
+  local free = free_count(names, 8, '')
   local want = math.max(waiting_count(KEYS[5]), tonumber(ARGV[4]))
   if free >= want then return {2, free, want} end
 end
@@ -330,9 +332,12 @@ if redis.call('EXISTS', KEYS[6]) == 0 then
   redis.call('HSET', KEYS[6], 'created_at', now_secs(), 'hold_until', 0)
 end
 redis.call('SADD', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 9))
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('RPUSH', KEYS[7], cjson.encode({at = now_secs(), event = 'reserved', detail = ARGV[6]}))
+redis.call('LTRIM', KEYS[7], -tonumber(ARGV[7]), -1)
+redis.call('EXPIRE', KEYS[7], tonumber(ARGV[8]))
 return {1, held + 1, 0}
 "#
     ))
@@ -433,9 +438,11 @@ pub struct Event {
     pub detail: String,
 }
 
-/// Update: KEYS runner hash, then the status sets in the order of ARGV 1. ARGV the statuses
-/// (comma separated), new status ('' keeps it), expected statuses (comma separated, '' for
-/// any), then field/value pairs ('' value deletes the field).
+/// Update: KEYS runner hash, then the status sets in the order of ARGV 1, then the runner's
+/// history list. ARGV the statuses (comma separated), new status ('' keeps it), expected
+/// statuses (comma separated, '' for any), the history entry's detail, the history's length
+/// and time to live (seconds), then field/value pairs ('' value deletes the field). A change of
+/// status is appended to the history in the same step (no second round trip).
 /// Returns {'missing'} or {'refused', current} or {'done', previous}.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
@@ -454,9 +461,15 @@ if ARGV[2] ~= '' and ARGV[2] ~= cur then
   redis.call('SADD', status_key(ARGV[1], 2, ARGV[2]), name)
   redis.call('HSET', KEYS[1], 'status', ARGV[2])
 end
-for i = 4, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
   else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+if ARGV[2] ~= '' and ARGV[2] ~= cur then
+  local h = KEYS[#KEYS]
+  redis.call('RPUSH', h, cjson.encode({at = now_secs(), event = ARGV[2], detail = ARGV[4]}))
+  redis.call('LTRIM', h, -tonumber(ARGV[5]), -1)
+  redis.call('EXPIRE', h, tonumber(ARGV[6]))
 end
 return {'done', cur}
 "#
@@ -540,6 +553,17 @@ impl RedisStore {
     /// for demand, while free runners do not cover the waiting jobs), and records it, in one
     /// atomic step. The manager gives records Redis's clock (`now`) as `created_at`.
     pub async fn reserve(&self, runner: &Runner, max: u32, want: Want) -> Result<Reservation> {
+        self.reserve_noting(runner, max, want, "").await
+    }
+
+    /// [`RedisStore::reserve`], the runner's history saying why it was made (`detail`).
+    pub async fn reserve_noting(
+        &self,
+        runner: &Runner,
+        max: u32,
+        want: Want,
+        detail: &str,
+    ) -> Result<Reservation> {
         let (mode, min_free) = match want {
             Want::Explicit => ("explicit", 0),
             Want::Demand { min_free } => ("demand", min_free),
@@ -553,13 +577,17 @@ impl RedisStore {
                 .key(self.status_key(runner.status))
                 .key(self.all_key())
                 .key(self.waiting_key(&runner.group))
-                .key(self.marker_key());
+                .key(self.marker_key())
+                .key(self.history_key(&runner.name));
             self.member_keys(&mut inv, &members);
             inv.arg(max)
                 .arg(&runner.name)
                 .arg(mode)
                 .arg(min_free)
-                .arg(members.join(","));
+                .arg(members.join(","))
+                .arg(detail)
+                .arg(HISTORY_LEN)
+                .arg(HISTORY_TTL.as_secs());
             for (k, v) in to_fields(runner) {
                 inv.arg(k).arg(v);
             }
@@ -676,9 +704,19 @@ impl RedisStore {
         expect: &[RunnerStatus],
         patch: &RunnerPatch,
     ) -> Result<Transition> {
+        // The history entry's detail, used only when the status changes.
+        let detail: Vec<String> = patch
+            .pairs()
+            .into_iter()
+            .filter(|(k, v)| {
+                !v.is_empty() && matches!(*k, "instance_id" | "forge_id" | "job_id" | "error")
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let mut inv = UPDATE.prepare_invoke();
         inv.key(self.runner_key(name));
         self.status_keys(&mut inv);
+        inv.key(self.history_key(name));
         inv.arg(STATUS_NAMES.as_str())
             .arg(status.map(|s| s.as_str()).unwrap_or(""))
             .arg(
@@ -687,7 +725,10 @@ impl RedisStore {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(","),
-            );
+            )
+            .arg(detail.join(" "))
+            .arg(HISTORY_LEN)
+            .arg(HISTORY_TTL.as_secs());
         for (k, v) in patch.pairs() {
             inv.arg(k).arg(v);
         }
@@ -701,23 +742,7 @@ impl RedisStore {
                 })
         };
         match reply.first().map(String::as_str) {
-            Some("done") => {
-                let before = parse(reply.get(1))?;
-                if let Some(after) = status.filter(|s| *s != before) {
-                    let detail: Vec<String> = patch
-                        .pairs()
-                        .into_iter()
-                        .filter(|(k, v)| {
-                            !v.is_empty()
-                                && matches!(*k, "instance_id" | "forge_id" | "job_id" | "error")
-                        })
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect();
-                    self.record_event(name, after.as_str(), &detail.join(" "))
-                        .await;
-                }
-                Ok(Transition::Done(before))
-            }
+            Some("done") => Ok(Transition::Done(parse(reply.get(1))?)),
             Some("refused") => Ok(Transition::Refused(parse(reply.get(1))?)),
             _ => Ok(Transition::Missing),
         }

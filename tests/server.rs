@@ -806,8 +806,6 @@ async fn the_body_limit_defaults_to_one_mib() {
     s.stop().await;
 }
 
-/// Opens a connection that sends a delivery's head and never its body.
-
 /// A POST from `from` (a loopback address of this machine) whose declared body never comes.
 async fn stalled_post_from(addr: SocketAddr, from: &str) -> Option<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;

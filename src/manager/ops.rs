@@ -437,14 +437,16 @@ impl Manager {
         let name = self.runner_name(g, seed);
         let now = self.store.now().await?;
         let record = Runner::reserved(&name, &g.name, &g.backend, g.labels.clone(), for_job, now);
-        match self.store.reserve(&record, g.max_runners, want).await? {
+        // The history's `reserved` entry is written by the reservation itself.
+        let why = origin(seed, for_job);
+        match self
+            .store
+            .reserve_noting(&record, g.max_runners, want, &why)
+            .await?
+        {
             Reservation::Full { held } => return Ok(Created::Full { held }),
             Reservation::Covered { .. } => return Ok(Created::Covered),
-            Reservation::Reserved { .. } => {
-                self.store
-                    .record_event(&name, "reserved", &origin(seed, for_job))
-                    .await;
-            }
+            Reservation::Reserved { .. } => {}
             Reservation::Exists => match self.store.get(&name).await? {
                 Some(r) if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) => {
                     tracing::info!(runner = %name, "resuming a runner creation");
