@@ -76,18 +76,7 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(support::bin())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("GH", "t")
-            .env("HOOK", "metrics-webhook-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run = |args: &[&str]| spawn(&config, args);
     assert!(run(&["groups", "sync"]).wait().unwrap().success());
     let mut serve = run(&["serve"]);
     let mut worker = run(&["worker"]);
@@ -222,6 +211,21 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
     );
 }
 
+/// `runnerctl --config CONFIG ARGS…` in the background, with the token and webhook secret the
+/// tests' configurations name.
+fn spawn(config: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(support::bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GH", "t")
+        .env("HOOK", "metrics-webhook-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs Debian's `promtool` with `args` (and `input` on stdin): whether it passed, what it said.
 fn promtool(args: &[&str], input: Option<&str>) -> (bool, String) {
     use std::io::Write;
@@ -301,18 +305,7 @@ async fn an_idle_serve_reports_redis_up_the_broker_and_the_workers_alive() {
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| {
-        Command::new(support::bin())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("GH", "t")
-            .env("HOOK", "metrics-webhook-secret")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let run = |args: &[&str]| spawn(&config, args);
     let mut serve = run(&["serve"]);
     let first = support::eventually(Duration::from_secs(20), || async { scrape(serve_metrics) })
         .await

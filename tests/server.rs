@@ -806,6 +806,17 @@ async fn the_body_limit_defaults_to_one_mib() {
     s.stop().await;
 }
 
+/// The first bytes `serve` sends on `c` within `limit` (empty when it closed without a word).
+async fn answer_within(c: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(limit, c.read(&mut answer))
+        .await
+        .expect("answered in time")
+        .unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
 /// A POST from `from` (a loopback address of this machine) whose declared body never comes.
 async fn stalled_post_from(addr: SocketAddr, from: &str) -> Option<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;
@@ -849,14 +860,7 @@ async fn slow_bodies_hold_no_in_flight_slot_and_are_cut_off() {
         start.elapsed()
     );
     // The slow ones are answered 400 and closed once they fall under the minimum rate.
-    use tokio::io::AsyncReadExt;
-    let mut answer = vec![0u8; 256];
-    let c = &mut held[0];
-    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut answer))
-        .await
-        .expect("answered within seconds")
-        .unwrap();
-    let head = String::from_utf8_lossy(&answer[..n]).to_string();
+    let head = answer_within(&mut held[0], Duration::from_secs(5)).await;
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
     assert!(
         start.elapsed() < server::BODY_GRACE + Duration::from_secs(2),
@@ -891,17 +895,8 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = stalled_post_from(addr, "127.0.0.3").await.unwrap();
-    use tokio::io::AsyncReadExt;
-    let mut answer = vec![0u8; 256];
-    let n = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut answer))
-        .await
-        .expect("refused at once")
-        .unwrap_or(0);
-    assert!(
-        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 503"),
-        "{}",
-        String::from_utf8_lossy(&answer[..n])
-    );
+    let head = answer_within(&mut fifth, Duration::from_secs(2)).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
     let body = bytes(&fixture("workflow_job.queued.2"));
     assert_eq!(
         deliver(addr, "workflow_job", "guid-share", body).await,
