@@ -218,9 +218,8 @@ impl Serialize for HealthResult {
     }
 }
 
-/// How long a job queued by webhook counts as waiting when no event clears it.
-/// How long a queued job counts as waiting at most (its score in the group's waiting set is
-/// when it stops).
+/// How long a job queued by webhook counts as waiting when no event clears it (its score in
+/// the group's waiting set is when it stops).
 pub const WAITING_TTL: Duration = Duration::from_secs(86_400);
 /// The lock a task holds while it works on one runner, renewed while it works.
 const RUNNER_LOCK_TTL: Duration = Duration::from_secs(10);
@@ -567,10 +566,9 @@ impl Manager {
         Ok(Made::Started)
     }
 
-    /// Moves a reserved (or creating) record to creating and returns it; what to report when
-    /// the record is gone or was made already.
-    /// Moves the record to `creating`. With it, whether this is the first attempt (the record
-    /// was still `reserved`: nothing can have been registered or started for it yet).
+    /// Moves a reserved (or creating) record to creating and returns it, with whether this is
+    /// the first attempt (the record was still `reserved`: nothing can have been registered or
+    /// started for it yet); what to report when the record is gone or was made already.
     async fn claim(&self, name: &str) -> Result<Result<(Runner, bool), Made>, Failure> {
         match self
             .store
@@ -632,10 +630,9 @@ impl Manager {
         }
     }
 
-    /// Takes a lock that is held only for a moment, waiting up to 10 s for it.
-    /// The lock is held for about one forge call, so it is asked for again soon: after 2 ms,
-    /// then twice as long each time up to 50 ms (a fixed 100 ms made every creation of a burst
-    /// on Gitea wait in line, p95 over 300 ms).
+    /// Takes a lock that is held only for a moment (about one forge call), waiting up to 10 s
+    /// for it: asked for again after 2 ms, then twice as long each time up to 50 ms (a fixed
+    /// 100 ms made every creation of a burst on Gitea wait in line, p95 over 300 ms).
     async fn lock_briefly(&self, lock: &str) -> Result<String, Failure> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
