@@ -131,6 +131,8 @@ async fn the_doctor_finds_what_fails_at_run_time() {
     assert_eq!(code, Some(1));
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status_of(&report, "redis"), "fail");
+    // The clock row was missing with Redis down: it is there, skipped.
+    assert_eq!(status_of(&report, "clock"), "skip");
     assert_eq!(status_of(&report, "forge runners (octo-org)"), "fail");
 
     // An invalid file: exit 2, the config line says why.

@@ -72,6 +72,12 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
         Ok(c) => c,
         Err(e) => {
             out.push(check("redis", Status::Fail, e));
+            // Every check has its row: the clock is compared with Redis's, which did not answer.
+            out.push(check(
+                "clock",
+                Status::Skip,
+                "not compared: Redis is unreachable".to_string(),
+            ));
             return false;
         }
     };
@@ -120,22 +126,28 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
         }
     }
     let store = crate::store::RedisStore::new(conn, &config.name);
-    if let Ok(ms) = store.now_ms().await {
-        let here = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let skew = (here - ms as i64).abs() / 1000;
-        out.push(if skew > 30 {
-            check(
-                "clock",
-                Status::Warn,
-                format!("this host's clock is {skew}s off Redis's (runnerctl uses Redis's; logs here will disagree)"),
-            )
-        } else {
-            check("clock", Status::Ok, format!("within {skew}s of Redis's"))
-        });
-    }
+    let Ok(ms) = store.now_ms().await else {
+        out.push(check(
+            "clock",
+            Status::Skip,
+            "not compared: Redis did not tell its time".to_string(),
+        ));
+        return true;
+    };
+    let here = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let skew = (here - ms as i64).abs() / 1000;
+    out.push(if skew > 30 {
+        check(
+            "clock",
+            Status::Warn,
+            format!("this host's clock is {skew}s off Redis's (runnerctl uses Redis's; logs here will disagree)"),
+        )
+    } else {
+        check("clock", Status::Ok, format!("within {skew}s of Redis's"))
+    });
     true
 }
 
