@@ -1128,27 +1128,23 @@ impl Manager {
         let registered = match record.and_then(|r| r.forge_id) {
             Some(id) => Some(id),
             // Registered with a token (Gitea): the forge's id is learnt from our scope's
-            // listing, and kept in the record for the next event.
-            None => match self.forge.list_runners(&Self::scope(g)).await {
-                Ok(all) => {
-                    let id = all.into_iter().find(|f| f.name == runner).map(|f| f.id);
-                    if let Some(id) = id {
-                        let patch = RunnerPatch {
-                            forge_id: Some(Some(id)),
-                            ..Default::default()
-                        };
-                        self.store.update(runner, None, &[], &patch).await?;
-                    }
-                    id
+            // listing, and kept in the record for the next event. Not listed (or a forge that
+            // cannot list, Gitea before 1.24): the runner is not registered, and the event is
+            // taken by its name (`event_runner`).
+            None => {
+                let found = self
+                    .registration(&Self::scope(g), runner)
+                    .await?
+                    .map(|f| f.id);
+                if let Some(id) = found {
+                    let patch = RunnerPatch {
+                        forge_id: Some(Some(id)),
+                        ..Default::default()
+                    };
+                    self.store.update(runner, None, &[], &patch).await?;
                 }
-                // A forge that cannot list its runners (Gitea before 1.24): the name is all
-                // there is to go by.
-                Err(ForgeError::Unsupported(why)) => {
-                    tracing::debug!(runner, "{why}; the job event is taken by the runner's name");
-                    return Ok(true);
-                }
-                Err(e) => return Err(e.into()),
-            },
+                found
+            }
         };
         let our_group = match who.runner_group_id {
             Some(_) => self.forge_group_id(g).await?,
