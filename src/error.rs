@@ -119,6 +119,19 @@ impl Error {
 }
 
 impl Error {
+    /// One error for several outcomes that failed, summed up by `summary`: the first cause
+    /// decides the exit code (an unreachable forge 3, refused credentials 2), a problem found
+    /// (a busy runner) is 1 when nothing failed.
+    pub fn summing(summary: String, causes: Vec<Error>) -> Error {
+        match causes.into_iter().next() {
+            Some(first) => Error::Several {
+                first: Box::new(first),
+                all: vec![summary],
+            },
+            None => Error::Problem(summary),
+        }
+    }
+
     /// The process's exit status: [`exit_code`](Self::exit_code), except that a container
     /// step's own status is the hook's (the runner shows it as the step's).
     pub fn status(&self) -> i32 {

@@ -266,8 +266,10 @@ pub enum Retried {
 pub struct TaskView {
     /// `waiting`, `in-flight`, `delayed` or `dead`.
     pub state: &'static str,
-    /// Stream entry id (for dead tasks, the id to requeue).
-    pub entry: String,
+    /// Stream entry id (its first part is when it was added, in unix ms); `None` for a delayed
+    /// task, which waits outside the stream.
+    pub entry: Option<String>,
+    /// The task's id, kept across retries; `tasks requeue` takes it (or the entry).
     pub id: String,
     pub kind: String,
     pub attempt: u32,
@@ -867,13 +869,16 @@ impl Queue {
             .collect())
     }
 
-    /// Puts dead tasks back on the queue with their attempts reset: the one with stream entry
-    /// `entry`, or all of them. Returns how many.
-    pub async fn requeue(&self, entry: Option<&str>) -> Result<usize> {
+    /// Puts dead tasks back on the queue with their attempts reset: the one with task id (or
+    /// dead-letter entry) `id`, or all of them. Returns how many.
+    pub async fn requeue(&self, id: Option<&str>) -> Result<usize> {
         let dead = self.dead().await?;
-        let chosen: Vec<&TaskView> = match entry {
+        let chosen: Vec<&TaskView> = match id {
             Some(id) => {
-                let found: Vec<&TaskView> = dead.iter().filter(|t| t.entry == id).collect();
+                let found: Vec<&TaskView> = dead
+                    .iter()
+                    .filter(|t| t.id == id || t.entry.as_deref() == Some(id))
+                    .collect();
                 if found.is_empty() {
                     return Err(QueueError::NoSuchTask(id.to_string()));
                 }
@@ -884,12 +889,9 @@ impl Queue {
         let mut c = self.conn.clone();
         let mut n = 0;
         for t in chosen {
+            let Some(entry) = &t.entry else { continue };
             let raw: Vec<redis::streams::StreamId> = c
-                .xrange::<_, _, _, redis::streams::StreamRangeReply>(
-                    self.dead_key(),
-                    &t.entry,
-                    &t.entry,
-                )
+                .xrange::<_, _, _, redis::streams::StreamRangeReply>(self.dead_key(), entry, entry)
                 .await?
                 .ids;
             let Some(raw) = raw.into_iter().next() else {
@@ -908,7 +910,7 @@ impl Queue {
             let mut inv = REQUEUE.prepare_invoke();
             inv.key(self.dead_key())
                 .key(self.stream_key())
-                .arg(&t.entry)
+                .arg(entry)
                 .arg(payload);
             let done: i64 = inv.invoke_async(&mut c).await?;
             n += done as usize;
@@ -956,7 +958,7 @@ fn view(
     match &d.envelope {
         Ok(env) => TaskView {
             state,
-            entry: d.entry.clone(),
+            entry: (!d.entry.is_empty()).then(|| d.entry.clone()),
             id: env.id.clone(),
             kind: env.task.kind().to_string(),
             attempt: env.attempt,
@@ -969,8 +971,9 @@ fn view(
         },
         Err(reason) => TaskView {
             state,
-            entry: d.entry.clone(),
-            id: String::new(),
+            entry: (!d.entry.is_empty()).then(|| d.entry.clone()),
+            // Unreadable: its entry is the only name it has.
+            id: d.entry.clone(),
             kind: "unreadable".into(),
             attempt: 0,
             consumer,

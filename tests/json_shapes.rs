@@ -8,27 +8,114 @@ mod support;
 use runnerctl::forge::sim::Sim;
 use runnerctl::queue::{Queue, QueueOptions, Task};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use support::RedisServer;
 
 const TOKEN: &str = "ghp_shapes";
 
+/// A documented example with the enumerations its paragraph lists (field → values).
+struct Documented {
+    example: Value,
+    values: BTreeMap<String, BTreeSet<String>>,
+}
+
 /// The documented examples, by command.
-fn documented() -> BTreeMap<String, Value> {
+fn documented() -> BTreeMap<String, Documented> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut out = BTreeMap::new();
     let mut rest = readme.as_str();
     while let Some(at) = rest.find("<!-- shape: ") {
+        // The paragraph before the marker lists the values of its enumerations.
+        let before = rest[..at].trim_end();
+        let paragraph = &before[before.rfind("\n\n").map_or(0, |i| i + 2)..];
+        let values = enumerations(paragraph);
         rest = &rest[at + "<!-- shape: ".len()..];
         let name = rest[..rest.find(" -->").unwrap()].to_string();
         let start = rest.find("```json\n").unwrap() + "```json\n".len();
         let end = start + rest[start..].find("\n```").unwrap();
         let example: Value = serde_json::from_str(&rest[start..end])
             .unwrap_or_else(|e| panic!("README's `{name}` example is not JSON: {e}"));
-        out.insert(name, example);
+        out.insert(name, Documented { example, values });
     }
     out
+}
+
+/// The enumerations of a paragraph, written `` `field`: `a`, `b` (a remark), `c` or `d` ``.
+fn enumerations(prose: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let prose = prose.replace('\n', " ");
+    let is_name = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    let mut out = BTreeMap::new();
+    let mut rest = prose.as_str();
+    while let Some(i) = rest.find("`: `") {
+        let field = &rest[rest[..i].rfind('`').map_or(0, |j| j + 1)..i];
+        let mut t = &rest[i + 3..];
+        rest = t;
+        if !is_name(field) {
+            continue;
+        }
+        let mut values = BTreeSet::new();
+        loop {
+            t = t.trim_start();
+            if let Some(v) = t.strip_prefix('`') {
+                let Some(end) = v.find('`') else { break };
+                values.insert(v[..end].to_string());
+                t = &v[end + 1..];
+            } else if t.starts_with('(') {
+                // A remark, perhaps with parentheses of its own.
+                let mut depth = 0;
+                let end = t
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += match c {
+                            '(' => 1,
+                            ')' => -1,
+                            _ => 0,
+                        };
+                        depth == 0
+                    })
+                    .map_or(t.len(), |(j, _)| j + 1);
+                t = &t[end..];
+            } else if let Some(x) = t.strip_prefix(',') {
+                t = x;
+            } else if let Some(x) = t.strip_prefix("or ") {
+                t = x;
+            } else {
+                break;
+            }
+        }
+        out.insert(field.to_string(), values);
+    }
+    out
+}
+
+/// Where a printed value of a documented enumeration is not among its documented values.
+fn undocumented_values(
+    values: &BTreeMap<String, BTreeSet<String>>,
+    real: &Value,
+    at: &str,
+) -> Vec<String> {
+    match real {
+        Value::Object(o) => o
+            .iter()
+            .flat_map(|(k, v)| {
+                let mut out = Vec::new();
+                if let (Some(allowed), Value::String(s)) = (values.get(k), v) {
+                    if !allowed.contains(s) {
+                        out.push(format!("{at}.{k}: printed `{s}`, documented {allowed:?}"));
+                    }
+                }
+                out.extend(undocumented_values(values, v, &format!("{at}.{k}")));
+                out
+            })
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| undocumented_values(values, v, &format!("{at}[{i}]")))
+            .collect(),
+        _ => vec![],
+    }
 }
 
 /// Where `real` differs in shape from `doc`: keys missing or extra, another type. `null` on
@@ -209,8 +296,11 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
                 "{args:?}: printed an empty list; the test shows nothing"
             ));
         }
-        for m in mismatches(example, &real, doc) {
+        for m in mismatches(&example.example, &real, doc) {
             problems.push(format!("{args:?}: {m}\n{out}"));
+        }
+        for m in undocumented_values(&example.values, &real, doc) {
+            problems.push(format!("{args:?}: {m}"));
         }
         shown.insert(doc);
         if doc == "runners create" && args.len() > 4 {
@@ -226,7 +316,7 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
             let example = docs
                 .get("runners show")
                 .expect("README documents `runners show`");
-            for m in mismatches(example, &real, "runners show") {
+            for m in mismatches(&example.example, &real, "runners show") {
                 problems.push(format!("runners show: {m}\n{out}"));
             }
             shown.insert("runners show");
@@ -239,6 +329,150 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
         );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Each documented example uses documented values, and the enumerations README lists are
+/// those the code has, no more, no fewer.
+#[test]
+fn readme_s_enumerations_are_the_code_s() {
+    use runnerctl::manager::plan::Action;
+    use runnerctl::manager::sync::Action as SyncAction;
+    let docs = documented();
+    for (name, d) in &docs {
+        let wrong = undocumented_values(&d.values, &d.example, name);
+        assert!(wrong.is_empty(), "README's own example: {wrong:?}");
+    }
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    // Every health-check action, each once: adding one fails to compile until it is listed.
+    let r = String::new;
+    let actions = [
+        Action::Create {
+            count: 1,
+            reason: r(),
+        },
+        Action::Delete {
+            name: r(),
+            reason: r(),
+        },
+        Action::DeleteInstance {
+            id: r(),
+            forge_id: None,
+            reason: r(),
+        },
+        Action::DeleteForgeRunner {
+            id: 1,
+            name: r(),
+            reason: r(),
+        },
+        Action::SetStatus {
+            name: r(),
+            status: runnerctl::model::RunnerStatus::Idle,
+            forge_id: None,
+        },
+        Action::Resume {
+            name: r(),
+            reason: r(),
+        },
+        Action::Hold {
+            count: 1,
+            reason: r(),
+        },
+        Action::Skip { reason: r() },
+        Action::ReplaceToken {
+            scope: r(),
+            reason: r(),
+        },
+    ];
+    let index = |a: &Action| match a {
+        Action::Create { .. } => 0,
+        Action::Delete { .. } => 1,
+        Action::DeleteInstance { .. } => 2,
+        Action::DeleteForgeRunner { .. } => 3,
+        Action::SetStatus { .. } => 4,
+        Action::Resume { .. } => 5,
+        Action::Hold { .. } => 6,
+        Action::Skip { .. } => 7,
+        Action::ReplaceToken { .. } => 8,
+    };
+    assert_eq!(
+        actions.iter().map(index).collect::<Vec<_>>(),
+        (0..actions.len()).collect::<Vec<_>>()
+    );
+    let names: BTreeSet<String> = actions
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(docs["healthcheck"].values["action"], names);
+    let sync = [
+        SyncAction::Create,
+        SyncAction::Update,
+        SyncAction::Unchanged,
+        SyncAction::Repository,
+        SyncAction::Nothing,
+        SyncAction::Error,
+    ];
+    for a in &sync {
+        match a {
+            SyncAction::Create
+            | SyncAction::Update
+            | SyncAction::Unchanged
+            | SyncAction::Repository
+            | SyncAction::Nothing
+            | SyncAction::Error => {}
+        }
+    }
+    let names: BTreeSet<String> = sync
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(docs["groups sync"].values["action"], names);
+    let statuses: BTreeSet<String> = runnerctl::model::RunnerStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    assert_eq!(docs["runners list"].values["status"], statuses);
+    assert_eq!(
+        docs["runners list"].values["github_status"],
+        set(&["online", "offline"])
+    );
+    assert_eq!(
+        docs["healthcheck"].values["result"],
+        set(&["ok", "skipped", "failed", "planned"])
+    );
+    assert_eq!(
+        docs["tasks list"].values["state"],
+        set(&["waiting", "in-flight", "delayed", "dead"])
+    );
+    assert_eq!(
+        docs["doctor"].values["status"],
+        set(&["ok", "warn", "skip", "fail"])
+    );
+    assert_eq!(
+        docs["runners delete"].values["result"],
+        set(&[
+            "deleted",
+            "refused",
+            "missing",
+            "failed",
+            "would_delete",
+            "would_refuse"
+        ])
+    );
+    assert_eq!(
+        docs["groups list"].values["state"],
+        set(&["present", "missing", "repository"])
+    );
 }
 
 #[test]

@@ -305,8 +305,8 @@ async fn completion_offers_groups_runners_and_dead_tasks() {
         .unwrap()
         .trim_start_matches("name: ")
         .to_string();
-    // The id `tasks requeue` takes: the dead-letter stream's entry.
-    let entry = support::dead_task(&redis.url, &manager, "linux", "no capacity").await;
+    // The id `tasks requeue` takes: the task's id, as `tasks dead` prints it.
+    let id = support::dead_task(&redis.url, &manager, "linux", "no capacity").await;
     let p = path.clone();
     let prefix = names[0][..names[0].len() - 3].to_string();
     tokio::task::spawn_blocking(move || {
@@ -321,7 +321,7 @@ async fn completion_offers_groups_runners_and_dead_tasks() {
         };
         assert_eq!(runners(&["runners", "delete", ""]), names);
         assert_eq!(complete(&p, &["runners", "show", &prefix]), names[..1]);
-        assert_eq!(runners(&["tasks", "requeue", ""]), [entry]);
+        assert_eq!(runners(&["tasks", "requeue", ""]), [id]);
         // Through real bash and the shipped script, runnerctl found on PATH.
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/completions/runnerctl.bash");
         let bin_dir = support::bin().parent().unwrap().to_path_buf();

@@ -180,12 +180,12 @@ async fn failing_tasks_are_retried_then_dead_lettered_then_requeued() {
     assert_eq!(dead[0].error.as_deref(), Some("backend is broken"));
     assert_eq!(dead[0].attempt, 3);
     assert!(q.list().await.unwrap().is_empty(), "nothing left waiting");
-    assert_ne!(dead[0].entry, entry.entry);
+    assert_ne!(dead[0].entry.as_deref(), Some(entry.entry.as_str()));
 
     // The operator fixes the cause and replays the task.
     flaky.broken.store(false, Ordering::SeqCst);
     assert!(q.requeue(Some("0-1")).await.is_err(), "unknown id");
-    assert_eq!(q.requeue(Some(&dead[0].entry)).await.unwrap(), 1);
+    assert_eq!(q.requeue(dead[0].entry.as_deref()).await.unwrap(), 1);
     let drained = eventually(Duration::from_secs(10), || async {
         (q.list().await.unwrap().is_empty() && flaky.calls.load(Ordering::SeqCst) == 4)
             .then_some(())
@@ -587,6 +587,90 @@ async fn tasks_commands_show_and_replay_the_queue() {
     let (code, out, _) = run(&["tasks", "requeue", "--all"]);
     assert_eq!((code, out.as_str()), (Some(0), "requeued 1 task\n"));
     assert_eq!(q.list().await.unwrap().len(), 2);
+    assert!(q.dead().await.unwrap().is_empty());
+}
+
+/// `-o name` printed the state column; `tasks requeue` took the entry but not the `id` JSON
+/// shows; a delayed task had an empty ENTRY, a dead one an empty WHEN. Now the task's id is the
+/// first column, printed by `-o name` and taken by `tasks requeue` (the entry still is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_task_s_one_id_is_printed_and_accepted_everywhere() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let name = manager_name("task-ids");
+    let config = write_config(dir.path(), &name, &redis.url, FAST_QUEUE);
+    let q = queue(&redis.url, &name).await;
+    q.enqueue(noop("waiting"), None).await.unwrap();
+    let mut c = store::connect(&redis.url).await.unwrap();
+    let prefix = runnerctl::model::key_prefix(&name);
+    let delayed = Envelope::new(noop("delayed"), None);
+    let due = runnerctl::model::unix_now_ms() + 600_000;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{prefix}delayed"))
+        .arg(due)
+        .arg(serde_json::to_string(&delayed).unwrap())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let dead = Envelope::new(noop("dead"), None);
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}dead"))
+        .arg("*")
+        .arg("task")
+        .arg(serde_json::to_string(&dead).unwrap())
+        .arg("error")
+        .arg("boom")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(support::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (_, json) = run(&["-o", "json", "tasks", "list"]);
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{json}");
+    let (_, names) = run(&["-o", "name", "tasks", "list"]);
+    assert_eq!(names.lines().collect::<Vec<_>>(), ids, "{names}");
+    let delayed_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["state"] == "delayed")
+        .unwrap();
+    assert_eq!(delayed_row["entry"], serde_json::Value::Null, "{json}");
+    assert_eq!(delayed_row["id"], delayed.id.as_str(), "{json}");
+
+    let (_, table) = run(&["tasks", "list"]);
+    let delayed_line = table.lines().find(|l| l.contains("delayed")).unwrap();
+    assert!(delayed_line.contains(" - "), "{table}");
+    assert!(delayed_line.contains("due in"), "{table}");
+    let (_, table) = run(&["tasks", "dead"]);
+    assert!(table.starts_with(" ID"), "{table}");
+    assert!(
+        table.contains("died ") && table.contains("s ago"),
+        "{table}"
+    );
+    let (_, names) = run(&["-o", "name", "tasks", "dead"]);
+    assert_eq!(names.trim(), dead.id, "{names}");
+
+    // The id `-o name` and `-o json` print is the one requeue takes.
+    let (code, out) = run(&["tasks", "requeue", &dead.id]);
+    assert_eq!((code, out.as_str()), (Some(0), "requeued 1 task\n"));
     assert!(q.dead().await.unwrap().is_empty());
 }
 

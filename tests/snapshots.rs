@@ -49,6 +49,7 @@ fn settings(manager: &str, dir: &std::path::Path, redis: &str, forge: &str) -> i
         (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ".into(), "[time]"),
         (r"\b1[789]\d{8}\b".into(), "[unix]"),
         (r"\b\d{13}-\d+\b".into(), "[entry]"),
+        (r"\b[0-9a-f]{32}\b".into(), "[task-id]"),
         (
             r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b".into(),
             "[uuid]",

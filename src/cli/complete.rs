@@ -136,7 +136,7 @@ pub fn dead_tasks(current: &OsStr) -> Vec<CompletionCandidate> {
                 Some(e) => format!("{}: {}", t.kind, e.lines().next().unwrap_or_default()),
                 None => t.kind.clone(),
             };
-            (t.entry, help)
+            (t.id, help)
         }),
     )
 }

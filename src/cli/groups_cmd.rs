@@ -192,10 +192,18 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
     }
     let failed = rows.iter().filter(|r| r.action == Action::Error).count();
     if failed > 0 {
-        return Err(Error::Problem(format!(
-            "{failed} group{} could not be synchronized",
-            if failed == 1 { "" } else { "s" }
-        )));
+        let causes = rows
+            .iter()
+            .filter_map(|r| r.error.clone())
+            .map(Error::Forge)
+            .collect();
+        return Err(Error::summing(
+            format!(
+                "{failed} group{} could not be synchronized",
+                if failed == 1 { "" } else { "s" }
+            ),
+            causes,
+        ));
     }
     Ok(())
 }

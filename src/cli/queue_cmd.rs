@@ -158,23 +158,17 @@ fn print_tasks(cx: &Context, tasks: &[TaskView]) -> Result<()> {
         OutputFormat::Table | OutputFormat::Name => {
             let now = crate::model::unix_now_ms();
             output::table(
-                &["state", "entry", "kind", "attempt", "when", "error"],
+                &["id", "state", "entry", "kind", "attempt", "when", "error"],
                 tasks
                     .iter()
                     .map(|t| {
-                        let when = match (t.due_at, t.idle_ms, &t.consumer) {
-                            (Some(due), _, _) => {
-                                format!("due in {}s", due.saturating_sub(now) / 1000)
-                            }
-                            (_, Some(idle), Some(c)) => format!("{c}, {}s", idle / 1000),
-                            _ => String::new(),
-                        };
                         vec![
+                            t.id.clone(),
                             t.state.to_string(),
-                            t.entry.clone(),
+                            t.entry.clone().unwrap_or_else(|| "-".into()),
                             t.kind.clone(),
                             t.attempt.to_string(),
-                            when,
+                            when(t, now),
                             t.error.clone().unwrap_or_default(),
                         ]
                     })
@@ -183,4 +177,22 @@ fn print_tasks(cx: &Context, tasks: &[TaskView]) -> Result<()> {
         }
     }
     .map_err(|e: Error| e)
+}
+
+/// The WHEN column: when a delayed task is due, who holds an in-flight one and for how long,
+/// how long ago a waiting task was queued or a dead one died (from its entry's time).
+fn when(t: &TaskView, now_ms: u64) -> String {
+    let since = t
+        .entry
+        .as_deref()
+        .and_then(|e| e.split('-').next())
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map(|ms| now_ms.saturating_sub(ms) / 1000);
+    match (t.due_at, t.idle_ms, &t.consumer, since) {
+        (Some(due), ..) => format!("due in {}s", due.saturating_sub(now_ms) / 1000),
+        (_, Some(idle), Some(c), _) => format!("{c}, {}s", idle / 1000),
+        (.., Some(ago)) if t.state == "dead" => format!("died {ago}s ago"),
+        (.., Some(ago)) => format!("queued {ago}s ago"),
+        _ => "-".into(),
+    }
 }

@@ -33,6 +33,8 @@ struct RunnerRow {
     /// When its record was made (RFC 3339, UTC), and how long ago.
     created_at: String,
     age_secs: u64,
+    /// The views that could not be read (`github`): their fields are `null`, not "not there".
+    unread: Vec<&'static str>,
 }
 
 pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>) -> Result<()> {
@@ -41,49 +43,76 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
         group(&config, g)?;
     }
     let rt = runtime()?;
-    let rows = rt.block_on(async {
+    let (rows, unread) = rt.block_on(async {
         let m = wiring::manager(config.clone()).await?;
         let mut records = match only_group {
             Some(g) => m.store.runners_of_group(g).await?,
             None => m.store.all_runners().await?,
         };
         records.retain(|r| status.is_none_or(|s| r.status == s));
-        // One listing per scope (100 runners a call), never one call per runner.
-        let mut scopes: HashMap<String, Vec<crate::forge::ForgeRunner>> = HashMap::new();
+        // One listing per scope (100 runners a call), never one call per runner. A scope the
+        // forge does not answer for is marked, its runners shown from their records.
+        let mut scopes: HashMap<String, Option<Vec<crate::forge::ForgeRunner>>> = HashMap::new();
+        let mut unread = None;
         for g in config.runner_groups.iter() {
             let scope = Manager::scope(g);
             let key = scope.path();
             if scopes.contains_key(&key) || !records.iter().any(|r| r.group == g.name) {
                 continue;
             }
-            scopes.insert(key, m.forge.list_runners(&scope).await?);
+            let listed = match m.forge.list_runners(&scope).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    unread.get_or_insert(e);
+                    None
+                }
+            };
+            scopes.insert(key, listed);
         }
         let now = m.store.now().await?;
-        Ok::<_, Error>(
-            records
-                .into_iter()
-                .map(|r| {
-                    let gh = config.group(&r.group).and_then(|g| {
-                        scopes
-                            .get(&Manager::scope(g).path())
-                            .and_then(|l| l.iter().find(|f| f.name == r.name))
-                    });
-                    RunnerRow {
-                        github_status: gh.map(|f| f.state.as_str().to_string()),
-                        busy: gh.map(|f| f.busy),
-                        created_at: crate::model::rfc3339(r.created_at),
-                        age_secs: now.saturating_sub(r.created_at),
-                        name: r.name,
-                        group: r.group,
-                        status: r.status,
-                        instance: r.instance_id,
-                        job: r.job_id,
-                        made_for_job: r.created_for_job,
-                    }
-                })
-                .collect::<Vec<_>>(),
-        )
+        let rows = records
+            .into_iter()
+            .map(|r| {
+                let listing = config
+                    .group(&r.group)
+                    .and_then(|g| scopes.get(&Manager::scope(g).path()));
+                let gh = listing
+                    .and_then(|l| l.as_ref())
+                    .and_then(|l| l.iter().find(|f| f.name == r.name));
+                RunnerRow {
+                    unread: match listing {
+                        Some(None) => vec!["github"],
+                        _ => Vec::new(),
+                    },
+                    github_status: gh.map(|f| f.state.as_str().to_string()),
+                    busy: gh.map(|f| f.busy),
+                    created_at: crate::model::rfc3339(r.created_at),
+                    age_secs: now.saturating_sub(r.created_at),
+                    name: r.name,
+                    group: r.group,
+                    status: r.status,
+                    instance: r.instance_id,
+                    job: r.job_id,
+                    made_for_job: r.created_for_job,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok::<_, Error>((rows, unread))
     })?;
+    print_list(cx, &rows)?;
+    match unread {
+        // What is known was printed; the exit code says what could not be read.
+        Some(e) => Err(Error::Several {
+            all: vec![format!(
+                "the forge's view could not be read (GITHUB and BUSY unknown): {e}"
+            )],
+            first: Box::new(Error::Forge(e)),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn print_list(cx: &Context, rows: &[RunnerRow]) -> Result<()> {
     match cx.output {
         OutputFormat::Json => output::json(&rows),
         OutputFormat::Table | OutputFormat::Name => output::table(
@@ -97,10 +126,16 @@ pub fn list(cx: &Context, only_group: Option<&str>, status: Option<RunnerStatus>
                         r.group.clone(),
                         r.status.to_string(),
                         r.instance.clone().unwrap_or_else(|| "-".into()),
-                        r.github_status.clone().unwrap_or_else(|| "-".into()),
-                        r.busy
-                            .map(|b| if b { "yes" } else { "no" }.to_string())
-                            .unwrap_or_else(|| "-".into()),
+                        match (&r.github_status, r.unread.is_empty()) {
+                            (_, false) => "unknown".into(),
+                            (Some(s), true) => s.clone(),
+                            (None, true) => "-".into(),
+                        },
+                        match (r.busy, r.unread.is_empty()) {
+                            (_, false) => "?".into(),
+                            (Some(b), true) => if b { "yes" } else { "no" }.to_string(),
+                            (None, true) => "-".into(),
+                        },
                         r.made_for_job
                             .map(|j| j.to_string())
                             .unwrap_or_else(|| "-".into()),
@@ -272,10 +307,18 @@ pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
         .filter(|(_, r)| !matches!(r, Ok(Removed::Deleted)))
         .count();
     if bad > 0 {
-        return Err(Error::Problem(format!(
-            "{bad} runner{} not deleted",
-            if bad == 1 { "" } else { "s" }
-        )));
+        let causes = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().err())
+            .map(|e| Error::from(e.clone()))
+            .collect();
+        return Err(Error::summing(
+            format!(
+                "{bad} runner{} not deleted",
+                if bad == 1 { "" } else { "s" }
+            ),
+            causes,
+        ));
     }
     Ok(())
 }
@@ -472,6 +515,8 @@ struct RunnerView {
     github: Option<crate::forge::ForgeRunner>,
     instance: Option<crate::backend::Instance>,
     history: Vec<HistoryRow>,
+    /// The views that could not be read (`github`, `instance`): `null` there means unknown.
+    unread: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -484,7 +529,7 @@ struct HistoryRow {
 pub fn show(cx: &Context, name: &str) -> Result<()> {
     let config = Arc::new(cx.load()?.config);
     let rt = runtime()?;
-    let view = rt.block_on(async {
+    let (view, unread) = rt.block_on(async {
         let m = wiring::manager(config.clone()).await?;
         let record = m.store.get(name).await?;
         let history = m.store.history(name).await?;
@@ -494,53 +539,83 @@ pub fn show(cx: &Context, name: &str) -> Result<()> {
                 crate::manager::matching::group_of_runner(&config.name, &config.runner_groups, name)
             }
         };
-        let (mut github, mut instance) = (None, None);
+        let (mut github, mut instance, mut unread, mut first) = (None, None, vec![], None);
         if let Some(g) = group {
-            github = m
-                .forge
-                .list_runners(&Manager::scope(g))
-                .await?
-                .into_iter()
-                .find(|f| f.name == name);
-            if let Ok(b) = m.backend(g) {
-                instance = b
-                    .list()
-                    .await?
-                    .into_iter()
-                    .find(|i| i.runner() == Some(name));
+            match m.forge.list_runners(&Manager::scope(g)).await {
+                Ok(l) => github = l.into_iter().find(|f| f.name == name),
+                Err(e) => {
+                    unread.push("github");
+                    first = Some(Error::Forge(e));
+                }
+            }
+            let listed = match m.backend(g) {
+                Ok(b) => b.list().await.map_err(Error::Backend),
+                Err(e) => Err(Error::from(e)),
+            };
+            match listed {
+                Ok(l) => instance = l.into_iter().find(|i| i.runner() == Some(name)),
+                Err(e) => {
+                    unread.push("instance");
+                    first.get_or_insert(e);
+                }
             }
         }
-        Ok::<_, Error>(RunnerView {
-            name: name.to_string(),
-            made: history
-                .iter()
-                .find(|e| e.event == "reserved")
-                .map(|e| e.detail.clone()),
-            record,
-            github,
-            instance,
-            history: history
-                .into_iter()
-                .map(|e| HistoryRow {
-                    at: crate::model::rfc3339(e.at),
-                    event: e.event,
-                    detail: e.detail,
-                })
-                .collect(),
-        })
+        Ok::<_, Error>((
+            RunnerView {
+                name: name.to_string(),
+                made: history
+                    .iter()
+                    .find(|e| e.event == "reserved")
+                    .map(|e| e.detail.clone()),
+                record,
+                github,
+                instance,
+                history: history
+                    .into_iter()
+                    .map(|e| HistoryRow {
+                        at: crate::model::rfc3339(e.at),
+                        event: e.event,
+                        detail: e.detail,
+                    })
+                    .collect(),
+                unread,
+            },
+            first,
+        ))
     })?;
     if view.record.is_none()
         && view.history.is_empty()
         && view.github.is_none()
         && view.instance.is_none()
+        && view.unread.is_empty()
     {
         return Err(Error::Usage(format!(
             "no runner `{name}`: no record, no history in the last 7 days, nothing on the forge or the backend"
         )));
     }
     match cx.output {
-        OutputFormat::Json => output::json(&view),
-        OutputFormat::Table | OutputFormat::Name => output::print(&show_text(&view)),
+        OutputFormat::Json => output::json(&view)?,
+        OutputFormat::Table | OutputFormat::Name => output::print(&show_text(&view))?,
+    }
+    match unread {
+        // What is known was printed; the exit code says what could not be read.
+        Some(e) => Err(Error::Several {
+            all: vec![format!(
+                "{} could not be read: {e}",
+                view.unread.join(" and ")
+            )],
+            first: Box::new(e),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `unknown (could not be read)` for a view that could not be read, else `absent`.
+fn unknown(v: &RunnerView, view: &str, absent: &str) -> String {
+    if v.unread.contains(&view) {
+        "unknown (could not be read)".into()
+    } else {
+        absent.into()
     }
 }
 
@@ -584,7 +659,7 @@ fn show_text(v: &RunnerView) -> String {
                     if f.busy { ", busy" } else { "" }
                 )
             })
-            .unwrap_or_else(|| "not registered".into()),
+            .unwrap_or_else(|| unknown(v, "github", "not registered")),
     );
     line(
         &mut out,
@@ -592,7 +667,7 @@ fn show_text(v: &RunnerView) -> String {
         v.instance
             .as_ref()
             .map(|i| format!("{} ({:?})", i.id, i.state).to_lowercase())
-            .unwrap_or_else(|| "none".into()),
+            .unwrap_or_else(|| unknown(v, "instance", "none")),
     );
     out.push_str("history\n");
     for h in &v.history {

@@ -1010,22 +1010,10 @@ impl Manager {
                 &RunnerPatch::default(),
             )
             .await?;
-        if let Some(link) = &self.broker {
-            // A credential still waiting for its instance goes with the runner.
-            link.broker
-                .revoke(name)
-                .await
-                .map_err(|e| Failure::transient(e.to_string()))?;
-        }
         if let Some(g) = g {
             let scope = Self::scope(g);
-            let forge_id = match r.forge_id {
-                Some(id) => Some(id),
-                // Crashed between registration and recording it: find it by name.
-                None => self.registration(&scope, name).await?.map(|f| f.id),
-            };
-            if let Some(id) = forge_id {
-                if self.forge.delete_runner(&scope, id).await? == Deleted::Busy && !force {
+            match self.unregister_named(&scope, name, r.forge_id).await {
+                Ok(Deleted::Busy) if !force => {
                     self.store
                         .update(
                             name,
@@ -1036,7 +1024,28 @@ impl Manager {
                         .await?;
                     return Ok(Removed::Busy);
                 }
+                Ok(_) => {}
+                Err(e) => {
+                    // Nothing was removed: the runner is as it was, not half-deleted.
+                    if let Err(err) = self
+                        .store
+                        .update(name, Some(r.status), &[], &RunnerPatch::default())
+                        .await
+                    {
+                        tracing::warn!(runner = %name, error = %err, "could not restore the runner's status");
+                    }
+                    return Err(e);
+                }
             }
+        }
+        if let Some(link) = &self.broker {
+            // A credential still waiting for its instance goes with the runner.
+            link.broker
+                .revoke(name)
+                .await
+                .map_err(|e| Failure::transient(e.to_string()))?;
+        }
+        if let Some(g) = g {
             let backend = self.backend(g)?;
             match &r.instance_id {
                 Some(id) => backend.delete(id).await?,
@@ -1052,6 +1061,25 @@ impl Manager {
         self.store.remove(name).await?;
         tracing::info!(runner = %name, "runner deleted");
         Ok(Removed::Deleted)
+    }
+
+    /// Removes a runner's registration from the forge (found by name when its id was never
+    /// recorded); `Deleted::Busy` when it runs a job.
+    async fn unregister_named(
+        &self,
+        scope: &Scope,
+        name: &str,
+        forge_id: Option<u64>,
+    ) -> Result<Deleted, Failure> {
+        let forge_id = match forge_id {
+            Some(id) => Some(id),
+            // Crashed between registration and recording it: find it by name.
+            None => self.registration(scope, name).await?.map(|f| f.id),
+        };
+        match forge_id {
+            Some(id) => Ok(self.forge.delete_runner(scope, id).await?),
+            None => Ok(Deleted::NotFound),
+        }
     }
 
     /// Gives up a runner an operator's command could not make: best effort to delete what it

@@ -30,6 +30,9 @@ pub struct SyncRow {
     pub changes: Vec<String>,
     /// GitHub's id of the group, when it exists (or was created).
     pub github_id: Option<u64>,
+    /// The forge's error for `Error`, which decides the exit code.
+    #[serde(skip)]
+    pub error: Option<ForgeError>,
 }
 
 /// What the configuration asks of a group, with repository names resolved to ids.
@@ -112,6 +115,7 @@ pub async fn sync(
                     forge.name()
                 )],
                 github_id: None,
+                error: None,
             });
             tick();
             continue;
@@ -124,6 +128,7 @@ pub async fn sync(
                 action: Action::Error,
                 changes: vec![e.to_string()],
                 github_id: None,
+                error: Some(e),
             },
         };
         rows.push(row);
@@ -148,6 +153,7 @@ async fn one(
             action: Action::Repository,
             changes: vec!["runners register on the repository; no runner group".into()],
             github_id: None,
+            error: None,
         });
     }
     let mut ids = Vec::new();
@@ -165,6 +171,7 @@ async fn one(
         action,
         changes,
         github_id: id,
+        error: None,
     };
     match existing {
         None => {

@@ -658,7 +658,7 @@ pub async fn dead_task(redis_url: &str, manager: &str, group: &str, error: &str)
         .unwrap();
     queue.dead_letter("tests", &got[0], error).await.unwrap();
     let dead = queue.dead().await.unwrap();
-    dead.last().unwrap().entry.clone()
+    dead.last().unwrap().id.clone()
 }
 
 /// The fake GitHub's options for one organization, `octo-org` with the repository `app`,
