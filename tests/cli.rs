@@ -118,6 +118,7 @@ fn validate_reports_every_problem_with_file_line_and_column() {
     let p = path.display().to_string();
     runnerctl()
         .args(["config", "validate", &p])
+        .env("T", "a-token")
         .assert()
         .code(2)
         .stderr(predicate::str::contains(format!(
@@ -130,6 +131,7 @@ fn validate_reports_every_problem_with_file_line_and_column() {
 
     let out = runnerctl()
         .args(["--output", "json", "config", "validate", &p])
+        .env("T", "a-token")
         .assert()
         .code(2);
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
@@ -137,6 +139,111 @@ fn validate_reports_every_problem_with_file_line_and_column() {
     assert_eq!(report["errors"].as_array().unwrap().len(), 2);
     assert_eq!(report["errors"][0]["path"], "runner_groups[0].min_runners");
     assert_eq!(report["errors"][0]["line"], 12);
+}
+
+/// A file with 18 mistakes showed 12, then 4, then 2 (the secrets) as each round was fixed.
+/// Now one run reports them all, secrets with their line and column, and a misspelled key
+/// gets the key it was probably meant to be.
+#[test]
+fn regression_config_validate_reports_every_problem_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "\
+name: demo
+cleanup_grace: 5 parsecs
+github:
+  token_env: RUNNERCTL_TEST_UNSET_TOKEN
+  base_url: not a url
+redis:
+  url: redis://127.0.0.1:6379/0
+  pasword_env: X
+webhook:
+  secret_env: RUNNERCTL_TEST_UNSET_SECRET
+  listen: nowhere
+queue:
+  visibility_timeout: -3s
+  max_attempts: many
+backends:
+  fake:
+    kind: fake
+    create_latency: forever
+runner_groups:
+  - name: small
+    organisation: octo-org
+    labels: [self-hosted, small]
+    backend: fake
+    max_runners: 3
+    lables: [x]
+  - name: small
+    organization: octo-org
+    backend: nonexist
+    max_runners: -1
+  - name: big
+    organization: octo-org
+    labels: [big]
+    backend: fake
+    max_runners: 2
+    min_runners: many
+",
+    )
+    .unwrap();
+    let p = path.display().to_string();
+    let out = runnerctl()
+        .args(["-o", "json", "config", "validate", &p])
+        .env_remove("RUNNERCTL_TEST_UNSET_TOKEN")
+        .env_remove("RUNNERCTL_TEST_UNSET_SECRET")
+        .assert()
+        .code(2);
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let errors: Vec<(String, String, u64, u64)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap_or_else(|| panic!("no line: {e}")),
+                e["column"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no column: {e}")),
+            )
+        })
+        .collect();
+    let paths: Vec<&str> = errors.iter().map(|e| e.0.as_str()).collect();
+    let want = [
+        ("cleanup_grace", 2),
+        ("github.token_env", 4),
+        ("github.base_url", 5),
+        ("redis.pasword_env", 8),
+        ("webhook.secret_env", 10),
+        ("webhook.listen", 11),
+        ("queue.visibility_timeout", 13),
+        ("queue.max_attempts", 14),
+        ("backends.fake.create_latency", 18),
+        ("runner_groups[0].organization", 20),
+        ("runner_groups[0].organisation", 21),
+        ("runner_groups[0].lables", 25),
+        ("runner_groups[1].labels", 26),
+        ("runner_groups[1].name", 26),
+        ("runner_groups[1].backend", 28),
+        ("runner_groups[1].max_runners", 29),
+        ("runner_groups[2].min_runners", 35),
+    ];
+    for (path, line) in want {
+        let Some(e) = errors.iter().find(|e| e.0 == path) else {
+            panic!("{path} not reported in {paths:?}");
+        };
+        assert_eq!(e.2, line, "{e:?}");
+    }
+    assert_eq!(errors.len(), want.len(), "{errors:#?}");
+    let message = |path: &str| errors.iter().find(|e| e.0 == path).unwrap().1.clone();
+    assert!(message("github.token_env").contains("RUNNERCTL_TEST_UNSET_TOKEN"));
+    assert!(message("redis.pasword_env").ends_with("did you mean `password_env`?"));
+    assert!(message("runner_groups[0].organisation").ends_with("did you mean `organization`?"));
+    assert!(message("runner_groups[0].lables").ends_with("did you mean `labels`?"));
 }
 
 #[test]
@@ -167,6 +274,49 @@ fn the_example_validates_and_is_what_config_example_prints() {
         .assert()
         .success()
         .stdout(shipped);
+}
+
+/// `config show` sorted every key alphabetically; it keeps the file's order (keys the file
+/// leaves out follow, in the example's order).
+#[test]
+fn regression_config_show_keeps_the_file_s_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "runner_groups:\n  - name: z\n    max_runners: 2\n    labels: [z]\n    backend: fake\n    organization: octo-org\nbackends:\n  fake:\n    kind: fake\ngithub:\n  token_env: T\nname: zz\n",
+    )
+    .unwrap();
+    let out = runnerctl()
+        .env("T", "x")
+        .args(["--config", path.to_str().unwrap(), "config", "show"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let top: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with([' ', '-']))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        top[..4],
+        ["runner_groups", "backends", "github", "name"],
+        "{text}"
+    );
+    // The rest in the example's order: forge, redis, webhook, … .
+    assert_eq!(top[4..6], ["forge", "redis"], "{text}");
+    let group: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("- name: z"))
+        .filter(|l| l.starts_with("- ") || (l.starts_with("  ") && !l[2..].starts_with([' ', '-'])))
+        .take(5)
+        .map(|l| l.trim_start_matches(['-', ' ']).split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        group,
+        ["name", "max_runners", "labels", "backend", "organization"],
+        "{text}"
+    );
 }
 
 /// `config show` prints a configuration in the file's shape: it validates as it is, and

@@ -123,9 +123,9 @@ fn unknown_keys_are_rejected_everywhere_and_all_reported() {
     assert_eq!(
         errors(&text),
         [
-            "github.tokn: unknown field",
+            "github.tokn: unknown field; did you mean `token`?",
             "colour: unknown field",
-            "runner_groups[0].maxrunners: unknown field",
+            "runner_groups[0].maxrunners: unknown field; did you mean `max_runners`?",
         ]
     );
 }
@@ -436,7 +436,7 @@ fn queue_settings_have_defaults_and_are_checked() {
         [
             "queue.max_attempts: must be between 1 and 100 (is 0)",
             "queue.retry_base: must not exceed retry_max (1h > 1m)",
-            "queue.visibility: unknown field",
+            "queue.visibility: unknown field; did you mean `visibility_timeout`?",
         ]
     );
 }
@@ -569,7 +569,14 @@ fn vsphere_settings_and_specs_are_checked() {
     );
     assert_eq!(
         errors(&group(backend, "      template: templates/ubuntu\n      cpus: 0\n      memory_mb: 16\n      network: /DC/network/\n      disk_gb: 5\n")),
-        ["runner_groups[1].spec.disk_gb: unknown field `disk_gb`, expected one of `template`, `snapshot`, `cpus`, `memory_mb`, `network`"]
+        // Every problem in one run: the unknown key does not hide the others.
+        [
+            "runner_groups[1].spec.template: `templates/ubuntu` is not an inventory path like /DC/vm/templates/ubuntu-24.04",
+            "runner_groups[1].spec.cpus: must be between 1 and 768 (is 0)",
+            "runner_groups[1].spec.memory_mb: must be between 256 and 25165824 (is 16)",
+            "runner_groups[1].spec.network: `/DC/network/` is not an inventory path like /DC/network/VM Network",
+            "runner_groups[1].spec.disk_gb: unknown field `disk_gb`, expected one of `template`, `snapshot`, `cpus`, `memory_mb`, `network`",
+        ]
     );
     assert_eq!(
         errors(&group(backend, "      template: templates/ubuntu\n      cpus: 0\n      memory_mb: 16\n      network: /DC/network/\n")),

@@ -14,7 +14,15 @@ pub fn run(cx: &Context, cmd: ConfigCommand) -> Result<()> {
         }
         ConfigCommand::Show => {
             let loaded = cx.load()?;
-            let shown = as_file(&loaded.config)?;
+            let mut shown = as_file(&loaded.config)?;
+            // The file's own order: its keys where it has them, the example's for the rest.
+            if let Ok(example) = serde_yaml::from_str(config::EXAMPLE) {
+                in_order_of(&mut shown, &example);
+            }
+            let text = std::fs::read_to_string(&cx.config_path).unwrap_or_default();
+            if let Ok(file) = serde_yaml::from_str(&text) {
+                in_order_of(&mut shown, &file);
+            }
             match cx.output {
                 OutputFormat::Json => output::json(&shown),
                 OutputFormat::Table | OutputFormat::Name => {
@@ -45,13 +53,13 @@ fn as_file(c: &config::Config) -> Result<serde_json::Value> {
         config::ForgeKind::Github => "gitea",
         _ => "github",
     };
-    root.remove(unused);
-    if let Some(serde_json::Value::Array(list)) = root.remove("backends") {
+    root.shift_remove(unused);
+    if let Some(serde_json::Value::Array(list)) = root.shift_remove("backends") {
         let mut by_name = serde_json::Map::new();
         for mut b in list {
             let name = b
                 .as_object_mut()
-                .and_then(|o| o.remove("name"))
+                .and_then(|o| o.shift_remove("name"))
                 .and_then(|n| n.as_str().map(str::to_string))
                 .unwrap_or_default();
             by_name.insert(name, b);
@@ -65,11 +73,35 @@ fn as_file(c: &config::Config) -> Result<serde_json::Value> {
         .flatten()
     {
         if let Some(spec) = g.get_mut("spec").and_then(|s| s.as_object_mut()) {
-            spec.remove("kind");
+            spec.shift_remove("kind");
         }
     }
     drop_nulls(&mut v);
     Ok(v)
+}
+
+/// Puts the keys of `v` in the order `file` has them, at every depth (list items by
+/// position); keys `file` does not have follow in their own order.
+fn in_order_of(v: &mut serde_json::Value, file: &serde_yaml::Value) {
+    match (v, file) {
+        (serde_json::Value::Object(o), serde_yaml::Value::Mapping(m)) => {
+            let mut ordered = serde_json::Map::new();
+            for key in m.keys().filter_map(|k| k.as_str()) {
+                if let Some((k, mut x)) = o.shift_remove_entry(key) {
+                    in_order_of(&mut x, &m[key]);
+                    ordered.insert(k, x);
+                }
+            }
+            ordered.append(o);
+            *o = ordered;
+        }
+        (serde_json::Value::Array(a), serde_yaml::Value::Sequence(s)) => {
+            for (x, f) in a.iter_mut().zip(s) {
+                in_order_of(x, f);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Removes null members (a default the file leaves out) at every depth.
@@ -98,16 +130,37 @@ struct Report<'a> {
 fn validate(cx: &Context, path: &std::path::Path) -> Result<()> {
     let file = path.display().to_string();
     let mut result = crate::wiring::load_file(path);
-    // A valid file may still fail at run time: unset secrets, a Redis URL this build cannot use.
-    if let Ok(l) = &result {
-        let mut problems = crate::wiring::preflight(&l.config);
-        if !problems.is_empty() {
-            problems.extend(l.warnings.iter().cloned());
-            result = Err(ConfigError::Invalid {
-                file: file.clone(),
-                problems,
-            });
+    // A file may still fail at run time: unset secrets, a Redis URL this build cannot use. They
+    // are checked on what could be read of an invalid file too, so one run reports everything.
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match &mut result {
+        Ok(l) => {
+            let mut problems = crate::wiring::preflight(&l.config);
+            if !problems.is_empty() {
+                problems.extend(l.warnings.iter().cloned());
+                config::locate(&text, &mut problems);
+                config::sort_problems(&mut problems);
+                result = Err(ConfigError::Invalid {
+                    file: file.clone(),
+                    problems,
+                    partial: None,
+                });
+            }
         }
+        Err(ConfigError::Invalid {
+            problems,
+            partial: Some(partial),
+            ..
+        }) => {
+            let more: Vec<Problem> = crate::wiring::preflight(partial)
+                .into_iter()
+                .filter(|p| !config::covered(&p.path, problems))
+                .collect();
+            problems.extend(more);
+            config::locate(&text, problems);
+            config::sort_problems(problems);
+        }
+        Err(_) => {}
     }
     let (problems, counts) = match &result {
         Ok(l) => (

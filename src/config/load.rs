@@ -62,6 +62,9 @@ pub enum ConfigError {
         file: String,
         /// Errors first, then warnings.
         problems: Vec<Problem>,
+        /// What could be read in spite of them (wrong values at their defaults), so that
+        /// `config validate` can check its secrets in the same run; never used to run.
+        partial: Option<Box<Config>>,
     },
 }
 
@@ -106,10 +109,27 @@ pub fn parse(text: &str, file: &str, schemas: &[&dyn Schema]) -> Result<Loaded, 
         locations: &locations,
         problems: Vec::new(),
         schemas,
+        patched: Vec::new(),
+        partial: None,
     };
     let config = cx.config(text);
     let mut problems = cx.problems;
-    // Errors before warnings, each in the order of the file; problems without a position last.
+    sort(&mut problems);
+    match config {
+        Some(config) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok(Loaded {
+            config,
+            warnings: problems,
+        }),
+        whole => Err(ConfigError::Invalid {
+            file: file.to_string(),
+            problems,
+            partial: whole.map(Box::new).or(cx.partial),
+        }),
+    }
+}
+
+/// Errors before warnings, each in the order of the file; problems without a position last.
+pub fn sort(problems: &mut [Problem]) {
     problems.sort_by_key(|p| {
         (
             p.severity == Severity::Warning,
@@ -117,16 +137,30 @@ pub fn parse(text: &str, file: &str, schemas: &[&dyn Schema]) -> Result<Loaded, 
             p.column.unwrap_or(0),
         )
     });
-    match config {
-        Some(config) if !problems.iter().any(|p| p.severity == Severity::Error) => Ok(Loaded {
-            config,
-            warnings: problems,
-        }),
-        _ => Err(ConfigError::Invalid {
-            file: file.to_string(),
-            problems,
-        }),
+}
+
+/// Gives each problem found outside the parse (a secret that does not resolve) the position of
+/// its key in `text`.
+pub fn locate(text: &str, problems: &mut [Problem]) {
+    let locations = Locations::index(text);
+    for p in problems.iter_mut().filter(|p| p.line.is_none()) {
+        if let Some(at) = locations
+            .key(&p.path)
+            .or_else(|| locations.nearest(&p.path))
+        {
+            p.line = Some(at.line);
+            p.column = Some(at.column);
+        }
     }
+}
+
+/// Whether a problem at `path` follows from one of `errors` (the same key, or one above or
+/// below it): it is not reported twice.
+pub fn covered(path: &str, errors: &[Problem]) -> bool {
+    errors
+        .iter()
+        .filter(|e| e.severity == Severity::Error)
+        .any(|e| under(path, &e.path) || under(&e.path, path))
 }
 
 /// Prints a Redis URL with its password hidden.
@@ -307,6 +341,11 @@ struct Cx<'a> {
     locations: &'a Locations,
     problems: Vec<Problem>,
     schemas: &'a [&'a dyn Schema],
+    /// Paths whose value was wrong or missing and was taken out (or stood in for) so that the
+    /// rest of the file is still checked: problems under them follow from the one reported.
+    patched: Vec<String>,
+    /// What could be read of a file that does not validate.
+    partial: Option<Box<Config>>,
 }
 
 /// What a backend kind's [`Schema`] reads with: values under one path of the document, every
@@ -390,6 +429,9 @@ fn is_simple_name(s: &str) -> bool {
 
 impl<'a> Cx<'a> {
     fn push(&mut self, severity: Severity, path: &str, message: String, at: Option<Location>) {
+        if self.patched.iter().any(|p| under(path, p)) {
+            return;
+        }
         let problem = Problem {
             severity,
             path: path.to_string(),
@@ -412,42 +454,86 @@ impl<'a> Cx<'a> {
         self.push(Severity::Warning, path, message.into(), at);
     }
 
-    /// Deserializes `value` as a `T`, recording every unknown key and the first type error.
-    fn de<T: DeserializeOwned>(&mut self, value: Value, path: &str) -> Option<T> {
-        let mut unknown: Vec<String> = Vec::new();
-        let result = {
-            let mut record = |p: serde_ignored::Path| unknown.push(ignored_path(&p));
-            let de = serde_ignored::Deserializer::new(value, &mut record);
-            serde_path_to_error::deserialize::<_, T>(de)
+    /// Deserializes `value` as a `T`, recording every unknown key and every type error or
+    /// missing field: a wrong value is taken out (its default applies) and a missing one stood
+    /// in for, and the value read again, so one run reports all of them, and the checks after
+    /// it run on what was read (a problem under a patched path is not reported again: it
+    /// follows from the one that was). `None` for a problem that cannot be stepped over.
+    fn de<T: DeserializeOwned>(&mut self, mut value: Value, path: &str) -> Option<T> {
+        // Stand-ins for a missing field, tried in turn until one has the field's type.
+        let stand_ins = || {
+            [
+                Value::String(String::new()),
+                Value::Number(0.into()),
+                Value::Bool(false),
+                Value::Sequence(Vec::new()),
+                Value::Mapping(Mapping::new()),
+            ]
         };
-        for u in unknown {
-            let p = join(path, &u);
-            let at = self.locations.key(&p);
-            self.push(Severity::Error, &p, "unknown field".into(), at);
-        }
-        match result {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let inner = join(path, &error_path(e.path()));
-                let message = e.inner().to_string();
-                if let Some(field) = message
-                    .strip_prefix("missing field `")
-                    .and_then(|m| m.split('`').next())
-                {
+        let mut trying: HashMap<String, usize> = HashMap::new();
+        for _ in 0..200 {
+            let mut unknown: Vec<String> = Vec::new();
+            let result = {
+                let mut record = |p: serde_ignored::Path| unknown.push(ignored_path(&p));
+                let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
+                serde_path_to_error::deserialize::<_, T>(de)
+            };
+            for u in unknown {
+                let p = join(path, &u);
+                let at = self.locations.key(&p);
+                let message = match did_you_mean(&u, fields_of::<T>()) {
+                    Some(known) => format!("unknown field; did you mean `{known}`?"),
+                    None => "unknown field".into(),
+                };
+                self.push(Severity::Error, &p, message, at);
+            }
+            let e = match result {
+                Ok(v) => return Some(v),
+                Err(e) => e,
+            };
+            let mut segs = segments(e.path())?;
+            let inner = join(path, &error_path(e.path()));
+            let message = e.inner().to_string();
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next())
+                .map(str::to_string);
+            if let Some(field) = missing {
+                let full = join(&inner, &field);
+                if !self.patched.iter().any(|p| under(&full, p)) {
                     // Point at the field that is missing, reported on its parent's position.
                     let at = self.locations.nearest(&inner);
                     self.push(
                         Severity::Error,
-                        &join(&inner, field),
+                        &full,
                         "required field is missing".into(),
                         at,
                     );
-                } else {
-                    self.error(&inner, message);
+                    self.patched.push(full.clone());
                 }
-                None
+                segs.push(Seg::Key(field));
+                trying.insert(full, 0);
+                let (map, key) = holder(&mut value, &segs)?;
+                map.insert(Value::String(key), stand_ins()[0].clone());
+                continue;
             }
+            if let Some(n) = trying.get_mut(&inner) {
+                // The stand-in has not the field's type: the next one.
+                *n += 1;
+                let next = stand_ins().get(*n).cloned()?;
+                let (map, key) = holder(&mut value, &segs)?;
+                map.insert(Value::String(key), next);
+                continue;
+            }
+            if !self.patched.iter().any(|p| under(&inner, p)) {
+                self.error(&inner, message);
+            }
+            let (map, key) = holder(&mut value, &segs)?;
+            let taken = join(path, &segs_path(&segs, &key));
+            self.patched.push(taken);
+            map.remove(key.as_str());
         }
+        None
     }
 
     /// The forge a configuration names (`github` when it names none).
@@ -477,7 +563,11 @@ impl<'a> Cx<'a> {
                 Some(k) if TOP_LEVEL.contains(&k) => {}
                 Some(k) => {
                     let at = self.locations.key(k);
-                    self.push(Severity::Error, k, "unknown field".into(), at);
+                    let message = match did_you_mean(k, TOP_LEVEL) {
+                        Some(known) => format!("unknown field; did you mean `{known}`?"),
+                        None => "unknown field".into(),
+                    };
+                    self.push(Severity::Error, k, message, at);
                 }
                 None => self.error("", format!("top-level keys must be strings, got {key:?}")),
             }
@@ -720,23 +810,44 @@ impl<'a> Cx<'a> {
             ("cleanup_grace", cleanup_grace),
         ]);
 
-        Some(Config {
+        let complete = backends.complete();
+        let whole = forge.is_some()
+            && github.is_some()
+            && gitea.is_some()
+            && redis.is_some()
+            && webhook.is_some()
+            && healthcheck_interval.is_some()
+            && time_to_start.is_some()
+            && time_to_live.is_some()
+            && cleanup_grace.is_some()
+            && queue.is_some()
+            && worker.is_some()
+            && broker.is_some()
+            && complete
+            && groups.is_some();
+        let config = Config {
             name,
-            forge: forge?,
-            github: github?,
-            gitea: gitea?,
-            redis: redis?,
-            webhook: webhook?,
-            healthcheck_interval: healthcheck_interval?,
-            time_to_start: time_to_start?,
-            time_to_live: time_to_live?,
-            cleanup_grace: cleanup_grace?,
-            queue: queue?,
-            worker: worker?,
-            broker: broker?,
-            backends: backends.complete().then_some(backends.valid)?,
-            runner_groups: groups?,
-        })
+            forge: forge.unwrap_or_default(),
+            github: github.unwrap_or_default(),
+            gitea: gitea.unwrap_or_default(),
+            redis: redis.unwrap_or_default(),
+            webhook: webhook.unwrap_or_default(),
+            healthcheck_interval: healthcheck_interval.unwrap_or_else(default_healthcheck_interval),
+            time_to_start: time_to_start.unwrap_or_else(default_time_to_start),
+            time_to_live: time_to_live.unwrap_or_else(default_time_to_live),
+            cleanup_grace: cleanup_grace.unwrap_or_else(default_cleanup_grace),
+            queue: queue.unwrap_or_default(),
+            worker: worker.unwrap_or_default(),
+            broker: broker.unwrap_or_default(),
+            backends: backends.valid,
+            runner_groups: groups.unwrap_or_default(),
+        };
+        // Incomplete, it is only what could be read: `config validate` checks its secrets.
+        if whole {
+            return Some(config);
+        }
+        self.partial = Some(Box::new(config));
+        None
     }
 
     /// Checks a number against its bounds, inclusive.
@@ -1583,6 +1694,113 @@ impl<'a> Cx<'a> {
 
 /// Backend kinds a build may leave out, each behind the cargo feature of its name.
 const FEATURES: &[&str] = &["aws", "docker", "gcp", "vsphere"];
+
+/// The fields a struct `T` reads, as its `Deserialize` names them to the deserializer (empty
+/// for anything that is not a plain struct).
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields<'c>(&'c std::cell::Cell<&'static [&'static str]>);
+    impl<'de> serde::Deserializer<'de> for Fields<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0.set(fields);
+            Err(serde::de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let seen = std::cell::Cell::new(&[][..]);
+    let _ = T::deserialize(Fields(&seen));
+    seen.get()
+}
+
+/// The known key closest to a misspelled one (`tokn_env` → `token_env`), if one is close.
+fn did_you_mean(unknown: &str, known: &[&'static str]) -> Option<&'static str> {
+    // A key nested deeper than the struct's own fields is not compared with them.
+    if unknown.contains(['.', '[']) {
+        return None;
+    }
+    let key = unknown;
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(key, k), *k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// Whether `path` is `at` or lies under it.
+fn under(path: &str, at: &str) -> bool {
+    !at.is_empty()
+        && path
+            .strip_prefix(at)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// One step of a path into a YAML value.
+#[derive(Debug, Clone)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps of a deserializer's error path; `None` for one through an enum or unknown step,
+/// which cannot be walked in the value.
+fn segments(path: &serde_path_to_error::Path) -> Option<Vec<Seg>> {
+    path.iter()
+        .map(|seg| match seg {
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The mapping that holds the last key of `segs` in `value`, and that key: a path ending in a
+/// list's element names the list.
+fn holder<'v>(value: &'v mut Value, segs: &[Seg]) -> Option<(&'v mut Mapping, String)> {
+    let last = segs.iter().rposition(|s| matches!(s, Seg::Key(_)))?;
+    let mut at = value;
+    for seg in &segs[..last] {
+        at = match seg {
+            Seg::Key(k) => at.as_mapping_mut()?.get_mut(k.as_str())?,
+            Seg::Index(i) => at.as_sequence_mut()?.get_mut(*i)?,
+        };
+    }
+    let Seg::Key(key) = &segs[last] else {
+        return None;
+    };
+    Some((at.as_mapping_mut()?, key.clone()))
+}
+
+/// The path of `segs` up to and including `key`, their last key.
+fn segs_path(segs: &[Seg], key: &str) -> String {
+    let last = segs
+        .iter()
+        .rposition(|s| matches!(s, Seg::Key(_)))
+        .unwrap_or(0);
+    let mut out = String::new();
+    for seg in &segs[..last] {
+        match seg {
+            Seg::Key(k) => out = join(&out, k),
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    join(&out, key)
+}
 
 fn error_path(path: &serde_path_to_error::Path) -> String {
     let mut out = String::new();

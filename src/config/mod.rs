@@ -14,8 +14,8 @@ mod secret;
 
 pub use duration::Duration;
 pub use load::{
-    load_file, parse, redact_url, valid_label, valid_login, valid_repository, ConfigError, Loaded,
-    Problem, Reader, Severity, DURATION_BOUNDS,
+    covered, load_file, locate, parse, redact_url, sort as sort_problems, valid_label, valid_login,
+    valid_repository, ConfigError, Loaded, Problem, Reader, Severity, DURATION_BOUNDS,
 };
 pub use locate::Location;
 pub use schema::{BackendSettings, InstanceSpec, Schema, Typed};
