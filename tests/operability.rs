@@ -470,3 +470,36 @@ async fn regression_doctor_counts_the_fake_backend_s_instances() {
         "{report}"
     );
 }
+
+/// Regression: with Redis down the fake backend said `ok, 0 instances` (its instances live in
+/// Redis); a repository group's checks were labelled with its organization only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_doctor_skips_what_it_cannot_count_and_names_a_repository_s_scope() {
+    let (_sim, mut redis, _dir, path) = setup().await;
+    let text = std::fs::read_to_string(&path).unwrap()
+        + "  - name: app\n    organization: octo-org\n    repository: app\n    labels: [self-hosted, app]\n    backend: f\n";
+    std::fs::write(&path, text).unwrap();
+    let env = [
+        ("DOCTOR_GH_TOKEN", TOKEN),
+        ("DOCTOR_SECRET", "a webhook secret of 32 bytes...."),
+    ];
+    let (_, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let checks: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert!(checks.contains(&"forge runners (octo-org/app)"), "{checks:?}");
+    assert!(checks.contains(&"webhook (octo-org/app)"), "{checks:?}");
+    assert!(checks.contains(&"webhook (octo-org)"), "{checks:?}");
+
+    redis.stop();
+    let (code, out, err) = doctor(&path, &env, &["-o", "json"]).await;
+    assert_eq!(code, Some(1), "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    assert_eq!(status_of(&report, "redis"), "fail", "{report}");
+    assert_eq!(status_of(&report, "clock"), "skip", "{report}");
+    assert_eq!(status_of(&report, "backend f"), "skip", "{report}");
+}

@@ -169,7 +169,7 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
             continue;
         }
         scopes_seen.push(key);
-        let what = format!("forge runners ({})", g.owner_label());
+        let what = format!("forge runners ({})", scope_label(g));
         match within("the forge", forge.list_runners(&scope)).await {
             Ok(list) => out.push(check(
                 what,
@@ -235,7 +235,7 @@ async fn webhook_checks(
             continue;
         }
         seen.push(key);
-        out.push(webhook_check(hooks, &scope, g.owner_label()).await);
+        out.push(webhook_check(hooks, &scope, &scope_label(g)).await);
     }
 }
 
@@ -316,7 +316,18 @@ async fn webhook_check(
 }
 
 /// Each backend a group uses: built with its credentials and listing its instances.
+/// The scope a group's runners register in: `org`, or `org/repo` for a repository's group.
+fn scope_label(g: &crate::config::RunnerGroup) -> String {
+    match &g.repository {
+        Some(repo) => format!("{}/{repo}", g.owner_label()),
+        None => g.owner_label().to_string(),
+    }
+}
+
 async fn backend_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    let redis_up = out
+        .iter()
+        .any(|c| c.check == "redis" && matches!(c.status, Status::Ok | Status::Warn));
     for (name, built) in crate::wiring::probe_backends(config).await {
         let what = format!("backend {name}");
         let b = match built {
@@ -326,6 +337,15 @@ async fn backend_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
                 continue;
             }
         };
+        if b.kind().name() == "fake" && !redis_up {
+            // Its instances live in Redis: without Redis it would count none.
+            out.push(check(
+                what,
+                Status::Skip,
+                "the fake backend keeps its instances in Redis, which could not be read",
+            ));
+            continue;
+        }
         match within("the backend", b.list()).await {
             Ok(list) => out.push(check(
                 what,
