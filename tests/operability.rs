@@ -491,7 +491,10 @@ async fn regression_doctor_skips_what_it_cannot_count_and_names_a_repository_s_s
         .iter()
         .map(|c| c["check"].as_str().unwrap())
         .collect();
-    assert!(checks.contains(&"forge runners (octo-org/app)"), "{checks:?}");
+    assert!(
+        checks.contains(&"forge runners (octo-org/app)"),
+        "{checks:?}"
+    );
     assert!(checks.contains(&"webhook (octo-org/app)"), "{checks:?}");
     assert!(checks.contains(&"webhook (octo-org)"), "{checks:?}");
 

@@ -486,3 +486,78 @@ async fn a_healthcheck_dry_run_writes_nothing_to_redis() {
     let after = support::redis_dump(&s._redis.url, "*").await;
     assert_eq!(before, after, "the dry run wrote to Redis");
 }
+
+/// `runners create --count 5` made one runner after another (5 × boot) and printed the results
+/// only at the end. Now they are made `--parallel` at a time, and each result line is printed
+/// as soon as it is known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_runners_create_makes_runners_at_once_and_prints_each_as_it_comes() {
+    let s = setup("cli-parallel", "").await;
+    edit_config(
+        &s,
+        "    kind: fake",
+        "    kind: fake\n    create_latency: 2s",
+    );
+    let (code, _, err) = run(&s, &["groups", "sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    // Three at once: their instances were all asked for before the first one was made.
+    let (code, out, err) = run(&s, &["runners", "create", "-g", "small", "-n", "3"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.matches("created ").count(), 3, "{out}");
+    assert!(
+        out.lines().all(|l| l.ends_with('s') && l.contains(" in ")),
+        "{out}"
+    );
+    let conn = runnerctl::store::connect(&s._redis.url).await.unwrap();
+    let store = runnerctl::store::RedisStore::new(conn, &s.name);
+    let requested: Vec<u64> = store
+        .all_runners()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.requested_at.unwrap())
+        .collect();
+    let span = requested.iter().max().unwrap() - requested.iter().min().unwrap();
+    assert!(span < 2, "requested over {span}s: one after another");
+    let (code, _, err) = run(&s, &["runners", "delete", "-g", "small", "--all", "--yes"]).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    // One at a time: the first line is printed while the others are still being made.
+    let mut child = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(&s.config)
+        .args([
+            "runners",
+            "create",
+            "-g",
+            "small",
+            "-n",
+            "3",
+            "--parallel",
+            "1",
+        ])
+        .env("CLI_GH_TOKEN", "ghp_cli")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (first, running) = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let first = lines.next().unwrap().unwrap();
+        let running = child.try_wait().unwrap().is_none();
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        (first, running)
+    })
+    .await
+    .unwrap();
+    assert!(first.starts_with("created "), "{first}");
+    assert!(
+        running,
+        "the first result came only when everything was done"
+    );
+}

@@ -230,6 +230,9 @@ pub enum RunnersCommand {
         /// How many runners to create
         #[arg(long, short = 'n', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
         count: u32,
+        /// How many are made at once (each waits for its instance and registration)
+        #[arg(long, short = 'p', default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallel: u32,
         /// Show how many would be created within `max_runners`, and create none
         #[arg(long)]
         dry_run: bool,

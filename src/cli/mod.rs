@@ -220,8 +220,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Runners(RunnersCommand::Create {
             group,
             count,
+            parallel,
             dry_run,
-        }) => runners_cmd::create(&cx, &group, count, dry_run),
+        }) => runners_cmd::create(&cx, &group, count, parallel, dry_run),
         Command::Runners(RunnersCommand::Show { name }) => runners_cmd::show(&cx, &name),
         Command::Runners(RunnersCommand::Bootstrap { group }) => {
             config_cmd::runners_bootstrap(&cx, &group)

@@ -156,7 +156,13 @@ fn age(secs: u64) -> String {
     }
 }
 
-pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Result<()> {
+pub fn create(
+    cx: &Context,
+    group_name: &str,
+    count: u32,
+    parallel: u32,
+    dry_run: bool,
+) -> Result<()> {
     let config = Arc::new(cx.load()?.config);
     let g = group(&config, group_name)?.clone();
     let rt = runtime()?;
@@ -181,51 +187,23 @@ pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Resu
             )),
         };
     }
+    let started = std::time::Instant::now();
     let (made, full, failed) = rt.block_on(async {
-        let m = wiring::manager(config.clone()).await?;
-        let bar = progress(u64::from(count), cx.output);
-        let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::<Failure>::new());
-        for _ in 0..count {
-            let seed = format!("cli:{}:{:016x}", unix_now(), fastrand::u64(..));
-            let name = m.runner_name(&g, &seed);
-            match m.create_runner(&g, &seed, None).await {
-                Ok(Created::New(n)) | Ok(Created::Exists(n)) => made.push(n),
-                Ok(Created::Full { held }) => {
-                    full = Some(held);
-                    break;
-                }
-                Ok(Created::Covered) | Ok(Created::NotAdmitted(_)) => {}
-                Err(e) => {
-                    // No task will come back to finish it: give its slot back now.
-                    if let Err(e) = m.abandon(&name).await {
-                        tracing::warn!(runner = %name, error = %e, "could not release the slot");
-                    }
-                    failed.push(e);
-                }
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        Ok::<_, Error>((made, full, failed))
+        let m = Arc::new(wiring::manager(config.clone()).await?);
+        create_many(cx, &m, &g, count, parallel).await
     })?;
-    match cx.output {
-        OutputFormat::Json => output::json(&serde_json::json!({
+    if cx.output == OutputFormat::Json {
+        output::json(&serde_json::json!({
             "created": made, "full": full.is_some(),
             "errors": failed.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-        }))?,
-        OutputFormat::Table | OutputFormat::Name => {
-            // `-o name`: the names alone, for scripts.
-            let prefix = if cx.output == OutputFormat::Name {
-                ""
-            } else {
-                "created "
-            };
-            let mut text = String::new();
-            for n in &made {
-                text.push_str(&format!("{prefix}{n}\n"));
-            }
-            output::print(&text)?;
-        }
+        }))?;
+    } else if count > 1 {
+        tracing::info!(
+            created = made.len(),
+            requested = count,
+            elapsed = %format!("{:.1}s", started.elapsed().as_secs_f64()),
+            "runners created"
+        );
     }
     if let Some(held) = full {
         return Err(Error::Problem(format!(
@@ -247,6 +225,122 @@ pub fn create(cx: &Context, group_name: &str, count: u32, dry_run: bool) -> Resu
         });
     }
     Ok(())
+}
+
+/// What `runners create` came to: the names made, the slots held when the group was full,
+/// the failures.
+type Creation = (Vec<String>, Option<u32>, Vec<Failure>);
+
+/// Creates `count` runners, `parallel` at a time: each runner's state shows as it goes (on a
+/// terminal), each result line prints when it is known, and the first `max_runners` refusal
+/// stops new creations (those under way finish).
+async fn create_many(
+    cx: &Context,
+    m: &Arc<Manager>,
+    g: &RunnerGroup,
+    count: u32,
+    parallel: u32,
+) -> Result<Creation> {
+    let board = Board::new(cx.output, count);
+    let (mut made, mut full, mut failed) = (Vec::new(), None, Vec::<Failure>::new());
+    let mut running = tokio::task::JoinSet::new();
+    let mut launched = 0;
+    loop {
+        while full.is_none() && launched < count && running.len() < parallel as usize {
+            launched += 1;
+            let seed = format!("cli:{}:{:016x}", unix_now(), fastrand::u64(..));
+            let name = m.runner_name(g, &seed);
+            let line = board.start(&name);
+            let (m, g) = (m.clone(), g.clone());
+            running.spawn(async move {
+                let begun = std::time::Instant::now();
+                let made = {
+                    let create = m.create_runner(&g, &seed, None);
+                    tokio::pin!(create);
+                    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+                    loop {
+                        tokio::select! {
+                            r = &mut create => break r,
+                            _ = tick.tick() => {
+                                if let Ok(Some(r)) = m.store.get(&name).await {
+                                    line.set_message(format!("{name}: {}", r.status));
+                                }
+                            }
+                        }
+                    }
+                };
+                if made.is_err() {
+                    // No task will come back to finish it: give its slot back now.
+                    if let Err(e) = m.abandon(&name).await {
+                        tracing::warn!(runner = %name, error = %e, "could not release the slot");
+                    }
+                }
+                (name, line, made, begun.elapsed())
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let (name, line, made_now, took) =
+            joined.map_err(|e| Error::Problem(format!("a creation stopped: {e}")))?;
+        line.finish_and_clear();
+        match made_now {
+            Ok(Created::New(n)) | Ok(Created::Exists(n)) => {
+                board.done(&format!("created {n} in {:.1}s", took.as_secs_f64()), &n)?;
+                made.push(n);
+            }
+            Ok(Created::Full { held }) => {
+                full.get_or_insert(held);
+            }
+            Ok(Created::Covered) | Ok(Created::NotAdmitted(_)) => {}
+            Err(e) => {
+                tracing::warn!(runner = %name, error = %e, "runner not created");
+                failed.push(e);
+            }
+        }
+    }
+    Ok((made, full, failed))
+}
+
+/// The live view of `runners create`: one spinner per runner being made, on a terminal; the
+/// result lines on stdout as they come (names alone with `-o name`, nothing with JSON).
+struct Board {
+    output: OutputFormat,
+    bars: Option<indicatif::MultiProgress>,
+}
+
+impl Board {
+    fn new(output: OutputFormat, count: u32) -> Board {
+        let watched = progress(u64::from(count.max(2)), output);
+        let bars = (!watched.is_hidden()).then(indicatif::MultiProgress::new);
+        Board { output, bars }
+    }
+
+    fn start(&self, name: &str) -> indicatif::ProgressBar {
+        let Some(bars) = &self.bars else {
+            return indicatif::ProgressBar::hidden();
+        };
+        let line = bars.add(indicatif::ProgressBar::new_spinner());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            line.set_style(style);
+        }
+        line.set_message(format!("{name}: reserving"));
+        line.enable_steady_tick(std::time::Duration::from_millis(120));
+        line
+    }
+
+    /// Prints one result as it is known, above the spinners.
+    fn done(&self, text: &str, name: &str) -> Result<()> {
+        let line = match self.output {
+            OutputFormat::Json => return Ok(()),
+            OutputFormat::Name => format!("{name}\n"),
+            OutputFormat::Table => format!("{text}\n"),
+        };
+        match &self.bars {
+            Some(bars) => bars.suspend(|| output::print(&line)),
+            None => output::print(&line),
+        }
+    }
 }
 
 pub fn delete(cx: &Context, args: &DeleteArgs) -> Result<()> {
