@@ -554,10 +554,12 @@ fn note_retry(r: Retried, kind: &str, err: &str, c: &Counters, waiting: bool) {
         Retried::At(due) => {
             if waiting {
                 c.waited.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(kind, reason = %err, due, "task waits");
+                let due = crate::model::rfc3339(due / 1000);
+                tracing::debug!(kind, reason = %err, %due, "task waits");
             } else {
                 c.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(kind, error = %err, due, "task failed; it will be retried");
+                let due = crate::model::rfc3339(due / 1000);
+                tracing::warn!(kind, error = %err, %due, "task failed; it will be retried");
             }
         }
         Retried::Dead => {

@@ -659,11 +659,12 @@ fn logs_can_be_json_lines() {
         }
         let out = cmd.args(["runners", "list"]).assert().code(3);
         let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-        let logs: Vec<&str> = stderr
-            .lines()
-            .filter(|l| !l.starts_with("error:"))
-            .collect();
-        assert!(!logs.is_empty(), "{stderr}");
+        // Every line is JSON, the fatal error's too.
+        let logs: Vec<&str> = stderr.lines().collect();
+        assert!(logs.len() >= 2, "{stderr}");
+        let last: serde_json::Value = serde_json::from_str(logs[logs.len() - 1]).unwrap();
+        assert_eq!(last["level"], "ERROR", "{last}");
+        assert_eq!(last["fields"]["exit_code"], 3, "{last}");
         for l in logs {
             let v: serde_json::Value =
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
@@ -725,4 +726,49 @@ fn global_flags_apply_only_where_they_mean_something() {
         .args(["completions", "bash"])
         .assert()
         .success();
+}
+
+/// A dependency's bare `ERROR failed with error client error (Connect)` came with every forge
+/// failure, under `-q` and in JSON logs too, beside runnerctl's own error. Now dependencies
+/// speak only with `-v`, named by their target; the fatal line is the only one by default.
+#[test]
+fn regression_a_dependency_s_log_lines_show_only_when_asked_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "github:\n  base_url: http://127.0.0.1:1\n  token_env: T\nwebhook:\n  secret_env: S\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: o\n    labels: [x]\n    backend: f\n",
+    )
+    .unwrap();
+    let stderr = |flags: &[&str]| {
+        let out = runnerctl()
+            .env("T", "ghp_x")
+            .env("S", "a webhook secret of 32 bytes....")
+            .args(["--config", path.to_str().unwrap()])
+            .args(flags)
+            .args(["groups", "list"])
+            .assert()
+            .code(3);
+        String::from_utf8(out.get_output().stderr.clone()).unwrap()
+    };
+    for flags in [&[][..], &["-q"][..]] {
+        let err = stderr(flags);
+        assert_eq!(err.lines().count(), 1, "{flags:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains("127.0.0.1:1"),
+            "{err}"
+        );
+    }
+    let err = stderr(&["--log-format", "json"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains("failed with error"), "{err}");
+    // Asked for, a dependency's line says whose it is.
+    let err = stderr(&["-v"]);
+    let theirs: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("failed with error"))
+        .collect();
+    assert!(!theirs.is_empty(), "{err}");
+    assert!(theirs.iter().all(|l| l.contains("octocrab")), "{err}");
+    assert!(!err.contains("Some("), "no Rust debug syntax: {err}");
 }

@@ -47,14 +47,37 @@ pub fn main() -> i32 {
         }
     };
     init_logging(&cli);
+    let json_logs = cli.log_format == args::LogFormat::Json;
     match run(cli) {
         Ok(()) => ExitCode::Success.code(),
         Err(crate::error::Error::Hook(crate::hook::HookError::Step(code))) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}", fatal_line(&e, json_logs));
             e.status()
         }
     }
+}
+
+/// The last line of a failed command: `error: …`, or with `--log-format json` a log object
+/// like every other line, with the exit code (printed whatever `-q` says).
+fn fatal_line(e: &crate::error::Error, json: bool) -> String {
+    if !json {
+        return format!("error: {e}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    serde_json::json!({
+        "timestamp": format!(
+            "{}.{:06}Z",
+            crate::model::rfc3339(now.as_secs()).trim_end_matches('Z'),
+            now.subsec_micros()
+        ),
+        "level": "ERROR",
+        "fields": { "message": e.to_string(), "exit_code": e.status() },
+        "target": "runnerctl",
+    })
+    .to_string()
 }
 
 /// The most verbose level of the targets that would log secrets in request or response bodies
@@ -80,39 +103,70 @@ fn log_ceiling(target: &str) -> Option<tracing::Level> {
     }
 }
 
+/// Levels by verbosity: -1 off … 4 trace.
+fn level_name(level: i32) -> &'static str {
+    match level {
+        i32::MIN..=-1 => "off",
+        0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    }
+}
+
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let long_running = matches!(cli.command, Command::Serve | Command::Worker { .. });
     let base = if long_running { 2 } else { 1 }; // info for daemons, warn for one-shot commands
     let level = (base + i32::from(cli.verbose) - i32::from(cli.quiet)).clamp(-1, 4);
-    let level = match level {
-        -1 => "off",
-        0 => "error",
-        1 => "warn",
-        2 => "info",
-        3 => "debug",
-        _ => "trace",
+    // Dependencies (octocrab, hyper, the cloud SDKs) speak only when asked with -v, two levels
+    // below ours: what fails in them reaches the operator as runnerctl's own error already.
+    let deps = if i32::from(cli.verbose) > 0 {
+        level - 2
+    } else {
+        -1
     };
-    let filter = std::env::var("RUNNERCTL_LOG")
+    let (ours, theirs) = match std::env::var("RUNNERCTL_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("runnerctl={level},{level}")));
+        .filter(|v| EnvFilter::try_new(v).is_ok())
+    {
+        Some(v) => (v.clone(), v),
+        None => (
+            format!("runnerctl={}", level_name(level)),
+            format!("{},runnerctl=off", level_name(deps)),
+        ),
+    };
     // Whatever is asked, those layers never log above their ceiling.
-    let ceilings = tracing_subscriber::filter::filter_fn(|meta| {
-        log_ceiling(meta.target()).is_none_or(|max| *meta.level() <= max)
-    });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let layer: Box<dyn tracing_subscriber::Layer<_> + Send + Sync> = match cli.log_format {
-        args::LogFormat::Json => Box::new(fmt.json().with_current_span(false)),
-        args::LogFormat::Text => {
-            Box::new(fmt.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+    let ceilings = || {
+        tracing_subscriber::filter::filter_fn(|meta| {
+            log_ceiling(meta.target()).is_none_or(|max| *meta.level() <= max)
+        })
+    };
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Our events without their module; a dependency's with its target, so it is clear whose
+    // words they are.
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let layer = |with_target: bool| -> Boxed {
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(with_target);
+        match cli.log_format {
+            args::LogFormat::Json => Box::new(fmt.json().with_current_span(false)),
+            args::LogFormat::Text => Box::new(fmt.with_ansi(ansi)),
         }
     };
-    let layer = layer.with_filter(filter).with_filter(ceilings);
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    let is_ours = |meta: &tracing::Metadata<'_>| meta.target().starts_with("runnerctl");
+    let own = layer(false)
+        .with_filter(EnvFilter::new(ours))
+        .with_filter(tracing_subscriber::filter::filter_fn(is_ours));
+    let dependencies = layer(true)
+        .with_filter(EnvFilter::new(theirs))
+        .with_filter(tracing_subscriber::filter::filter_fn(move |m| !is_ours(m)))
+        .with_filter(ceilings());
+    let layers: Vec<Boxed> = vec![own.boxed(), dependencies.boxed()];
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Global options every command sees.

@@ -25,7 +25,10 @@ pub fn serve(cx: &Context) -> Result<()> {
         };
         tracing::info!(
             listen = %main.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            metrics = ?metrics.as_ref().and_then(|m| m.local_addr().ok()),
+            metrics = %metrics
+                .as_ref()
+                .and_then(|m| m.local_addr().ok())
+                .map_or_else(|| "off".to_string(), |a| a.to_string()),
             "serving webhooks"
         );
         let state = Arc::new(
