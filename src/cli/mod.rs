@@ -121,12 +121,14 @@ fn init_logging(cli: &Cli) {
     let long_running = matches!(cli.command, Command::Serve | Command::Worker { .. });
     let base = if long_running { 2 } else { 1 }; // info for daemons, warn for one-shot commands
     let level = (base + i32::from(cli.verbose) - i32::from(cli.quiet)).clamp(-1, 4);
-    // Dependencies (octocrab, hyper, the cloud SDKs) speak only when asked with -v, two levels
-    // below ours: what fails in them reaches the operator as runnerctl's own error already.
-    let deps = if i32::from(cli.verbose) > 0 {
-        level - 2
-    } else {
-        -1
+    // Dependencies (octocrab, hyper, the cloud SDKs) speak only when asked: -v warn, -vv debug,
+    // -vvv trace (under their ceilings). What fails in them reaches the operator as runnerctl's
+    // own error already.
+    let deps = match cli.verbose {
+        0 => -1,
+        1 => 1,
+        2 => 3,
+        _ => 4,
     };
     let (ours, theirs) = match std::env::var("RUNNERCTL_LOG")
         .ok()
