@@ -341,6 +341,65 @@ pub fn docker_test_image() -> &'static str {
     IMAGE
 }
 
+/// A minimal Debian bookworm image (`debootstrap --variant=minbase`, with adduser), made once
+/// from the Debian mirror and kept in `.cache/debian-bookworm.tar` for the next runs; `docker
+/// import`ed when the engine lacks it. Needs debootstrap (.ci/run installs it) and an engine.
+#[allow(dead_code)]
+pub fn debian_image() -> &'static str {
+    const IMAGE: &str = "runnerctl-test-debian:bookworm";
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let have = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if have {
+            return;
+        }
+        let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/debian-bookworm.tar");
+        if !cache.is_file() {
+            std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+            let root = tempfile::tempdir().unwrap();
+            let out = Command::new("debootstrap")
+                .args(["--variant=minbase", "--include=adduser", "bookworm"])
+                .arg(root.path())
+                .arg("http://deb.debian.org/debian")
+                .output()
+                .expect("debootstrap (.ci/run installs it)");
+            assert!(
+                out.status.success(),
+                "debootstrap: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let partial = cache.with_extension("tar.partial");
+            let ok = Command::new("tar")
+                .arg("-C")
+                .arg(root.path())
+                .arg("-cf")
+                .arg(&partial)
+                .arg(".")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "could not archive the Debian root");
+            std::fs::rename(&partial, &cache).unwrap();
+        }
+        let ok = Command::new("docker")
+            .args(["import"])
+            .arg(&cache)
+            .arg(IMAGE)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "could not docker import {}", cache.display());
+    });
+    IMAGE
+}
+
 /// Copies a dynamically linked program into the root filesystem `root` at the same path, with
 /// every library `ldd` names and the loader.
 fn copy_with_libraries(program: &Path, root: &Path) {
