@@ -291,7 +291,7 @@ pub async fn manager_with(
     stand_in: Option<Arc<dyn StandIn>>,
 ) -> Result<Manager> {
     let backends = backends(&config, &conn, stand_in).await?;
-    let broker = broker_link(&config, &conn)?;
+    let broker = broker_link(&config, &conn).await?;
     let mut m = Manager::new(
         config.clone(),
         RedisStore::new(conn, &config.name),
@@ -318,11 +318,12 @@ pub fn broker_vault(config: &Config) -> Result<Vault> {
 }
 
 /// The broker as the manager uses it, when the configuration has one.
-pub fn broker_link(config: &Config, conn: &Conn) -> Result<Option<Link>> {
+pub async fn broker_link(config: &Config, conn: &Conn) -> Result<Option<Link>> {
     let b = &config.broker;
     let Some(url) = &b.url else {
         return Ok(None);
     };
+    let vault = broker_vault(config)?;
     let ca = b.ca_file.as_ref().or(b.tls_cert_file.as_ref());
     let ca_pem = match ca {
         Some(p) => std::fs::read_to_string(p).map_err(|e| {
@@ -331,14 +332,32 @@ pub fn broker_link(config: &Config, conn: &Conn) -> Result<Option<Link>> {
                 p.display()
             ))
         })?,
-        None => return Err(Error::Usage("broker.tls_cert_file: required".into())),
+        // No certificate of the operator's: instances pin the one runnerctl made.
+        None => managed_tls(config, conn, &vault).await?.cert,
     };
     Ok(Some(Link {
-        broker: Broker::new(conn.clone(), &config.name, broker_vault(config)?)
+        broker: Broker::new(conn.clone(), &config.name, vault)
             .with_identity_checks(identity_checks(config)?),
         url: url.clone(),
         ca_pem,
     }))
+}
+
+/// The broker's managed certificate (no `tls_cert_file`): from Redis, or made now.
+async fn managed_tls(
+    config: &Config,
+    conn: &Conn,
+    vault: &Vault,
+) -> Result<crate::broker::tls::Pem> {
+    let url = config.broker.url.as_deref().unwrap_or_default();
+    let host = crate::broker::tls::url_host(url)
+        .ok_or_else(|| Error::Usage(format!("broker.url: `{url}` names no host")))?;
+    crate::broker::tls::managed(conn, &config.name, vault, &host)
+        .await
+        .map_err(|e| match e {
+            crate::broker::BrokerError::Redis(r) => Error::Store(crate::store::StoreError::from(r)),
+            other => Error::Problem(other.to_string()),
+        })
 }
 
 /// What `serve` runs the broker's endpoint with.
@@ -347,20 +366,25 @@ pub struct BrokerServer {
     pub endpoint: Arc<Endpoint>,
 }
 
-/// The broker's endpoint for `serve`: its TLS and state; `None` when the configuration has no
-/// broker.
-pub fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServer>> {
+/// The broker's endpoint for `serve`: its TLS (the operator's files, or the managed
+/// certificate) and state; `None` when the configuration has no broker.
+pub async fn broker_endpoint(config: &Config, conn: &Conn) -> Result<Option<BrokerServer>> {
     let b = &config.broker;
     if !b.enabled() {
         return Ok(None);
     }
-    let (Some(cert), Some(key)) = (&b.tls_cert_file, &b.tls_key_file) else {
-        return Err(Error::Usage(
-            "broker: tls_cert_file and tls_key_file are required".into(),
-        ));
+    let vault = broker_vault(config)?;
+    let tls = match (&b.tls_cert_file, &b.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            crate::broker::endpoint::tls_config(cert, key).map_err(Error::Usage)?
+        }
+        _ => {
+            let pem = managed_tls(config, conn, &vault).await?;
+            crate::broker::tls::server_config(&pem, "the broker's managed certificate")
+                .map_err(Error::Problem)?
+        }
     };
-    let tls = crate::broker::endpoint::tls_config(cert, key).map_err(Error::Usage)?;
-    let broker = Broker::new(conn.clone(), &config.name, broker_vault(config)?)
+    let broker = Broker::new(conn.clone(), &config.name, vault)
         .with_identity_checks(identity_checks(config)?);
     Ok(Some(BrokerServer {
         tls,

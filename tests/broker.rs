@@ -1303,3 +1303,101 @@ async fn one_address_cannot_silence_the_broker_for_the_others() {
     );
     drop(idle);
 }
+
+/// Without `tls_cert_file` and `tls_key_file`, `serve` presents a certificate runnerctl made for
+/// the URL's host and keeps in Redis (its key sealed); a worker (another process, the same
+/// Redis) pins that same certificate in the instances' bootstrap, and the instance's curl
+/// redeems through it. Redis holds no private key in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_certificate_files_the_broker_makes_one_every_process_shares() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let brk = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let name = manager_name("broker-managed");
+    let broker_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let text = format!(
+        "name: {name}\ngithub:\n  token_env: GITHUB_TOKEN\nredis:\n  url: {}\nwebhook:\n  listen: 127.0.0.1:{web}\n  secret_env: WEBHOOK_SECRET\nbroker:\n  listen: 127.0.0.1:{brk}\n  url: https://127.0.0.1:{brk}\n  key_env: BROKER_KEY\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: demo\n    organization: octo-org\n    labels: [self-hosted, demo]\n    backend: fake\n",
+        redis.url
+    );
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, &text).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(support::bin());
+        c.arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("GITHUB_TOKEN", "ghp_x")
+            .env("WEBHOOK_SECRET", "0123456789abcdef0123")
+            .env("BROKER_KEY", &broker_key);
+        c
+    };
+    let out = cmd(&["config", "validate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut serve = cmd(&["-q", "serve"]).spawn().unwrap();
+    let up = support::eventually(Duration::from_secs(10), || async {
+        std::net::TcpStream::connect(("127.0.0.1", brk))
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(up.is_some(), "the broker listens");
+
+    // The worker's side: the same certificate, from Redis, for the instances to pin.
+    let inline = text.replace("  key_env: BROKER_KEY\n", &format!("  key: {broker_key}\n"));
+    let parsed = runnerctl::wiring::parse(&inline, "x.yaml").unwrap().config;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let link = runnerctl::wiring::broker_link(&parsed, &conn)
+        .await
+        .unwrap()
+        .expect("a broker");
+    assert!(link.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let stored = support::redis_dump(&redis.url, "*broker:tls*").await;
+    assert!(stored.contains("BEGIN CERTIFICATE"), "{stored}");
+    assert!(!stored.contains("PRIVATE KEY"), "a key in clear: {stored}");
+
+    let b = Broker::new(conn, &name, vault());
+    let issued = b
+        .issue("r1", &Secret::new(JIT), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(b.bind(&issued.id, "127.0.0.1").await.unwrap());
+    let ca_path = dir.path().join("pinned.pem");
+    std::fs::write(&ca_path, &link.ca_pem).unwrap();
+    let token = issued.token.expose().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca_path)
+            .args(["-X", "POST", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("https://127.0.0.1:{brk}/v1/credential"))
+            .args(["-w", "\n%{http_code}"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{JIT}\n200"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    assert!(serve.wait().unwrap().success());
+}

@@ -451,6 +451,7 @@ async fn docker_runners_fetch_their_credentials_through_the_broker() {
     sync::sync(&*gh, &refs, false, &|| {}).await;
     let conn = store::connect(&redis.url).await.unwrap();
     let broker = runnerctl::wiring::broker_endpoint(&config, &conn)
+        .await
         .unwrap()
         .expect("the broker is configured");
     let endpoint = broker.endpoint.clone();

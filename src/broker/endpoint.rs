@@ -111,29 +111,24 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// The TLS configuration from a PEM certificate chain and its private key.
+/// The TLS configuration from a PEM certificate chain and its private key, in files.
 pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+    let cert = std::fs::read_to_string(cert_file)
         .map_err(|e| format!("broker.tls_cert_file `{}`: {e}", cert_file.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "broker.tls_cert_file `{}`: no certificate in it",
-            cert_file.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_file)
+    let key = std::fs::read_to_string(key_file)
         .map_err(|e| format!("broker.tls_key_file `{}`: {e}", key_file.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("broker TLS: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("broker.tls_key_file `{}`: {e}", key_file.display()))?;
-    Ok(Arc::new(config))
+    let pem = super::tls::Pem {
+        cert,
+        key: crate::config::Secret::new(key),
+    };
+    super::tls::server_config(
+        &pem,
+        &format!(
+            "broker.tls_cert_file `{}` with tls_key_file `{}`",
+            cert_file.display(),
+            key_file.display()
+        ),
+    )
 }
 
 /// Connections the broker holds at once.

@@ -14,6 +14,7 @@
 
 pub mod endpoint;
 pub mod identity;
+pub mod tls;
 pub mod vault;
 
 use crate::config::Secret;
@@ -31,6 +32,8 @@ pub enum BrokerError {
     Redis(#[from] redis::RedisError),
     #[error("credential broker: {0}")]
     Vault(#[from] VaultError),
+    #[error("credential broker: TLS: {0}")]
+    Tls(String),
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;

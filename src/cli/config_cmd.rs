@@ -343,7 +343,10 @@ fn delivery(
                 .as_ref()
                 .or(config.broker.tls_cert_file.as_ref())
                 .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_else(|| "<the broker's CA certificate>\n".into());
+                .unwrap_or_else(|| {
+                    "<the broker's self-signed certificate, made by runnerctl and kept in Redis>\n"
+                        .into()
+                });
             let token = config::Secret::new(
                 "<redacted: a one-time token, made when the runner is created>",
             );

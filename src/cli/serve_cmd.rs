@@ -97,7 +97,7 @@ async fn broker(
         .map_err(|e| Error::Problem(format!("broker.listen: cannot listen on {listen}: {e}")))?;
     tracing::info!(listen = %listen, "serving the credential broker");
     if let Ok(conn) = wiring::connect(config).await {
-        let endpoint = start_broker(config, &conn, listener, stop)?;
+        let endpoint = start_broker(config, &conn, listener, stop).await?;
         return Ok(Some(endpoint));
     }
     let config = config.clone();
@@ -105,7 +105,7 @@ async fn broker(
         loop {
             match wiring::connect(&config).await {
                 Ok(conn) => {
-                    if let Err(e) = start_broker(&config, &conn, listener, stop) {
+                    if let Err(e) = start_broker(&config, &conn, listener, stop).await {
                         tracing::error!(error = %e, "the credential broker cannot start");
                     }
                     return;
@@ -121,13 +121,14 @@ async fn broker(
     Ok(None)
 }
 
-fn start_broker(
+async fn start_broker(
     config: &crate::config::Config,
     conn: &crate::store::Conn,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Arc<crate::broker::endpoint::Endpoint>> {
-    let Some(wiring::BrokerServer { tls, endpoint }) = wiring::broker_endpoint(config, conn)?
+    let Some(wiring::BrokerServer { tls, endpoint }) =
+        wiring::broker_endpoint(config, conn).await?
     else {
         return Err(Error::Usage("broker: not configured".into()));
     };

@@ -642,12 +642,19 @@ impl<'a> Cx<'a> {
                 format!("`{url}` is not an https:// URL (instances fetch over TLS, the CA pinned)"),
             );
         }
-        for (k, v) in [
+        // Both files, or neither (then runnerctl makes and keeps the certificate).
+        let files = [
             ("tls_cert_file", &b.tls_cert_file),
             ("tls_key_file", &b.tls_key_file),
-        ] {
+        ];
+        let given = files.iter().filter(|(_, v)| v.is_some()).count();
+        for (k, v) in files {
             match v {
-                None => self.error(&format!("broker.{k}"), "required field is missing"),
+                None if given == 1 => self.error(
+                    &format!("broker.{k}"),
+                    "required with the other TLS file (or leave both out: runnerctl then makes a self-signed certificate)",
+                ),
+                None => {}
                 Some(p) => {
                     if let Err(e) = std::fs::metadata(p) {
                         self.error(

@@ -531,7 +531,9 @@ pub struct BrokerConfig {
     /// The URL instances fetch from, `https://HOST:PORT`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The endpoint's certificate (PEM, chain) and key.
+    /// The endpoint's certificate (PEM, chain) and key; both or neither. Without them runnerctl
+    /// makes a self-signed certificate for the URL's host, kept in Redis (its key sealed with
+    /// the broker's key) and pinned by the instances.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_cert_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
