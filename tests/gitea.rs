@@ -398,6 +398,7 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
     };
     let brk =
         runnerctl::wiring::broker_endpoint(&config, &store::connect(&redis.url).await.unwrap())
+            .await
             .unwrap()
             .unwrap();
     let brk_listener = tokio::net::TcpListener::bind(("127.0.0.1", broker_port))
