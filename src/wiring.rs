@@ -559,8 +559,10 @@ impl SimStandIn {
             "runnerctl-stand-in-{runner}-{:08x}",
             fastrand::u32(..)
         ));
-        tokio::task::spawn_blocking(move || {
+        let prepared = dir.clone();
+        let script = tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::PermissionsExt;
+            let dir = prepared;
             std::fs::create_dir_all(dir.join("run")).ok()?;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).ok()?;
             let (ca_path, token_path) = (dir.join("broker-ca.pem"), dir.join("broker-token"));
@@ -572,13 +574,28 @@ impl SimStandIn {
                 .replace(BROKER_TOKEN, token_path.to_str()?);
             let script = dir.join("fetch-credential");
             std::fs::write(&script, hook).ok()?;
-            let ok = std::process::Command::new("sh")
+            Some(script)
+        })
+        .await
+        .ok()
+        .flatten();
+        // The hook runs as long as the instance would wait (`time_to_start`): it dies with this
+        // process (a one-shot command that made the runner exits without waiting for it), and
+        // holds none of its output.
+        let ok = match script {
+            Some(script) => tokio::process::Command::new("sh")
                 .arg(&script)
                 .arg(dir.join("run"))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
                 .status()
-                .ok()?
-                .success();
+                .await
+                .is_ok_and(|s| s.success()),
+            None => false,
+        };
+        tokio::task::spawn_blocking(move || {
             let run = dir.join("run");
             let jit = std::fs::read_to_string(run.join("jitconfig"))
                 .or_else(|_| std::fs::read_to_string(run.join("token")))

@@ -561,3 +561,29 @@ async fn regression_runners_create_makes_runners_at_once_and_prints_each_as_it_c
         "the first result came only when everything was done"
     );
 }
+
+/// `runners create` of a fake group behind a broker nobody answers at waited `time_to_start`
+/// (10 minutes): the stand-in's fetch hook, still retrying, held the runtime and the output
+/// pipes. A command that has answered exits; what it left in the background dies with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_command_does_not_wait_for_the_work_it_leaves_behind() {
+    use base64::Engine;
+    let s = setup("cli-background", "").await;
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    edit_config(
+        &s,
+        "backends:",
+        &format!("time_to_start: 10m\nbroker:\n  url: https://127.0.0.1:1\n  listen: 127.0.0.1:0\n  key: {key}\nbackends:"),
+    );
+    let (code, _, err) = run(&s, &["groups", "sync"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    let started = std::time::Instant::now();
+    let (code, out, err) = run(&s, &["runners", "create", "-g", "small"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("created "), "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "returned after {:?}",
+        started.elapsed()
+    );
+}

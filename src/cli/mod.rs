@@ -226,11 +226,32 @@ pub fn shutdown_on_signals() -> tokio::sync::watch::Receiver<bool> {
 }
 
 /// A tokio runtime for a command that talks to the network.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
+        .map(|rt| Runtime(Some(rt)))
         .map_err(|e| Error::Problem(format!("cannot start the async runtime: {e}")))
+}
+
+/// A command's async runtime. When the command is done, work it left in the background (a
+/// fake runner's stand-in fetching its credential until `time_to_start`, a connection being
+/// closed) is given a moment, not waited for: the command has answered and exits.
+pub struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for Runtime {
+    type Target = tokio::runtime::Runtime;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the runtime lives until dropped")
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(std::time::Duration::from_millis(500));
+        }
+    }
 }
 
 /// `container-hook`: one hook call read from standard input (at most 16 MiB).
