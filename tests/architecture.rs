@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("conn", &["config"]),
     ("store", &["config", "conn", "model"]),
     ("queue", &["conn", "model", "store"]),
-    ("worker", &["conn", "prom", "queue"]),
+    ("worker", &["conn", "model", "prom", "queue"]),
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
     ("broker", &["addr_limit", "config", "conn", "model"]),

@@ -737,7 +737,9 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn config(&mut self, text: &str) -> Option<Config> {
+    /// The document's top-level mapping, or `None` (reported) for text that is no YAML
+    /// mapping.
+    fn root(&mut self, text: &str) -> Option<Mapping> {
         let root: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -759,17 +761,21 @@ impl<'a> Cx<'a> {
                 return None;
             }
         };
-        let mut root = match root {
-            Value::Mapping(m) => m,
+        match root {
+            Value::Mapping(m) => Some(m),
             Value::Null => {
                 self.error("", "the file is empty; see `runnerctl config example`");
-                return None;
+                None
             }
             _ => {
                 self.error("", "the top level must be a mapping of settings");
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    fn config(&mut self, text: &str) -> Option<Config> {
+        let mut root = self.root(text)?;
         self.check_top_level(&root);
         let mut take = |k: &str| root.remove(k);
 
@@ -817,37 +823,27 @@ impl<'a> Cx<'a> {
             ("cleanup_grace", cleanup_grace),
         ]);
 
-        let complete = backends.complete();
-        let whole = forge.is_some()
-            && github.is_some()
-            && gitea.is_some()
-            && redis.is_some()
-            && webhook.is_some()
-            && healthcheck_interval.is_some()
-            && time_to_start.is_some()
-            && time_to_live.is_some()
-            && cleanup_grace.is_some()
-            && queue.is_some()
-            && worker.is_some()
-            && broker.is_some()
-            && complete
-            && groups.is_some();
+        let mut whole = backends.complete();
         let config = Config {
             name,
-            forge: forge.unwrap_or_default(),
-            github: github.unwrap_or_default(),
-            gitea: gitea.unwrap_or_default(),
-            redis: redis.unwrap_or_default(),
-            webhook: webhook.unwrap_or_default(),
-            healthcheck_interval: healthcheck_interval.unwrap_or_else(default_healthcheck_interval),
-            time_to_start: time_to_start.unwrap_or_else(default_time_to_start),
-            time_to_live: time_to_live.unwrap_or_else(default_time_to_live),
-            cleanup_grace: cleanup_grace.unwrap_or_else(default_cleanup_grace),
-            queue: queue.unwrap_or_default(),
-            worker: worker.unwrap_or_default(),
-            broker: broker.unwrap_or_default(),
+            forge: read(&mut whole, forge, ForgeKind::default),
+            github: read(&mut whole, github, Default::default),
+            gitea: read(&mut whole, gitea, Default::default),
+            redis: read(&mut whole, redis, Default::default),
+            webhook: read(&mut whole, webhook, Default::default),
+            healthcheck_interval: read(
+                &mut whole,
+                healthcheck_interval,
+                default_healthcheck_interval,
+            ),
+            time_to_start: read(&mut whole, time_to_start, default_time_to_start),
+            time_to_live: read(&mut whole, time_to_live, default_time_to_live),
+            cleanup_grace: read(&mut whole, cleanup_grace, default_cleanup_grace),
+            queue: read(&mut whole, queue, Default::default),
+            worker: read(&mut whole, worker, Default::default),
+            broker: read(&mut whole, broker, Default::default),
             backends: backends.valid,
-            runner_groups: groups.unwrap_or_default(),
+            runner_groups: read(&mut whole, groups, Vec::new),
         };
         // Incomplete, it is only what could be read: `config validate` checks its secrets.
         if whole {
@@ -1747,6 +1743,13 @@ fn did_you_mean(unknown: &str, known: &[&'static str]) -> Option<&'static str> {
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| k)
+}
+
+/// A part of the configuration as read, or its default when it could not be (and then the
+/// configuration is not `whole`).
+fn read<T>(whole: &mut bool, value: Option<T>, default: impl FnOnce() -> T) -> T {
+    *whole &= value.is_some();
+    value.unwrap_or_else(default)
 }
 
 /// Whether `path` is `at` or lies under it.
