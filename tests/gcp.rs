@@ -544,8 +544,17 @@ async fn runnerctl_creates_lists_and_deletes_gce_runners() {
     let r = refused.clone();
     let spot_refusal = capacity("*", true);
     sim.inject(move |c: &Call| spot_refusal(c).filter(|_| r.fetch_add(1, Ordering::SeqCst) < 2));
+    // One after the other: the first runner meets both refusals.
     let (code, out, err) = run(&[
-        "-vvvv", "runners", "create", "--group", "vm", "--count", "2",
+        "-vvvv",
+        "runners",
+        "create",
+        "--group",
+        "vm",
+        "--count",
+        "2",
+        "--parallel",
+        "1",
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(out.matches("created ").count(), 2, "{out}");
