@@ -178,7 +178,7 @@ fn any_idle_runner() -> Chaos {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn point_1_runner_theft_every_job_gets_a_runner_without_a_health_check() {
+async fn runner_theft_every_job_gets_a_runner_without_a_health_check() {
     let w = world("p1", any_idle_runner(), "    max_runners: 8\n", None).await;
     for _ in 0..30 {
         w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
@@ -194,7 +194,7 @@ async fn point_1_runner_theft_every_job_gets_a_runner_without_a_health_check() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_2_redis_data_loss_never_deletes_a_busy_runner() {
+async fn redis_data_loss_never_deletes_a_busy_runner() {
     let w = world("p2", Chaos::default(), "    max_runners: 4\n", None).await;
     let g = w.g();
     for seed in ["a", "b"] {
@@ -247,7 +247,7 @@ async fn point_2_redis_data_loss_never_deletes_a_busy_runner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_3_a_runner_made_for_a_lost_webhook_survives_its_pass() {
+async fn a_runner_made_for_a_lost_webhook_survives_its_pass() {
     // No webhook URL: every delivery is lost; the scan finds the job.
     let w = world("p3", Chaos::default(), "    max_runners: 4\n", None).await;
     let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
@@ -266,7 +266,7 @@ async fn point_3_a_runner_made_for_a_lost_webhook_survives_its_pass() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_4_a_resumed_create_never_revokes_the_booting_instance_credential() {
+async fn a_resumed_create_never_revokes_the_booting_instance_credential() {
     let w = world("p4", Chaos::default(), "    max_runners: 4\n", None).await;
     let g = w.g();
     let Created::New(runner) = w.m.create_runner(&g, "job:7", Some(7)).await.unwrap() else {
@@ -305,7 +305,7 @@ async fn point_4_a_resumed_create_never_revokes_the_booting_instance_credential(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_5_a_create_whose_record_vanished_removes_what_it_made() {
+async fn a_create_whose_record_vanished_removes_what_it_made() {
     let w = world(
         "p5",
         Chaos::default(),
@@ -345,7 +345,7 @@ async fn handle(w: &World, task: Task) -> Outcome {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_6_rate_limits_wait_until_the_reset_and_are_never_dead_lettered() {
+async fn rate_limits_wait_until_the_reset_and_are_never_dead_lettered() {
     let w = world("p6", Chaos::default(), "    max_runners: 4\n", None).await;
     let queued = Task::JobQueued {
         job_id: 5,
@@ -443,7 +443,7 @@ fn queue_options(visibility_ms: u64) -> QueueOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_7_a_lease_is_renewed_only_by_its_holder() {
+async fn a_lease_is_renewed_only_by_its_holder() {
     let redis = RedisServer::start();
     let name = manager_name("p7");
     let q = queue_with_noop(&redis.url, &name, queue_options(200), "m", 0).await;
@@ -465,7 +465,7 @@ async fn point_7_a_lease_is_renewed_only_by_its_holder() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_8_a_handler_past_its_deadline_is_stopped_and_retried() {
+async fn a_handler_past_its_deadline_is_stopped_and_retried() {
     let redis = RedisServer::start();
     let name = manager_name("p8");
     let q = queue_with_noop(&redis.url, &name, queue_options(2_000), "slow", 60_000).await;
@@ -486,7 +486,7 @@ async fn point_8_a_handler_past_its_deadline_is_stopped_and_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_11_a_failed_runners_create_holds_no_slot() {
+async fn a_failed_runners_create_holds_no_slot() {
     // GitHub refuses (a port nothing listens on): the command fails and leaves no record.
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -517,7 +517,7 @@ async fn point_11_a_failed_runners_create_holds_no_slot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job() {
+async fn a_health_check_and_a_waiting_task_make_one_runner_for_one_job() {
     let w = world("p11b", Chaos::default(), "    max_runners: 1\n", None).await;
     let g = w.g();
     // The group is full: the job waits.
@@ -546,7 +546,7 @@ async fn point_11_a_health_check_and_a_waiting_task_make_one_runner_for_one_job(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
+async fn a_task_that_kills_its_worker_goes_to_the_dead_letters() {
     let redis = RedisServer::start();
     let name = manager_name("p12");
     let q = queue_with_noop(&redis.url, &name, queue_options(100), "poison", 0).await;
@@ -586,7 +586,7 @@ async fn point_12_a_task_that_kills_its_worker_goes_to_the_dead_letters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_12_a_health_pass_that_lost_its_lock_stops() {
+async fn a_health_pass_that_lost_its_lock_stops() {
     let w = world(
         "p12b",
         Chaos::default(),
@@ -620,7 +620,7 @@ async fn point_12_a_health_pass_that_lost_its_lock_stops() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn point_13_runners_are_not_wasted_when_any_runner_takes_any_job() {
+async fn runners_are_not_wasted_when_any_runner_takes_any_job() {
     let w = world("p13", any_idle_runner(), "    max_runners: 10\n", None).await;
     const JOBS: usize = 100;
     for _ in 0..JOBS {
@@ -640,7 +640,7 @@ async fn point_13_runners_are_not_wasted_when_any_runner_takes_any_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_14_two_tasks_never_work_on_one_runner_at_once() {
+async fn two_tasks_never_work_on_one_runner_at_once() {
     let w = world(
         "p14",
         Chaos::default(),
@@ -664,7 +664,7 @@ async fn point_14_two_tasks_never_work_on_one_runner_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_for_it() {
+async fn a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_for_it() {
     let w = world(
         "p15",
         any_idle_runner(),
@@ -728,7 +728,7 @@ async fn point_15_a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_fo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_9_a_clock_jump_on_a_host_deletes_nothing() {
+async fn a_clock_jump_on_a_host_deletes_nothing() {
     // `runnerctl healthcheck` on a host whose clock is two days ahead (libfaketime): ages come
     // from Redis's clock, so the idle runners are not taken for older than time_to_live.
     let have_faketime = std::process::Command::new("faketime")
@@ -806,7 +806,7 @@ async fn forward_to_docker(listener: tokio::net::TcpListener) {
 
 #[cfg(feature = "docker")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_10_a_backend_unreachable_at_start_is_retried_and_its_tasks_wait() {
+async fn a_backend_unreachable_at_start_is_retried_and_its_tasks_wait() {
     use runnerctl::backend::Reconnecting;
     // The engine's address, with nothing listening yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -841,7 +841,7 @@ async fn point_10_a_backend_unreachable_at_start_is_retried_and_its_tasks_wait()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_6_when_the_budget_is_low_job_creation_goes_before_health_checks() {
+async fn when_the_budget_is_low_job_creation_goes_before_health_checks() {
     let w = world_with(
         "p6b",
         Chaos::default(),
@@ -870,7 +870,7 @@ async fn point_6_when_the_budget_is_low_job_creation_goes_before_health_checks()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_7_a_worker_that_lost_a_task_stops_acting_on_it() {
+async fn a_worker_that_lost_a_task_stops_acting_on_it() {
     let redis = RedisServer::start();
     let name = manager_name("p7b");
     let q = queue_with_noop(&redis.url, &name, queue_options(600), "acted", 1_500).await;
@@ -960,7 +960,7 @@ async fn a_job_of_a_workflow_the_group_does_not_admit_gets_no_runner() {
     assert_eq!(w.sim.registrations().len(), 1);
 }
 
-/// Regression for the `point_15` flake: under load the fake GitHub's job went from queued to
+/// Regression for a flake of `a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_for_it`: under load the fake GitHub's job went from queued to
 /// completed between two looks, so its in_progress event never came, and the runner it took had
 /// been made for another job. The completed event alone must give that job a runner.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -978,7 +978,7 @@ async fn a_theft_seen_only_by_its_completed_event_still_replaces_the_taken_runne
     assert_ne!(left[0].name, made);
 }
 
-/// Regression for the `point_15` flake: a theft in a full group left the robbed job to the next
+/// Regression for a flake of `a_killed_health_pass_blocks_briefly_and_theft_does_not_wait_for_it`: a theft in a full group left the robbed job to the next
 /// health check (the replacement's "full" answer was dropped). Its task now waits for a slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_theft_in_a_full_group_waits_for_a_slot_instead_of_dropping_the_job() {

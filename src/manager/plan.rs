@@ -702,7 +702,7 @@ mod tests {
     }
 
     #[test]
-    fn point_2_a_leaked_instance_whose_runner_runs_a_job_is_kept() {
+    fn a_leaked_instance_whose_runner_runs_a_job_is_kept() {
         let orphan = rec("orphan", RunnerStatus::Active, 60);
         let f = [gh(&orphan, true, true)];
         let i = [inst(&orphan)];
@@ -730,7 +730,7 @@ mod tests {
     }
 
     #[test]
-    fn point_2_suspects_wait_for_the_grace_and_the_data_loss_hold() {
+    fn suspects_wait_for_the_grace_and_the_data_loss_hold() {
         let orphan = rec("orphan", RunnerStatus::Idle, 60);
         let ghost = rec("ghost", RunnerStatus::Idle, 60);
         let f = [gh(&orphan, true, false), gh(&ghost, false, false)];
@@ -774,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn point_3_a_runner_started_during_the_pass_is_not_taken_as_vanished() {
+    fn a_runner_started_during_the_pass_is_not_taken_as_vanished() {
         let mut fresh = rec("fresh", RunnerStatus::Started, 1);
         fresh.started_at = Some(NOW);
         let r = [fresh];
