@@ -290,132 +290,42 @@ pub struct TaskView {
 
 /// Enqueue: KEYS stream, dedup key, second dedup key (placeholders when unused). ARGV payload,
 /// ttl secs, how many of the two keys are used (0, 1 or 2). Seen under either key: nothing added.
-static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local n = tonumber(ARGV[3])
-for i = 2, n + 1 do
-  local seen = redis.call('GET', KEYS[i])
-  if seen then return {0, seen} end
-end
-local id = redis.call('XADD', KEYS[1], '*', 'task', ARGV[1])
-for i = 2, n + 1 do redis.call('SET', KEYS[i], id, 'EX', tonumber(ARGV[2])) end
-return {1, id}
-"#,
-    )
-});
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_enqueue.lua")));
 
 /// Finish (ack, retry or dead-letter) a task if this consumer still holds it.
 /// KEYS stream, delayed zset, dead stream. ARGV group, consumer, entry, mode ('ack', 'delay',
 /// 'dead', 'release'), payload, delay ms, error. A delay counts from Redis's clock.
 /// Returns {1, due ms} when done, {0, 0} when the consumer no longer held the task.
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.replicate_commands then redis.replicate_commands() end
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return {0, 0} end
-local due = 0
-if ARGV[4] == 'delay' then
-  local t = redis.call('TIME')
-  due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[6])
-  redis.call('ZADD', KEYS[2], due, ARGV[5])
-elseif ARGV[4] == 'dead' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', 100000, '*', 'task', ARGV[5], 'error', ARGV[7], 'entry', ARGV[3])
-elseif ARGV[4] == 'release' then
-  redis.call('XADD', KEYS[1], '*', 'task', ARGV[5])
-end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[1], ARGV[3])
-return {1, due}
-"#,
-    )
-});
+static FINISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_finish.lua")));
 
 /// Move due delayed tasks onto the stream, by Redis's clock. KEYS delayed zset, stream. ARGV
 /// limit.
-static PROMOTE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, t in ipairs(due) do
-  redis.call('ZREM', KEYS[1], t)
-  redis.call('XADD', KEYS[2], '*', 'task', t)
-end
-return #due
-"#,
-    )
-});
+static PROMOTE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_promote.lua")));
 
 /// Renews a lease only while the caller holds the task: KEYS stream. ARGV group, consumer,
 /// entry. Returns 1 when renewed, 0 when another worker holds it or it is finished.
-static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
-return 1
-"#,
-    )
-});
+static TOUCH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/queue_touch.lua")));
 
 /// Removes consumers that hold no task and have been idle longer than ARGV[2] ms, never
 /// ARGV[3] (the caller). KEYS stream. ARGV group, idle ms, caller. Atomic, so a consumer that
 /// takes a task meanwhile is never removed with it. Returns how many were removed.
-static PRUNE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local n = 0
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local f = {}
-  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
-  if f['name'] ~= ARGV[3] and tonumber(f['pending']) == 0 and tonumber(f['idle']) > tonumber(ARGV[2]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
-    n = n + 1
-  end
-end
-return n
-"#,
-    )
-});
+static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/queue_prune.lua")));
 
 /// A worker says it is alive: KEYS workers zset. ARGV consumer, forget-after secs. Scores are
 /// Redis seconds; members not heard of for ARGV[2] seconds are removed.
-static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local now = tonumber(redis.call('TIME')[1])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-return now
-"#,
-    )
-});
+static HEARTBEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_heartbeat.lua")));
 
 /// How many workers were heard of within ARGV[1] seconds (Redis's clock). KEYS workers zset.
-static WORKERS_ALIVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local now = tonumber(redis.call('TIME')[1])
-return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
-"#,
-    )
-});
+static WORKERS_ALIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_workers_alive.lua")));
 
 /// Requeue one dead task. KEYS dead stream, stream. ARGV entry, payload.
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 'task', ARGV[2])
-return 1
-"#,
-    )
-});
+static REQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/queue_requeue.lua")));
 
 /// How often a running worker says it is alive.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);

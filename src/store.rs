@@ -249,65 +249,6 @@ impl RunnerPatch {
     }
 }
 
-/// Lua shared by the scripts that count a group's supply and demand. Every key a script touches
-/// is declared (Redis Cluster routes and checks by the declared keys): the group's members come
-/// in ARGV as a comma-separated list with their runner hash and lock key in KEYS from index
-/// `first` on, two a member; `members_match` checks the list is the group set's members now
-/// (else the script answers -2 and the caller reads them again). `free_count` counts the
-/// runners of a group that can still take a job (reserved, creating, started or idle, with no
-/// job), leaving out `except` and creations nobody works on (reserved or creating, older than
-/// 5 s, with no task holding the runner's lock: their task died, so they will not come unless a
-/// health check resumes them); `waiting_count` counts the group's waiting jobs that have not
-/// expired (scores are expiry times in Redis seconds), forgetting the expired ones.
-const SUPPLY_LUA: &str = r#"
-if redis.replicate_commands then redis.replicate_commands() end
-local function now_secs() return tonumber(redis.call('TIME')[1]) end
-local function split(list)
-  local out = {}
-  for s in string.gmatch(list, '[^,]+') do out[#out + 1] = s end
-  return out
-end
-local function members_match(group_set, names)
-  local set = redis.call('SMEMBERS', group_set)
-  if #set ~= #names then return false end
-  local seen = {}
-  for _, n in ipairs(names) do seen[n] = true end
-  for _, m in ipairs(set) do if not seen[m] then return false end end
-  return true
-end
-local function free_count(names, first, except)
-  local n = 0
-  local now = now_secs()
-  for i, m in ipairs(names) do
-    if m ~= except then
-      local hash, lock = KEYS[first + 2 * (i - 1)], KEYS[first + 2 * (i - 1) + 1]
-      local f = redis.call('HMGET', hash, 'status', 'job_id', 'created_at')
-      local s = f[1]
-      if (s == 'started' or s == 'idle') and not f[2] then
-        n = n + 1
-      elseif (s == 'reserved' or s == 'creating') and not f[2] then
-        local fresh = tonumber(f[3] or '0') >= now - 5
-        if fresh or redis.call('EXISTS', lock) == 1 then
-          n = n + 1
-        end
-      end
-    end
-  end
-  return n
-end
-local function waiting_count(key)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. now_secs())
-  return redis.call('ZCARD', key)
-end
--- The status sets are declared in KEYS from `first` on, in the order of `names`.
-local function status_key(names, first, st)
-  for i, s in ipairs(split(names)) do
-    if s == st then return KEYS[first + i - 1] end
-  end
-  return nil
-end
-"#;
-
 /// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset,
 /// data marker (written with the first record, see [`Marker`]), the runner's history list,
 /// then the members' keys. ARGV max, name, mode ('explicit' or 'demand'), min_free, the members
@@ -315,31 +256,9 @@ end
 /// (seconds), then field/value pairs of the record. A reservation is appended to the history
 /// in the same step. -2: the members changed meanwhile.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, redis.call('SCARD', KEYS[1]), 0} end
-local held = redis.call('SCARD', KEYS[1])
-if ARGV[3] == 'demand' then
-  local names = split(ARGV[5])
-  if not members_match(KEYS[1], names) then return {-2, 0, 0} end
-  local free = free_count(names, 8, '')
-  local want = math.max(waiting_count(KEYS[5]), tonumber(ARGV[4]))
-  if free >= want then return {2, free, want} end
-end
-if held >= tonumber(ARGV[1]) then return {0, held, 0} end
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  redis.call('HSET', KEYS[6], 'created_at', now_secs(), 'hold_until', 0)
-end
-redis.call('SADD', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 9))
-redis.call('SADD', KEYS[3], ARGV[2])
-redis.call('SADD', KEYS[4], ARGV[2])
-redis.call('RPUSH', KEYS[7], cjson.encode({at = now_secs(), event = 'reserved', detail = ARGV[6]}))
-redis.call('LTRIM', KEYS[7], -tonumber(ARGV[7]), -1)
-redis.call('EXPIRE', KEYS[7], tonumber(ARGV[8]))
-return {1, held + 1, 0}
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_reserve.lua")
     ))
 });
 
@@ -349,79 +268,42 @@ return {1, held + 1, 0}
 /// (reserved or creating, no forge id) is given up. Returns 1 when it was, -2 when the members
 /// changed meanwhile.
 static ABANDON: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local rec = redis.call('HMGET', KEYS[2], 'status', 'forge_id', 'instance_id')
-if not rec[1] or rec[2] or rec[3] then return 0 end
-if rec[1] ~= 'reserved' and rec[1] ~= 'creating' then return 0 end
-local names = split(ARGV[1])
-if not members_match(KEYS[1], names) then return -2 end
-local statuses = #split(ARGV[4])
-local free = free_count(names, 5 + statuses, ARGV[2])
-local want = math.max(waiting_count(KEYS[3]), tonumber(ARGV[3]))
-if free < want then return 0 end
-redis.call('SREM', KEYS[1], ARGV[2])
-redis.call('SREM', status_key(ARGV[4], 5, rec[1]), ARGV[2])
-redis.call('SREM', KEYS[4], ARGV[2])
-redis.call('DEL', KEYS[2])
-return 1
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_abandon.lua")
     ))
 });
 
 /// Notes a job as waiting unless it started: KEYS waiting zset, started zset. ARGV job, ttl secs.
 static ADD_WAITING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-if redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now_secs() + tonumber(ARGV[2]), ARGV[1])
-return 1
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_add_waiting.lua")
     ))
 });
 
 /// Counts a group's waiting jobs and free runners: KEYS waiting zset, group set, then the
 /// members' keys. ARGV the members. {-2, -2}: the members changed meanwhile.
 static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local names = split(ARGV[1])
-if not members_match(KEYS[2], names) then return {-2, -2} end
-return {waiting_count(KEYS[1]), free_count(names, 3, '')}
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_supply.lua")
     ))
 });
 
 /// Remembers that a job started (or ended), for a day, by Redis's clock: KEYS started zset.
 /// ARGV job.
 static JOB_STARTED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local now = now_secs()
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - 86400))
-return now
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_job_started.lua")
     ))
 });
 
 /// A runner's history: KEYS the history list. ARGV event, detail, entries kept, TTL seconds.
 /// Appends `{"at": Redis seconds, "event", "detail"}`.
-static HISTORY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local at = tonumber(redis.call('TIME')[1])
-redis.call('RPUSH', KEYS[1], cjson.encode({at = at, event = ARGV[1], detail = ARGV[2]}))
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[3]), -1)
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return 1
-"#,
-    )
-});
+static HISTORY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/store_history.lua")));
 
 /// Entries of a runner's history kept, and for how long after its last one.
 const HISTORY_LEN: u32 = 50;
@@ -445,34 +327,9 @@ pub struct Event {
 /// status is appended to the history in the same step (no second round trip).
 /// Returns {'missing'} or {'refused', current} or {'done', previous}.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return {'missing'} end
-if ARGV[3] ~= '' then
-  local ok = false
-  for s in string.gmatch(ARGV[3], '[^,]+') do if s == cur then ok = true end end
-  if not ok then return {'refused', cur} end
-end
-local name = redis.call('HGET', KEYS[1], 'name')
-if ARGV[2] ~= '' and ARGV[2] ~= cur then
-  redis.call('SREM', status_key(ARGV[1], 2, cur), name)
-  redis.call('SADD', status_key(ARGV[1], 2, ARGV[2]), name)
-  redis.call('HSET', KEYS[1], 'status', ARGV[2])
-end
-for i = 7, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
-  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-if ARGV[2] ~= '' and ARGV[2] ~= cur then
-  local h = KEYS[#KEYS]
-  redis.call('RPUSH', h, cjson.encode({at = now_secs(), event = ARGV[2], detail = ARGV[4]}))
-  redis.call('LTRIM', h, -tonumber(ARGV[5]), -1)
-  redis.call('EXPIRE', h, tonumber(ARGV[6]))
-end
-return {'done', cur}
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_update.lua")
     ))
 });
 
@@ -480,18 +337,9 @@ return {'done', cur}
 /// the order of ARGV 1. ARGV the statuses, the record's group. Releases the group slot.
 /// Returns 1 when removed, 0 when there was no record, -2 when its group is another.
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local rec = redis.call('HMGET', KEYS[1], 'name', 'group', 'status')
-if not rec[1] then return 0 end
-if rec[2] ~= ARGV[2] then return -2 end
-redis.call('SREM', KEYS[3], rec[1])
-redis.call('SREM', status_key(ARGV[1], 4, rec[3]), rec[1])
-redis.call('SREM', KEYS[2], rec[1])
-redis.call('DEL', KEYS[1])
-return 1
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_remove.lua")
     ))
 });
 
@@ -999,24 +847,11 @@ impl RedisStore {
 }
 
 /// Extends a lock only if this holder still has it.
-static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"#,
-    )
-});
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/store_renew.lua")));
 
 /// Releases a lock only if this holder still has it.
-static UNLOCK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#,
-    )
-});
+static UNLOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/store_unlock.lua")));
 
 impl RedisStore {
     fn waiting_key(&self, group: &str) -> String {
@@ -1156,22 +991,9 @@ impl RedisStore {
 /// Records when each suspect was first seen (Redis seconds) and forgets the ones no longer
 /// suspected. KEYS suspects zset. ARGV members. Returns their first-seen times, in order.
 static FIRST_SEEN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local now = now_secs()
-local keep = {}
-for _, m in ipairs(ARGV) do keep[m] = true end
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if not keep[m] then redis.call('ZREM', KEYS[1], m) end
-end
-local out = {}
-for i, m in ipairs(ARGV) do
-  redis.call('ZADD', KEYS[1], 'NX', now, m)
-  out[i] = tonumber(redis.call('ZSCORE', KEYS[1], m))
-end
-return out
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_first_seen.lua")
     ))
 });
 
@@ -1190,17 +1012,9 @@ pub struct Marker {
 /// Reads the marker, writing it when missing: KEYS marker. ARGV hold secs when written now.
 /// Returns {created_at, hold_until, written_now}.
 static MARKER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{SUPPLY_LUA}{}",
-        r#"
-local m = redis.call('HMGET', KEYS[1], 'created_at', 'hold_until')
-if m[1] then return {tonumber(m[1]), tonumber(m[2] or '0'), 0} end
-local now = now_secs()
-local hold = 0
-if tonumber(ARGV[1]) > 0 then hold = now + tonumber(ARGV[1]) end
-redis.call('HSET', KEYS[1], 'created_at', now, 'hold_until', hold)
-return {now, hold, 1}
-"#
+    Script::new(concat!(
+        include_str!("lua/supply.lua"),
+        include_str!("lua/store_marker.lua")
     ))
 });
 

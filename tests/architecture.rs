@@ -352,7 +352,38 @@ fn no_function_is_over_100_lines_outside_tests() {
 #[test]
 fn every_lua_script_declares_its_keys() {
     let mut wrong = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+    let mut scripts: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lua"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect();
+    assert!(scripts.len() >= 20, "the Lua scripts are files in src/lua");
+    // And none is left inline in the Rust sources.
     for s in sources() {
+        if s.text.contains("redis.call(") {
+            wrong.push(format!("{}: a Lua script inline", s.path.display()));
+        }
+    }
+    scripts.sort();
+    for (path, text) in &scripts {
+        if !text.starts_with("--") || !text.contains("KEYS") {
+            wrong.push(format!(
+                "{}: opens without a comment naming its KEYS and ARGV",
+                path.display()
+            ));
+        }
+    }
+    for (path, text) in scripts {
+        let s = Source {
+            path,
+            module: vec![],
+            text,
+        };
         for (i, line) in s.text.lines().enumerate() {
             let mut rest = line;
             while let Some(at) = rest.find("redis.call(") {

@@ -100,30 +100,11 @@ impl Refusal {
 /// Checks the record, its binding, the caller's address and the identity it proved (ARGV[2],
 /// empty for none); hands the sealed credential over and deletes the record in the same step.
 /// A refusal leaves the record as it was, so a stranger cannot spend the instance's token.
-const REDEEM: &str = r#"
-local addr = redis.call('HGET', KEYS[1], 'addr')
-if not addr then return {'unknown'} end
-if addr == '' then return {'unbound'} end
-if addr ~= ARGV[1] then return {'address'} end
-local ident = redis.call('HGET', KEYS[1], 'ident') or ''
-if ident ~= '' and ident ~= ARGV[2] then return {'identity'} end
-local v = redis.call('HMGET', KEYS[1], 'runner', 'sealed')
-redis.call('DEL', KEYS[1])
-return {'ok', v[1], v[2]}
-"#;
+const REDEEM: &str = include_str!("../lua/broker_redeem.lua");
 
 /// Binds an existing record to an address and, when ARGV[2] is not empty, a signed instance
 /// identity, once.
-const BIND: &str = r#"
-local addr = redis.call('HGET', KEYS[1], 'addr')
-if not addr then return 0 end
-if addr ~= '' and addr ~= ARGV[1] then return -1 end
-local ident = redis.call('HGET', KEYS[1], 'ident') or ''
-if ident ~= '' and ARGV[2] ~= '' and ident ~= ARGV[2] then return -1 end
-redis.call('HSET', KEYS[1], 'addr', ARGV[1])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'ident', ARGV[2]) end
-return 1
-"#;
+const BIND: &str = include_str!("../lua/broker_bind.lua");
 
 /// What the manager needs to send a VM's credential through the broker.
 #[derive(Clone)]
