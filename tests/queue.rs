@@ -539,6 +539,37 @@ async fn a_worker_carries_on_after_redis_restarts() {
     assert!(log.contains("Redis reachable again"), "{log}");
 }
 
+/// Puts `env` straight into a manager's dead-letter stream with the error `boom`, as a worker
+/// would.
+async fn dead_letter(url: &str, name: &str, env: &Envelope) {
+    let mut c = store::connect(url).await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{}dead", runnerctl::model::key_prefix(name)))
+        .arg("*")
+        .arg("task")
+        .arg(serde_json::to_string(env).unwrap())
+        .arg("error")
+        .arg("boom")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
+
+/// `runnerctl --config CONFIG ARGS…`: exit code, stdout, stderr.
+fn cli(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(support::bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_commands_show_and_replay_the_queue() {
     let redis = RedisServer::start();
@@ -548,31 +579,8 @@ async fn tasks_commands_show_and_replay_the_queue() {
     let q = queue(&redis.url, &name).await;
     q.enqueue(noop("waiting"), None).await.unwrap();
     // One task straight into the dead-letter stream, as a worker would put it there.
-    let mut c = store::connect(&redis.url).await.unwrap();
-    let env = Envelope::new(noop("dead"), None);
-    let _: String = redis::cmd("XADD")
-        .arg(format!("{}dead", runnerctl::model::key_prefix(&name)))
-        .arg("*")
-        .arg("task")
-        .arg(serde_json::to_string(&env).unwrap())
-        .arg("error")
-        .arg("boom")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(support::bin())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
+    dead_letter(&redis.url, &name, &Envelope::new(noop("dead"), None)).await;
+    let run = |args: &[&str]| cli(&config, args);
     let (code, out, err) = run(&["tasks", "list"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("waiting") && out.contains("noop"), "{out}");
@@ -613,27 +621,10 @@ async fn regression_a_task_s_one_id_is_printed_and_accepted_everywhere() {
         .await
         .unwrap();
     let dead = Envelope::new(noop("dead"), None);
-    let _: String = redis::cmd("XADD")
-        .arg(format!("{prefix}dead"))
-        .arg("*")
-        .arg("task")
-        .arg(serde_json::to_string(&dead).unwrap())
-        .arg("error")
-        .arg("boom")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    dead_letter(&redis.url, &name, &dead).await;
     let run = |args: &[&str]| {
-        let out = Command::new(support::bin())
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
+        let (code, out, _) = cli(&config, args);
+        (code, out)
     };
     let (_, json) = run(&["-o", "json", "tasks", "list"]);
     let listed: serde_json::Value = serde_json::from_str(&json).unwrap();

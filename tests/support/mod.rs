@@ -277,6 +277,17 @@ daemon)
 esac
 "#;
 
+/// Whether the Docker engine has `image`.
+fn have_image(image: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// The test image, made with `docker import` from a busybox-static root filesystem when missing
 /// (no registry is reachable), with the stand-in runner in /home/runner and the host's curl
 /// (with the libraries it links) for the broker's fetch hook. Needs a running engine.
@@ -284,14 +295,7 @@ pub fn docker_test_image() -> &'static str {
     const IMAGE: &str = "runnerctl-test:5";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let have = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if have {
+        if have_image(IMAGE) {
             return;
         }
         let root = tempfile::tempdir().unwrap();
@@ -349,14 +353,7 @@ pub fn debian_image() -> &'static str {
     const IMAGE: &str = "runnerctl-test-debian:bookworm";
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let have = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if have {
+        if have_image(IMAGE) {
             return;
         }
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache/debian-bookworm.tar");
