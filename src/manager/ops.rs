@@ -1026,10 +1026,16 @@ impl Manager {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    // Nothing was removed: the runner is as it was, not half-deleted.
+                    // Nothing was removed: the runner is as it was, not half-deleted (unless
+                    // a job event moved it meanwhile: that status stands).
                     if let Err(err) = self
                         .store
-                        .update(name, Some(r.status), &[], &RunnerPatch::default())
+                        .update(
+                            name,
+                            Some(r.status),
+                            &[RunnerStatus::Deleting],
+                            &RunnerPatch::default(),
+                        )
                         .await
                     {
                         tracing::warn!(runner = %name, error = %err, "could not restore the runner's status");
