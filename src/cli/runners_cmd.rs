@@ -261,7 +261,8 @@ async fn create_many(
                     loop {
                         tokio::select! {
                             r = &mut create => break r,
-                            _ = tick.tick() => {
+                            // Its state is read only for a spinner someone sees.
+                            _ = tick.tick(), if !line.is_hidden() => {
                                 if let Ok(Some(r)) = m.store.get(&name).await {
                                     line.set_message(format!("{name}: {}", r.status));
                                 }
