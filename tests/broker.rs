@@ -584,6 +584,36 @@ async fn a_vm_runner_made_by_the_manager_gets_its_credential_only_through_the_br
     let _ = runner;
 }
 
+/// `runnerctl --config CONFIG ARGS…` with the secrets of the broker tests' configurations.
+fn runnerctl(config: &std::path::Path, broker_key: &str, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(support::bin());
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .env("GITHUB_TOKEN", "ghp_x")
+        .env("WEBHOOK_SECRET", "0123456789abcdef0123")
+        .env("BROKER_KEY", broker_key);
+    c
+}
+
+/// An instance's redemption with the real curl, the CA `ca` pinned: the body, a newline and the
+/// HTTP status.
+async fn redeem(ca: std::path::PathBuf, port: u16, token: String) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca)
+            .args(["-X", "POST", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("https://127.0.0.1:{port}/v1/credential"))
+            .args(["-w", "\n%{http_code}"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// As an operator runs it: `config validate` and `serve` with a `broker:` section, the endpoint
 /// on its own TLS listener, `/metrics` counting, and `runners bootstrap` showing the hook with
 /// the token redacted.
@@ -614,16 +644,7 @@ async fn serve_runs_the_broker_from_the_configuration() {
         ),
     )
     .unwrap();
-    let cmd = |args: &[&str]| {
-        let mut c = std::process::Command::new(support::bin());
-        c.arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("GITHUB_TOKEN", "ghp_x")
-            .env("WEBHOOK_SECRET", "0123456789abcdef0123")
-            .env("BROKER_KEY", &broker_key);
-        c
-    };
+    let cmd = |args: &[&str]| runnerctl(&config, &broker_key, args);
     let out = cmd(&["config", "validate"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -678,24 +699,7 @@ async fn serve_runs_the_broker_from_the_configuration() {
         .await
         .unwrap();
     assert!(b.bind(&issued.id, "127.0.0.1").await.unwrap());
-    let curl = |token: String| {
-        let cert_path = cert_path.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new("curl")
-                    .args(["-sS", "--cacert"])
-                    .arg(&cert_path)
-                    .args(["-X", "POST", "-H"])
-                    .arg(format!("Authorization: Bearer {token}"))
-                    .arg(format!("https://127.0.0.1:{brk}/v1/credential"))
-                    .args(["-w", "\n%{http_code}"])
-                    .output()
-                    .unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let curl = |token: String| redeem(cert_path.clone(), brk, token);
     let first =
         String::from_utf8_lossy(&curl(issued.token.expose().to_string()).await.stdout).to_string();
     assert_eq!(first, format!("{JIT}\n200"));
@@ -1330,16 +1334,7 @@ async fn without_certificate_files_the_broker_makes_one_every_process_shares() {
     );
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, &text).unwrap();
-    let cmd = |args: &[&str]| {
-        let mut c = std::process::Command::new(support::bin());
-        c.arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("GITHUB_TOKEN", "ghp_x")
-            .env("WEBHOOK_SECRET", "0123456789abcdef0123")
-            .env("BROKER_KEY", &broker_key);
-        c
-    };
+    let cmd = |args: &[&str]| runnerctl(&config, &broker_key, args);
     let out = cmd(&["config", "validate"]).output().unwrap();
     assert!(
         out.status.success(),
@@ -1376,20 +1371,7 @@ async fn without_certificate_files_the_broker_makes_one_every_process_shares() {
     assert!(b.bind(&issued.id, "127.0.0.1").await.unwrap());
     let ca_path = dir.path().join("pinned.pem");
     std::fs::write(&ca_path, &link.ca_pem).unwrap();
-    let token = issued.token.expose().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args(["-sS", "--cacert"])
-            .arg(&ca_path)
-            .args(["-X", "POST", "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .arg(format!("https://127.0.0.1:{brk}/v1/credential"))
-            .args(["-w", "\n%{http_code}"])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = redeem(ca_path, brk, issued.token.expose().to_string()).await;
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{JIT}\n200"),
