@@ -3,6 +3,7 @@
 
 pub mod addr_limit;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod error;

@@ -291,8 +291,8 @@ static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Remembers that a job started (or ended), for a day, by Redis's clock: KEYS started zset.
-/// ARGV job.
+/// Remembers that a job started (or ended), for a day, by Redis's clock, and that it waits in
+/// no group: KEYS started zset, each group's waiting zset. ARGV job.
 static JOB_STARTED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/supply.lua"),
@@ -333,8 +333,9 @@ static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Remove: KEYS runner hash, all-runners set, the group set of ARGV 2, then the status sets in
-/// the order of ARGV 1. ARGV the statuses, the record's group. Releases the group slot.
+/// Remove: KEYS runner hash, all-runners set, the group set of ARGV 2, the status sets in the
+/// order of ARGV 1, the history list. ARGV the statuses, the record's group, the history's
+/// length and TTL. Releases the group slot and appends `removed` to the history.
 /// Returns 1 when removed, 0 when there was no record, -2 when its group is another.
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -360,6 +361,7 @@ static STATUS_NAMES: LazyLock<String> = LazyLock::new(|| {
 pub struct RedisStore {
     conn: Conn,
     prefix: String,
+    clock: std::sync::Arc<crate::clock::Sampled>,
 }
 
 impl RedisStore {
@@ -367,6 +369,7 @@ impl RedisStore {
         RedisStore {
             conn,
             prefix: prefix(manager),
+            clock: Default::default(),
         }
     }
 
@@ -374,6 +377,9 @@ impl RedisStore {
         Ok(RedisStore::new(connect(url).await?, manager))
     }
 
+    fn lock_key(&self, name: &str) -> String {
+        format!("{}lock:{name}", self.prefix)
+    }
     fn runner_key(&self, name: &str) -> String {
         format!("{}runner:{name}", self.prefix)
     }
@@ -401,21 +407,25 @@ impl RedisStore {
     /// for demand, while free runners do not cover the waiting jobs), and records it, in one
     /// atomic step. The manager gives records Redis's clock (`now`) as `created_at`.
     pub async fn reserve(&self, runner: &Runner, max: u32, want: Want) -> Result<Reservation> {
-        self.reserve_noting(runner, max, want, "").await
+        Ok(self.reserve_noting(runner, max, want, "", None).await?.0)
     }
 
-    /// [`RedisStore::reserve`], the runner's history saying why it was made (`detail`).
+    /// [`RedisStore::reserve`], the runner's history saying why it was made (`detail`); with
+    /// `lock` (its name and time to live), a reservation also takes that lock when it is free,
+    /// in the same step: its token comes back.
     pub async fn reserve_noting(
         &self,
         runner: &Runner,
         max: u32,
         want: Want,
         detail: &str,
-    ) -> Result<Reservation> {
+        lock: Option<(&str, Duration)>,
+    ) -> Result<(Reservation, Option<String>)> {
         let (mode, min_free) = match want {
             Want::Explicit => ("explicit", 0),
             Want::Demand { min_free } => ("demand", min_free),
         };
+        let token = lock.map(|_| format!("{:016x}", fastrand::u64(..)));
         let mut attempt = 0;
         let (code, a, b) = loop {
             let members = self.members(&runner.group).await?;
@@ -426,7 +436,8 @@ impl RedisStore {
                 .key(self.all_key())
                 .key(self.waiting_key(&runner.group))
                 .key(self.marker_key())
-                .key(self.history_key(&runner.name));
+                .key(self.history_key(&runner.name))
+                .key(self.lock_key(lock.map_or("", |l| l.0)));
             self.member_keys(&mut inv, &members);
             inv.arg(max)
                 .arg(&runner.name)
@@ -435,7 +446,9 @@ impl RedisStore {
                 .arg(members.join(","))
                 .arg(detail)
                 .arg(HISTORY_LEN)
-                .arg(HISTORY_TTL.as_secs());
+                .arg(HISTORY_TTL.as_secs())
+                .arg(token.as_deref().unwrap_or(""))
+                .arg(lock.map_or(0, |l| l.1.as_millis() as u64));
             for (k, v) in to_fields(runner) {
                 inv.arg(k).arg(v);
             }
@@ -453,13 +466,16 @@ impl RedisStore {
             });
         }
         Ok(match code {
-            1 => Reservation::Reserved { held: a },
-            0 => Reservation::Full { held: a },
-            2 => Reservation::Covered {
-                free: a,
-                waiting: b,
-            },
-            _ => Reservation::Exists,
+            1 => (Reservation::Reserved { held: a }, token.filter(|_| b == 1)),
+            0 => (Reservation::Full { held: a }, None),
+            2 => (
+                Reservation::Covered {
+                    free: a,
+                    waiting: b,
+                },
+                None,
+            ),
+            _ => (Reservation::Exists, None),
         })
     }
 
@@ -531,11 +547,18 @@ impl RedisStore {
     }
 
     /// Redis's clock in unix milliseconds. Every age, due time and time to live is measured on
-    /// it, so hosts whose clocks differ agree.
+    /// it, so hosts whose clocks differ agree. Sampled at most every [`crate::clock::SAMPLE_FOR`]
+    /// (shared by this store's clones), extrapolated in between.
     pub async fn now_ms(&self) -> Result<u64> {
+        let sent = std::time::Instant::now();
+        if let Some(ms) = self.clock.now_ms(sent) {
+            return Ok(ms);
+        }
         let mut c = self.conn.clone();
         let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
-        Ok(secs * 1000 + micros / 1000)
+        let ms = secs * 1000 + micros / 1000;
+        self.clock.record(ms, sent, std::time::Instant::now());
+        Ok(ms)
     }
 
     /// Redis's clock in unix seconds.
@@ -552,6 +575,18 @@ impl RedisStore {
         expect: &[RunnerStatus],
         patch: &RunnerPatch,
     ) -> Result<Transition> {
+        Ok(self.update_reading(name, status, expect, patch).await?.0)
+    }
+
+    /// [`RedisStore::update`], and the record as the change left it (when it was made), read in
+    /// the same round trip.
+    pub async fn update_reading(
+        &self,
+        name: &str,
+        status: Option<RunnerStatus>,
+        expect: &[RunnerStatus],
+        patch: &RunnerPatch,
+    ) -> Result<(Transition, Option<Runner>)> {
         // The history entry's detail, used only when the status changes.
         let detail: Vec<String> = patch
             .pairs()
@@ -590,32 +625,56 @@ impl RedisStore {
                 })
         };
         match reply.first().map(String::as_str) {
-            Some("done") => Ok(Transition::Done(parse(reply.get(1))?)),
-            Some("refused") => Ok(Transition::Refused(parse(reply.get(1))?)),
-            _ => Ok(Transition::Missing),
+            Some("done") => {
+                let previous = parse(reply.get(1))?;
+                let fields: HashMap<String, String> = reply[2..]
+                    .chunks_exact(2)
+                    .map(|kv| (kv[0].clone(), kv[1].clone()))
+                    .collect();
+                let key = self.runner_key(name);
+                Ok((
+                    Transition::Done(previous),
+                    Some(from_fields(&key, &fields)?),
+                ))
+            }
+            Some("refused") => Ok((Transition::Refused(parse(reply.get(1))?), None)),
+            _ => Ok((Transition::Missing, None)),
         }
     }
 
     /// Removes a runner's record and releases its slot. Returns whether it existed.
     pub async fn remove(&self, name: &str) -> Result<bool> {
+        self.remove_of(name, None).await
+    }
+
+    /// [`RedisStore::remove`] of a runner whose group the caller read: one round trip when
+    /// the record still names that group.
+    pub async fn remove_of(&self, name: &str, group: Option<&str>) -> Result<bool> {
+        let mut group = group.map(str::to_string);
         for _ in 0..MEMBER_RETRIES {
             let mut c = self.conn.clone();
-            let group: Option<String> = c.hget(self.runner_key(name), "group").await?;
-            let Some(group) = group else {
-                return Ok(false);
+            let g = match group.take() {
+                Some(g) => g,
+                None => {
+                    let read: Option<String> = c.hget(self.runner_key(name), "group").await?;
+                    let Some(g) = read else {
+                        return Ok(false);
+                    };
+                    g
+                }
             };
             let mut inv = REMOVE.prepare_invoke();
             inv.key(self.runner_key(name))
                 .key(self.all_key())
-                .key(self.group_runners_key(&group));
+                .key(self.group_runners_key(&g));
             self.status_keys(&mut inv);
-            inv.arg(STATUS_NAMES.as_str()).arg(&group);
+            inv.key(self.history_key(name));
+            inv.arg(STATUS_NAMES.as_str())
+                .arg(&g)
+                .arg(HISTORY_LEN)
+                .arg(HISTORY_TTL.as_secs());
             let n: i64 = inv.invoke_async(&mut c).await?;
             if n != -2 {
-                if n == 1 {
-                    self.record_event(name, "removed", "its slot released")
-                        .await;
-                }
                 return Ok(n == 1);
             }
         }
@@ -871,17 +930,6 @@ impl RedisStore {
         Ok(n == 1)
     }
 
-    /// The job started or ended: it no longer waits, whatever its group.
-    pub async fn remove_waiting(&self, groups: &[String], job_id: u64) -> Result<()> {
-        let mut c = self.conn.clone();
-        let mut pipe = redis::pipe();
-        for g in groups {
-            pipe.zrem(self.waiting_key(g), job_id);
-        }
-        pipe.query_async::<()>(&mut c).await?;
-        Ok(())
-    }
-
     /// The ids of a group's waiting jobs (not expired).
     pub async fn waiting_jobs(&self, group: &str) -> Result<Vec<u64>> {
         let now = self.now().await?;
@@ -920,7 +968,7 @@ impl RedisStore {
         let mut c = self.conn.clone();
         let token = format!("{:016x}", fastrand::u64(..));
         let ok: Option<String> = redis::cmd("SET")
-            .arg(format!("{}lock:{name}", self.prefix))
+            .arg(self.lock_key(name))
             .arg(&token)
             .arg("NX")
             .arg("PX")
@@ -971,10 +1019,15 @@ impl RedisStore {
         format!("{}jobs:started", self.prefix)
     }
 
-    /// Remembers that a job started (or ended), for a day by Redis's clock.
-    pub async fn mark_job_started(&self, job_id: u64) -> Result<()> {
+    /// Remembers that a job started (or ended), for a day by Redis's clock, and removes it
+    /// from the waiting jobs of `groups`: one round trip.
+    pub async fn mark_job_started(&self, groups: &[String], job_id: u64) -> Result<()> {
         let mut inv = JOB_STARTED.prepare_invoke();
-        inv.key(self.started_key()).arg(job_id);
+        inv.key(self.started_key());
+        for g in groups {
+            inv.key(self.waiting_key(g));
+        }
+        inv.arg(job_id);
         let mut c = self.conn.clone();
         let _: i64 = inv.invoke_async(&mut c).await?;
         Ok(())

@@ -188,7 +188,10 @@ impl FakeBackend {
             }
             Store::Redis { conn, key } => {
                 let mut c = conn.clone();
-                let _: bool = c.hset_nx(key, id, &text).await.map_err(|e| self.err(e))?;
+                let new: bool = c.hset_nx(key, id, &text).await.map_err(|e| self.err(e))?;
+                if new {
+                    return Ok(text);
+                }
                 let stored: String = c.hget(key, id).await.map_err(|e| self.err(e))?;
                 Ok(stored)
             }

@@ -3,7 +3,8 @@
 -- statuses (comma separated, '' for any), the history entry's detail, the history's length
 -- and time to live (seconds), then field/value pairs ('' value deletes the field). A change of
 -- status is appended to the history in the same step (no second round trip).
--- Returns {'missing'} or {'refused', current} or {'done', previous}.
+-- Returns {'missing'} or {'refused', current} or {'done', previous, the record's fields and
+-- values as HGETALL gives them after the change} (no second round trip to read it).
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {'missing'} end
 if ARGV[3] ~= '' then
@@ -27,4 +28,6 @@ if ARGV[2] ~= '' and ARGV[2] ~= cur then
   redis.call('LTRIM', h, -tonumber(ARGV[5]), -1)
   redis.call('EXPIRE', h, tonumber(ARGV[6]))
 end
-return {'done', cur}
+local out = {'done', cur}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out

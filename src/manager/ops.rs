@@ -438,14 +438,25 @@ impl Manager {
         let record = Runner::reserved(&name, &g.name, &g.backend, g.labels.clone(), for_job, now);
         // The history's `reserved` entry is written by the reservation itself.
         let why = origin(seed, for_job);
-        match self
+        // A demand this call's reservation has just weighed needs no second look before
+        // the runner is made; a resumed creation's does (see `make`).
+        let mut checked = want;
+        let lock = format!("runner:{name}");
+        // A fresh reservation takes the runner's lock in the same step.
+        let (reservation, locked) = self
             .store
-            .reserve_noting(&record, g.max_runners, want, &why)
-            .await?
-        {
+            .reserve_noting(
+                &record,
+                g.max_runners,
+                want,
+                &why,
+                Some((&lock, RUNNER_LOCK_TTL)),
+            )
+            .await?;
+        match reservation {
             Reservation::Full { held } => return Ok(Created::Full { held }),
             Reservation::Covered { .. } => return Ok(Created::Covered),
-            Reservation::Reserved { .. } => {}
+            Reservation::Reserved { .. } => checked = Want::Explicit,
             Reservation::Exists => match self.store.get(&name).await? {
                 Some(r) if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) => {
                     tracing::info!(runner = %name, "resuming a runner creation");
@@ -453,14 +464,19 @@ impl Manager {
                 Some(_) | None => return Ok(Created::Exists(name)),
             },
         }
-        let lock = format!("runner:{name}");
-        let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
-            return Err(Failure::Busy(format!(
-                "another task is working on runner {name}"
-            )));
+        let token = match locked {
+            Some(token) => token,
+            None => match self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? {
+                Some(token) => token,
+                None => {
+                    return Err(Failure::Busy(format!(
+                        "another task is working on runner {name}"
+                    )))
+                }
+            },
         };
         let work = async {
-            match self.make(g, &name, want).await {
+            match self.make(g, &name, checked).await {
                 Err(Failure::Permanent(why)) => {
                     // Nothing half-made stays behind, and the slot is given back.
                     tracing::error!(runner = %name, error = %why, "runner creation failed; cleaning up");
@@ -512,9 +528,17 @@ impl Manager {
                 return Ok(made);
             }
         }
+        let backend = self.backend(g)?;
         let (forge_id, credential) = self.register(g, &scope, name).await?;
+        // Without a broker nothing is written between registering and asking for the
+        // instance: both are recorded in one step (one round trip fewer per runner).
+        let direct = self.broker.is_none() || !backend.brokered();
         let patch = RunnerPatch {
             forge_id: Some(forge_id),
+            requested_at: match direct {
+                true => Some(Some(self.store.now().await?)),
+                false => None,
+            },
             ..Default::default()
         };
         if !self.step(name, None, &patch).await? {
@@ -522,16 +546,17 @@ impl Manager {
             self.unregister(&scope, forge_id).await?;
             return Ok(Made::Vanished);
         }
-        let backend = self.backend(g)?;
         let mut boot = self.boot_data(g, &scope, name, credential, &**backend)?;
         let brokered = self.through_broker(name, &**backend, &mut boot).await?;
-        let patch = RunnerPatch {
-            requested_at: Some(Some(self.store.now().await?)),
-            ..Default::default()
-        };
-        if !self.step(name, None, &patch).await? {
-            self.unregister(&scope, forge_id).await?;
-            return Ok(Made::Vanished);
+        if !direct {
+            let patch = RunnerPatch {
+                requested_at: Some(Some(self.store.now().await?)),
+                ..Default::default()
+            };
+            if !self.step(name, None, &patch).await? {
+                self.unregister(&scope, forge_id).await?;
+                return Ok(Made::Vanished);
+            }
         }
         let tags = OwnerTags {
             manager: self.config.name.clone(),
@@ -570,24 +595,24 @@ impl Manager {
     /// the first attempt (the record was still `reserved`: nothing can have been registered or
     /// started for it yet); what to report when the record is gone or was made already.
     async fn claim(&self, name: &str) -> Result<Result<(Runner, bool), Made>, Failure> {
-        match self
+        let (t, record) = self
             .store
-            .update(
+            .update_reading(
                 name,
                 Some(RunnerStatus::Creating),
                 &[RunnerStatus::Reserved, RunnerStatus::Creating],
                 &RunnerPatch::default(),
             )
-            .await?
-        {
-            Transition::Missing => Ok(Err(Made::Vanished)),
-            Transition::Refused(_) => Ok(Err(Made::Exists)),
-            Transition::Done(before) => {
-                let record = self.store.get(name).await?.ok_or_else(|| {
-                    Failure::transient(format!("the record of runner {name} vanished"))
-                })?;
+            .await?;
+        match (t, record) {
+            (Transition::Missing, _) => Ok(Err(Made::Vanished)),
+            (Transition::Refused(_), _) => Ok(Err(Made::Exists)),
+            (Transition::Done(before), Some(record)) => {
                 Ok(Ok((record, before == RunnerStatus::Reserved)))
             }
+            (Transition::Done(_), None) => Err(Failure::transient(format!(
+                "the record of runner {name} vanished"
+            ))),
         }
     }
 
@@ -1064,7 +1089,7 @@ impl Manager {
                 }
             }
         }
-        self.store.remove(name).await?;
+        self.store.remove_of(name, Some(&r.group)).await?;
         tracing::info!(runner = %name, "runner deleted");
         Ok(Removed::Deleted)
     }
@@ -1210,9 +1235,8 @@ impl Manager {
         runner: &str,
         who: EventIds,
     ) -> Result<(), Failure> {
-        self.store.mark_job_started(job_id).await?;
         self.store
-            .remove_waiting(&self.group_names(), job_id)
+            .mark_job_started(&self.group_names(), job_id)
             .await?;
         let record = self.store.get(runner).await?;
         if !self.event_is_ours(runner, record.as_ref(), who).await? {
@@ -1266,9 +1290,8 @@ impl Manager {
         runner: Option<&str>,
         who: EventIds,
     ) -> Result<Removed, Failure> {
-        self.store.mark_job_started(job_id).await?;
         self.store
-            .remove_waiting(&self.group_names(), job_id)
+            .mark_job_started(&self.group_names(), job_id)
             .await?;
         let Some(name) = runner else {
             return Ok(Removed::Missing);
