@@ -388,6 +388,8 @@ pub async fn sentinel_master(target: &RedisTarget) -> redis::RedisResult<String>
 #[derive(Clone)]
 pub struct Conn {
     link: Link,
+    /// Requests sent (a pipeline counts once), shared by the clones: what a step costs.
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -414,6 +416,7 @@ impl Conn {
 
     fn single(m: Single, failover: Option<Failover>) -> Conn {
         Conn {
+            sent: Arc::default(),
             link: Link::Single {
                 current: Arc::new(std::sync::RwLock::new(m)),
                 failover: failover.map(Arc::new),
@@ -424,6 +427,7 @@ impl Conn {
     fn clustered(c: redis::cluster_async::ClusterConnection) -> Conn {
         Conn {
             link: Link::Cluster(c),
+            sent: Arc::default(),
         }
     }
 
@@ -499,6 +503,16 @@ enum Current {
 }
 
 impl Conn {
+    /// Round trips to Redis made through this connection and its clones so far (a pipeline
+    /// or a script is one; a retry after a failover another).
+    pub fn round_trips(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn current(&self) -> Current {
         match &self.link {
             Link::Single { current, .. } => {
@@ -542,10 +556,14 @@ impl redis::aio::ConnectionLike for Conn {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
+            self.count();
             let r = self.current().send(cmd).await;
             let this = self.clone();
-            self.after(r, async move { this.current().send(cmd).await })
-                .await
+            self.after(r, async move {
+                this.count();
+                this.current().send(cmd).await
+            })
+            .await
         })
     }
 
@@ -556,9 +574,11 @@ impl redis::aio::ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
+            self.count();
             let r = self.current().send_many(cmd, offset, count).await;
             let this = self.clone();
             self.after(r, async move {
+                this.count();
                 this.current().send_many(cmd, offset, count).await
             })
             .await

@@ -192,6 +192,18 @@ pub enum Want {
     Demand { min_free: u32 },
 }
 
+/// What a reservation does in the same atomic step (one round trip).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Also<'a> {
+    /// The history entry's detail: why the runner is made.
+    pub detail: &'a str,
+    /// The runner's lock (name and time to live), taken when it is free.
+    pub lock: Option<(&'a str, Duration)>,
+    /// A job queued for the group, noted as waiting (unless it started already) for this long,
+    /// before the demand is weighed: a replayed delivery of a started job adds no demand.
+    pub waiting: Option<(u64, Duration)>,
+}
+
 /// The result of a conditional status change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
@@ -274,14 +286,6 @@ static ABANDON: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Notes a job as waiting unless it started: KEYS waiting zset, started zset. ARGV job, ttl secs.
-static ADD_WAITING: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/supply.lua"),
-        include_str!("lua/store_add_waiting.lua")
-    ))
-});
-
 /// Counts a group's waiting jobs and free runners: KEYS waiting zset, group set, then the
 /// members' keys. ARGV the members. {-2, -2}: the members changed meanwhile.
 static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
@@ -291,8 +295,9 @@ static SUPPLY: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Remembers that a job started (or ended), for a day, by Redis's clock, and that it waits in
-/// no group: KEYS started zset, each group's waiting zset. ARGV job.
+/// Remembers that a job started (or ended), for a day, by Redis's clock, that it waits in no
+/// group, and reads a runner's record: KEYS started zset, the runner's hash, each group's
+/// waiting zset. ARGV job.
 static JOB_STARTED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/supply.lua"),
@@ -396,6 +401,11 @@ impl RedisStore {
         format!("{}runners", self.prefix)
     }
 
+    /// Round trips this store's connection (and its clones) made so far.
+    pub fn round_trips(&self) -> u64 {
+        self.conn.round_trips()
+    }
+
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.conn.clone();
@@ -407,20 +417,26 @@ impl RedisStore {
     /// for demand, while free runners do not cover the waiting jobs), and records it, in one
     /// atomic step. The manager gives records Redis's clock (`now`) as `created_at`.
     pub async fn reserve(&self, runner: &Runner, max: u32, want: Want) -> Result<Reservation> {
-        Ok(self.reserve_noting(runner, max, want, "", None).await?.0)
+        Ok(self
+            .reserve_noting(runner, max, want, Also::default())
+            .await?
+            .0)
     }
 
-    /// [`RedisStore::reserve`], the runner's history saying why it was made (`detail`); with
-    /// `lock` (its name and time to live), a reservation also takes that lock when it is free,
-    /// in the same step: its token comes back.
+    /// [`RedisStore::reserve`] with what goes with it in the same step (see [`Also`]); the
+    /// lock's token when it was taken.
     pub async fn reserve_noting(
         &self,
         runner: &Runner,
         max: u32,
         want: Want,
-        detail: &str,
-        lock: Option<(&str, Duration)>,
+        also: Also<'_>,
     ) -> Result<(Reservation, Option<String>)> {
+        let Also {
+            detail,
+            lock,
+            waiting,
+        } = also;
         let (mode, min_free) = match want {
             Want::Explicit => ("explicit", 0),
             Want::Demand { min_free } => ("demand", min_free),
@@ -437,7 +453,8 @@ impl RedisStore {
                 .key(self.waiting_key(&runner.group))
                 .key(self.marker_key())
                 .key(self.history_key(&runner.name))
-                .key(self.lock_key(lock.map_or("", |l| l.0)));
+                .key(self.lock_key(lock.map_or("", |l| l.0)))
+                .key(self.started_key());
             self.member_keys(&mut inv, &members);
             inv.arg(max)
                 .arg(&runner.name)
@@ -448,7 +465,9 @@ impl RedisStore {
                 .arg(HISTORY_LEN)
                 .arg(HISTORY_TTL.as_secs())
                 .arg(token.as_deref().unwrap_or(""))
-                .arg(lock.map_or(0, |l| l.1.as_millis() as u64));
+                .arg(lock.map_or(0, |l| l.1.as_millis() as u64))
+                .arg(waiting.map_or(String::new(), |w| w.0.to_string()))
+                .arg(waiting.map_or(0, |w| w.1.as_secs().max(1)));
             for (k, v) in to_fields(runner) {
                 inv.arg(k).arg(v);
             }
@@ -917,19 +936,6 @@ impl RedisStore {
         format!("{}group:{group}:waiting", self.prefix)
     }
 
-    /// Notes a job of `group` queued on GitHub and not started yet, for `ttl` (by Redis's clock).
-    /// A job already started is not noted. Returns whether it was.
-    pub async fn add_waiting(&self, group: &str, job_id: u64, ttl: Duration) -> Result<bool> {
-        let mut inv = ADD_WAITING.prepare_invoke();
-        inv.key(self.waiting_key(group))
-            .key(self.started_key())
-            .arg(job_id)
-            .arg(ttl.as_secs().max(1));
-        let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok(n == 1)
-    }
-
     /// The ids of a group's waiting jobs (not expired).
     pub async fn waiting_jobs(&self, group: &str) -> Result<Vec<u64>> {
         let now = self.now().await?;
@@ -1020,17 +1026,27 @@ impl RedisStore {
     }
 
     /// Remembers that a job started (or ended), for a day by Redis's clock, and removes it
-    /// from the waiting jobs of `groups`: one round trip.
-    pub async fn mark_job_started(&self, groups: &[String], job_id: u64) -> Result<()> {
+    /// from the waiting jobs of `groups`; the record of `runner` (the one the event names), read
+    /// in the same round trip.
+    pub async fn mark_job_started(
+        &self,
+        groups: &[String],
+        job_id: u64,
+        runner: Option<&str>,
+    ) -> Result<Option<Runner>> {
+        let key = self.runner_key(runner.unwrap_or(""));
         let mut inv = JOB_STARTED.prepare_invoke();
-        inv.key(self.started_key());
+        inv.key(self.started_key()).key(&key);
         for g in groups {
             inv.key(self.waiting_key(g));
         }
         inv.arg(job_id);
         let mut c = self.conn.clone();
-        let _: i64 = inv.invoke_async(&mut c).await?;
-        Ok(())
+        let fields: HashMap<String, String> = inv.invoke_async(&mut c).await?;
+        if runner.is_none() || fields.is_empty() {
+            return Ok(None);
+        }
+        from_fields(&key, &fields).map(Some)
     }
 
     /// Whether a job has started already.

@@ -18,7 +18,7 @@ use crate::forge::{self, Deleted, Forge, ForgeError, Registration, Scope};
 use crate::model::Runner;
 use crate::model::RunnerStatus;
 use crate::store::{
-    not_admitted_mark, spot_fallback_mark, RedisStore, Reservation, RunnerPatch, StoreError,
+    not_admitted_mark, spot_fallback_mark, Also, RedisStore, Reservation, RunnerPatch, StoreError,
     Transition, Want,
 };
 use serde::Serialize;
@@ -408,22 +408,24 @@ impl Manager {
         seed: &str,
         for_job: Option<u64>,
     ) -> Result<Created, Failure> {
-        self.create(g, seed, for_job, Want::Explicit).await
+        self.create(g, seed, for_job, Want::Explicit, false).await
     }
 
     /// Makes a runner for the group's demand: only while its free runners are fewer than its
     /// waiting jobs (or `min_runners`). Atomic in Redis, so concurrent tasks never make two
-    /// runners for one job.
+    /// runners for one job. `for_job`, when `queued`, is first noted as waiting (unless it
+    /// started) in the same step.
     async fn supply(
         &self,
         g: &RunnerGroup,
         seed: &str,
         for_job: Option<u64>,
+        queued: bool,
     ) -> Result<Created, Failure> {
         let want = Want::Demand {
             min_free: g.min_runners,
         };
-        self.create(g, seed, for_job, want).await
+        self.create(g, seed, for_job, want, queued).await
     }
 
     async fn create(
@@ -432,6 +434,7 @@ impl Manager {
         seed: &str,
         for_job: Option<u64>,
         want: Want,
+        queued: bool,
     ) -> Result<Created, Failure> {
         let name = self.runner_name(g, seed);
         let now = self.store.now().await?;
@@ -449,8 +452,11 @@ impl Manager {
                 &record,
                 g.max_runners,
                 want,
-                &why,
-                Some((&lock, RUNNER_LOCK_TTL)),
+                Also {
+                    detail: &why,
+                    lock: Some((&lock, RUNNER_LOCK_TTL)),
+                    waiting: for_job.filter(|_| queued).map(|j| (j, WAITING_TTL)),
+                },
             )
             .await?;
         match reservation {
@@ -1023,18 +1029,24 @@ impl Manager {
     }
 
     async fn delete_locked(&self, name: &str, force: bool) -> Result<Removed, Failure> {
-        let Some(r) = self.store.get(name).await? else {
-            return Ok(Removed::Missing);
-        };
-        let g = self.group(&r.group);
-        self.store
-            .update(
+        // Marked deleting and read in one step; `r` keeps the status it had, to restore.
+        let r = match self
+            .store
+            .update_reading(
                 name,
                 Some(RunnerStatus::Deleting),
                 &[],
                 &RunnerPatch::default(),
             )
-            .await?;
+            .await?
+        {
+            (Transition::Done(before), Some(mut r)) => {
+                r.status = before;
+                r
+            }
+            _ => return Ok(Removed::Missing),
+        };
+        let g = self.group(&r.group);
         if let Some(g) = g {
             let scope = Self::scope(g);
             match self.unregister_named(&scope, name, r.forge_id).await {
@@ -1163,8 +1175,8 @@ impl Manager {
         let g = self
             .group(group)
             .ok_or_else(|| Failure::config(format!("no runner group `{group}`")))?;
-        self.store.add_waiting(group, job_id, WAITING_TTL).await?;
-        self.supply(g, &format!("job:{job_id}"), Some(job_id)).await
+        self.supply(g, &format!("job:{job_id}"), Some(job_id), true)
+            .await
     }
 
     /// Whether the runner a job event names (`runner`, with the forge's ids in `who`) is our
@@ -1235,10 +1247,10 @@ impl Manager {
         runner: &str,
         who: EventIds,
     ) -> Result<(), Failure> {
-        self.store
-            .mark_job_started(&self.group_names(), job_id)
+        let record = self
+            .store
+            .mark_job_started(&self.group_names(), job_id, Some(runner))
             .await?;
-        let record = self.store.get(runner).await?;
         if !self.event_is_ours(runner, record.as_ref(), who).await? {
             // Another runner took the job: if it was the one ours was made for, ours is free
             // for the next, and the demand accounting holds as it is.
@@ -1290,13 +1302,13 @@ impl Manager {
         runner: Option<&str>,
         who: EventIds,
     ) -> Result<Removed, Failure> {
-        self.store
-            .mark_job_started(&self.group_names(), job_id)
+        let record = self
+            .store
+            .mark_job_started(&self.group_names(), job_id, runner)
             .await?;
         let Some(name) = runner else {
             return Ok(Removed::Missing);
         };
-        let record = self.store.get(name).await?;
         if !self.event_is_ours(name, record.as_ref(), who).await? {
             return Ok(Removed::Missing);
         }
@@ -1328,7 +1340,8 @@ impl Manager {
         let Some(g) = super::matching::group_of_runner(&self.config.name, groups, runner) else {
             return Ok(());
         };
-        match self.supply(g, &format!("replace:{runner}"), None).await? {
+        match self.supply(g, &format!("replace:{runner}"), None, false)
+            .await? {
             Created::Full { held } => Err(Failure::Busy(format!(
                 "group `{}` is at max_runners ({held} held): a job whose runner another job took waits for a slot",
                 g.name
@@ -1634,7 +1647,7 @@ impl Manager {
                 let mut last = Ok(());
                 for i in 0..*count {
                     let seed = format!("health:{now}:{i}:{:08x}", fastrand::u32(..));
-                    match self.create(g, &seed, None, demand).await {
+                    match self.create(g, &seed, None, demand, false).await {
                         Ok(Created::New(_)) => made += 1,
                         Ok(_) => {}
                         Err(e) => {
