@@ -291,7 +291,9 @@ async fn start_workers(
             w.config.clone(),
             conn.clone(),
             forge,
-            Some(Arc::new(wiring::SimStandIn)),
+            // The demo runs until its jobs are done: the create call answers before the
+            // stand-in connects, as a cloud answers before its VM boots.
+            Some(Arc::new(crate::backend::Detached(wiring::SimStandIn))),
         )
         .await
         .map_err(|e| setup(&e))?;

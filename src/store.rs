@@ -931,6 +931,16 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 static UNLOCK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/store_unlock.lua")));
 
+/// A shared hold on a lock unless it is held exclusively: KEYS the lock, its shared holds. ARGV
+/// token, time to live (ms).
+static LOCK_SHARED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/store_lock_shared.lua")));
+
+/// A lock taken exclusively when nobody holds it, shared or not: KEYS the lock, its shared
+/// holds. ARGV token, time to live (ms).
+static LOCK_EXCLUSIVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/store_lock_exclusive.lua")));
+
 impl RedisStore {
     fn waiting_key(&self, group: &str) -> String {
         format!("{}group:{group}:waiting", self.prefix)
@@ -1001,6 +1011,45 @@ impl RedisStore {
         let mut c = self.conn.clone();
         let _: i64 = inv.invoke_async(&mut c).await?;
         Ok(())
+    }
+
+    fn shared_key(&self, name: &str) -> String {
+        format!("{}lock:{name}:shared", self.prefix)
+    }
+
+    /// A shared hold on the lock `name` for `ttl`, which any number of holders may have at
+    /// once, unless someone holds it with [`RedisStore::try_lock_exclusive`]: the hold's token.
+    pub async fn try_lock_shared(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        let token = format!("{:016x}", fastrand::u64(..));
+        let mut inv = LOCK_SHARED.prepare_invoke();
+        inv.key(self.lock_key(name))
+            .key(self.shared_key(name))
+            .arg(&token)
+            .arg(ttl.as_millis() as u64);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok((n == 1).then_some(token))
+    }
+
+    /// Gives up a shared hold.
+    pub async fn unlock_shared(&self, name: &str, token: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = c.zrem(self.shared_key(name), token).await?;
+        Ok(())
+    }
+
+    /// The lock `name` for `ttl`, when nobody holds it, shared or exclusively; released with
+    /// [`RedisStore::unlock`].
+    pub async fn try_lock_exclusive(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        let token = format!("{:016x}", fastrand::u64(..));
+        let mut inv = LOCK_EXCLUSIVE.prepare_invoke();
+        inv.key(self.lock_key(name))
+            .key(self.shared_key(name))
+            .arg(&token)
+            .arg(ttl.as_millis() as u64);
+        let mut c = self.conn.clone();
+        let n: i64 = inv.invoke_async(&mut c).await?;
+        Ok((n == 1).then_some(token))
     }
 }
 

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 /// `queue`), and the vocabulary (`config`, `model`).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("model", &[]),
+    ("clock", &[]),
     ("prom", &[]),
     ("addr_limit", &[]),
     ("fakes", &["model"]),
     ("config", &["model"]),
     ("conn", &["config"]),
-    ("store", &["config", "conn", "model"]),
+    ("store", &["clock", "config", "conn", "model"]),
     ("queue", &["conn", "model", "store"]),
     ("worker", &["conn", "model", "prom", "queue"]),
     ("hook", &[]),
@@ -82,7 +83,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "demo",
         &[
-            "config", "forge", "manager", "queue", "server", "store", "wiring", "worker",
+            "backend", "config", "forge", "manager", "queue", "server", "store", "wiring", "worker",
         ],
     ),
     (

@@ -256,6 +256,7 @@ impl Backend for FakeBackend {
         // "Boot": a stand-in, when one is injected, plays the runner (the demo's comes online on
         // the fake GitHub, as a real runner process would). Otherwise nothing boots.
         if let Some(stand_in) = &self.stand_in {
+            let detached = stand_in.detached();
             let (stand_in, runner, boot) =
                 (stand_in.clone(), req.runner_name.clone(), req.boot.clone());
             let play = async move {
@@ -263,14 +264,16 @@ impl Backend for FakeBackend {
                     tracing::warn!(runner = %runner, "the stand-in runner could not start");
                 }
             };
-            if req
-                .boot
-                .files
-                .iter()
-                .any(|f| f.path == crate::bootstrap::BROKER_TOKEN)
+            if detached
+                || req
+                    .boot
+                    .files
+                    .iter()
+                    .any(|f| f.path == crate::bootstrap::BROKER_TOKEN)
             {
                 // Its credential is bound to it once this create has answered: it fetches
-                // meanwhile, as a booting VM would.
+                // meanwhile, as a booting VM would (and a long-running process's stand-in
+                // boots after the answer, as a VM does).
                 tokio::spawn(play);
             } else {
                 // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise

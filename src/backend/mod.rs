@@ -97,6 +97,26 @@ pub trait StandIn: Send + Sync {
     /// Starts a stand-in for the runner with what its instance received; false when it could
     /// not.
     async fn start(&self, runner: &str, boot: &BootData) -> bool;
+
+    /// Whether the backend's create call answers before the stand-in started, as a cloud
+    /// answers before its VM boots. Only a long-running process may say so: a one-shot
+    /// command would exit before its runner connected. Default: the create call waits.
+    fn detached(&self) -> bool {
+        false
+    }
+}
+
+/// A stand-in started after the create call answered (see [`StandIn::detached`]).
+pub struct Detached<S>(pub S);
+
+#[async_trait::async_trait]
+impl<S: StandIn> StandIn for Detached<S> {
+    async fn start(&self, runner: &str, boot: &BootData) -> bool {
+        self.0.start(runner, boot).await
+    }
+    fn detached(&self) -> bool {
+        true
+    }
 }
 
 /// What a kind's constructor receives.

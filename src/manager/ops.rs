@@ -638,16 +638,19 @@ impl Manager {
         };
         let registered = match self.forge.tokens() {
             None => forge::register_runner(&*self.forge, scope, &req).await,
-            // A reusable token: read it under the scope's token lock (a replacement checks for
-            // runners mid-registration, this one's record among them, under the same lock).
+            // A reusable token: read with a shared hold on the scope's token lock, which any
+            // number of registrations have at once and a replacement takes exclusively (it
+            // also checks for runners mid-registration, this one's record among them).
             Some(_) => {
                 let lock = token_lock(scope);
-                let token = self.lock_briefly(&lock).await?;
+                let token = self.lock_shared_briefly(&lock).await?;
                 let got = forge::register_runner(&*self.forge, scope, &req).await;
-                if got.is_ok() {
-                    self.store.note_token_use(&scope.path()).await?;
-                }
-                self.store.unlock(&lock, &token).await?;
+                let noted = match got.is_ok() {
+                    true => self.store.note_token_use(&scope.path()).await,
+                    false => Ok(()),
+                };
+                self.store.unlock_shared(&lock, &token).await?;
+                noted?;
                 got
             }
         };
@@ -661,14 +664,15 @@ impl Manager {
         }
     }
 
-    /// Takes a lock that is held only for a moment (about one forge call), waiting up to 10 s
-    /// for it: asked for again after 2 ms, then twice as long each time up to 50 ms (a fixed
-    /// 100 ms made every creation of a burst on Gitea wait in line, p95 over 300 ms).
-    async fn lock_briefly(&self, lock: &str) -> Result<String, Failure> {
+    /// Takes a shared hold on a lock held exclusively only for a moment (a token replacement,
+    /// about one forge call), waiting up to 10 s for it: asked for again after 2 ms, then twice
+    /// as long each time up to 50 ms. (An exclusive lock for every registration made every
+    /// creation of a burst on Gitea wait in line: p95 over 240 ms.)
+    async fn lock_shared_briefly(&self, lock: &str) -> Result<String, Failure> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
-            if let Some(token) = self.store.try_lock(lock, TOKEN_LOCK_TTL).await? {
+            if let Some(token) = self.store.try_lock_shared(lock, TOKEN_LOCK_TTL).await? {
                 return Ok(token);
             }
             if started.elapsed() >= Duration::from_secs(10) {
@@ -687,7 +691,7 @@ impl Manager {
             return Ok(None);
         };
         let lock = token_lock(scope);
-        let Some(held) = self.store.try_lock(&lock, TOKEN_LOCK_TTL).await? else {
+        let Some(held) = self.store.try_lock_exclusive(&lock, TOKEN_LOCK_TTL).await? else {
             return Ok(None);
         };
         let result = async {

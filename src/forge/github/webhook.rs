@@ -117,16 +117,32 @@ impl Repository {
 }
 
 fn parse_job(body: &[u8]) -> Result<JobEvent, String> {
+    // The plain parser first; only a payload it refuses is parsed again to name the path.
+    let ev: WorkflowJobEvent = match serde_json::from_slice(body) {
+        Ok(ev) => ev,
+        Err(_) => return Err(located_error(body)),
+    };
+    job_event(ev)
+}
+
+/// Why `body` is not a `workflow_job` payload, naming where in it.
+fn located_error(body: &[u8]) -> String {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let ev: WorkflowJobEvent = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_data() && path != "." {
-            format!("invalid payload at `{path}`: {inner}")
-        } else {
-            format!("invalid payload: {inner}")
+    match serde_path_to_error::deserialize::<_, WorkflowJobEvent>(de) {
+        Ok(_) => "invalid payload".to_string(),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() && path != "." {
+                format!("invalid payload at `{path}`: {inner}")
+            } else {
+                format!("invalid payload: {inner}")
+            }
         }
-    })?;
+    }
+}
+
+fn job_event(ev: WorkflowJobEvent) -> Result<JobEvent, String> {
     let public = ev.repository.public();
     let job = ev.workflow_job;
     let at = |t: &Option<String>| t.as_deref().and_then(crate::model::parse_rfc3339);
