@@ -115,6 +115,29 @@ pub struct Runner {
     pub error: Option<String>,
 }
 
+/// How long a creation (reserved or creating) counts as free although no task holds its lock:
+/// the time its task takes to take the lock after the reservation.
+pub const FRESH_CREATION_SECS: u64 = 5;
+
+/// Whether `r` can still take a job of its group: the one definition of a free runner. Started
+/// or idle with no job; or reserved or creating with no job, while a task works on it
+/// (`locked`) or for [`FRESH_CREATION_SECS`] after its reservation (a creation nobody works on
+/// will not come unless a health check resumes it). `now` is Redis seconds. The store's Lua
+/// scripts apply it atomically, with this module's parameter (`tests/store.rs`
+/// `the_free_runner_rule_is_the_same_in_rust_and_in_lua` checks they agree on every state).
+pub fn counts_as_free(r: &Runner, now: u64, locked: bool) -> bool {
+    if r.job_id.is_some() {
+        return false;
+    }
+    match r.status {
+        RunnerStatus::Started | RunnerStatus::Idle => true,
+        RunnerStatus::Reserved | RunnerStatus::Creating => {
+            locked || r.created_at >= now.saturating_sub(FRESH_CREATION_SECS)
+        }
+        RunnerStatus::Active | RunnerStatus::Deleting | RunnerStatus::Failed => false,
+    }
+}
+
 impl Runner {
     /// A runner that has just been given a slot.
     pub fn reserved(
@@ -245,5 +268,41 @@ mod tests {
             super::parse_rfc3339(&super::rfc3339(1_796_219_700)),
             Some(1_796_219_700)
         );
+    }
+}
+
+#[cfg(test)]
+mod free_rule_tests {
+    use super::*;
+
+    #[test]
+    fn a_free_runner_is_one_that_can_still_take_a_job() {
+        let now = 1_000;
+        for status in RunnerStatus::ALL {
+            for job in [None, Some(1)] {
+                for (created_at, fresh) in [
+                    (now, true),
+                    (now - FRESH_CREATION_SECS, true),
+                    (now - FRESH_CREATION_SECS - 1, false),
+                ] {
+                    for locked in [false, true] {
+                        let mut r = Runner::reserved("r", "g", "b", vec![], None, created_at);
+                        r.status = status;
+                        r.job_id = job;
+                        let want = job.is_none()
+                            && match status {
+                                RunnerStatus::Started | RunnerStatus::Idle => true,
+                                RunnerStatus::Reserved | RunnerStatus::Creating => fresh || locked,
+                                _ => false,
+                            };
+                        assert_eq!(
+                            counts_as_free(&r, now, locked),
+                            want,
+                            "{status:?} {job:?} {created_at} {locked}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

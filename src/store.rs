@@ -10,7 +10,7 @@
 //! Every change that touches a record and its indexes is one Lua script, so indexes never
 //! disagree with records, whatever process dies when.
 
-use crate::model::{Runner, RunnerStatus};
+use crate::model::{Runner, RunnerStatus, FRESH_CREATION_SECS};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -467,7 +467,8 @@ impl RedisStore {
                 .arg(token.as_deref().unwrap_or(""))
                 .arg(lock.map_or(0, |l| l.1.as_millis() as u64))
                 .arg(waiting.map_or(String::new(), |w| w.0.to_string()))
-                .arg(waiting.map_or(0, |w| w.1.as_secs().max(1)));
+                .arg(waiting.map_or(0, |w| w.1.as_secs().max(1)))
+                .arg(FRESH_CREATION_SECS);
             for (k, v) in to_fields(runner) {
                 inv.arg(k).arg(v);
             }
@@ -513,7 +514,8 @@ impl RedisStore {
             inv.arg(members.join(","))
                 .arg(name)
                 .arg(min_free)
-                .arg(STATUS_NAMES.as_str());
+                .arg(STATUS_NAMES.as_str())
+                .arg(FRESH_CREATION_SECS);
             let mut c = self.conn.clone();
             let n: i64 = inv.invoke_async(&mut c).await?;
             if n != -2 {
@@ -531,7 +533,7 @@ impl RedisStore {
             inv.key(self.waiting_key(group))
                 .key(self.group_runners_key(group));
             self.member_keys(&mut inv, &members);
-            inv.arg(members.join(","));
+            inv.arg(members.join(",")).arg(FRESH_CREATION_SECS);
             let mut c = self.conn.clone();
             let (waiting, free): (i64, i64) = inv.invoke_async(&mut c).await?;
             if waiting != -2 {

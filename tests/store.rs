@@ -310,3 +310,61 @@ async fn regression_registrations_share_the_token_lock_and_a_replacement_waits_f
         .unwrap()
         .is_some());
 }
+
+/// The free-runner rule is defined once, in Rust (`model::counts_as_free`); the Lua scripts
+/// that reserve, give up and count apply it atomically with its parameter. Every state of one
+/// runner (each status, with and without a job, reserved just now, at the freshness limit and
+/// after it, its lock held or not) is counted the same by both.
+#[tokio::test]
+async fn the_free_runner_rule_is_the_same_in_rust_and_in_lua() {
+    use runnerctl::model::{counts_as_free, FRESH_CREATION_SECS};
+    use std::time::Duration;
+    let redis = RedisServer::start();
+    let s = RedisStore::connect(&redis.url, &manager_name("freerule"))
+        .await
+        .unwrap();
+    let now = s.now().await.unwrap();
+    let mut case = 0;
+    for status in RunnerStatus::ALL {
+        for job in [None, Some(7)] {
+            // Ages kept a second clear of the limit, so a second ticking meanwhile
+            // changes nothing; the limit itself is checked by the Rust rule's own test.
+            for age in [0, FRESH_CREATION_SECS + 2] {
+                for locked in [false, true] {
+                    case += 1;
+                    let group = format!("g{case}");
+                    let name = format!("r{case}");
+                    let mut r = runner(&name, &group, None);
+                    r.created_at = now - age;
+                    s.reserve(&r, 5, Want::Explicit).await.unwrap();
+                    s.update(
+                        &name,
+                        Some(status),
+                        &[],
+                        &RunnerPatch {
+                            job_id: Some(job),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                    if locked {
+                        s.try_lock(&format!("runner:{name}"), Duration::from_secs(60))
+                            .await
+                            .unwrap()
+                            .unwrap();
+                    }
+                    let stored = s.get(&name).await.unwrap().unwrap();
+                    let rust = counts_as_free(&stored, s.now().await.unwrap(), locked);
+                    let (_, lua) = s.supply(&group).await.unwrap();
+                    assert_eq!(
+                        lua,
+                        u32::from(rust),
+                        "{status:?} job {job:?} age {age}s locked {locked}: Lua counts {lua}, Rust says {rust}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(case, 7 * 2 * 2 * 2);
+}

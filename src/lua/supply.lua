@@ -6,8 +6,9 @@
 -- (else the script answers -2 and the caller reads them again). `free_count` counts the
 -- runners of a group that can still take a job (reserved, creating, started or idle, with no
 -- job), leaving out `except` and creations nobody works on (reserved or creating, older than
--- 5 s, with no task holding the runner's lock: their task died, so they will not come unless a
--- health check resumes them); `waiting_count` counts the group's waiting jobs that have not
+-- `fresh` seconds, with no task holding the runner's lock: their task died, so they will not
+-- come unless a health check resumes them). This applies `model::counts_as_free`, whose
+-- parameter (`FRESH_CREATION_SECS`) each script receives in ARGV; `waiting_count` counts the group's waiting jobs that have not
 -- expired (scores are expiry times in Redis seconds), forgetting the expired ones.
 if redis.replicate_commands then redis.replicate_commands() end
 local function now_secs() return tonumber(redis.call('TIME')[1]) end
@@ -24,7 +25,7 @@ local function members_match(group_set, names)
   for _, m in ipairs(set) do if not seen[m] then return false end end
   return true
 end
-local function free_count(names, first, except)
+local function free_count(names, first, except, fresh_secs)
   local n = 0
   local now = now_secs()
   for i, m in ipairs(names) do
@@ -35,7 +36,7 @@ local function free_count(names, first, except)
       if (s == 'started' or s == 'idle') and not f[2] then
         n = n + 1
       elseif (s == 'reserved' or s == 'creating') and not f[2] then
-        local fresh = tonumber(f[3] or '0') >= now - 5
+        local fresh = tonumber(f[3] or '0') >= now - tonumber(fresh_secs)
         if fresh or redis.call('EXISTS', lock) == 1 then
           n = n + 1
         end
