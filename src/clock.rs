@@ -2,8 +2,42 @@
 //! for it on every step cost a round trip each (three per runner made); a process samples it
 //! instead and extrapolates with its own monotonic clock between samples.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The clock port: the deployment's one clock, unix milliseconds. In production it is Redis's
+/// (the Redis store reads it, sampled); simulations and the domain's tests give the in-memory
+/// store a [`VirtualClock`].
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+/// A clock that moves only when told: a simulation's, a test's.
+#[derive(Debug)]
+pub struct VirtualClock {
+    ms: AtomicU64,
+}
+
+impl VirtualClock {
+    /// A clock showing `start_ms` (unix milliseconds).
+    pub fn new(start_ms: u64) -> VirtualClock {
+        VirtualClock {
+            ms: AtomicU64::new(start_ms),
+        }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.ms.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> u64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+}
 
 /// How long a sample of Redis's clock is used before it is taken again. Bounds how far a
 /// process can be off after Redis's clock was stepped or Redis failed over to a host whose
@@ -36,6 +70,15 @@ impl Sampled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_virtual_clock_moves_only_when_told() {
+        let c = VirtualClock::new(5_000);
+        assert_eq!(c.now_ms(), 5_000);
+        assert_eq!(c.now_ms(), 5_000);
+        c.advance(Duration::from_millis(1_500));
+        assert_eq!(c.now_ms(), 6_500);
+    }
 
     #[test]
     fn a_sample_is_extrapolated_then_expires() {

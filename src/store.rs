@@ -11,48 +11,14 @@
 //! disagree with records, whatever process dies when.
 
 use crate::model::{Runner, RunnerStatus, FRESH_CREATION_SECS};
+pub use crate::records::{
+    Also, Event, Marker, Reservation, Result, RunnerPatch, RunnerStore, StoreError, Transition,
+    Want, HISTORY_LEN,
+};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("Redis is unreachable: {0}")]
-    Unavailable(#[source] redis::RedisError),
-    /// A connection could not be made: names the server (its password hidden).
-    #[error("Redis is unreachable at {url}: {source}")]
-    NotConnected {
-        url: String,
-        #[source]
-        source: redis::RedisError,
-    },
-    /// Redis refused runnerctl in a way waiting will not cure (password, database, TLS).
-    #[error("Redis at {url} refused the connection: {source}")]
-    Refused {
-        url: String,
-        #[source]
-        source: redis::RedisError,
-    },
-    #[error("Redis error: {0}")]
-    Redis(#[source] redis::RedisError),
-    #[error("corrupt record `{key}` in Redis: {reason}")]
-    Corrupt { key: String, reason: String },
-}
-
-impl StoreError {
-    /// Whether the configuration must change before this can work.
-    pub fn is_refused(&self) -> bool {
-        matches!(self, StoreError::Refused { .. })
-    }
-
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable(_) | StoreError::NotConnected { .. }
-        )
-    }
-}
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
@@ -63,8 +29,6 @@ impl From<redis::RedisError> for StoreError {
         }
     }
 }
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub use crate::conn::{
     is_connection_error, is_permanent_connect_error, sentinel_master, Conn, RedisTarget,
@@ -170,97 +134,6 @@ pub fn prefix(manager: &str) -> String {
     crate::model::key_prefix(manager)
 }
 
-/// The result of asking for a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// The slot is held; `held` runners of the group exist now, this one included.
-    Reserved { held: u32 },
-    /// The group has `max_runners` runners already.
-    Full { held: u32 },
-    /// A runner of this name exists already (a retried reservation): nothing changed.
-    Exists,
-    /// Asked for demand only, and the group's free runners (reserved, creating, started or idle,
-    /// with no job) already cover its waiting jobs: nothing changed.
-    Covered { free: u32, waiting: u32 },
-}
-
-/// Who asks for a slot: explicit requests take one whenever the group has room; demand takes
-/// one only while the group's free runners are fewer than its waiting jobs (or `min_free`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    Explicit,
-    Demand { min_free: u32 },
-}
-
-/// What a reservation does in the same atomic step (one round trip).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Also<'a> {
-    /// The history entry's detail: why the runner is made.
-    pub detail: &'a str,
-    /// The runner's lock (name and time to live), taken when it is free.
-    pub lock: Option<(&'a str, Duration)>,
-    /// A job queued for the group, noted as waiting (unless it started already) for this long,
-    /// before the demand is weighed: a replayed delivery of a started job adds no demand.
-    pub waiting: Option<(u64, Duration)>,
-}
-
-/// The result of a conditional status change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    /// Changed; the status it had before.
-    Done(RunnerStatus),
-    /// Not changed: the runner's status was not one of those expected.
-    Refused(RunnerStatus),
-    /// No such runner.
-    Missing,
-}
-
-/// Attributes to change on a runner record. `Some(None)` clears an attribute.
-#[derive(Debug, Clone, Default)]
-pub struct RunnerPatch {
-    pub instance_id: Option<Option<String>>,
-    pub forge_id: Option<Option<u64>>,
-    pub job_id: Option<Option<u64>>,
-    pub requested_at: Option<Option<u64>>,
-    pub started_at: Option<u64>,
-    pub online_at: Option<u64>,
-    pub ended_at: Option<u64>,
-    pub error: Option<Option<String>>,
-}
-
-impl RunnerPatch {
-    fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        let num = |v: &Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
-        if let Some(v) = &self.instance_id {
-            out.push(("instance_id", opt(v)));
-        }
-        if let Some(v) = &self.forge_id {
-            out.push(("forge_id", num(v)));
-        }
-        if let Some(v) = &self.job_id {
-            out.push(("job_id", num(v)));
-        }
-        if let Some(v) = &self.requested_at {
-            out.push(("requested_at", num(v)));
-        }
-        if let Some(v) = self.started_at {
-            out.push(("started_at", v.to_string()));
-        }
-        if let Some(v) = self.online_at {
-            out.push(("online_at", v.to_string()));
-        }
-        if let Some(v) = self.ended_at {
-            out.push(("ended_at", v.to_string()));
-        }
-        if let Some(v) = &self.error {
-            out.push(("error", opt(v)));
-        }
-        out
-    }
-}
-
 /// Reserve: KEYS group set, runner hash, reserved-status set, all-runners set, waiting zset,
 /// data marker (written with the first record, see [`Marker`]), the runner's history list,
 /// then the members' keys. ARGV max, name, mode ('explicit' or 'demand'), min_free, the members
@@ -310,20 +183,8 @@ static JOB_STARTED: LazyLock<Script> = LazyLock::new(|| {
 static HISTORY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/store_history.lua")));
 
-/// Entries of a runner's history kept, and for how long after its last one.
-const HISTORY_LEN: u32 = 50;
+/// How long a runner's history is kept after its last entry.
 const HISTORY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// One entry of a runner's history (`runners show`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Event {
-    /// Redis's clock, unix seconds.
-    pub at: u64,
-    /// `reserved`, a status it moved to, or `removed`.
-    pub event: String,
-    #[serde(default)]
-    pub detail: String,
-}
 
 /// Update: KEYS runner hash, then the status sets in the order of ARGV 1, then the runner's
 /// history list. ARGV the statuses (comma separated), new status ('' keeps it), expected
@@ -1117,18 +978,6 @@ static FIRST_SEEN: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// The data marker: a key written with a manager's first runner record (or by its first health
-/// check). When it is missing while
-/// instances or runners of the manager exist, Redis lost its data (a restart without persistence,
-/// FLUSHALL, a failover to an empty replica) and deletions of what has no record are held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Marker {
-    /// Redis seconds when the marker was written.
-    pub created_at: u64,
-    /// Until then (Redis seconds), nothing without a record is deleted.
-    pub hold_until: u64,
-}
-
 /// Reads the marker, writing it when missing: KEYS marker. ARGV hold secs when written now.
 /// Returns {created_at, hold_until, written_now}.
 static MARKER: LazyLock<Script> = LazyLock::new(|| {
@@ -1225,5 +1074,128 @@ impl RedisStore {
         let mut c = self.conn.clone();
         let out: Vec<u64> = inv.invoke_async(&mut c).await?;
         Ok(out)
+    }
+}
+
+/// The port, by the inherent methods above.
+#[async_trait::async_trait]
+impl RunnerStore for RedisStore {
+    async fn now(&self) -> Result<u64> {
+        RedisStore::now(self).await
+    }
+    async fn get(&self, name: &str) -> Result<Option<Runner>> {
+        RedisStore::get(self, name).await
+    }
+    async fn all_runners(&self) -> Result<Vec<Runner>> {
+        RedisStore::all_runners(self).await
+    }
+    async fn runners_of_group(&self, group: &str) -> Result<Vec<Runner>> {
+        RedisStore::runners_of_group(self, group).await
+    }
+    async fn history(&self, name: &str) -> Result<Vec<Event>> {
+        RedisStore::history(self, name).await
+    }
+    async fn reserve_noting(
+        &self,
+        runner: &Runner,
+        max: u32,
+        want: Want,
+        also: Also<'_>,
+    ) -> Result<(Reservation, Option<String>)> {
+        RedisStore::reserve_noting(self, runner, max, want, also).await
+    }
+    async fn update_reading(
+        &self,
+        name: &str,
+        status: Option<RunnerStatus>,
+        expect: &[RunnerStatus],
+        patch: &RunnerPatch,
+    ) -> Result<(Transition, Option<Runner>)> {
+        RedisStore::update_reading(self, name, status, expect, patch).await
+    }
+    async fn abandon_if_covered(&self, group: &str, name: &str, min_free: u32) -> Result<bool> {
+        RedisStore::abandon_if_covered(self, group, name, min_free).await
+    }
+    async fn remove_of(&self, name: &str, group: Option<&str>) -> Result<bool> {
+        RedisStore::remove_of(self, name, group).await
+    }
+    async fn mark_job_started(
+        &self,
+        groups: &[String],
+        job_id: u64,
+        runner: Option<&str>,
+    ) -> Result<Option<Runner>> {
+        RedisStore::mark_job_started(self, groups, job_id, runner).await
+    }
+    async fn job_started(&self, job_id: u64) -> Result<bool> {
+        RedisStore::job_started(self, job_id).await
+    }
+    async fn waiting_jobs(&self, group: &str) -> Result<Vec<u64>> {
+        RedisStore::waiting_jobs(self, group).await
+    }
+    async fn waiting(&self, group: &str) -> Result<u32> {
+        RedisStore::waiting(self, group).await
+    }
+    async fn oldest_waiting_secs(&self, group: &str, ttl: Duration) -> Result<u64> {
+        RedisStore::oldest_waiting_secs(self, group, ttl).await
+    }
+    async fn supply(&self, group: &str) -> Result<(u32, u32)> {
+        RedisStore::supply(self, group).await
+    }
+    async fn try_lock(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        RedisStore::try_lock(self, name, ttl).await
+    }
+    async fn renew_lock(&self, name: &str, token: &str, ttl: Duration) -> Result<bool> {
+        RedisStore::renew_lock(self, name, token, ttl).await
+    }
+    async fn unlock(&self, name: &str, token: &str) -> Result<()> {
+        RedisStore::unlock(self, name, token).await
+    }
+    async fn try_lock_shared(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        RedisStore::try_lock_shared(self, name, ttl).await
+    }
+    async fn unlock_shared(&self, name: &str, token: &str) -> Result<()> {
+        RedisStore::unlock_shared(self, name, token).await
+    }
+    async fn try_lock_exclusive(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        RedisStore::try_lock_exclusive(self, name, ttl).await
+    }
+    async fn count_mark(&self, mark: &str) -> Result<u64> {
+        RedisStore::count_mark(self, mark).await
+    }
+    async fn marks_with_prefix(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        RedisStore::marks_with_prefix(self, prefix).await
+    }
+    async fn note_token_use(&self, scope: &str) -> Result<()> {
+        RedisStore::note_token_use(self, scope).await
+    }
+    async fn token_state(&self, scope: &str) -> Result<(u64, Option<u64>)> {
+        RedisStore::token_state(self, scope).await
+    }
+    async fn token_replaced(&self, scope: &str, uses: u64, at: u64) -> Result<()> {
+        RedisStore::token_replaced(self, scope, uses, at).await
+    }
+    async fn next_cursor(&self, name: &str) -> Result<u64> {
+        RedisStore::next_cursor(self, name).await
+    }
+    async fn peek_cursor(&self, name: &str) -> Result<u64> {
+        RedisStore::peek_cursor(self, name).await
+    }
+    async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {
+        RedisStore::marker(self, hold_if_missing).await
+    }
+    async fn peek_marker(&self, hold_if_missing: Duration, now: u64) -> Result<(Marker, bool)> {
+        RedisStore::peek_marker(self, hold_if_missing, now).await
+    }
+    async fn first_seen(&self, group: &str, suspects: &[String]) -> Result<Vec<u64>> {
+        RedisStore::first_seen(self, group, suspects).await
+    }
+    async fn peek_first_seen(
+        &self,
+        group: &str,
+        suspects: &[String],
+        now: u64,
+    ) -> Result<Vec<u64>> {
+        RedisStore::peek_first_seen(self, group, suspects, now).await
     }
 }

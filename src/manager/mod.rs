@@ -11,22 +11,22 @@ pub mod sync;
 pub use ops::{Cause, Created, Done, EventIds, Failure, HealthResult, Manager, Removed};
 
 use crate::queue::{Envelope, Task};
-use crate::store::RedisStore;
+use crate::records::RunnerStore;
 use crate::worker::{Handler, Outcome};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Handles every kind of task a worker takes from the queue.
 pub struct TaskHandler {
-    store: RedisStore,
+    store: Arc<dyn RunnerStore>,
     manager: Option<Arc<Manager>>,
 }
 
 impl TaskHandler {
     /// A handler for the queue's own tasks only (tests, benchmarks).
-    pub fn new(store: RedisStore) -> TaskHandler {
+    pub fn new(store: impl RunnerStore + 'static) -> TaskHandler {
         TaskHandler {
-            store,
+            store: Arc::new(store),
             manager: None,
         }
     }

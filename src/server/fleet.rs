@@ -3,7 +3,7 @@
 
 use crate::prom::{header, sample};
 use crate::queue::Queue;
-use crate::store::RedisStore;
+use crate::records::RunnerStore;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 /// Runners by group and state, jobs waiting by group, the queue's depth, spot fallbacks and
 /// refused jobs. Whatever Redis does not answer within 2 s is left out.
-pub async fn fleet(queue: &Queue, store: &RedisStore, groups: &[String]) -> String {
+pub async fn fleet(queue: &Queue, store: &dyn RunnerStore, groups: &[String]) -> String {
     let mut out = String::new();
     let within = |f| tokio::time::timeout(Duration::from_secs(2), f);
     let mut runners = Vec::new();
@@ -193,7 +193,7 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
         .iter()
         .map(|g| g.name.clone())
         .collect();
-    out.push_str(&fleet(queue, &m.store, &groups).await);
+    out.push_str(&fleet(queue, &*m.store, &groups).await);
     out
 }
 

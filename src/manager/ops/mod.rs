@@ -24,7 +24,7 @@ use crate::forge::{self, Deleted, Forge, ForgeError, Registration, Scope};
 use crate::model::Runner;
 use crate::model::RunnerStatus;
 use crate::store::{
-    not_admitted_mark, spot_fallback_mark, Also, RedisStore, Reservation, RunnerPatch, StoreError,
+    not_admitted_mark, spot_fallback_mark, Also, Reservation, RunnerPatch, RunnerStore, StoreError,
     Transition, Want,
 };
 use serde::Serialize;
@@ -258,7 +258,7 @@ pub type OnCreate = Arc<dyn Fn(&str, Option<u64>) + Send + Sync>;
 /// The runner manager: the domain joined to its store, forge and backends.
 pub struct Manager {
     pub config: Arc<Config>,
-    pub store: RedisStore,
+    pub store: Arc<dyn RunnerStore>,
     pub forge: Arc<dyn Forge>,
     backends: HashMap<String, Arc<dyn Backend>>,
     group_ids: Mutex<HashMap<String, u64>>,
@@ -288,13 +288,13 @@ fn origin(seed: &str, for_job: Option<u64>) -> String {
 impl Manager {
     pub fn new(
         config: Arc<Config>,
-        store: RedisStore,
+        store: impl RunnerStore + 'static,
         forge: Arc<dyn Forge>,
         backends: HashMap<String, Arc<dyn Backend>>,
     ) -> Manager {
         Manager {
             config,
-            store,
+            store: Arc::new(store),
             forge,
             backends,
             group_ids: Mutex::new(HashMap::new()),
