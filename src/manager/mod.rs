@@ -1,8 +1,9 @@
 //! The domain: what to do with each task. Decisions are pure functions over observed state
-//! (`matching`, `plan`, `sync`); `ops` carries them out against the store, the forge and the
+//! (`matching`, `plan`, `sync`, `leftover`); `ops` carries them out against the store, the forge and the
 //! backends; `TaskHandler` maps each task of the queue to an operation and its outcome to the
 //! queue's retry policy.
 
+pub mod leftover;
 pub mod matching;
 pub mod ops;
 pub mod plan;

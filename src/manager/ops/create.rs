@@ -132,15 +132,12 @@ impl Manager {
             }
         }
         let scope = Self::scope(g);
-        if record.forge_id.is_some() || record.instance_id.is_some() {
+        // An earlier attempt may have registered it (its answer lost) or started it: look. A
+        // first attempt cannot have, and does not list the scope's runners (a call per 100
+        // runners on every creation).
+        let recorded = record.forge_id.is_some() || record.instance_id.is_some();
+        if recorded || !first_attempt {
             if let Some(made) = self.resume(g, &scope, &record).await? {
-                return Ok(made);
-            }
-        } else if !first_attempt {
-            // An earlier attempt may have registered it (its answer lost) or started it: look.
-            // A first attempt cannot have, and does not list the scope's runners (a call per
-            // 100 runners on every creation).
-            if let Some(made) = self.resume_unrecorded(g, &scope, name).await? {
                 return Ok(made);
             }
         }

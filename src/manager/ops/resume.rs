@@ -4,68 +4,55 @@
 use super::*;
 
 impl Manager {
-    /// Resumes a runner whose record shows that an earlier attempt registered it (and maybe
-    /// asked for its instance). A registration whose instance may still appear is never
-    /// revoked: that would strand a booting instance. `None`: make it from the start.
+    /// Resumes a creation an earlier attempt left: `leftover::step` decides from the record,
+    /// the forge's registration and the backend's instance; this carries it out. `None`: make
+    /// it from the start.
     pub(super) async fn resume(
         &self,
         g: &RunnerGroup,
         scope: &Scope,
         record: &Runner,
     ) -> Result<Option<Made>, Failure> {
+        use crate::manager::leftover::{self, Left, Step};
         let name = record.name.as_str();
+        let recorded = record.forge_id.is_some() || record.instance_id.is_some();
         let registered = self.registration(scope, name).await?;
-        let instance = self.instance_of(g, name).await?;
-        match (registered, instance) {
-            (Some(f), Some(i)) => self.adopt(name, f.id, i.id).await.map(Some),
-            (None, Some(i)) => {
+        // Unrecorded, an instance matters only beside a registration (see `leftover`).
+        let instance = match recorded || registered.is_some() {
+            true => self.instance_of(g, name).await?,
+            false => None,
+        };
+        let left = Left {
+            recorded,
+            requested: record.requested_at.is_some(),
+            registered: registered.as_ref().map(|f| (f.id, f.busy || f.online())),
+            instance: instance.is_some(),
+        };
+        match (leftover::step(left), instance) {
+            (Step::Adopt { forge_id }, Some(i)) => self.adopt(name, forge_id, i.id).await.map(Some),
+            (Step::Wait, _) => Ok(Some(Made::Exists)),
+            (Step::ReplaceInstance, Some(i)) => {
                 // Its registration is gone, so its credential is dead: it can never come online.
                 tracing::info!(runner = %name, "an interrupted attempt left an instance whose registration is gone; replacing it");
                 self.backend(g)?.delete(&i.id).await?;
                 self.clear_progress(name).await?;
                 Ok(None)
             }
-            // Registered, and its instance asked for but not listed (yet): never revoke the
-            // credential it may hold. The health check finds out (online: idle; never online:
-            // replaced after time_to_start).
-            (Some(_), None) if record.requested_at.is_some() => Ok(Some(Made::Exists)),
-            // Registered, but no instance was ever asked for: the configuration is lost with
-            // the task that got it, so the registration is stale and goes.
-            (Some(f), None) => {
+            (Step::Revoke { forge_id }, _) => {
                 tracing::info!(runner = %name, "removing the registration of an interrupted attempt that made no instance");
-                self.forge.delete_runner(scope, f.id).await?;
-                self.clear_progress(name).await?;
+                self.forge.delete_runner(scope, forge_id).await?;
+                if recorded {
+                    self.clear_progress(name).await?;
+                }
                 Ok(None)
             }
-            (None, None) => {
-                self.clear_progress(name).await?;
+            (Step::StartAgain, _) | (Step::Adopt { .. } | Step::ReplaceInstance, None) => {
+                if recorded {
+                    self.clear_progress(name).await?;
+                }
                 Ok(None)
             }
         }
-    }
-
-    /// Resumes a runner whose record shows nothing made: an interrupted attempt may still have
-    /// registered it (its answer lost) or, with a crash between the two writes, started it.
-    pub(super) async fn resume_unrecorded(
-        &self,
-        g: &RunnerGroup,
-        scope: &Scope,
-        name: &str,
-    ) -> Result<Option<Made>, Failure> {
-        let Some(f) = self.registration(scope, name).await? else {
-            return Ok(None);
-        };
-        if let Some(i) = self.instance_of(g, name).await? {
-            return self.adopt(name, f.id, i.id).await.map(Some);
-        }
-        if f.busy || f.online() {
-            return Ok(Some(Made::Exists));
-        }
-        // The registration's configuration was never recorded, so no instance was asked for:
-        // it is stale and goes.
-        tracing::info!(runner = %name, "removing the stale registration of an interrupted attempt");
-        self.forge.delete_runner(scope, f.id).await?;
-        Ok(None)
     }
 
     pub(super) async fn registration(
