@@ -5,10 +5,10 @@
 //! delivery to the backend's create call, and the forge API calls used per job.
 
 use crate::config::{self, Config, Secret};
-use crate::forge::gitea::sim::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+use crate::forge::fake::{JobStatus, Sim, SimOptions};
+use crate::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
 use crate::forge::gitea::Gitea;
 use crate::forge::github::{Auth, GitHub};
-use crate::forge::sim::{JobStatus, Sim, SimOptions};
 use crate::forge::{Forge, WebhookScheme};
 use crate::manager::{sync, TaskHandler};
 use crate::queue::{Queue, QueueOptions, Task};

@@ -7,7 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod error;
-pub mod fakes;
+pub mod fake_server;
 pub mod model;
 pub mod prom;
 

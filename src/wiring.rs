@@ -664,10 +664,10 @@ impl StandIn for SimStandIn {
             ) else {
                 return false;
             };
-            return crate::forge::gitea::sim::register_stand_in(&url, credential, runner, &labels)
+            return crate::forge::gitea::fake::register_stand_in(&url, credential, runner, &labels)
                 .await;
         }
-        crate::forge::sim::sim_connect_url(credential).is_none()
-            || crate::forge::sim::connect_stand_in_runner(credential).await
+        crate::forge::fake::sim_connect_url(credential).is_none()
+            || crate::forge::fake::connect_stand_in_runner(credential).await
     }
 }

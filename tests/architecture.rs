@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("memory", &["clock", "model", "records"]),
     ("prom", &[]),
     ("addr_limit", &[]),
-    ("fakes", &["model"]),
+    ("fake_server", &["model"]),
     ("config", &["model"]),
     ("conn", &["config"]),
     ("store", &["clock", "config", "conn", "model", "records"]),
@@ -25,10 +25,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
     ("broker", &["addr_limit", "config", "conn", "model"]),
-    ("forge", &["config", "fakes", "model"]),
+    ("forge", &["config", "fake_server", "model"]),
     (
         "backend",
-        &["bootstrap", "config", "conn", "fakes", "model", "prom"],
+        &[
+            "bootstrap",
+            "config",
+            "conn",
+            "fake_server",
+            "model",
+            "prom",
+        ],
     ),
     (
         "manager",
@@ -116,7 +123,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 /// module registers or uses them internally.
 const ADAPTERS: &[&str] = &[
     "forge::github",
-    "forge::sim",
+    "forge::fake",
     "backend::fake",
     "backend::docker",
     "backend::aws",

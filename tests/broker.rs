@@ -234,7 +234,7 @@ async fn tls_endpoint_on(broker: &Broker, listener: tokio::net::TcpListener) -> 
 /// configuration), with the broker's endpoint running and linked.
 struct World {
     redis: RedisServer,
-    sim: runnerctl::forge::sim::Sim,
+    sim: runnerctl::forge::fake::Sim,
     m: runnerctl::manager::Manager,
     g: runnerctl::config::RunnerGroup,
     tls: Tls,
@@ -245,9 +245,9 @@ async fn world(
     job_duration: Duration,
     backend: impl FnOnce(&str, runnerctl::store::Conn) -> Arc<dyn runnerctl::backend::Backend>,
 ) -> World {
+    use runnerctl::forge::fake::{Sim, SimOptions};
     use runnerctl::forge::github::{Auth, GitHub};
     use runnerctl::forge::prelude::*;
-    use runnerctl::forge::sim::{Sim, SimOptions};
     use runnerctl::manager::{sync, Manager};
     let redis = RedisServer::start();
     let sim = Sim::start(SimOptions {
@@ -730,7 +730,7 @@ async fn serve_runs_the_broker_from_the_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_jobs() {
     use runnerctl::backend::fake::FakeBackend;
-    use runnerctl::forge::sim::JobStatus;
+    use runnerctl::forge::fake::JobStatus;
     let World {
         redis,
         sim,
@@ -835,7 +835,7 @@ fn identity_fixture(name: &str) -> String {
 mod gce {
     use bytes::Bytes;
     use http_body_util::Full;
-    use runnerctl::fakes::{serve_fake, Body};
+    use runnerctl::fake_server::{serve_fake, Body};
     use serde_json::json;
 
     pub const PROJECT: &str = "ci-project";
@@ -1042,7 +1042,7 @@ mod ec2 {
     use base64::Engine;
     use bytes::Bytes;
     use http_body_util::Full;
-    use runnerctl::fakes::{serve_fake, Body};
+    use runnerctl::fake_server::{serve_fake, Body};
     use serde_json::json;
 
     pub const ACCOUNT: &str = "123456789012";

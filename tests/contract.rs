@@ -8,9 +8,9 @@
 mod support;
 
 use runnerctl::config::Secret;
+use runnerctl::forge::fake::{Sim, SimApp, SimOptions};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
-use runnerctl::forge::sim::{Sim, SimApp, SimOptions};
 use runnerctl::forge::{Deleted, ForgeError, GroupSettings, Scope};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -267,7 +267,7 @@ fn violations(log: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gitea_client_and_fake_follow_giteas_api_description() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    use runnerctl::forge::gitea::sim::{GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
     use runnerctl::forge::gitea::Gitea;
     use runnerctl::forge::{Registration, RunnerRequest};
     // A copy of `shared/contracts/gitea/swagger.runners.json` (see its README beside it).

@@ -9,9 +9,9 @@ mod support;
 use runnerctl::backend::docker::DockerBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{self, Secret};
+use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
-use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
 use runnerctl::manager::{sync, Manager, TaskHandler};
 use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::server::{self, State};
@@ -281,7 +281,7 @@ async fn a_trace_level_run_leaks_no_secret() {
 /// runner leaves after it and the container is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitea_jobs_run_on_act_runners_in_real_containers() {
-    use runnerctl::forge::gitea::sim::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
     use runnerctl::forge::gitea::Gitea;
     let image = support::docker_test_image();
     let redis = RedisServer::start();

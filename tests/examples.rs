@@ -23,9 +23,9 @@ mod moto;
 #[path = "support/vcsim.rs"]
 mod vcsim;
 
-use runnerctl::backend::gcp::sim::{Discovery, GceSim, GceSimOptions};
-use runnerctl::forge::gitea::sim::{GiteaSim, GiteaSimOptions};
-use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::backend::gcp::fake::{Discovery, GceSim, GceSimOptions};
+use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 use support::RedisServer;

@@ -3,9 +3,9 @@
 mod support;
 
 use runnerctl::config;
+use runnerctl::forge::fake::{Sim, SimApp, SimOptions, Trouble};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
-use runnerctl::forge::sim::{Sim, SimApp, SimOptions, Trouble};
 use runnerctl::forge::{Deleted, ForgeError, Scope};
 use runnerctl::manager::sync::{self, Action};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ mod support;
 #[path = "support/conformance.rs"]
 mod conformance;
 
-use runnerctl::backend::gcp::sim::{Call, Discovery, Fault, GceSim, GceSimOptions};
+use runnerctl::backend::gcp::fake::{Call, Discovery, Fault, GceSim, GceSimOptions};
 use runnerctl::backend::gcp::{instance_name, GcpBackend, GcpSettings, GcpSpec, Gpu};
 use runnerctl::backend::{Backend, BackendError, BootData, TAG_MANAGER, TAG_RUNNER};
 use runnerctl::bootstrap::{self, BootStyle, Credential, RunnerSetup};
@@ -497,7 +497,7 @@ async fn list_reads_every_page_and_every_zone() {
 async fn runnerctl_creates_lists_and_deletes_gce_runners() {
     let sim = sim().await;
     let redis = support::RedisServer::start();
-    let gh = runnerctl::forge::sim::Sim::start(runnerctl::forge::sim::SimOptions {
+    let gh = runnerctl::forge::fake::Sim::start(runnerctl::forge::fake::SimOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("ghp_gce".into()),
         ..Default::default()

@@ -7,7 +7,7 @@
 mod support;
 
 use runnerctl::config::Secret;
-use runnerctl::forge::gitea::sim::{GiteaJobStatus, GiteaSim, GiteaSimOptions, GiteaSimRunner};
+use runnerctl::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions, GiteaSimRunner};
 use runnerctl::forge::gitea::{label_name, webhook, Gitea, Version};
 use runnerctl::forge::prelude::*;
 use runnerctl::forge::{
@@ -120,11 +120,11 @@ async fn the_client_speaks_gitea_1_24_at_every_scope() {
         // A runner registers with the token and is listed, read and deleted at its scope.
         let url = sim.url();
         assert!(
-            !runnerctl::forge::gitea::sim::register_stand_in(&url, &first, "stale", "linux").await,
+            !runnerctl::forge::gitea::fake::register_stand_in(&url, &first, "stale", "linux").await,
             "a replaced token is refused"
         );
         assert!(
-            runnerctl::forge::gitea::sim::register_stand_in(&url, &new, "fresh", "linux:host")
+            runnerctl::forge::gitea::fake::register_stand_in(&url, &new, "fresh", "linux:host")
                 .await
         );
         let listed = gitea.list_runners(&scope).await.unwrap();

@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::Sim;
+use runnerctl::forge::fake::Sim;
 use runnerctl::queue::{Queue, QueueOptions, Task};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::forge::fake::{Sim, SimOptions};
 use serde_json::Value;
 use support::RedisServer;
 

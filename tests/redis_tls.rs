@@ -181,7 +181,7 @@ fn run(config: &Path, args: &[&str]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_ca_file_and_an_acl_password_works() {
-    use runnerctl::forge::sim::{Sim, SimOptions};
+    use runnerctl::forge::fake::{Sim, SimOptions};
     let sim = Sim::start(SimOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),

@@ -3,7 +3,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::{Sim, SimOptions};
+use runnerctl::forge::fake::{Sim, SimOptions};
 use std::path::PathBuf;
 use support::{manager_name, RedisServer};
 

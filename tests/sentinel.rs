@@ -7,8 +7,8 @@
 mod support;
 
 use runnerctl::config::Secret;
+use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
 use runnerctl::forge::github::{Auth, GitHub};
-use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
 use runnerctl::manager::sync;
 use runnerctl::queue::{Queue, QueueOptions};
 use runnerctl::store::{self, RedisStore};

@@ -694,7 +694,7 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_github_sends_signed_webhooks_that_serve_accepts() {
-    use runnerctl::forge::sim::{JobStatus, Sim, SimOptions};
+    use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
     use runnerctl::forge::Scope;
     let redis = RedisServer::start();
     let s = start(&redis, "simhooks").await;

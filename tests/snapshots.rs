@@ -6,7 +6,7 @@
 
 mod support;
 
-use runnerctl::forge::sim::Sim;
+use runnerctl::forge::fake::Sim;
 use runnerctl::queue::{Queue, Task};
 use support::RedisServer;
 

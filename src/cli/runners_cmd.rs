@@ -5,7 +5,7 @@ use super::output::{self, progress, OutputFormat};
 use super::{runtime, Context};
 use crate::config::{Config, RunnerGroup};
 use crate::error::{Error, Result};
-use crate::manager::{Created, Done, Failure, HealthResult, Manager, Removed};
+use crate::manager::{Created, Failure, HealthResult, HealthRow, Manager, Removed};
 use crate::model::{unix_now, RunnerStatus};
 use crate::wiring;
 use serde::Serialize;
@@ -424,7 +424,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Res
         group(&config, g)?;
     }
     let rt = runtime()?;
-    let (done, broken, rate): (Vec<Done>, Option<Failure>, _) = rt.block_on(async {
+    let (done, broken, rate): (Vec<HealthRow>, Option<Failure>, _) = rt.block_on(async {
         let m = wiring::manager(config.clone()).await?;
         let mut all = Vec::new();
         let mut broken = None;
@@ -442,7 +442,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Res
                 Ok(d) => all.extend(d),
                 Err(e) => {
                     // Nothing was attempted: the row says the pass did not run, and why.
-                    all.push(Done {
+                    all.push(HealthRow {
                         group: g.name.clone(),
                         action: crate::manager::plan::Action::Skip {
                             reason: "the pass could not run; nothing was done".into(),
@@ -506,7 +506,7 @@ pub fn healthcheck(cx: &Context, only_group: Option<&str>, dry_run: bool) -> Res
 }
 
 /// A row of the health-check table: group, action, target, reason, result.
-fn health_row(d: &Done) -> Vec<String> {
+fn health_row(d: &HealthRow) -> Vec<String> {
     let v = serde_json::to_value(&d.action).unwrap_or_default();
     let target = v
         .get("name")

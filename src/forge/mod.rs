@@ -9,12 +9,12 @@
 //!   forge-neutral [`WebhookEvent`].
 //!
 //! `github` implements them over GitHub's REST API (octocrab for transport and authentication);
-//! `gitea` over Gitea's (and Forgejo's) REST API, the same transport. `sim` and `gitea::sim` are
+//! `gitea` over Gitea's (and Forgejo's) REST API, the same transport. `sim` and `gitea::fake` are
 //! stateful fakes of the two for tests and the demo, never used by a production code path.
 
+pub mod fake;
 pub mod gitea;
 pub mod github;
-pub mod sim;
 
 /// The forge's traits, for callers that use several capabilities.
 pub mod prelude {

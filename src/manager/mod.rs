@@ -9,7 +9,7 @@ pub mod ops;
 pub mod plan;
 pub mod sync;
 
-pub use ops::{Cause, Created, Done, EventIds, Failure, HealthResult, Manager, Removed};
+pub use ops::{Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed};
 
 use crate::queue::{Envelope, Task};
 use crate::records::RunnerStore;
@@ -104,7 +104,7 @@ pub static JOB_WAIT_SECONDS: crate::prom::Histogram = crate::prom::Histogram::ne
     ],
 );
 
-fn count_health(group: &str, r: &Result<Vec<Done>, Failure>) {
+fn count_health(group: &str, r: &Result<Vec<HealthRow>, Failure>) {
     let Ok(rows) = r else {
         HEALTH_ACTIONS.inc(&[group, "pass", "failed"]);
         return;

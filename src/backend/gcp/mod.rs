@@ -24,7 +24,7 @@
 //!   status and `errors[].reason`.)
 
 mod config;
-pub mod sim;
+pub mod fake;
 
 use super::{
     Backend, BackendError, CreateRequest, Instance, InstanceState, Result, TAG_GROUP, TAG_MANAGER,

@@ -18,7 +18,7 @@
 //! `retry-after`); those are waited out when short and returned as
 //! [`ForgeError::RateLimited`] otherwise, as for GitHub.
 
-pub mod sim;
+pub mod fake;
 pub mod webhook;
 
 use super::github::{classify_transport, error_for, rate_limit_wait};

@@ -78,7 +78,7 @@ impl Manager {
 
     /// One health-check pass over a group, under the group's lock (renewed while it runs; the
     /// pass stops if the lock is lost). Returns what it did.
-    pub async fn health_check(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
+    pub async fn health_check(&self, g: &RunnerGroup) -> Result<Vec<HealthRow>, Failure> {
         let lock = format!("health:{}", g.name);
         let Some(token) = self.store.try_lock(&lock, HEALTH_LOCK_TTL).await? else {
             return Ok(vec![]);
@@ -102,8 +102,8 @@ impl Manager {
         })
     }
 
-    async fn health_pass(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
-        let row = |action: Action, result: HealthResult| Done {
+    async fn health_pass(&self, g: &RunnerGroup) -> Result<Vec<HealthRow>, Failure> {
+        let row = |action: Action, result: HealthResult| HealthRow {
             group: g.name.clone(),
             action,
             result,
@@ -170,13 +170,13 @@ impl Manager {
     /// What a health pass over the group would do now, carried out not at all (`healthcheck
     /// --dry-run`): it writes nothing to Redis. A runner or instance without a record that no
     /// pass has seen yet counts as first seen now, and a missing data marker as written now.
-    pub async fn health_plan(&self, g: &RunnerGroup) -> Result<Vec<Done>, Failure> {
+    pub async fn health_plan(&self, g: &RunnerGroup) -> Result<Vec<HealthRow>, Failure> {
         let listed_at = self.store.now().await?;
         let seen = self.observe(g, &Self::scope(g), true).await?;
         Ok(self
             .plan_of(g, listed_at, &seen)
             .into_iter()
-            .map(|action| Done {
+            .map(|action| HealthRow {
                 group: g.name.clone(),
                 action,
                 result: HealthResult::Planned,
@@ -381,7 +381,7 @@ impl Manager {
     /// Replaces the scope's reusable registration token when it is due and nobody registers
     /// with it (Gitea), under the scope's token lock. `None`: the forge has no such tokens, the
     /// lock is taken, or it is not due.
-    async fn token_action(&self, scope: &Scope) -> Result<Option<Done>, Failure> {
+    async fn token_action(&self, scope: &Scope) -> Result<Option<HealthRow>, Failure> {
         let Some(tokens) = self.forge.tokens() else {
             return Ok(None);
         };
@@ -432,7 +432,7 @@ impl Manager {
         }
         .await;
         self.store.unlock(&lock, &held).await?;
-        Ok(result?.map(|(action, result)| Done {
+        Ok(result?.map(|(action, result)| HealthRow {
             group: String::new(),
             action,
             result,

@@ -167,7 +167,7 @@ pub enum Removed {
 
 /// One line of a health-check report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Done {
+pub struct HealthRow {
     pub group: String,
     #[serde(flatten)]
     pub action: Action,

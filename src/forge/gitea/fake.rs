@@ -16,8 +16,8 @@
 //! contract test runs it behind Prism), and Gitea 1.24's GitHub-modelled shapes for the runner
 //! and job endpoints the file lacks. Started with `version` below 1.24 it has none of those.
 
-use crate::fakes::{rfc3339, serve_fake, Body};
-use crate::forge::sim::post_json;
+use crate::fake_server::{rfc3339, serve_fake, Body};
+use crate::forge::fake::post_json;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -11,7 +11,7 @@
 //! Its answers follow GitHub's published OpenAPI description; the contract test runs it behind
 //! Stoplight Prism to prove it.
 
-use crate::fakes::{rfc3339, serve_fake, Body};
+use crate::fake_server::{rfc3339, serve_fake, Body};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

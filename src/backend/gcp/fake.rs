@@ -5,7 +5,7 @@
 //! a value of the wrong type, or a missing required parameter is answered 400 and recorded as a
 //! violation; so is an answer of the fake's own that does not match the document.
 
-use crate::fakes::{rfc3339, serve_fake, Body};
+use crate::fake_server::{rfc3339, serve_fake, Body};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
