@@ -252,7 +252,7 @@ enum Made {
     Exists,
 }
 
-/// A hook told of each runner created: its name and the job it was made for.
+/// A callback told of each runner created: its name and the job it was made for.
 pub type OnCreate = Arc<dyn Fn(&str, Option<u64>) + Send + Sync>;
 
 /// The runner manager: the domain joined to its store, forge and backends.
