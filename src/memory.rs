@@ -467,13 +467,7 @@ impl RunnerStore for MemoryStore {
         if let Some(m) = st.marker {
             return Ok((m, false));
         }
-        let m = Marker {
-            created_at: now,
-            hold_until: match hold_if_missing.as_secs() {
-                0 => 0,
-                h => now + h,
-            },
-        };
+        let m = Marker::written_at(now, hold_if_missing);
         st.marker = Some(m);
         Ok((m, true))
     }
@@ -481,16 +475,7 @@ impl RunnerStore for MemoryStore {
     async fn peek_marker(&self, hold_if_missing: Duration, now: u64) -> Result<(Marker, bool)> {
         Ok(match self.state().marker {
             Some(m) => (m, false),
-            None => (
-                Marker {
-                    created_at: now,
-                    hold_until: match hold_if_missing.as_secs() {
-                        0 => 0,
-                        h => now + h,
-                    },
-                },
-                true,
-            ),
+            None => (Marker::written_at(now, hold_if_missing), true),
         })
     }
 

@@ -166,6 +166,20 @@ pub struct Marker {
     pub hold_until: u64,
 }
 
+impl Marker {
+    /// The marker written at `now` when it was missing: deletions of what has no record are
+    /// held for `hold_if_missing` (none when zero).
+    pub fn written_at(now: u64, hold_if_missing: Duration) -> Marker {
+        Marker {
+            created_at: now,
+            hold_until: match hold_if_missing.as_secs() {
+                0 => 0,
+                h => now + h,
+            },
+        }
+    }
+}
+
 /// What the domain keeps. Every method is one atomic step of the store.
 #[async_trait::async_trait]
 pub trait RunnerStore: Send + Sync {

@@ -1026,16 +1026,7 @@ impl RedisStore {
                 },
                 false,
             ),
-            None => (
-                Marker {
-                    created_at: now,
-                    hold_until: match hold_if_missing.as_secs() {
-                        0 => 0,
-                        h => now + h,
-                    },
-                },
-                true,
-            ),
+            None => (Marker::written_at(now, hold_if_missing), true),
         })
     }
 
