@@ -883,15 +883,7 @@ impl RedisStore {
     /// A shared hold on the lock `name` for `ttl`, which any number of holders may have at
     /// once, unless someone holds it with [`RedisStore::try_lock_exclusive`]: the hold's token.
     pub async fn try_lock_shared(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
-        let token = format!("{:016x}", fastrand::u64(..));
-        let mut inv = LOCK_SHARED.prepare_invoke();
-        inv.key(self.lock_key(name))
-            .key(self.shared_key(name))
-            .arg(&token)
-            .arg(ttl.as_millis() as u64);
-        let mut c = self.conn.clone();
-        let n: i64 = inv.invoke_async(&mut c).await?;
-        Ok((n == 1).then_some(token))
+        self.lock_by(&LOCK_SHARED, name, ttl).await
     }
 
     /// Gives up a shared hold.
@@ -904,8 +896,14 @@ impl RedisStore {
     /// The lock `name` for `ttl`, when nobody holds it, shared or exclusively; released with
     /// [`RedisStore::unlock`].
     pub async fn try_lock_exclusive(&self, name: &str, ttl: Duration) -> Result<Option<String>> {
+        self.lock_by(&LOCK_EXCLUSIVE, name, ttl).await
+    }
+
+    /// Runs a lock script (KEYS the lock, its shared holds; ARGV token, ttl ms; 1 when held)
+    /// with a new token: the token when it holds.
+    async fn lock_by(&self, script: &Script, name: &str, ttl: Duration) -> Result<Option<String>> {
         let token = format!("{:016x}", fastrand::u64(..));
-        let mut inv = LOCK_EXCLUSIVE.prepare_invoke();
+        let mut inv = script.prepare_invoke();
         inv.key(self.lock_key(name))
             .key(self.shared_key(name))
             .arg(&token)
