@@ -23,6 +23,7 @@ pub mod memory;
 pub mod queue;
 pub mod records;
 pub mod server;
+pub mod simulate;
 pub mod store;
 pub mod wiring;
 pub mod worker;

@@ -31,11 +31,15 @@ struct State {
     waiting: HashMap<String, BTreeMap<u64, u64>>,
     /// Jobs that started or ended, and when (seconds).
     started: HashMap<u64, u64>,
+    /// The same marks in the order they were made, to forget the old ones without a scan.
+    started_order: std::collections::VecDeque<(u64, u64)>,
     /// Exclusive holds: token and expiry (ms).
     locks: HashMap<String, (String, u64)>,
     /// Shared holds: token to expiry (ms).
     shared: HashMap<String, HashMap<String, u64>>,
     history: HashMap<String, Vec<Event>>,
+    /// Runners' histories are kept (not by a simulation: a million runners' would not fit).
+    keep_history: bool,
     marks: BTreeMap<String, u64>,
     /// Each scope's token uses and last replacement.
     tokens: HashMap<String, (u64, Option<u64>)>,
@@ -83,6 +87,9 @@ impl State {
     }
 
     fn note(&mut self, name: &str, at: u64, event: &str, detail: String) {
+        if !self.keep_history {
+            return;
+        }
         let h = self.history.entry(name.to_string()).or_default();
         h.push(Event {
             at,
@@ -110,6 +117,18 @@ impl State {
 
 impl MemoryStore {
     pub fn new(clock: Arc<dyn Clock>) -> MemoryStore {
+        MemoryStore {
+            clock,
+            state: Mutex::new(State {
+                keep_history: true,
+                ..State::default()
+            }),
+        }
+    }
+
+    /// A store that keeps no runner history (`history` answers empty): a simulation's, whose
+    /// millions of runners' histories nothing reads.
+    pub fn without_history(clock: Arc<dyn Clock>) -> MemoryStore {
         MemoryStore {
             clock,
             state: Mutex::default(),
@@ -308,7 +327,17 @@ impl RunnerStore for MemoryStore {
         let now = self.times().0;
         let mut st = self.state();
         st.started.insert(job_id, now);
-        st.started.retain(|_, at| *at + STARTED_FOR >= now);
+        st.started_order.push_back((now, job_id));
+        // Forget marks older than STARTED_FOR (a job marked again keeps its newer mark).
+        while let Some(&(at, job)) = st.started_order.front() {
+            if at + STARTED_FOR >= now {
+                break;
+            }
+            st.started_order.pop_front();
+            if st.started.get(&job) == Some(&at) {
+                st.started.remove(&job);
+            }
+        }
         for g in groups {
             if let Some(w) = st.waiting.get_mut(g) {
                 w.remove(&job_id);

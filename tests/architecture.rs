@@ -98,6 +98,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "simulate",
+        &[
+            "backend", "clock", "config", "forge", "manager", "memory", "model", "wiring",
+        ],
+    ),
+    (
         "cli",
         &[
             "backend",
@@ -112,6 +118,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "model",
             "queue",
             "server",
+            "simulate",
             "store",
             "wiring",
             "worker",

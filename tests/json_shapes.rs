@@ -201,6 +201,15 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
     )
     .unwrap();
 
+    // A trace of two jobs for `simulate`.
+    let trace = dir.path().join("week.jsonl");
+    std::fs::write(
+        &trace,
+        "{\"queued_at\": 0, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo-org/app\", \"duration_s\": 240}\n{\"queued_at\": 30, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo-org/app\", \"duration_s\": 250}\n",
+    )
+    .unwrap();
+    let trace_arg = trace.display().to_string();
+
     // Two tasks in the queue, one of them dead.
     support::dead_task(&redis.url, &name, "linux", "f: Capacity: none left").await;
     let conn = runnerctl::store::connect(&redis.url).await.unwrap();
@@ -274,6 +283,11 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
             vec!["runners", "create", "--group", "linux"],
         ),
         ("healthcheck", path.clone(), vec!["healthcheck"]),
+        (
+            "simulate",
+            path.clone(),
+            vec!["simulate", "--trace", trace_arg.as_str()],
+        ),
     ];
     let mut problems = Vec::new();
     let mut shown = std::collections::BTreeSet::new();

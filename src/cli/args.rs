@@ -132,6 +132,18 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
 
+    /// Replay a job trace on the real scheduler against modelled clouds and forge, and report
+    ///
+    /// Runs the same manager code as `worker`, on an in-memory store and a virtual clock,
+    /// against the models of the configuration's `simulation:` section (boot times, prices,
+    /// deliveries, API limits): a week of jobs takes seconds. Reports job waits (queued to
+    /// started) overall, by group and by repository, runner minutes busy, idle and booting,
+    /// cost, wasted runners, API use and peaks. `--compare` and `--policy` run the same trace
+    /// under other configurations or reference policies, side by side with ratios. The same
+    /// trace, configuration and seed give the same output, byte for byte. Exits 0, or 2 on a
+    /// bad trace, configuration or flag.
+    Simulate(SimulateArgs),
+
     /// Run everything on this machine with the fake backend and a fake forge, and report
     ///
     /// Starts Redis (its own redis-server unless --redis-url is given), a fake GitHub (or Gitea with --forge gitea), the
@@ -325,4 +337,94 @@ fn status_parser() -> impl clap::builder::TypedValueParser<Value = crate::model:
 pub enum ForgeChoice {
     Github,
     Gitea,
+}
+
+/// `simulate`'s flags.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["trace", "generate"])))]
+pub struct SimulateArgs {
+    /// The job trace to replay: JSON Lines, or CSV with a header (see README, "Simulation")
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Make a synthetic trace instead of reading one
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub generate: Option<GenerateKind>,
+    /// Seed of every random draw (trace, delays, failures)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also run the trace under this configuration file (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub compare: Vec<PathBuf>,
+    /// Also run the trace under a reference policy (repeatable)
+    #[arg(long, value_enum)]
+    pub policy: Vec<SimPolicy>,
+    /// Idle runners per group kept by the `min-idle` policy
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub min_idle: u32,
+    /// How long the run goes on after the last job is queued; jobs not started by then count
+    /// as never started
+    #[arg(long, default_value = "24h", value_name = "TIME")]
+    pub drain: crate::config::simulation::Time,
+    /// Save the generated trace to this file (JSON Lines)
+    #[arg(long, value_name = "FILE", requires = "generate")]
+    pub write_trace: Option<PathBuf>,
+    /// Generated jobs [default: 1000 unless --days is given]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub jobs: Option<u64>,
+    /// Generate jobs over this many days
+    #[arg(long, value_name = "DAYS")]
+    pub days: Option<f64>,
+    /// Generated jobs per hour (at the peak hour for `diurnal`)
+    #[arg(long, default_value_t = 60.0, value_name = "PER_HOUR")]
+    pub rate: f64,
+    /// Distribution of generated job durations
+    #[arg(long, value_enum, default_value_t = DurationKind::Exponential)]
+    pub duration_dist: DurationKind,
+    /// Mean job duration (the median for `lognormal`)
+    #[arg(long, default_value = "5m", value_name = "TIME")]
+    pub duration_mean: crate::config::simulation::Time,
+    /// 95th percentile of job durations (`lognormal`), or the maximum (`uniform`)
+    #[arg(long, value_name = "TIME")]
+    pub duration_p95: Option<crate::config::simulation::Time>,
+    /// Repositories per organization in generated jobs
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub repos: u32,
+    /// `diurnal`: the weekend's rate as a fraction of the weekdays'
+    #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
+    pub weekend: f64,
+    /// `diurnal`: 24 comma-separated weights, one per hour of the day (UTC) [default: office hours]
+    #[arg(long, value_name = "W0,...,W23")]
+    pub profile: Option<String>,
+    /// `burst`: every job is queued within this time of the start
+    #[arg(long, default_value = "60s", value_name = "TIME")]
+    pub window: crate::config::simulation::Time,
+}
+
+/// Synthetic traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateKind {
+    /// Arrivals at a constant rate (`--rate`)
+    Poisson,
+    /// Arrivals following the hour of the day, quieter on weekends
+    Diurnal,
+    /// Every job at once (within `--window`)
+    Burst,
+}
+
+/// Distributions of generated job durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurationKind {
+    Exponential,
+    Lognormal,
+    Fixed,
+    Uniform,
+}
+
+/// Reference policies of `simulate --policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimPolicy {
+    /// A runner created when a job is queued, deleted when it completes, nothing kept warm
+    PerJob,
+    /// `--min-idle` idle runners kept in every group at all times
+    MinIdle,
 }

@@ -14,6 +14,7 @@ mod groups_cmd;
 mod queue_cmd;
 mod runners_cmd;
 mod serve_cmd;
+mod simulate_cmd;
 
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
@@ -278,6 +279,7 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Config(c) => config_cmd::run(&cx, c),
+        Command::Simulate(a) => simulate_cmd::run(&cx, cli.config.is_some(), a),
         Command::Demo {
             jobs,
             redis_url,

@@ -292,6 +292,7 @@ const TOP_LEVEL: &[&str] = &[
     "broker",
     "backends",
     "runner_groups",
+    "simulation",
 ];
 
 /// A runner group as written, before its `spec` is read against its backend's kind.
@@ -799,6 +800,13 @@ impl<'a> Cx<'a> {
         let worker = self.section::<WorkerConfig>(take("worker"), "worker");
         worker.as_ref().inspect(|w| self.check_worker(w));
         let broker = self.section::<BrokerConfig>(take("broker"), "broker");
+        let simulation =
+            self.section::<simulation::SimulationConfig>(take("simulation"), "simulation");
+        if let Some(s) = &simulation {
+            for (path, message) in s.problems() {
+                self.error(&path, message);
+            }
+        }
         let mut duration = |cx: &mut Self, key: &str, default: Duration| match take(key) {
             None => Some(default),
             Some(v) => cx.de::<Duration>(v, key),
@@ -844,6 +852,7 @@ impl<'a> Cx<'a> {
             broker: read(&mut whole, broker, Default::default),
             backends: backends.valid,
             runner_groups: read(&mut whole, groups, Vec::new),
+            simulation: read(&mut whole, simulation, Default::default),
         };
         // Incomplete, it is only what could be read: `config validate` checks its secrets.
         if whole {

@@ -11,6 +11,7 @@ mod load;
 mod locate;
 mod schema;
 mod secret;
+pub mod simulation;
 
 pub use duration::Duration;
 pub use load::{
@@ -74,6 +75,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub backends: Vec<BackendConfig>,
     pub runner_groups: Vec<RunnerGroup>,
+    /// `simulation:`: the models `runnerctl simulate` runs against; no other command reads it.
+    pub simulation: simulation::SimulationConfig,
 }
 
 impl Config {

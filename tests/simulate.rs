@@ -1,0 +1,440 @@
+//! `runnerctl simulate`: the real manager on the in-memory store and a virtual clock, checked
+//! against queueing theory, hand-computed waits, and from the command line.
+
+use assert_cmd::Command;
+use rand::SeedableRng;
+use runnerctl::config::simulation::{Dist, Time};
+use runnerctl::config::Config;
+use runnerctl::simulate::generate::{self, Shape, Spec};
+use runnerctl::simulate::report::Report;
+use runnerctl::simulate::trace::{Builder, Trace};
+use runnerctl::simulate::{run, Options};
+use std::sync::Arc;
+
+/// One group of `max_runners` on the fake backend; every modelled delay 0 unless `extra`
+/// (YAML under `simulation:`) says otherwise.
+fn config(max_runners: u32, extra: &str) -> Config {
+    let text = format!(
+        "name: sim\ngithub:\n  token_env: UNUSED\nhealthcheck_interval: 1d\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo\n    labels: [self-hosted, g]\n    backend: fake\n    max_runners: {max_runners}\nsimulation:\n  delivery_lag: 0\n  api_latency: 0\n  runner_startup: 0\n  deletion: 0\n  capacity_retry: 0\n{extra}"
+    );
+    let loaded = runnerctl::wiring::parse(&text, "sim.yaml").unwrap();
+    loaded.config
+}
+
+const NO_BOOT: &str = "  backends:\n    fake:\n      boot: 0\n";
+
+fn simulate(c: &Config, trace: Trace) -> Report {
+    run(c, Arc::new(trace), "t", &Options::default(), &|_| {}).unwrap()
+}
+
+fn poisson(c: &Config, jobs: u64, per_hour: f64, mean_s: f64, seed: u64) -> Trace {
+    let spec = Spec {
+        shape: Shape::Poisson,
+        jobs: Some(jobs),
+        days: None,
+        rate_per_hour: per_hour,
+        duration: Dist::Exponential { mean: Time(mean_s) },
+        repositories: 3,
+        weekend: 1.0,
+        profile: generate::OFFICE_HOURS,
+        window_s: 0.0,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    generate::generate(&spec, &c.runner_groups, &mut rng)
+}
+
+/// The mean wait in queue of an M/M/c queue (Erlang C): `lambda` arrivals and `mu`
+/// completions per second and server.
+fn erlang_c_wait(lambda: f64, mu: f64, c: u32) -> f64 {
+    let a = lambda / mu;
+    let rho = a / f64::from(c);
+    let mut term = 1.0;
+    let mut sum = 0.0;
+    for k in 0..c {
+        if k > 0 {
+            term *= a / f64::from(k);
+        }
+        sum += term;
+    }
+    let last = term * a / f64::from(c) / (1.0 - rho);
+    let p_wait = last / (sum + last);
+    p_wait / (f64::from(c) * mu - lambda)
+}
+
+/// With every delay 0, a group is an M/M/c queue: a freed slot goes to the next waiting job
+/// at once, and the mean wait over 100,000 jobs is Erlang C's within 5%.
+#[test]
+fn a_group_without_delays_waits_as_erlang_c_says() {
+    let mean_s = 60.0;
+    // Small c: the sample mean over 100,000 jobs varies least between seeds there (within
+    // 3% over eight seeds each, BENCHMARKS.md; up to 9% at c = 32, rho = 0.9).
+    let cases: [(u32, f64); 3] = [(1, 0.5), (2, 0.5), (1, 0.6)];
+    let runs: Vec<_> = cases
+        .iter()
+        .map(|&(c, rho)| {
+            std::thread::spawn(move || {
+                let cfg = config(c, NO_BOOT);
+                let lambda = rho * f64::from(c) / mean_s;
+                let trace = poisson(&cfg, 100_000, lambda * 3600.0, mean_s, 7);
+                let r = simulate(&cfg, trace);
+                (c, rho, lambda, r)
+            })
+        })
+        .collect();
+    for h in runs {
+        let (c, rho, lambda, r) = h.join().unwrap();
+        let want = erlang_c_wait(lambda, 1.0 / mean_s, c);
+        let got = r.wait.mean_s;
+        assert_eq!(r.jobs_started, 100_000);
+        assert!(
+            (got - want).abs() / want < 0.05,
+            "c={c} rho={rho}: mean wait {got:.3} s, Erlang C {want:.3} s"
+        );
+        assert!(r.groups["g"].peak_instances <= c);
+    }
+}
+
+/// Erlang C's formula as written above, against published values.
+#[test]
+fn the_erlang_c_formula_of_these_tests_is_right() {
+    // M/M/1: Wq = rho / (mu - lambda).
+    let w = erlang_c_wait(0.5, 1.0, 1);
+    assert!((w - 1.0).abs() < 1e-12, "{w}");
+    // M/M/2 with a = 1: P(wait) = 1/3, Wq = P / (2 mu - lambda) = 1/3.
+    let w = erlang_c_wait(1.0, 1.0, 2);
+    assert!((w - 1.0 / 3.0).abs() < 1e-12, "{w}");
+}
+
+/// With room for every job and nothing warm, each job waits the boot and the runner's
+/// start-up, exactly.
+#[test]
+fn unlimited_capacity_and_a_fixed_boot_make_every_job_wait_boot_plus_startup() {
+    let extra = "  backends:\n    fake:\n      boot: 30s\n";
+    let mut cfg = config(10_000, extra);
+    cfg.simulation.runner_startup = Dist::Fixed(Time(5.0));
+    let trace = poisson(&cfg, 2_000, 600.0, 300.0, 3);
+    let r = simulate(&cfg, trace);
+    assert_eq!(r.jobs_started, 2_000);
+    for w in [r.wait.p50_s, r.wait.max_s, r.wait.mean_s] {
+        assert_eq!(w, 35.0, "{:?}", r.wait);
+    }
+    assert_eq!(r.runners_wasted, 0);
+}
+
+/// A fixed trace with max_runners 1 and no delays gives the waits computed by hand.
+#[test]
+fn one_runner_gives_the_hand_computed_waits() {
+    let cfg = config(1, NO_BOOT);
+    let mut b = Builder::default();
+    let labels = ["self-hosted".to_string(), "g".to_string()];
+    // (queued s, duration s): starts at 0, 10, 15, 16 → waits 0, 9, 13, 6.
+    for (i, (q, d)) in [(0, 10), (1, 5), (2, 1), (10, 4)].iter().enumerate() {
+        b.push(
+            q * 1000,
+            d * 1000,
+            &labels,
+            "octo/app",
+            None,
+            None,
+            i as u32 + 1,
+        );
+    }
+    let r = simulate(&cfg, b.finish());
+    assert_eq!(r.jobs_started, 4);
+    assert_eq!(r.wait.max_s, 13.0);
+    assert_eq!(r.wait.mean_s, (9.0 + 13.0 + 6.0) / 4.0);
+    assert_eq!(r.runner_minutes.busy, 0.333);
+    assert_eq!(r.simulated_s, 20.0);
+}
+
+/// GitHub's hostile behaviour modelled: deliveries lost, repeated, reordered, runner theft,
+/// create calls failing. Every job still starts (the health check finds lost jobs), and
+/// `max_runners` holds.
+#[test]
+fn lost_and_repeated_deliveries_and_failing_creates_still_start_every_job() {
+    let extra = "  healthcheck_interval: 1m\n  forge:\n    lost: 0.2\n    repeated: 0.2\n    reordered: 0.2\n  backends:\n    fake:\n      boot: {uniform: {min: 5s, max: 40s}}\n      create_failure_rate: 0.1\n";
+    let cfg = config(6, extra);
+    let trace = poisson(&cfg, 1_000, 120.0, 120.0, 11);
+    let r = simulate(&cfg, trace);
+    assert_eq!(r.jobs_started, 1_000, "{r:#?}");
+    assert!(r.deliveries.lost > 0 && r.create_failures > 0);
+    assert!(r.groups["g"].peak_instances <= 6);
+}
+
+/// Spot interruptions fail the jobs they hit, and are counted.
+#[test]
+fn spot_interruptions_fail_the_jobs_they_hit() {
+    let extra = "  backends:\n    fake:\n      boot: 10s\n      spot_interruption_rate: 2\n";
+    let cfg = config(20, extra);
+    let trace = poisson(&cfg, 500, 120.0, 600.0, 5);
+    let r = simulate(&cfg, trace);
+    assert!(r.interruptions > 0 && r.jobs_interrupted > 0, "{r:#?}");
+    assert!(r.jobs_interrupted <= r.interruptions);
+}
+
+/// Min-idle keeps warm runners: jobs wait less than per-job, and idle time is paid for.
+#[test]
+fn warm_runners_cut_the_wait_and_cost_idle_time() {
+    let extra = "  healthcheck_interval: 30s\n  backends:\n    fake:\n      boot: 60s\n      price_per_hour: 1\n";
+    let cold = config(50, extra);
+    let mut warm = cold.clone();
+    warm.runner_groups[0].min_runners = 3;
+    let trace = poisson(&cold, 500, 30.0, 120.0, 9);
+    let a = simulate(&cold, trace.clone());
+    let b = simulate(&warm, trace);
+    assert!(
+        b.wait.mean_s < a.wait.mean_s,
+        "{:?} vs {:?}",
+        b.wait,
+        a.wait
+    );
+    assert!(b.runner_minutes.idle > a.runner_minutes.idle);
+    assert!(b.cost > a.cost);
+}
+
+fn cli() -> Command {
+    let mut c = Command::cargo_bin("runnerctl").unwrap();
+    c.env_remove("RUNNERCTL_CONFIG");
+    c
+}
+
+fn write_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("sim.yaml");
+    std::fs::write(
+        &path,
+        "name: sim\ngithub:\n  token_env: UNUSED\nbackends:\n  aws:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo\n    labels: [self-hosted, linux]\n    backend: aws\n    max_runners: 5\n  - name: big\n    organization: octo\n    labels: [self-hosted, big]\n    backend: aws\n    max_runners: 2\nsimulation:\n  backends:\n    aws:\n      boot: {lognormal: {median: 30s, p95: 60s}}\n      price_per_hour: 0.05\n",
+    )
+    .unwrap();
+    path
+}
+
+/// The same trace, configuration and seed give byte-identical JSON, from separate processes.
+#[test]
+fn the_same_seed_gives_byte_identical_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write_config(dir.path());
+    let args = [
+        "simulate",
+        "--generate",
+        "poisson",
+        "--jobs",
+        "300",
+        "--rate",
+        "200",
+        "--seed",
+        "42",
+        "--policy",
+        "min-idle",
+        "-o",
+        "json",
+    ];
+    let a = cli().arg("-c").arg(&c).args(args).output().unwrap();
+    let b = cli().arg("-c").arg(&c).args(args).output().unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert_eq!(a.stdout, b.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(v["seed"], 42);
+    assert_eq!(v["jobs"], 300);
+    assert_eq!(v["runs"][0]["name"], "sim.yaml");
+    assert_eq!(v["runs"][1]["name"], "min-idle(1)");
+    assert!(v["runs"][0]["groups"]["linux"]["wait"]["p95_s"].is_number());
+    let other = cli()
+        .arg("-c")
+        .arg(&c)
+        .args([
+            "simulate",
+            "--generate",
+            "poisson",
+            "--jobs",
+            "300",
+            "--rate",
+            "200",
+            "--seed",
+            "43",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(other.stdout, a.stdout);
+}
+
+/// A generated trace written with `--write-trace` and replayed with `--trace` gives the same
+/// report.
+#[test]
+fn a_written_trace_replays_to_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write_config(dir.path());
+    let t = dir.path().join("week.jsonl");
+    let gen = cli()
+        .arg("-c")
+        .arg(&c)
+        .args([
+            "simulate",
+            "--generate",
+            "diurnal",
+            "--days",
+            "2",
+            "--rate",
+            "30",
+            "-o",
+            "json",
+            "--write-trace",
+        ])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let replay = cli()
+        .arg("-c")
+        .arg(&c)
+        .args(["simulate", "-o", "json", "--trace"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let a: serde_json::Value = serde_json::from_slice(&gen.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(a["runs"], b["runs"]);
+    assert!(a["jobs"].as_u64().unwrap() > 100);
+}
+
+/// A bad line is an error naming the file, line and field; nothing is simulated.
+#[test]
+fn a_bad_trace_line_is_named_and_nothing_is_simulated() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write_config(dir.path());
+    let t = dir.path().join("t.jsonl");
+    std::fs::write(
+        &t,
+        "{\"queued_at\": 0, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo/app\", \"duration_s\": 60}\n{\"queued_at\": 5, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo/app\", \"duration_s\": \"long\"}\n",
+    )
+    .unwrap();
+    let out = cli()
+        .arg("-c")
+        .arg(&c)
+        .args(["simulate", "--trace"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("t.jsonl:2: field `duration_s`"), "{err}");
+    // A group the configuration does not have.
+    std::fs::write(
+        &t,
+        "{\"queued_at\": 0, \"labels\": [\"self-hosted\"], \"repository\": \"octo/app\", \"duration_s\": 60, \"group\": \"nope\"}\n",
+    )
+    .unwrap();
+    let out = cli()
+        .arg("-c")
+        .arg(&c)
+        .args(["simulate", "--trace"])
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1: group `nope`"), "{err}");
+}
+
+/// `--compare` prints both configurations side by side with the ratio of the second to the
+/// first.
+#[test]
+fn compare_prints_side_by_side_with_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write_config(dir.path());
+    let text = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("max_runners: 5", "max_runners: 1");
+    let small = dir.path().join("small.yaml");
+    std::fs::write(&small, text).unwrap();
+    let out = cli()
+        .arg("-c")
+        .arg(&c)
+        .args([
+            "simulate",
+            "--generate",
+            "burst",
+            "--jobs",
+            "40",
+            "--compare",
+        ])
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("SIM.YAML") && header.contains("×2"),
+        "{text}"
+    );
+    let p95 = text
+        .lines()
+        .find(|l| l.starts_with(" wait p95 (s)"))
+        .unwrap();
+    let ratio: f64 = p95.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(ratio > 1.0, "{text}");
+}
+
+/// Without a configuration file, the shipped example is simulated (and said so).
+#[test]
+fn without_a_configuration_the_example_is_simulated() {
+    let out = cli()
+        .args([
+            "-c",
+            "/nonexistent/runnerctl.yaml",
+            "simulate",
+            "--generate",
+            "poisson",
+            "--jobs",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an explicit --config must exist"
+    );
+    let out = cli()
+        .env("RUNNERCTL_CONFIG", "")
+        .env_remove("RUNNERCTL_CONFIG")
+        .args([
+            "simulate",
+            "--generate",
+            "poisson",
+            "--jobs",
+            "50",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    if std::path::Path::new("/etc/runnerctl/config.yaml").exists() {
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shipped example"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"][0]["name"], "config.example.yaml");
+    assert_eq!(v["runs"][0]["jobs_unmatched"], 0);
+}
