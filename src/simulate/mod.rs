@@ -288,7 +288,7 @@ impl Run<'_> {
             self.advance_to(t);
             self.handle(ev, interval_ms);
             steps += 1;
-            if steps % 4096 == 0 {
+            if steps.is_multiple_of(4096) {
                 progress(self.jobs_done as u64);
             }
             let settled = next_arrival == trace.jobs.len()

@@ -235,7 +235,7 @@ impl Trace {
 
 /// Milliseconds as seconds: an integer when whole.
 fn secs(ms: u64) -> serde_json::Value {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         serde_json::json!(ms / 1000)
     } else {
         serde_json::json!(ms as f64 / 1000.0)
