@@ -438,3 +438,177 @@ fn without_a_configuration_the_example_is_simulated() {
     assert_eq!(v["runs"][0]["name"], "config.example.yaml");
     assert_eq!(v["runs"][0]["jobs_unmatched"], 0);
 }
+
+mod support;
+
+/// `trace export` against the fake GitHub: every page of runs and jobs in the window, jobs
+/// outside it or not finished left out, and the file replays with `simulate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
+    use runnerctl::forge::fake::{Sim, SimOptions};
+    let sim = Sim::start(SimOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
+        token: Some("t0k".into()),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let now = runnerctl::model::unix_now();
+    let day = 86_400;
+    // 150 jobs in the last three days (two pages of runs), two older than the window.
+    for i in 0..150u64 {
+        let at = now - 3 * day + i * 600;
+        let repo = if i % 2 == 0 { "octo-org/app" } else { "octo-org/web" };
+        sim.add_past_job(repo, &["self-hosted", "linux"], (at, at + 30, at + 330), "success");
+    }
+    sim.add_past_job("octo-org/app", &["self-hosted", "linux"], (now - 9 * day, now - 9 * day + 5, now - 9 * day + 60), "failure");
+    sim.add_past_job("octo-org/web", &["self-hosted", "linux"], (now - 8 * day, now - 8 * day + 5, now - 8 * day + 60), "success");
+    // Queued now and never started: not in the trace.
+    sim.queue_job("octo-org/app", &["self-hosted", "linux"]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("c.yaml");
+    std::fs::write(
+        &c,
+        format!(
+            "name: sim\ngithub:\n  base_url: {}\n  token_env: TRACE_GH_TOKEN\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo-org\n    labels: [self-hosted, linux]\n    backend: f\n    max_runners: 4\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    let out_file = dir.path().join("week.jsonl");
+    let (c2, f2) = (c.clone(), out_file.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        cli()
+            .env("TRACE_GH_TOKEN", "t0k")
+            .arg("-c")
+            .arg(&c2)
+            .args(["trace", "export", "--since", "7d", "-o"])
+            .arg(&f2)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "the trace went to the file");
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    let trace = Trace::parse(&text, "week.jsonl").unwrap();
+    assert_eq!(trace.jobs.len(), 150, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(trace.jobs[0].duration_ms, 300_000);
+    assert_eq!(trace.jobs[1].queued_ms, 600_000);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("150 jobs from 2 repositories"));
+    // And it replays.
+    let replay = tokio::task::spawn_blocking(move || {
+        cli()
+            .arg("-c")
+            .arg(&c)
+            .args(["simulate", "-o", "json", "--trace"])
+            .arg(&out_file)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(v["runs"][0]["jobs_started"], 150);
+    assert_eq!(v["runs"][0]["repositories"].as_object().unwrap().len(), 2);
+}
+
+/// `trace export` against the fake Gitea 1.24 (its jobs listing); Gitea 1.22 has none and
+/// says so (exit 1, as every operation the forge does not support).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_export_reads_gitea_s_jobs_listing() {
+    use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
+    for (version, ok) in [("1.24.0", true), ("1.22.6", false)] {
+        let sim = GiteaSim::start(GiteaSimOptions {
+            orgs: vec![("octo-org".into(), vec!["app".into()])],
+            token: "gt".into(),
+            version: version.into(),
+            ..GiteaSimOptions::default()
+        })
+        .await
+        .unwrap();
+        let now = runnerctl::model::unix_now();
+        for i in 0..60u64 {
+            let at = now - 86_400 + i * 60;
+            sim.add_past_job("octo-org/app", &["linux"], (at, at + 10, at + 70));
+        }
+        sim.add_past_job("octo-org/app", &["linux"], (now - 30 * 86_400, now - 30 * 86_400, now - 30 * 86_400 + 5));
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("c.yaml");
+        std::fs::write(
+            &c,
+            format!(
+                "name: sim\nforge: gitea\ngitea:\n  url: {}\n  token_env: TRACE_GITEA_TOKEN\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [linux]\n    backend: f\n",
+                sim.url()
+            ),
+        )
+        .unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            cli()
+                .env("TRACE_GITEA_TOKEN", "gt")
+                .arg("-c")
+                .arg(&c)
+                .args(["trace", "export", "--since", "2d"])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        if !ok {
+            assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("1.24"));
+            continue;
+        }
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let trace = Trace::parse(&String::from_utf8_lossy(&out.stdout), "-").unwrap();
+        assert_eq!(trace.jobs.len(), 60);
+        assert_eq!(trace.jobs[0].duration_ms, 60_000);
+        assert_eq!(trace.label_sets, [["linux".to_string()]]);
+    }
+}
+
+/// `--since` must come before `--until`, and a bad time names its flag.
+#[test]
+fn trace_export_refuses_a_bad_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = write_config(dir.path());
+    let out = cli()
+        .env("UNUSED", "x")
+        .arg("-c")
+        .arg(&c)
+        .args(["trace", "export", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since: `yesterday`"));
+    let out = cli()
+        .env("UNUSED", "x")
+        .arg("-c")
+        .arg(&c)
+        .args(["trace", "export", "--since", "1d", "--until", "3d"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not before"));
+}
+
+/// `-o FILE` names the file of `trace export` only; a format stays a format everywhere.
+#[test]
+fn dash_o_names_the_trace_file_only_for_trace_export() {
+    let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
+    let f = runnerctl::cli::trace_export_file;
+    assert_eq!(
+        f(os(&["runnerctl", "trace", "export", "--since", "7d", "-o", "w.jsonl"])),
+        os(&["runnerctl", "trace", "export", "--since", "7d", "--file", "w.jsonl"])
+    );
+    assert_eq!(
+        f(os(&["runnerctl", "trace", "export", "--output=w.jsonl"])),
+        os(&["runnerctl", "trace", "export", "--file=w.jsonl"])
+    );
+    let json = os(&["runnerctl", "trace", "export", "-o", "json"]);
+    assert_eq!(f(json.clone()), json);
+    let other = os(&["runnerctl", "-o", "out.txt", "runners", "list"]);
+    assert_eq!(f(other.clone()), other);
+}

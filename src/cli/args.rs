@@ -144,6 +144,10 @@ pub enum Command {
     /// bad trace, configuration or flag.
     Simulate(SimulateArgs),
 
+    /// Job traces: the input of `simulate`
+    #[command(subcommand)]
+    Trace(TraceCommand),
+
     /// Run everything on this machine with the fake backend and a fake forge, and report
     ///
     /// Starts Redis (its own redis-server unless --redis-url is given), a fake GitHub (or Gitea with --forge gitea), the
@@ -427,4 +431,27 @@ pub enum SimPolicy {
     PerJob,
     /// `--min-idle` idle runners kept in every group at all times
     MinIdle,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Write the configured scopes' past jobs as a trace, for `simulate --trace`
+    ///
+    /// For each repository the runner groups serve (every repository of a group's
+    /// organization, or its one repository), lists the workflow runs created in the window
+    /// and their jobs (GitHub; Gitea 1.24's jobs listing), every page, and writes one JSON
+    /// line per job that started and completed: `queued_at` (RFC 3339), `labels`,
+    /// `repository`, `duration_s`, `conclusion`. A rate limit is waited out (said on stderr)
+    /// and the repository listed again. `-o FILE` is `--file FILE` here.
+    Export {
+        /// Jobs queued since this long ago (`7d`, `12h`) or since this time (RFC 3339)
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Jobs queued before this long ago or this time [default: now]
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Where to write the trace [default: standard output]
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }

@@ -188,6 +188,32 @@ const EXAMPLES: &[(&[&str], Examples)] = &[
         ],
     ),
     (
+        &["simulate"],
+        &[
+            (
+                "A synthetic week under your configuration and the per-job policy",
+                "runnerctl -c config.yaml simulate --generate diurnal --days 7 --rate 120 --policy per-job",
+            ),
+            (
+                "Your own jobs under a candidate configuration, as JSON",
+                "runnerctl -o json simulate --trace week.jsonl --compare candidate.yaml",
+            ),
+        ],
+    ),
+    (
+        &["trace", "trace export"],
+        &[
+            (
+                "The last week's jobs of the configured scopes, for `simulate`",
+                "runnerctl trace export --since 7d -o week.jsonl",
+            ),
+            (
+                "One day, to standard output",
+                "runnerctl trace export --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z",
+            ),
+        ],
+    ),
+    (
         &["demo"],
         &[
             (
@@ -370,8 +396,11 @@ mod tests {
             for (_, line) in examples {
                 // The command line up to a pipe or a redirection.
                 let head = line.split(['|', '>', '<']).next().unwrap_or("");
-                let words: Vec<&str> = head.split_whitespace().collect();
-                let parsed = super::super::command().try_get_matches_from(&words);
+                let words: Vec<std::ffi::OsString> =
+                    head.split_whitespace().map(Into::into).collect();
+                // As `main` parses it.
+                let argv = super::super::trace_export_file(words);
+                let parsed = super::super::command().try_get_matches_from(argv);
                 assert!(
                     parsed.is_ok(),
                     "`{line}` does not parse: {:?}",

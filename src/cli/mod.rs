@@ -15,6 +15,7 @@ mod queue_cmd;
 mod runners_cmd;
 mod serve_cmd;
 mod simulate_cmd;
+mod trace_cmd;
 
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
@@ -31,7 +32,8 @@ pub fn main() -> i32 {
         .completer("runnerctl")
         .complete();
     // The derived parser, with the examples added to every command's help.
-    let parsed = command().try_get_matches().and_then(|m| {
+    let argv = trace_export_file(std::env::args_os().collect());
+    let parsed = command().try_get_matches_from(argv).and_then(|m| {
         refuse_inapplicable(&m)?;
         <Cli as clap::FromArgMatches>::from_arg_matches(&m)
     });
@@ -280,6 +282,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Config(c) => config_cmd::run(&cx, c),
         Command::Simulate(a) => simulate_cmd::run(&cx, cli.config.is_some(), a),
+        Command::Trace(args::TraceCommand::Export { since, until, file }) => {
+            trace_cmd::export(&cx, &since, until.as_deref(), file.as_deref())
+        }
         Command::Demo {
             jobs,
             redis_url,
@@ -380,12 +385,42 @@ pub const NOT_APPLICABLE: &[(&str, &str, &[&str])] = &[
 
 /// The commands that print no listing or report (`-o` and `--no-headers` mean nothing there).
 const PRINT_NO_LISTINGS: &[&str] = &[
+    "trace export",
     "serve",
     "worker",
     "completions",
     "container-hook",
     "config example",
 ];
+
+/// `trace export -o FILE`: its output is a file, not a format, so `-o`/`--output` with a
+/// value that is not a format becomes `--file` there (and only there).
+pub fn trace_export_file(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let Some(t) = words.iter().position(|w| w == "trace") else {
+        return argv;
+    };
+    if words.get(t + 1).map(String::as_str) != Some("export") {
+        return argv;
+    }
+    let format = |v: &str| matches!(v, "table" | "json" | "name");
+    let mut i = 0;
+    while i < argv.len() {
+        let w = argv[i].to_string_lossy().into_owned();
+        if (w == "-o" || w == "--output") && words.get(i + 1).is_some_and(|v| !format(v)) {
+            argv[i] = "--file".into();
+            i += 2;
+            continue;
+        }
+        if let Some(v) = w.strip_prefix("--output=").or_else(|| w.strip_prefix("-o")) {
+            if !v.is_empty() && !format(v) {
+                argv[i] = format!("--file={v}").into();
+            }
+        }
+        i += 1;
+    }
+    argv
+}
 
 /// The clap command tree, for generators and tests, with every command's examples.
 pub fn command() -> clap::Command {

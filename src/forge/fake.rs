@@ -153,6 +153,11 @@ pub struct SimJob {
     pub silent: bool,
     /// Its workflow file (`.github/workflows/ci.yml` unless queued with another).
     pub workflow: String,
+    /// When it was queued, started and completed (unix seconds), and how it ended.
+    pub created_unix: u64,
+    pub started_unix: Option<u64>,
+    pub completed_unix: Option<u64>,
+    pub conclusion: Option<String>,
 }
 
 /// What the fake can be told to do wrong.
@@ -425,6 +430,10 @@ impl Sim {
             started_at: None,
             silent,
             workflow: workflow.to_string(),
+            created_unix: now(),
+            started_unix: None,
+            completed_unix: None,
+            conclusion: None,
         };
         if !silent {
             w.outbox.push(("queued".into(), job.clone()));
@@ -435,6 +444,40 @@ impl Sim {
 
     pub fn jobs(&self) -> Vec<SimJob> {
         self.w().jobs.clone()
+    }
+
+    /// Adds a job that ran in the past (times in unix seconds), in a run of its own, with no
+    /// webhook: history for `trace export`.
+    pub fn add_past_job(
+        &self,
+        repo: &str,
+        labels: &[&str],
+        times: (u64, u64, u64),
+        conclusion: &str,
+    ) -> u64 {
+        let mut w = self.w();
+        let id = w.id();
+        let run_id = w.id();
+        let (created, started, completed) = times;
+        w.jobs.push(SimJob {
+            id,
+            run_id,
+            repo: repo.into(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            status: JobStatus::Completed,
+            runner_id: None,
+            runner_name: None,
+            runner_group_id: None,
+            queued_at: std::time::Instant::now(),
+            started_at: None,
+            silent: true,
+            workflow: ".github/workflows/ci.yml".into(),
+            created_unix: created,
+            started_unix: Some(started),
+            completed_unix: Some(completed),
+            conclusion: Some(conclusion.into()),
+        });
+        id
     }
 
     /// When the `queued` webhook of a job was sent.
@@ -536,6 +579,8 @@ fn step(w: &mut World, o: &SimOptions) {
                 .is_some_and(|t| now.duration_since(t) >= o.job_duration);
         if done {
             w.jobs[i].status = JobStatus::Completed;
+            w.jobs[i].completed_unix = Some(crate::model::unix_now());
+            w.jobs[i].conclusion = Some("success".into());
             let rid = w.jobs[i].runner_id;
             w.runners.retain(|r| Some(r.id) != rid);
             if !w.jobs[i].silent {
@@ -587,6 +632,7 @@ fn step(w: &mut World, o: &SimOptions) {
             let job = &mut w.jobs[i];
             job.status = JobStatus::InProgress;
             job.started_at = Some(now);
+            job.started_unix = Some(crate::model::unix_now());
             job.runner_id = Some(rid);
             job.runner_name = Some(rname);
             job.runner_group_id = Some(rgroup);
@@ -1119,23 +1165,42 @@ fn queued_runs(
 ) -> (u16, Value) {
     let full = format!("{owner}/{repo}");
     let want = query.get("status").map(String::as_str);
-    let mut runs: Vec<u64> = w
+    // `created=FROM..TO` (RFC 3339), as GitHub's search syntax writes a range.
+    let created = query.get("created").map(|c| {
+        let (from, to) = c.split_once("..").unwrap_or((c, ""));
+        (
+            crate::model::parse_rfc3339(from).unwrap_or(0),
+            crate::model::parse_rfc3339(to).unwrap_or(u64::MAX),
+        )
+    });
+    let mut runs: Vec<(u64, u64, &str)> = w
         .jobs
         .iter()
         .filter(|j| j.repo == full)
         .filter(|j| want.is_none() || (want == Some("queued") && j.status == JobStatus::Queued))
-        .map(|j| j.run_id)
+        .filter(|j| created.is_none_or(|(a, b)| (a..=b).contains(&j.created_unix)))
+        .map(|j| (j.run_id, j.created_unix, status_name(j.status)))
         .collect();
     runs.sort_unstable();
-    runs.dedup();
+    runs.dedup_by_key(|r| r.0);
     let list: Vec<Value> = runs
         .iter()
-        .map(|id| json!({ "id": id, "status": "queued", "name": "CI", "run_attempt": 1 }))
+        .map(|(id, at, status)| {
+            json!({ "id": id, "status": status, "name": "CI", "run_attempt": 1, "created_at": rfc3339(*at) })
+        })
         .collect();
     (
         200,
         json!({ "total_count": list.len(), "workflow_runs": page(&list, query) }),
     )
+}
+
+fn status_name(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::Queued => "queued",
+        JobStatus::InProgress => "in_progress",
+        JobStatus::Completed => "completed",
+    }
 }
 
 /// Webhooks: each organization has one to `webhook_url` (when set) for `workflow_job`, with
@@ -1256,6 +1321,10 @@ fn app_and_repo_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
                         },
                         "labels": j.labels,
                         "runner_name": j.runner_name,
+                        "created_at": rfc3339(j.created_unix),
+                        "started_at": j.started_unix.map(rfc3339),
+                        "completed_at": j.completed_unix.map(rfc3339),
+                        "conclusion": j.conclusion,
                     })
                 })
                 .collect();

@@ -187,6 +187,19 @@ pub struct QueuedJob {
 }
 
 /// A workflow run, as far as a runner group's access rules need it.
+/// A job that ran (or started) in the past, for `trace export`. Times in unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PastJob {
+    pub id: u64,
+    /// `owner/name`.
+    pub repository: String,
+    pub labels: Vec<String>,
+    pub created_at: u64,
+    pub started_at: Option<u64>,
+    pub completed_at: Option<u64>,
+    pub conclusion: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkflowRun {
     /// The workflow file, `.github/workflows/ci.yml`.
@@ -329,6 +342,20 @@ pub trait JobSource: Send + Sync {
         -> Result<Vec<QueuedJob>>;
     /// The workflow file and branch of a run (for `selected_workflows`).
     async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun>;
+    /// The jobs of a repository queued from `since` to `until` (unix seconds), every page
+    /// (`trace export`).
+    async fn past_jobs(
+        &self,
+        owner: &str,
+        repo: &str,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<PastJob>> {
+        let _ = (since, until);
+        Err(ForgeError::Unsupported(format!(
+            "listing the past jobs of {owner}/{repo}"
+        )))
+    }
 }
 
 /// Runner groups of an organization, on a forge that has them.

@@ -119,6 +119,10 @@ pub struct GiteaSimJob {
     pub runner_name: Option<String>,
     pub started_at: Option<Instant>,
     pub silent: bool,
+    /// When it was queued, started and ended (unix seconds).
+    pub created_unix: u64,
+    pub started_unix: Option<u64>,
+    pub completed_unix: Option<u64>,
 }
 
 #[derive(Default)]
@@ -261,11 +265,36 @@ impl GiteaSim {
             runner_name: None,
             started_at: None,
             silent: fastrand::f64() < o.drop_webhooks,
+            created_unix: crate::model::unix_now(),
+            started_unix: None,
+            completed_unix: None,
         };
         if !job.silent {
             w.outbox.push(("queued".into(), job.clone()));
         }
         w.jobs.push(job);
+        id
+    }
+
+    /// Adds a job that ran in the past (created, started, completed: unix seconds), with no
+    /// webhook: history for `trace export`.
+    pub fn add_past_job(&self, repo: &str, labels: &[&str], times: (u64, u64, u64)) -> u64 {
+        let mut w = self.world();
+        let (id, run_id) = (w.id(), w.id());
+        w.jobs.push(GiteaSimJob {
+            id,
+            run_id,
+            repo: repo.to_string(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            status: GiteaJobStatus::Success,
+            runner_id: None,
+            runner_name: None,
+            started_at: None,
+            silent: true,
+            created_unix: times.0,
+            started_unix: Some(times.1),
+            completed_unix: Some(times.2),
+        });
         id
     }
 
@@ -377,6 +406,7 @@ fn step(w: &mut World, o: &GiteaSimOptions) {
                 .is_some_and(|t| now.duration_since(t) >= o.job_duration);
         if done {
             w.jobs[i].status = GiteaJobStatus::Success;
+            w.jobs[i].completed_unix = Some(crate::model::unix_now());
             let rid = w.jobs[i].runner_id;
             w.runners.retain(|r| !(Some(r.id) == rid && r.ephemeral));
             for r in w.runners.iter_mut().filter(|r| Some(r.id) == rid) {
@@ -424,6 +454,7 @@ fn step(w: &mut World, o: &GiteaSimOptions) {
         }
         let job = &mut w.jobs[i];
         job.status = GiteaJobStatus::Running;
+        job.started_unix = Some(crate::model::unix_now());
         job.started_at = Some(now);
         job.runner_id = Some(rid);
         job.runner_name = Some(rname);
@@ -760,6 +791,10 @@ fn owner_routes(
                     "id": j.id, "run_id": j.run_id, "name": "build", "labels": j.labels,
                     "status": match j.status { GiteaJobStatus::Waiting => "waiting", GiteaJobStatus::Running => "running", GiteaJobStatus::Success => "success" },
                     "runner_id": j.runner_id.unwrap_or(0), "runner_name": j.runner_name.clone().unwrap_or_default(),
+                    "created_at": rfc3339(j.created_unix),
+                    "started_at": j.started_unix.map(rfc3339),
+                    "completed_at": j.completed_unix.map(rfc3339),
+                    "conclusion": (j.status == GiteaJobStatus::Success).then_some("success"),
                 }))
                 .collect();
             let total = jobs.len();

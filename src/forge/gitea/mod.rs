@@ -427,6 +427,52 @@ impl JobSource for Gitea {
             .collect())
     }
 
+    async fn past_jobs(
+        &self,
+        owner: &str,
+        repo: &str,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<crate::forge::PastJob>> {
+        if !self.version().await?.has_runner_api() {
+            return Err(ForgeError::Unsupported(format!(
+                "listing the jobs of {owner}/{repo} needs Gitea 1.24 or later"
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            status: String,
+            #[serde(default)]
+            labels: Vec<String>,
+            created_at: Option<String>,
+            started_at: Option<String>,
+            completed_at: Option<String>,
+            conclusion: Option<String>,
+        }
+        let jobs: Vec<Job> = self
+            .pages(&format!("repos/{owner}/{repo}/actions/jobs"), Some("jobs"))
+            .await?;
+        let time = |t: &Option<String>| t.as_deref().and_then(crate::model::parse_rfc3339);
+        Ok(jobs
+            .into_iter()
+            .filter_map(|j| {
+                let created = time(&j.created_at)?;
+                let ended = matches!(j.status.as_str(), "success" | "failure" | "cancelled" | "skipped");
+                Some(crate::forge::PastJob {
+                    id: j.id,
+                    repository: format!("{owner}/{repo}"),
+                    created_at: created,
+                    started_at: time(&j.started_at),
+                    completed_at: time(&j.completed_at),
+                    labels: j.labels.iter().map(|l| label_name(l).to_string()).collect(),
+                    conclusion: j.conclusion.or(ended.then_some(j.status)),
+                })
+            })
+            .filter(|j| (since..=until).contains(&j.created_at))
+            .collect())
+    }
+
     async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun> {
         Err(ForgeError::Unsupported(format!(
             "workflow restrictions are GitHub's (run {run_id} of {owner}/{repo})"

@@ -585,6 +585,62 @@ impl JobSource for GitHub {
         Ok(out)
     }
 
+    async fn past_jobs(
+        &self,
+        owner: &str,
+        repo: &str,
+        since: u64,
+        until: u64,
+    ) -> Result<Vec<crate::forge::PastJob>> {
+        #[derive(Deserialize)]
+        struct Run {
+            id: u64,
+        }
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            #[serde(default)]
+            labels: Vec<String>,
+            created_at: Option<String>,
+            started_at: Option<String>,
+            completed_at: Option<String>,
+            conclusion: Option<String>,
+        }
+        let created = format!(
+            "{}..{}",
+            crate::model::rfc3339(since),
+            crate::model::rfc3339(until)
+        );
+        let runs: Vec<Run> = self
+            .pages(
+                &format!("repos/{owner}/{repo}/actions/runs?created={created}"),
+                "workflow_runs",
+            )
+            .await?;
+        let time = |t: &Option<String>| t.as_deref().and_then(crate::model::parse_rfc3339);
+        let mut out = Vec::new();
+        for run in runs {
+            let jobs: Vec<Job> = self
+                .pages(
+                    &format!("repos/{owner}/{repo}/actions/runs/{}/jobs?filter=all", run.id),
+                    "jobs",
+                )
+                .await?;
+            out.extend(jobs.into_iter().filter_map(|j| {
+                Some(crate::forge::PastJob {
+                    id: j.id,
+                    repository: format!("{owner}/{repo}"),
+                    created_at: time(&j.created_at)?,
+                    started_at: time(&j.started_at),
+                    completed_at: time(&j.completed_at),
+                    labels: j.labels,
+                    conclusion: j.conclusion,
+                })
+            }));
+        }
+        Ok(out)
+    }
+
     async fn workflow_run(&self, owner: &str, repo: &str, run_id: u64) -> Result<WorkflowRun> {
         #[derive(Deserialize)]
         struct Run {
