@@ -13,7 +13,7 @@ use runnerctl::simulate::{run, Options};
 use std::sync::Arc;
 use std::time::Instant;
 
-const CONFIG: &str = "name: bench\ngithub:\n  token_env: UNUSED\nbackends:\n  aws:\n    kind: fake\n  gcp:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo\n    labels: [self-hosted, linux]\n    backend: aws\n    max_runners: 40\n    min_runners: 2\n  - name: large\n    organization: octo\n    labels: [self-hosted, large]\n    backend: aws\n    max_runners: 20\n  - name: gpu\n    organization: octo\n    labels: [self-hosted, gpu]\n    backend: gcp\n    max_runners: 10\nsimulation:\n  backends:\n    aws:\n      boot: {lognormal: {median: 35s, p95: 60s}}\n      price_per_hour: 0.0832\n    gcp:\n      boot: {lognormal: {median: 30s, p95: 50s}}\n      price_per_hour: 0.35\n";
+const CONFIG: &str = "name: bench\ngithub:\n  token_env: UNUSED\nbackends:\n  aws:\n    kind: fake\n  gcp:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo\n    labels: [self-hosted, linux]\n    backend: aws\n    max_runners: 40\n    min_runners: 2\n  - name: large\n    organization: octo\n    labels: [self-hosted, large]\n    backend: aws\n    max_runners: 25\n  - name: gpu\n    organization: octo\n    labels: [self-hosted, gpu]\n    backend: gcp\n    max_runners: 25\nsimulation:\n  backends:\n    aws:\n      boot: {lognormal: {median: 35s, p95: 60s}}\n      price_per_hour: 0.0832\n    gcp:\n      boot: {lognormal: {median: 30s, p95: 50s}}\n      price_per_hour: 0.35\n";
 
 fn flag(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();

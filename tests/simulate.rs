@@ -458,11 +458,30 @@ async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
     // 150 jobs in the last three days (two pages of runs), two older than the window.
     for i in 0..150u64 {
         let at = now - 3 * day + i * 600;
-        let repo = if i % 2 == 0 { "octo-org/app" } else { "octo-org/web" };
-        sim.add_past_job(repo, &["self-hosted", "linux"], (at, at + 30, at + 330), "success");
+        let repo = if i % 2 == 0 {
+            "octo-org/app"
+        } else {
+            "octo-org/web"
+        };
+        sim.add_past_job(
+            repo,
+            &["self-hosted", "linux"],
+            (at, at + 30, at + 330),
+            "success",
+        );
     }
-    sim.add_past_job("octo-org/app", &["self-hosted", "linux"], (now - 9 * day, now - 9 * day + 5, now - 9 * day + 60), "failure");
-    sim.add_past_job("octo-org/web", &["self-hosted", "linux"], (now - 8 * day, now - 8 * day + 5, now - 8 * day + 60), "success");
+    sim.add_past_job(
+        "octo-org/app",
+        &["self-hosted", "linux"],
+        (now - 9 * day, now - 9 * day + 5, now - 9 * day + 60),
+        "failure",
+    );
+    sim.add_past_job(
+        "octo-org/web",
+        &["self-hosted", "linux"],
+        (now - 8 * day, now - 8 * day + 5, now - 8 * day + 60),
+        "success",
+    );
     // Queued now and never started: not in the trace.
     sim.queue_job("octo-org/app", &["self-hosted", "linux"]);
     let dir = tempfile::tempdir().unwrap();
@@ -489,11 +508,20 @@ async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout.is_empty(), "the trace went to the file");
     let text = std::fs::read_to_string(&out_file).unwrap();
     let trace = Trace::parse(&text, "week.jsonl").unwrap();
-    assert_eq!(trace.jobs.len(), 150, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        trace.jobs.len(),
+        150,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(trace.jobs[0].duration_ms, 300_000);
     assert_eq!(trace.jobs[1].queued_ms, 600_000);
     assert!(String::from_utf8_lossy(&out.stderr).contains("150 jobs from 2 repositories"));
@@ -509,7 +537,11 @@ async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
     })
     .await
     .unwrap();
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
     assert_eq!(v["runs"][0]["jobs_started"], 150);
     assert_eq!(v["runs"][0]["repositories"].as_object().unwrap().len(), 2);
@@ -534,7 +566,11 @@ async fn trace_export_reads_gitea_s_jobs_listing() {
             let at = now - 86_400 + i * 60;
             sim.add_past_job("octo-org/app", &["linux"], (at, at + 10, at + 70));
         }
-        sim.add_past_job("octo-org/app", &["linux"], (now - 30 * 86_400, now - 30 * 86_400, now - 30 * 86_400 + 5));
+        sim.add_past_job(
+            "octo-org/app",
+            &["linux"],
+            (now - 30 * 86_400, now - 30 * 86_400, now - 30 * 86_400 + 5),
+        );
         let dir = tempfile::tempdir().unwrap();
         let c = dir.path().join("c.yaml");
         std::fs::write(
@@ -557,11 +593,20 @@ async fn trace_export_reads_gitea_s_jobs_listing() {
         .await
         .unwrap();
         if !ok {
-            assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(String::from_utf8_lossy(&out.stderr).contains("1.24"));
             continue;
         }
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let trace = Trace::parse(&String::from_utf8_lossy(&out.stdout), "-").unwrap();
         assert_eq!(trace.jobs.len(), 60);
         assert_eq!(trace.jobs[0].duration_ms, 60_000);
@@ -600,8 +645,24 @@ fn dash_o_names_the_trace_file_only_for_trace_export() {
     let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
     let f = runnerctl::cli::trace_export_file;
     assert_eq!(
-        f(os(&["runnerctl", "trace", "export", "--since", "7d", "-o", "w.jsonl"])),
-        os(&["runnerctl", "trace", "export", "--since", "7d", "--file", "w.jsonl"])
+        f(os(&[
+            "runnerctl",
+            "trace",
+            "export",
+            "--since",
+            "7d",
+            "-o",
+            "w.jsonl"
+        ])),
+        os(&[
+            "runnerctl",
+            "trace",
+            "export",
+            "--since",
+            "7d",
+            "--file",
+            "w.jsonl"
+        ])
     );
     assert_eq!(
         f(os(&["runnerctl", "trace", "export", "--output=w.jsonl"])),

@@ -396,7 +396,10 @@ const PRINT_NO_LISTINGS: &[&str] = &[
 /// `trace export -o FILE`: its output is a file, not a format, so `-o`/`--output` with a
 /// value that is not a format becomes `--file` there (and only there).
 pub fn trace_export_file(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let words: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let words: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let Some(t) = words.iter().position(|w| w == "trace") else {
         return argv;
     };

@@ -249,38 +249,86 @@ fn print_tables(reports: &[Report]) -> Result<()> {
     let h: Vec<&str> = headers.iter().map(String::as_str).collect();
     output::table(&h, rows)?;
     for r in reports {
-        output::print(&format!("\n{}: by group\n", r.name))?;
-        let rows = r
-            .groups
-            .iter()
-            .map(|(g, x)| {
-                vec![
-                    g.clone(),
-                    x.jobs.to_string(),
-                    report::fmt(x.wait.p50_s),
-                    report::fmt(x.wait.p95_s),
-                    report::fmt(x.wait.p99_s),
-                    report::fmt(x.wait.max_s),
-                    x.peak_instances.to_string(),
-                    x.runners_wasted.to_string(),
-                    report::fmt(x.cost),
-                ]
-            })
-            .collect();
-        output::table(
-            &[
-                "group",
-                "jobs",
-                "wait p50 (s)",
-                "wait p95 (s)",
-                "wait p99 (s)",
-                "wait max (s)",
-                "peak instances",
-                "wasted",
-                "cost",
-            ],
-            rows,
-        )?;
+        print_groups(r)?;
+        print_repositories(r)?;
     }
+    Ok(())
+}
+
+/// Repositories shown in a table; the rest are in `-o json`.
+const REPOSITORY_ROWS: usize = 20;
+
+fn print_repositories(r: &Report) -> Result<()> {
+    let mut repos: Vec<_> = r.repositories.iter().collect();
+    // The busiest first.
+    repos.sort_by(|a, b| b.1.jobs.cmp(&a.1.jobs).then(a.0.cmp(b.0)));
+    let more = repos.len().saturating_sub(REPOSITORY_ROWS);
+    output::print(&format!("\n{}: by repository\n", r.name))?;
+    let rows = repos
+        .into_iter()
+        .take(REPOSITORY_ROWS)
+        .map(|(name, x)| {
+            vec![
+                name.clone(),
+                x.jobs.to_string(),
+                report::fmt(x.wait.p50_s),
+                report::fmt(x.wait.p95_s),
+                report::fmt(x.wait.p99_s),
+                report::fmt(x.wait.max_s),
+                x.jobs_never_started.to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "repository",
+            "jobs",
+            "wait p50 (s)",
+            "wait p95 (s)",
+            "wait p99 (s)",
+            "wait max (s)",
+            "never started",
+        ],
+        rows,
+    )?;
+    if more > 0 {
+        output::print(&format!("({more} more repositories in -o json)\n"))?;
+    }
+    Ok(())
+}
+
+fn print_groups(r: &Report) -> Result<()> {
+    output::print(&format!("\n{}: by group\n", r.name))?;
+    let rows = r
+        .groups
+        .iter()
+        .map(|(g, x)| {
+            vec![
+                g.clone(),
+                x.jobs.to_string(),
+                report::fmt(x.wait.p50_s),
+                report::fmt(x.wait.p95_s),
+                report::fmt(x.wait.p99_s),
+                report::fmt(x.wait.max_s),
+                x.peak_instances.to_string(),
+                x.runners_wasted.to_string(),
+                report::fmt(x.cost),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "group",
+            "jobs",
+            "wait p50 (s)",
+            "wait p95 (s)",
+            "wait p99 (s)",
+            "wait max (s)",
+            "peak instances",
+            "wasted",
+            "cost",
+        ],
+        rows,
+    )?;
     Ok(())
 }

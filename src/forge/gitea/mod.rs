@@ -458,7 +458,10 @@ impl JobSource for Gitea {
             .into_iter()
             .filter_map(|j| {
                 let created = time(&j.created_at)?;
-                let ended = matches!(j.status.as_str(), "success" | "failure" | "cancelled" | "skipped");
+                let ended = matches!(
+                    j.status.as_str(),
+                    "success" | "failure" | "cancelled" | "skipped"
+                );
                 Some(crate::forge::PastJob {
                     id: j.id,
                     repository: format!("{owner}/{repo}"),

@@ -622,7 +622,10 @@ impl JobSource for GitHub {
         for run in runs {
             let jobs: Vec<Job> = self
                 .pages(
-                    &format!("repos/{owner}/{repo}/actions/runs/{}/jobs?filter=all", run.id),
+                    &format!(
+                        "repos/{owner}/{repo}/actions/runs/{}/jobs?filter=all",
+                        run.id
+                    ),
                     "jobs",
                 )
                 .await?;
