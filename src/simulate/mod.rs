@@ -396,9 +396,11 @@ impl Run<'_> {
                     Some((id, runner)) => Task::InProgress { job: j, runner, id },
                     None => return,
                 },
+                // The runner's name is needed no more (a later copy of this delivery is a
+                // duplicate): a million jobs' names would not fit.
                 Action::Completed => Task::Completed {
                     job: j,
-                    runner: w.jobs[j as usize].runner.clone(),
+                    runner: w.jobs[j as usize].runner.take(),
                 },
             }
         };

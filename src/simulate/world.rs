@@ -329,6 +329,7 @@ impl World {
         };
         r.job = Some(j);
         let name = r.name.clone();
+        self.made_for.remove(&name);
         let s = &mut self.jobs[j as usize];
         s.started_ms = Some(self.now_ms);
         s.runner = Some((runner, name.clone()));
