@@ -112,7 +112,7 @@ pub fn export(cx: &Context, since: &str, until: Option<&str>, file: Option<&Path
         bar.inc(1);
     }
     bar.finish_and_clear();
-    jobs.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+    jobs.sort_by_key(|a| (a.created_at, a.id));
     let mut text = String::new();
     let mut skipped = 0;
     for j in &jobs {
