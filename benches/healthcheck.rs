@@ -15,7 +15,7 @@ mod support;
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::{Backend, BootData, CreateRequest, Instance, InstanceState, OwnerTags};
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::forge::{ForgeRunner, RunnerState};
@@ -152,10 +152,10 @@ fn pass(n: usize) -> (Duration, usize) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let sim = Sim::start(SimOptions {
+        let sim = FakeGitHub::start(FakeGitHubOptions {
             orgs: vec![("bench-org".into(), vec!["app".into()])],
             token: Some("t".into()),
-            ..SimOptions::default()
+            ..FakeGitHubOptions::default()
         })
         .await
         .unwrap();

@@ -5,8 +5,8 @@
 //! delivery to the backend's create call, and the forge API calls used per job.
 
 use crate::config::{self, Config, Secret};
-use crate::forge::fake::{JobStatus, Sim, SimOptions};
-use crate::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+use crate::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
+use crate::forge::gitea::fake::{FakeGitea, FakeGiteaOptions, GiteaJobStatus};
 use crate::forge::gitea::Gitea;
 use crate::forge::github::{Auth, GitHub};
 use crate::forge::{Forge, WebhookScheme};
@@ -110,8 +110,8 @@ pub enum DemoForge {
 
 /// A fake forge and the client runnerctl talks to it with.
 enum Fake {
-    GitHub(Sim, Arc<GitHub>),
-    Gitea(GiteaSim, Arc<Gitea>),
+    GitHub(FakeGitHub, Arc<GitHub>),
+    Gitea(FakeGitea, Arc<Gitea>),
 }
 
 impl Fake {
@@ -205,7 +205,7 @@ async fn world(
     let job_duration = Duration::from_millis(100);
     let (fake, forge_section) = match forge {
         DemoForge::Github => {
-            let sim = Sim::start(SimOptions {
+            let sim = FakeGitHub::start(FakeGitHubOptions {
                 orgs,
                 token: Some(token.clone()),
                 webhook_url,
@@ -215,7 +215,7 @@ async fn world(
                 // health checks and group sync besides): a run of any size never waits for the
                 // window to reset.
                 rate_limit: demo_rate_limit(jobs),
-                ..SimOptions::default()
+                ..FakeGitHubOptions::default()
             })
             .await
             .map_err(|e| setup(&e))?;
@@ -225,13 +225,13 @@ async fn world(
             (Fake::GitHub(sim, Arc::new(gh)), section)
         }
         DemoForge::Gitea => {
-            let sim = GiteaSim::start(GiteaSimOptions {
+            let sim = FakeGitea::start(FakeGiteaOptions {
                 orgs,
                 token: token.clone(),
                 webhook_url,
                 webhook_secret: secret.clone(),
                 job_duration,
-                ..GiteaSimOptions::default()
+                ..FakeGiteaOptions::default()
             })
             .await
             .map_err(|e| setup(&e))?;
@@ -293,7 +293,7 @@ async fn start_workers(
             forge,
             // The demo runs until its jobs are done: the create call answers before the
             // stand-in connects, as a cloud answers before its VM boots.
-            Some(Arc::new(crate::backend::Detached(wiring::SimStandIn))),
+            Some(Arc::new(crate::backend::Detached(wiring::StandInRunner))),
         )
         .await
         .map_err(|e| setup(&e))?;

@@ -280,7 +280,7 @@ pub async fn manager(config: Arc<Config>) -> Result<Manager> {
     let forge = forge(&config)?;
     // A fake backend's runners are played by the stand-in when the forge is the fake GitHub;
     // against a real forge the stand-in does nothing.
-    manager_with(config, conn, forge, Some(Arc::new(SimStandIn))).await
+    manager_with(config, conn, forge, Some(Arc::new(StandInRunner))).await
 }
 
 /// The manager over given parts (the demo brings its fake GitHub and a stand-in runner).
@@ -534,9 +534,9 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
 /// GitHub's comes online there, as a real runner process would. With the credential broker it
 /// first plays the VM's part: it runs the instance's own fetch hook (curl, the CA pinned) to
 /// redeem its one-time token. Against a real forge it does nothing.
-pub struct SimStandIn;
+pub struct StandInRunner;
 
-impl SimStandIn {
+impl StandInRunner {
     /// Runs the bootstrap's fetch hook as the instance would, its files in a directory of its
     /// own; the credential it fetched.
     async fn fetch(runner: &str, boot: &crate::bootstrap::BootData) -> Option<Secret> {
@@ -642,7 +642,7 @@ fn boot_setting(boot: &crate::bootstrap::BootData, key: &str) -> Option<String> 
 }
 
 #[async_trait::async_trait]
-impl StandIn for SimStandIn {
+impl StandIn for StandInRunner {
     async fn start(&self, runner: &str, boot: &crate::bootstrap::BootData) -> bool {
         let Some(jit) = Self::fetch(runner, boot).await else {
             return boot

@@ -732,13 +732,14 @@ async fn runnerctl_creates_lists_and_deletes_ec2_runners() {
     let (m, _turn) = moto::moto().await;
     let proxy = moto::Proxy::start(m).await;
     let redis = support::RedisServer::start();
-    let sim = runnerctl::forge::fake::Sim::start(runnerctl::forge::fake::SimOptions {
-        orgs: vec![("octo-org".into(), vec!["app".into()])],
-        token: Some("ghp_aws".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim =
+        runnerctl::forge::fake::FakeGitHub::start(runnerctl::forge::fake::FakeGitHubOptions {
+            orgs: vec![("octo-org".into(), vec!["app".into()])],
+            token: Some("ghp_aws".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let name = manager_name("aws-cli");
     let img = image(&m.url).await;
     let dir = tempfile::tempdir().unwrap();

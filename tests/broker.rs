@@ -234,7 +234,7 @@ async fn tls_endpoint_on(broker: &Broker, listener: tokio::net::TcpListener) -> 
 /// configuration), with the broker's endpoint running and linked.
 struct World {
     redis: RedisServer,
-    sim: runnerctl::forge::fake::Sim,
+    sim: runnerctl::forge::fake::FakeGitHub,
     m: runnerctl::manager::Manager,
     g: runnerctl::config::RunnerGroup,
     tls: Tls,
@@ -245,16 +245,16 @@ async fn world(
     job_duration: Duration,
     backend: impl FnOnce(&str, runnerctl::store::Conn) -> Arc<dyn runnerctl::backend::Backend>,
 ) -> World {
-    use runnerctl::forge::fake::{Sim, SimOptions};
+    use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
     use runnerctl::forge::github::{Auth, GitHub};
     use runnerctl::forge::prelude::*;
     use runnerctl::manager::{sync, Manager};
     let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         job_duration,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -740,7 +740,7 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
     } = world("broker-fake", Duration::from_millis(200), |name, conn| {
         Arc::new(
             FakeBackend::new("fake", name, None, Some(conn))
-                .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+                .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
         )
     })
     .await;

@@ -7,7 +7,7 @@
 mod support;
 
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::manager::sync;
 use runnerctl::queue::{Queue, QueueOptions};
@@ -109,7 +109,7 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
     let name = manager_name("cluster");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
@@ -117,7 +117,7 @@ async fn the_end_to_end_run_passes_on_a_cluster() {
         job_duration: Duration::from_millis(50),
         drop_webhooks: 0.05,
         rate_limit: 1_000_000,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

@@ -8,7 +8,7 @@
 mod support;
 
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{Sim, SimApp, SimOptions};
+use runnerctl::forge::fake::{FakeApp, FakeGitHub, FakeGitHubOptions};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::forge::{Deleted, ForgeError, GroupSettings, Scope};
@@ -106,20 +106,20 @@ fn key(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_and_the_fake_follow_githubs_openapi_description() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![(
             "octo-org".into(),
             vec!["octo-repo".into(), "octo-web".into()],
         )],
         token: Some("ghp_contract".into()),
-        app: Some(SimApp {
+        app: Some(FakeApp {
             app_id: 99,
             installation_id: 5,
             public_key_pem: key("app-key.pub.pem"),
         }),
         // Nothing listens there: the organization webhook's deliveries fail (status 0).
         webhook_url: Some("http://127.0.0.1:9/webhook".into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -267,18 +267,18 @@ fn violations(log: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gitea_client_and_fake_follow_giteas_api_description() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions};
     use runnerctl::forge::gitea::Gitea;
     use runnerctl::forge::{Registration, RunnerRequest};
     // A copy of `shared/contracts/gitea/swagger.runners.json` (see its README beside it).
     let spec =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gitea/swagger.runners.json");
-    let sim = GiteaSim::start(GiteaSimOptions {
+    let sim = FakeGitea::start(FakeGiteaOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         user: ("alice".into(), vec![]),
         token: "gitea-contract".into(),
         version: "1.22.6".into(),
-        ..GiteaSimOptions::default()
+        ..FakeGiteaOptions::default()
     })
     .await
     .unwrap();

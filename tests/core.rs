@@ -8,7 +8,7 @@ use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
 use runnerctl::clock::VirtualClock;
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{Chaos, JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{Chaos, FakeGitHub, FakeGitHubOptions, JobStatus};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::manager::{sync, Created, Manager};
@@ -18,19 +18,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct World {
-    sim: Sim,
+    sim: FakeGitHub,
     clock: Arc<VirtualClock>,
     m: Arc<Manager>,
     backend: Arc<dyn Backend>,
 }
 
 async fn world(max_runners: u32, chaos: Chaos) -> World {
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         job_duration: Duration::from_millis(50),
         chaos,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -44,7 +44,7 @@ async fn world(max_runners: u32, chaos: Chaos) -> World {
     sync::sync(&*gh, &[&config.runner_groups[0]], false, &|| {}).await;
     let backend: Arc<dyn Backend> = Arc::new(
         FakeBackend::new("fake", "core", None, None)
-            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+            .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
     );
     let clock = Arc::new(VirtualClock::new(1_790_000_000_000));
     let m = Arc::new(Manager::new(

@@ -13,7 +13,7 @@ mod support;
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{self, Secret};
-use runnerctl::forge::fake::{Chaos, JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{Chaos, FakeGitHub, FakeGitHubOptions, JobStatus};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::manager::{sync, Manager, TaskHandler};
@@ -59,7 +59,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
     // serve first: the fake GitHub needs its address.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![(
             "octo-org".into(),
             vec!["app".into(), "web".into(), "api".into()],
@@ -84,7 +84,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         // machine a run would spend GitHub's hourly 5,000 in minutes. Rate limits have their
         // own tests (tests/forge.rs).
         rate_limit: 1_000_000,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -146,7 +146,7 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         let conn = store::connect(&redis.url).await.unwrap();
         let backend: Arc<dyn Backend> = Arc::new(
             FakeBackend::new("fake", &name, None, Some(conn.clone()))
-                .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+                .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
         );
         let mut backends = HashMap::new();
         backends.insert("fake".to_string(), backend);

@@ -9,7 +9,7 @@ mod support;
 use runnerctl::backend::docker::DockerBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{self, Secret};
-use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::manager::{sync, Manager, TaskHandler};
@@ -29,13 +29,13 @@ async fn jobs_run_on_runners_in_real_containers() {
     let name = manager_name("docker-e2e");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
         webhook_secret: "s".into(),
         job_duration: Duration::from_millis(500),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -157,13 +157,13 @@ async fn a_trace_level_run_leaks_no_secret() {
     // (it was once, and its deliveries then went to itself).
     let hold = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hold.local_addr().unwrap().port();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some(TOKEN.into()),
         webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
         webhook_secret: HOOK.into(),
         job_duration: Duration::from_millis(300),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -281,20 +281,20 @@ async fn a_trace_level_run_leaks_no_secret() {
 /// runner leaves after it and the container is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitea_jobs_run_on_act_runners_in_real_containers() {
-    use runnerctl::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions, GiteaJobStatus};
     use runnerctl::forge::gitea::Gitea;
     let image = support::docker_test_image();
     let redis = RedisServer::start();
     let name = manager_name("docker-gitea");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = GiteaSim::start(GiteaSimOptions {
+    let sim = FakeGitea::start(FakeGiteaOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: "t".into(),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
         webhook_secret: "gitea-docker-secret".into(),
         job_duration: Duration::from_millis(500),
-        ..GiteaSimOptions::default()
+        ..FakeGiteaOptions::default()
     })
     .await
     .unwrap();
@@ -419,14 +419,14 @@ async fn docker_runners_fetch_their_credentials_through_the_broker() {
     let name = manager_name("docker-broker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
         webhook_secret: "s".into(),
         job_duration: Duration::from_millis(500),
         bind: Some(gateway),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

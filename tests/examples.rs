@@ -23,9 +23,9 @@ mod moto;
 #[path = "support/vcsim.rs"]
 mod vcsim;
 
-use runnerctl::backend::gcp::fake::{Discovery, GceSim, GceSimOptions};
-use runnerctl::forge::fake::{Sim, SimOptions};
-use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
+use runnerctl::backend::gcp::fake::{Discovery, FakeCompute, FakeComputeOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
+use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions};
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 use support::RedisServer;
@@ -187,18 +187,18 @@ fn run(config: &Path, args: &[&str]) -> (Option<i32>, String, String) {
 async fn every_group_of_every_example_makes_a_runner_against_the_fakes() {
     let (m, _turn) = moto::moto().await;
     let redis = RedisServer::start();
-    let github = Sim::start(SimOptions {
+    let github = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["octo-repo".into(), "app".into()])],
         token: Some(GITHUB_TOKEN.into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
-    let gitea = GiteaSim::start(GiteaSimOptions {
+    let gitea = FakeGitea::start(FakeGiteaOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         user: ("alice".into(), vec!["dotfiles".into()]),
         token: GITEA_TOKEN.into(),
-        ..GiteaSimOptions::default()
+        ..FakeGiteaOptions::default()
     })
     .await
     .unwrap();
@@ -212,12 +212,12 @@ async fn every_group_of_every_example_makes_a_runner_against_the_fakes() {
         .find(|b| b.kind() == "gcp")
         .expect("the example has a GCP backend");
     let gcp: &runnerctl::backend::gcp::GcpSettings = gcp.settings.get().unwrap();
-    let gce = GceSim::start(
+    let gce = FakeCompute::start(
         discovery(),
-        GceSimOptions {
+        FakeComputeOptions {
             project: gcp.project.clone(),
             zones: gcp.zones.clone(),
-            ..GceSimOptions::default()
+            ..FakeComputeOptions::default()
         },
     )
     .await

@@ -3,7 +3,7 @@
 
 mod support;
 
-use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
 use std::path::{Path, PathBuf};
 use support::{manager_name, RedisServer};
 
@@ -51,7 +51,7 @@ fn expected(cmd: &str, down: Down) -> i32 {
 
 struct Setup {
     _redis: RedisServer,
-    sim: Sim,
+    sim: FakeGitHub,
     dir: tempfile::TempDir,
     redis_url: String,
     name: String,
@@ -60,10 +60,10 @@ struct Setup {
 impl Setup {
     async fn start() -> Setup {
         let redis = RedisServer::start();
-        let sim = Sim::start(SimOptions {
+        let sim = FakeGitHub::start(FakeGitHubOptions {
             orgs: vec![("octo-org".into(), vec!["app".into()])],
             token: Some("ghp_codes".into()),
-            ..SimOptions::default()
+            ..FakeGitHubOptions::default()
         })
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 mod support;
 
 use runnerctl::config;
-use runnerctl::forge::fake::{Sim, SimApp, SimOptions, Trouble};
+use runnerctl::forge::fake::{FakeApp, FakeGitHub, FakeGitHubOptions, Trouble};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::forge::{Deleted, ForgeError, Scope};
@@ -20,8 +20,8 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-async fn sim(opts: SimOptions) -> Sim {
-    Sim::start(SimOptions {
+async fn sim(opts: FakeGitHubOptions) -> FakeGitHub {
+    FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![(
             "octo-org".into(),
             vec!["octo-repo".into(), "octo-web".into(), "octo-api".into()],
@@ -33,7 +33,7 @@ async fn sim(opts: SimOptions) -> Sim {
     .unwrap()
 }
 
-fn pat(sim: &Sim) -> GitHub {
+fn pat(sim: &FakeGitHub) -> GitHub {
     GitHub::new(&sim.url(), Auth::Token(config::Secret::new(TOKEN))).unwrap()
 }
 
@@ -43,7 +43,7 @@ fn org() -> Scope {
 
 #[tokio::test]
 async fn runners_and_groups_are_read_page_by_page() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     for i in 0..250 {
         s.add_runner(
             "orgs/octo-org",
@@ -85,8 +85,8 @@ async fn runners_and_groups_are_read_page_by_page() {
 
 #[tokio::test]
 async fn app_installation_tokens_are_cached_and_renewed_before_they_expire() {
-    let s = sim(SimOptions {
-        app: Some(SimApp {
+    let s = sim(FakeGitHubOptions {
+        app: Some(FakeApp {
             app_id: 4242,
             installation_id: 77,
             public_key_pem: fixture("app-key.pub.pem"),
@@ -94,7 +94,7 @@ async fn app_installation_tokens_are_cached_and_renewed_before_they_expire() {
         // octocrab renews a token with less than 30 s left: 32 s makes the second request
         // after a short sleep need a new one.
         token_ttl: Duration::from_secs(32),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await;
     let app = |key: &str| {
@@ -134,7 +134,7 @@ async fn app_installation_tokens_are_cached_and_renewed_before_they_expire() {
 
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let gh = GitHub::new(&s.url(), Auth::Token(config::Secret::new("nope"))).unwrap();
     let err = gh.list_runners(&org()).await.unwrap_err();
     assert!(matches!(err, ForgeError::Unauthorized(_)), "{err}");
@@ -154,7 +154,7 @@ fn group(text: &str) -> config::RunnerGroup {
 
 #[tokio::test]
 async fn groups_sync_creates_updates_and_leaves_alone() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let gh = pat(&s);
     let by_hand = s.add_group("octo-org", "made-by-hand", "all");
     let g1 =
@@ -229,7 +229,7 @@ async fn groups_sync_creates_updates_and_leaves_alone() {
 
 #[tokio::test]
 async fn rate_limits_are_waited_out_or_reported_with_the_reset_time() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let gh = pat(&s);
     s.trouble(Trouble::SecondaryLimit { retry_after: 1 }, 1);
     let t = Instant::now();
@@ -253,7 +253,7 @@ async fn rate_limits_are_waited_out_or_reported_with_the_reset_time() {
 
 #[tokio::test]
 async fn jit_configs_conflicts_and_busy_runners() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let gh = pat(&s);
     let labels = vec!["self-hosted".to_string(), "demo".to_string()];
     let jit = gh
@@ -327,7 +327,7 @@ async fn jit_configs_conflicts_and_busy_runners() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_sync_and_list_from_the_command_line() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
     std::fs::write(
@@ -381,7 +381,7 @@ async fn groups_sync_and_list_from_the_command_line() {
 
 #[tokio::test]
 async fn github_enterprise_server_paths_keep_their_prefix() {
-    let s = sim(SimOptions::default()).await;
+    let s = sim(FakeGitHubOptions::default()).await;
     let gh = GitHub::new(
         &format!("{}/api/v3", s.url()),
         Auth::Token(config::Secret::new(TOKEN)),

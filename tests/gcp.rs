@@ -8,7 +8,7 @@ mod support;
 #[path = "support/conformance.rs"]
 mod conformance;
 
-use runnerctl::backend::gcp::fake::{Call, Discovery, Fault, GceSim, GceSimOptions};
+use runnerctl::backend::gcp::fake::{Call, Discovery, FakeCompute, FakeComputeOptions, Fault};
 use runnerctl::backend::gcp::{instance_name, GcpBackend, GcpSettings, GcpSpec, Gpu};
 use runnerctl::backend::{Backend, BackendError, BootData, TAG_MANAGER, TAG_RUNNER};
 use runnerctl::bootstrap::{self, BootStyle, Credential, RunnerSetup};
@@ -28,13 +28,13 @@ fn discovery() -> Discovery {
         .expect("Compute Engine's discovery document (.ci/run puts it in .cache/gce)")
 }
 
-async fn sim() -> GceSim {
-    GceSim::start(discovery(), GceSimOptions::default())
+async fn sim() -> FakeCompute {
+    FakeCompute::start(discovery(), FakeComputeOptions::default())
         .await
         .unwrap()
 }
 
-fn settings(sim: &GceSim) -> GcpSettings {
+fn settings(sim: &FakeCompute) -> GcpSettings {
     GcpSettings {
         project: sim.options().project.clone(),
         zones: sim.options().zones.clone(),
@@ -45,7 +45,7 @@ fn settings(sim: &GceSim) -> GcpSettings {
     }
 }
 
-async fn backend(sim: &GceSim, manager: &str) -> GcpBackend {
+async fn backend(sim: &FakeCompute, manager: &str) -> GcpBackend {
     GcpBackend::connect("gce", manager, &settings(sim))
         .await
         .unwrap()
@@ -80,7 +80,7 @@ fn request(manager: &str, runner: &str, spec: &GcpSpec) -> runnerctl::backend::C
     conformance::request(manager, "g", runner, &spec.clone().typed(), boot(runner))
 }
 
-fn assert_clean(sim: &GceSim) {
+fn assert_clean(sim: &FakeCompute) {
     assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
 }
 
@@ -497,7 +497,7 @@ async fn list_reads_every_page_and_every_zone() {
 async fn runnerctl_creates_lists_and_deletes_gce_runners() {
     let sim = sim().await;
     let redis = support::RedisServer::start();
-    let gh = runnerctl::forge::fake::Sim::start(runnerctl::forge::fake::SimOptions {
+    let gh = runnerctl::forge::fake::FakeGitHub::start(runnerctl::forge::fake::FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("ghp_gce".into()),
         ..Default::default()

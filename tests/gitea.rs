@@ -7,7 +7,7 @@
 mod support;
 
 use runnerctl::config::Secret;
-use runnerctl::forge::gitea::fake::{GiteaJobStatus, GiteaSim, GiteaSimOptions, GiteaSimRunner};
+use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions, FakeGiteaRunner, GiteaJobStatus};
 use runnerctl::forge::gitea::{label_name, webhook, Gitea, Version};
 use runnerctl::forge::prelude::*;
 use runnerctl::forge::{
@@ -22,19 +22,19 @@ use support::{manager_name, RedisServer};
 
 const TOKEN: &str = "gitea-test-token";
 
-async fn sim(version: &str) -> GiteaSim {
-    GiteaSim::start(GiteaSimOptions {
+async fn sim(version: &str) -> FakeGitea {
+    FakeGitea::start(FakeGiteaOptions {
         orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
         user: ("alice".into(), vec!["dotfiles".into()]),
         token: TOKEN.into(),
         version: version.into(),
-        ..GiteaSimOptions::default()
+        ..FakeGiteaOptions::default()
     })
     .await
     .unwrap()
 }
 
-fn client(sim: &GiteaSim) -> Gitea {
+fn client(sim: &FakeGitea) -> Gitea {
     Gitea::new(&sim.url(), Secret::new(TOKEN), "Gitea").unwrap()
 }
 
@@ -84,7 +84,7 @@ fn versions_of_gitea_and_forgejo_are_read() {
 #[test]
 fn status_follows_last_seen_times() {
     let now = Instant::now();
-    let r = |online: Option<u64>, active: Option<u64>| GiteaSimRunner {
+    let r = |online: Option<u64>, active: Option<u64>| FakeGiteaRunner {
         id: 1,
         uuid: String::new(),
         scope: "admin".into(),
@@ -367,7 +367,7 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
     let secret = "gitea-e2e-webhook-secret";
-    let sim = GiteaSim::start(GiteaSimOptions {
+    let sim = FakeGitea::start(FakeGiteaOptions {
         orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
         token: TOKEN.into(),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
@@ -377,7 +377,7 @@ async fn end_to_end(test: &str, version: &str, drop_webhooks: f64) {
         any_idle_runner: true,
         repeat: 0.05,
         version: version.into(),
-        ..GiteaSimOptions::default()
+        ..FakeGiteaOptions::default()
     })
     .await
     .unwrap();

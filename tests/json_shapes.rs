@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::fake::Sim;
+use runnerctl::forge::fake::FakeGitHub;
 use runnerctl::queue::{Queue, QueueOptions, Task};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -183,7 +183,7 @@ fn cli(path: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_prints_the_json_shape_the_readme_documents() {
     let docs = documented();
-    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
+    let sim = FakeGitHub::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let name = support::manager_name("shapes");

@@ -8,7 +8,7 @@ mod support;
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::{Config, RunnerGroup, Secret};
-use runnerctl::forge::fake::{Chaos, JobStatus, Sim, SimOptions, Trouble};
+use runnerctl::forge::fake::{Chaos, FakeGitHub, FakeGitHubOptions, JobStatus, Trouble};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::manager::{sync, Created, Failure, Manager, TaskHandler};
@@ -24,7 +24,7 @@ use support::{manager_name, RedisServer};
 struct World {
     _redis: RedisServer,
     url: String,
-    sim: Sim,
+    sim: FakeGitHub,
     name: String,
     config: Arc<Config>,
     m: Arc<Manager>,
@@ -53,13 +53,13 @@ async fn world_with(
     rate_limit: u64,
 ) -> World {
     let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         job_duration: Duration::from_millis(50),
         rate_limit,
         chaos,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -78,7 +78,7 @@ async fn world_with(
     // In memory: Redis losing its data must not take the "cloud" with it.
     let backend: Arc<dyn Backend> = Arc::new(
         FakeBackend::new("fake", &name, latency, shared.then(|| conn.clone()))
-            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+            .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
     );
     let st = RedisStore::new(conn, &name);
     let m = Arc::new(Manager::new(

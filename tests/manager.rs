@@ -5,7 +5,7 @@ mod support;
 use runnerctl::backend::fake::FakeBackend;
 use runnerctl::backend::Backend;
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::prelude::*;
 use runnerctl::manager::{sync, Created, Manager};
@@ -19,10 +19,10 @@ use support::{manager_name, RedisServer};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_adopts_the_runner_an_interrupted_attempt_made() {
     let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -40,7 +40,7 @@ async fn a_retry_adopts_the_runner_an_interrupted_attempt_made() {
     let conn = store::connect(&redis.url).await.unwrap();
     let backend: Arc<dyn Backend> = Arc::new(
         FakeBackend::new("fake", &name, None, Some(conn.clone()))
-            .with_stand_in(Arc::new(runnerctl::wiring::SimStandIn)),
+            .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
     );
     let st = RedisStore::new(conn, &name);
     let m = Manager::new(

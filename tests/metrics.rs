@@ -5,7 +5,7 @@
 
 mod support;
 
-use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,13 +53,13 @@ fn names_in(expr: &str) -> Vec<String> {
 async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
     let redis = support::RedisServer::start();
     let (web, serve_metrics, worker_metrics) = (free_port(), free_port(), free_port());
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://127.0.0.1:{web}/webhook")),
         webhook_secret: "metrics-webhook-secret".into(),
         job_duration: Duration::from_millis(100),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

@@ -5,13 +5,13 @@
 
 mod support;
 
-use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
 use serde_json::Value;
 use support::RedisServer;
 
 const TOKEN: &str = "ghp_doctortoken";
 
-fn config(sim: &Sim, redis: &str) -> String {
+fn config(sim: &FakeGitHub, redis: &str) -> String {
     format!(
         "name: {}\ngithub:\n  base_url: {}\n  token_env: DOCTOR_GH_TOKEN\nwebhook:\n  secret_env: DOCTOR_SECRET\nredis:\n  url: {redis}\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: linux\n    organization: octo-org\n    labels: [self-hosted, linux]\n    backend: f\n",
         support::manager_name("doctor"),
@@ -20,8 +20,13 @@ fn config(sim: &Sim, redis: &str) -> String {
 }
 
 /// The fake GitHub, a Redis and a configuration file for both.
-async fn setup() -> (Sim, RedisServer, tempfile::TempDir, std::path::PathBuf) {
-    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
+async fn setup() -> (
+    FakeGitHub,
+    RedisServer,
+    tempfile::TempDir,
+    std::path::PathBuf,
+) {
+    let sim = FakeGitHub::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
@@ -406,7 +411,7 @@ async fn the_doctor_checks_the_webhook_and_its_recent_deliveries() {
 
     for (answer, want) in [(502, "warn"), (200, "ok")] {
         let (url, seen) = receiver(answer);
-        let sim = Sim::start(SimOptions {
+        let sim = FakeGitHub::start(FakeGitHubOptions {
             webhook_url: Some(url.clone()),
             webhook_secret: secret.into(),
             ..support::octo_org(TOKEN)

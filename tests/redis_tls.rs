@@ -181,11 +181,11 @@ fn run(config: &Path, args: &[&str]) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_ca_file_and_an_acl_password_works() {
-    use runnerctl::forge::fake::{Sim, SimOptions};
-    let sim = Sim::start(SimOptions {
+    use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

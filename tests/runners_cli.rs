@@ -3,13 +3,13 @@
 
 mod support;
 
-use runnerctl::forge::fake::{Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
 use std::path::PathBuf;
 use support::{manager_name, RedisServer};
 
 struct Setup {
     _redis: RedisServer,
-    sim: Sim,
+    sim: FakeGitHub,
     config: PathBuf,
     _dir: tempfile::TempDir,
     name: String,
@@ -17,10 +17,10 @@ struct Setup {
 
 async fn setup(test: &str, extra_group: &str) -> Setup {
     let redis = RedisServer::start();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("ghp_cli".into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

@@ -7,7 +7,7 @@
 mod support;
 
 use runnerctl::config::Secret;
-use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::manager::sync;
 use runnerctl::queue::{Queue, QueueOptions};
@@ -94,14 +94,14 @@ async fn a_run_survives_the_loss_of_its_master() {
     let name = manager_name("sentinel");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let serve_addr = listener.local_addr().unwrap();
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://{serve_addr}/webhook")),
         webhook_secret: "sentinel-webhook-secret".into(),
         job_duration: Duration::from_millis(50),
         rate_limit: 1_000_000,
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

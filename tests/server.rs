@@ -694,17 +694,17 @@ fn serve_refuses_to_start_without_a_webhook_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_github_sends_signed_webhooks_that_serve_accepts() {
-    use runnerctl::forge::fake::{JobStatus, Sim, SimOptions};
+    use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
     use runnerctl::forge::Scope;
     let redis = RedisServer::start();
     let s = start(&redis, "simhooks").await;
-    let sim = Sim::start(SimOptions {
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("lineville".into(), vec!["elastic-machines-testing".into()])],
         token: Some("t".into()),
         webhook_url: Some(format!("http://{}/webhook", s.addr)),
         webhook_secret: SECRET.into(),
         job_duration: Duration::from_millis(100),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();

@@ -445,11 +445,11 @@ mod support;
 /// outside it or not finished left out, and the file replays with `simulate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
-    use runnerctl::forge::fake::{Sim, SimOptions};
-    let sim = Sim::start(SimOptions {
+    use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions};
+    let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
         token: Some("t0k".into()),
-        ..SimOptions::default()
+        ..FakeGitHubOptions::default()
     })
     .await
     .unwrap();
@@ -551,13 +551,13 @@ async fn trace_export_writes_the_window_s_finished_jobs_from_the_fake_github() {
 /// says so (exit 1, as every operation the forge does not support).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_export_reads_gitea_s_jobs_listing() {
-    use runnerctl::forge::gitea::fake::{GiteaSim, GiteaSimOptions};
+    use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions};
     for (version, ok) in [("1.24.0", true), ("1.22.6", false)] {
-        let sim = GiteaSim::start(GiteaSimOptions {
+        let sim = FakeGitea::start(FakeGiteaOptions {
             orgs: vec![("octo-org".into(), vec!["app".into()])],
             token: "gt".into(),
             version: version.into(),
-            ..GiteaSimOptions::default()
+            ..FakeGiteaOptions::default()
         })
         .await
         .unwrap();
@@ -672,4 +672,36 @@ fn dash_o_names_the_trace_file_only_for_trace_export() {
     assert_eq!(f(json.clone()), json);
     let other = os(&["runnerctl", "-o", "out.txt", "runners", "list"]);
     assert_eq!(f(other.clone()), other);
+}
+
+/// A machine type's own price applies to the instances of that type: the example's
+/// `aws-large` group (`c6i.2xlarge` on `aws-eu`) costs twice as much at twice the price, the
+/// same runs otherwise.
+#[test]
+fn a_machine_type_s_price_applies_to_its_instances() {
+    let example = runnerctl::config::EXAMPLE;
+    let base = runnerctl::wiring::parse(example, "config.example.yaml")
+        .unwrap()
+        .config;
+    let mut priced = base.clone();
+    priced
+        .simulation
+        .backends
+        .get_mut("aws-eu")
+        .unwrap()
+        .machine_prices = Some([("c6i.2xlarge".to_string(), 0.5)].into());
+    let mut doubled = priced.clone();
+    doubled
+        .simulation
+        .backends
+        .get_mut("aws-eu")
+        .unwrap()
+        .machine_prices = Some([("c6i.2xlarge".to_string(), 1.0)].into());
+    let trace = poisson(&base, 300, 60.0, 600.0, 4);
+    let a = simulate(&priced, trace.clone());
+    let b = simulate(&doubled, trace);
+    let (ca, cb) = (a.groups["aws-large"].cost, b.groups["aws-large"].cost);
+    assert!(ca > 0.0);
+    assert!((cb - 2.0 * ca).abs() < 0.01, "{ca} vs {cb}");
+    assert_eq!(a.groups["gcp-spot"].cost, b.groups["gcp-spot"].cost);
 }

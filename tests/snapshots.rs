@@ -6,7 +6,7 @@
 
 mod support;
 
-use runnerctl::forge::fake::Sim;
+use runnerctl::forge::fake::FakeGitHub;
 use runnerctl::queue::{Queue, Task};
 use support::RedisServer;
 
@@ -68,7 +68,7 @@ fn settings(manager: &str, dir: &std::path::Path, redis: &str, forge: &str) -> i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_s_human_output() {
-    let sim = Sim::start(support::octo_org(TOKEN)).await.unwrap();
+    let sim = FakeGitHub::start(support::octo_org(TOKEN)).await.unwrap();
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let manager = support::manager_name("snap");

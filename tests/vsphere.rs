@@ -598,7 +598,7 @@ async fn the_certificate_is_checked_or_pinned() {
 async fn runnerctl_creates_lists_and_deletes_vsphere_runners() {
     let sim = Vcsim::start();
     let redis = support::RedisServer::start();
-    let gh = runnerctl::forge::fake::Sim::start(runnerctl::forge::fake::SimOptions {
+    let gh = runnerctl::forge::fake::FakeGitHub::start(runnerctl::forge::fake::FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some("ghp_vs".into()),
         ..Default::default()

@@ -75,7 +75,9 @@ pub struct Config {
     pub broker: BrokerConfig,
     pub backends: Vec<BackendConfig>,
     pub runner_groups: Vec<RunnerGroup>,
-    /// `simulation:`: the models `runnerctl simulate` runs against; no other command reads it.
+    /// `simulation:`: the models `runnerctl simulate` runs against; no other command reads it
+    /// (`config show` prints it only when it is not all defaults).
+    #[serde(skip_serializing_if = "simulation::SimulationConfig::is_default")]
     pub simulation: simulation::SimulationConfig,
 }
 

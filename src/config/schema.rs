@@ -58,6 +58,11 @@ impl Typed {
     pub fn get<T: 'static>(&self) -> Option<&T> {
         self.value.downcast_ref()
     }
+
+    /// One field as the configuration shows it (secrets redacted), by its key.
+    pub fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        self.shown.get(key)
+    }
 }
 
 impl std::fmt::Debug for Typed {

@@ -106,6 +106,10 @@ pub struct CloudModel {
     /// What a running instance costs, per hour, in the operator's currency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_per_hour: Option<f64>,
+    /// Prices per hour by machine type (a group's `spec.instance_type` or
+    /// `spec.machine_type`); a type not listed costs `price_per_hour`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_prices: Option<BTreeMap<String, f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub billing: Option<Billing>,
     /// Fraction of create calls that fail (transiently; the task retries).
@@ -122,6 +126,7 @@ pub struct CloudModel {
 pub struct Cloud {
     pub boot: Dist,
     pub price_per_hour: f64,
+    pub machine_prices: BTreeMap<String, f64>,
     pub billing: Billing,
     pub create_failure_rate: f64,
     pub spot_interruption_rate: f64,
@@ -149,6 +154,7 @@ impl CloudModel {
         Cloud {
             boot,
             price_per_hour: price,
+            machine_prices: BTreeMap::new(),
             billing,
             create_failure_rate: 0.0,
             spot_interruption_rate: 0.0,
@@ -160,6 +166,7 @@ impl CloudModel {
         Cloud {
             boot: self.boot.clone().unwrap_or(base.boot),
             price_per_hour: self.price_per_hour.unwrap_or(base.price_per_hour),
+            machine_prices: self.machine_prices.clone().unwrap_or(base.machine_prices),
             billing: self.billing.clone().unwrap_or(base.billing),
             create_failure_rate: self.create_failure_rate.unwrap_or(base.create_failure_rate),
             spot_interruption_rate: self
@@ -431,6 +438,11 @@ impl Serialize for Dist {
 }
 
 impl SimulationConfig {
+    /// Whether every key has its default (`config show` leaves the section out then).
+    pub fn is_default(&self) -> bool {
+        *self == SimulationConfig::default()
+    }
+
     /// Problems the types cannot catch: rates outside 0..1. `(path, message)`.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -464,7 +476,25 @@ impl SimulationConfig {
                 }
             }
         }
+        for (name, b) in &self.backends {
+            for (machine, price) in b.machine_prices.iter().flatten() {
+                if !price.is_finite() || *price < 0.0 {
+                    out.push((
+                        format!("simulation.backends.{name}.machine_prices.{machine}"),
+                        "must be zero or more".into(),
+                    ));
+                }
+            }
+        }
         out
+    }
+
+    /// The price per hour of an instance of `machine` (its type, when it has one) on `cloud`.
+    pub fn price_of(cloud: &Cloud, machine: Option<&str>) -> f64 {
+        machine
+            .and_then(|m| cloud.machine_prices.get(m))
+            .copied()
+            .unwrap_or(cloud.price_per_hour)
     }
 }
 

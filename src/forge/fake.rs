@@ -24,7 +24,7 @@ use std::time::Duration;
 
 /// A GitHub App the fake knows.
 #[derive(Clone)]
-pub struct SimApp {
+pub struct FakeApp {
     pub app_id: u64,
     pub installation_id: u64,
     /// PEM public key that verifies the app's JWTs.
@@ -33,12 +33,12 @@ pub struct SimApp {
 
 /// How the fake starts.
 #[derive(Clone)]
-pub struct SimOptions {
+pub struct FakeGitHubOptions {
     /// Organizations with their repositories (names).
     pub orgs: Vec<(String, Vec<String>)>,
     /// An accepted personal access token.
     pub token: Option<String>,
-    pub app: Option<SimApp>,
+    pub app: Option<FakeApp>,
     /// Lifetime of installation tokens.
     pub token_ttl: Duration,
     /// Requests per rate-limit window (an hour on GitHub).
@@ -74,9 +74,9 @@ pub struct Chaos {
     pub secondary_limits: f64,
 }
 
-impl Default for SimOptions {
+impl Default for FakeGitHubOptions {
     fn default() -> Self {
-        SimOptions {
+        FakeGitHubOptions {
             orgs: vec![],
             token: None,
             app: None,
@@ -93,14 +93,14 @@ impl Default for SimOptions {
 }
 
 #[derive(Debug, Clone)]
-pub struct SimRepo {
+pub struct FakeRepo {
     pub id: u64,
     pub owner: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct SimGroup {
+pub struct FakeGroup {
     pub id: u64,
     pub org: String,
     pub name: String,
@@ -113,7 +113,7 @@ pub struct SimGroup {
 }
 
 #[derive(Debug, Clone)]
-pub struct SimRunner {
+pub struct FakeRunner {
     pub id: u64,
     /// `orgs/ORG` or `repos/OWNER/REPO`.
     pub scope: String,
@@ -137,7 +137,7 @@ pub enum JobStatus {
 
 /// A simulated `workflow_job`.
 #[derive(Debug, Clone)]
-pub struct SimJob {
+pub struct FakeJob {
     pub id: u64,
     pub run_id: u64,
     /// `owner/name`.
@@ -175,18 +175,18 @@ pub enum Trouble {
 #[derive(Default)]
 struct World {
     next_id: u64,
-    repos: Vec<SimRepo>,
-    groups: Vec<SimGroup>,
-    runners: Vec<SimRunner>,
+    repos: Vec<FakeRepo>,
+    groups: Vec<FakeGroup>,
+    runners: Vec<FakeRunner>,
     tokens: HashMap<String, u64>,
     token_requests: u64,
     requests: Vec<String>,
     used: u64,
     window_reset: u64,
     trouble: Vec<Trouble>,
-    jobs: Vec<SimJob>,
+    jobs: Vec<FakeJob>,
     /// Webhooks to send: (event action, job snapshot).
-    outbox: Vec<(String, SimJob)>,
+    outbox: Vec<(String, FakeJob)>,
     delivered: u64,
     failed_deliveries: u64,
     /// This fake's own address, written into the JIT configurations it hands out.
@@ -196,7 +196,7 @@ struct World {
     /// Every registration ever made (JIT or by hand): id, name, whether it ran a job.
     registrations: Vec<(u64, String, bool)>,
     /// Replays to send: (when, action, job snapshot).
-    replays: Vec<(std::time::Instant, String, SimJob)>,
+    replays: Vec<(std::time::Instant, String, FakeJob)>,
     /// The organization webhook's deliveries (the last 200): organization, delivery.
     hook_deliveries: Vec<(String, HookDeliveryRecord)>,
 }
@@ -225,9 +225,9 @@ impl World {
 }
 
 /// A running fake GitHub.
-pub struct Sim {
+pub struct FakeGitHub {
     addr: SocketAddr,
-    opts: SimOptions,
+    opts: FakeGitHubOptions,
     world: Arc<Mutex<World>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -236,9 +236,9 @@ fn now() -> u64 {
     crate::model::unix_now()
 }
 
-impl Sim {
+impl FakeGitHub {
     /// Starts the fake on 127.0.0.1 with an ephemeral port.
-    pub async fn start(opts: SimOptions) -> std::io::Result<Sim> {
+    pub async fn start(opts: FakeGitHubOptions) -> std::io::Result<FakeGitHub> {
         let mut world = World {
             next_id: 100,
             window_reset: now() + 3600,
@@ -251,7 +251,7 @@ impl Sim {
             } else {
                 1
             };
-            world.groups.push(SimGroup {
+            world.groups.push(FakeGroup {
                 id,
                 org: org.clone(),
                 name: "Default".into(),
@@ -264,7 +264,7 @@ impl Sim {
             });
             for r in repos {
                 let id = world.id();
-                world.repos.push(SimRepo {
+                world.repos.push(FakeRepo {
                     id,
                     owner: org.clone(),
                     name: r.clone(),
@@ -284,7 +284,7 @@ impl Sim {
             (world.clone(), opts.clone()),
             |(w, o), req| async move { handle(&w, &o, req).await },
         );
-        Ok(Sim {
+        Ok(FakeGitHub {
             addr,
             opts,
             world,
@@ -315,15 +315,15 @@ impl Sim {
         self.w().token_requests
     }
 
-    pub fn runners(&self) -> Vec<SimRunner> {
+    pub fn runners(&self) -> Vec<FakeRunner> {
         self.w().runners.clone()
     }
 
-    pub fn groups(&self) -> Vec<SimGroup> {
+    pub fn groups(&self) -> Vec<FakeGroup> {
         self.w().groups.clone()
     }
 
-    pub fn repos(&self) -> Vec<SimRepo> {
+    pub fn repos(&self) -> Vec<FakeRepo> {
         self.w().repos.clone()
     }
 
@@ -331,7 +331,7 @@ impl Sim {
     pub fn add_group(&self, org: &str, name: &str, visibility: &str) -> u64 {
         let mut w = self.w();
         let id = w.id();
-        w.groups.push(SimGroup {
+        w.groups.push(FakeGroup {
             id,
             org: org.into(),
             name: name.into(),
@@ -349,7 +349,7 @@ impl Sim {
     pub fn add_runner(&self, scope: &str, name: &str, labels: &[&str]) -> u64 {
         let mut w = self.w();
         let id = w.id();
-        w.runners.push(SimRunner {
+        w.runners.push(FakeRunner {
             id,
             scope: scope.into(),
             name: name.into(),
@@ -402,7 +402,7 @@ impl Sim {
         }
     }
 
-    pub fn options(&self) -> &SimOptions {
+    pub fn options(&self) -> &FakeGitHubOptions {
         &self.opts
     }
 
@@ -417,7 +417,7 @@ impl Sim {
         let mut w = self.w();
         let id = w.id();
         let run_id = w.id();
-        let job = SimJob {
+        let job = FakeJob {
             id,
             run_id,
             repo: repo.into(),
@@ -442,7 +442,7 @@ impl Sim {
         id
     }
 
-    pub fn jobs(&self) -> Vec<SimJob> {
+    pub fn jobs(&self) -> Vec<FakeJob> {
         self.w().jobs.clone()
     }
 
@@ -459,7 +459,7 @@ impl Sim {
         let id = w.id();
         let run_id = w.id();
         let (created, started, completed) = times;
-        w.jobs.push(SimJob {
+        w.jobs.push(FakeJob {
             id,
             run_id,
             repo: repo.into(),
@@ -499,12 +499,12 @@ impl Sim {
 
 /// Runs jobs: gives queued ones to matching online idle runners, completes them after
 /// `job_duration` (an ephemeral runner then leaves), and delivers the webhooks.
-async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
+async fn scheduler(world: Arc<Mutex<World>>, o: FakeGitHubOptions) {
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tick.tick().await;
         if Arc::strong_count(&world) == 1 {
-            return; // the Sim is gone
+            return; // the FakeGitHub is gone
         }
         let outbox = {
             let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
@@ -569,7 +569,7 @@ async fn scheduler(world: Arc<Mutex<World>>, o: SimOptions) {
     }
 }
 
-fn step(w: &mut World, o: &SimOptions) {
+fn step(w: &mut World, o: &FakeGitHubOptions) {
     let now = std::time::Instant::now();
     // Finish jobs that ran long enough; their ephemeral runner leaves.
     for i in 0..w.jobs.len() {
@@ -645,7 +645,7 @@ fn step(w: &mut World, o: &SimOptions) {
 }
 
 /// The `workflow_job` payload GitHub would send.
-pub fn workflow_job_payload(action: &str, job: &SimJob) -> Value {
+pub fn workflow_job_payload(action: &str, job: &FakeJob) -> Value {
     let (owner, name) = job.repo.split_once('/').unwrap_or(("", ""));
     let status = match job.status {
         JobStatus::Queued => "queued",
@@ -734,7 +734,7 @@ async fn deliver(
     url: &str,
     secret: &str,
     action: &str,
-    job: &SimJob,
+    job: &FakeJob,
     twice: bool,
 ) -> (u16, String) {
     let body = workflow_job_payload(action, job).to_string();
@@ -763,7 +763,7 @@ async fn deliver(
     (status, delivery)
 }
 
-impl Drop for Sim {
+impl Drop for FakeGitHub {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -812,7 +812,7 @@ fn label_json(i: usize, name: &str) -> Value {
     json!({ "id": i as u64 + 1, "name": name, "type": kind })
 }
 
-fn runner_json(r: &SimRunner) -> Value {
+fn runner_json(r: &FakeRunner) -> Value {
     json!({
         "id": r.id,
         "runner_group_id": r.group_id,
@@ -825,7 +825,7 @@ fn runner_json(r: &SimRunner) -> Value {
     })
 }
 
-fn group_json(base: &str, g: &SimGroup) -> Value {
+fn group_json(base: &str, g: &FakeGroup) -> Value {
     let mut v = json!({
         "id": g.id,
         "name": g.name,
@@ -868,7 +868,7 @@ fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
 }
 
 /// Checks the `Authorization` header. Installation tokens expire.
-fn authorized(w: &World, o: &SimOptions, req: &Request<Incoming>) -> bool {
+fn authorized(w: &World, o: &FakeGitHubOptions, req: &Request<Incoming>) -> bool {
     let Some(h) = req
         .headers()
         .get("authorization")
@@ -887,7 +887,7 @@ fn authorized(w: &World, o: &SimOptions, req: &Request<Incoming>) -> bool {
     w.tokens.get(token).is_some_and(|exp| *exp > now())
 }
 
-fn app_jwt_valid(o: &SimOptions, req: &Request<Incoming>) -> bool {
+fn app_jwt_valid(o: &FakeGitHubOptions, req: &Request<Incoming>) -> bool {
     let Some(app) = &o.app else { return false };
     let Some(jwt) = req
         .headers()
@@ -924,7 +924,7 @@ fn app_jwt_valid(o: &SimOptions, req: &Request<Incoming>) -> bool {
 }
 
 /// The stand-in runner connecting with its JIT configuration: the runner comes online.
-fn connect_side_door(w: &mut World, o: &SimOptions, input: &Value) -> Response<Body> {
+fn connect_side_door(w: &mut World, o: &FakeGitHubOptions, input: &Value) -> Response<Body> {
     let jit = input
         .get("jitconfig")
         .and_then(|v| v.as_str())
@@ -951,7 +951,7 @@ fn connect_side_door(w: &mut World, o: &SimOptions, input: &Value) -> Response<B
 /// The trouble injected for this request, or a chaos-mode secondary limit, as GitHub answers it.
 fn trouble_answer(
     w: &mut World,
-    o: &SimOptions,
+    o: &FakeGitHubOptions,
     trouble: Option<Trouble>,
 ) -> Option<Response<Body>> {
     match trouble {
@@ -1005,7 +1005,11 @@ fn trouble_answer(
     None
 }
 
-async fn handle(world: &Mutex<World>, o: &SimOptions, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    world: &Mutex<World>,
+    o: &FakeGitHubOptions,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let method = req.method().clone();
     // GitHub Enterprise Server serves the same API under /api/v3.
     let raw_path = req.uri().path().to_string();
@@ -1089,7 +1093,7 @@ fn scope_exists(w: &World, scope: &[&str]) -> bool {
 
 /// One request to the fake's API, its scope (`orgs/ORG`, `repos/OWNER/REPO`) split off.
 struct Call<'a> {
-    o: &'a SimOptions,
+    o: &'a FakeGitHubOptions,
     base: &'a str,
     method: &'a Method,
     scope: &'a [&'a str],
@@ -1101,7 +1105,7 @@ struct Call<'a> {
 
 fn route(
     w: &mut World,
-    o: &SimOptions,
+    o: &FakeGitHubOptions,
     base: &str,
     method: &Method,
     seg: &[&str],
@@ -1139,7 +1143,7 @@ fn route(
 }
 
 /// An installation token for the fake's GitHub App.
-fn installation_token(w: &mut World, o: &SimOptions, id: &str) -> (u16, Value) {
+fn installation_token(w: &mut World, o: &FakeGitHubOptions, id: &str) -> (u16, Value) {
     let Some(app) = &o.app else {
         return (404, msg("Not Found"));
     };
@@ -1358,7 +1362,7 @@ fn create_group(w: &mut World, c: &Call, org: &str) -> (u16, Value) {
         return (409, msg("A runner group with this name already exists"));
     }
     let id = w.id();
-    let g = SimGroup {
+    let g = FakeGroup {
         id,
         org: org.to_string(),
         name: name.into(),
@@ -1495,7 +1499,7 @@ fn generate_jit(w: &mut World, c: &Call) -> (u16, Value) {
             all_labels.push(l);
         }
     }
-    let r = SimRunner {
+    let r = FakeRunner {
         id,
         scope: scope_key.to_string(),
         name: name.into(),
@@ -1519,7 +1523,8 @@ fn runner_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
         (&Method::GET, _, ["actions", "runners"]) => {
             // The page is cut before it is written out: a listing of N runners costs N/100
             // pages of 100, not N/100 times N.
-            let all: Vec<&SimRunner> = w.runners.iter().filter(|r| r.scope == *scope_key).collect();
+            let all: Vec<&FakeRunner> =
+                w.runners.iter().filter(|r| r.scope == *scope_key).collect();
             let runners: Vec<Value> = page(&all, query).into_iter().map(runner_json).collect();
             (200, json!({ "total_count": all.len(), "runners": runners }))
         }
@@ -1617,7 +1622,7 @@ fn owner_json(base: &str, login: &str) -> Value {
     })
 }
 
-fn minimal_repo_json(base: &str, r: &SimRepo) -> Value {
+fn minimal_repo_json(base: &str, r: &FakeRepo) -> Value {
     let full = format!("{}/{}", r.owner, r.name);
     let u = format!("{base}/repos/{full}");
     let mut v = json!({
@@ -1671,7 +1676,7 @@ fn minimal_repo_json(base: &str, r: &SimRepo) -> Value {
     v
 }
 
-fn repo_json(base: &str, r: &SimRepo) -> Value {
+fn repo_json(base: &str, r: &FakeRepo) -> Value {
     let mut v = minimal_repo_json(base, r);
     let full = format!("{}/{}", r.owner, r.name);
     let t = rfc3339(1_700_000_000);

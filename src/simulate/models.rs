@@ -214,6 +214,14 @@ impl CloudBackend {
     }
 }
 
+/// An instance's machine type, on the kinds that have one (EC2's `instance_type`, Compute
+/// Engine's `machine_type`).
+fn machine_type(spec: &crate::config::InstanceSpec) -> Option<&str> {
+    spec.field("instance_type")
+        .or_else(|| spec.field("machine_type"))
+        .and_then(|v| v.as_str())
+}
+
 fn instance_id(id: &str) -> Option<u64> {
     id.strip_prefix("sim-")?.parse().ok()
 }
@@ -266,6 +274,10 @@ impl Backend for CloudBackend {
             online_ms: None,
             busy_ms: 0,
             jobs: 0,
+            price_per_hour: crate::config::simulation::SimulationConfig::price_of(
+                &cloud,
+                machine_type(&req.spec),
+            ),
         };
         let out = self.instance(id, &i, w.epoch_ms);
         w.instances.insert(id, i);

@@ -90,6 +90,8 @@ pub struct Inst {
     pub online_ms: Option<u64>,
     pub busy_ms: u64,
     pub jobs: u32,
+    /// What it costs per hour (its machine type's price).
+    pub price_per_hour: f64,
 }
 
 /// Totals the report is made of.
@@ -503,7 +505,7 @@ fn life(i: &Inst, end_ms: u64, cloud: Option<&Cloud>) -> Life {
         busy_ms: busy,
         idle_ms: life - booting - busy,
         cost: cloud.map_or(0.0, |c| {
-            c.billing.billed_secs(life as f64 / 1000.0) * c.price_per_hour / 3600.0
+            c.billing.billed_secs(life as f64 / 1000.0) * i.price_per_hour / 3600.0
         }),
         wasted: u64::from(i.jobs == 0),
     }

@@ -631,7 +631,7 @@ pub async fn start_fleet(listener: tokio::net::TcpListener, spec: FleetSpec) -> 
             c.clone(),
             conn.clone(),
             spec.forge.clone(),
-            Some(Arc::new(runnerctl::wiring::SimStandIn)),
+            Some(Arc::new(runnerctl::wiring::StandInRunner)),
         )
         .await
         .unwrap();
@@ -719,8 +719,8 @@ pub async fn dead_task(redis_url: &str, manager: &str, group: &str, error: &str)
 
 /// The fake GitHub's options for one organization, `octo-org` with the repository `app`,
 /// accepting the personal access token `token`.
-pub fn octo_org(token: &str) -> runnerctl::forge::fake::SimOptions {
-    runnerctl::forge::fake::SimOptions {
+pub fn octo_org(token: &str) -> runnerctl::forge::fake::FakeGitHubOptions {
+    runnerctl::forge::fake::FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
         token: Some(token.into()),
         ..Default::default()

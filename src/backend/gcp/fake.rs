@@ -361,16 +361,16 @@ pub enum Fault {
 type Injector = Arc<dyn Fn(&Call) -> Option<Fault> + Send + Sync>;
 
 #[derive(Clone)]
-pub struct GceSimOptions {
+pub struct FakeComputeOptions {
     pub project: String,
     pub zones: Vec<String>,
     /// Source images (or image families) that exist; others are answered 404.
     pub images: Vec<String>,
 }
 
-impl Default for GceSimOptions {
+impl Default for FakeComputeOptions {
     fn default() -> Self {
-        GceSimOptions {
+        FakeComputeOptions {
             project: "runnerctl-test".into(),
             zones: vec!["europe-west1-b".into(), "europe-west1-c".into()],
             images: vec!["projects/debian-cloud/global/images/family/debian-12".into()],
@@ -401,23 +401,26 @@ struct World {
     injector: Option<Injector>,
 }
 
-pub struct GceSim {
+pub struct FakeCompute {
     addr: SocketAddr,
-    opts: GceSimOptions,
+    opts: FakeComputeOptions,
     world: Arc<Mutex<World>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Shared {
     world: Arc<Mutex<World>>,
-    opts: GceSimOptions,
+    opts: FakeComputeOptions,
     discovery: Arc<Discovery>,
     base: String,
 }
 
-impl GceSim {
+impl FakeCompute {
     /// Starts the fake on 127.0.0.1 with an ephemeral port, checking by `discovery`.
-    pub async fn start(discovery: Discovery, opts: GceSimOptions) -> std::io::Result<GceSim> {
+    pub async fn start(
+        discovery: Discovery,
+        opts: FakeComputeOptions,
+    ) -> std::io::Result<FakeCompute> {
         let world = Arc::new(Mutex::new(World {
             next: 1_000,
             ..World::default()
@@ -438,7 +441,7 @@ impl GceSim {
             shared,
             |s, req| async move { handle(&s, req).await },
         );
-        Ok(GceSim {
+        Ok(FakeCompute {
             addr,
             opts,
             world,
@@ -451,7 +454,7 @@ impl GceSim {
         format!("http://{}", self.addr)
     }
 
-    pub fn options(&self) -> &GceSimOptions {
+    pub fn options(&self) -> &FakeComputeOptions {
         &self.opts
     }
 
@@ -521,7 +524,7 @@ impl GceSim {
     }
 }
 
-impl Drop for GceSim {
+impl Drop for FakeCompute {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());

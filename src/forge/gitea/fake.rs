@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 /// How the fake starts.
 #[derive(Clone)]
-pub struct GiteaSimOptions {
+pub struct FakeGiteaOptions {
     /// Organizations with their repositories (names).
     pub orgs: Vec<(String, Vec<String>)>,
     /// The user the access token belongs to, with their repositories.
@@ -52,9 +52,9 @@ pub struct GiteaSimOptions {
     pub repeat: f64,
 }
 
-impl Default for GiteaSimOptions {
+impl Default for FakeGiteaOptions {
     fn default() -> Self {
-        GiteaSimOptions {
+        FakeGiteaOptions {
             orgs: vec![],
             user: ("gitea-admin".into(), vec![]),
             token: "gitea-sim-token".into(),
@@ -71,7 +71,7 @@ impl Default for GiteaSimOptions {
 
 /// A runner as the fake has it.
 #[derive(Debug, Clone)]
-pub struct GiteaSimRunner {
+pub struct FakeGiteaRunner {
     pub id: u64,
     pub uuid: String,
     /// `admin`, `orgs/ORG`, `user`, or `repos/OWNER/REPO`.
@@ -86,7 +86,7 @@ pub struct GiteaSimRunner {
     pub job: Option<u64>,
 }
 
-impl GiteaSimRunner {
+impl FakeGiteaRunner {
     /// Gitea's status model: `offline`, `idle` or `active`.
     pub fn status(&self, now: Instant) -> &'static str {
         match (self.last_online, self.last_active) {
@@ -108,7 +108,7 @@ pub enum GiteaJobStatus {
 
 /// A simulated job.
 #[derive(Debug, Clone)]
-pub struct GiteaSimJob {
+pub struct FakeGiteaJob {
     pub id: u64,
     pub run_id: u64,
     /// `owner/name`.
@@ -128,14 +128,14 @@ pub struct GiteaSimJob {
 #[derive(Default)]
 struct World {
     next_id: u64,
-    runners: Vec<GiteaSimRunner>,
+    runners: Vec<FakeGiteaRunner>,
     /// The active registration token of each scope.
     tokens: HashMap<String, String>,
     /// How many times each scope's token was replaced.
     replaced: HashMap<String, u64>,
-    jobs: Vec<GiteaSimJob>,
+    jobs: Vec<FakeGiteaJob>,
     hooks: Vec<(String, Value)>,
-    outbox: Vec<(String, GiteaSimJob)>,
+    outbox: Vec<(String, FakeGiteaJob)>,
     requests: Vec<String>,
     /// Requests still to answer 429 (`retry-after: 1`).
     too_many: usize,
@@ -154,9 +154,9 @@ impl World {
 }
 
 /// A running fake Gitea.
-pub struct GiteaSim {
+pub struct FakeGitea {
     addr: SocketAddr,
-    opts: GiteaSimOptions,
+    opts: FakeGiteaOptions,
     world: Arc<Mutex<World>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -167,13 +167,13 @@ fn random_hex(n: usize) -> String {
         .collect()
 }
 
-fn modern(o: &GiteaSimOptions) -> bool {
+fn modern(o: &FakeGiteaOptions) -> bool {
     crate::forge::gitea::Version::parse(&o.version).is_some_and(|v| v.has_runner_api())
 }
 
-impl GiteaSim {
+impl FakeGitea {
     /// Starts the fake on 127.0.0.1 with an ephemeral port.
-    pub async fn start(opts: GiteaSimOptions) -> std::io::Result<GiteaSim> {
+    pub async fn start(opts: FakeGiteaOptions) -> std::io::Result<FakeGitea> {
         let world = Arc::new(Mutex::new(World {
             next_id: 100,
             ..World::default()
@@ -186,7 +186,7 @@ impl GiteaSim {
             (world.clone(), opts.clone()),
             |(w, o), req| async move { handle(&w, &o, req).await },
         );
-        Ok(GiteaSim {
+        Ok(FakeGitea {
             addr,
             opts,
             world,
@@ -199,7 +199,7 @@ impl GiteaSim {
         format!("http://{}", self.addr)
     }
 
-    pub fn options(&self) -> &GiteaSimOptions {
+    pub fn options(&self) -> &FakeGiteaOptions {
         &self.opts
     }
 
@@ -212,11 +212,11 @@ impl GiteaSim {
         self.world().requests.clone()
     }
 
-    pub fn runners(&self) -> Vec<GiteaSimRunner> {
+    pub fn runners(&self) -> Vec<FakeGiteaRunner> {
         self.world().runners.clone()
     }
 
-    pub fn jobs(&self) -> Vec<GiteaSimJob> {
+    pub fn jobs(&self) -> Vec<FakeGiteaJob> {
         self.world().jobs.clone()
     }
 
@@ -255,7 +255,7 @@ impl GiteaSim {
         let o = &self.opts;
         let mut w = self.world();
         let (id, run_id) = (w.id(), w.id());
-        let job = GiteaSimJob {
+        let job = FakeGiteaJob {
             id,
             run_id,
             repo: repo.to_string(),
@@ -281,7 +281,7 @@ impl GiteaSim {
     pub fn add_past_job(&self, repo: &str, labels: &[&str], times: (u64, u64, u64)) -> u64 {
         let mut w = self.world();
         let (id, run_id) = (w.id(), w.id());
-        w.jobs.push(GiteaSimJob {
+        w.jobs.push(FakeGiteaJob {
             id,
             run_id,
             repo: repo.to_string(),
@@ -302,7 +302,7 @@ impl GiteaSim {
     pub fn add_runner(&self, scope: &str, name: &str, labels: &[&str], alive: bool) -> u64 {
         let mut w = self.world();
         let id = w.id();
-        w.runners.push(GiteaSimRunner {
+        w.runners.push(FakeGiteaRunner {
             id,
             uuid: random_hex(32),
             scope: scope.to_string(),
@@ -331,7 +331,7 @@ impl GiteaSim {
     }
 }
 
-impl Drop for GiteaSim {
+impl Drop for FakeGitea {
     fn drop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -360,7 +360,7 @@ fn label_name(l: &str) -> String {
     crate::forge::gitea::label_name(l).to_ascii_lowercase()
 }
 
-async fn scheduler(world: Arc<Mutex<World>>, o: GiteaSimOptions) {
+async fn scheduler(world: Arc<Mutex<World>>, o: FakeGiteaOptions) {
     let mut tick = tokio::time::interval(Duration::from_millis(5));
     loop {
         tick.tick().await;
@@ -390,7 +390,7 @@ async fn scheduler(world: Arc<Mutex<World>>, o: GiteaSimOptions) {
     }
 }
 
-fn step(w: &mut World, o: &GiteaSimOptions) {
+fn step(w: &mut World, o: &FakeGiteaOptions) {
     let now = Instant::now();
     for r in w.runners.iter_mut().filter(|r| r.alive) {
         r.last_online = Some(now);
@@ -474,7 +474,7 @@ fn status_str(s: GiteaJobStatus) -> &'static str {
 }
 
 /// The `workflow_job` payload Gitea 1.24 sends (GitHub's shape).
-pub fn workflow_job_payload(action: &str, job: &GiteaSimJob) -> Value {
+pub fn workflow_job_payload(action: &str, job: &FakeGiteaJob) -> Value {
     let (owner, name) = job.repo.split_once('/').unwrap_or(("", ""));
     let t = rfc3339(crate::model::unix_now());
     json!({
@@ -508,7 +508,7 @@ pub fn workflow_job_payload(action: &str, job: &GiteaSimJob) -> Value {
 }
 
 /// POSTs one delivery with Gitea's headers and GitHub's; true when answered 2xx.
-async fn deliver(url: &str, secret: &str, action: &str, job: &GiteaSimJob, twice: bool) -> bool {
+async fn deliver(url: &str, secret: &str, action: &str, job: &FakeGiteaJob, twice: bool) -> bool {
     let body = workflow_job_payload(action, job).to_string();
     let hex = super::webhook::sign(secret.as_bytes(), body.as_bytes());
     let github = format!("sha256={hex}");
@@ -561,7 +561,7 @@ fn msg(m: &str) -> Value {
     json!({ "message": m, "url": "https://gitea.example.com/api/swagger" })
 }
 
-fn authorized(o: &GiteaSimOptions, req: &Request<Incoming>) -> bool {
+fn authorized(o: &FakeGiteaOptions, req: &Request<Incoming>) -> bool {
     let h = req
         .headers()
         .get("authorization")
@@ -574,7 +574,7 @@ fn authorized(o: &GiteaSimOptions, req: &Request<Incoming>) -> bool {
 
 async fn handle(
     world: &Mutex<World>,
-    o: &GiteaSimOptions,
+    o: &FakeGiteaOptions,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let method = req.method().clone();
@@ -640,7 +640,7 @@ fn split_scope<'a>(seg: &'a [&'a str]) -> Option<(String, &'a [&'a str])> {
     }
 }
 
-fn scope_exists(o: &GiteaSimOptions, scope: &str) -> bool {
+fn scope_exists(o: &FakeGiteaOptions, scope: &str) -> bool {
     match scope.split('/').collect::<Vec<_>>()[..] {
         ["admin"] | ["user"] => true,
         ["orgs", org] => o.orgs.iter().any(|(n, _)| n == org),
@@ -649,7 +649,7 @@ fn scope_exists(o: &GiteaSimOptions, scope: &str) -> bool {
     }
 }
 
-fn repos_of<'a>(o: &'a GiteaSimOptions, owner: &str) -> Option<&'a Vec<String>> {
+fn repos_of<'a>(o: &'a FakeGiteaOptions, owner: &str) -> Option<&'a Vec<String>> {
     o.orgs
         .iter()
         .find(|(n, _)| n == owner)
@@ -676,7 +676,7 @@ fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
         .collect()
 }
 
-fn runner_json(r: &GiteaSimRunner, now: Instant) -> Value {
+fn runner_json(r: &FakeGiteaRunner, now: Instant) -> Value {
     let status = r.status(now);
     json!({
         "id": r.id,
@@ -713,7 +713,7 @@ fn repo_json(owner: &str, name: &str) -> Value {
 
 fn route(
     w: &mut World,
-    o: &GiteaSimOptions,
+    o: &FakeGiteaOptions,
     method: &Method,
     seg: &[&str],
     query: &BTreeMap<String, String>,
@@ -728,7 +728,7 @@ fn route(
 /// Organizations, repositories, their tasks, jobs and hooks.
 fn owner_routes(
     w: &mut World,
-    o: &GiteaSimOptions,
+    o: &FakeGiteaOptions,
     method: &Method,
     seg: &[&str],
     query: &BTreeMap<String, String>,
@@ -813,7 +813,7 @@ fn owner_routes(
 /// Registration tokens and runners at a scope.
 fn scope_routes(
     w: &mut World,
-    o: &GiteaSimOptions,
+    o: &FakeGiteaOptions,
     method: &Method,
     seg: &[&str],
     query: &BTreeMap<String, String>,
@@ -883,7 +883,7 @@ fn scope_routes(
 
 fn hooks(
     w: &mut World,
-    o: &GiteaSimOptions,
+    o: &FakeGiteaOptions,
     method: &Method,
     seg: &[&str],
     input: &Value,
@@ -955,7 +955,7 @@ fn act_runner(w: &mut World, side: &str, input: &Value) -> Response<Body> {
                 .collect();
             let id = w.id();
             let uuid = random_hex(32);
-            w.runners.push(GiteaSimRunner {
+            w.runners.push(FakeGiteaRunner {
                 id,
                 uuid: uuid.clone(),
                 scope: scope.clone(),
