@@ -188,6 +188,11 @@ pub fn webhook_scheme(config: &Config) -> &'static dyn crate::forge::WebhookSche
     }
 }
 
+/// The runner store of the configuration, on a connection to its Redis.
+pub fn store(config: &Config, conn: Conn) -> RedisStore {
+    RedisStore::new(conn, &config.name)
+}
+
 /// The task queue of the configuration.
 pub fn queue(config: &Config, conn: Conn) -> Queue {
     Queue::new(conn, &config.name, queue_options(&config.queue))

@@ -90,8 +90,8 @@ fn with_redis<T, F: Future<Output = Option<T>>>(
     rt.block_on(async {
         tokio::time::timeout(REDIS_WAIT, async {
             let conn = crate::wiring::connect(&config).await.ok()?;
-            let store = crate::store::RedisStore::new(conn.clone(), &config.name);
-            let queue = crate::queue::Queue::new(conn, &config.name, Default::default());
+            let store = crate::wiring::store(&config, conn.clone());
+            let queue = crate::wiring::queue(&config, conn);
             query(store, queue).await
         })
         .await

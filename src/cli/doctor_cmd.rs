@@ -125,7 +125,7 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
             out.push(check("redis", status, detail));
         }
     }
-    let store = crate::store::RedisStore::new(conn, &config.name);
+    let store = crate::wiring::store(config, conn);
     let Ok(ms) = store.now_ms().await else {
         out.push(check(
             "clock",

@@ -169,11 +169,7 @@ pub fn create(
     if dry_run {
         let held = rt.block_on(async {
             let conn = wiring::connect(&config).await?;
-            Ok::<_, Error>(
-                crate::store::RedisStore::new(conn, &config.name)
-                    .held(&g.name)
-                    .await?,
-            )
+            Ok::<_, Error>(wiring::store(&config, conn).held(&g.name).await?)
         })?;
         let would = count.min(g.max_runners.saturating_sub(held));
         return match cx.output {

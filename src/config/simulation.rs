@@ -221,31 +221,52 @@ impl std::str::FromStr for Time {
     type Err = String;
     fn from_str(s: &str) -> Result<Time, String> {
         let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: f64 = num.parse().map_err(|_| {
-            format!("invalid time `{t}`: write it like `250ms`, `35s`, `2m`, `1h` or a number of seconds")
-        })?;
-        let scale = match unit.trim() {
-            "" | "s" => 1.0,
-            "ms" => 0.001,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            u => {
-                return Err(format!(
-                    "invalid time `{t}`: unknown unit `{u}` (use ms, s, m, h or d)"
-                ))
-            }
+        let bad = || {
+            format!("invalid time `{t}`: write it like `250ms`, `35s`, `2m`, `1h30m` or a number of seconds")
         };
-        let v = n * scale;
-        if !v.is_finite() || v < 0.0 {
-            return Err(format!("invalid time `{t}`: must be zero or more"));
+        if t.is_empty() {
+            return Err(bad());
         }
-        Ok(Time(v))
+        // A number of seconds, or number-unit pairs (`1h30m`, `1.5s`, `250ms`).
+        if let Ok(n) = t.parse::<f64>() {
+            return checked(n, t);
+        }
+        let mut total = 0.0;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let split = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
+            let (num, tail) = rest.split_at(split);
+            let n: f64 = num.parse().map_err(|_| bad())?;
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
+            let (unit, next) = tail.split_at(unit_len);
+            let scale = match unit {
+                "ms" => 0.001,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                "d" => 86400.0,
+                u => {
+                    return Err(format!(
+                        "invalid time `{t}`: unknown unit `{u}` (use ms, s, m, h or d)"
+                    ))
+                }
+            };
+            total += n * scale;
+            rest = next;
+        }
+        checked(total, t)
     }
+}
+
+fn checked(v: f64, t: &str) -> Result<Time, String> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("invalid time `{t}`: must be zero or more"));
+    }
+    Ok(Time(v))
 }
 
 impl std::fmt::Display for Time {
@@ -512,7 +533,10 @@ mod tests {
         assert_eq!("35s".parse::<Time>(), Ok(Time(35.0)));
         assert_eq!("2m".parse::<Time>(), Ok(Time(120.0)));
         assert_eq!("1.5".parse::<Time>(), Ok(Time(1.5)));
+        assert_eq!("1h30m".parse::<Time>(), Ok(Time(5400.0)));
         assert!("5 parsecs".parse::<Time>().is_err());
+        assert!("".parse::<Time>().is_err());
+        assert!("s".parse::<Time>().is_err());
         assert!("-1s".parse::<Time>().is_err());
     }
 

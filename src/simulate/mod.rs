@@ -534,7 +534,8 @@ impl Run<'_> {
             Failure::RateLimited { wait, .. } => Verdict::Retry(wait.as_millis() as u64 + 100),
             Failure::Busy(_) => match group {
                 Some(g) => Verdict::Park(g),
-                None => Verdict::Retry(self.retry_ms()),
+                // Never at the same instant again: time must pass for what it waits on.
+                None => Verdict::Retry(self.retry_ms().max(100)),
             },
             Failure::Transient(_) | Failure::Unreachable(_) => {
                 Verdict::Retry(self.config.queue.retry_base.as_secs().max(1) * 1000)

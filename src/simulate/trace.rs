@@ -157,6 +157,14 @@ impl Trace {
         } else {
             parse_jsonl(text, file)?
         };
+        if lines.is_empty() {
+            return Err(TraceError {
+                file: file.into(),
+                line: 1,
+                field: String::new(),
+                message: "no jobs in the trace".into(),
+            });
+        }
         let mut absolute = None;
         let mut offset = None;
         for (n, l) in &lines {
@@ -557,6 +565,12 @@ mod tests {
         );
         let e = Trace::parse("queued_at,labels,repo,duration_s\n", "t.csv").unwrap_err();
         assert!(e.to_string().contains("unknown column"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_trace_is_refused() {
+        let e = Trace::parse("\n\n", "t.jsonl").unwrap_err();
+        assert!(e.to_string().contains("no jobs"), "{e}");
     }
 
     #[test]
