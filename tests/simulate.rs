@@ -318,13 +318,16 @@ fn a_bad_trace_line_is_named_and_nothing_is_simulated() {
         "{\"queued_at\": 0, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo/app\", \"duration_s\": 60}\n{\"queued_at\": 5, \"labels\": [\"self-hosted\", \"linux\"], \"repository\": \"octo/app\", \"duration_s\": \"long\"}\n",
     )
     .unwrap();
-    let out = cli()
-        .arg("-c")
-        .arg(&c)
-        .args(["simulate", "--trace"])
-        .arg(&t)
-        .output()
-        .unwrap();
+    let replay = || {
+        cli()
+            .arg("-c")
+            .arg(&c)
+            .args(["simulate", "--trace"])
+            .arg(&t)
+            .output()
+            .unwrap()
+    };
+    let out = replay();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -335,13 +338,7 @@ fn a_bad_trace_line_is_named_and_nothing_is_simulated() {
         "{\"queued_at\": 0, \"labels\": [\"self-hosted\"], \"repository\": \"octo/app\", \"duration_s\": 60, \"group\": \"nope\"}\n",
     )
     .unwrap();
-    let out = cli()
-        .arg("-c")
-        .arg(&c)
-        .args(["simulate", "--trace"])
-        .arg(&t)
-        .output()
-        .unwrap();
+    let out = replay();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 1: group `nope`"), "{err}");

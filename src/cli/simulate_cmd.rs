@@ -255,6 +255,11 @@ fn print_tables(reports: &[Report]) -> Result<()> {
     Ok(())
 }
 
+/// The wait columns of a row: p50, p95, p99, max (seconds).
+fn wait_cells(w: &report::Waits) -> [String; 4] {
+    [w.p50_s, w.p95_s, w.p99_s, w.max_s].map(report::fmt)
+}
+
 /// Repositories shown in a table; the rest are in `-o json`.
 const REPOSITORY_ROWS: usize = 20;
 
@@ -268,15 +273,10 @@ fn print_repositories(r: &Report) -> Result<()> {
         .into_iter()
         .take(REPOSITORY_ROWS)
         .map(|(name, x)| {
-            vec![
-                name.clone(),
-                x.jobs.to_string(),
-                report::fmt(x.wait.p50_s),
-                report::fmt(x.wait.p95_s),
-                report::fmt(x.wait.p99_s),
-                report::fmt(x.wait.max_s),
-                x.jobs_never_started.to_string(),
-            ]
+            let mut row = vec![name.clone(), x.jobs.to_string()];
+            row.extend(wait_cells(&x.wait));
+            row.push(x.jobs_never_started.to_string());
+            row
         })
         .collect();
     output::table(
@@ -303,17 +303,14 @@ fn print_groups(r: &Report) -> Result<()> {
         .groups
         .iter()
         .map(|(g, x)| {
-            vec![
-                g.clone(),
-                x.jobs.to_string(),
-                report::fmt(x.wait.p50_s),
-                report::fmt(x.wait.p95_s),
-                report::fmt(x.wait.p99_s),
-                report::fmt(x.wait.max_s),
+            let mut row = vec![g.clone(), x.jobs.to_string()];
+            row.extend(wait_cells(&x.wait));
+            row.extend([
                 x.peak_instances.to_string(),
                 x.runners_wasted.to_string(),
                 report::fmt(x.cost),
-            ]
+            ]);
+            row
         })
         .collect();
     output::table(
