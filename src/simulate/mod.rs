@@ -331,7 +331,8 @@ impl Run<'_> {
                     w.runners.get(id)?.job
                 });
                 w.interrupt(i);
-                if job.is_some() {
+                // A job no group matched was counted as done already.
+                if job.is_some_and(|j| !w.jobs[j as usize].unmatched) {
                     self.jobs_done += 1;
                 }
             }
