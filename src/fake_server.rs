@@ -1,5 +1,6 @@
 //! What the project's fake servers share (the fake GitHub, Gitea and Compute Engine): the
-//! accept loop, with shutdown injected, and RFC 3339 times for their answers.
+//! accept loop, with shutdown injected, a request's query, and RFC 3339 times for their
+//! answers.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -9,6 +10,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 
 /// A fake's answer body.
 pub type Body = Full<Bytes>;
+
+/// A request's query as key-value pairs (as written: the fakes' clients send no escapes).
+pub fn query(uri: &hyper::Uri) -> std::collections::BTreeMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// Serves a fake forge on `listener` (HTTP/1.1), each request answered by `handle` with a clone
 /// of `state`, until the returned sender is used or dropped.

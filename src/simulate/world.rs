@@ -218,13 +218,6 @@ impl World {
         self.heap.peek().map(|Reverse((t, _, _))| *t)
     }
 
-    /// Whether anything but health checks is still on the calendar.
-    pub fn busy(&self) -> bool {
-        self.heap
-            .iter()
-            .any(|Reverse((_, _, ev))| !matches!(ev, Ev::Health(_)))
-    }
-
     /// A job event at the forge: its webhook delivery, which may be lost, sent twice or late.
     pub fn emit(&mut self, job: u32, action: Action) {
         let f = self.models.forge.clone();

@@ -584,14 +584,7 @@ async fn handle(
         .unwrap_or(&raw_path)
         .trim_end_matches('/')
         .to_string();
-    let query: BTreeMap<String, String> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let query = crate::fake_server::query(req.uri());
     let auth_ok = authorized(o, &req);
     let body = req
         .into_body()
