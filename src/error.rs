@@ -108,9 +108,9 @@ impl Error {
             Error::Queue(crate::queue::QueueError::NoSuchTask(_)) => ExitCode::Usage,
             Error::Store(_) | Error::Queue(_) => ExitCode::Problem,
             Error::Forge(e) => match e {
-                ForgeError::Unavailable(_) | ForgeError::RateLimited { .. } => {
-                    ExitCode::Unavailable
-                }
+                ForgeError::Unavailable(_)
+                | ForgeError::RateLimited { .. }
+                | ForgeError::Deferred { .. } => ExitCode::Unavailable,
                 ForgeError::Unauthorized(_) | ForgeError::Config(_) => ExitCode::Usage,
                 _ => ExitCode::Problem,
             },

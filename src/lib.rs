@@ -15,6 +15,7 @@ pub use error::{Error, ExitCode, Result};
 pub mod backend;
 pub mod bootstrap;
 pub mod broker;
+pub mod budget;
 pub mod demo;
 pub mod forge;
 pub mod hook;

@@ -43,7 +43,7 @@ pub struct Counter {
     name: &'static str,
     help: &'static str,
     label_names: &'static [&'static str],
-    values: Mutex<BTreeMap<Vec<String>, u64>>,
+    values: Mutex<BTreeMap<Vec<String>, f64>>,
 }
 
 impl Counter {
@@ -61,13 +61,18 @@ impl Counter {
     }
 
     pub fn inc(&self, values: &[&str]) {
+        self.add(values, 1.0);
+    }
+
+    /// Adds `n` (points, seconds) to the series of `values`.
+    pub fn add(&self, values: &[&str], n: f64) {
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         *self
             .values
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(key)
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     pub fn get(&self, values: &[&str]) -> u64 {
@@ -76,14 +81,52 @@ impl Counter {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            .copied()
+            .map(|v| *v as u64)
             .unwrap_or(0)
     }
 
     pub fn render(&self, out: &mut String) {
         header(out, self.name, "counter", self.help);
         for (k, v) in self.values.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            sample(out, self.name, self.label_names, k, *v as f64);
+            sample(out, self.name, self.label_names, k, *v);
+        }
+    }
+}
+
+/// A gauge with labels: the last value set for each series.
+pub struct Gauge {
+    name: &'static str,
+    help: &'static str,
+    label_names: &'static [&'static str],
+    values: Mutex<BTreeMap<Vec<String>, f64>>,
+}
+
+impl Gauge {
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        label_names: &'static [&'static str],
+    ) -> Gauge {
+        Gauge {
+            name,
+            help,
+            label_names,
+            values: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn set(&self, values: &[&str], v: f64) {
+        let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, v);
+    }
+
+    pub fn render(&self, out: &mut String) {
+        header(out, self.name, "gauge", self.help);
+        for (k, v) in self.values.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            sample(out, self.name, self.label_names, k, *v);
         }
     }
 }

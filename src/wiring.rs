@@ -6,6 +6,7 @@
 use crate::backend::{self, Backend, BuildContext, StandIn};
 use crate::broker::endpoint::Endpoint;
 use crate::broker::{Broker, Link, Vault};
+use crate::budget::{Budget, Limits, RedisBudget};
 use crate::config::{self, Config, ConfigError, Loaded, Problem, QueueConfig, Secret, Severity};
 use crate::error::{Error, Result};
 use crate::forge::gitea::Gitea;
@@ -134,10 +135,19 @@ pub async fn connect(config: &Config) -> Result<Conn> {
     Ok(conn)
 }
 
-/// The forge of the configuration (GitHub, Gitea or Forgejo), its credentials resolved.
+/// The forge of the configuration (GitHub, Gitea or Forgejo), its credentials resolved, its
+/// calls on the shared API budget in the configuration's Redis (connected on first call).
 pub fn forge(config: &Config) -> Result<Arc<dyn Forge>> {
+    let budget = redis_target(config)
+        .ok()
+        .map(|t| Arc::new(RedisBudget::lazy(t)) as Arc<dyn Budget>);
+    forge_with(config, budget)
+}
+
+/// The forge of the configuration on a given budget (`None`: none).
+pub fn forge_with(config: &Config, budget: Option<Arc<dyn Budget>>) -> Result<Arc<dyn Forge>> {
     match config.forge {
-        config::ForgeKind::Github => Ok(Arc::new(github(config)?)),
+        config::ForgeKind::Github => Ok(Arc::new(github_with(config, budget)?)),
         kind => {
             let token = config
                 .gitea
@@ -150,32 +160,73 @@ pub fn forge(config: &Config) -> Result<Arc<dyn Forge>> {
             } else {
                 "Gitea"
             };
-            Ok(Arc::new(Gitea::new(&config.gitea.url, token, name)?))
+            let mut g = Gitea::new(&config.gitea.url, token, name)?;
+            if let Some(b) = budget.filter(|_| config.gitea.budget.enabled) {
+                g = g.with_budget(b, limits(&config.gitea.budget, kind));
+            }
+            Ok(Arc::new(g))
         }
     }
 }
 
-/// The GitHub forge of a `forge: github` configuration.
+/// A budget section's limits, the forge's defaults filled in.
+pub fn limits(b: &config::ApiBudget, kind: config::ForgeKind) -> Limits {
+    let l = b.limits(kind);
+    Limits {
+        points_per_minute: l.points_per_minute,
+        write_points: l.write_points,
+        read_points: l.read_points,
+        max_concurrent: l.max_concurrent,
+    }
+}
+
+/// The GitHub forge of a `forge: github` configuration, without a budget.
 pub fn github(config: &Config) -> Result<GitHub> {
-    let auth = match config.github.auth() {
-        Some(config::GithubAuth::Token(src)) => Auth::Token(
-            src.resolve()
-                .map_err(|e| Error::Usage(format!("github.token: {e}")))?,
-        ),
-        Some(config::GithubAuth::App {
-            app_id,
-            installation_id,
-            private_key,
-        }) => Auth::App {
-            app_id,
-            installation_id,
-            private_key: private_key
-                .resolve()
-                .map_err(|e| Error::Usage(format!("github.private_key: {e}")))?,
-        },
-        None => return Err(Error::Usage("github: no authentication configured".into())),
+    github_with(config, None)
+}
+
+fn github_with(config: &Config, budget: Option<Arc<dyn Budget>>) -> Result<GitHub> {
+    let key = |path: String, src: config::SecretSource| {
+        src.resolve()
+            .map_err(|e| Error::Usage(format!("{path}: {e}")))
     };
-    Ok(GitHub::new(&config.github.base_url, auth)?)
+    let auths = if config.github.apps.is_empty() {
+        let auth = match config.github.auth() {
+            Some(config::GithubAuth::Token(src)) => Auth::Token(key("github.token".into(), src)?),
+            Some(config::GithubAuth::App {
+                app_id,
+                installation_id,
+                private_key,
+            }) => Auth::App {
+                app_id,
+                installation_id,
+                private_key: key("github.private_key".into(), private_key)?,
+            },
+            None => return Err(Error::Usage("github: no authentication configured".into())),
+        };
+        vec![("default".to_string(), auth)]
+    } else {
+        let mut v = Vec::new();
+        for (i, a) in config.github.apps.iter().enumerate() {
+            let src = a
+                .key_source()
+                .ok_or_else(|| Error::Usage(format!("github.apps[{i}].private_key: required")))?;
+            v.push((
+                a.name.clone(),
+                Auth::App {
+                    app_id: a.app_id,
+                    installation_id: a.installation_id,
+                    private_key: key(format!("github.apps[{i}].private_key"), src)?,
+                },
+            ));
+        }
+        v
+    };
+    let gh = GitHub::with_apps(&config.github.base_url, auths)?;
+    Ok(match budget.filter(|_| config.github.budget.enabled) {
+        Some(b) => gh.with_budget(b, limits(&config.github.budget, config.forge)),
+        None => gh,
+    })
 }
 
 /// How the configuration's forge signs and shapes its webhooks.
@@ -282,7 +333,7 @@ pub async fn probe_backends(config: &Config) -> Vec<(String, Result<Arc<dyn Back
 /// The manager of a configuration: Redis, the forge and every backend of its groups.
 pub async fn manager(config: Arc<Config>) -> Result<Manager> {
     let conn = connect(&config).await?;
-    let forge = forge(&config)?;
+    let forge = forge_with(&config, Some(Arc::new(RedisBudget::on(conn.clone()))))?;
     // A fake backend's runners are played by the stand-in when the forge is the fake GitHub;
     // against a real forge the stand-in does nothing.
     manager_with(config, conn, forge, Some(Arc::new(StandInRunner))).await
@@ -469,7 +520,11 @@ pub fn preflight(config: &Config) -> Vec<Problem> {
         Some(config::GithubAuth::App { private_key, .. }) => {
             secrets.push(("github.private_key".into(), Some(private_key)))
         }
-        None => {}
+        None => {
+            for (i, a) in config.github.apps.iter().enumerate() {
+                secrets.push((format!("github.apps[{i}].private_key"), a.key_source()));
+            }
+        }
     }
     secrets.push(("redis.password".into(), config.redis.password_source()));
     secrets.push(("webhook.secret".into(), config.webhook.secret_source()));

@@ -25,7 +25,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
     ("broker", &["addr_limit", "config", "conn", "model"]),
-    ("forge", &["config", "fake_server", "model"]),
+    ("budget", &["clock", "conn", "prom"]),
+    ("forge", &["budget", "config", "fake_server", "model"]),
     (
         "backend",
         &[
@@ -42,6 +43,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "backend",
             "bootstrap",
+            "budget",
             "broker",
             "config",
             "forge",

@@ -317,6 +317,7 @@ async fn the_gitea_client_and_fake_follow_giteas_api_description() {
                     runner_group_id: None,
                     labels: &labels,
                     work_folder: "_work",
+                    app: None,
                 },
             )
             .await

@@ -276,6 +276,7 @@ async fn jit_configs_conflicts_and_busy_runners() {
         runner_group_id: Some(1),
         labels: &labels,
         work_folder: "_work",
+        app: None,
     };
     let again = match runnerctl::forge::register_runner(&gh, &org(), &req)
         .await

@@ -44,6 +44,7 @@ fn req<'a>(name: &'a str, labels: &'a [String]) -> RunnerRequest<'a> {
         runner_group_id: None,
         labels,
         work_folder: "_work",
+        app: None,
     }
 }
 

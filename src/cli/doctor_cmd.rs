@@ -179,6 +179,8 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
             Err(e) => out.push(check(what, Status::Fail, e)),
         }
     }
+    app_checks(config, out).await;
+    budget_checks(&*forge, out).await;
     webhook_checks(config, &*forge, out).await;
     let Some(capable) = forge.groups() else {
         return;
@@ -211,6 +213,97 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
                 },
             });
         }
+    }
+}
+
+/// With `github.apps`: each App lists the runners of each scope it serves (every scope, or
+/// those of the groups that pin it), so that a wrong key or an installation gone is named.
+async fn app_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    if config.forge != crate::config::ForgeKind::Github || config.github.apps.is_empty() {
+        return;
+    }
+    let gh = match crate::wiring::github(config) {
+        Ok(g) => g,
+        Err(e) => return out.push(check("github apps", Status::Fail, e.to_string())),
+    };
+    let mut seen = Vec::new();
+    for g in &config.runner_groups {
+        let scope = crate::manager::Manager::scope(g);
+        if seen.contains(&scope.path()) {
+            continue;
+        }
+        seen.push(scope.path());
+        let probes = within("the forge", async {
+            Ok::<_, String>(gh.probe_apps(&scope).await)
+        })
+        .await
+        .unwrap_or_default();
+        for (app, r) in probes {
+            let pinned_elsewhere = config
+                .runner_groups
+                .iter()
+                .filter(|x| crate::manager::Manager::scope(x).path() == scope.path())
+                .all(|x| x.github_app.as_deref().is_some_and(|p| p != app));
+            if pinned_elsewhere {
+                continue;
+            }
+            let what = format!("github app {app} ({})", scope_label(g));
+            out.push(match r {
+                Ok(()) => check(what, Status::Ok, "GitHub accepts it here"),
+                Err(e) => check(
+                    what,
+                    Status::Fail,
+                    format!("{e}; the other Apps keep serving"),
+                ),
+            });
+        }
+    }
+}
+
+/// The shared API budget of each credential: paused classes, requests in flight, the hourly
+/// budget left.
+async fn budget_checks(forge: &dyn crate::forge::Forge, out: &mut Vec<Check>) {
+    for m in forge.meters() {
+        let what = format!("api budget ({})", m.credential);
+        let Some(status) = m.status().await else {
+            out.push(check(
+                what,
+                Status::Skip,
+                "off (`budget.enabled: false`): calls react to limits only",
+            ));
+            continue;
+        };
+        out.push(match status {
+            Err(e) => check(
+                what,
+                Status::Warn,
+                format!("cannot be read: {e}; calls go without it"),
+            ),
+            Ok(s) => {
+                let primary = match s.primary {
+                    Some((limit, left)) => format!("{left} of {limit} requests left this hour"),
+                    None => "no hourly figure yet".into(),
+                };
+                let head = format!("{primary}; {} in flight", s.in_flight);
+                if s.pauses.is_empty() {
+                    check(what, Status::Ok, head)
+                } else {
+                    let p: Vec<String> = s
+                        .pauses
+                        .iter()
+                        .map(|(class, left)| format!("{class} for {}s", left.as_secs().max(1)))
+                        .collect();
+                    check(
+                        what,
+                        Status::Warn,
+                        format!(
+                            "{head}; paused after a limit GitHub answered: {}",
+                            p.join(", ")
+                        ),
+                    )
+                }
+            }
+        });
     }
 }
 
@@ -417,7 +510,12 @@ pub fn doctor(cx: &Context) -> Result<()> {
                 "its credentials do not resolve",
             ));
         } else {
-            forge_checks(&config, &mut out).await;
+            // doctor's calls wait behind the jobs' like a health pass's.
+            crate::budget::with_priority(
+                crate::budget::Priority::Health,
+                forge_checks(&config, &mut out),
+            )
+            .await;
         }
         backend_checks(&config, &mut out).await;
     });

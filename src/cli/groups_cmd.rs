@@ -160,7 +160,11 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
     let _entered = rt.enter(); // the client's transport needs a runtime to be built
     let forge = crate::wiring::forge(&config)?;
     let bar = progress(groups.len() as u64, cx.output);
-    let rows = rt.block_on(sync::sync(&*forge, &groups, dry_run, &|| bar.inc(1)));
+    // `groups sync` spends the budget last, after jobs and health passes.
+    let rows = rt.block_on(crate::budget::with_priority(
+        crate::budget::Priority::Cleanup,
+        sync::sync(&*forge, &groups, dry_run, &|| bar.inc(1)),
+    ));
     bar.finish_and_clear();
     match cx.output {
         OutputFormat::Json => {

@@ -103,12 +103,20 @@ pub fn export(cx: &Context, since: &str, until: Option<&str>, file: Option<&Path
         let _in = rt.enter();
         crate::wiring::forge(&config)?
     };
-    let repos = rt.block_on(repositories(&config, &*forge))?;
+    // A trace's listings spend the budget last, after jobs and health passes.
+    let cleanup = crate::budget::Priority::Cleanup;
+    let repos = rt.block_on(crate::budget::with_priority(
+        cleanup,
+        repositories(&config, &*forge),
+    ))?;
     let bar = output::progress(repos.len() as u64, OutputFormat::Table);
     let mut jobs: Vec<PastJob> = Vec::new();
     for repo in &repos {
         bar.set_message(repo.clone());
-        jobs.extend(rt.block_on(jobs_of(&*forge, repo, since, until))?);
+        jobs.extend(rt.block_on(crate::budget::with_priority(
+            cleanup,
+            jobs_of(&*forge, repo, since, until),
+        ))?);
         bar.inc(1);
     }
     bar.finish_and_clear();

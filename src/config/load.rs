@@ -316,6 +316,7 @@ struct RawGroup {
     spec: Option<Value>,
     bootstrap_template: Option<std::path::PathBuf>,
     container_jobs: Option<super::ContainerJobs>,
+    github_app: Option<String>,
 }
 
 fn default_max_runners() -> u32 {
@@ -820,6 +821,7 @@ impl<'a> Cx<'a> {
         let groups = self.groups(take("runner_groups"), &backends);
 
         self.check_forge_sections(forge, &github, &gitea, github_given, gitea_given);
+        self.check_pins(&github, &groups);
         redis.as_ref().inspect(|r| self.check_redis(r));
         webhook.as_ref().inspect(|w| self.check_webhook(w));
         queue.as_ref().inspect(|q| self.check_queue(q));
@@ -945,6 +947,17 @@ impl<'a> Cx<'a> {
             || g.private_key_env.is_some()
             || g.private_key_file.is_some();
         let app = g.app_id.is_some() || g.installation_id.is_some() || key_given;
+        self.check_budget("github.budget", &g.budget);
+        if !g.apps.is_empty() {
+            if app || token_given {
+                self.error(
+                    "github.apps",
+                    "set with `app_id`/`token`: keep exactly one authentication method (move the App into `apps`)",
+                );
+            }
+            self.check_apps(&g.apps);
+            return;
+        }
         match (app, token_given) {
             (false, false) => self.error(
                 "github",
@@ -969,6 +982,78 @@ impl<'a> Cx<'a> {
                 }
             }
             (false, true) => {}
+        }
+    }
+
+    fn check_apps(&mut self, apps: &[super::GithubApp]) {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, a) in apps.iter().enumerate() {
+            let path = format!("github.apps[{i}]");
+            if !is_simple_name(&a.name) {
+                self.error(
+                    &join(&path, "name"),
+                    format!("`{}` is not a valid App name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter", a.name.escape_default()),
+                );
+            } else if !names.insert(a.name.as_str()) {
+                self.error(&join(&path, "name"), format!("`{}` names two Apps", a.name));
+            }
+            let key = self.secret(
+                &path,
+                "private_key",
+                secret_source(&a.private_key, &a.private_key_env, &a.private_key_file),
+            );
+            let given = key.is_some()
+                || a.private_key.is_some()
+                || a.private_key_env.is_some()
+                || a.private_key_file.is_some();
+            if !given {
+                self.error(
+                    &join(&path, "private_key"),
+                    "required field is missing: set `private_key_file` or `private_key_env`",
+                );
+            }
+        }
+    }
+
+    fn check_budget(&mut self, path: &str, b: &super::ApiBudget) {
+        for (field, v, lo, hi) in [
+            ("points_per_minute", b.points_per_minute, 1, 1_000_000),
+            ("write_points", b.write_points, 1, 1000),
+            ("read_points", b.read_points, 1, 1000),
+            ("max_concurrent", b.max_concurrent, 1, 10_000),
+        ] {
+            if let Some(v) = v {
+                self.range(&join(path, field), v as u64, lo, hi);
+            }
+        }
+    }
+
+    /// A group's `github_app` names an App of `github.apps`.
+    fn check_pins(&mut self, github: &Option<GithubConfig>, groups: &Option<Vec<RunnerGroup>>) {
+        let (Some(g), Some(groups)) = (github, groups) else {
+            return;
+        };
+        for (i, group) in groups.iter().enumerate() {
+            let Some(pin) = &group.github_app else {
+                continue;
+            };
+            let path = format!("runner_groups[{i}].github_app");
+            if self.forge != ForgeKind::Github {
+                self.error(&path, "GitHub Apps are GitHub's; remove it");
+            } else if !g.apps.iter().any(|a| &a.name == pin) {
+                let known: Vec<&str> = g.apps.iter().map(|a| a.name.as_str()).collect();
+                self.error(
+                    &path,
+                    if known.is_empty() {
+                        format!("`{pin}` is not an App of `github.apps` (there is none)")
+                    } else {
+                        format!(
+                            "`{pin}` is not an App of `github.apps` ({})",
+                            known.join(", ")
+                        )
+                    },
+                );
+            }
         }
     }
 
@@ -1059,6 +1144,7 @@ impl<'a> Cx<'a> {
                 "required field is missing: set `token_env` or `token_file` (an access token)",
             );
         }
+        self.check_budget("gitea.budget", &g.budget);
         let (lo, hi) = (Duration::from_secs(60), Duration::from_secs(90 * 86400));
         if g.token_rotation < lo || g.token_rotation > hi {
             self.error(
@@ -1674,6 +1760,7 @@ impl<'a> Cx<'a> {
             spec: spec?,
             bootstrap_template: raw.bootstrap_template,
             container_jobs: raw.container_jobs,
+            github_app: raw.github_app,
         })
     }
 

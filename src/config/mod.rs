@@ -145,6 +145,8 @@ pub struct GiteaConfig {
     /// A scope's registration token is replaced after it was handed out (once no instance is
     /// mid-registration) and at least this often (Gitea 1.24 and later).
     pub token_rotation: Duration,
+    /// The API budget every process shares for this token.
+    pub budget: ApiBudget,
 }
 
 impl Default for GiteaConfig {
@@ -155,6 +157,7 @@ impl Default for GiteaConfig {
             token_env: None,
             token_file: None,
             token_rotation: Duration::from_secs(24 * 3600),
+            budget: ApiBudget::default(),
         }
     }
 }
@@ -219,6 +222,12 @@ pub struct GithubConfig {
     pub token_env: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Several GitHub Apps instead of one (`app_id`, …): runners are registered with
+    /// whichever has budget left, or with the one a group pins (`github_app`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<GithubApp>,
+    /// The API budget every process shares per credential.
+    pub budget: ApiBudget,
 }
 
 impl Default for GithubConfig {
@@ -233,6 +242,96 @@ impl Default for GithubConfig {
             token: None,
             token_env: None,
             token_file: None,
+            apps: Vec::new(),
+            budget: ApiBudget::default(),
+        }
+    }
+}
+
+/// One GitHub App of `github.apps`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GithubApp {
+    /// What groups pin it by (`github_app`) and errors name it by.
+    pub name: String,
+    pub app_id: u64,
+    pub installation_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+}
+
+impl GithubApp {
+    pub fn key_source(&self) -> Option<SecretSource> {
+        secret_source(
+            &self.private_key,
+            &self.private_key_env,
+            &self.private_key_file,
+        )
+        .ok()
+        .flatten()
+    }
+}
+
+/// `github.budget` and `gitea.budget`: the limits every process's calls share per credential
+/// (a token, an App installation), kept in Redis. A field left out takes the forge's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ApiBudget {
+    /// Ask the shared budget before each call (`false`: call at once, react to limits only).
+    pub enabled: bool,
+    /// Points per minute per endpoint class (GitHub: 900; Gitea: 6000). runnerctl spends at
+    /// most 95% of it in any minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_per_minute: Option<u32>,
+    /// Points a write (POST, PATCH, PUT, DELETE) costs (GitHub: 5; Gitea: 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_points: Option<u32>,
+    /// Points a read (GET) costs (1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_points: Option<u32>,
+    /// Requests in flight at once, over every process (GitHub: 100; Gitea: 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u32>,
+}
+
+impl Default for ApiBudget {
+    fn default() -> Self {
+        ApiBudget {
+            enabled: true,
+            points_per_minute: None,
+            write_points: None,
+            read_points: None,
+            max_concurrent: None,
+        }
+    }
+}
+
+/// An [`ApiBudget`] with its defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    pub points_per_minute: u32,
+    pub write_points: u32,
+    pub read_points: u32,
+    pub max_concurrent: u32,
+}
+
+impl ApiBudget {
+    /// The limits, with the forge's defaults for what is not set: GitHub's published
+    /// secondary limits, or (Gitea has none of its own) generous ones that keep a proxy's at bay.
+    pub fn limits(&self, forge: ForgeKind) -> ApiLimits {
+        let (ppm, write, conc) = if forge.is_gitea() {
+            (6000, 1, 50)
+        } else {
+            (900, 5, 100)
+        };
+        ApiLimits {
+            points_per_minute: self.points_per_minute.unwrap_or(ppm),
+            write_points: self.write_points.unwrap_or(write),
+            read_points: self.read_points.unwrap_or(1),
+            max_concurrent: self.max_concurrent.unwrap_or(conc),
         }
     }
 }
@@ -636,6 +735,10 @@ pub struct RunnerGroup {
     /// guests through runnerctl's container hooks on the runner VM.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_jobs: Option<ContainerJobs>,
+    /// The GitHub App (a `github.apps` name) its runners are registered with; `None`:
+    /// whichever has budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_app: Option<String>,
 }
 
 /// `container_jobs:` of a runner group: the VM's runner gets runnerctl's container hooks.

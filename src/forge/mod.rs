@@ -15,6 +15,7 @@
 pub mod fake;
 pub mod gitea;
 pub mod github;
+pub mod meter;
 
 /// The forge's traits, for callers that use several capabilities.
 pub mod prelude {
@@ -153,6 +154,9 @@ pub struct RunnerRequest<'a> {
     pub runner_group_id: Option<u64>,
     pub labels: &'a [String],
     pub work_folder: &'a str,
+    /// The credential to register with (a GitHub App of `github.apps` a group pins); `None`:
+    /// whichever has budget.
+    pub app: Option<&'a str>,
 }
 
 /// How a new runner gets onto the forge.
@@ -226,6 +230,14 @@ pub enum ForgeError {
         reset_at: u64,
         wait: std::time::Duration,
     },
+    /// A health pass's or a cleanup's call would have waited longer than it may for the API
+    /// budget, which is kept for jobs: skipped, to be made by a later pass.
+    #[error("skipped: the API budget is kept for jobs ({priority} calls wait {}s, {why})", wait.as_secs())]
+    Deferred {
+        priority: &'static str,
+        why: &'static str,
+        wait: std::time::Duration,
+    },
     #[error("not found: {0}")]
     NotFound(String),
     /// A runner of this name exists already (a JIT request repeated).
@@ -253,7 +265,9 @@ impl ForgeError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ForgeError::RateLimited { .. } | ForgeError::Unavailable(_)
+            ForgeError::RateLimited { .. }
+                | ForgeError::Deferred { .. }
+                | ForgeError::Unavailable(_)
         )
     }
 }
@@ -464,6 +478,10 @@ pub trait Forge: RunnerRegistry + JobSource {
     }
     /// The rate-limit state of the last answer.
     fn rate_limit(&self) -> Option<RateLimit>;
+    /// Its credentials' meters on the shared API budget (one per GitHub App).
+    fn meters(&self) -> Vec<&meter::Meter> {
+        Vec::new()
+    }
 }
 
 /// Registers a runner, handling a name conflict (409): the runner name is the idempotency key,

@@ -272,6 +272,7 @@ mod tests {
             spec: Typed::new("fake", serde_json::json!({})),
             bootstrap_template: None,
             container_jobs: None,
+            github_app: None,
         }
     }
 

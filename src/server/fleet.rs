@@ -187,6 +187,13 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
         "1 while this worker runs.",
     );
     sample(&mut out, "runnerctl_worker_up", &[], &[], 1.0);
+    let mut statuses = Vec::new();
+    for meter in m.forge.meters() {
+        if let Some(Ok(s)) = meter.status().await {
+            statuses.push((meter.credential.clone(), s));
+        }
+    }
+    crate::budget::render_metrics(&mut out, &statuses);
     let groups: Vec<String> = m
         .config
         .runner_groups

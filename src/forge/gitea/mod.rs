@@ -22,6 +22,7 @@ pub mod fake;
 pub mod webhook;
 
 use super::github::{classify_transport, error_for, rate_limit_wait};
+use super::meter::{self, Meter};
 use super::*;
 use http::StatusCode;
 use octocrab::Octocrab;
@@ -72,6 +73,8 @@ pub struct Gitea {
     web: String,
     name: &'static str,
     version: tokio::sync::OnceCell<Version>,
+    /// The token's side of the shared API budget.
+    meter: Meter,
     /// The longest rate-limit wait done in place; longer ones are returned as errors.
     pub max_wait: Duration,
 }
@@ -97,6 +100,16 @@ impl Gitea {
         Self::with_api_root(&format!("{web}/api/v1"), web, token, name)
     }
 
+    /// Every call asks the shared API budget first, with these limits.
+    pub fn with_budget(
+        mut self,
+        budget: std::sync::Arc<dyn crate::budget::Budget>,
+        limits: crate::budget::Limits,
+    ) -> Gitea {
+        self.meter.set_budget(budget, limits);
+        self
+    }
+
     /// A client whose API root is not `WEB/api/v1` (a proxy in front, as in the contract test).
     pub fn with_api_root(
         api_root: &str,
@@ -106,6 +119,8 @@ impl Gitea {
     ) -> Result<Gitea> {
         let web = web_url.trim_end_matches('/').to_string();
         let api = api_root.trim_end_matches('/').to_string();
+        let credential =
+            crate::budget::credential_id("gitea", &format!("{api} {}", token.expose()));
         let octo = Octocrab::builder()
             .base_uri(api.as_str())
             .map_err(|e| ForgeError::Config(format!("gitea.url `{web}`: {e}")))?
@@ -121,6 +136,7 @@ impl Gitea {
             web,
             name,
             version: tokio::sync::OnceCell::new(),
+            meter: Meter::new(credential, crate::budget::Limits::GITHUB),
             max_wait: Duration::from_secs(10),
         })
     }
@@ -159,21 +175,35 @@ impl Gitea {
     /// Sends one request; returns the status and body. Waits out short rate limits.
     async fn call(&self, verb: Verb, path: &str) -> Result<(StatusCode, String)> {
         let uri = format!("/{path}");
+        let (method, write) = match verb {
+            Verb::Get => ("GET", false),
+            Verb::Post => ("POST", true),
+            Verb::Delete => ("DELETE", true),
+        };
+        let class = crate::budget::endpoint_class(method, path);
         for _ in 0..3 {
+            let (_, permit) = meter::take_any(&[&self.meter], &class, write, self.max_wait).await?;
             let body: Option<&serde_json::Value> = None;
             let sent = match verb {
                 Verb::Get => self.octo._get(uri.as_str()).await,
                 Verb::Post => self.octo._post(uri.as_str(), body).await,
                 Verb::Delete => self.octo._delete(uri.as_str(), body).await,
             };
-            let resp = sent.map_err(|e| match classify_transport(&e) {
-                ForgeError::Unavailable(why) => {
-                    ForgeError::Unavailable(format!("{}{uri}: {why}", self.api))
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    self.meter.done(permit, None).await;
+                    return Err(match classify_transport(&e) {
+                        ForgeError::Unavailable(why) => {
+                            ForgeError::Unavailable(format!("{}{uri}: {why}", self.api))
+                        }
+                        other => other,
+                    });
                 }
-                other => other,
-            })?;
+            };
             let status = resp.status();
             let headers = resp.headers().clone();
+            self.meter.done(permit, meter::primary_of(&headers)).await;
             let text = self
                 .octo
                 .body_to_string(resp)
@@ -182,6 +212,7 @@ impl Gitea {
             let Some(wait) = rate_limit_wait(status, &headers, None, &text) else {
                 return Ok((status, text));
             };
+            self.meter.pause(&class, wait).await;
             let reset_at = crate::model::unix_now() + wait.as_secs();
             if wait > self.max_wait {
                 return Err(ForgeError::RateLimited { reset_at, wait });
@@ -501,6 +532,9 @@ impl Forge for Gitea {
     }
     fn webhooks(&self) -> &'static dyn WebhookScheme {
         &webhook::GITEA
+    }
+    fn meters(&self) -> Vec<&Meter> {
+        vec![&self.meter]
     }
     fn rate_limit(&self) -> Option<RateLimit> {
         None

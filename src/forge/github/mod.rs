@@ -14,6 +14,7 @@
 
 pub mod webhook;
 
+use super::meter::{self, Meter};
 use super::*;
 use http::StatusCode;
 use octocrab::Octocrab;
@@ -32,14 +33,45 @@ pub enum Auth {
     },
 }
 
-pub struct GitHub {
+impl Auth {
+    /// The credential's name in the shared API budget and the metrics: the installation for
+    /// an App, a digest for a token (never the token).
+    pub fn credential(&self) -> String {
+        match self {
+            Auth::Token(t) => crate::budget::credential_id("token", t.expose()),
+            Auth::App {
+                app_id,
+                installation_id,
+                ..
+            } => format!("app-{app_id}-installation-{installation_id}"),
+        }
+    }
+}
+
+/// One credential's client: a token's, or one GitHub App installation's.
+struct Client {
+    /// The App's name in `github.apps` (`default` for the one of `github:`).
+    name: String,
     octo: Octocrab,
+    meter: Meter,
+    rate: Mutex<Option<RateLimit>>,
+    /// With several Apps: until when (unix s) this one is left out, its credentials refused.
+    refused_until: std::sync::atomic::AtomicU64,
+}
+
+pub struct GitHub {
+    /// One client per credential; several with `github.apps`.
+    clients: Vec<Client>,
     /// The API root, named in errors.
     base: String,
-    rate: Mutex<Option<RateLimit>>,
+    /// Where the next call's choice of client starts, so that the Apps share the work.
+    next: std::sync::atomic::AtomicUsize,
     /// The longest rate-limit wait done in place; longer ones are returned as errors.
     pub max_wait: Duration,
 }
+
+/// How long an App whose credentials GitHub refused is left out, when there are others.
+const REFUSED_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy)]
 enum Verb {
@@ -50,10 +82,36 @@ enum Verb {
     Delete,
 }
 
+impl Verb {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+            Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
 impl GitHub {
-    /// Registers a runner and returns its just-in-time configuration.
+    /// Registers a runner and returns its just-in-time configuration, with the App `app` (of
+    /// `github.apps`) when given, else with whichever has budget.
     pub async fn generate_jit_config(
         &self,
+        scope: &Scope,
+        name: &str,
+        runner_group_id: u64,
+        labels: &[String],
+        work_folder: &str,
+    ) -> Result<JitConfig> {
+        self.jit_with(None, scope, name, runner_group_id, labels, work_folder)
+            .await
+    }
+
+    async fn jit_with(
+        &self,
+        app: Option<&str>,
         scope: &Scope,
         name: &str,
         runner_group_id: u64,
@@ -71,13 +129,13 @@ impl GitHub {
             "labels": labels,
             "work_folder": work_folder,
         });
-        let a: Answer = self
-            .json(
-                Verb::Post,
-                &format!("{}/actions/runners/generate-jitconfig", scope.path()),
-                Some(&body),
-            )
-            .await?;
+        let path = format!("{}/actions/runners/generate-jitconfig", scope.path());
+        let (status, text) = self.call_with(app, Verb::Post, &path, Some(&body)).await?;
+        if !status.is_success() {
+            return Err(error_for(status, &text, &path));
+        }
+        let a: Answer =
+            serde_json::from_str(&text).map_err(|e| ForgeError::Decode(format!("{path}: {e}")))?;
         Ok(JitConfig {
             runner: a.runner.into(),
             encoded: Secret::new(a.encoded_jit_config),
@@ -86,92 +144,178 @@ impl GitHub {
 
     /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).
     pub fn new(base_url: &str, auth: Auth) -> Result<GitHub> {
-        let mut b = Octocrab::builder()
-            .base_uri(base_url)
-            .map_err(|e| ForgeError::Config(format!("base_url `{base_url}`: {e}")))?
-            .add_header(http::header::ACCEPT, "application/json".into())
-            .add_header(
-                http::header::HeaderName::from_static("x-github-api-version"),
-                "2022-11-28".into(),
-            )
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)));
-        let octo = match auth {
-            Auth::Token(t) => {
-                b = b.personal_token(t.expose().to_string());
-                b.build().map_err(|e| ForgeError::Config(e.to_string()))?
-            }
-            Auth::App {
-                app_id,
-                installation_id,
-                private_key,
-            } => {
-                let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose().as_bytes())
-                    .map_err(|e| {
-                        ForgeError::Config(format!(
-                            "the GitHub App private key is not an RSA PEM key: {e}"
-                        ))
-                    })?;
-                let app = b
-                    .app(app_id.into(), key)
-                    .build()
-                    .map_err(|e| ForgeError::Config(e.to_string()))?;
-                app.installation(installation_id.into())
-                    .map_err(|e| ForgeError::Config(e.to_string()))?
-            }
-        };
+        GitHub::with_apps(base_url, vec![("default".into(), auth)])
+    }
+
+    /// A client with several credentials (`github.apps`), each named; calls go to whichever
+    /// has budget, a runner group's JIT configurations to the App it pins.
+    pub fn with_apps(base_url: &str, auths: Vec<(String, Auth)>) -> Result<GitHub> {
+        if auths.is_empty() {
+            return Err(ForgeError::Config("no GitHub credential".into()));
+        }
+        let mut clients = Vec::with_capacity(auths.len());
+        for (name, auth) in auths {
+            let credential = auth.credential();
+            let octo = octocrab_for(base_url, auth).map_err(|e| match e {
+                ForgeError::Config(why) if name != "default" => {
+                    ForgeError::Config(format!("github.apps `{name}`: {why}"))
+                }
+                other => other,
+            })?;
+            clients.push(Client {
+                name,
+                octo,
+                meter: Meter::new(credential, crate::budget::Limits::GITHUB),
+                rate: Mutex::new(None),
+                refused_until: Default::default(),
+            });
+        }
         Ok(GitHub {
-            octo,
+            clients,
             base: base_url.trim_end_matches('/').to_string(),
-            rate: Mutex::new(None),
+            next: Default::default(),
             max_wait: Duration::from_secs(10),
         })
     }
 
-    fn record_rate(&self, headers: &http::HeaderMap) -> Option<RateLimit> {
-        let num = |k: &str| {
-            headers
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
-        let rl = RateLimit {
-            limit: num("x-ratelimit-limit")?,
-            remaining: num("x-ratelimit-remaining")?,
-            used: num("x-ratelimit-used").unwrap_or(0),
-            reset: num("x-ratelimit-reset").unwrap_or(0),
-        };
-        *self.rate.lock().unwrap_or_else(|p| p.into_inner()) = Some(rl);
-        Some(rl)
+    /// Every call asks the shared API budget first, with these limits.
+    pub fn with_budget(
+        mut self,
+        budget: std::sync::Arc<dyn crate::budget::Budget>,
+        limits: crate::budget::Limits,
+    ) -> GitHub {
+        for c in &mut self.clients {
+            c.meter.set_budget(budget.clone(), limits);
+        }
+        self
     }
 
-    /// Sends one request; returns the status and body. Waits out short rate limits.
+    /// The names of its Apps (`default` for the one of `github:`).
+    pub fn app_names(&self) -> Vec<&str> {
+        self.clients.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    /// Lists one runner of `scope` with each App in turn (`doctor`): which of them GitHub
+    /// accepts there.
+    pub async fn probe_apps(&self, scope: &Scope) -> Vec<(String, Result<()>)> {
+        let path = format!("{}/actions/runners?per_page=1", scope.path());
+        let mut out = Vec::new();
+        for c in &self.clients {
+            let r = match self.call_with(Some(&c.name), Verb::Get, &path, None).await {
+                Ok((status, _)) if status.is_success() => Ok(()),
+                Ok((status, text)) => Err(self.named(c, error_for(status, &text, &path))),
+                Err(e) => Err(e),
+            };
+            out.push((c.name.clone(), r));
+        }
+        out
+    }
+
+    /// The clients a call may use, in the order to try them: the one named, else all,
+    /// starting with the next in turn.
+    fn candidates(&self, app: Option<&str>) -> Result<Vec<&Client>> {
+        if let Some(name) = app {
+            return self
+                .clients
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| vec![c])
+                .ok_or_else(|| {
+                    ForgeError::Config(format!("no GitHub App named `{name}` in github.apps"))
+                });
+        }
+        let n = self.clients.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let now = crate::model::unix_now();
+        let all: Vec<&Client> = (0..n).map(|i| &self.clients[(start + i) % n]).collect();
+        // An App whose credentials GitHub refused lately is left out while others remain.
+        let usable: Vec<&Client> = all
+            .iter()
+            .copied()
+            .filter(|c| c.refused_until.load(std::sync::atomic::Ordering::Relaxed) <= now)
+            .collect();
+        Ok(if usable.is_empty() { all } else { usable })
+    }
+
+    /// Whether a failed call is worth making again with another App: this one's credentials
+    /// were refused (a wrong key, an installation gone), and there are others.
+    fn refused(&self, client: &Client, e: &ForgeError, tried: usize, of: usize) -> bool {
+        if !matches!(e, ForgeError::Unauthorized(_) | ForgeError::Config(_)) || of < 2 {
+            return false;
+        }
+        client.refused_until.store(
+            crate::model::unix_now() + REFUSED_FOR.as_secs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        tracing::error!(
+            app = %client.name,
+            error = %e,
+            "GitHub refused this App's credentials; using the other Apps for {}s",
+            REFUSED_FOR.as_secs()
+        );
+        tried < of
+    }
+
     async fn call(
         &self,
         verb: Verb,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<(StatusCode, String)> {
+        self.call_with(None, verb, path, body).await
+    }
+
+    /// Sends one request with a client that has budget; returns the status and body. Waits
+    /// out short rate limits (trying another App, when there are several).
+    async fn call_with(
+        &self,
+        app: Option<&str>,
+        verb: Verb,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(StatusCode, String)> {
         let uri = format!("/{path}");
-        for _ in 0..3 {
+        let class = crate::budget::endpoint_class(verb.as_str(), path);
+        let write = !matches!(verb, Verb::Get);
+        let mut clients = self.candidates(app)?;
+        let of = clients.len();
+        let mut attempts = 0;
+        while attempts < 3 {
+            attempts += 1;
+            let meters: Vec<&Meter> = clients.iter().map(|c| &c.meter).collect();
+            let (i, permit) = meter::take_any(&meters, &class, write, self.max_wait).await?;
+            let client = clients[i];
             let sent = match verb {
-                Verb::Get => self.octo._get(uri.as_str()).await,
-                Verb::Post => self.octo._post(uri.as_str(), body).await,
-                Verb::Patch => self.octo._patch(uri.as_str(), body).await,
-                Verb::Put => self.octo._put(uri.as_str(), body).await,
-                Verb::Delete => self.octo._delete(uri.as_str(), body).await,
+                Verb::Get => client.octo._get(uri.as_str()).await,
+                Verb::Post => client.octo._post(uri.as_str(), body).await,
+                Verb::Patch => client.octo._patch(uri.as_str(), body).await,
+                Verb::Put => client.octo._put(uri.as_str(), body).await,
+                Verb::Delete => client.octo._delete(uri.as_str(), body).await,
             };
-            let resp = sent.map_err(|e| match classify_transport(&e) {
-                // Say where: the operator must know which URL could not be reached.
-                ForgeError::Unavailable(why) => {
-                    ForgeError::Unavailable(format!("{}{uri}: {why}", self.base))
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    client.meter.done(permit, None).await;
+                    let e = match classify_transport(&e) {
+                        // Say where: the operator must know which URL could not be reached.
+                        ForgeError::Unavailable(why) => {
+                            ForgeError::Unavailable(format!("{}{uri}: {why}", self.base))
+                        }
+                        other => self.named(client, other),
+                    };
+                    if self.refused(client, &e, of - clients.len() + 1, of) {
+                        clients.remove(i);
+                        attempts -= 1;
+                        continue;
+                    }
+                    return Err(e);
                 }
-                other => other,
-            })?;
+            };
             let status = resp.status();
             let headers = resp.headers().clone();
-            let rate = self.record_rate(&headers);
-            let text = self
+            let rate = client.record_rate(&headers);
+            client.meter.done(permit, meter::primary_of(&headers)).await;
+            let text = client
                 .octo
                 .body_to_string(resp)
                 .await
@@ -179,21 +323,48 @@ impl GitHub {
             let Some(wait) = rate_limit_wait(status, &headers, rate, &text) else {
                 return Ok((status, text));
             };
-            let reset_at = crate::model::unix_now() + wait.as_secs();
-            if wait > self.max_wait {
+            // A spent hourly budget stops every endpoint; a secondary limit this class.
+            let spent = rate.is_some_and(|r| r.remaining == 0);
+            let paused = if spent {
+                crate::budget::ALL_CLASSES
+            } else {
+                class.as_str()
+            };
+            client.meter.pause(paused, wait).await;
+            if wait > self.max_wait && clients.len() == 1 {
+                let reset_at = crate::model::unix_now() + wait.as_secs();
                 return Err(ForgeError::RateLimited { reset_at, wait });
             }
             tracing::warn!(
                 path,
                 wait_secs = wait.as_secs(),
+                credential = %client.meter.credential,
                 "GitHub rate limit; waiting"
             );
-            tokio::time::sleep(wait).await;
+            if !client.meter.has_budget() {
+                tokio::time::sleep(wait).await;
+            }
         }
         Err(ForgeError::RateLimited {
             reset_at: crate::model::unix_now() + 60,
             wait: Duration::from_secs(60),
         })
+    }
+
+    /// An error of one App's, named after it when there are several.
+    fn named(&self, client: &Client, e: ForgeError) -> ForgeError {
+        if self.clients.len() < 2 {
+            return e;
+        }
+        match e {
+            ForgeError::Unauthorized(m) => {
+                ForgeError::Unauthorized(format!("GitHub App `{}`: {m}", client.name))
+            }
+            ForgeError::Config(m) => {
+                ForgeError::Config(format!("GitHub App `{}`: {m}", client.name))
+            }
+            other => other,
+        }
     }
 
     async fn json<T: DeserializeOwned>(
@@ -349,6 +520,63 @@ pub(super) fn error_for(status: StatusCode, text: &str, path: &str) -> ForgeErro
         409 => ForgeError::Conflict(message),
         500..=599 => ForgeError::Unavailable(message),
         s => ForgeError::Api { status: s, message },
+    }
+}
+
+impl Client {
+    fn record_rate(&self, headers: &http::HeaderMap) -> Option<RateLimit> {
+        let num = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let rl = RateLimit {
+            limit: num("x-ratelimit-limit")?,
+            remaining: num("x-ratelimit-remaining")?,
+            used: num("x-ratelimit-used").unwrap_or(0),
+            reset: num("x-ratelimit-reset").unwrap_or(0),
+        };
+        *self.rate.lock().unwrap_or_else(|p| p.into_inner()) = Some(rl);
+        Some(rl)
+    }
+}
+
+/// The octocrab client of one credential.
+fn octocrab_for(base_url: &str, auth: Auth) -> Result<Octocrab> {
+    let mut b = Octocrab::builder()
+        .base_uri(base_url)
+        .map_err(|e| ForgeError::Config(format!("base_url `{base_url}`: {e}")))?
+        .add_header(http::header::ACCEPT, "application/json".into())
+        .add_header(
+            http::header::HeaderName::from_static("x-github-api-version"),
+            "2022-11-28".into(),
+        )
+        .set_connect_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)));
+    match auth {
+        Auth::Token(t) => {
+            b = b.personal_token(t.expose().to_string());
+            b.build().map_err(|e| ForgeError::Config(e.to_string()))
+        }
+        Auth::App {
+            app_id,
+            installation_id,
+            private_key,
+        } => {
+            let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key.expose().as_bytes())
+                .map_err(|e| {
+                    ForgeError::Config(format!(
+                        "the GitHub App private key is not an RSA PEM key: {e}"
+                    ))
+                })?;
+            let app = b
+                .app(app_id.into(), key)
+                .build()
+                .map_err(|e| ForgeError::Config(e.to_string()))?;
+            app.installation(installation_id.into())
+                .map_err(|e| ForgeError::Config(e.to_string()))
+        }
     }
 }
 
@@ -508,7 +736,7 @@ impl RunnerRegistry for GitHub {
     async fn register(&self, scope: &Scope, req: &RunnerRequest<'_>) -> Result<Registration> {
         // Org-scoped runners need a group; a repository's runners use the default one (1).
         let group = req.runner_group_id.unwrap_or(1);
-        self.generate_jit_config(scope, req.name, group, req.labels, req.work_folder)
+        self.jit_with(req.app, scope, req.name, group, req.labels, req.work_folder)
             .await
             .map(Registration::Jit)
     }
@@ -734,6 +962,13 @@ impl Forge for GitHub {
         &webhook::GITHUB
     }
     fn rate_limit(&self) -> Option<RateLimit> {
-        *self.rate.lock().unwrap_or_else(|p| p.into_inner())
+        // With several Apps: the one with the most left.
+        self.clients
+            .iter()
+            .filter_map(|c| *c.rate.lock().unwrap_or_else(|p| p.into_inner()))
+            .max_by_key(|r| r.remaining)
+    }
+    fn meters(&self) -> Vec<&Meter> {
+        self.clients.iter().map(|c| &c.meter).collect()
     }
 }

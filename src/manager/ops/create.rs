@@ -242,6 +242,7 @@ impl Manager {
             runner_group_id: self.forge_group_id(g).await?,
             labels: &g.labels,
             work_folder: "_work",
+            app: g.github_app.as_deref(),
         };
         let registered = match self.forge.tokens() {
             None => forge::register_runner(&*self.forge, scope, &req).await,

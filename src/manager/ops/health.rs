@@ -2,6 +2,7 @@
 //! jobs), plan (`plan`), carry out; and the reusable token's replacement.
 
 use super::*;
+use crate::budget::{with_priority, Priority};
 
 impl Manager {
     /// Jobs queued on GitHub that belong to `g`, looking into a bounded number of repositories
@@ -119,7 +120,24 @@ impl Manager {
             )]);
         }
         let scope = Self::scope(g);
-        let seen = self.observe(g, &scope, false).await?;
+        // Listings and the lost-job search wait for the budget behind the jobs' calls; when
+        // they would wait too long the pass is skipped and says so.
+        let seen = match with_priority(Priority::Health, self.observe(g, &scope, false)).await {
+            Err(Failure::RateLimited {
+                cause: Cause::Forge(e @ ForgeError::Deferred { .. }),
+                ..
+            }) => {
+                let why = e.to_string();
+                tracing::warn!(group = %g.name, "{why}; health check skipped");
+                return Ok(vec![row(
+                    Action::Skip {
+                        reason: why.clone(),
+                    },
+                    HealthResult::Skipped(Some(why)),
+                )]);
+            }
+            other => other?,
+        };
         let actions = self.plan_of(g, listed_at, &seen);
         // Runners made here cover the waiting jobs and the lost ones.
         let demand = Want::Demand {
@@ -127,7 +145,13 @@ impl Manager {
         };
         let mut done = Vec::new();
         for action in actions {
-            let result = match self.carry_out(g, &scope, &action, seen.now, demand).await {
+            // Runners made for waiting jobs go with the jobs; removals are cleanup.
+            let priority = match action {
+                Action::Create { .. } | Action::Resume { .. } => Priority::Job,
+                _ => Priority::Cleanup,
+            };
+            let carried = self.carry_out(g, &scope, &action, seen.now, demand);
+            let result = match with_priority(priority, carried).await {
                 Ok(r) => r,
                 Err(e) => HealthResult::Failed(e.to_string()),
             };

@@ -106,7 +106,7 @@ impl From<StoreError> for Failure {
 
 impl From<ForgeError> for Failure {
     fn from(e: ForgeError) -> Self {
-        if let ForgeError::RateLimited { wait, .. } = &e {
+        if let ForgeError::RateLimited { wait, .. } | ForgeError::Deferred { wait, .. } = &e {
             return Failure::RateLimited {
                 wait: *wait,
                 cause: Cause::Forge(e),
