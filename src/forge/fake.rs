@@ -54,6 +54,11 @@ pub struct FakeGitHubOptions {
     pub chaos: Chaos,
     /// The address to listen on (and advertise). Default: 127.0.0.1.
     pub bind: Option<std::net::IpAddr>,
+    /// More GitHub Apps besides `app`, each installed on every organization, each its own
+    /// credential with its own budget.
+    pub other_apps: Vec<FakeApp>,
+    /// GitHub's secondary limits, enforced per credential; off by default.
+    pub limits: Option<super::fake_limits::FakeLimits>,
 }
 
 /// GitHub's behaviour that a runner manager must survive, each part switched on by itself.
@@ -88,6 +93,8 @@ impl Default for FakeGitHubOptions {
             drop_webhooks: 0.0,
             chaos: Chaos::default(),
             bind: None,
+            other_apps: Vec::new(),
+            limits: None,
         }
     }
 }
@@ -178,10 +185,16 @@ struct World {
     repos: Vec<FakeRepo>,
     groups: Vec<FakeGroup>,
     runners: Vec<FakeRunner>,
-    tokens: HashMap<String, u64>,
+    /// Installation token → (expiry, installation id).
+    tokens: HashMap<String, (u64, u64)>,
     token_requests: u64,
     requests: Vec<String>,
+    /// Requests of the current request's credential in this window.
     used: u64,
+    /// Each credential's requests in this window.
+    used_by: HashMap<String, u64>,
+    /// The secondary limits' state (with `limits`).
+    enforcer: super::fake_limits::Enforcer,
     window_reset: u64,
     trouble: Vec<Trouble>,
     jobs: Vec<FakeJob>,
@@ -308,6 +321,16 @@ impl FakeGitHub {
     /// Every API request so far, as `METHOD /path`.
     pub fn requests(&self) -> Vec<String> {
         self.w().requests.clone()
+    }
+
+    /// Requests answered with a secondary limit (with `limits`).
+    pub fn secondary_limit_answers(&self) -> u64 {
+        self.w().enforcer.refused
+    }
+
+    /// The requests the secondary limits let through (with `limits`).
+    pub fn admitted(&self) -> Vec<super::fake_limits::Admitted> {
+        self.w().enforcer.admitted.clone()
     }
 
     /// How many installation tokens were issued.
@@ -868,13 +891,15 @@ fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
 }
 
 /// Checks the `Authorization` header. Installation tokens expire.
-fn authorized(w: &World, o: &FakeGitHubOptions, req: &Request<Incoming>) -> bool {
+/// The credential a request authenticates with: `token` (the personal access token) or
+/// `installation-ID`; `None` when it authenticates with none the fake accepts.
+fn credential(w: &World, o: &FakeGitHubOptions, req: &Request<Incoming>) -> Option<String> {
     let Some(h) = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
     else {
-        return false;
+        return None;
     };
     let token = h
         .strip_prefix("token ")
@@ -882,13 +907,25 @@ fn authorized(w: &World, o: &FakeGitHubOptions, req: &Request<Incoming>) -> bool
         .or_else(|| h.strip_prefix("bearer "))
         .unwrap_or("");
     if o.token.as_deref() == Some(token) {
-        return true;
+        return Some("token".into());
     }
-    w.tokens.get(token).is_some_and(|exp| *exp > now())
+    w.tokens
+        .get(token)
+        .filter(|(exp, _)| *exp > now())
+        .map(|(_, inst)| format!("installation-{inst}"))
 }
 
-fn app_jwt_valid(o: &FakeGitHubOptions, req: &Request<Incoming>) -> bool {
-    let Some(app) = &o.app else { return false };
+/// Every App the fake knows.
+fn apps(o: &FakeGitHubOptions) -> impl Iterator<Item = &FakeApp> {
+    o.app.iter().chain(o.other_apps.iter())
+}
+
+/// The App whose JWT authenticates `req`, if any.
+fn jwt_app<'o>(o: &'o FakeGitHubOptions, req: &Request<Incoming>) -> Option<&'o FakeApp> {
+    apps(o).find(|a| app_jwt_valid(a, req))
+}
+
+fn app_jwt_valid(app: &FakeApp, req: &Request<Incoming>) -> bool {
     let Some(jwt) = req
         .headers()
         .get("authorization")
@@ -1029,17 +1066,26 @@ async fn handle(
     let is_token_request = method == Method::POST
         && path.starts_with("/app/installations/")
         && path.ends_with("/access_tokens");
-    let app_ok = is_token_request && app_jwt_valid(o, &req);
-    let (auth_ok, trouble) = {
+    let jwt_app = if is_token_request {
+        jwt_app(o, &req).cloned()
+    } else {
+        None
+    };
+    let (cred, trouble) = {
         let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
-        let ok = app_ok || authorized(&w, o, &req);
+        let cred = match &jwt_app {
+            Some(a) => Some(format!("app-{}", a.app_id)),
+            None => credential(&w, o, &req),
+        };
         let trouble = if path.starts_with("/_sim/") || w.trouble.is_empty() {
             None
         } else {
             Some(w.trouble.remove(0))
         };
-        (ok, trouble)
+        (cred, trouble)
     };
+    let auth_ok = cred.is_some();
+    let cred = cred.unwrap_or_default();
     let body = req
         .into_body()
         .collect()
@@ -1047,33 +1093,106 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let pre = {
+        let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+        let r = Arrived {
+            method: &method,
+            path: &path,
+            raw_path: &raw_path,
+            cred: auth_ok.then_some(cred.as_str()),
+            input: &input,
+        };
+        before_route(&mut w, o, &r, trouble)
+    };
+    let latency = match pre {
+        Err(answered) => return answered,
+        Ok(l) => l,
+    };
+    if let Some(l) = latency {
+        tokio::time::sleep(l).await;
+    }
     let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
-    if now() >= w.window_reset {
-        w.window_reset = now() + 3600;
-        w.used = 0;
+    if latency.is_some() {
+        w.enforcer.finish(&cred);
+        w.used = w.used_by.get(&cred).copied().unwrap_or(0);
     }
-
-    // The stand-in runner's side door: not part of GitHub's API.
-    if path == "/_sim/runner/connect" && method == Method::POST {
-        return connect_side_door(&mut w, o, &input);
-    }
-
-    w.requests.push(format!("{method} {raw_path}"));
-    if !auth_ok {
-        return answer(401, msg("Bad credentials"), &w, o.rate_limit);
-    }
-    w.used += 1;
-    if let Some(r) = trouble_answer(&mut w, o, trouble) {
-        return r;
-    }
-    if w.used > o.rate_limit {
-        return answer(403, msg("API rate limit exceeded."), &w, o.rate_limit);
-    }
-
     let seg: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let limit = o.rate_limit;
     let (status, v) = route(&mut w, o, &base, &method, &seg, &query, &input);
     answer(status, v, &w, limit)
+}
+
+/// What [`before_route`] looks at of a request.
+struct Arrived<'a> {
+    method: &'a Method,
+    path: &'a str,
+    raw_path: &'a str,
+    /// Its credential, when it authenticates.
+    cred: Option<&'a str>,
+    input: &'a Value,
+}
+
+/// Everything before a request is routed: the side door, authentication, the hourly limit,
+/// injected trouble and the secondary limits. An answer when the request ends here, else the
+/// latency to wait before it is performed (with `limits`; it holds its place among the
+/// concurrent requests meanwhile).
+fn before_route(
+    w: &mut World,
+    o: &FakeGitHubOptions,
+    r: &Arrived<'_>,
+    trouble: Option<Trouble>,
+) -> Result<Option<Duration>, Response<Body>> {
+    if now() >= w.window_reset {
+        w.window_reset = now() + 3600;
+        w.used = 0;
+        w.used_by.clear();
+    }
+    // The stand-in runner's side door: not part of GitHub's API.
+    if r.path == "/_sim/runner/connect" && *r.method == Method::POST {
+        return Err(connect_side_door(w, o, r.input));
+    }
+    w.requests.push(format!("{} {}", r.method, r.raw_path));
+    let Some(cred) = r.cred else {
+        return Err(answer(401, msg("Bad credentials"), w, o.rate_limit));
+    };
+    let used = w.used_by.get(cred).copied().unwrap_or(0) + 1;
+    w.used = used;
+    let troubled = trouble_answer(w, o, trouble);
+    let used = w.used;
+    w.used_by.insert(cred.to_string(), used);
+    if let Some(answered) = troubled {
+        return Err(answered);
+    }
+    if w.used > o.rate_limit {
+        return Err(answer(
+            403,
+            msg("API rate limit exceeded."),
+            w,
+            o.rate_limit,
+        ));
+    }
+    // GitHub's secondary limits (an App's own JWT requests are not an installation's).
+    let Some(l) = o.limits.filter(|_| !cred.starts_with("app-")) else {
+        return Ok(None);
+    };
+    let class = crate::budget::endpoint_class(r.method.as_str(), r.path);
+    let write = *r.method != Method::GET;
+    if w.enforcer
+        .admit(&l, cred, &class, write, std::time::Instant::now())
+        .is_err()
+    {
+        let mut answered = answer(
+            403,
+            msg("You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+            w,
+            o.rate_limit,
+        );
+        answered
+            .headers_mut()
+            .insert("retry-after", "60".parse().unwrap());
+        return Err(answered);
+    }
+    Ok(Some(l.latency))
 }
 
 fn scope_exists(w: &World, scope: &[&str]) -> bool {
@@ -1137,15 +1256,16 @@ fn route(
 
 /// An installation token for the fake's GitHub App.
 fn installation_token(w: &mut World, o: &FakeGitHubOptions, id: &str) -> (u16, Value) {
-    let Some(app) = &o.app else {
+    let Some(inst) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|i| apps(o).any(|a| a.installation_id == *i))
+    else {
         return (404, msg("Not Found"));
     };
-    if id.parse::<u64>().ok() != Some(app.installation_id) {
-        return (404, msg("Not Found"));
-    }
     let token = format!("ghs_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let exp = now() + o.token_ttl.as_secs();
-    w.tokens.insert(token.clone(), exp);
+    w.tokens.insert(token.clone(), (exp, inst));
     w.token_requests += 1;
     (
         201,

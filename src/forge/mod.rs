@@ -13,6 +13,7 @@
 //! stateful fakes of the two for tests and the demo, never used by a production code path.
 
 pub mod fake;
+pub mod fake_limits;
 pub mod gitea;
 pub mod github;
 pub mod meter;
