@@ -919,3 +919,90 @@ fn container_jobs_are_for_github_runners_on_vms() {
         ]
     );
 }
+
+const APPS: &str = "\
+github:
+  apps:
+    - name: first
+      app_id: 1
+      installation_id: 11
+      private_key_env: FIRST_KEY
+    - name: second
+      app_id: 2
+      installation_id: 22
+      private_key_file: /etc/runnerctl/second.pem
+webhook:
+  secret_env: WEBHOOK_SECRET
+backends:
+  fake:
+    kind: fake
+runner_groups:
+  - name: a
+    organization: octo-org
+    labels: [self-hosted, a]
+    backend: fake
+    github_app: second
+";
+
+#[test]
+fn several_github_apps_and_a_pinned_group_are_valid() {
+    let c = runnerctl::wiring::parse(APPS, "test.yaml").unwrap().config;
+    assert_eq!(c.github.apps.len(), 2);
+    assert_eq!(c.runner_groups[0].github_app.as_deref(), Some("second"));
+    // The budget's defaults are GitHub's published limits.
+    let l = c.github.budget.limits(c.forge);
+    assert_eq!(
+        (
+            l.points_per_minute,
+            l.write_points,
+            l.read_points,
+            l.max_concurrent
+        ),
+        (900, 5, 1, 100)
+    );
+    assert!(c.github.budget.enabled);
+}
+
+#[test]
+fn github_apps_are_checked_each_by_its_path() {
+    let text = APPS
+        .replace("name: second\n", "name: first\n")
+        .replace("      private_key_env: FIRST_KEY\n", "")
+        .replace("github_app: second", "github_app: third");
+    assert_eq!(
+        errors(&text),
+        [
+            "github.apps[0].private_key: required field is missing: set `private_key_file` or `private_key_env`",
+            "github.apps[1].name: `first` names two Apps",
+            "runner_groups[0].github_app: `third` is not an App of `github.apps` (first, first)",
+        ]
+    );
+    // Beside another method: one method only.
+    let text = APPS.replace("github:\n", "github:\n  token_env: T\n");
+    assert_eq!(
+        errors(&text),
+        ["github.apps: set with `app_id`/`token`: keep exactly one authentication method (move the App into `apps`)"]
+    );
+    // A pin without apps.
+    let text = with_group("    github_app: first\n");
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[0].github_app: `first` is not an App of `github.apps` (there is none)"]
+    );
+}
+
+#[test]
+fn the_api_budget_s_limits_are_bounded() {
+    let text = BASE.replace(
+        "github:\n  token_env: GITHUB_TOKEN\n",
+        "github:\n  token_env: GITHUB_TOKEN\n  budget:\n    points_per_minute: 0\n    max_concurrent: 20000\n    writes: 3\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "github.budget.points_per_minute: must be between 1 and 1000000 (is 0)",
+            "github.budget.max_concurrent: must be between 1 and 10000 (is 20000)",
+            "github.budget.writes: unknown field",
+        ]
+    );
+}

@@ -112,6 +112,18 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         worker_text.contains("runnerctl_worker_up 1"),
         "{worker_text}"
     );
+    // The runner's JIT configuration was paid for from the shared API budget, at job priority.
+    assert!(
+        worker_text.contains("runnerctl_api_points_total{credential=\"token-")
+            && worker_text.contains(
+                "class=\"POST /orgs/{owner}/actions/runners/generate-jitconfig\",priority=\"job\"} 5"
+            ),
+        "{worker_text}"
+    );
+    assert!(
+        worker_text.contains("runnerctl_api_in_flight{credential=\"token-"),
+        "{worker_text}"
+    );
     assert!(
         worker_text.contains("runnerctl_tasks_total{kind=\"job_queued\",outcome=\"done\"}"),
         "{worker_text}"
