@@ -434,3 +434,42 @@ async fn several_apps_share_the_runners_and_a_refused_one_is_named_while_the_oth
     let e = broken[0].1.as_ref().unwrap_err().to_string();
     assert!(e.contains("GitHub App `broken`"), "{e}");
 }
+
+#[tokio::test]
+async fn a_health_pass_the_budget_cannot_serve_is_skipped_and_says_so() {
+    use runnerctl::backend::fake::FakeBackend;
+    use runnerctl::backend::Backend;
+    use runnerctl::manager::plan::Action;
+    use runnerctl::manager::{HealthResult, Manager};
+    let redis = RedisServer::start();
+    let s = limited_fake(FakeGitHubOptions::default()).await;
+    let text = format!(
+        "name: skip\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n",
+        s.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let conn = runnerctl::store::connect(&redis.url).await.unwrap();
+    let mut gh = client(&s.url(), &redis.url);
+    gh.max_wait = Duration::from_secs(2);
+    // GitHub paused the runner listings for a minute (another process met the limit).
+    gh.meters()[0]
+        .pause("GET /orgs/{owner}/actions/runners", Duration::from_secs(60))
+        .await;
+    let backend: Arc<dyn Backend> = Arc::new(FakeBackend::new("fake", "skip", None, None));
+    let m = Manager::new(
+        config.clone(),
+        runnerctl::store::RedisStore::new(conn, "skip"),
+        Arc::new(gh),
+        std::collections::HashMap::from([("fake".to_string(), backend)]),
+    );
+    let before = s.requests().len();
+    let rows = m.health_check(&config.runner_groups[0]).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(matches!(rows[0].action, Action::Skip { .. }), "{rows:?}");
+    match &rows[0].result {
+        HealthResult::Skipped(Some(why)) => assert!(why.contains("kept for jobs"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.requests().len(), before, "the pass called nothing");
+}

@@ -209,6 +209,10 @@ pub const ALL_CLASSES: &str = "*";
 pub enum BudgetError {
     #[error("the API budget's store: {0}")]
     Store(String),
+    /// Its Redis could not be connected to (a command run where no Redis is): calls go on
+    /// without the budget, said at `info`.
+    #[error("the API budget's Redis cannot be reached: {0}")]
+    Unreachable(String),
 }
 
 /// The budget port.

@@ -28,7 +28,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisBudget {
     target: Option<RedisTarget>,
     conn: tokio::sync::OnceCell<Conn>,
+    /// When connecting last failed (unix s): not tried again for [`RETRY_CONNECT`].
+    failed_at: std::sync::atomic::AtomicU64,
 }
+
+/// How long a failed connection is not tried again.
+const RETRY_CONNECT: u64 = 30;
 
 impl RedisBudget {
     /// A budget on the Redis `target`, connected when first asked.
@@ -36,6 +41,7 @@ impl RedisBudget {
         RedisBudget {
             target: Some(target),
             conn: tokio::sync::OnceCell::new(),
+            failed_at: Default::default(),
         }
     }
 
@@ -44,21 +50,44 @@ impl RedisBudget {
         RedisBudget {
             target: None,
             conn: tokio::sync::OnceCell::new_with(Some(conn)),
+            failed_at: Default::default(),
         }
     }
 
     async fn conn(&self) -> Result<Conn, BudgetError> {
-        self.conn
+        use std::sync::atomic::Ordering;
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        let now = crate::model::unix_now();
+        let failed = self.failed_at.load(Ordering::Relaxed);
+        if failed > 0 && now < failed + RETRY_CONNECT {
+            return Err(BudgetError::Unreachable(
+                "the last attempt failed; trying again shortly".into(),
+            ));
+        }
+        let Some(t) = &self.target else {
+            return Err(BudgetError::Unreachable("no connection".into()));
+        };
+        let connected = self
+            .conn
             .get_or_try_init(|| async {
-                let Some(t) = &self.target else {
-                    return Err(BudgetError::Store("no connection".into()));
-                };
-                crate::conn::connect_to(t)
-                    .await
-                    .map_err(|e| BudgetError::Store(e.to_string()))
+                match tokio::time::timeout(STEP_TIMEOUT, crate::conn::connect_to(t)).await {
+                    Ok(Ok(c)) => Ok(c),
+                    Ok(Err(e)) => Err(BudgetError::Unreachable(e.to_string())),
+                    Err(_) => Err(BudgetError::Unreachable(format!(
+                        "{} did not answer within {}s",
+                        t.redacted(),
+                        STEP_TIMEOUT.as_secs()
+                    ))),
+                }
             })
             .await
-            .cloned()
+            .cloned();
+        if connected.is_err() {
+            self.failed_at.store(now, Ordering::Relaxed);
+        }
+        connected
     }
 
     fn key(credential: &str, what: &str) -> String {

@@ -146,6 +146,7 @@ pub struct GiteaConfig {
     /// mid-registration) and at least this often (Gitea 1.24 and later).
     pub token_rotation: Duration,
     /// The API budget every process shares for this token.
+    #[serde(skip_serializing_if = "ApiBudget::is_default")]
     pub budget: ApiBudget,
 }
 
@@ -226,7 +227,9 @@ pub struct GithubConfig {
     /// whichever has budget left, or with the one a group pins (`github_app`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<GithubApp>,
-    /// The API budget every process shares per credential.
+    /// The API budget every process shares per credential (`config show` prints it only when
+    /// it is not all defaults).
+    #[serde(skip_serializing_if = "ApiBudget::is_default")]
     pub budget: ApiBudget,
 }
 
@@ -319,6 +322,10 @@ pub struct ApiLimits {
 }
 
 impl ApiBudget {
+    pub fn is_default(&self) -> bool {
+        *self == ApiBudget::default()
+    }
+
     /// The limits, with the forge's defaults for what is not set: GitHub's published
     /// secondary limits, or (Gitea has none of its own) generous ones that keep a proxy's at bay.
     pub fn limits(&self, forge: ForgeKind) -> ApiLimits {

@@ -894,13 +894,10 @@ fn page<T: Clone>(items: &[T], query: &BTreeMap<String, String>) -> Vec<T> {
 /// The credential a request authenticates with: `token` (the personal access token) or
 /// `installation-ID`; `None` when it authenticates with none the fake accepts.
 fn credential(w: &World, o: &FakeGitHubOptions, req: &Request<Incoming>) -> Option<String> {
-    let Some(h) = req
+    let h = req
         .headers()
         .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    else {
-        return None;
-    };
+        .and_then(|v| v.to_str().ok())?;
     let token = h
         .strip_prefix("token ")
         .or_else(|| h.strip_prefix("Bearer "))
@@ -1105,7 +1102,7 @@ async fn handle(
         before_route(&mut w, o, &r, trouble)
     };
     let latency = match pre {
-        Err(answered) => return answered,
+        Err(answered) => return *answered,
         Ok(l) => l,
     };
     if let Some(l) = latency {
@@ -1141,7 +1138,7 @@ fn before_route(
     o: &FakeGitHubOptions,
     r: &Arrived<'_>,
     trouble: Option<Trouble>,
-) -> Result<Option<Duration>, Response<Body>> {
+) -> Result<Option<Duration>, Box<Response<Body>>> {
     if now() >= w.window_reset {
         w.window_reset = now() + 3600;
         w.used = 0;
@@ -1149,11 +1146,16 @@ fn before_route(
     }
     // The stand-in runner's side door: not part of GitHub's API.
     if r.path == "/_sim/runner/connect" && *r.method == Method::POST {
-        return Err(connect_side_door(w, o, r.input));
+        return Err(Box::new(connect_side_door(w, o, r.input)));
     }
     w.requests.push(format!("{} {}", r.method, r.raw_path));
     let Some(cred) = r.cred else {
-        return Err(answer(401, msg("Bad credentials"), w, o.rate_limit));
+        return Err(Box::new(answer(
+            401,
+            msg("Bad credentials"),
+            w,
+            o.rate_limit,
+        )));
     };
     let used = w.used_by.get(cred).copied().unwrap_or(0) + 1;
     w.used = used;
@@ -1161,15 +1163,15 @@ fn before_route(
     let used = w.used;
     w.used_by.insert(cred.to_string(), used);
     if let Some(answered) = troubled {
-        return Err(answered);
+        return Err(Box::new(answered));
     }
     if w.used > o.rate_limit {
-        return Err(answer(
+        return Err(Box::new(answer(
             403,
             msg("API rate limit exceeded."),
             w,
             o.rate_limit,
-        ));
+        )));
     }
     // GitHub's secondary limits (an App's own JWT requests are not an installation's).
     let Some(l) = o.limits.filter(|_| !cred.starts_with("app-")) else {
@@ -1190,7 +1192,7 @@ fn before_route(
         answered
             .headers_mut()
             .insert("retry-after", "60".parse().unwrap());
-        return Err(answered);
+        return Err(Box::new(answered));
     }
     Ok(Some(l.latency))
 }

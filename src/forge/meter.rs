@@ -57,9 +57,17 @@ impl Meter {
     fn store_failed(&self, e: &budget::BudgetError) {
         let now = crate::model::unix_now();
         let last = self.warned.load(Ordering::Relaxed);
-        if now >= last + 60 && self.warned.swap(now, Ordering::Relaxed) == last {
+        if now < last + 60 || self.warned.swap(now, Ordering::Relaxed) != last {
+            return;
+        }
+        let credential = &self.credential;
+        // No Redis where a command runs is common and said elsewhere; a Redis that answers
+        // wrongly or hangs is not.
+        if matches!(e, budget::BudgetError::Unreachable(_)) {
+            tracing::info!(%credential, error = %e, "calling the forge without the shared API budget");
+        } else {
             tracing::warn!(
-                credential = %self.credential,
+                %credential,
                 error = %e,
                 "the shared API budget cannot be asked; calling the forge without it"
             );
@@ -145,8 +153,8 @@ impl Meter {
 /// tried in turn, else the shortest wait. A job's call waits up to `max_wait` in all, then
 /// is answered [`ForgeError::RateLimited`] (its task waits, no attempt counted); a lower
 /// priority's call that would wait longer than that is answered [`ForgeError::Deferred`].
-pub async fn take_any<'m>(
-    meters: &[&'m Meter],
+pub async fn take_any(
+    meters: &[&Meter],
     class: &str,
     write: bool,
     max_wait: Duration,
