@@ -473,3 +473,89 @@ async fn a_health_pass_the_budget_cannot_serve_is_skipped_and_says_so() {
     }
     assert_eq!(s.requests().len(), before, "the pass called nothing");
 }
+
+#[tokio::test]
+async fn doctor_names_the_app_github_refuses_and_the_others_pass() {
+    let redis = RedisServer::start();
+    let s = limited_fake(FakeGitHubOptions {
+        app: Some(fake_app(4242, 77)),
+        ..FakeGitHubOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let key = |name: &str| {
+        format!(
+            "{}/tests/fixtures/github-app/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "github:\n  base_url: {}\n  apps:\n    - name: first\n      app_id: 4242\n      installation_id: 77\n      private_key_file: {}\n    - name: gone\n      app_id: 4242\n      installation_id: 78\n      private_key_file: {}\nredis:\n  url: {}\nbackends:\n  f:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: octo-org\n    labels: [self-hosted, a]\n    backend: f\n",
+            s.url(),
+            key("app-key.pem"),
+            key("app-key.pem"),
+            redis.url
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(support::bin())
+        .args(["--config", path.to_str().unwrap(), "-o", "json", "doctor"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a check failed");
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no check `{name}`: {checks:?}"))
+            .clone()
+    };
+    assert_eq!(row("github app first (octo-org)")["status"], "ok");
+    let gone = row("github app gone (octo-org)");
+    assert_eq!(gone["status"], "fail");
+    let detail = gone["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("GitHub App `gone`") && detail.contains("the other Apps keep serving"),
+        "{detail}"
+    );
+    // The runners are still listed (with the App GitHub accepts).
+    assert_eq!(row("forge runners (octo-org)")["status"], "ok");
+    assert!(checks
+        .iter()
+        .any(|c| c["check"] == "api budget (app-4242-installation-77)" && c["status"] == "ok"));
+}
+
+#[tokio::test]
+async fn gitea_s_calls_spend_the_same_shared_budget() {
+    use runnerctl::forge::gitea::fake::{FakeGitea, FakeGiteaOptions};
+    use runnerctl::forge::gitea::Gitea;
+    let sim = FakeGitea::start(FakeGiteaOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: "gitea-token".into(),
+        version: "1.24.0".into(),
+        ..FakeGiteaOptions::default()
+    })
+    .await
+    .unwrap();
+    let redis = RedisServer::start();
+    let budget = Arc::new(RedisBudget::lazy(redis.url.as_str().into()));
+    let mut gitea = Gitea::new(&sim.url(), Secret::new("gitea-token"), "Gitea")
+        .unwrap()
+        .with_budget(budget, Limits::GITHUB);
+    gitea.max_wait = Duration::from_secs(1);
+    gitea.list_runners(&org()).await.unwrap();
+    let meter = gitea.meters()[0];
+    assert!(meter.credential.starts_with("gitea-"));
+    meter
+        .pause("GET /orgs/{owner}/actions/runners", Duration::from_secs(30))
+        .await;
+    let err = with_priority(Priority::Health, gitea.list_runners(&org()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ForgeError::Deferred { .. }), "{err}");
+}

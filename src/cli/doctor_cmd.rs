@@ -233,11 +233,18 @@ async fn app_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
             continue;
         }
         seen.push(scope.path());
-        let probes = within("the forge", async {
+        let probed = within("the forge", async {
             Ok::<_, String>(gh.probe_apps(&scope).await)
         })
-        .await
-        .unwrap_or_default();
+        .await;
+        let probes = match probed {
+            Ok(p) => p,
+            Err(e) => {
+                let what = format!("github apps ({})", scope_label(g));
+                out.push(check(what, Status::Fail, e));
+                continue;
+            }
+        };
         for (app, r) in probes {
             let pinned_elsewhere = config
                 .runner_groups

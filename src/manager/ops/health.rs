@@ -153,6 +153,11 @@ impl Manager {
             let carried = self.carry_out(g, &scope, &action, seen.now, demand);
             let result = match with_priority(priority, carried).await {
                 Ok(r) => r,
+                // Left for a later pass: the budget is kept for jobs.
+                Err(Failure::RateLimited {
+                    cause: Cause::Forge(e @ ForgeError::Deferred { .. }),
+                    ..
+                }) => HealthResult::Skipped(Some(e.to_string())),
                 Err(e) => HealthResult::Failed(e.to_string()),
             };
             done.push(row(action, result));
