@@ -23,7 +23,13 @@ async fn sync_groups(config: &crate::config::Config) {
         }
     };
     let groups: Vec<&crate::config::RunnerGroup> = config.runner_groups.iter().collect();
-    for row in crate::manager::sync::sync(&*forge, &groups, false, &|| {}).await {
+    // The start-up sync spends the budget last, after jobs and health passes.
+    let synced = crate::budget::with_priority(
+        crate::budget::Priority::Cleanup,
+        crate::manager::sync::sync(&*forge, &groups, false, &|| {}),
+    )
+    .await;
+    for row in synced {
         use crate::manager::sync::Action;
         match row.action {
             Action::Create | Action::Update => {
