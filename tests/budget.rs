@@ -559,3 +559,43 @@ async fn gitea_s_calls_spend_the_same_shared_budget() {
         .unwrap_err();
     assert!(matches!(err, ForgeError::Deferred { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_limit_on_one_app_sends_the_call_to_another_at_once() {
+    let s = limited_fake(FakeGitHubOptions {
+        app: Some(fake_app(4242, 77)),
+        other_apps: vec![fake_app(4343, 88)],
+        ..FakeGitHubOptions::default()
+    })
+    .await;
+    let apps = || {
+        vec![
+            ("first".to_string(), app(4242, 77, "app-key.pem")),
+            ("second".to_string(), app(4343, 88, "app-key.pem")),
+        ]
+    };
+    // With the budget and without it: the App that met the limit waits, the call does not.
+    let redis = RedisServer::start();
+    for budget in [true, false] {
+        let mut gh = GitHub::with_apps(&s.url(), apps()).unwrap();
+        if budget {
+            gh = gh.with_budget(
+                Arc::new(RedisBudget::lazy(redis.url.as_str().into())),
+                Limits::GITHUB,
+            );
+        }
+        // Both Apps have their installation token (the calls take turns).
+        gh.list_runners(&org()).await.unwrap();
+        gh.list_runners(&org()).await.unwrap();
+        s.trouble(Trouble::SecondaryLimit { retry_after: 60 }, 1);
+        let t = std::time::Instant::now();
+        gh.list_runners(&org()).await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+    // A limit met by an App's installation-token request: the other App serves.
+    let gh = GitHub::with_apps(&s.url(), apps()).unwrap();
+    s.trouble(Trouble::SecondaryLimit { retry_after: 60 }, 1);
+    let t = std::time::Instant::now();
+    gh.list_runners(&org()).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}

@@ -126,8 +126,9 @@ impl Meter {
     }
 
     /// The forge answered with a limit: `class` (or every class, when the hourly budget is
-    /// spent) pauses for `wait` for every process.
-    pub async fn pause(&self, class: &str, wait: Duration) {
+    /// spent) pauses for `wait` for every process. Whether the budget keeps the pause (else
+    /// the caller must wait it out itself).
+    pub async fn pause(&self, class: &str, wait: Duration) -> bool {
         budget::PAUSES.inc(&[&self.credential, class]);
         tracing::warn!(
             credential = %self.credential,
@@ -135,9 +136,14 @@ impl Meter {
             wait_secs = wait.as_secs(),
             "the forge answered with a rate limit; pausing for every process"
         );
-        if let Some(b) = &self.budget {
-            if let Err(e) = b.pause(&self.credential, class, wait).await {
+        let Some(b) = &self.budget else {
+            return false;
+        };
+        match b.pause(&self.credential, class, wait).await {
+            Ok(()) => true,
+            Err(e) => {
                 self.store_failed(&e);
+                false
             }
         }
     }

@@ -212,7 +212,7 @@ impl Gitea {
             let Some(wait) = rate_limit_wait(status, &headers, None, &text) else {
                 return Ok((status, text));
             };
-            self.meter.pause(&class, wait).await;
+            let kept = self.meter.pause(&class, wait).await;
             let reset_at = crate::model::unix_now() + wait.as_secs();
             if wait > self.max_wait {
                 return Err(ForgeError::RateLimited { reset_at, wait });
@@ -223,7 +223,10 @@ impl Gitea {
                 "{} rate limit; waiting",
                 self.name
             );
-            tokio::time::sleep(wait).await;
+            // A pause the budget keeps is waited for by the next ask.
+            if !kept {
+                tokio::time::sleep(wait).await;
+            }
         }
         Err(ForgeError::RateLimited {
             reset_at: crate::model::unix_now() + 60,

@@ -190,11 +190,6 @@ impl GitHub {
         self
     }
 
-    /// The names of its Apps (`default` for the one of `github:`).
-    pub fn app_names(&self) -> Vec<&str> {
-        self.clients.iter().map(|c| c.name.as_str()).collect()
-    }
-
     /// Lists one runner of `scope` with each App in turn (`doctor`): which of them GitHub
     /// accepts there.
     pub async fn probe_apps(&self, scope: &Scope) -> Vec<(String, Result<()>)> {
@@ -308,6 +303,12 @@ impl GitHub {
                         attempts -= 1;
                         continue;
                     }
+                    // Its installation token was refused for a limit: the others go on.
+                    if let (ForgeError::RateLimited { wait, .. }, true) = (&e, clients.len() > 1) {
+                        client.meter.pause(crate::budget::ALL_CLASSES, *wait).await;
+                        clients.remove(i);
+                        continue;
+                    }
                     return Err(e);
                 }
             };
@@ -330,20 +331,27 @@ impl GitHub {
             } else {
                 class.as_str()
             };
-            client.meter.pause(paused, wait).await;
-            if wait > self.max_wait && clients.len() == 1 {
-                let reset_at = crate::model::unix_now() + wait.as_secs();
-                return Err(ForgeError::RateLimited { reset_at, wait });
-            }
+            let kept = client.meter.pause(paused, wait).await;
             tracing::warn!(
                 path,
                 wait_secs = wait.as_secs(),
                 credential = %client.meter.credential,
-                "GitHub rate limit; waiting"
+                "GitHub rate limit"
             );
-            if !client.meter.has_budget() {
-                tokio::time::sleep(wait).await;
+            if kept {
+                // The pause is in the budget: the next ask waits for it, or takes another App.
+                continue;
             }
+            if clients.len() > 1 {
+                // Nothing keeps the pause: this call goes on with the other Apps.
+                clients.remove(i);
+                continue;
+            }
+            if wait > self.max_wait {
+                let reset_at = crate::model::unix_now() + wait.as_secs();
+                return Err(ForgeError::RateLimited { reset_at, wait });
+            }
+            tokio::time::sleep(wait).await;
         }
         Err(ForgeError::RateLimited {
             reset_at: crate::model::unix_now() + 60,
