@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
     ("broker", &["addr_limit", "config", "conn", "model"]),
-    ("budget", &["clock", "conn", "prom"]),
+    ("budget", &["clock", "conn", "model", "prom"]),
     ("forge", &["budget", "config", "fake_server", "model"]),
     (
         "backend",
@@ -136,6 +136,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const ADAPTERS: &[&str] = &[
     "forge::github",
     "forge::fake",
+    "forge::fake_limits",
     "backend::fake",
     "backend::docker",
     "backend::aws",

@@ -473,7 +473,9 @@ async fn a_healthcheck_dry_run_writes_nothing_to_redis() {
     s.sim
         .add_runner("orgs/octo-org", &ghost, &["self-hosted", "small"]);
     s.sim.queue_job("octo-org/app", &["self-hosted", "small"]);
-    let before = support::redis_dump(&s._redis.url, "*").await;
+    // The manager's keys. The API budget's (`runnerctl-budget:*`) record the calls the dry run
+    // really makes to GitHub, as every process's calls must be.
+    let before = support::redis_dump(&s._redis.url, "runnerctl:*").await;
     for args in [
         vec!["healthcheck", "--dry-run"],
         vec!["-o", "json", "healthcheck", "--dry-run"],
@@ -483,8 +485,14 @@ async fn a_healthcheck_dry_run_writes_nothing_to_redis() {
         assert_eq!(code, Some(0), "{args:?}: {out}{err}");
         assert!(out.contains(&ghost), "the ghost is planned for: {out}");
     }
-    let after = support::redis_dump(&s._redis.url, "*").await;
+    let after = support::redis_dump(&s._redis.url, "runnerctl:*").await;
     assert_eq!(before, after, "the dry run wrote to Redis");
+    assert!(
+        support::redis_dump(&s._redis.url, "runnerctl-budget:*")
+            .await
+            .contains("GET /orgs/{owner}/actions/runners"),
+        "the dry run's listings were paid for"
+    );
 }
 
 /// `runners create --count 5` made one runner after another (5 × boot) and printed the results

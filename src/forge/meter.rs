@@ -222,16 +222,21 @@ pub fn primary_of(headers: &http::HeaderMap) -> Option<Primary> {
     let limit = num("x-ratelimit-limit")?;
     let remaining = num("x-ratelimit-remaining")?;
     let reset = num("x-ratelimit-reset")?;
-    let now = headers
-        .get(http::header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .unwrap_or_else(crate::model::unix_now);
+    let now = forge_now(headers);
     Some(Primary {
         limit,
         remaining,
         resets_in: Duration::from_secs(reset.saturating_sub(now)),
     })
+}
+
+/// The forge's clock by its answer's `Date` (unix seconds); ours when it sent none.
+pub fn forge_now(headers: &http::HeaderMap) -> u64 {
+    headers
+        .get(http::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or_else(crate::model::unix_now)
 }

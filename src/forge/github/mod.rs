@@ -472,13 +472,7 @@ pub fn rate_limit_wait(
     }
     if let (true, Some(r)) = (exhausted, rate) {
         // GitHub's clock, from its own answer, when it says; ours otherwise.
-        let now = headers
-            .get(http::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .unwrap_or_else(crate::model::unix_now);
+        let now = meter::forge_now(headers);
         return Some(Duration::from_secs(r.reset.saturating_sub(now).max(1)));
     }
     Some(Duration::from_secs(60))
