@@ -7,10 +7,11 @@ use super::{Ask, Priority, Short};
 /// A request's parameters for the rule, from the credential's limits and the asker's priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
-    /// Microseconds one point takes to come back (the steady rate is 90% of the limit).
+    /// Microseconds one point takes to come back (the steady rate: 95% of the limit less the
+    /// burst).
     pub interval_us: u64,
-    /// Microseconds of debt this priority may run up: its share of the burst (5% of the
-    /// limit), never less than the request's own cost.
+    /// Microseconds of debt this priority may run up: its share of the burst (5% of the limit
+    /// for a write class, 25% for a read class), never less than the request's own cost.
     pub tolerance_us: u64,
     pub cost: u64,
     /// Requests in flight at or above which this priority waits.
@@ -23,9 +24,18 @@ impl Params {
     pub fn of(ask: &Ask<'_>) -> Params {
         let l = ask.limits;
         let per_minute = (l.points_per_minute as u64).max(1);
-        let steady = (per_minute * 9 / 10).max(1);
+        // A class is all writes or all reads (its method is part of it). Writes get a small
+        // burst and the most steady rate (JIT configurations, one after another); reads a
+        // larger burst (a health pass lists a big fleet's pages at once). Either way, at most
+        // 95% of the limit in any minute: burst + steady.
+        let burst = if ask.write {
+            per_minute / 20
+        } else {
+            per_minute / 4
+        }
+        .max(1);
+        let steady = (per_minute * 95 / 100).saturating_sub(burst).max(1);
         let interval_us = 60_000_000 / steady;
-        let burst = (per_minute / 20).max(1);
         let cost = l.cost(ask.write) as u64;
         let share = ask.priority.share_permille();
         let tolerance_us = (burst * interval_us * share / 1000).max(cost * interval_us);
@@ -153,6 +163,24 @@ mod tests {
         assert!(worst <= 855, "{worst} points in one minute");
         let (_, worst) = greedy(&ask(false, Priority::Job), 300);
         assert!(worst <= 855, "{worst} points in one minute");
+    }
+
+    #[test]
+    fn a_read_class_lets_a_big_fleet_s_pages_through_at_once() {
+        // A health pass over 10,000 runners lists 100 pages: within the health share of the
+        // read burst (112 of 225 points), with no wait.
+        let p = ask(false, Priority::Health);
+        let mut s = State::default();
+        let now = 5_000_000_000;
+        for _ in 0..100 {
+            match decide(&s, &p, now) {
+                Decision::Go { tat_us } => s.tat_us = tat_us,
+                other => panic!("{other:?}"),
+            }
+        }
+        // Reads are sustained at 630 a minute.
+        let (n, _) = greedy(&ask(false, Priority::Job), 600);
+        assert!((6300..=6530).contains(&n), "{n} reads in ten minutes");
     }
 
     #[test]

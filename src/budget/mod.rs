@@ -5,7 +5,8 @@
 //! Three limits are kept, as GitHub states them:
 //! - the **secondary limit** by endpoint class (`POST /orgs/{owner}/actions/runners/generate-jitconfig`):
 //!   points per minute, a write costing more than a read. A GCRA token bucket per class spends
-//!   at most 95% of it in any minute: a burst of 5% and a steady 90%;
+//!   at most 95% of it in any minute: for writes a burst of 5% and a steady 90%, for reads a
+//!   burst of 25% and a steady 70% (a class is one method);
 //! - **concurrent requests**: leases with an expiry, so a killed process's requests free their
 //!   places by themselves;
 //! - the **primary limit** per hour, read from each answer's `x-ratelimit-*` headers.
