@@ -128,13 +128,18 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         format!("{text}queue:\n  visibility_timeout: 2s\n  max_attempts: 20\n  retry_base: 1s\n  retry_max: 2s\n"),
     )
     .unwrap();
+    // Their logs go to files, for the failure message to quote what they did.
+    let logs = dir.path().to_path_buf();
+    let spawned = std::sync::atomic::AtomicUsize::new(0);
     let spawn_worker = || {
+        let n = spawned.fetch_add(1, Ordering::Relaxed);
+        let log = std::fs::File::create(logs.join(format!("worker-{n}.log"))).unwrap();
         std::process::Command::new(support::bin())
             .args(["--config", config_path.to_str().unwrap(), "worker"])
             .args(["--concurrency", "8"])
             .env("UNUSED", TOKEN)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap()
     };
@@ -310,13 +315,25 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
     watching.store(false, Ordering::Relaxed);
     watcher.await.unwrap();
     checks.abort();
-    assert!(
-        clean,
-        "left over: records {:?}, instances {:?}, GitHub runners {:?}",
-        s.all_runners().await.unwrap(),
-        backend.list().await.unwrap(),
-        sim.runners()
-    );
+    if !clean {
+        let left = sim.runners();
+        // What the workers said about each runner left on GitHub.
+        let mut said = String::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for line in text.lines() {
+                if left.iter().any(|r| line.contains(&r.name)) {
+                    said.push_str(line);
+                    said.push('\n');
+                }
+            }
+        }
+        panic!(
+            "left over: records {:?}, instances {:?}, GitHub runners {left:?}\nthe workers' logs about them:\n{said}",
+            s.all_runners().await.unwrap(),
+            backend.list().await.unwrap(),
+        );
+    }
     for (g, _, max) in GROUPS {
         let p = peak.lock().unwrap()[g];
         assert!(p <= max, "group {g} held {p} slots, max_runners {max}");

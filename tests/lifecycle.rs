@@ -1107,3 +1107,32 @@ async fn regression_a_runner_costs_few_redis_round_trips() {
     );
     assert!(w.st.get(&name).await.unwrap().is_none());
 }
+
+/// Found by the chaos run: a creation a health pass gave up on (`abandon`) whose registration
+/// GitHub would not remove at that moment dropped its record anyway, and the registration
+/// stayed on GitHub with nothing of ours remembering it until `cleanup_grace` (five minutes by
+/// default) let the orphan cleanup find it. Now the record stays, marked `failed` (no supply,
+/// its slot kept), and the next health pass removes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_runner_whose_registration_cannot_be_removed_keeps_its_record() {
+    let w = world("abandon", Chaos::default(), "    max_runners: 2\n", None).await;
+    let g = w.g();
+    let Created::New(name) = w.m.create_runner(&g, "abandon-1", None).await.unwrap() else {
+        panic!("made")
+    };
+    assert_eq!(w.sim.runners().len(), 1);
+    // GitHub refuses the removal for longer than a call waits in place.
+    w.sim
+        .trouble(Trouble::SecondaryLimit { retry_after: 3_600 }, 1);
+    w.m.abandon(&name).await.unwrap();
+    let r = w.st.get(&name).await.unwrap().expect("the record stays");
+    assert_eq!(r.status, RunnerStatus::Failed);
+    assert_eq!(w.st.held("g").await.unwrap(), 1, "its slot is kept");
+    assert_eq!(w.sim.runners().len(), 1, "the registration is still there");
+    // GitHub answers again: the next health pass finishes the removal.
+    w.m.health_check(&g).await.unwrap();
+    assert!(w.st.get(&name).await.unwrap().is_none());
+    assert!(w.sim.runners().is_empty());
+    assert!(w.backend.list().await.unwrap().is_empty());
+    assert_eq!(w.st.held("g").await.unwrap(), 0);
+}

@@ -156,7 +156,7 @@ impl Manager {
         };
         if !self.step(name, None, &patch).await? {
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing its registration");
-            self.unregister(&scope, forge_id).await?;
+            self.unregister_unrecorded(name, &scope, forge_id).await;
             return Ok(Made::Vanished);
         }
         let mut boot = self.boot_data(g, &scope, name, credential, &**backend)?;
@@ -167,7 +167,7 @@ impl Manager {
                 ..Default::default()
             };
             if !self.step(name, None, &patch).await? {
-                self.unregister(&scope, forge_id).await?;
+                self.unregister_unrecorded(name, &scope, forge_id).await;
                 return Ok(Made::Vanished);
             }
         }
@@ -195,7 +195,7 @@ impl Manager {
         if !self.step(name, Some(RunnerStatus::Started), &patch).await? {
             // Its slot was released meanwhile: it must not run without one.
             tracing::warn!(runner = %name, "the runner's record vanished while it was being made; removing what was made");
-            self.unregister(&scope, forge_id).await?;
+            self.unregister_unrecorded(name, &scope, forge_id).await;
             backend.delete(&instance.id).await?;
             return Ok(Made::Vanished);
         }
@@ -351,12 +351,31 @@ impl Manager {
         }
     }
 
-    /// Removes a registration made for a runner that will not be made after all.
-    async fn unregister(&self, scope: &Scope, forge_id: Option<u64>) -> Result<(), Failure> {
-        if let Some(id) = forge_id {
-            self.forge.delete_runner(scope, id).await?;
+    /// Removes a registration made for a runner whose record vanished meanwhile. No record
+    /// remembers it and a retried task finds nothing to finish: so it is asked again in place
+    /// (at a job's priority, three times, a second and then two apart) before it is left to
+    /// the health check's orphan cleanup (after `cleanup_grace`), which is said.
+    async fn unregister_unrecorded(&self, name: &str, scope: &Scope, forge_id: Option<u64>) {
+        let Some(id) = forge_id else { return };
+        let mut pause = Duration::from_secs(1);
+        for attempt in 1..=3 {
+            let removed = crate::budget::with_priority(
+                crate::budget::Priority::Job,
+                self.forge.delete_runner(scope, id),
+            )
+            .await;
+            match removed {
+                Ok(_) => return,
+                Err(e) if attempt == 3 => {
+                    tracing::warn!(runner = %name, forge_id = id, error = %e, "could not remove the registration of a runner whose record vanished; the health check removes it as a ghost after cleanup_grace");
+                }
+                Err(e) => {
+                    tracing::debug!(runner = %name, forge_id = id, error = %e, "removing a registration failed; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
         }
-        Ok(())
     }
 
     /// What the runner's instance receives, in its backend's boot style.

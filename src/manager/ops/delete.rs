@@ -120,21 +120,29 @@ impl Manager {
         }
     }
 
-    /// Gives up a runner an operator's command could not make: best effort to delete what it
-    /// made, then its record goes whatever happened, so that it holds no slot. Anything left
-    /// (a registration or an instance GitHub or the backend could not be asked to remove) is
-    /// ours by name and tag, and the health check removes it as a leak.
+    /// Gives up a runner an operator's command (or a health pass) could not make: deletes what
+    /// it made. When that cannot be done now (GitHub limited, another task works on it), the
+    /// record is not dropped, since it alone remembers the registration: it is marked `failed`,
+    /// which counts as no supply, keeps its slot and is finished by the next health pass.
     pub async fn abandon(&self, name: &str) -> Result<(), Failure> {
-        if let Err(e) = self.delete_runner(name, false).await {
-            tracing::warn!(runner = %name, error = %e, "could not remove what a failed creation made; the health check will");
-        }
-        match self.store.get(name).await? {
-            Some(r) if r.status == RunnerStatus::Active => Ok(()),
-            Some(_) => {
-                self.store.remove(name).await?;
-                Ok(())
-            }
-            None => Ok(()),
-        }
+        let Err(e) = self.delete_runner(name, false).await else {
+            return Ok(());
+        };
+        tracing::warn!(runner = %name, error = %e, "could not remove what a failed creation made; marked failed, the next health pass removes it");
+        let from = [
+            RunnerStatus::Reserved,
+            RunnerStatus::Creating,
+            RunnerStatus::Started,
+            RunnerStatus::Idle,
+        ];
+        self.store
+            .update(
+                name,
+                Some(RunnerStatus::Failed),
+                &from,
+                &RunnerPatch::default(),
+            )
+            .await?;
+        Ok(())
     }
 }
