@@ -198,6 +198,7 @@ fn pass(n: usize) -> (Duration, usize) {
                         group: "big".into(),
                         runner: name.clone(),
                     },
+                    warm: None,
                 })
                 .await
                 .unwrap();

@@ -234,7 +234,9 @@ pub const BROKER_CA: &str = "/etc/runnerctl/broker-ca.pem";
 /// The fetch hook of a VM whose credential waits at the broker: one POST with the token (and,
 /// where the cloud signs one, the instance's identity proof), the CA pinned, retried with backoff
 /// (409: not bound yet; 401: no identity proof yet; network trouble) until the runner's time to
-/// start has passed; a refusal (403) stops it. The token file goes once it is redeemed.
+/// start has passed (a warm-pool instance's: its `max_idle_age` too); a refusal (403) stops it;
+/// 425 (a warm instance no job took yet, the request held by the broker) is asked again at
+/// once. The token file goes once it is redeemed.
 const BROKER_HOOK: &str = r#"#!/bin/sh
 # runnerctl: fetch this runner's credential from the credential broker, once.
 set -u
@@ -256,6 +258,12 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
     rm -f "$out.part"
     echo "runnerctl: the credential broker refused this instance's token ($code)" >&2
     exit 1
+    ;;
+  425)
+    # A warm-pool instance: no job has taken it yet. The broker held the request; ask again.
+    rm -f "$out.part"
+    delay=1
+    continue
     ;;
   esac
   rm -f "$out.part"

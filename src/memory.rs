@@ -86,6 +86,24 @@ impl State {
             .count() as u32
     }
 
+    /// The group's warm-pool instance a demand takes: a hot one before a stopped one, the
+    /// oldest of each first (the Redis store's reservation script keeps the same order).
+    fn warm_to_take(&self, group: &str) -> Option<String> {
+        let members = self.groups.get(group)?;
+        members
+            .iter()
+            .filter_map(|m| self.runners.get(m))
+            .filter(|r| r.status == RunnerStatus::Warm)
+            .min_by_key(|r| {
+                (
+                    r.pool != Some(crate::model::Pool::Hot),
+                    r.created_at,
+                    &r.name,
+                )
+            })
+            .map(|r| r.name.clone())
+    }
+
     fn note(&mut self, name: &str, at: u64, event: &str, detail: String) {
         if !self.keep_history {
             return;
@@ -235,6 +253,18 @@ impl RunnerStore for MemoryStore {
             let waiting = st.waiting_count(group, now).max(min_free);
             if free >= waiting {
                 return Ok((Reservation::Covered { free, waiting }, None));
+            }
+            if let Some(name) = st.warm_to_take(group) {
+                let r = st.runners.get_mut(&name).expect("a member");
+                r.status = RunnerStatus::Creating;
+                r.created_at = now;
+                if runner.created_for_job.is_some() {
+                    r.created_for_job = runner.created_for_job;
+                }
+                st.note(&name, now, "taken", also.detail.to_string());
+                let lock = also.lock.map(|(_, ttl)| (format!("runner:{name}"), ttl));
+                let token = lock.and_then(|(lock, ttl)| st.take(&lock, ttl, now_ms));
+                return Ok((Reservation::Warm { name }, token));
             }
         }
         if held >= max {

@@ -19,6 +19,12 @@ pub fn old_key_prefix(manager: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunnerStatus {
+    /// A warm-pool instance being made (booted, and for a stopped pool stopped); no runner is
+    /// registered for it.
+    Warming,
+    /// A warm-pool instance ready for a job (hot: booted and waiting for a credential;
+    /// stopped: to be started). Not registered on the forge: nothing can steal it.
+    Warm,
     /// A slot of the group is held for it; nothing exists yet.
     Reserved,
     /// Its JIT configuration and instance are being made.
@@ -36,7 +42,9 @@ pub enum RunnerStatus {
 }
 
 impl RunnerStatus {
-    pub const ALL: [RunnerStatus; 7] = [
+    pub const ALL: [RunnerStatus; 9] = [
+        RunnerStatus::Warming,
+        RunnerStatus::Warm,
         RunnerStatus::Reserved,
         RunnerStatus::Creating,
         RunnerStatus::Started,
@@ -48,6 +56,8 @@ impl RunnerStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            RunnerStatus::Warming => "warming",
+            RunnerStatus::Warm => "warm",
             RunnerStatus::Reserved => "reserved",
             RunnerStatus::Creating => "creating",
             RunnerStatus::Started => "started",
@@ -61,6 +71,12 @@ impl RunnerStatus {
     /// What the status means, in a sentence (for help texts).
     pub fn describe(self) -> &'static str {
         match self {
+            RunnerStatus::Warming => {
+                "A warm-pool instance being made; no runner is registered for it"
+            }
+            RunnerStatus::Warm => {
+                "A warm-pool instance ready for a job; no runner is registered for it yet"
+            }
             RunnerStatus::Reserved => "A slot of the group is held for it; nothing exists yet",
             RunnerStatus::Creating => "Its JIT configuration and instance are being made",
             RunnerStatus::Started => {
@@ -113,6 +129,37 @@ pub struct Runner {
     pub ended_at: Option<u64>,
     /// Why it failed, for the operator. Never contains a secret.
     pub error: Option<String>,
+    /// The warm pool it was made for (`hot` or `stopped`), when it was; it keeps this after a
+    /// job took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
+}
+
+/// A warm pool's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pool {
+    /// Booted, waiting for a credential.
+    Hot,
+    /// Booted once, then stopped; started on demand.
+    Stopped,
+}
+
+impl Pool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pool::Hot => "hot",
+            Pool::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Pool> {
+        match s {
+            "hot" => Some(Pool::Hot),
+            "stopped" => Some(Pool::Stopped),
+            _ => None,
+        }
+    }
 }
 
 /// How long a creation (reserved or creating) counts as free although no task holds its lock:
@@ -134,7 +181,11 @@ pub fn counts_as_free(r: &Runner, now: u64, locked: bool) -> bool {
         RunnerStatus::Reserved | RunnerStatus::Creating => {
             locked || r.created_at >= now.saturating_sub(FRESH_CREATION_SECS)
         }
-        RunnerStatus::Active | RunnerStatus::Deleting | RunnerStatus::Failed => false,
+        RunnerStatus::Warming
+        | RunnerStatus::Warm
+        | RunnerStatus::Active
+        | RunnerStatus::Deleting
+        | RunnerStatus::Failed => false,
     }
 }
 
@@ -164,6 +215,7 @@ impl Runner {
             online_at: None,
             ended_at: None,
             error: None,
+            pool: None,
         }
     }
 }

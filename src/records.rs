@@ -52,7 +52,7 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// The result of asking for a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// The slot is held; `held` runners of the group exist now, this one included.
     Reserved { held: u32 },
@@ -63,6 +63,10 @@ pub enum Reservation {
     /// Asked for demand only, and the group's free runners (reserved, creating, started or idle,
     /// with no job) already cover its waiting jobs: nothing changed.
     Covered { free: u32, waiting: u32 },
+    /// Asked for demand, and a warm-pool instance of the group (`name`) was taken for it
+    /// instead of a new slot: its record is `creating` now (no new record was made), and the
+    /// lock asked for is on `name`.
+    Warm { name: String },
 }
 
 /// Who asks for a slot: explicit requests take one whenever the group has room; demand takes

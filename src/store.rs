@@ -317,6 +317,8 @@ impl RedisStore {
                 .key(self.lock_key(lock.map_or("", |l| l.0)))
                 .key(self.started_key());
             self.member_keys(&mut inv, &members);
+            inv.key(self.status_key(RunnerStatus::Warm))
+                .key(self.status_key(RunnerStatus::Creating));
             inv.arg(max)
                 .arg(&runner.name)
                 .arg(mode)
@@ -336,6 +338,17 @@ impl RedisStore {
             let mut c = self.conn.clone();
             let got: (i64, u32, u32) = inv.invoke_async(&mut c).await?;
             attempt += 1;
+            if got.0 == 3 {
+                let Some(name) = members.get((got.1 as usize).wrapping_sub(1)) else {
+                    return Err(StoreError::Corrupt {
+                        key: self.group_runners_key(&runner.group),
+                        reason: format!("a warm member {} that is not one", got.1),
+                    });
+                };
+                self.record_event(name, "taken", detail).await;
+                let reservation = Reservation::Warm { name: name.clone() };
+                return Ok((reservation, token.filter(|_| got.2 == 1)));
+            }
             if got.0 != -2 || attempt >= MEMBER_RETRIES {
                 break got;
             }
@@ -669,6 +682,7 @@ fn to_fields(r: &Runner) -> Vec<(&'static str, String)> {
     opt("online_at", r.online_at.map(|v| v.to_string()));
     opt("ended_at", r.ended_at.map(|v| v.to_string()));
     opt("error", r.error.clone());
+    opt("pool", r.pool.map(|p| p.as_str().to_string()));
     f
 }
 
@@ -716,6 +730,13 @@ fn from_fields(key: &str, f: &HashMap<String, String>) -> Result<Runner> {
         online_at: num("online_at")?,
         ended_at: num("ended_at")?,
         error: f.get("error").cloned(),
+        pool: match f.get("pool") {
+            None => None,
+            Some(p) => Some(
+                crate::model::Pool::parse(p)
+                    .ok_or_else(|| corrupt(format!("unknown pool {p:?}")))?,
+            ),
+        },
     })
 }
 

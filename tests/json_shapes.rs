@@ -396,6 +396,15 @@ fn readme_s_enumerations_are_the_code_s() {
             scope: r(),
             reason: r(),
         },
+        Action::Warm {
+            pool: runnerctl::model::Pool::Hot,
+            count: 1,
+            reason: r(),
+        },
+        Action::Retire {
+            name: r(),
+            reason: r(),
+        },
     ];
     let index = |a: &Action| match a {
         Action::Create { .. } => 0,
@@ -407,6 +416,8 @@ fn readme_s_enumerations_are_the_code_s() {
         Action::Hold { .. } => 6,
         Action::Skip { .. } => 7,
         Action::ReplaceToken { .. } => 8,
+        Action::Warm { .. } => 9,
+        Action::Retire { .. } => 10,
     };
     assert_eq!(
         actions.iter().map(index).collect::<Vec<_>>(),

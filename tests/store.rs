@@ -200,7 +200,9 @@ async fn capacity_is_never_exceeded_under_concurrency() {
                     }
                     Reservation::Full { held } => assert!(held <= MAX),
                     Reservation::Exists => panic!("names are unique"),
-                    Reservation::Covered { .. } => panic!("explicit requests ignore demand"),
+                    Reservation::Covered { .. } | Reservation::Warm { .. } => {
+                        panic!("explicit requests ignore demand")
+                    }
                 }
             }
             won

@@ -9,7 +9,7 @@ mod support;
 
 use runnerctl::clock::VirtualClock;
 use runnerctl::memory::MemoryStore;
-use runnerctl::model::{Runner, RunnerStatus};
+use runnerctl::model::{Pool, Runner, RunnerStatus};
 use runnerctl::records::RunnerStore;
 use runnerctl::store::{Also, RedisStore, Reservation, RunnerPatch, Transition, Want};
 use std::future::Future;
@@ -372,6 +372,69 @@ async fn counters_and_cursors_count(s: &dyn RunnerStore) {
     assert_eq!(s.token_state("orgs/o").await.unwrap(), (0, Some(1_000)));
 }
 
+/// A demand takes a warm-pool instance before it takes a new slot: a hot one first, then a
+/// stopped one, the oldest of each first; the taken record is a creation for the job, locked
+/// for the taker; a covered demand takes none, and no instance is taken twice.
+async fn a_demand_takes_a_warm_instance_hot_first_and_never_twice(s: &dyn RunnerStore) {
+    let now = s.now().await.unwrap();
+    let warm = |name: &str, pool: Pool, age: u64| {
+        let mut r = Runner::reserved(name, "wp", "fake", vec![], None, now - age);
+        r.status = RunnerStatus::Warm;
+        r.pool = Some(pool);
+        r.instance_id = Some(format!("i-{name}"));
+        r
+    };
+    for r in [
+        warm("wp-stopped-old", Pool::Stopped, 300),
+        warm("wp-hot-new", Pool::Hot, 10),
+        warm("wp-hot-old", Pool::Hot, 200),
+    ] {
+        assert!(matches!(
+            s.reserve(&r, 3, Want::Explicit).await.unwrap(),
+            Reservation::Reserved { .. }
+        ));
+    }
+    let job = |n: u64| Runner::reserved(format!("wp-job-{n}"), "wp", "fake", vec![], Some(n), now);
+    let take = |n: u64| async move {
+        let lock = format!("runner:wp-job-{n}");
+        s.reserve_noting(
+            &job(n),
+            3,
+            Want::Demand { min_free: 0 },
+            Also {
+                detail: "for queued job",
+                lock: Some((&lock, Duration::from_secs(10))),
+                waiting: Some((n, Duration::from_secs(600))),
+            },
+        )
+        .await
+        .unwrap()
+    };
+    let mut taken = Vec::new();
+    for n in 1..=3 {
+        let (r, token) = take(n).await;
+        let Reservation::Warm { name } = r else {
+            panic!("job {n} takes a warm instance, not {r:?}")
+        };
+        assert!(token.is_some(), "the taker holds its lock");
+        assert!(s
+            .try_lock(&format!("runner:{name}"), Duration::from_secs(10))
+            .await
+            .unwrap()
+            .is_none());
+        let rec = s.get(&name).await.unwrap().unwrap();
+        assert_eq!(rec.status, RunnerStatus::Creating);
+        assert_eq!(rec.created_for_job, Some(n));
+        assert!(rec.created_at >= now, "a creation from now on");
+        taken.push(name);
+    }
+    assert_eq!(taken, ["wp-hot-old", "wp-hot-new", "wp-stopped-old"]);
+    // A demand the free runners cover takes nothing (a replayed delivery).
+    assert!(matches!(take(1).await.0, Reservation::Covered { .. }));
+    // The pool is empty and the group full: a fourth job waits for room.
+    assert!(matches!(take(4).await.0, Reservation::Full { .. }));
+}
+
 async fn contract(s: &dyn RunnerStore, pass: Pass) {
     // First: a reservation writes the marker when it is missing.
     the_marker_is_written_once(s).await;
@@ -384,6 +447,7 @@ async fn contract(s: &dyn RunnerStore, pass: Pass) {
     waiting_jobs_expire(s, &pass).await;
     suspects_are_seen_first_once(s, &pass).await;
     counters_and_cursors_count(s).await;
+    a_demand_takes_a_warm_instance_hot_first_and_never_twice(s).await;
 }
 
 #[tokio::test]

@@ -74,6 +74,14 @@ impl Kind for FakeKind {
     fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
         "kept by the fake backend; nothing boots".into()
     }
+    /// Both: a hot instance's stand-in waits at the broker (or for `deliver`); a stopped one
+    /// is only marked stopped (its stand-in, with a broker, waits there all the same).
+    fn warm_support(&self) -> crate::backend::WarmSupport {
+        crate::backend::WarmSupport {
+            hot: true,
+            stopped: true,
+        }
+    }
     async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>> {
         let latency = cx
             .settings
@@ -104,6 +112,9 @@ struct Record {
     id: String,
     tags: BTreeMap<String, String>,
     created_at: u64,
+    /// Stopped (a stopped warm pool's instance); running otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    stopped: bool,
 }
 
 impl FakeBackend {
@@ -170,7 +181,10 @@ impl FakeBackend {
         })?;
         Ok(Instance {
             id: r.id,
-            state: InstanceState::Running,
+            state: match r.stopped {
+                true => InstanceState::Stopped,
+                false => InstanceState::Running,
+            },
             tags: r.tags,
             created_at: Some(r.created_at),
             spot_fallback: false,
@@ -222,6 +236,56 @@ impl FakeBackend {
             }
         }
     }
+
+    /// "Boots" the instance of `runner`: its stand-in, when one is injected, plays the runner
+    /// with `boot`, spawned (`spawn`, or a detached stand-in) or awaited.
+    async fn play(&self, runner: &str, boot: &crate::bootstrap::BootData, spawn: bool) {
+        // "Boot": a stand-in, when one is injected, plays the runner (the demo's comes online on
+        // the fake GitHub, as a real runner process would). Otherwise nothing boots.
+        if let Some(stand_in) = &self.stand_in {
+            let detached = stand_in.detached();
+            let (stand_in, runner, boot) = (stand_in.clone(), runner.to_string(), boot.clone());
+            let play = async move {
+                if !stand_in.start(&runner, &boot).await {
+                    tracing::warn!(runner = %runner, "the stand-in runner could not start");
+                }
+            };
+            if detached || spawn {
+                // Its credential is bound to it once this create has answered: it fetches
+                // meanwhile, as a booting VM would (and a long-running process's stand-in
+                // boots after the answer, as a VM does).
+                tokio::spawn(play);
+            } else {
+                // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise
+                // exit before its runner connected, and that runner would never come online.
+                play.await;
+            }
+        }
+    }
+
+    async fn set_stopped(&self, id: &str, stopped: bool) -> Result<()> {
+        let Some(text) = self.fetch(id).await? else {
+            return Err(BackendError::NotFound {
+                backend: self.name.clone(),
+                id: id.to_string(),
+            });
+        };
+        let mut r: Record = serde_json::from_str(&text).map_err(|e| self.err(e))?;
+        r.stopped = stopped;
+        let text = serde_json::to_string(&r).map_err(|e| self.err(e))?;
+        match &self.store {
+            Store::Memory(m) => {
+                m.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_string(), text);
+            }
+            Store::Redis { conn, key } => {
+                let mut c = conn.clone();
+                let _: i64 = c.hset(key, id, &text).await.map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -250,41 +314,44 @@ impl Backend for FakeBackend {
             id: id.clone(),
             tags,
             created_at: crate::model::unix_now(),
+            stopped: false,
         };
         let text = serde_json::to_string(&record).map_err(|e| self.err(e))?;
         let stored = self.put_if_absent(&id, text).await?;
-        // "Boot": a stand-in, when one is injected, plays the runner (the demo's comes online on
-        // the fake GitHub, as a real runner process would). Otherwise nothing boots.
-        if let Some(stand_in) = &self.stand_in {
-            let detached = stand_in.detached();
-            let (stand_in, runner, boot) =
-                (stand_in.clone(), req.runner_name.clone(), req.boot.clone());
-            let play = async move {
-                if !stand_in.start(&runner, &boot).await {
-                    tracing::warn!(runner = %runner, "the stand-in runner could not start");
-                }
-            };
-            if detached
-                || req
-                    .boot
-                    .files
-                    .iter()
-                    .any(|f| f.path == crate::bootstrap::BROKER_TOKEN)
-            {
-                // Its credential is bound to it once this create has answered: it fetches
-                // meanwhile, as a booting VM would (and a long-running process's stand-in
-                // boots after the answer, as a VM does).
-                tokio::spawn(play);
-            } else {
-                // Awaited, not spawned: a one-shot `runnerctl runners create` would otherwise
-                // exit before its runner connected, and that runner would never come online.
-                play.await;
-            }
+        let brokered = req
+            .boot
+            .files
+            .iter()
+            .any(|f| f.path == crate::bootstrap::BROKER_TOKEN);
+        // A warm instance without a broker has no credential to play with yet: its stand-in
+        // starts when `deliver` brings one.
+        if req.warm.is_none() || brokered {
+            self.play(&req.runner_name, &req.boot, brokered).await;
         }
         let mut instance = self.to_instance(&stored)?;
         // Its stand-in calls from this host.
         instance.address = Some("127.0.0.1".into());
         Ok(instance)
+    }
+
+    async fn stop(&self, id: &str) -> Result<()> {
+        self.set_stopped(id, true).await
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        self.set_stopped(id, false).await
+    }
+
+    async fn deliver(&self, id: &str, boot: &crate::bootstrap::BootData) -> Result<()> {
+        let Some(i) = self.get(id).await? else {
+            return Err(BackendError::NotFound {
+                backend: self.name.clone(),
+                id: id.to_string(),
+            });
+        };
+        let runner = i.runner().unwrap_or_default().to_string();
+        self.play(&runner, boot, true).await;
+        Ok(())
     }
 
     async fn delete(&self, id: &str) -> Result<()> {

@@ -50,6 +50,10 @@ pub trait Kind: Sync {
     fn brokered_with(&self, _settings: &BackendSettings) -> bool {
         self.brokered()
     }
+    /// What its instances can be kept warm as (nothing unless it says).
+    fn warm_support(&self) -> WarmSupport {
+        WarmSupport::default()
+    }
     /// How its instances prove who they are to the broker, besides their address.
     fn identity_proof(&self) -> crate::bootstrap::Proof {
         crate::bootstrap::Proof::Address
@@ -164,6 +168,19 @@ pub struct CreateRequest {
     pub spec: InstanceSpec,
     pub boot: BootData,
     pub tags: OwnerTags,
+    /// Made for a warm pool: `boot` carries no credential (the instance waits for one at the
+    /// broker, or for [`Backend::deliver`]); a hot instance boots and waits, a stopped one is
+    /// stopped by [`Backend::stop`] once booted.
+    pub warm: Option<crate::model::Pool>,
+}
+
+/// What a backend can keep in a warm pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct WarmSupport {
+    /// Booted instances that wait for their credential.
+    pub hot: bool,
+    /// Instances stopped after their first boot and started on demand.
+    pub stopped: bool,
 }
 
 /// Where an instance is in its life, as the backend reports it.
@@ -264,6 +281,36 @@ pub trait Backend: Send + Sync {
     fn brokered(&self) -> bool {
         self.kind().brokered()
     }
+    /// What it can keep warm: its kind's answer.
+    fn warm_support(&self) -> WarmSupport {
+        self.kind().warm_support()
+    }
+    /// Stops a booted warm instance (a stopped pool's): EC2 `StopInstances`, Compute Engine
+    /// `suspend`, a vSphere power-off, a stopped container. Waits until it is stopped.
+    async fn stop(&self, id: &str) -> Result<()> {
+        Err(self.unsupported("stop", id))
+    }
+    /// Starts a stopped warm instance.
+    async fn start(&self, id: &str) -> Result<()> {
+        Err(self.unsupported("start", id))
+    }
+    /// Gives a warm instance that does not fetch its credential from the broker the boot data
+    /// with its credential (a container's file, the fake backend's stand-in).
+    async fn deliver(&self, id: &str, boot: &BootData) -> Result<()> {
+        let _ = boot;
+        Err(self.unsupported("deliver", id))
+    }
+    /// The error of an operation this backend does not have.
+    fn unsupported(&self, operation: &str, id: &str) -> BackendError {
+        BackendError::Permanent {
+            backend: self.name().to_string(),
+            code: "Unsupported".into(),
+            message: format!(
+                "a {} backend cannot {operation} an instance (`{id}`): it keeps no warm pool of that kind",
+                self.kind().name()
+            ),
+        }
+    }
 }
 
 /// The code of a [`Reconnecting`] backend's error while it cannot connect.
@@ -344,6 +391,15 @@ impl Backend for Reconnecting {
     fn brokered(&self) -> bool {
         self.kind.brokered_with(&self.cx.settings)
     }
+    async fn stop(&self, id: &str) -> Result<()> {
+        Reconnecting::get(self).await?.stop(id).await
+    }
+    async fn start(&self, id: &str) -> Result<()> {
+        Reconnecting::get(self).await?.start(id).await
+    }
+    async fn deliver(&self, id: &str, boot: &BootData) -> Result<()> {
+        Reconnecting::get(self).await?.deliver(id, boot).await
+    }
 }
 
 /// Calls to backends by operation and outcome (`ok`, `not_found`, `transient`, `permanent`),
@@ -417,6 +473,21 @@ impl Backend for Metered {
     }
     fn brokered(&self) -> bool {
         self.inner.brokered()
+    }
+    async fn stop(&self, id: &str) -> Result<()> {
+        let r = self.inner.stop(id).await;
+        self.count("stop", &r);
+        r
+    }
+    async fn start(&self, id: &str) -> Result<()> {
+        let r = self.inner.start(id).await;
+        self.count("start", &r);
+        r
+    }
+    async fn deliver(&self, id: &str, boot: &BootData) -> Result<()> {
+        let r = self.inner.deliver(id, boot).await;
+        self.count("deliver", &r);
+        r
     }
 }
 

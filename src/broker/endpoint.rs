@@ -44,6 +44,11 @@ impl Endpoint {
         tracing::warn!(peer = %peer.ip(), reason = r.as_str(), "credential request refused");
         let (status, text) = match r {
             Refusal::NotBound => (StatusCode::CONFLICT, "not ready; ask again\n"),
+            // 425 Too Early: a warm instance asks again at once (the request was held).
+            Refusal::Pending => (
+                StatusCode::from_u16(425).unwrap_or(StatusCode::CONFLICT),
+                "no credential yet; ask again\n",
+            ),
             Refusal::NoIdentity => (StatusCode::UNAUTHORIZED, "prove the instance's identity\n"),
             Refusal::BadRequest => (StatusCode::BAD_REQUEST, "bad request\n"),
             Refusal::Unknown | Refusal::WrongAddress | Refusal::WrongIdentity => {
@@ -82,7 +87,17 @@ impl Endpoint {
             .map(str::trim);
         // An IPv4 caller on a dual-stack socket appears as ::ffff:a.b.c.d.
         let source = peer.ip().to_canonical().to_string();
-        match self.broker.redeem_with(token, &source, proof).await {
+        // A warm-pool instance's credential is sealed when a job takes it: the request is held
+        // (asked again every POLL) for up to HOLD, so that it arrives within a moment.
+        let held_since = std::time::Instant::now();
+        let mut answer = self.broker.redeem_with(token, &source, proof).await;
+        while matches!(answer, Ok(Redeemed::Refused(Refusal::Pending)))
+            && held_since.elapsed() < HOLD
+        {
+            tokio::time::sleep(POLL).await;
+            answer = self.broker.redeem_with(token, &source, proof).await;
+        }
+        match answer {
             Ok(Redeemed::Credential { runner, credential }) => {
                 self.redeemed.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(runner = %runner, peer = %source, "credential redeemed");
@@ -130,6 +145,11 @@ pub fn tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<rustls::Serve
         ),
     )
 }
+
+/// How long a warm instance's request is held while no credential is sealed for it.
+pub const HOLD: Duration = Duration::from_secs(8);
+/// How often a held request looks again.
+pub const POLL: Duration = Duration::from_millis(200);
 
 /// Connections the broker holds at once.
 pub const MAX_CONNECTIONS: usize = 256;

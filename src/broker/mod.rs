@@ -73,16 +73,20 @@ pub enum Refusal {
     NoIdentity,
     /// The proof is forged, expired, for another audience or another instance.
     WrongIdentity,
+    /// A warm-pool instance's record: no credential is sealed for it yet (no job took it).
+    /// Ask again; the endpoint holds the request a while first.
+    Pending,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::Unknown,
         Refusal::NotBound,
         Refusal::WrongAddress,
         Refusal::BadRequest,
         Refusal::NoIdentity,
         Refusal::WrongIdentity,
+        Refusal::Pending,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +97,7 @@ impl Refusal {
             Refusal::BadRequest => "bad_request",
             Refusal::NoIdentity => "no_identity",
             Refusal::WrongIdentity => "wrong_identity",
+            Refusal::Pending => "pending",
         }
     }
 }
@@ -105,6 +110,10 @@ const REDEEM: &str = include_str!("../lua/broker_redeem.lua");
 /// Binds an existing record to an address and, when ARGV[2] is not empty, a signed instance
 /// identity, once.
 const BIND: &str = include_str!("../lua/broker_bind.lua");
+
+/// Seals a credential into a waiting (warm-pool) record: KEYS the record, the runner's index.
+/// ARGV the runner, the sealed credential, the time to live (seconds). 1 when filled.
+const FILL: &str = include_str!("../lua/broker_fill.lua");
 
 /// What the manager needs to send a VM's credential through the broker.
 #[derive(Clone)]
@@ -194,6 +203,53 @@ impl Broker {
         })
     }
 
+    /// Keeps a record for a warm-pool instance of `runner` under a fresh one-time token, for
+    /// `ttl`, with no credential yet: its redemption is answered `Pending` until [`Broker::fill`]
+    /// seals one in. A record issued earlier for the runner is revoked.
+    pub async fn issue_pending(&self, runner: &str, ttl: Duration) -> Result<Issued> {
+        let token =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vault::random_bytes(32));
+        let id = token_id(&token);
+        let ttl = ttl.as_secs().max(1);
+        self.revoke(runner).await?;
+        let mut c = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                self.record_key(&id),
+                &[("runner", runner), ("sealed", ""), ("addr", "")],
+            )
+            .expire(self.record_key(&id), ttl as i64)
+            .set_ex(self.runner_key(runner), &id, ttl)
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(Issued {
+            token: Secret::new(token),
+            id,
+        })
+    }
+
+    /// Seals `credential` into the waiting record of `runner` (see [`Broker::issue_pending`]),
+    /// which then lives `ttl` more. False when there is none (expired, revoked, filled).
+    pub async fn fill(&self, runner: &str, credential: &Secret, ttl: Duration) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let id: Option<String> = redis::cmd("GET")
+            .arg(self.runner_key(runner))
+            .query_async(&mut c)
+            .await?;
+        let Some(id) = id else { return Ok(false) };
+        let sealed = self.vault.seal(credential, &format!("{id}:{runner}"));
+        let filled: i64 = redis::Script::new(FILL)
+            .key(self.record_key(&id))
+            .key(self.runner_key(runner))
+            .arg(runner)
+            .arg(&sealed)
+            .arg(ttl.as_secs().max(1))
+            .invoke_async(&mut c)
+            .await?;
+        Ok(filled == 1)
+    }
+
     /// Binds a record to the address its instance will call from. False when the record is
     /// gone (expired, redeemed) or bound to another address.
     pub async fn bind(&self, id: &str, address: &str) -> Result<bool> {
@@ -274,6 +330,7 @@ impl Broker {
                 Ok(Redeemed::Credential { runner, credential })
             }
             Some("unbound") => refused(Refusal::NotBound),
+            Some("pending") => refused(Refusal::Pending),
             Some("address") => refused(Refusal::WrongAddress),
             Some("identity") => refused(Refusal::WrongIdentity),
             _ => refused(Refusal::Unknown),

@@ -317,6 +317,7 @@ struct RawGroup {
     bootstrap_template: Option<std::path::PathBuf>,
     container_jobs: Option<super::ContainerJobs>,
     github_app: Option<String>,
+    warm_pool: Option<super::warm::WarmPool>,
 }
 
 fn default_max_runners() -> u32 {
@@ -1720,6 +1721,9 @@ impl<'a> Cx<'a> {
             );
         }
         self.check_access(&raw, path);
+        if let Some(w) = &raw.warm_pool {
+            self.check_warm_pool(w, &field("warm_pool"), raw.max_runners);
+        }
         // The spec is read against the kind of the backend the group names.
         let backend_name = raw.backend.clone().unwrap_or_default();
         let schema = self.schema_of(&backend_name, &field("backend"), backends);
@@ -1761,7 +1765,47 @@ impl<'a> Cx<'a> {
             bootstrap_template: raw.bootstrap_template,
             container_jobs: raw.container_jobs,
             github_app: raw.github_app,
+            warm_pool: raw.warm_pool,
         })
+    }
+
+    /// `warm_pool`: each window's cron expression and time zone readable, every size within
+    /// `max_runners` (warm instances hold its slots).
+    fn check_warm_pool(&mut self, w: &super::warm::WarmPool, path: &str, max: u32) {
+        let within = |n: u32| n <= max;
+        if !within(w.hot + w.stopped) {
+            self.error(
+                path,
+                format!(
+                    "hot + stopped ({}) exceeds max_runners ({max}): warm instances count against it",
+                    w.hot + w.stopped
+                ),
+            );
+        }
+        if w.max_idle_age.as_secs() < 60 {
+            self.error(
+                &join(path, "max_idle_age"),
+                format!("must be at least 1m (is {})", w.max_idle_age),
+            );
+        }
+        for (i, e) in w.schedule.iter().enumerate() {
+            let at = format!("{}[{i}]", join(path, "schedule"));
+            for problem in [e.parsed().err(), e.zone().err()].into_iter().flatten() {
+                self.error(&join(&at, problem.field), problem.message);
+            }
+            if e.duration.as_secs() == 0 {
+                self.error(&join(&at, "duration"), "must be longer than 0s");
+            }
+            if !within(e.hot + e.stopped) {
+                self.error(
+                    &at,
+                    format!(
+                        "hot + stopped ({}) exceeds max_runners ({max}): warm instances count against it",
+                        e.hot + e.stopped
+                    ),
+                );
+            }
+        }
     }
 
     /// `container_jobs` needs GitHub's runner (act_runner runs containers its own way) on a VM

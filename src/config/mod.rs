@@ -12,6 +12,7 @@ mod locate;
 mod schema;
 mod secret;
 pub mod simulation;
+pub mod warm;
 
 pub use duration::Duration;
 pub use load::{
@@ -746,6 +747,9 @@ pub struct RunnerGroup {
     /// whichever has budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_app: Option<String>,
+    /// Instances kept ready before any job asks (see `config::warm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_pool: Option<warm::WarmPool>,
 }
 
 /// `container_jobs:` of a runner group: the VM's runner gets runnerctl's container hooks.

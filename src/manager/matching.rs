@@ -273,6 +273,7 @@ mod tests {
             bootstrap_template: None,
             container_jobs: None,
             github_app: None,
+            warm_pool: None,
         }
     }
 

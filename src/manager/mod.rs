@@ -8,6 +8,7 @@ pub mod matching;
 pub mod ops;
 pub mod plan;
 pub mod sync;
+pub mod warm;
 
 pub use ops::{Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed};
 

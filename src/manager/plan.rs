@@ -74,6 +74,14 @@ pub enum Action {
     Skip { reason: String },
     /// Replace the scope's reusable registration token (Gitea): it was handed out, or is old.
     ReplaceToken { scope: String, reason: String },
+    /// Make warm-pool instances (see `manager::warm`).
+    Warm {
+        pool: crate::model::Pool,
+        count: u32,
+        reason: String,
+    },
+    /// Delete a warm-pool instance no job took.
+    Retire { name: String, reason: String },
 }
 
 /// The runners of a scope that may be registering now with its registration token: records
@@ -326,6 +334,10 @@ fn doomed(
 fn judge<'a>(o: &Observed, ix: &Index, r: &'a Runner, out: &mut Vec<Action>, t: &mut Tally<'a>) {
     let f = ix.forge_of(o.forge, r);
     let age = o.now.saturating_sub(r.created_at);
+    if matches!(r.status, RunnerStatus::Warming | RunnerStatus::Warm) {
+        // A warm-pool instance: the pool's own rules (`manager::warm`) judge it.
+        return;
+    }
     let busy = f.is_some_and(|f| f.busy) || r.status == RunnerStatus::Active;
     if busy && matches!(r.status, RunnerStatus::Deleting | RunnerStatus::Failed) {
         // Never delete a runner that runs a job: wait for it to finish.

@@ -23,6 +23,7 @@ pub fn request(
             group: group.to_string(),
             runner: runner.to_string(),
         },
+        warm: None,
     }
 }
 

@@ -41,7 +41,7 @@ impl Manager {
         want: Want,
         queued: bool,
     ) -> Result<Created, Failure> {
-        let name = self.runner_name(g, seed);
+        let mut name = self.runner_name(g, seed);
         let now = self.store.now().await?;
         let record = Runner::reserved(&name, &g.name, &g.backend, g.labels.clone(), for_job, now);
         // The history's `reserved` entry is written by the reservation itself.
@@ -49,7 +49,7 @@ impl Manager {
         // A demand this call's reservation has just weighed needs no second look before
         // the runner is made; a resumed creation's does (see `make`).
         let mut checked = want;
-        let lock = format!("runner:{name}");
+        let mut lock = format!("runner:{name}");
         // A fresh reservation takes the runner's lock in the same step.
         let (reservation, locked) = self
             .store
@@ -64,10 +64,17 @@ impl Manager {
                 },
             )
             .await?;
+        let took_warm = matches!(reservation, Reservation::Warm { .. });
         match reservation {
             Reservation::Full { held } => return Ok(Created::Full { held }),
             Reservation::Covered { .. } => return Ok(Created::Covered),
             Reservation::Reserved { .. } => checked = Want::Explicit,
+            Reservation::Warm { name: taken } => {
+                tracing::info!(runner = %taken, "a warm instance takes the demand ({why})");
+                name = taken;
+                lock = format!("runner:{name}");
+                checked = Want::Explicit;
+            }
             Reservation::Exists => match self.store.get(&name).await? {
                 Some(r) if matches!(r.status, RunnerStatus::Reserved | RunnerStatus::Creating) => {
                     tracing::info!(runner = %name, "resuming a runner creation");
@@ -97,10 +104,16 @@ impl Manager {
                 other => other,
             }
         };
-        match self
+        let made = self
             .while_locked(&lock, &token, RUNNER_LOCK_TTL, work)
-            .await?
-        {
+            .await?;
+        if took_warm {
+            // The pool is replenished after each take.
+            if let Err(e) = self.warm_pass(g, None).await {
+                tracing::warn!(group = %g.name, error = %e, "could not replenish the warm pool; the health check will");
+            }
+        }
+        match made {
             Made::Started => Ok(Created::New(name)),
             Made::Abandoned => Ok(Created::Covered),
             Made::Vanished | Made::Exists => Ok(Created::Exists(name)),
@@ -135,6 +148,10 @@ impl Manager {
         // An earlier attempt may have registered it (its answer lost) or started it: look. A
         // first attempt cannot have, and does not list the scope's runners (a call per 100
         // runners on every creation).
+        if record.pool.is_some() && record.instance_id.is_some() {
+            // A warm instance a job took.
+            return self.make_from_warm(g, &scope, record).await;
+        }
         let recorded = record.forge_id.is_some() || record.instance_id.is_some();
         if recorded || !first_attempt {
             if let Some(made) = self.resume(g, &scope, &record).await? {
@@ -182,6 +199,7 @@ impl Manager {
                 spec: g.spec.clone(),
                 boot,
                 tags,
+                warm: None,
             })
             .await?;
         if let Some(id) = &brokered {
@@ -231,7 +249,7 @@ impl Manager {
 
     /// Registers the runner on the forge: its forge id (a JIT runner is known at once; one
     /// with a registration token only once it registers) and the credential its instance gets.
-    async fn register(
+    pub(super) async fn register(
         &self,
         g: &RunnerGroup,
         scope: &Scope,
@@ -328,7 +346,7 @@ impl Manager {
     }
 
     /// Binds a brokered credential to the address its instance will ask from.
-    async fn bind(&self, name: &str, id: &str, instance: &crate::backend::Instance) {
+    pub(super) async fn bind(&self, name: &str, id: &str, instance: &crate::backend::Instance) {
         let Some(link) = &self.broker else { return };
         let Some(address) = &instance.address else {
             tracing::warn!(runner = %name, "the backend reported no address for the instance: its credential cannot be fetched, and the health check will replace it");
@@ -355,7 +373,12 @@ impl Manager {
     /// remembers it and a retried task finds nothing to finish: so it is asked again in place
     /// (at a job's priority, three times, a second and then two apart) before it is left to
     /// the health check's orphan cleanup (after `cleanup_grace`), which is said.
-    async fn unregister_unrecorded(&self, name: &str, scope: &Scope, forge_id: Option<u64>) {
+    pub(super) async fn unregister_unrecorded(
+        &self,
+        name: &str,
+        scope: &Scope,
+        forge_id: Option<u64>,
+    ) {
         let Some(id) = forge_id else { return };
         let mut pause = Duration::from_secs(1);
         for attempt in 1..=3 {
@@ -379,7 +402,7 @@ impl Manager {
     }
 
     /// What the runner's instance receives, in its backend's boot style.
-    fn boot_data(
+    pub(super) fn boot_data(
         &self,
         g: &RunnerGroup,
         scope: &Scope,
@@ -408,7 +431,7 @@ impl Manager {
     }
 
     /// What follows a runner's instance being made: counters, the hook, the log.
-    async fn created(
+    pub(super) async fn created(
         &self,
         g: &RunnerGroup,
         name: &str,
@@ -430,7 +453,7 @@ impl Manager {
     /// Records one step of making `name` (a creating record takes the patch, and `status` when
     /// given). False when the record vanished or moved on meanwhile: the caller removes what it
     /// made, since the runner holds no slot any more.
-    async fn step(
+    pub(super) async fn step(
         &self,
         name: &str,
         status: Option<RunnerStatus>,

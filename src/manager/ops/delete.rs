@@ -42,7 +42,10 @@ impl Manager {
             _ => return Ok(Removed::Missing),
         };
         let g = self.group(&r.group);
-        if let Some(g) = g {
+        // A warm instance no job took has no registration to look for.
+        let unregistered =
+            r.forge_id.is_none() && matches!(r.status, RunnerStatus::Warm | RunnerStatus::Warming);
+        if let Some(g) = g.filter(|_| !unregistered) {
             let scope = Self::scope(g);
             match self.unregister_named(&scope, name, r.forge_id).await {
                 Ok(Deleted::Busy) if !force => {

@@ -162,6 +162,17 @@ impl Manager {
             };
             done.push(row(action, result));
         }
+        if g.warm_pool.is_some() {
+            match self.warm_pass(g, Some((&seen.instances, listed_at))).await {
+                Ok(rows) => done.extend(rows),
+                Err(e) => done.push(row(
+                    Action::Skip {
+                        reason: "the warm pool".into(),
+                    },
+                    HealthResult::Failed(e.to_string()),
+                )),
+            }
+        }
         match self.token_action(&scope).await {
             Ok(Some(d)) => done.push(row(d.action, d.result)),
             Ok(None) => {}
@@ -307,7 +318,8 @@ impl Manager {
         })
     }
 
-    /// Carries out one action of a health-check plan.
+    /// Carries out one action of a health-check plan (a warm pool's own pass carries out its
+    /// actions: `ops::warm`).
     async fn carry_out(
         &self,
         g: &RunnerGroup,
@@ -401,9 +413,11 @@ impl Manager {
                     .await?;
                 Ok(ok())
             }
-            Action::Hold { .. } | Action::Skip { .. } | Action::ReplaceToken { .. } => {
-                Ok(HealthResult::Skipped(None))
-            }
+            Action::Hold { .. }
+            | Action::Skip { .. }
+            | Action::ReplaceToken { .. }
+            | Action::Warm { .. }
+            | Action::Retire { .. } => Ok(HealthResult::Skipped(None)),
         }
     }
 

@@ -15,6 +15,9 @@ mod delete;
 mod events;
 mod health;
 mod resume;
+mod warm;
+
+pub use warm::{WARM_FAILURES, WARM_TAKEN};
 
 use super::plan::{self, Action, Observed};
 use crate::backend::{Backend, BackendError, CreateRequest, OwnerTags};
@@ -267,6 +270,8 @@ pub struct Manager {
     pub on_create: Option<OnCreate>,
     /// The credential broker: a VM's credential waits there for its instance.
     pub broker: Option<crate::broker::Link>,
+    /// Per group: warm instances that failed in a row, and until when making more waits.
+    warm_backoff: Mutex<HashMap<String, warm::Backoff>>,
 }
 
 /// A short, stable suffix for a runner name, from what the runner is for.
@@ -277,6 +282,7 @@ fn origin(seed: &str, for_job: Option<u64>) -> String {
     }
     match seed.split_once(':') {
         Some(("replace", runner)) => format!("to replace {runner}, whose job another job took"),
+        Some(("warm", _)) => "for a warm pool".into(),
         Some(("health", _)) => {
             "by a health check (min_runners, lost jobs or a runner that never started)".into()
         }
@@ -298,6 +304,7 @@ impl Manager {
             forge,
             backends,
             group_ids: Mutex::new(HashMap::new()),
+            warm_backoff: Mutex::new(HashMap::new()),
             on_create: None,
             broker: None,
         }

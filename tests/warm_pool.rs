@@ -1,0 +1,296 @@
+//! Warm pools (issue 34) on the fake backend, with real Redis and the fake GitHub: a warm
+//! instance is no registered runner; a job takes one atomically (two jobs never the same), it
+//! becomes that job's runner, and the pool is replenished; a pool above its target, or old,
+//! retires only instances no job took; the slots of `max_runners` hold throughout.
+
+mod support;
+
+use runnerctl::backend::fake::FakeBackend;
+use runnerctl::backend::{Backend, InstanceState};
+use runnerctl::config::{Config, RunnerGroup, Secret};
+use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus};
+use runnerctl::forge::github::{Auth, GitHub};
+use runnerctl::forge::prelude::*;
+use runnerctl::manager::{sync, Manager, TaskHandler};
+use runnerctl::model::{Pool, RunnerStatus};
+use runnerctl::queue::{Envelope, Task};
+use runnerctl::store::{self, RedisStore};
+use runnerctl::worker::{Handler, Outcome};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use support::{manager_name, RedisServer};
+
+struct World {
+    _redis: RedisServer,
+    sim: FakeGitHub,
+    config: Arc<Config>,
+    m: Arc<Manager>,
+    st: RedisStore,
+    backend: Arc<dyn Backend>,
+}
+
+impl World {
+    fn g(&self) -> RunnerGroup {
+        self.config.runner_groups[0].clone()
+    }
+
+    async fn with_status(&self, s: RunnerStatus) -> Vec<runnerctl::model::Runner> {
+        self.st
+            .all_runners()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.status == s)
+            .collect()
+    }
+}
+
+async fn world(test: &str, group: &str) -> World {
+    let redis = RedisServer::start();
+    let sim = FakeGitHub::start(FakeGitHubOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        job_duration: Duration::from_millis(50),
+        rate_limit: 1_000_000,
+        ..FakeGitHubOptions::default()
+    })
+    .await
+    .unwrap();
+    let name = manager_name(test);
+    let text = format!(
+        "name: {name}\ncleanup_grace: 0s\ntime_to_start: 30s\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo-org\n    labels: [self-hosted, g]\n    backend: fake\n{group}",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let g = config.runner_groups[0].clone();
+    sync::sync(&*gh, &[&g], false, &|| {}).await;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(
+        FakeBackend::new("fake", &name, None, Some(conn.clone()))
+            .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
+    );
+    let st = RedisStore::new(conn, &name);
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        st.clone(),
+        gh,
+        HashMap::from([("fake".to_string(), backend.clone())]),
+    ));
+    World {
+        _redis: redis,
+        sim,
+        config,
+        m,
+        st,
+        backend,
+    }
+}
+
+fn queued(job: u64) -> Task {
+    Task::JobQueued {
+        job_id: job,
+        run_id: job + 1000,
+        repository: "octo-org/app".into(),
+        labels: vec!["self-hosted".into(), "g".into()],
+        group: "g".into(),
+    }
+}
+
+async fn handle(w: &World, task: Task) -> Outcome {
+    TaskHandler::with_manager(w.m.clone())
+        .handle(&Envelope::new(task, None))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_instance_is_no_registered_runner_until_a_job_takes_it() {
+    let w = world(
+        "warm-hot",
+        "    max_runners: 4\n    warm_pool:\n      hot: 2\n",
+    )
+    .await;
+    let g = w.g();
+    let rows = w.m.warm_pass(&g, None).await.unwrap();
+    assert_eq!(w.with_status(RunnerStatus::Warm).await.len(), 2, "{rows:?}");
+    assert_eq!(w.backend.list().await.unwrap().len(), 2);
+    assert!(
+        w.sim.runners().is_empty(),
+        "nothing registered on GitHub: nothing to steal, no ghost if it dies"
+    );
+    let warm: HashSet<String> = w
+        .with_status(RunnerStatus::Warm)
+        .await
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+
+    // A job takes one: it registers with that instance's name and runs the job.
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    assert!(matches!(handle(&w, queued(job)).await, Outcome::Done));
+    let registered = w.sim.runners();
+    assert_eq!(registered.len(), 1);
+    assert!(warm.contains(&registered[0].name), "{registered:?}");
+    let taken = w.st.get(&registered[0].name).await.unwrap().unwrap();
+    assert_eq!(taken.pool, Some(Pool::Hot));
+    assert_eq!(taken.created_for_job, Some(job));
+    let ran = support::eventually(Duration::from_secs(10), || async {
+        w.sim
+            .jobs()
+            .iter()
+            .any(|j| j.id == job && j.status != JobStatus::Queued)
+            .then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "the job went to the warm instance's runner");
+    // The pool was replenished after the take: two warm again, none registered.
+    assert_eq!(w.with_status(RunnerStatus::Warm).await.len(), 2);
+    assert_eq!(w.sim.runners().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_jobs_never_take_the_same_warm_instance() {
+    let w = world(
+        "warm-race",
+        "    max_runners: 8\n    warm_pool:\n      hot: 4\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    assert_eq!(w.with_status(RunnerStatus::Warm).await.len(), 4);
+    let jobs: Vec<u64> = (0..4)
+        .map(|_| w.sim.queue_job("octo-org/app", &["self-hosted", "g"]))
+        .collect();
+    let handled = futures_join(&w, &jobs).await;
+    assert!(
+        handled.iter().all(|o| matches!(o, Outcome::Done)),
+        "{handled:?}"
+    );
+    let names: Vec<String> = w.sim.runners().into_iter().map(|r| r.name).collect();
+    let distinct: HashSet<&String> = names.iter().collect();
+    assert_eq!(names.len(), 4, "one runner per job: {names:?}");
+    assert_eq!(distinct.len(), 4);
+    for n in &names {
+        let r = w.st.get(n).await.unwrap().unwrap();
+        assert_eq!(r.pool, Some(Pool::Hot), "{n} came from the pool");
+    }
+    // Never above max_runners: 4 taken + the replenished pool.
+    assert!(w.st.held("g").await.unwrap() <= 8);
+}
+
+async fn futures_join(w: &World, jobs: &[u64]) -> Vec<Outcome> {
+    let mut set = tokio::task::JoinSet::new();
+    for &j in jobs {
+        let m = w.m.clone();
+        set.spawn(async move {
+            TaskHandler::with_manager(m)
+                .handle(&Envelope::new(queued(j), None))
+                .await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(o) = set.join_next().await {
+        out.push(o.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_is_started_when_a_job_takes_it() {
+    let w = world(
+        "warm-stopped",
+        "    max_runners: 4\n    warm_pool:\n      stopped: 1\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    let warm = w.with_status(RunnerStatus::Warm).await;
+    assert_eq!(warm.len(), 1);
+    let id = warm[0].instance_id.clone().unwrap();
+    assert_eq!(
+        w.backend.get(&id).await.unwrap().unwrap().state,
+        InstanceState::Stopped
+    );
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    assert!(matches!(handle(&w, queued(job)).await, Outcome::Done));
+    assert_eq!(
+        w.backend.get(&id).await.unwrap().unwrap().state,
+        InstanceState::Running
+    );
+    assert_eq!(w.sim.runners()[0].name, warm[0].name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_above_its_target_retires_only_what_no_job_took() {
+    let w = world(
+        "warm-retire",
+        "    max_runners: 4\n    warm_pool:\n      hot: 3\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    assert!(matches!(handle(&w, queued(job)).await, Outcome::Done));
+    let taken = w.sim.runners()[0].name.clone();
+    // The target drops to nothing (a schedule window closed).
+    let mut smaller = g.clone();
+    smaller.warm_pool.as_mut().unwrap().hot = 0;
+    let rows = w.m.warm_pass(&smaller, None).await.unwrap();
+    assert!(
+        w.with_status(RunnerStatus::Warm).await.is_empty(),
+        "{rows:?}"
+    );
+    let left = w.backend.list().await.unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the taken one's instance stays: {left:?}"
+    );
+    assert_eq!(left[0].runner(), Some(taken.as_str()));
+    assert!(w.st.get(&taken).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_instances_count_against_max_runners() {
+    let w = world(
+        "warm-max",
+        "    max_runners: 3\n    warm_pool:\n      hot: 3\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    assert_eq!(w.st.held("g").await.unwrap(), 3);
+    // Five jobs: three take the pool, two wait for room (nothing above max_runners).
+    let jobs: Vec<u64> = (0..5)
+        .map(|_| w.sim.queue_job("octo-org/app", &["self-hosted", "g"]))
+        .collect();
+    let handled = futures_join(&w, &jobs).await;
+    let done = handled
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done))
+        .count();
+    assert!(done >= 3, "{handled:?}");
+    assert!(w.st.held("g").await.unwrap() <= 3);
+    assert!(w.backend.list().await.unwrap().len() <= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_pass_keeps_the_pool_and_leaves_warm_instances_alone() {
+    let w = world(
+        "warm-health",
+        "    max_runners: 4\n    warm_pool:\n      hot: 2\n",
+    )
+    .await;
+    let g = w.g();
+    let rows = w.m.health_check(&g).await.unwrap();
+    let text = serde_json::to_string(&rows).unwrap();
+    assert!(text.contains("\"action\":\"warm\""), "{text}");
+    assert_eq!(w.with_status(RunnerStatus::Warm).await.len(), 2);
+    // A second pass: nothing to do, nothing deleted (no record is an orphan or a ghost).
+    let rows = w.m.health_check(&g).await.unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(w.backend.list().await.unwrap().len(), 2);
+}
