@@ -783,6 +783,90 @@ async fn fake_backend_runners_get_their_credentials_through_the_broker_and_run_j
     );
 }
 
+/// A hot warm-pool instance boots with no credential: its fetch hook (the real one, run by the
+/// stand-in) asks the broker and is held, then answered 425, again and again; nothing is
+/// registered. When a job takes it, the credential sealed for it reaches the waiting hook,
+/// the runner comes online and runs the job; no JIT configuration is in Redis in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hot_instance_waits_at_the_broker_until_a_job_takes_it() {
+    use runnerctl::backend::fake::FakeBackend;
+    use runnerctl::forge::fake::JobStatus;
+    use runnerctl::manager::TaskHandler;
+    use runnerctl::queue::{Envelope, Task};
+    use runnerctl::worker::Handler;
+    let World {
+        redis,
+        sim,
+        m,
+        g,
+        tls,
+    } = world("broker-warm", Duration::from_millis(200), |name, conn| {
+        Arc::new(
+            FakeBackend::new("fake", name, None, Some(conn))
+                .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
+        )
+    })
+    .await;
+    let ep = tls.endpoint.clone();
+    let mut g = g;
+    g.warm_pool = Some(serde_yaml::from_str("hot: 1").unwrap());
+    let mut config = (*m.config).clone();
+    config.runner_groups[0] = g.clone();
+    let mut m = m;
+    m.config = Arc::new(config);
+    let m = Arc::new(m);
+    m.warm_pass(&g, None).await.unwrap();
+    let held = support::eventually(Duration::from_secs(30), || async {
+        (!ep.render_metrics().contains("outcome=\"pending\"} 0\n")).then_some(())
+    })
+    .await;
+    assert!(
+        held.is_some(),
+        "the hook asked and was held: {}",
+        ep.render_metrics()
+    );
+    assert!(sim.runners().is_empty(), "nothing registered while warm");
+
+    let job = sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let taken = std::time::Instant::now();
+    let task = Task::JobQueued {
+        job_id: job,
+        run_id: 1,
+        repository: "octo-org/app".into(),
+        labels: vec!["self-hosted".into(), "g".into()],
+        group: "g".into(),
+    };
+    let outcome = TaskHandler::with_manager(m.clone())
+        .handle(&Envelope::new(task, None))
+        .await;
+    assert!(
+        matches!(outcome, runnerctl::worker::Outcome::Done),
+        "{outcome:?}"
+    );
+    let started = support::eventually(Duration::from_secs(30), || async {
+        sim.jobs()
+            .iter()
+            .any(|j| j.id == job && j.status != JobStatus::Queued)
+            .then_some(())
+    })
+    .await;
+    assert!(started.is_some(), "the warm instance's runner took the job");
+    eprintln!("take to job start: {:?}", taken.elapsed());
+    let seen = support::redis_dump(&redis.url, "*").await;
+    for r in sim.runners() {
+        assert!(
+            !seen.contains(&r.jit),
+            "a JIT configuration in clear in Redis"
+        );
+    }
+    assert!(
+        ep.render_metrics()
+            .contains("runnerctl_broker_redemptions_total{outcome=\"redeemed\"} 1"),
+        "{}",
+        ep.render_metrics()
+    );
+}
+
 /// Google's side of GCE identity tokens, played on loopback: the published key set (a test key
 /// pair from `tests/fixtures/gce`), tokens signed with it as the metadata server hands them out,
 /// and the metadata server itself for the fetch hook.

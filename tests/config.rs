@@ -1006,3 +1006,55 @@ fn the_api_budget_s_limits_are_bounded() {
         ]
     );
 }
+
+#[test]
+fn a_warm_pool_is_read_with_its_schedule() {
+    let text = with_group(
+        "    max_runners: 30\n    warm_pool:\n      hot: 2\n      stopped: 5\n      max_idle_age: 4h\n      schedule:\n        - {cron: \"0 7 * * 1-5\", duration: 11h, timezone: Europe/Paris, hot: 6, stopped: 20}\n",
+    );
+    let c = runnerctl::wiring::parse(&text, "test.yaml").unwrap().config;
+    let w = c.runner_groups[0].warm_pool.as_ref().unwrap();
+    assert_eq!(
+        (w.hot, w.stopped, w.max_idle_age.as_secs()),
+        (2, 5, 4 * 3600)
+    );
+    assert_eq!(w.lead.as_secs(), 600, "the default lead");
+    assert_eq!(w.schedule[0].timezone, "Europe/Paris");
+    assert_eq!(w.largest(), 26);
+}
+
+#[test]
+fn a_warm_pool_s_errors_name_their_field() {
+    let text = with_group(
+        "    max_runners: 4\n    warm_pool:\n      hot: 3\n      stopped: 2\n      max_idle_age: 10s\n      schedule:\n        - {cron: \"0 7 * *\", duration: 1h, timezone: Mars/Olympus, hot: 1}\n        - {cron: \"0 77 * * *\", duration: 0s, hot: 9}\n",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "runner_groups[0].warm_pool: hot + stopped (5) exceeds max_runners (4): warm instances count against it",
+            "runner_groups[0].warm_pool.max_idle_age: must be at least 1m (is 10s)",
+            "runner_groups[0].warm_pool.schedule[0].cron: `0 7 * *` has 4 fields; write five: minute hour day-of-month month day-of-week, e.g. `0 7 * * 1-5`",
+            "runner_groups[0].warm_pool.schedule[0].timezone: `Mars/Olympus` is not an IANA time zone (like `Europe/Paris` or `UTC`)",
+            "runner_groups[0].warm_pool.schedule[1]: hot + stopped (9) exceeds max_runners (4): warm instances count against it",
+            "runner_groups[0].warm_pool.schedule[1].cron: `0 77 * * *` is not a cron expression: Component error: Number out of bounds.",
+            "runner_groups[0].warm_pool.schedule[1].duration: must be longer than 0s",
+        ]
+    );
+    let text = with_group("    warm_pool:\n      hot: 1\n      cold: 2\n");
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[0].warm_pool.cold: unknown field"]
+    );
+}
+
+#[test]
+fn a_warm_pool_the_backend_cannot_keep_is_refused() {
+    let text = BASE.replace(
+        "backend: fake\n",
+        "backend: docker\n    spec: {image: runner:latest}\n    warm_pool:\n      stopped: 1\n",
+    );
+    assert_eq!(
+        errors(&text),
+        ["runner_groups[0].warm_pool: a docker backend cannot keep stopped instances (backend `docker`)"]
+    );
+}

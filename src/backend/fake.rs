@@ -49,6 +49,11 @@ impl Schema for FakeKind {
         let s: FakeSettings = r.de(value)?;
         Some(Typed::new("fake", s))
     }
+    /// Both: a hot instance's stand-in waits at the broker (or for `deliver`); a stopped one
+    /// is only marked stopped (its stand-in, with a broker, waits there all the same).
+    fn warm_pools(&self) -> (bool, bool) {
+        (true, true)
+    }
     fn spec(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
         let value = match value {
             serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
@@ -74,14 +79,7 @@ impl Kind for FakeKind {
     fn credential_delivery(&self, _: &BackendSettings, _: &str, _: &str) -> String {
         "kept by the fake backend; nothing boots".into()
     }
-    /// Both: a hot instance's stand-in waits at the broker (or for `deliver`); a stopped one
-    /// is only marked stopped (its stand-in, with a broker, waits there all the same).
-    fn warm_support(&self) -> crate::backend::WarmSupport {
-        crate::backend::WarmSupport {
-            hot: true,
-            stopped: true,
-        }
-    }
+
     async fn build(&self, cx: BuildContext) -> Result<Arc<dyn Backend>> {
         let latency = cx
             .settings

@@ -50,9 +50,10 @@ pub trait Kind: Sync {
     fn brokered_with(&self, _settings: &BackendSettings) -> bool {
         self.brokered()
     }
-    /// What its instances can be kept warm as (nothing unless it says).
+    /// What its instances can be kept warm as: its schema says (nothing unless it does).
     fn warm_support(&self) -> WarmSupport {
-        WarmSupport::default()
+        let (hot, stopped) = self.schema().warm_pools();
+        WarmSupport { hot, stopped }
     }
     /// How its instances prove who they are to the broker, besides their address.
     fn identity_proof(&self) -> crate::bootstrap::Proof {

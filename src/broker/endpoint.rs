@@ -1,7 +1,8 @@
 //! The broker's HTTPS endpoint, on a listener of its own (`broker.listen`), TLS by rustls from a
 //! certificate and key file. One route: `POST /v1/credential` with `Authorization: Bearer
 //! <token>`, answered with the credential as the body (200), or a refusal: 409 while the
-//! instance's address is not bound yet (ask again), 403 for a wrong, used or expired token or
+//! instance's address is not bound yet (ask again), 425 for a warm-pool instance no job took
+//! yet (held up to [`HOLD`] first, then asked again at once), 403 for a wrong, used or expired token or
 //! another address, 400 for a request it does not understand. The caller's address is the TCP
 //! peer's; no header can claim another.
 
@@ -41,7 +42,12 @@ impl Endpoint {
     fn refuse(&self, r: Refusal, peer: SocketAddr) -> Response<Full<Bytes>> {
         let i = Refusal::ALL.iter().position(|x| *x == r).unwrap_or(0);
         self.refused[i].fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(peer = %peer.ip(), reason = r.as_str(), "credential request refused");
+        if r == Refusal::Pending {
+            // A warm instance waiting for a job: its normal state, asked again at once.
+            tracing::debug!(peer = %peer.ip(), "credential request held: no job took the instance yet");
+        } else {
+            tracing::warn!(peer = %peer.ip(), reason = r.as_str(), "credential request refused");
+        }
         let (status, text) = match r {
             Refusal::NotBound => (StatusCode::CONFLICT, "not ready; ask again\n"),
             // 425 Too Early: a warm instance asks again at once (the request was held).

@@ -126,6 +126,7 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
         }
     }
     let store = crate::wiring::store(config, conn);
+    warm_checks(config, &store, out).await;
     let Ok(ms) = store.now_ms().await else {
         out.push(check(
             "clock",
@@ -149,6 +150,58 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
         check("clock", Status::Ok, format!("within {skew}s of Redis's"))
     });
     true
+}
+
+/// Each warm pool: its target now (and the schedule entry that sets it) against what Redis
+/// records of it.
+async fn warm_checks(
+    config: &crate::config::Config,
+    store: &crate::store::RedisStore,
+    out: &mut Vec<Check>,
+) {
+    use crate::model::{Pool, RunnerStatus};
+    for g in &config.runner_groups {
+        let Some(pool) = &g.warm_pool else { continue };
+        let name = format!("warm pool {}", g.name);
+        let now = store
+            .now()
+            .await
+            .unwrap_or_else(|_| crate::model::unix_now());
+        let target = pool.target(now);
+        let records = match within("Redis", store.runners_of_group(&g.name)).await {
+            Ok(r) => r,
+            Err(e) => {
+                out.push(check(name, Status::Fail, e));
+                continue;
+            }
+        };
+        let count = |p: Pool, s: RunnerStatus| {
+            records
+                .iter()
+                .filter(|r| r.pool == Some(p) && r.status == s)
+                .count() as u32
+        };
+        let (hot, stopped) = (
+            count(Pool::Hot, RunnerStatus::Warm),
+            count(Pool::Stopped, RunnerStatus::Warm),
+        );
+        let warming =
+            count(Pool::Hot, RunnerStatus::Warming) + count(Pool::Stopped, RunnerStatus::Warming);
+        let detail = format!(
+            "target {}; ready {hot} hot, {stopped} stopped; {warming} being made",
+            super::groups_cmd::warm_cell(&target)
+        );
+        let full = hot >= target.hot && stopped >= target.stopped;
+        out.push(check(
+            name,
+            if full { Status::Ok } else { Status::Warn },
+            if full {
+                detail
+            } else {
+                format!("{detail} (health passes fill it)")
+            },
+        ));
+    }
 }
 
 /// The forge: credentials that list each group's runners (what the worker needs), and the

@@ -20,6 +20,8 @@ struct GroupRow<'a> {
     kind: String,
     min_runners: u32,
     max_runners: u32,
+    /// The warm pool's target now and the schedule entry that sets it; `null` without one.
+    warm_pool: Option<crate::config::warm::Target>,
     /// What GitHub has: absent with `--local`.
     #[serde(skip_serializing_if = "Option::is_none")]
     github: Option<GithubView>,
@@ -92,6 +94,10 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             kind: kind(&config, g),
             min_runners: g.min_runners,
             max_runners: g.max_runners,
+            warm_pool: g
+                .warm_pool
+                .as_ref()
+                .map(|w| w.target(crate::model::unix_now())),
             github: github.as_ref().map(|m| {
                 let view = |state, id, visibility| GithubView {
                     state,
@@ -114,7 +120,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
     match cx.output {
         OutputFormat::Json => output::json(&rows),
         OutputFormat::Table | OutputFormat::Name => {
-            let mut headers = vec!["group", "scope", "labels", "backend", "min", "max"];
+            let mut headers = vec!["group", "scope", "labels", "backend", "min", "max", "warm"];
             if github.is_some() {
                 headers.push("github");
             }
@@ -132,6 +138,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
                             format!("{} ({})", r.backend, r.kind),
                             r.min_runners.to_string(),
                             r.max_runners.to_string(),
+                            r.warm_pool.map_or("-".into(), |t| warm_cell(&t)),
                         ];
                         if let Some(gh) = &r.github {
                             row.push(gh.cell());
@@ -142,6 +149,15 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             )
         }
     }
+}
+
+/// A pool's target now: `2 hot, 5 stopped`, and the schedule entry that sets it.
+pub fn warm_cell(t: &crate::config::warm::Target) -> String {
+    let entry = match t.entry {
+        Some(i) => format!(" (schedule[{i}])"),
+        None => String::new(),
+    };
+    format!("{} hot, {} stopped{entry}", t.hot, t.stopped)
 }
 
 pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {

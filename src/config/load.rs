@@ -1721,12 +1721,13 @@ impl<'a> Cx<'a> {
             );
         }
         self.check_access(&raw, path);
-        if let Some(w) = &raw.warm_pool {
-            self.check_warm_pool(w, &field("warm_pool"), raw.max_runners);
-        }
         // The spec is read against the kind of the backend the group names.
         let backend_name = raw.backend.clone().unwrap_or_default();
         let schema = self.schema_of(&backend_name, &field("backend"), backends);
+        if let Some(w) = &raw.warm_pool {
+            let can = schema.map(|s| (s.kind(), s.warm_pools()));
+            self.check_warm_pool(w, &field("warm_pool"), raw.max_runners, can, &backend_name);
+        }
         self.check_container_jobs(&raw, path, backends);
         let spec = match schema {
             None => None,
@@ -1769,9 +1770,39 @@ impl<'a> Cx<'a> {
         })
     }
 
-    /// `warm_pool`: each window's cron expression and time zone readable, every size within
-    /// `max_runners` (warm instances hold its slots).
-    fn check_warm_pool(&mut self, w: &super::warm::WarmPool, path: &str, max: u32) {
+    /// `warm_pool`: pools its backend's kind can keep (`can`: the kind and its (hot, stopped)),
+    /// each window's cron expression and time zone readable, every size within `max_runners`
+    /// (warm instances hold its slots).
+    fn check_warm_pool(
+        &mut self,
+        w: &super::warm::WarmPool,
+        path: &str,
+        max: u32,
+        can: Option<(&str, (bool, bool))>,
+        backend: &str,
+    ) {
+        if let Some((kind, (hot, stopped))) = can {
+            let asks = |pick: fn(u32, u32) -> u32| {
+                w.schedule
+                    .iter()
+                    .map(|e| pick(e.hot, e.stopped))
+                    .chain([pick(w.hot, w.stopped)])
+                    .any(|n| n > 0)
+            };
+            for (pool, able, asked) in [
+                ("hot", hot, asks(|h, _| h)),
+                ("stopped", stopped, asks(|_, s| s)),
+            ] {
+                if asked && !able {
+                    self.error(
+                        path,
+                        format!(
+                            "a {kind} backend cannot keep {pool} instances (backend `{backend}`)"
+                        ),
+                    );
+                }
+            }
+        }
         let within = |n: u32| n <= max;
         if !within(w.hot + w.stopped) {
             self.error(

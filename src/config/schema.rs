@@ -30,6 +30,11 @@ pub trait Schema: Sync {
     fn needs_broker(&self) -> Option<&'static str> {
         None
     }
+    /// Which warm pools its instances can be kept in: (hot, stopped). A group's `warm_pool`
+    /// asking for another is refused when the file is read.
+    fn warm_pools(&self) -> (bool, bool) {
+        (false, false)
+    }
 }
 
 /// A value of a kind's own type (settings or spec), kept with its JSON form for printing.

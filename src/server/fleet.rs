@@ -148,6 +148,8 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::manager::JOB_WAIT_SECONDS.render(&mut out);
     crate::backend::CALLS.render(&mut out);
     crate::backend::ERRORS.render(&mut out);
+    crate::manager::ops::WARM_TAKEN.render(&mut out);
+    crate::manager::ops::WARM_FAILURES.render(&mut out);
     // Samples once the forge has answered (a forge without rate-limit headers has none).
     let rate = m.forge.rate_limit();
     header(

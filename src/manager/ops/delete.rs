@@ -124,13 +124,25 @@ impl Manager {
     }
 
     /// Gives up a runner an operator's command (or a health pass) could not make: deletes what
-    /// it made. When that cannot be done now (GitHub limited, another task works on it), the
-    /// record is not dropped, since it alone remembers the registration: it is marked `failed`,
-    /// which counts as no supply, keeps its slot and is finished by the next health pass.
+    /// it made. When that cannot be done now (GitHub limited, another task works on it), a
+    /// record that remembers a registration or an instance is not dropped, since it alone knows
+    /// their ids: it is marked `failed`, which counts as no supply, keeps its slot and is
+    /// finished by the next health pass. A record that remembers nothing goes, so that it holds
+    /// no slot (a registration whose answer was lost is ours by name: the orphan cleanup).
     pub async fn abandon(&self, name: &str) -> Result<(), Failure> {
         let Err(e) = self.delete_runner(name, false).await else {
             return Ok(());
         };
+        let remembers = match self.store.get(name).await? {
+            None => return Ok(()),
+            Some(r) if r.status == RunnerStatus::Active => return Ok(()),
+            Some(r) => r.forge_id.is_some() || r.instance_id.is_some(),
+        };
+        if !remembers {
+            tracing::warn!(runner = %name, error = %e, "could not remove what a failed creation made; the health check will");
+            self.store.remove(name).await?;
+            return Ok(());
+        }
         tracing::warn!(runner = %name, error = %e, "could not remove what a failed creation made; marked failed, the next health pass removes it");
         let from = [
             RunnerStatus::Reserved,
