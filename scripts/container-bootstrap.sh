@@ -25,6 +25,19 @@ until install; do
   sleep $((tries * 3))
 done
 
+# A warm-pool container: its credential is copied in when a job takes it (`ready` comes last).
+if [ -f /run/runnerctl/warm ]; then
+  echo "runnerctl: warm; waiting for a job"
+  until [ -f /run/runnerctl/incoming/ready ]; do
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+  for f in jitconfig token; do
+    if [ -f "/run/runnerctl/incoming/$f" ]; then
+      mv "/run/runnerctl/incoming/$f" "/run/runnerctl/$f"
+    fi
+  done
+  rm -rf /run/runnerctl/incoming /run/runnerctl/warm
+fi
 # With the credential broker, the credential is fetched with a one-time token.
 if [ -f /etc/runnerctl/broker-token ] && [ -x /usr/local/lib/runnerctl/fetch-credential ]; then
   /usr/local/lib/runnerctl/fetch-credential /run/runnerctl || exit 1

@@ -527,3 +527,129 @@ async fn docker_runners_fetch_their_credentials_through_the_broker() {
     assert_eq!(count("wrong_address"), 0, "{metrics}");
     fleet.stop().await;
 }
+
+/// Warm pools on a real engine (issue 34): a hot container boots and waits for its credential,
+/// a stopped one is created and not started; nothing is registered on GitHub. Jobs take them:
+/// the credential is copied in (`deliver`), the stopped one is started, both runners run their
+/// jobs, and the pool is made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_containers_hot_and_stopped_run_the_jobs_that_take_them() {
+    use runnerctl::model::{Pool, RunnerStatus};
+    use runnerctl::queue::{Envelope, Task};
+    use runnerctl::worker::Handler;
+    let image = support::docker_test_image();
+    let redis = RedisServer::start();
+    let name = manager_name("docker-warm");
+    let sim = FakeGitHub::start(FakeGitHubOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        job_duration: Duration::from_millis(300),
+        ..FakeGitHubOptions::default()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    backend: docker\n    max_runners: 2\n    warm_pool:\n      hot: 1\n    spec:\n      image: {image}\n      network: host\n      memory_mb: 64\n  - name: shelf\n    organization: octo-org\n    labels: [self-hosted, linux, shelf]\n    backend: docker\n    max_runners: 2\n    warm_pool:\n      stopped: 1\n    spec:\n      image: {image}\n      network: host\n      memory_mb: 64\n",
+        sim.url(),
+        redis.url
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let docker: Arc<dyn Backend> = Arc::new(
+        DockerBackend::connect(
+            "docker",
+            &name,
+            &runnerctl::backend::docker::DockerSettings::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    let conn = store::connect(&redis.url).await.unwrap();
+    let forge: Arc<dyn Forge> = gh.clone();
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        RedisStore::new(conn.clone(), &name),
+        forge,
+        HashMap::from([("docker".to_string(), docker.clone())]),
+    ));
+    let mut rows = Vec::new();
+    for g in &config.runner_groups {
+        rows.extend(m.warm_pass(g, None).await.unwrap());
+    }
+    let s = RedisStore::new(conn.clone(), &name);
+    let warm: Vec<_> = s
+        .all_runners()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == RunnerStatus::Warm)
+        .collect();
+    assert_eq!(warm.len(), 2, "{rows:?}");
+    assert!(sim.runners().is_empty(), "nothing registered while warm");
+    for r in &warm {
+        let state = docker
+            .get(r.instance_id.as_deref().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        let expected = match r.pool {
+            // Created and never started: Docker says `created`.
+            Some(Pool::Stopped) => runnerctl::backend::InstanceState::Pending,
+            _ => runnerctl::backend::InstanceState::Running,
+        };
+        assert_eq!(state, expected, "{r:?}");
+    }
+    // Two jobs: one takes the hot container (group box), the other the stopped one (shelf).
+    let handler = TaskHandler::with_manager(m.clone());
+    let mut jobs = Vec::new();
+    for group in ["box", "shelf"] {
+        let job = sim.queue_job("octo-org/app", &["self-hosted", group]);
+        let task = Task::JobQueued {
+            job_id: job,
+            run_id: 1,
+            repository: "octo-org/app".into(),
+            labels: vec!["self-hosted".into(), group.into()],
+            group: group.into(),
+        };
+        let outcome = handler.handle(&Envelope::new(task, None)).await;
+        assert!(
+            matches!(outcome, runnerctl::worker::Outcome::Done),
+            "{outcome:?}"
+        );
+        jobs.push(job);
+    }
+    let taken: Vec<String> = sim.runners().into_iter().map(|r| r.name).collect();
+    let mut names: Vec<String> = warm.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    let mut sorted = taken.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, names,
+        "the warm containers became the jobs' runners"
+    );
+    let ran = support::eventually(Duration::from_secs(60), || async {
+        sim.jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status == JobStatus::Completed)
+            .count()
+            .eq(&2)
+            .then_some(())
+    })
+    .await;
+    assert!(ran.is_some(), "both jobs ran: {:?}", sim.jobs());
+    // The pool was made again after the takes (two warm containers, none registered).
+    let again = s
+        .all_runners()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == RunnerStatus::Warm)
+        .count();
+    assert_eq!(again, 2);
+    for c in docker.list().await.unwrap() {
+        let _ = docker.delete(&c.id).await;
+    }
+}

@@ -13,7 +13,7 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    StartContainerOptions, UploadToContainerOptions,
+    StartContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,12 @@ impl DockerSpec {
 impl Schema for DockerKind {
     fn kind(&self) -> &'static str {
         "docker"
+    }
+    /// Hot: a started container whose bootstrap waits for its credential (copied in when a job
+    /// takes it, or fetched from the broker). Stopped: a created container, started when a job
+    /// takes it, its credential copied in first.
+    fn warm_pools(&self) -> (bool, bool) {
+        (true, true)
     }
     fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
         let s: DockerSettings = r.de(value)?;
@@ -359,9 +365,23 @@ impl Backend for DockerBackend {
                 };
             }
         };
+        // A warm container whose credential is copied in later waits for it (see `deliver`).
+        let mut files = req.boot.files.clone();
+        let waits = req.warm.is_some()
+            && !files.iter().any(|f| {
+                crate::bootstrap::is_secret(&f.path) || f.path == crate::bootstrap::BROKER_TOKEN
+            });
+        if waits {
+            files.push(File {
+                path: WARM_MARKER.into(),
+                mode: 0o644,
+                content: crate::config::Secret::new("1"),
+            });
+        }
+        let start = req.warm != Some(crate::model::Pool::Stopped);
         let started = async {
-            if !req.boot.files.is_empty() {
-                let archive = tar(&req.boot.files);
+            if !files.is_empty() {
+                let archive = tar(&files);
                 let opts = UploadToContainerOptions {
                     path: "/".into(),
                     ..Default::default()
@@ -369,6 +389,9 @@ impl Backend for DockerBackend {
                 self.docker
                     .upload_to_container(&id, Some(opts), bollard::body_full(archive.into()))
                     .await?;
+            }
+            if !start {
+                return Ok(());
             }
             self.docker
                 .start_container(&id, None::<StartContainerOptions>)
@@ -387,6 +410,75 @@ impl Backend for DockerBackend {
                 code: "Vanished".into(),
                 message: format!("container `{}` vanished after it started", req.runner_name),
             })
+    }
+
+    async fn stop(&self, id: &str) -> Result<()> {
+        let opts = StopContainerOptions {
+            t: Some(10),
+            ..Default::default()
+        };
+        match self.docker.stop_container(id, Some(opts)).await {
+            // 304: stopped already (or created and never started).
+            Ok(()) => Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        match self
+            .docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+        {
+            // 304: started already.
+            Ok(()) => Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.classify(e)),
+        }
+    }
+
+    /// Copies the credential of `boot` into a warm container, under `incoming/`, with the
+    /// `ready` file last: its bootstrap, waiting for that file, moves the credential into place
+    /// (a started container's at once, a stopped one's when it starts).
+    async fn deliver(&self, id: &str, boot: &crate::bootstrap::BootData) -> Result<()> {
+        let mut files: Vec<File> = boot
+            .files
+            .iter()
+            .filter(|f| crate::bootstrap::is_secret(&f.path))
+            .map(|f| File {
+                path: format!(
+                    "{INCOMING}/{}",
+                    f.path.rsplit('/').next().unwrap_or("jitconfig")
+                ),
+                mode: f.mode,
+                content: f.content.clone(),
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(BackendError::Permanent {
+                backend: self.name.clone(),
+                code: "NoCredential".into(),
+                message: format!("nothing to hand container `{id}`"),
+            });
+        }
+        files.push(File {
+            path: format!("{INCOMING}/ready"),
+            mode: 0o644,
+            content: crate::config::Secret::new("1"),
+        });
+        let opts = UploadToContainerOptions {
+            path: "/".into(),
+            ..Default::default()
+        };
+        self.docker
+            .upload_to_container(id, Some(opts), bollard::body_full(tar(&files).into()))
+            .await
+            .map_err(|e| self.classify(e))
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
@@ -441,6 +533,11 @@ impl Backend for DockerBackend {
         Ok(out)
     }
 }
+
+/// Marks a warm container whose credential comes later, copied in by `deliver`.
+pub const WARM_MARKER: &str = "/run/runnerctl/warm";
+/// Where `deliver` copies a warm container's credential (then `ready`).
+pub const INCOMING: &str = "/run/runnerctl/incoming";
 
 /// A tar archive (ustar) of `files` and their parent directories.
 fn tar(files: &[File]) -> Vec<u8> {
