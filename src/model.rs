@@ -135,6 +135,53 @@ pub struct Runner {
     pub pool: Option<Pool>,
 }
 
+/// Where the runner that took a job came from: the label of `runnerctl_job_wait_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitSource {
+    /// A hot warm-pool instance.
+    Hot,
+    /// A stopped warm-pool instance, started for it.
+    Stopped,
+    /// A runner made for this very job after it was queued.
+    Cold,
+    /// A runner made for no job: `min_runners`, a health pass, an operator.
+    MinRunners,
+    /// A runner made for another job (GitHub gave this job to it).
+    Stolen,
+}
+
+impl WaitSource {
+    pub const ALL: [WaitSource; 5] = [
+        WaitSource::Hot,
+        WaitSource::Stopped,
+        WaitSource::Cold,
+        WaitSource::MinRunners,
+        WaitSource::Stolen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitSource::Hot => "hot",
+            WaitSource::Stopped => "stopped",
+            WaitSource::Cold => "cold",
+            WaitSource::MinRunners => "min_runners",
+            WaitSource::Stolen => "stolen",
+        }
+    }
+
+    /// Where `r`, which took job `job`, came from.
+    pub fn of(r: &Runner, job: u64) -> WaitSource {
+        match (r.pool, r.created_for_job) {
+            (Some(Pool::Hot), _) => WaitSource::Hot,
+            (Some(Pool::Stopped), _) => WaitSource::Stopped,
+            (None, Some(j)) if j == job => WaitSource::Cold,
+            (None, Some(_)) => WaitSource::Stolen,
+            (None, None) => WaitSource::MinRunners,
+        }
+    }
+}
+
 /// A warm pool's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -303,6 +350,26 @@ pub fn unix_now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_s_wait_is_labelled_by_where_its_runner_came_from() {
+        let mut r = Runner::reserved("r", "g", "fake", vec![], Some(7), 0);
+        assert_eq!(WaitSource::of(&r, 7), WaitSource::Cold);
+        assert_eq!(WaitSource::of(&r, 8), WaitSource::Stolen);
+        r.created_for_job = None;
+        assert_eq!(WaitSource::of(&r, 8), WaitSource::MinRunners);
+        r.pool = Some(Pool::Stopped);
+        assert_eq!(WaitSource::of(&r, 8), WaitSource::Stopped);
+        r.pool = Some(Pool::Hot);
+        r.created_for_job = Some(7);
+        assert_eq!(
+            WaitSource::of(&r, 8),
+            WaitSource::Hot,
+            "taken by another job, still hot"
+        );
+    }
+
     #[test]
     fn rfc3339_times_parse() {
         assert_eq!(super::parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));

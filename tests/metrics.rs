@@ -136,9 +136,10 @@ async fn the_dashboard_and_alerts_use_only_metrics_that_exist() {
         worker_text.contains("runnerctl_queue_tasks{state=\"dead\"} 0"),
         "{worker_text}"
     );
-    // The job's wait, queued to in_progress, by its group.
+    // The job's wait, queued to in_progress, by its group and its runner's source (made for
+    // it after it was queued: cold).
     assert!(
-        worker_text.contains("runnerctl_job_wait_seconds_count{group=\"g\"} 1"),
+        worker_text.contains("runnerctl_job_wait_seconds_count{group=\"g\",source=\"cold\"} 1"),
         "{worker_text}"
     );
     // Backend calls by operation and outcome (the create of the job's runner at least).

@@ -98,8 +98,8 @@ pub static CREATE_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
 /// `in_progress` task.
 pub static JOB_WAIT_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
     "runnerctl_job_wait_seconds",
-    "Time jobs waited for a runner, queued to in_progress by the forge's clock, by group.",
-    &["group"],
+    "Time jobs waited for a runner, queued to in_progress by the forge's clock, by group and where the runner came from (hot, stopped, cold, min_runners, stolen).",
+    &["group", "source"],
     &[
         1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
     ],
@@ -189,14 +189,15 @@ impl Handler for TaskHandler {
                     runner_group_id: *runner_group_id,
                 };
                 let r = m.job_in_progress(*job_id, runner_name, who).await;
-                if let (Ok(_), Some(w)) = (&r, waited_secs) {
+                if let (Ok(Some(source)), Some(w)) = (&r, waited_secs) {
                     let groups = &m.config.runner_groups;
                     if let Some(g) = matching::group_of_runner(&m.config.name, groups, runner_name)
                     {
-                        JOB_WAIT_SECONDS.observe(&[&g.name], Duration::from_secs(*w));
+                        let labels = [g.name.as_str(), source.as_str()];
+                        JOB_WAIT_SECONDS.observe(&labels, Duration::from_secs(*w));
                     }
                 }
-                outcome(r)
+                outcome(r.map(|_| ()))
             }
             Task::JobCompleted {
                 job_id,

@@ -489,7 +489,7 @@ impl Run<'_> {
                     .block_on(m.job_in_progress(u64::from(*job) + 1, runner, who));
                 let group = self.group_of(runner);
                 match r {
-                    Ok(()) => Verdict::Done,
+                    Ok(_) => Verdict::Done,
                     Err(f) => self.failed(f, group),
                 }
             }

@@ -107,7 +107,7 @@ impl Manager {
         job_id: u64,
         runner: &str,
         who: EventIds,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<crate::model::WaitSource>, Failure> {
         let record = self
             .store
             .mark_job_started(&self.group_names(), job_id, Some(runner))
@@ -115,8 +115,11 @@ impl Manager {
         if !self.event_is_ours(runner, record.as_ref(), who).await? {
             // Another runner took the job: if it was the one ours was made for, ours is free
             // for the next, and the demand accounting holds as it is.
-            return Ok(());
+            return Ok(None);
         }
+        let source = record
+            .as_ref()
+            .map(|r| crate::model::WaitSource::of(r, job_id));
         let now = self.store.now().await?;
         let t = self
             .store
@@ -151,7 +154,7 @@ impl Manager {
         if check {
             self.check_demand_after(runner).await?;
         }
-        Ok(())
+        Ok(source)
     }
 
     /// A job ended: the runner that ran it goes. When that runner had been made for another
