@@ -29,7 +29,7 @@ done
 if [ -f /run/runnerctl/warm ]; then
   echo "runnerctl: warm; waiting for a job"
   until [ -f /run/runnerctl/incoming/ready ]; do
-    sleep 0.2 2>/dev/null || sleep 1
+    sleep 0.05 2>/dev/null || sleep 1
   done
   for f in jitconfig token; do
     if [ -f "/run/runnerctl/incoming/$f" ]; then
