@@ -237,6 +237,11 @@ impl Backend for CloudBackend {
     fn brokered(&self) -> bool {
         false
     }
+    /// Warm pools are not modelled yet: a group's `warm_pool` is said (a `skip` row), never
+    /// made, in a simulation.
+    fn warm_support(&self) -> crate::backend::WarmSupport {
+        crate::backend::WarmSupport::default()
+    }
 
     async fn create(&self, req: &CreateRequest) -> backend::Result<Instance> {
         let mut w = self.world.lock();
