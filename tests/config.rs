@@ -1049,12 +1049,20 @@ fn a_warm_pool_s_errors_name_their_field() {
 
 #[test]
 fn a_warm_pool_the_backend_cannot_keep_is_refused() {
-    let text = BASE.replace(
-        "backend: fake\n",
-        "backend: docker\n    spec: {image: runner:latest}\n    warm_pool:\n      stopped: 1\n",
-    );
+    let text = BASE
+        .replace(
+            "  docker:\n    kind: docker\n",
+            "  docker:\n    kind: docker\n  ec2:\n    kind: aws\n    region: eu-west-1\n",
+        )
+        .replace(
+            "backend: fake\n",
+            "backend: ec2\n    spec: {image_id: ami-1, instance_type: t3.small}\n    warm_pool:\n      hot: 1\n      stopped: 1\n",
+        );
     assert_eq!(
         errors(&text),
-        ["runner_groups[0].warm_pool: a docker backend cannot keep stopped instances (backend `docker`)"]
+        [
+            "runner_groups[0].warm_pool: backend `ec2` (kind aws) cannot keep hot instances",
+            "runner_groups[0].warm_pool: backend `ec2` (kind aws) cannot keep stopped instances",
+        ]
     );
 }

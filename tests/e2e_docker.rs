@@ -621,15 +621,6 @@ async fn warm_containers_hot_and_stopped_run_the_jobs_that_take_them() {
         );
         jobs.push(job);
     }
-    let taken: Vec<String> = sim.runners().into_iter().map(|r| r.name).collect();
-    let mut names: Vec<String> = warm.iter().map(|r| r.name.clone()).collect();
-    names.sort();
-    let mut sorted = taken.clone();
-    sorted.sort();
-    assert_eq!(
-        sorted, names,
-        "the warm containers became the jobs' runners"
-    );
     let ran = support::eventually(Duration::from_secs(60), || async {
         sim.jobs()
             .iter()
@@ -640,6 +631,16 @@ async fn warm_containers_hot_and_stopped_run_the_jobs_that_take_them() {
     })
     .await;
     assert!(ran.is_some(), "both jobs ran: {:?}", sim.jobs());
+    let mut taken: Vec<String> = sim
+        .jobs()
+        .into_iter()
+        .filter(|j| jobs.contains(&j.id))
+        .filter_map(|j| j.runner_name)
+        .collect();
+    taken.sort();
+    let mut names: Vec<String> = warm.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    assert_eq!(taken, names, "the warm containers became the jobs' runners");
     // The pool was made again after the takes (two warm containers, none registered).
     let again = s
         .all_runners()

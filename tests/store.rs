@@ -368,5 +368,5 @@ async fn the_free_runner_rule_is_the_same_in_rust_and_in_lua() {
             }
         }
     }
-    assert_eq!(case, 7 * 2 * 2 * 2);
+    assert_eq!(case, RunnerStatus::ALL.len() * 2 * 2 * 2);
 }

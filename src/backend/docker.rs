@@ -168,6 +168,30 @@ impl DockerBackend {
         Ok(DockerBackend { docker, ..backend })
     }
 
+    /// Copies `files` into the created container `id` and, when `start`, starts it.
+    async fn fill_and_start(
+        &self,
+        id: &str,
+        files: &[File],
+        start: bool,
+    ) -> std::result::Result<(), DockerError> {
+        if !files.is_empty() {
+            let opts = UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            };
+            self.docker
+                .upload_to_container(id, Some(opts), bollard::body_full(tar(files).into()))
+                .await?;
+        }
+        if !start {
+            return Ok(());
+        }
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+    }
+
     fn classify(&self, e: DockerError) -> BackendError {
         let backend = self.name.clone();
         match e {
@@ -365,39 +389,8 @@ impl Backend for DockerBackend {
                 };
             }
         };
-        // A warm container whose credential is copied in later waits for it (see `deliver`).
-        let mut files = req.boot.files.clone();
-        let waits = req.warm.is_some()
-            && !files.iter().any(|f| {
-                crate::bootstrap::is_secret(&f.path) || f.path == crate::bootstrap::BROKER_TOKEN
-            });
-        if waits {
-            files.push(File {
-                path: WARM_MARKER.into(),
-                mode: 0o644,
-                content: crate::config::Secret::new("1"),
-            });
-        }
         let start = req.warm != Some(crate::model::Pool::Stopped);
-        let started = async {
-            if !files.is_empty() {
-                let archive = tar(&files);
-                let opts = UploadToContainerOptions {
-                    path: "/".into(),
-                    ..Default::default()
-                };
-                self.docker
-                    .upload_to_container(&id, Some(opts), bollard::body_full(archive.into()))
-                    .await?;
-            }
-            if !start {
-                return Ok(());
-            }
-            self.docker
-                .start_container(&id, None::<StartContainerOptions>)
-                .await
-        }
-        .await;
+        let started = self.fill_and_start(&id, &files_of(req), start).await;
         if let Err(e) = started {
             // Never leave a half-made container behind.
             let _ = self.remove(&id).await;
@@ -532,6 +525,24 @@ impl Backend for DockerBackend {
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
+}
+
+/// The files a container gets before it starts: its boot's, and for a warm container whose
+/// credential is copied in later (see `deliver`), the marker its bootstrap waits on.
+fn files_of(req: &CreateRequest) -> Vec<File> {
+    let mut files = req.boot.files.clone();
+    let waits = req.warm.is_some()
+        && !files.iter().any(|f| {
+            crate::bootstrap::is_secret(&f.path) || f.path == crate::bootstrap::BROKER_TOKEN
+        });
+    if waits {
+        files.push(File {
+            path: WARM_MARKER.into(),
+            mode: 0o644,
+            content: crate::config::Secret::new("1"),
+        });
+    }
+    files
 }
 
 /// Marks a warm container whose credential comes later, copied in by `deliver`.

@@ -176,10 +176,23 @@ impl Broker {
     /// Keeps `credential` for `runner` for `ttl`, sealed, under a fresh one-time token. A
     /// credential issued earlier for the runner is revoked.
     pub async fn issue(&self, runner: &str, credential: &Secret, ttl: Duration) -> Result<Issued> {
+        self.issue_sealing(runner, Some(credential), ttl).await
+    }
+
+    /// A record for `runner` under a fresh one-time token: `credential` sealed in it, or none
+    /// yet (a warm instance's). A record issued earlier for the runner is revoked.
+    async fn issue_sealing(
+        &self,
+        runner: &str,
+        credential: Option<&Secret>,
+        ttl: Duration,
+    ) -> Result<Issued> {
         let token =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vault::random_bytes(32));
         let id = token_id(&token);
-        let sealed = self.vault.seal(credential, &format!("{id}:{runner}"));
+        let sealed = credential
+            .map(|c| self.vault.seal(c, &format!("{id}:{runner}")))
+            .unwrap_or_default();
         let ttl = ttl.as_secs().max(1);
         self.revoke(runner).await?;
         let mut c = self.conn.clone();
@@ -207,26 +220,7 @@ impl Broker {
     /// `ttl`, with no credential yet: its redemption is answered `Pending` until [`Broker::fill`]
     /// seals one in. A record issued earlier for the runner is revoked.
     pub async fn issue_pending(&self, runner: &str, ttl: Duration) -> Result<Issued> {
-        let token =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vault::random_bytes(32));
-        let id = token_id(&token);
-        let ttl = ttl.as_secs().max(1);
-        self.revoke(runner).await?;
-        let mut c = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hset_multiple(
-                self.record_key(&id),
-                &[("runner", runner), ("sealed", ""), ("addr", "")],
-            )
-            .expire(self.record_key(&id), ttl as i64)
-            .set_ex(self.runner_key(runner), &id, ttl)
-            .query_async::<()>(&mut c)
-            .await?;
-        Ok(Issued {
-            token: Secret::new(token),
-            id,
-        })
+        self.issue_sealing(runner, None, ttl).await
     }
 
     /// Seals `credential` into the waiting record of `runner` (see [`Broker::issue_pending`]),

@@ -1796,9 +1796,7 @@ impl<'a> Cx<'a> {
                 if asked && !able {
                     self.error(
                         path,
-                        format!(
-                            "a {kind} backend cannot keep {pool} instances (backend `{backend}`)"
-                        ),
+                        format!("backend `{backend}` (kind {kind}) cannot keep {pool} instances"),
                     );
                 }
             }
