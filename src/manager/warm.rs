@@ -65,7 +65,11 @@ pub fn decide(v: &PoolView) -> Vec<WarmAction> {
     warm.sort_by_key(|r| (r.created_at, r.name.as_str()));
     for r in &warm {
         let age = v.now.saturating_sub(r.created_at);
-        let made_before_listing = v.listed_at.is_some_and(|t| r.created_at < t);
+        // Its instance existed (was recorded) before the listing began.
+        let made_before_listing = match (v.listed_at, r.requested_at) {
+            (Some(listed), Some(made)) => made < listed,
+            _ => false,
+        };
         let vanished = r.status == RunnerStatus::Warm
             && made_before_listing
             && match (&listed, &r.instance_id) {
@@ -228,6 +232,7 @@ mod tests {
         r.status = status;
         r.pool = Some(pool);
         r.instance_id = Some(format!("i-{name}"));
+        r.requested_at = Some(created_at + 1);
         r
     }
 
@@ -374,7 +379,12 @@ mod tests {
     #[test]
     fn a_vanished_instance_is_replaced_but_not_one_made_after_the_listing() {
         let gone = warm("gone", Pool::Hot, RunnerStatus::Warm, 9_000);
-        let fresh = warm("fresh", Pool::Hot, RunnerStatus::Warm, 9_999);
+        // Reserved before the listing, its instance recorded after it began.
+        let fresh = warm("fresh", Pool::Hot, RunnerStatus::Warm, 9_990);
+        let fresh = Runner {
+            requested_at: Some(9_999),
+            ..fresh
+        };
         let r = [gone, fresh];
         let a = decide(&view(&r, &[], target(2, 0)));
         assert_eq!(retired(&a), vec!["gone"]);

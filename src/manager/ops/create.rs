@@ -84,6 +84,10 @@ impl Manager {
         }
         let token = match locked {
             Some(token) => token,
+            // A warm instance is taken (the record is this job's now) while a pass may still
+            // hold its lock for a moment (the end of its making, a retirement the take refused):
+            // wait for it rather than leave the taken record to a later health pass.
+            None if took_warm => self.lock_briefly(&lock).await?,
             None => match self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? {
                 Some(token) => token,
                 None => {
@@ -305,6 +309,23 @@ impl Manager {
                 return Err(Failure::transient(format!("{lock} stayed locked for 10 s")));
             }
             tokio::time::sleep(pause + Duration::from_micros(fastrand::u64(0..1000))).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Takes the exclusive lock `lock`, waiting up to 10 s for its holder (asked again after
+    /// 2 ms, then twice as long each time up to 50 ms).
+    async fn lock_briefly(&self, lock: &str) -> Result<String, Failure> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if let Some(token) = self.store.try_lock(lock, RUNNER_LOCK_TTL).await? {
+                return Ok(token);
+            }
+            if started.elapsed() >= Duration::from_secs(10) {
+                return Err(Failure::Busy(format!("{lock} stayed locked for 10 s")));
+            }
+            tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
     }

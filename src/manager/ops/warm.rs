@@ -254,11 +254,6 @@ impl Manager {
                 None
             }
         };
-        let asked = RunnerPatch {
-            requested_at: Some(Some(self.store.now().await?)),
-            ..Default::default()
-        };
-        self.warm_step(name, None, &asked).await?;
         let instance = backend
             .create(&CreateRequest {
                 runner_name: name.to_string(),
@@ -272,8 +267,11 @@ impl Manager {
                 warm: Some(pool),
             })
             .await?;
+        // From now on the backend lists it: a listing begun later that lacks it means it
+        // vanished (`manager::warm`).
         let made = RunnerPatch {
             instance_id: Some(Some(instance.id.clone())),
+            requested_at: Some(Some(self.store.now().await?)),
             ..Default::default()
         };
         self.warm_step(name, None, &made).await?;
