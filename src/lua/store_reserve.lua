@@ -25,7 +25,9 @@ if ARGV[3] == 'demand' then
   -- one first, then a stopped one, the oldest of each first. It becomes a creation for the
   -- job (created now, so that the free-runner rule counts it while it is made).
   local best, best_rank, best_at = nil, nil, nil
-  for i, m in ipairs(names) do
+  -- Only a manager with warm instances (any group's) looks at the members again.
+  local any_warm = redis.call('SCARD', KEYS[#KEYS - 1]) > 0
+  for i, m in ipairs(any_warm and names or {}) do
     local f = redis.call('HMGET', KEYS[10 + 2 * (i - 1)], 'status', 'pool', 'created_at')
     if f[1] == 'warm' then
       local rank = (f[2] == 'hot') and 0 or 1
