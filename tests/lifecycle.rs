@@ -1136,3 +1136,51 @@ async fn an_abandoned_runner_whose_registration_cannot_be_removed_keeps_its_reco
     assert!(w.backend.list().await.unwrap().is_empty());
     assert_eq!(w.st.held("g").await.unwrap(), 0);
 }
+
+/// Found by the chaos run (its workers' logs): a resumed creation for demand whose earlier
+/// attempt had registered the runner and died before recording it was given up as "covered"
+/// before it looked for that registration, which stayed on GitHub with no record until
+/// `cleanup_grace`. Now the resumption revokes what it finds first, then gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_covered_resumed_creation_revokes_an_unrecorded_registration_before_giving_up() {
+    let w = world(
+        "covered-resume",
+        Chaos::default(),
+        "    max_runners: 4\n",
+        None,
+    )
+    .await;
+    let g = w.g();
+    let job = 77;
+    let name = w.m.runner_name(&g, &format!("job:{job}"));
+    let now = w.st.now().await.unwrap();
+    let r =
+        runnerctl::model::Runner::reserved(&name, "g", "fake", g.labels.clone(), Some(job), now);
+    w.st.reserve(&r, 4, runnerctl::store::Want::Explicit)
+        .await
+        .unwrap();
+    // The earlier attempt claimed it and registered it, then died: nothing recorded.
+    w.st.update(
+        &name,
+        Some(RunnerStatus::Creating),
+        &[],
+        &RunnerPatch::default(),
+    )
+    .await
+    .unwrap();
+    let id = w
+        .sim
+        .add_runner("orgs/octo-org", &name, &["self-hosted", "g"]);
+    // No instance was asked for: nobody holds its credential.
+    w.sim.set_online(id, false);
+    // Another free runner covers the job.
+    let Created::New(_) = w.m.create_runner(&g, "other", None).await.unwrap() else {
+        panic!("made")
+    };
+    w.m.job_queued("g", job).await.unwrap();
+    assert!(
+        w.sim.runners().iter().all(|f| f.name != name),
+        "the unrecorded registration is revoked: {:?}",
+        w.sim.runners()
+    );
+}

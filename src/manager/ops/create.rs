@@ -136,18 +136,6 @@ impl Manager {
             Ok(claimed) => claimed,
             Err(made) => return Ok(made),
         };
-        if let Want::Demand { min_free } = want {
-            // Another runner may have become free for this demand meanwhile (a job taken by
-            // another runner, a replayed delivery): then this one is not needed.
-            if self
-                .store
-                .abandon_if_covered(&g.name, name, min_free)
-                .await?
-            {
-                tracing::info!(runner = %name, "not needed any more: other free runners cover the group's waiting jobs");
-                return Ok(Made::Abandoned);
-            }
-        }
         let scope = Self::scope(g);
         // An earlier attempt may have registered it (its answer lost) or started it: look. A
         // first attempt cannot have, and does not list the scope's runners (a call per 100
@@ -160,6 +148,20 @@ impl Manager {
         if recorded || !first_attempt {
             if let Some(made) = self.resume(g, &scope, &record).await? {
                 return Ok(made);
+            }
+        }
+        // Only now, with what an earlier attempt left revoked (an unrecorded registration
+        // among it: the abandonment below looks at recorded progress only):
+        if let Want::Demand { min_free } = want {
+            // Another runner may have become free for this demand meanwhile (a job taken by
+            // another runner, a replayed delivery): then this one is not needed.
+            if self
+                .store
+                .abandon_if_covered(&g.name, name, min_free)
+                .await?
+            {
+                tracing::info!(runner = %name, "not needed any more: other free runners cover the group's waiting jobs");
+                return Ok(Made::Abandoned);
             }
         }
         let backend = self.backend(g)?;
