@@ -161,6 +161,25 @@ async fn the_aws_backend_conforms() {
 }
 
 #[tokio::test]
+async fn a_stopped_warm_instance_is_stopped_and_started_with_ec2() {
+    let (m, _turn) = moto::moto().await;
+    let (a, b) = (manager_name("aws-warm-a"), manager_name("aws-warm-b"));
+    let img = image(&m.url).await;
+    let runner = format!("{a}-g-warm");
+    conformance::stop_start(
+        Arc::new(backend(&m.url, &a).await),
+        &a,
+        Arc::new(backend(&m.url, &b).await),
+        &spec(&img).typed(),
+        conformance::vm_boot(&runner, SECRET, Some("broker-token")),
+    )
+    .await;
+    // EC2 saw StopInstances and StartInstances, and no parameter was written (the credential
+    // of a warm instance waits at the broker).
+    assert_no_parameters(&m.url).await;
+}
+
+#[tokio::test]
 async fn user_data_round_trip_and_the_credential_travels_through_ssm() {
     let (m, _turn) = moto::moto().await;
     let mgr = manager_name("aws-ud");

@@ -68,6 +68,7 @@ fn spec() -> GcpSpec {
         labels: Default::default(),
         spot: false,
         spot_fallback_standard: true,
+        warm_stop: Default::default(),
     }
 }
 
@@ -100,6 +101,63 @@ async fn the_gcp_backend_conforms() {
     .await;
     assert_clean(&sim);
     assert!(sim.instances().is_empty() && sim.disks().is_empty());
+}
+
+/// A stopped warm pool's instance is suspended (the default) and resumed, each once; the
+/// fake checks both calls against the discovery document.
+#[tokio::test]
+async fn a_stopped_warm_instance_is_suspended_and_resumed() {
+    let sim = sim().await;
+    let (one, two) = (manager_name("gce-warm-a"), manager_name("gce-warm-b"));
+    conformance::stop_start(
+        Arc::new(backend(&sim, &one).await),
+        &one,
+        Arc::new(backend(&sim, &two).await),
+        &spec().typed(),
+        boot(&format!("{one}-g-warm")),
+    )
+    .await;
+    assert_eq!(
+        sim.calls_of("compute.instances.suspend").len(),
+        1,
+        "suspended once"
+    );
+    assert_eq!(
+        sim.calls_of("compute.instances.resume").len(),
+        1,
+        "resumed once"
+    );
+    assert!(sim.calls_of("compute.instances.stop").is_empty());
+    let insert = &sim.calls_of("compute.instances.insert")[0];
+    assert_eq!(
+        insert.field("labels.runnerctl-warm-stop"),
+        Some(&serde_json::json!("suspend")),
+        "the instance says how it is stopped"
+    );
+    assert_clean(&sim);
+}
+
+/// `warm_stop: stop` stops and starts instead (a GPU instance cannot be suspended).
+#[tokio::test]
+async fn a_stopped_warm_instance_with_warm_stop_stop_is_stopped_and_started() {
+    let sim = sim().await;
+    let (one, two) = (manager_name("gce-warm-c"), manager_name("gce-warm-d"));
+    let spec = GcpSpec {
+        warm_stop: runnerctl::backend::gcp::WarmStop::Stop,
+        ..spec()
+    };
+    conformance::stop_start(
+        Arc::new(backend(&sim, &one).await),
+        &one,
+        Arc::new(backend(&sim, &two).await),
+        &spec.typed(),
+        boot(&format!("{one}-g-warm")),
+    )
+    .await;
+    assert_eq!(sim.calls_of("compute.instances.stop").len(), 1);
+    assert_eq!(sim.calls_of("compute.instances.start").len(), 1);
+    assert!(sim.calls_of("compute.instances.suspend").is_empty());
+    assert_clean(&sim);
 }
 
 /// The insert carries the spec with machine, disk and accelerator types as zonal URLs, GCE's

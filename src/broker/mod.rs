@@ -244,6 +244,24 @@ impl Broker {
         Ok(filled == 1)
     }
 
+    /// Whether the instance of `runner`'s waiting record (see [`Broker::issue_pending`]) has
+    /// asked for its credential from its bound address: it has booted. False when there is no
+    /// such record.
+    pub async fn asked(&self, runner: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let id: Option<String> = redis::cmd("GET")
+            .arg(self.runner_key(runner))
+            .query_async(&mut c)
+            .await?;
+        let Some(id) = id else { return Ok(false) };
+        let asked: Option<String> = redis::cmd("HGET")
+            .arg(self.record_key(&id))
+            .arg("asked")
+            .query_async(&mut c)
+            .await?;
+        Ok(asked.as_deref() == Some("1"))
+    }
+
     /// Binds a record to the address its instance will call from. False when the record is
     /// gone (expired, redeemed) or bound to another address.
     pub async fn bind(&self, id: &str, address: &str) -> Result<bool> {

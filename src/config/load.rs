@@ -595,6 +595,40 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// A warm pool on a kind whose warm instances get their credential only through the
+    /// broker (VMs) needs `broker.url`.
+    fn check_warm_broker(
+        &mut self,
+        groups: Option<&[RunnerGroup]>,
+        b: Option<&BrokerConfig>,
+        backends: &Backends,
+    ) {
+        if b.is_some_and(|b| b.url.is_some()) {
+            return;
+        }
+        for (i, g) in groups.unwrap_or_default().iter().enumerate() {
+            let Some(w) = &g.warm_pool else { continue };
+            let kind = backends
+                .valid
+                .iter()
+                .find(|b| b.name == g.backend)
+                .map(|b| b.settings.kind());
+            let needs = kind
+                .and_then(|k| self.schemas.iter().find(|s| s.kind() == k))
+                .is_some_and(|s| s.warm_needs_broker());
+            if needs && w.asks() != (false, false) {
+                self.error(
+                    &format!("runner_groups[{i}].warm_pool"),
+                    format!(
+                        "a warm pool on backend `{}` (kind {}) needs the credential broker (`broker:` with `url`): a warm instance gets its credential from it when a job takes it",
+                        g.backend,
+                        kind.unwrap_or_default()
+                    ),
+                );
+            }
+        }
+    }
+
     fn check_broker(&mut self, b: Option<&BrokerConfig>, backends: &Backends) {
         match b {
             Some(b) if b.url.is_none() => {
@@ -827,6 +861,7 @@ impl<'a> Cx<'a> {
         webhook.as_ref().inspect(|w| self.check_webhook(w));
         queue.as_ref().inspect(|q| self.check_queue(q));
         self.check_broker(broker.as_ref(), &backends);
+        self.check_warm_broker(groups.as_deref(), broker.as_ref(), &backends);
         self.check_times(&[
             ("healthcheck_interval", healthcheck_interval),
             ("time_to_start", time_to_start),
@@ -1739,6 +1774,14 @@ impl<'a> Cx<'a> {
                 schema.spec(&mut r, raw.spec.unwrap_or(Value::Null))
             }
         };
+        if let (Some(w), Some(schema), Some(spec)) = (&raw.warm_pool, schema, &spec) {
+            if let Some(why) = schema.stopped_refusal(spec).filter(|_| w.asks().1) {
+                self.error(
+                    &field("warm_pool"),
+                    format!("cannot keep stopped instances: {why}"),
+                );
+            }
+        }
         if let Some(t) = &raw.bootstrap_template {
             if let Err(e) = std::fs::metadata(t) {
                 self.error(

@@ -35,6 +35,16 @@ pub trait Schema: Sync {
     fn warm_pools(&self) -> (bool, bool) {
         (false, false)
     }
+    /// Why instances of this group spec cannot be kept stopped, when they cannot (an EC2 spot
+    /// instance).
+    fn stopped_refusal(&self, _spec: &Typed) -> Option<&'static str> {
+        None
+    }
+    /// Whether its warm instances get their credential only through the credential broker
+    /// (VMs: nothing else reaches a booted instance later).
+    fn warm_needs_broker(&self) -> bool {
+        false
+    }
 }
 
 /// A value of a kind's own type (settings or spec), kept with its JSON form for printing.

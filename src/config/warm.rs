@@ -152,6 +152,17 @@ impl WarmPool {
             })
     }
 
+    /// Whether any entry (or the base) asks for (hot, stopped) instances.
+    pub fn asks(&self) -> (bool, bool) {
+        let sizes = || {
+            self.schedule
+                .iter()
+                .map(|w| (w.hot, w.stopped))
+                .chain([(self.hot, self.stopped)])
+        };
+        (sizes().any(|(h, _)| h > 0), sizes().any(|(_, s)| s > 0))
+    }
+
     /// The largest size any entry (or the base) asks for.
     pub fn largest(&self) -> u32 {
         self.schedule

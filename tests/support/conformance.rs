@@ -160,3 +160,74 @@ pub async fn assert_records_name_instances(rows: &[serde_json::Value], backend: 
     recorded.sort();
     assert_eq!(listed, recorded, "each record names its instance");
 }
+
+/// A stopped warm pool's instance, as the manager drives it: made for the pool, stopped (still
+/// listed, as stopped), stopped again (no error), started (running or booting again), deleted.
+/// Another manager's instance is neither stopped nor started. `boot`: a warm instance's (its
+/// credential at the broker).
+#[allow(dead_code)] // the backends without a stopped pool do not run it
+pub async fn stop_start(
+    one: Arc<dyn Backend>,
+    one_manager: &str,
+    two: Arc<dyn Backend>,
+    spec: &InstanceSpec,
+    boot: BootData,
+) {
+    use runnerctl::backend::InstanceState;
+    let runner = format!("{one_manager}-g-warm");
+    let mut req = request(one_manager, "g", &runner, spec, boot);
+    req.warm = Some(runnerctl::model::Pool::Stopped);
+    assert!(
+        one.warm_support().stopped,
+        "{} keeps stopped instances",
+        one.name()
+    );
+    let made = one.create(&req).await.expect("create");
+    one.stop(&made.id).await.expect("stop");
+    let got = one
+        .get(&made.id)
+        .await
+        .expect("get")
+        .expect("a stopped instance is still there");
+    assert_eq!(got.state, InstanceState::Stopped, "{got:?}");
+    assert!(
+        one.list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.id == made.id && i.state == InstanceState::Stopped),
+        "list shows it, stopped"
+    );
+    one.stop(&made.id)
+        .await
+        .expect("stopping a stopped instance succeeds");
+    let err = two
+        .start(&made.id)
+        .await
+        .expect_err("another manager cannot start it");
+    assert!(
+        matches!(err, runnerctl::backend::BackendError::NotFound { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        one.get(&made.id).await.unwrap().unwrap().state,
+        InstanceState::Stopped
+    );
+
+    one.start(&made.id).await.expect("start");
+    let state = one.get(&made.id).await.unwrap().expect("started").state;
+    assert!(
+        matches!(state, InstanceState::Running | InstanceState::Pending),
+        "started: {state:?}"
+    );
+    one.delete(&made.id).await.expect("delete");
+    assert!(one.get(&made.id).await.unwrap().is_none(), "deleted");
+    let err = one
+        .start(&made.id)
+        .await
+        .expect_err("a deleted instance cannot start");
+    assert!(
+        matches!(err, runnerctl::backend::BackendError::NotFound { .. }),
+        "{err:?}"
+    );
+}

@@ -98,6 +98,20 @@ impl Schema for AwsKind {
         "aws"
     }
 
+    fn warm_pools(&self) -> (bool, bool) {
+        (true, true)
+    }
+
+    fn warm_needs_broker(&self) -> bool {
+        true
+    }
+
+    fn stopped_refusal(&self, spec: &Typed) -> Option<&'static str> {
+        spec.get::<AwsSpec>().filter(|s| s.spot).map(|_| {
+            "its spec asks for spot instances, and EC2 stops a spot instance only under a persistent request (runnerctl makes one-time requests); keep a hot pool, or a stopped pool of an on-demand group"
+        })
+    }
+
     fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
         let s: AwsSettings = r.de(value)?;
         r.required("region", &s.region);

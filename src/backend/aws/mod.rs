@@ -843,9 +843,73 @@ impl Backend for AwsBackend {
     async fn list(&self) -> Result<Vec<Instance>> {
         self.describe(vec![], None).await
     }
+
+    /// `StopInstances` (its EBS volumes are kept: a stopped instance costs their storage
+    /// only), then waits until EC2 says it is stopped.
+    async fn stop(&self, id: &str) -> Result<()> {
+        let group = self.ours(id).await?;
+        match self.ec2.stop_instances().instance_ids(id).send().await {
+            Ok(_) => {}
+            Err(e) => return Err(self.classify(group.as_deref(), e)),
+        }
+        let deadline = std::time::Instant::now() + STATE_WAIT;
+        loop {
+            let state = self
+                .find_id(id)
+                .await?
+                .and_then(|i| i.state().and_then(|s| s.name()).cloned());
+            match state {
+                Some(InstanceStateName::Stopped) => return Ok(()),
+                None | Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) => {
+                    return Err(BackendError::NotFound {
+                        backend: self.name.clone(),
+                        id: id.to_string(),
+                    })
+                }
+                Some(_) if std::time::Instant::now() >= deadline => {
+                    return Err(BackendError::Transient {
+                        backend: self.name.clone(),
+                        code: "StopTimeout".into(),
+                        message: format!(
+                            "instance `{id}` was not stopped within {}s",
+                            STATE_WAIT.as_secs()
+                        ),
+                    })
+                }
+                Some(_) => tokio::time::sleep(STATE_POLL).await,
+            }
+        }
+    }
+
+    /// `StartInstances`: the instance boots again and its runner unit asks the broker for
+    /// its credential. Answers once EC2 took the request (a refusal, such as
+    /// `InsufficientInstanceCapacity`, is this call's error).
+    async fn start(&self, id: &str) -> Result<()> {
+        let group = self.ours(id).await?;
+        match self.ec2.start_instances().instance_ids(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.classify(group.as_deref(), e)),
+        }
+    }
 }
 
+/// How long a stop is waited for, and how often its state is read meanwhile.
+const STATE_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+const STATE_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl AwsBackend {
+    /// The group of instance `id` when it is this manager's and live; not found otherwise
+    /// (another's instance is never stopped or started).
+    async fn ours(&self, id: &str) -> Result<Option<String>> {
+        match self.describe_id(id).await? {
+            Some(i) => Ok(i.group().map(str::to_string)),
+            None => Err(BackendError::NotFound {
+                backend: self.name.clone(),
+                id: id.to_string(),
+            }),
+        }
+    }
+
     /// One instance by id, when it is ours and live.
     async fn describe_id(&self, id: &str) -> Result<Option<Instance>> {
         Ok(self.find_id(id).await?.and_then(|i| self.convert(&i)))

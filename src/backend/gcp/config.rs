@@ -113,6 +113,31 @@ pub struct GcpSpec {
     /// When Spot capacity is refused in every zone, take standard capacity instead.
     #[serde(default = "default_true")]
     pub spot_fallback_standard: bool,
+    /// How a stopped warm pool's instance is kept: `suspend` (memory saved: it resumes where
+    /// it was, in seconds) or `stop` (shut down: it boots again on start). Compute Engine
+    /// cannot suspend an instance with GPUs.
+    #[serde(default)]
+    pub warm_stop: WarmStop,
+}
+
+/// How Compute Engine keeps a stopped warm instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmStop {
+    /// `instances.suspend` / `instances.resume`: charged for the disk and the saved memory.
+    #[default]
+    Suspend,
+    /// `instances.stop` / `instances.start`: charged for the disk.
+    Stop,
+}
+
+impl WarmStop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarmStop::Suspend => "suspend",
+            WarmStop::Stop => "stop",
+        }
+    }
 }
 
 impl GcpSpec {
@@ -153,6 +178,20 @@ pub fn is_label(s: &str, key: bool) -> bool {
 impl Schema for GcpKind {
     fn kind(&self) -> &'static str {
         "gcp"
+    }
+
+    fn warm_pools(&self) -> (bool, bool) {
+        (true, true)
+    }
+
+    fn warm_needs_broker(&self) -> bool {
+        true
+    }
+
+    fn stopped_refusal(&self, spec: &Typed) -> Option<&'static str> {
+        spec.get::<GcpSpec>()
+            .filter(|s| s.warm_stop == WarmStop::Suspend && !s.gpus.is_empty())
+            .map(|_| "Compute Engine cannot suspend an instance with GPUs; set the spec's `warm_stop: stop`")
     }
 
     fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {

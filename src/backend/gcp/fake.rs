@@ -663,6 +663,10 @@ fn dispatch(
             None => not_found(s, &zone, "instances", &p("instance")),
         },
         "compute.instances.delete" => delete(s, w, call, fault),
+        "compute.instances.suspend"
+        | "compute.instances.resume"
+        | "compute.instances.stop"
+        | "compute.instances.start" => power(s, w, call, fault),
         "compute.instances.list" => list_zone(s, w, call, &zone),
         "compute.instances.aggregatedList" => aggregated(s, w, call),
         "compute.zoneOperations.get" | "compute.zoneOperations.wait" => {
@@ -767,6 +771,13 @@ fn advance(w: &mut World, name: &str, until: u8) {
                 i["status"] = json!("RUNNING");
             }
         }
+        ("suspend", None) => set_status(w, &key, "SUSPENDED"),
+        ("stop", None) => set_status(w, &key, "TERMINATED"),
+        ("resume" | "start", None) => set_status(w, &key, "RUNNING"),
+        // A failed power operation leaves the instance as it was before it.
+        ("suspend" | "stop", Some(_)) => set_status(w, &key, "RUNNING"),
+        ("resume", Some(_)) => set_status(w, &key, "SUSPENDED"),
+        ("start", Some(_)) => set_status(w, &key, "TERMINATED"),
         ("insert", Some(_)) | ("delete", None) => {
             if let Some(i) = w.instances.remove(&key) {
                 for d in i["disks"].as_array().into_iter().flatten() {
@@ -927,6 +938,72 @@ fn delete(s: &Shared, w: &mut World, call: &Call, fault: Option<(String, String)
     };
     i["status"] = json!("STOPPING");
     let op = new_op(w, &zone, "delete", &name, fault);
+    (200, operation_json(s, &op, &w.operations[&op]))
+}
+
+fn set_status(w: &mut World, key: &(String, String), status: &str) {
+    if let Some(i) = w.instances.get_mut(key) {
+        i["status"] = json!(status);
+    }
+}
+
+/// `suspend`, `resume`, `stop`, `start`, with Compute Engine's rules: only a RUNNING instance
+/// is suspended (and never one with GPUs), only a SUSPENDED one resumed; stopping a stopped
+/// (TERMINATED) instance and starting a running one change nothing.
+fn power(s: &Shared, w: &mut World, call: &Call, fault: Option<(String, String)>) -> Answer {
+    let zone = call.params.get("zone").cloned().unwrap_or_default();
+    let name = call.params.get("instance").cloned().unwrap_or_default();
+    let verb: &'static str = match call.method.rsplit('.').next() {
+        Some("suspend") => "suspend",
+        Some("resume") => "resume",
+        Some("stop") => "stop",
+        _ => "start",
+    };
+    let Some(i) = w.instances.get_mut(&(zone.clone(), name.clone())) else {
+        return not_found(s, &zone, "instances", &name);
+    };
+    let status = i["status"].as_str().unwrap_or("").to_string();
+    let unsupported = |m: &str| error_answer(400, "UNSUPPORTED_OPERATION", m);
+    let (next, effect) =
+        match (verb, status.as_str()) {
+            ("suspend", "RUNNING")
+                if i["guestAccelerators"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()) =>
+            {
+                return unsupported("You cannot suspend an instance with guest accelerators.")
+            }
+            ("suspend", "RUNNING") => ("SUSPENDING", true),
+            ("suspend", "SUSPENDED" | "SUSPENDING") => {
+                return unsupported("You cannot suspend an already suspended instance.")
+            }
+            ("suspend", _) => {
+                return unsupported("You cannot suspend an instance that is stopped or terminated.")
+            }
+            ("resume", "SUSPENDED") => ("RUNNING", true),
+            ("resume", _) => return error_answer(
+                400,
+                "resourceNotReady",
+                &format!(
+                    "The resource '{name}' is not ready: only a SUSPENDED instance can be resumed"
+                ),
+            ),
+            ("stop", "TERMINATED") => ("TERMINATED", false),
+            ("stop", _) => ("STOPPING", true),
+            ("start", "TERMINATED") => ("STAGING", true),
+            ("start", "SUSPENDED") => {
+                return error_answer(
+                    400,
+                    "resourceNotReady",
+                    "A SUSPENDED instance is resumed, not started",
+                )
+            }
+            _ => ("", false),
+        };
+    if effect {
+        i["status"] = json!(next);
+    }
+    let op = new_op(w, &zone, verb, &name, fault);
     (200, operation_json(s, &op, &w.operations[&op]))
 }
 

@@ -31,7 +31,7 @@ use super::{
     TAG_RUNNER,
 };
 use crate::bootstrap;
-pub use config::{is_label, is_resource_name, GcpKind, GcpSettings, GcpSpec, Gpu, KIND};
+pub use config::{is_label, is_resource_name, GcpKind, GcpSettings, GcpSpec, Gpu, WarmStop, KIND};
 use google_cloud_compute_v1::client::Instances;
 use google_cloud_compute_v1::model::{
     self as gce, access_config, attached_disk, operation, scheduling, AcceleratorConfig,
@@ -270,6 +270,10 @@ impl GcpBackend {
         for (k, v) in req.tags.pairs() {
             labels.insert(k.to_string(), label_value(v));
             items.push(gce::metadata::Items::new().set_key(k).set_value(v));
+        }
+        // A stopped warm pool's instance says how it is to be stopped.
+        if req.warm == Some(crate::model::Pool::Stopped) {
+            labels.insert(LABEL_WARM_STOP.into(), spec.warm_stop.as_str().into());
         }
         if let Some(u) = &req.boot.user_data {
             items.push(
@@ -586,6 +590,65 @@ impl Backend for GcpBackend {
         }
     }
 
+    /// `instances.suspend` (or `stop`, as the instance's label says, from the spec's
+    /// `warm_stop`); an instance suspended or stopped already is left so.
+    async fn stop(&self, id: &str) -> Result<()> {
+        use gce::instance::Status as S;
+        let (zone, name, group, found) = self.ours(id).await?;
+        let verb = match found.labels.get(LABEL_WARM_STOP).map(String::as_str) {
+            Some("stop") => "stop",
+            _ => "suspend",
+        };
+        let deadline = tokio::time::Instant::now() + self.operation_timeout;
+        let mut status = found.status;
+        loop {
+            match status {
+                Some(S::Suspended | S::Stopped | S::Terminated) => return Ok(()),
+                Some(S::Running) => {
+                    return self
+                        .power(&zone, &name, verb)
+                        .await
+                        .map_err(|r| self.error(group.as_deref(), &r))
+                }
+                // Booting, or on its way to stopping already: looked at again.
+                _ if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    status = self
+                        .fetch(&zone, &name)
+                        .await
+                        .map_err(|r| self.error(group.as_deref(), &r))?
+                        .ok_or_else(|| BackendError::NotFound {
+                            backend: self.name.clone(),
+                            id: id.to_string(),
+                        })?
+                        .status;
+                }
+                other => {
+                    return Err(BackendError::Transient {
+                        backend: self.name.clone(),
+                        code: "StopTimeout".into(),
+                        message: format!("instance `{id}` stayed {other:?}; it was not {verb}ed"),
+                    })
+                }
+            }
+        }
+    }
+
+    /// `instances.resume` a suspended instance, `instances.start` a stopped one; a running
+    /// one is left so.
+    async fn start(&self, id: &str) -> Result<()> {
+        use gce::instance::Status as S;
+        let (zone, name, group, found) = self.ours(id).await?;
+        let verb = match found.status {
+            Some(S::Suspended | S::Suspending) => "resume",
+            Some(S::Stopped | S::Terminated | S::Stopping) => "start",
+            _ => return Ok(()),
+        };
+        self.power(&zone, &name, verb)
+            .await
+            .map_err(|r| self.error(group.as_deref(), &r))
+    }
+
     async fn get(&self, id: &str) -> Result<Option<Instance>> {
         let Some((zone, name)) = split_id(id) else {
             return Ok(None);
@@ -626,6 +689,82 @@ impl Backend for GcpBackend {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+}
+
+/// The label of a stopped warm pool's instance naming how it is stopped (`suspend`, `stop`).
+pub const LABEL_WARM_STOP: &str = "runnerctl-warm-stop";
+
+impl GcpBackend {
+    /// The instance `id` when it is this manager's: its zone, name, group and GCE form; not
+    /// found otherwise (another's instance is never stopped or started).
+    async fn ours(&self, id: &str) -> Result<(String, String, Option<String>, gce::Instance)> {
+        let not_found = || BackendError::NotFound {
+            backend: self.name.clone(),
+            id: id.to_string(),
+        };
+        let (zone, name) = split_id(id).ok_or_else(not_found)?;
+        let found = self
+            .fetch(zone, name)
+            .await
+            .map_err(|r| self.error(None, &r))?
+            .ok_or_else(not_found)?;
+        let ours = self.convert(&found).ok_or_else(not_found)?;
+        let group = ours.group().map(str::to_string);
+        Ok((zone.to_string(), name.to_string(), group, found))
+    }
+
+    /// Runs one of `suspend`, `resume`, `stop`, `start` on instance `zone/name` and waits for
+    /// its operation.
+    async fn power(&self, zone: &str, name: &str, verb: &str) -> std::result::Result<(), Refusal> {
+        let (p, z, n) = (self.project.as_str(), zone, name);
+        let op = match verb {
+            "suspend" => {
+                bounded(
+                    self.client
+                        .suspend()
+                        .set_project(p)
+                        .set_zone(z)
+                        .set_instance(n)
+                        .send(),
+                )
+                .await?
+            }
+            "resume" => {
+                bounded(
+                    self.client
+                        .resume()
+                        .set_project(p)
+                        .set_zone(z)
+                        .set_instance(n)
+                        .send(),
+                )
+                .await?
+            }
+            "stop" => {
+                bounded(
+                    self.client
+                        .stop()
+                        .set_project(p)
+                        .set_zone(z)
+                        .set_instance(n)
+                        .send(),
+                )
+                .await?
+            }
+            _ => {
+                bounded(
+                    self.client
+                        .start()
+                        .set_project(p)
+                        .set_zone(z)
+                        .set_instance(n)
+                        .send(),
+                )
+                .await?
+            }
+        };
+        self.wait(zone, op).await
     }
 }
 

@@ -128,6 +128,14 @@ impl Schema for VsphereKind {
         "vsphere"
     }
 
+    fn warm_pools(&self) -> (bool, bool) {
+        (true, true)
+    }
+
+    fn warm_needs_broker(&self) -> bool {
+        true
+    }
+
     fn settings(&self, r: &mut Reader<'_, '_>, value: serde_yaml::Value) -> Option<Typed> {
         let s: VsphereSettings = r.de(value)?;
         match s.url.split_once("://") {

@@ -27,6 +27,12 @@ pub static WARM_TAKEN: crate::prom::Counter = crate::prom::Counter::new(
 const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
 
+/// Warm instances of one pass made at a time.
+const WARM_PARALLEL: usize = 8;
+
+/// How often a stopped pool's new instance is looked at until it has booted.
+const BOOT_POLL: Duration = Duration::from_secs(1);
+
 /// One group's failures in a row and until when making waits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Backoff {
@@ -114,15 +120,18 @@ impl Manager {
                     );
                     return (row, HealthResult::Skipped(Some(why)));
                 }
-                let mut made = 0;
-                for _ in 0..*count {
-                    match self.make_warm(g, *pool).await {
-                        Ok(true) => made += 1,
-                        Ok(false) => break,
-                        Err(e) => return (row, HealthResult::Failed(e.to_string())),
-                    }
+                // Several at a time: a stopped pool's instance waits for its first boot.
+                use futures_util::stream::StreamExt;
+                let results: Vec<Result<bool, Failure>> = futures_util::stream::iter(0..*count)
+                    .map(|_| self.make_warm(g, *pool))
+                    .buffer_unordered(WARM_PARALLEL)
+                    .collect()
+                    .await;
+                let made = results.iter().filter(|r| matches!(r, Ok(true))).count();
+                match results.into_iter().find_map(Result::err) {
+                    Some(e) if made == 0 => (row, HealthResult::Failed(e.to_string())),
+                    _ => (row, HealthResult::Ok(Some(format!("{made} made")))),
                 }
-                (row, HealthResult::Ok(Some(format!("{made} made"))))
             }
             WarmAction::Retire { name, reason } => {
                 let row = Action::Retire {
@@ -279,12 +288,43 @@ impl Manager {
             self.bind(name, id, &instance).await;
         }
         if pool == Pool::Stopped {
+            // Booted once first (image pulled, first boot's work done): its hook asked the
+            // broker. A container's stopped instance is created and never started.
+            if brokered.is_some() && backend.kind().boot_style() == crate::backend::BootStyle::Vm {
+                self.wait_booted(name).await?;
+            }
             backend.stop(&instance.id).await?;
         }
         self.warm_step(name, Some(RunnerStatus::Warm), &RunnerPatch::default())
             .await?;
         tracing::info!(runner = %name, group = %g.name, pool = pool.as_str(), "warm instance ready");
         Ok(())
+    }
+
+    /// Waits until the instance of warm record `name` has asked the broker for its
+    /// credential (it booted), at most `time_to_start`.
+    async fn wait_booted(&self, name: &str) -> Result<(), Failure> {
+        let Some(link) = &self.broker else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.config.time_to_start.as_std();
+        loop {
+            let asked = link
+                .broker
+                .asked(name)
+                .await
+                .map_err(|e| Failure::transient(e.to_string()))?;
+            if asked {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::transient(format!(
+                    "warm instance {name} did not boot (ask the broker) within time_to_start ({}s)",
+                    self.config.time_to_start.as_secs()
+                )));
+            }
+            tokio::time::sleep(BOOT_POLL).await;
+        }
     }
 
     /// One step of making a warm instance; an error when its record moved on (retired).
