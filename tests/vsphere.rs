@@ -117,6 +117,28 @@ async fn the_vsphere_backend_conforms() {
     .await;
 }
 
+/// A stopped warm pool's VM is shut down (the guest first, then powered off only if it does
+/// not stop) and powered on again, by the simulator's own power state.
+#[tokio::test]
+async fn a_stopped_warm_vm_is_shut_down_and_powered_on() {
+    let sim = Vcsim::start();
+    let (one, two) = (manager_name("vs-warm-a"), manager_name("vs-warm-b"));
+    let be = Arc::new(backend(&sim, &one).await);
+    conformance::stop_start(
+        be.clone(),
+        &one,
+        Arc::new(backend(&sim, &two).await),
+        &spec().typed(),
+        boot(&format!("{one}-g-warm")),
+    )
+    .await;
+    assert_eq!(calls(&be, "ShutdownGuest").len(), 1, "shut down once");
+    assert!(
+        calls(&be, "PowerOnVM_Task").len() >= 2,
+        "powered on at create and at start"
+    );
+}
+
 /// The clone carries the spec (CPUs, memory, network, a linked clone from the snapshot, the
 /// datastore and pool), the bootstrap as base64 guestinfo with its encodings, the owner; the VM
 /// is powered on by its own task and returned with the address VMware Tools reports. The

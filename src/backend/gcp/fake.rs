@@ -964,42 +964,43 @@ fn power(s: &Shared, w: &mut World, call: &Call, fault: Option<(String, String)>
     };
     let status = i["status"].as_str().unwrap_or("").to_string();
     let unsupported = |m: &str| error_answer(400, "UNSUPPORTED_OPERATION", m);
-    let (next, effect) =
-        match (verb, status.as_str()) {
-            ("suspend", "RUNNING")
-                if i["guestAccelerators"]
-                    .as_array()
-                    .is_some_and(|a| !a.is_empty()) =>
-            {
-                return unsupported("You cannot suspend an instance with guest accelerators.")
-            }
-            ("suspend", "RUNNING") => ("SUSPENDING", true),
-            ("suspend", "SUSPENDED" | "SUSPENDING") => {
-                return unsupported("You cannot suspend an already suspended instance.")
-            }
-            ("suspend", _) => {
-                return unsupported("You cannot suspend an instance that is stopped or terminated.")
-            }
-            ("resume", "SUSPENDED") => ("RUNNING", true),
-            ("resume", _) => return error_answer(
+    let (next, effect) = match (verb, status.as_str()) {
+        ("suspend", "RUNNING")
+            if i["guestAccelerators"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()) =>
+        {
+            return unsupported("You cannot suspend an instance with guest accelerators.")
+        }
+        ("suspend", "RUNNING") => ("SUSPENDING", true),
+        ("suspend", "SUSPENDED" | "SUSPENDING") => {
+            return unsupported("You cannot suspend an already suspended instance.")
+        }
+        ("suspend", _) => {
+            return unsupported("You cannot suspend an instance that is stopped or terminated.")
+        }
+        ("resume", "SUSPENDED") => ("RUNNING", true),
+        ("resume", _) => {
+            return error_answer(
                 400,
                 "resourceNotReady",
                 &format!(
                     "The resource '{name}' is not ready: only a SUSPENDED instance can be resumed"
                 ),
-            ),
-            ("stop", "TERMINATED") => ("TERMINATED", false),
-            ("stop", _) => ("STOPPING", true),
-            ("start", "TERMINATED") => ("STAGING", true),
-            ("start", "SUSPENDED") => {
-                return error_answer(
-                    400,
-                    "resourceNotReady",
-                    "A SUSPENDED instance is resumed, not started",
-                )
-            }
-            _ => ("", false),
-        };
+            )
+        }
+        ("stop", "TERMINATED") => ("TERMINATED", false),
+        ("stop", _) => ("STOPPING", true),
+        ("start", "TERMINATED") => ("STAGING", true),
+        ("start", "SUSPENDED") => {
+            return error_answer(
+                400,
+                "resourceNotReady",
+                "A SUSPENDED instance is resumed, not started",
+            )
+        }
+        _ => ("", false),
+    };
     if effect {
         i["status"] = json!(next);
     }

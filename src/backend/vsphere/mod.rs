@@ -758,6 +758,23 @@ impl VsphereBackend {
         found.ok_or_else(|| SoapError::Answer(format!("VM {} vanished after its clone", vm.value)))
     }
 
+    /// The VM `id` when it is this manager's; not found otherwise (another's VM is never
+    /// stopped or started).
+    async fn ours(&self, id: &str) -> Result<(MoRef, Instance)> {
+        let found = self.get_vm(id).await.map_err(|e| self.error(None, &e))?;
+        match found {
+            Some((Vm { moref: Some(m), .. }, i)) => Ok((m, i)),
+            _ => Err(self.not_found(id)),
+        }
+    }
+
+    fn not_found(&self, id: &str) -> BackendError {
+        BackendError::NotFound {
+            backend: self.name.clone(),
+            id: id.to_string(),
+        }
+    }
+
     /// Removes a VM whose create failed for good, so that nothing is left.
     async fn discard(&self, vm: &MoRef) {
         if let Err(e) = self.destroy(vm).await {
@@ -780,6 +797,9 @@ impl VsphereBackend {
         }
     }
 }
+
+/// How long a guest is given to shut itself down before it is powered off.
+const GUEST_SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
 /// A failure as the backend's error: transient or permanent by [`classify`], with its code.
 fn classified(backend: &str, e: &SoapError, message: String) -> BackendError {
@@ -965,6 +985,41 @@ impl Backend for VsphereBackend {
         };
         let Some(moref) = vm.moref else { return Ok(()) };
         self.destroy(&moref)
+            .await
+            .map_err(|e| self.error(ours.group(), &e))
+    }
+
+    /// Shuts the guest down (`ShutdownGuest`, so the first boot's writes reach the disk) and
+    /// waits until it is powered off; without VMware Tools, or when the guest does not stop
+    /// within a minute, `PowerOffVM_Task`. A VM off (or suspended) already is left so.
+    async fn stop(&self, id: &str) -> Result<()> {
+        let (vm, ours) = self.ours(id).await?;
+        let err = |e: SoapError| self.error(ours.group(), &e);
+        if ours.state == InstanceState::Stopped {
+            return Ok(());
+        }
+        let shut = self.session.call("ShutdownGuest", &vm, "").await;
+        if shut.is_ok() {
+            let deadline = Instant::now() + GUEST_SHUTDOWN_WAIT;
+            while Instant::now() < deadline {
+                match self.get_vm(id).await.map_err(err)? {
+                    Some((_, i)) if i.state == InstanceState::Stopped => return Ok(()),
+                    Some(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    None => return Err(self.not_found(id)),
+                }
+            }
+        }
+        match self.run_task("PowerOffVM_Task", &vm, "").await {
+            Err(e) if e.fault() == Some("InvalidPowerState") => Ok(()),
+            other => other.map(|_| ()).map_err(err),
+        }
+    }
+
+    /// `PowerOnVM_Task`: the guest boots and its runner unit asks the broker for its
+    /// credential. A VM on already is left so.
+    async fn start(&self, id: &str) -> Result<()> {
+        let (vm, ours) = self.ours(id).await?;
+        self.power_on(&vm)
             .await
             .map_err(|e| self.error(ours.group(), &e))
     }
