@@ -1048,21 +1048,34 @@ fn a_warm_pool_s_errors_name_their_field() {
 }
 
 #[test]
-fn a_warm_pool_the_backend_cannot_keep_is_refused() {
-    let text = BASE
-        .replace(
-            "  docker:\n    kind: docker\n",
-            "  docker:\n    kind: docker\n  ec2:\n    kind: aws\n    region: eu-west-1\n",
+fn a_warm_pool_on_a_vm_needs_the_broker_and_a_spot_ec2_group_keeps_no_stopped_instances() {
+    let ec2 = |spec: &str, broker: &str| {
+        format!(
+            "{broker}{}",
+            BASE.replace(
+                "  docker:\n    kind: docker\n",
+                "  docker:\n    kind: docker\n  ec2:\n    kind: aws\n    region: eu-west-1\n",
+            )
+            .replace(
+                "backend: fake\n",
+                &format!("backend: ec2\n    spec: {spec}\n    warm_pool:\n      hot: 1\n      stopped: 1\n"),
+            )
         )
-        .replace(
-            "backend: fake\n",
-            "backend: ec2\n    spec: {image_id: ami-1, instance_type: t3.small}\n    warm_pool:\n      hot: 1\n      stopped: 1\n",
-        );
+    };
+    let on_demand = "{image_id: ami-1, instance_type: t3.small}";
     assert_eq!(
-        errors(&text),
-        [
-            "runner_groups[0].warm_pool: backend `ec2` (kind aws) cannot keep hot instances",
-            "runner_groups[0].warm_pool: backend `ec2` (kind aws) cannot keep stopped instances",
-        ]
+        errors(&ec2(on_demand, "")),
+        ["runner_groups[0].warm_pool: a warm pool on backend `ec2` (kind aws) needs the credential broker (`broker:` with `url`): a warm instance gets its credential from it when a job takes it"]
+    );
+    let broker = "broker:\n  url: https://10.0.0.1:8443\n  key_env: RUNNERCTL_BROKER_KEY\n";
+    assert!(
+        errors(&ec2(on_demand, broker)).is_empty(),
+        "{:?}",
+        errors(&ec2(on_demand, broker))
+    );
+    let spot = "{image_id: ami-1, instance_type: t3.small, spot: true}";
+    assert_eq!(
+        errors(&ec2(spot, broker)),
+        ["runner_groups[0].warm_pool: cannot keep stopped instances: its spec asks for spot instances, and EC2 stops a spot instance only under a persistent request (runnerctl makes one-time requests); keep a hot pool, or a stopped pool of an on-demand group"]
     );
 }

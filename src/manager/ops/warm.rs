@@ -30,9 +30,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// Warm instances of one pass made at a time.
 const WARM_PARALLEL: usize = 8;
 
-/// How often a stopped pool's new instance is looked at until it has booted.
-const BOOT_POLL: Duration = Duration::from_secs(1);
-
 /// One group's failures in a row and until when making waits.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct Backoff {
@@ -70,8 +67,11 @@ impl Manager {
         listed: Option<(&[Instance], u64)>,
     ) -> Result<Vec<HealthRow>, Failure> {
         let backend = self.backend(g)?;
+        let mut records = self.store.runners_of_group(&g.name).await?;
+        if self.settle_booted(g, &records).await? > 0 {
+            records = self.store.runners_of_group(&g.name).await?;
+        }
         let now = self.store.now().await?;
-        let records = self.store.runners_of_group(&g.name).await?;
         let waiting = self.store.waiting(&g.name).await?;
         let free = records
             .iter()
@@ -288,10 +288,12 @@ impl Manager {
             self.bind(name, id, &instance).await;
         }
         if pool == Pool::Stopped {
-            // Booted once first (image pulled, first boot's work done): its hook asked the
-            // broker. A container's stopped instance is created and never started.
+            // A VM is stopped once it has booted (image pulled, first boot's work done): when
+            // its hook asked the broker, which a later pass sees (`settle_booted`). A
+            // container's stopped instance is created and never started: stopped now.
             if brokered.is_some() && backend.kind().boot_style() == crate::backend::BootStyle::Vm {
-                self.wait_booted(name).await?;
+                tracing::info!(runner = %name, group = %g.name, "warm instance booting; it is stopped once it asked the broker");
+                return Ok(());
             }
             backend.stop(&instance.id).await?;
         }
@@ -301,30 +303,73 @@ impl Manager {
         Ok(())
     }
 
-    /// Waits until the instance of warm record `name` has asked the broker for its
-    /// credential (it booted), at most `time_to_start`.
-    async fn wait_booted(&self, name: &str) -> Result<(), Failure> {
+    /// Stops the stopped pool's VMs that have booted since they were made (their hook asked
+    /// the broker) and makes them warm. One another task holds is left for a later pass.
+    /// Returns how many were stopped.
+    async fn settle_booted(&self, g: &RunnerGroup, records: &[Runner]) -> Result<u32, Failure> {
         let Some(link) = &self.broker else {
-            return Ok(());
+            return Ok(0);
         };
-        let deadline = Instant::now() + self.config.time_to_start.as_std();
-        loop {
+        let mut stopped = 0;
+        let booting = records.iter().filter(|r| {
+            r.status == RunnerStatus::Warming
+                && r.pool == Some(Pool::Stopped)
+                && r.instance_id.is_some()
+        });
+        for r in booting {
             let asked = link
                 .broker
-                .asked(name)
+                .asked(&r.name)
                 .await
                 .map_err(|e| Failure::transient(e.to_string()))?;
-            if asked {
-                return Ok(());
+            if !asked {
+                continue;
             }
-            if Instant::now() >= deadline {
-                return Err(Failure::transient(format!(
-                    "warm instance {name} did not boot (ask the broker) within time_to_start ({}s)",
-                    self.config.time_to_start.as_secs()
-                )));
+            let lock = format!("runner:{}", r.name);
+            let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
+                continue;
+            };
+            let work = async {
+                let backend = self.backend(g)?;
+                let id = r.instance_id.as_deref().unwrap_or_default();
+                let made = async {
+                    backend.stop(id).await?;
+                    self.warm_step(&r.name, Some(RunnerStatus::Warm), &RunnerPatch::default())
+                        .await
+                }
+                .await;
+                self.note_warm_result(g, Pool::Stopped, made.is_ok());
+                match made {
+                    Ok(()) => {
+                        tracing::info!(runner = %r.name, group = %g.name, "warm instance booted and stopped: ready");
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        tracing::warn!(runner = %r.name, group = %g.name, error = %e, "a booted warm instance could not be stopped; removing it");
+                        let retired = self
+                            .store
+                            .update(
+                                &r.name,
+                                Some(RunnerStatus::Deleting),
+                                &[RunnerStatus::Warming],
+                                &RunnerPatch::default(),
+                            )
+                            .await?;
+                        if matches!(retired, Transition::Done(_)) {
+                            self.drop_warm(g, &r.name).await?;
+                        }
+                        Ok(false)
+                    }
+                }
+            };
+            if self
+                .while_locked(&lock, &token, RUNNER_LOCK_TTL, work)
+                .await?
+            {
+                stopped += 1;
             }
-            tokio::time::sleep(BOOT_POLL).await;
         }
+        Ok(stopped)
     }
 
     /// One step of making a warm instance; an error when its record moved on (retired).
