@@ -192,6 +192,69 @@ fn warm_runners_cut_the_wait_and_cost_idle_time() {
     assert!(b.cost > a.cost);
 }
 
+/// The warm-pool comparison of BENCHMARKS.md on two weekdays of the same diurnal trace: cold
+/// jobs wait a boot, hot ones the delivery, stopped ones a start; a scheduled mix of stopped
+/// and hot instances keeps the p95 wait under 15 s at under a third of the idle cost of a
+/// constant hot pool of its largest size.
+#[cfg(feature = "aws")]
+#[test]
+fn warm_pools_in_the_simulator_wait_a_start_or_nothing_and_a_scheduled_mix_costs_a_third() {
+    let load = |f: &str| {
+        let path = format!("{}/benches/warm_sim/{f}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        runnerctl::wiring::parse(&text, &path).unwrap().config
+    };
+    let base = load("base.yaml");
+    let spec = Spec {
+        shape: Shape::Diurnal,
+        jobs: None,
+        days: Some(2.0),
+        rate_per_hour: 60.0,
+        duration: Dist::Exponential { mean: Time(300.0) },
+        repositories: 5,
+        weekend: 0.2,
+        profile: generate::OFFICE_HOURS,
+        window_s: 0.0,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let trace = generate::generate(&spec, &base.runner_groups, &mut rng);
+    let run_of = |f: &str| simulate(&load(f), trace.clone());
+    let (cold, hot, stopped, mix) = (
+        run_of("base.yaml"),
+        run_of("hot.yaml"),
+        run_of("stopped.yaml"),
+        run_of("scheduled-mix.yaml"),
+    );
+    for r in [&cold, &hot, &stopped, &mix] {
+        assert_eq!(r.jobs_started, r.jobs, "every job started");
+    }
+    // Delivery (1 s) and the API calls before the credential, plus what each pool adds.
+    assert!(
+        cold.wait.p50_s > 45.0,
+        "cold: a boot of 45 s: {:?}",
+        cold.wait
+    );
+    assert!(hot.wait.p95_s < 2.0, "hot: {:?}", hot.wait);
+    assert!(
+        (12.0..14.0).contains(&stopped.wait.p95_s),
+        "stopped: a start of 12 s: {:?}",
+        stopped.wait
+    );
+    assert!(stopped.runner_minutes.stopped > 0.0);
+    assert!(
+        mix.wait.p50_s < 2.0,
+        "the mix's hot instances in office hours: {:?}",
+        mix.wait
+    );
+    assert!(mix.wait.p95_s < 15.0, "{:?}", mix.wait);
+    assert!(
+        mix.idle_cost * 3.0 < hot.idle_cost,
+        "idle cost: mix {} vs hot {}",
+        mix.idle_cost,
+        hot.idle_cost
+    );
+}
+
 fn cli() -> Command {
     let mut c = Command::cargo_bin("runnerctl").unwrap();
     c.env_remove("RUNNERCTL_CONFIG");

@@ -119,6 +119,12 @@ pub struct CloudModel {
     /// it fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spot_interruption_rate: Option<f64>,
+    /// From the start call to a stopped warm instance running again (resume, power on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<Dist>,
+    /// What a stopped instance costs per hour (its disks; suspended memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_price_per_hour: Option<f64>,
 }
 
 /// The model of a backend with every key filled in.
@@ -130,6 +136,8 @@ pub struct Cloud {
     pub billing: Billing,
     pub create_failure_rate: f64,
     pub spot_interruption_rate: f64,
+    pub start: Dist,
+    pub stopped_price_per_hour: f64,
 }
 
 impl CloudModel {
@@ -144,20 +152,24 @@ impl CloudModel {
             per: BillingUnit::Second,
             minimum: Time(60.0),
         };
-        let (boot, price, billing) = match kind {
-            "aws" => (lognormal(35.0, 60.0), 0.0416, per_second),
-            "gcp" => (lognormal(30.0, 50.0), 0.0335, per_second),
-            "vsphere" => (lognormal(60.0, 120.0), 0.0, per_second),
-            "docker" => (lognormal(2.0, 5.0), 0.0, per_second),
-            _ => (Dist::Fixed(Time(0.0)), 0.0, per_second),
+        // Stopped: EC2 bills a 30 GB gp3 volume ($0.08 per GB-month), Compute Engine a 50 GB
+        // balanced disk and the suspended memory.
+        let (boot, price, start, stopped) = match kind {
+            "aws" => (lognormal(35.0, 60.0), 0.0416, lognormal(12.0, 20.0), 0.0033),
+            "gcp" => (lognormal(30.0, 50.0), 0.0335, lognormal(10.0, 20.0), 0.0075),
+            "vsphere" => (lognormal(60.0, 120.0), 0.0, lognormal(30.0, 60.0), 0.0),
+            "docker" => (lognormal(2.0, 5.0), 0.0, lognormal(1.0, 2.0), 0.0),
+            _ => (Dist::Fixed(Time(0.0)), 0.0, Dist::Fixed(Time(0.0)), 0.0),
         };
         Cloud {
             boot,
             price_per_hour: price,
             machine_prices: BTreeMap::new(),
-            billing,
+            billing: per_second,
             create_failure_rate: 0.0,
             spot_interruption_rate: 0.0,
+            start,
+            stopped_price_per_hour: stopped,
         }
     }
 
@@ -172,6 +184,10 @@ impl CloudModel {
             spot_interruption_rate: self
                 .spot_interruption_rate
                 .unwrap_or(base.spot_interruption_rate),
+            start: self.start.clone().unwrap_or(base.start),
+            stopped_price_per_hour: self
+                .stopped_price_per_hour
+                .unwrap_or(base.stopped_price_per_hour),
         }
     }
 }
@@ -488,6 +504,7 @@ impl SimulationConfig {
             for (key, v) in [
                 ("price_per_hour", b.price_per_hour),
                 ("spot_interruption_rate", b.spot_interruption_rate),
+                ("stopped_price_per_hour", b.stopped_price_per_hour),
             ] {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
                     out.push((

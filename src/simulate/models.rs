@@ -200,7 +200,9 @@ impl CloudBackend {
     fn instance(&self, id: u64, i: &Inst, epoch_ms: u64) -> Instance {
         Instance {
             id: format!("sim-{id}"),
-            state: if i.running {
+            state: if i.stopped_since.is_some() {
+                InstanceState::Stopped
+            } else if i.running {
                 InstanceState::Running
             } else {
                 InstanceState::Pending
@@ -222,6 +224,15 @@ fn machine_type(spec: &crate::config::InstanceSpec) -> Option<&str> {
         .and_then(|v| v.as_str())
 }
 
+impl CloudBackend {
+    fn not_found(&self, id: &str) -> BackendError {
+        BackendError::NotFound {
+            backend: self.name.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
 fn instance_id(id: &str) -> Option<u64> {
     id.strip_prefix("sim-")?.parse().ok()
 }
@@ -237,10 +248,49 @@ impl Backend for CloudBackend {
     fn brokered(&self) -> bool {
         false
     }
-    /// Warm pools are not modelled yet: a group's `warm_pool` is said (a `skip` row), never
-    /// made, in a simulation.
+    /// Both pools, whatever the kind: a simulation shows what a pool would do (the file says
+    /// which pools the kind keeps).
     fn warm_support(&self) -> crate::backend::WarmSupport {
-        crate::backend::WarmSupport::default()
+        crate::backend::WarmSupport {
+            hot: true,
+            stopped: true,
+        }
+    }
+
+    async fn stop(&self, id: &str) -> backend::Result<()> {
+        let mut w = self.world.lock();
+        match instance_id(id).filter(|n| w.instances.contains_key(n)) {
+            Some(n) => {
+                w.stop_instance(n);
+                Ok(())
+            }
+            None => Err(self.not_found(id)),
+        }
+    }
+
+    async fn start(&self, id: &str) -> backend::Result<()> {
+        let mut w = self.world.lock();
+        let Some(n) = instance_id(id).filter(|n| w.instances.contains_key(n)) else {
+            return Err(self.not_found(id));
+        };
+        let cloud =
+            w.clouds.get(&self.name).cloned().unwrap_or_else(|| {
+                crate::config::simulation::CloudModel::defaults(self.kind.name())
+            });
+        let start = sample_ms(&cloud.start, &mut w.rng);
+        w.start_instance(n, start);
+        Ok(())
+    }
+
+    async fn deliver(&self, id: &str, _boot: &crate::bootstrap::BootData) -> backend::Result<()> {
+        let mut w = self.world.lock();
+        match instance_id(id).filter(|n| w.instances.contains_key(n)) {
+            Some(n) => {
+                w.credential_delivered(n);
+                Ok(())
+            }
+            None => Err(self.not_found(id)),
+        }
     }
 
     async fn create(&self, req: &CreateRequest) -> backend::Result<Instance> {
@@ -283,6 +333,13 @@ impl Backend for CloudBackend {
                 &cloud,
                 machine_type(&req.spec),
             ),
+            stopped_price_per_hour: cloud.stopped_price_per_hour,
+            warm: req.warm.is_some(),
+            waits: req.warm.is_some(),
+            booted_ms: None,
+            stop_after_boot: false,
+            stopped_since: None,
+            stopped_ms: 0,
         };
         let out = self.instance(id, &i, w.epoch_ms);
         w.instances.insert(id, i);

@@ -27,6 +27,8 @@ pub struct RunnerMinutes {
     pub busy: f64,
     /// Up and not running a job, until the instance was gone.
     pub idle: f64,
+    /// Stopped (a warm pool's stopped instances).
+    pub stopped: f64,
 }
 
 /// The forge's API as the run used it.
@@ -57,6 +59,8 @@ pub struct GroupReport {
     pub runner_minutes: RunnerMinutes,
     pub runners_wasted: u64,
     pub cost: f64,
+    /// What the runners cost while they ran no job (booting, idle, stopped).
+    pub idle_cost: f64,
 }
 
 /// One repository's figures.
@@ -83,6 +87,8 @@ pub struct Report {
     pub wait: Waits,
     pub runner_minutes: RunnerMinutes,
     pub cost: f64,
+    /// What the runners cost while they ran no job (booting, idle, stopped).
+    pub idle_cost: f64,
     /// Instances made, and those that never ran a job.
     pub runners_made: u64,
     pub runners_wasted: u64,
@@ -188,7 +194,9 @@ fn totals(w: &World, end_ms: u64) -> super::world::Stats {
         s.booting_ms[g] += t.booting_ms;
         s.busy_ms[g] += t.busy_ms;
         s.idle_ms[g] += t.idle_ms;
+        s.stopped_ms[g] += t.stopped_ms;
         s.cost[g] += t.cost;
+        s.idle_cost[g] += t.idle_cost;
         s.wasted[g] += t.wasted;
     }
     s
@@ -213,9 +221,11 @@ pub fn build(name: &str, config: &Config, trace: &Trace, w: &World, end_ms: u64)
                     booting: minutes(s.booting_ms[g]),
                     busy: minutes(s.busy_ms[g]),
                     idle: minutes(s.idle_ms[g]),
+                    stopped: minutes(s.stopped_ms[g]),
                 },
                 runners_wasted: s.wasted[g],
                 cost: r3(s.cost[g]),
+                idle_cost: r3(s.idle_cost[g]),
             };
             (group.name.clone(), r)
         })
@@ -245,8 +255,10 @@ pub fn build(name: &str, config: &Config, trace: &Trace, w: &World, end_ms: u64)
             booting: minutes(sum(&s.booting_ms)),
             busy: minutes(sum(&s.busy_ms)),
             idle: minutes(sum(&s.idle_ms)),
+            stopped: minutes(sum(&s.stopped_ms)),
         },
         cost: r3(s.cost.iter().sum()),
+        idle_cost: r3(s.idle_cost.iter().sum()),
         runners_made: s.instances_made,
         runners_wasted: sum(&s.wasted),
         create_failures: s.create_failures,
@@ -285,7 +297,9 @@ pub const ROWS: &[(&str, fn(&Report) -> f64)] = &[
     ("runner busy (min)", |r| r.runner_minutes.busy),
     ("runner idle (min)", |r| r.runner_minutes.idle),
     ("runner booting (min)", |r| r.runner_minutes.booting),
+    ("runner stopped (min)", |r| r.runner_minutes.stopped),
     ("cost (price units)", |r| r.cost),
+    ("idle cost (price units)", |r| r.idle_cost),
     ("runners made", |r| r.runners_made as f64),
     ("runners wasted", |r| r.runners_wasted as f64),
     ("API calls", |r| r.api.calls as f64),

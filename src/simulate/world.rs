@@ -92,6 +92,19 @@ pub struct Inst {
     pub jobs: u32,
     /// What it costs per hour (its machine type's price).
     pub price_per_hour: f64,
+    /// What it costs per hour while stopped.
+    pub stopped_price_per_hour: f64,
+    /// Made for a warm pool.
+    pub warm: bool,
+    /// A warm instance no job took yet: it waits for its credential.
+    pub waits: bool,
+    /// When its (first) boot ended: a warm instance's booting ends there, not at a poll.
+    pub booted_ms: Option<u64>,
+    /// A stopped pool's instance asked to stop before its first boot ended: stopped then.
+    pub stop_after_boot: bool,
+    /// Stopped since then; time stopped so far (billed at the stopped price).
+    pub stopped_since: Option<u64>,
+    pub stopped_ms: u64,
 }
 
 /// Totals the report is made of.
@@ -116,7 +129,9 @@ pub struct Stats {
     pub booting_ms: Vec<u64>,
     pub busy_ms: Vec<u64>,
     pub idle_ms: Vec<u64>,
+    pub stopped_ms: Vec<u64>,
     pub cost: Vec<f64>,
+    pub idle_cost: Vec<f64>,
     pub wasted: Vec<u64>,
     pub tasks_failed: u64,
 }
@@ -194,7 +209,9 @@ impl World {
                 booting_ms: vec![0; n],
                 busy_ms: vec![0; n],
                 idle_ms: vec![0; n],
+                stopped_ms: vec![0; n],
                 cost: vec![0.0; n],
+                idle_cost: vec![0.0; n],
                 wasted: vec![0; n],
                 ..Stats::default()
             },
@@ -362,12 +379,73 @@ impl World {
         self.emit(j, Action::Completed);
     }
 
-    /// An instance is running: its runner comes up after its start-up time.
+    /// An instance is running: its runner comes up after its start-up time, unless it waits
+    /// for its credential (warm) or is to be stopped once booted (a stopped pool's).
     pub fn booted(&mut self, inst: u64) {
         let startup = sample_ms(&self.models.runner_startup, &mut self.rng);
-        if let Some(i) = self.instances.get_mut(&inst) {
-            i.running = true;
+        let now = self.now_ms;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        if i.stopped_since.is_some() {
+            return; // stopped again meanwhile
+        }
+        i.running = true;
+        i.booted_ms.get_or_insert(now);
+        if i.stop_after_boot {
+            i.stop_after_boot = false;
+            i.running = false;
+            i.stopped_since = Some(now);
+            return;
+        }
+        if !i.waits {
             self.at(startup, Ev::RunnerUp(inst));
+        }
+    }
+
+    /// A warm instance is stopped: at once when booted, else once its first boot ends.
+    pub fn stop_instance(&mut self, inst: u64) {
+        let now = self.now_ms + self.offset_ms;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        if i.stopped_since.is_some() {
+            return;
+        }
+        if i.booted_ms.is_some() {
+            i.running = false;
+            i.stopped_since = Some(now);
+        } else {
+            i.stop_after_boot = true;
+        }
+    }
+
+    /// A stopped warm instance is started: running again after the cloud's start time (one
+    /// still in its first boot just goes on booting).
+    pub fn start_instance(&mut self, inst: u64, start_ms: u64) {
+        let now = self.now_ms + self.offset_ms;
+        let offset = self.offset_ms;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        i.stop_after_boot = false;
+        if let Some(since) = i.stopped_since.take() {
+            i.stopped_ms += now.saturating_sub(since);
+            self.at(offset + start_ms, Ev::Booted(inst));
+        }
+    }
+
+    /// A warm instance gets its credential: its runner comes up after its start-up time once
+    /// it runs (at once when it runs already).
+    pub fn credential_delivered(&mut self, inst: u64) {
+        let startup = sample_ms(&self.models.runner_startup, &mut self.rng);
+        let offset = self.offset_ms;
+        let Some(i) = self.instances.get_mut(&inst) else {
+            return;
+        };
+        let was_waiting = std::mem::replace(&mut i.waits, false);
+        if was_waiting && i.running && i.stopped_since.is_none() {
+            self.at(offset + startup, Ev::RunnerUp(inst));
         }
     }
 
@@ -424,7 +502,9 @@ impl World {
         self.stats.booting_ms[g] += l.booting_ms;
         self.stats.busy_ms[g] += l.busy_ms;
         self.stats.idle_ms[g] += l.idle_ms;
+        self.stats.stopped_ms[g] += l.stopped_ms;
         self.stats.cost[g] += l.cost;
+        self.stats.idle_cost[g] += l.idle_cost;
         self.stats.wasted[g] += l.wasted;
     }
 
@@ -437,7 +517,9 @@ impl World {
             t.booting_ms += l.booting_ms;
             t.busy_ms += l.busy_ms;
             t.idle_ms += l.idle_ms;
+            t.stopped_ms += l.stopped_ms;
             t.cost += l.cost;
+            t.idle_cost += l.idle_cost;
             t.wasted += l.wasted;
         }
         out
@@ -484,22 +566,42 @@ pub struct Life {
     pub booting_ms: u64,
     pub busy_ms: u64,
     pub idle_ms: u64,
+    /// Stopped (a stopped pool's instance), billed at the stopped price.
+    pub stopped_ms: u64,
     pub cost: f64,
+    /// What it cost while it ran no job: booting, idle, stopped.
+    pub idle_cost: f64,
     pub wasted: u64,
 }
 
 fn life(i: &Inst, end_ms: u64, cloud: Option<&Cloud>) -> Life {
     let life = end_ms.saturating_sub(i.created_ms);
-    let up = i.online_ms.unwrap_or(end_ms).min(end_ms);
-    let booting = up.saturating_sub(i.created_ms).min(life);
-    let busy = i.busy_ms.min(life - booting);
+    let stopped = i.stopped_ms
+        + i.stopped_since
+            .map_or(0, |since| end_ms.saturating_sub(since));
+    let stopped = stopped.min(life);
+    // A warm instance's boot ends when it booted (then it waits, idle); a runner's at its
+    // first poll.
+    let up = if i.warm { i.booted_ms } else { i.online_ms }
+        .unwrap_or(end_ms)
+        .min(end_ms);
+    let booting = up.saturating_sub(i.created_ms).min(life - stopped);
+    let busy = i.busy_ms.min(life - stopped - booting);
+    let running_s = (life - stopped) as f64 / 1000.0;
+    let (cost, busy_cost) = cloud.map_or((0.0, 0.0), |c| {
+        (
+            c.billing.billed_secs(running_s) * i.price_per_hour / 3600.0
+                + stopped as f64 / 1000.0 * i.stopped_price_per_hour / 3600.0,
+            busy as f64 / 1000.0 * i.price_per_hour / 3600.0,
+        )
+    });
     Life {
         booting_ms: booting,
         busy_ms: busy,
-        idle_ms: life - booting - busy,
-        cost: cloud.map_or(0.0, |c| {
-            c.billing.billed_secs(life as f64 / 1000.0) * i.price_per_hour / 3600.0
-        }),
+        idle_ms: life - stopped - booting - busy,
+        stopped_ms: stopped,
+        cost,
+        idle_cost: (cost - busy_cost).max(0.0),
         wasted: u64::from(i.jobs == 0),
     }
 }

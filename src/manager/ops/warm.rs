@@ -287,14 +287,15 @@ impl Manager {
         if let Some(id) = &brokered {
             self.bind(name, id, &instance).await;
         }
+        // A VM is warm once it has booted (image pulled, first boot's work done: its hook
+        // asked the broker), which a later pass sees (`settle_booted`); a stopped pool's is
+        // stopped then. A job takes only warm instances, so none waits for a first boot. A
+        // container is ready at once; a stopped pool's is created and never started.
+        if backend.kind().boot_style() == crate::backend::BootStyle::Vm {
+            tracing::info!(runner = %name, group = %g.name, pool = pool.as_str(), "warm instance booting; it is warm once booted");
+            return Ok(());
+        }
         if pool == Pool::Stopped {
-            // A VM is stopped once it has booted (image pulled, first boot's work done): when
-            // its hook asked the broker, which a later pass sees (`settle_booted`). A
-            // container's stopped instance is created and never started: stopped now.
-            if brokered.is_some() && backend.kind().boot_style() == crate::backend::BootStyle::Vm {
-                tracing::info!(runner = %name, group = %g.name, "warm instance booting; it is stopped once it asked the broker");
-                return Ok(());
-            }
             backend.stop(&instance.id).await?;
         }
         self.warm_step(name, Some(RunnerStatus::Warm), &RunnerPatch::default())
@@ -303,49 +304,61 @@ impl Manager {
         Ok(())
     }
 
-    /// Stops the stopped pool's VMs that have booted since they were made (their hook asked
-    /// the broker) and makes them warm. One another task holds is left for a later pass.
-    /// Returns how many were stopped.
-    async fn settle_booted(&self, g: &RunnerGroup, records: &[Runner]) -> Result<u32, Failure> {
-        let Some(link) = &self.broker else {
-            return Ok(0);
-        };
-        let mut stopped = 0;
-        let booting = records.iter().filter(|r| {
-            r.status == RunnerStatus::Warming
-                && r.pool == Some(Pool::Stopped)
-                && r.instance_id.is_some()
-        });
-        for r in booting {
-            let asked = link
+    /// Whether the warm VM of record `r` has booted: its hook asked the broker or, on a
+    /// backend without it (a simulation's), the backend says it runs.
+    async fn booted(&self, backend: &dyn Backend, r: &Runner) -> Result<bool, Failure> {
+        match (&self.broker, backend.brokered()) {
+            (Some(link), true) => link
                 .broker
                 .asked(&r.name)
                 .await
-                .map_err(|e| Failure::transient(e.to_string()))?;
-            if !asked {
+                .map_err(|e| Failure::transient(e.to_string())),
+            _ => {
+                let id = r.instance_id.as_deref().unwrap_or_default();
+                let state = backend.get(id).await?.map(|i| i.state);
+                Ok(state == Some(crate::backend::InstanceState::Running))
+            }
+        }
+    }
+
+    /// Makes the warm VMs that have booted since they were made warm, a stopped pool's once
+    /// stopped. One another task holds is left for a later pass. Returns how many.
+    async fn settle_booted(&self, g: &RunnerGroup, records: &[Runner]) -> Result<u32, Failure> {
+        let backend = self.backend(g)?.clone();
+        if backend.kind().boot_style() != crate::backend::BootStyle::Vm {
+            return Ok(0);
+        }
+        let mut stopped = 0;
+        let booting = records
+            .iter()
+            .filter(|r| r.status == RunnerStatus::Warming && r.instance_id.is_some());
+        for r in booting {
+            if !self.booted(&*backend, r).await? {
                 continue;
             }
             let lock = format!("runner:{}", r.name);
             let Some(token) = self.store.try_lock(&lock, RUNNER_LOCK_TTL).await? else {
                 continue;
             };
+            let pool = r.pool.unwrap_or(Pool::Hot);
             let work = async {
-                let backend = self.backend(g)?;
                 let id = r.instance_id.as_deref().unwrap_or_default();
                 let made = async {
-                    backend.stop(id).await?;
+                    if pool == Pool::Stopped {
+                        backend.stop(id).await?;
+                    }
                     self.warm_step(&r.name, Some(RunnerStatus::Warm), &RunnerPatch::default())
                         .await
                 }
                 .await;
-                self.note_warm_result(g, Pool::Stopped, made.is_ok());
+                self.note_warm_result(g, pool, made.is_ok());
                 match made {
                     Ok(()) => {
-                        tracing::info!(runner = %r.name, group = %g.name, "warm instance booted and stopped: ready");
+                        tracing::info!(runner = %r.name, group = %g.name, pool = pool.as_str(), "warm instance booted: ready");
                         Ok(true)
                     }
                     Err(e) => {
-                        tracing::warn!(runner = %r.name, group = %g.name, error = %e, "a booted warm instance could not be stopped; removing it");
+                        tracing::warn!(runner = %r.name, group = %g.name, error = %e, "a booted warm instance could not be made ready; removing it");
                         let retired = self
                             .store
                             .update(
