@@ -47,6 +47,9 @@ struct State {
     marker: Option<Marker>,
     /// Each group's suspects, with when each was first seen.
     suspects: HashMap<String, HashMap<String, u64>>,
+    /// Jobs' timelines, and the job each runner was chosen for (kept with the history).
+    timelines: HashMap<u64, BTreeMap<String, String>>,
+    timeline_of: HashMap<String, u64>,
 }
 
 impl State {
@@ -536,6 +539,48 @@ impl RunnerStore for MemoryStore {
             Some(m) => (m, false),
             None => (Marker::written_at(now, hold_if_missing), true),
         })
+    }
+
+    async fn note_job(
+        &self,
+        job_id: u64,
+        times: &[(&str, u64)],
+        texts: &[(&str, &str)],
+    ) -> Result<()> {
+        let now_ms = self.times().1;
+        let mut st = self.state();
+        if !st.keep_history {
+            return Ok(());
+        }
+        let t = st.timelines.entry(job_id).or_default();
+        for (step, at) in times {
+            let at = if *at == 0 { now_ms } else { *at };
+            t.entry(step.to_string()).or_insert_with(|| at.to_string());
+        }
+        for (k, v) in texts {
+            t.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+        if let Some((_, runner)) = texts.iter().find(|(k, _)| *k == "runner") {
+            st.timeline_of.insert(runner.to_string(), job_id);
+        }
+        Ok(())
+    }
+
+    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
+        let job = self.state().timeline_of.get(runner).copied();
+        match job {
+            Some(job) => self.note_job(job, &[(step, 0)], &[]).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn job_timeline(&self, job_id: u64) -> Result<BTreeMap<String, String>> {
+        Ok(self
+            .state()
+            .timelines
+            .get(&job_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn first_seen(&self, group: &str, suspects: &[String]) -> Result<Vec<u64>> {

@@ -94,6 +94,10 @@ pub enum Task {
         labels: Vec<String>,
         /// The group the webhook server matched, by the README's rule.
         group: String,
+        /// When the forge queued the job (its `created_at`, unix seconds by its clock), for the
+        /// job's timeline; absent in tasks of older versions and when the payload lacks it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queued_at: Option<u64>,
     },
     /// A runner took a job.
     JobInProgress {

@@ -11,6 +11,48 @@ use std::time::Duration;
 /// Entries of a runner's history kept.
 pub const HISTORY_LEN: u32 = 50;
 
+/// The steps of a job's timeline, in order: its key in the timeline and how it is shown.
+/// `queued` is the forge's `created_at` (its clock, seconds); the rest are Redis's clock,
+/// milliseconds: `delivered` when `serve` enqueued the job's task, `decided` when a worker
+/// chose its runner (reserved a slot, or took a warm instance), `registered` when the runner
+/// was registered on the forge, `instance` when its instance was made or started, `credential`
+/// when the instance fetched its credential from the broker, `in_progress` and `completed` when
+/// those webhooks reached `serve`.
+pub const TIMELINE: &[(&str, &str)] = &[
+    ("queued", "queued"),
+    ("delivered", "delivered"),
+    ("decided", "runner chosen"),
+    ("registered", "runner registered"),
+    ("instance", "instance started"),
+    ("credential", "credential fetched"),
+    ("in_progress", "in progress"),
+    ("completed", "completed"),
+];
+
+/// The phases between the timeline's steps, for `runnerctl_job_phase_seconds`: a phase's name,
+/// the step it starts at and the one it ends at.
+pub const PHASES: &[(&str, &str, &str)] = &[
+    ("delivery", "queued", "delivered"),
+    ("decision", "delivered", "decided"),
+    ("registration", "decided", "registered"),
+    ("instance_start", "registered", "instance"),
+    ("runner_start", "instance", "in_progress"),
+];
+
+/// How long a job's timeline is kept after its last step.
+pub const TIMELINE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The key of job `job`'s timeline under a manager's key prefix (a hash: step → unix ms, and
+/// `runner`, `source`, `group`, `repository`, `ran_on`).
+pub fn timeline_key(prefix: &str, job: u64) -> String {
+    format!("{prefix}timeline:{job}")
+}
+
+/// The key naming the job a runner was chosen for (its timeline's `runner`).
+pub fn timeline_runner_key(prefix: &str, runner: &str) -> String {
+    format!("{prefix}timeline-of:{runner}")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("Redis is unreachable: {0}")]
@@ -317,6 +359,23 @@ pub trait RunnerStore: Send + Sync {
     async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)>;
     /// The marker as [`RunnerStore::marker`] would answer, writing nothing (as if at `now`).
     async fn peek_marker(&self, hold_if_missing: Duration, now: u64) -> Result<(Marker, bool)>;
+    // Job timelines (see [`TIMELINE`]).
+
+    /// Notes steps of a job's timeline, each kept from the first time it is noted: `times`
+    /// (step, unix ms; 0 means now by this store's clock) and `texts` (name, value). A `runner`
+    /// text also names the job as that runner's, for [`RunnerStore::note_runner_step`].
+    async fn note_job(
+        &self,
+        job_id: u64,
+        times: &[(&str, u64)],
+        texts: &[(&str, &str)],
+    ) -> Result<()>;
+    /// Notes `step` now in the timeline of the job `runner` was chosen for, when there is one.
+    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()>;
+    /// A job's timeline as noted (empty when nothing is known).
+    async fn job_timeline(&self, job_id: u64)
+        -> Result<std::collections::BTreeMap<String, String>>;
+
     /// When each of a group's suspects was first seen; suspects not listed are forgotten.
     async fn first_seen(&self, group: &str, suspects: &[String]) -> Result<Vec<u64>>;
     /// [`RunnerStore::first_seen`] remembering nothing: one not seen before is seen at `now`.

@@ -576,6 +576,61 @@ impl RedisStore {
         Ok(false)
     }
 
+    /// Notes steps of a job's timeline (`RunnerStore::note_job`): each field set only when
+    /// absent, the timeline kept [`crate::records::TIMELINE_TTL`] after its last note.
+    pub async fn note_job(
+        &self,
+        job_id: u64,
+        times: &[(&str, u64)],
+        texts: &[(&str, &str)],
+    ) -> Result<()> {
+        let now_ms = match times.iter().any(|(_, at)| *at == 0) {
+            true => self.now_ms().await?,
+            false => 0,
+        };
+        let key = crate::records::timeline_key(&self.prefix, job_id);
+        let ttl = crate::records::TIMELINE_TTL.as_secs() as i64;
+        let mut pipe = redis::pipe();
+        for (step, at) in times {
+            let at = if *at == 0 { now_ms } else { *at };
+            pipe.hset_nx(&key, *step, at).ignore();
+        }
+        for (k, v) in texts {
+            pipe.hset_nx(&key, *k, *v).ignore();
+        }
+        pipe.expire(&key, ttl).ignore();
+        if let Some((_, runner)) = texts.iter().find(|(k, _)| *k == "runner") {
+            let of = crate::records::timeline_runner_key(&self.prefix, runner);
+            pipe.set_ex(of, job_id, ttl as u64).ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async::<()>(&mut c).await?;
+        Ok(())
+    }
+
+    /// Notes `step` now in the timeline of the job `runner` was chosen for, if any.
+    pub async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let of = crate::records::timeline_runner_key(&self.prefix, runner);
+        let job: Option<u64> = c.get(&of).await?;
+        match job {
+            Some(job) => self.note_job(job, &[(step, 0)], &[]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A job's timeline as noted.
+    pub async fn job_timeline(
+        &self,
+        job_id: u64,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut c = self.conn.clone();
+        Ok(
+            c.hgetall(crate::records::timeline_key(&self.prefix, job_id))
+                .await?,
+        )
+    }
+
     /// Appends to a runner's history; best effort (a failure is logged, never the caller's).
     pub async fn record_event(&self, name: &str, event: &str, detail: &str) {
         let mut c = self.conn.clone();
@@ -1199,6 +1254,23 @@ impl RunnerStore for RedisStore {
     }
     async fn first_seen(&self, group: &str, suspects: &[String]) -> Result<Vec<u64>> {
         RedisStore::first_seen(self, group, suspects).await
+    }
+    async fn note_job(
+        &self,
+        job_id: u64,
+        times: &[(&str, u64)],
+        texts: &[(&str, &str)],
+    ) -> Result<()> {
+        RedisStore::note_job(self, job_id, times, texts).await
+    }
+    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
+        RedisStore::note_runner_step(self, runner, step).await
+    }
+    async fn job_timeline(
+        &self,
+        job_id: u64,
+    ) -> Result<std::collections::BTreeMap<String, String>> {
+        RedisStore::job_timeline(self, job_id).await
     }
     async fn peek_first_seen(
         &self,

@@ -24,7 +24,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("worker", &["conn", "model", "prom", "queue"]),
     ("hook", &[]),
     ("bootstrap", &["config", "hook"]),
-    ("broker", &["addr_limit", "config", "conn", "model"]),
+    (
+        "broker",
+        &["addr_limit", "config", "conn", "model", "records"],
+    ),
     ("budget", &["clock", "conn", "model", "prom"]),
     ("forge", &["budget", "config", "fake_server", "model"]),
     (
@@ -122,6 +125,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "manager",
             "model",
             "queue",
+            "records",
             "server",
             "simulate",
             "store",

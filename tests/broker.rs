@@ -835,6 +835,7 @@ async fn a_hot_instance_waits_at_the_broker_until_a_job_takes_it() {
         repository: "octo-org/app".into(),
         labels: vec!["self-hosted".into(), "g".into()],
         group: "g".into(),
+        queued_at: None,
     };
     let outcome = TaskHandler::with_manager(m.clone())
         .handle(&Envelope::new(task, None))
@@ -852,6 +853,13 @@ async fn a_hot_instance_waits_at_the_broker_until_a_job_takes_it() {
     .await;
     assert!(started.is_some(), "the warm instance's runner took the job");
     eprintln!("take to job start: {:?}", taken.elapsed());
+    // The job's timeline has the moment the instance fetched its credential, after the take.
+    let timeline = m.store.job_timeline(job).await.unwrap();
+    let at = |k: &str| timeline.get(k).and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        at("credential") >= at("decided") && at("decided").is_some(),
+        "{timeline:?}"
+    );
     let seen = support::redis_dump(&redis.url, "*").await;
     for r in sim.runners() {
         assert!(

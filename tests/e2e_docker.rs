@@ -613,6 +613,7 @@ async fn warm_containers_hot_and_stopped_run_the_jobs_that_take_them() {
             repository: "octo-org/app".into(),
             labels: vec!["self-hosted".into(), group.into()],
             group: group.into(),
+            queued_at: None,
         };
         let outcome = handler.handle(&Envelope::new(task, None)).await;
         assert!(

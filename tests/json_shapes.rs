@@ -218,6 +218,26 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
         group: "linux".into(),
     };
     queue.enqueue(task, None).await.unwrap();
+    // A job's timeline, as the worker, the manager and the broker note it.
+    let store = runnerctl::store::RedisStore::new(
+        runnerctl::store::connect(&redis.url).await.unwrap(),
+        &name,
+    );
+    let steps: Vec<(&str, u64)> = runnerctl::records::TIMELINE
+        .iter()
+        .enumerate()
+        .map(|(i, (step, _))| (*step, 1_796_220_000_000 + i as u64 * 1500))
+        .collect();
+    let texts = [
+        ("runner", "shapes-linux-warm"),
+        ("source", "hot"),
+        ("group", "linux"),
+        ("repository", "octo-org/app"),
+        ("ran_on", "shapes-linux-warm"),
+        ("wait_source", "hot"),
+    ];
+    use runnerctl::records::RunnerStore;
+    store.note_job(4242, &steps, &texts).await.unwrap();
 
     let steps: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![
         (
@@ -288,6 +308,7 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
             path.clone(),
             vec!["simulate", "--trace", trace_arg.as_str()],
         ),
+        ("jobs show", path.clone(), vec!["jobs", "show", "4242"]),
     ];
     let mut problems = Vec::new();
     let mut shown = std::collections::BTreeSet::new();

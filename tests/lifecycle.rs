@@ -353,6 +353,7 @@ async fn rate_limits_wait_until_the_reset_and_are_never_dead_lettered() {
         repository: "octo-org/app".into(),
         labels: vec!["self-hosted".into(), "g".into()],
         group: "g".into(),
+        queued_at: None,
     };
     // A secondary limit: 403 with requests remaining, no retry-after: wait a minute.
     w.sim
@@ -938,6 +939,7 @@ async fn a_job_of_a_workflow_the_group_does_not_admit_gets_no_runner() {
         repository: "octo-org/app".into(),
         labels: vec!["self-hosted".into(), "g".into()],
         group: "g".into(),
+        queued_at: None,
     };
     let other = w.sim.queue_workflow_job(
         "octo-org/app",

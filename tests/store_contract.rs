@@ -435,6 +435,44 @@ async fn a_demand_takes_a_warm_instance_hot_first_and_never_twice(s: &dyn Runner
     assert!(matches!(take(4).await.0, Reservation::Full { .. }));
 }
 
+async fn a_job_s_timeline_keeps_each_step_s_first_time(s: &dyn RunnerStore) {
+    assert!(s.job_timeline(77).await.unwrap().is_empty());
+    s.note_job(
+        77,
+        &[("queued", 1_000), ("delivered", 2_000)],
+        &[("repository", "o/r")],
+    )
+    .await
+    .unwrap();
+    // Later notes of the same step (a retried task) change nothing; `0` is the store's now.
+    s.note_job(
+        77,
+        &[("delivered", 9_000), ("decided", 0)],
+        &[("runner", "r-77"), ("source", "hot")],
+    )
+    .await
+    .unwrap();
+    // A step noted through the runner chosen for the job.
+    s.note_runner_step("r-77", "registered").await.unwrap();
+    s.note_runner_step("r-of-no-job", "registered")
+        .await
+        .unwrap();
+    let t = s.job_timeline(77).await.unwrap();
+    assert_eq!(t["queued"], "1000");
+    assert_eq!(t["delivered"], "2000", "the first time wins");
+    let now_ms = s.now().await.unwrap() * 1000;
+    let decided: u64 = t["decided"].parse().unwrap();
+    assert!(
+        decided + 2_000 >= now_ms && decided <= now_ms + 2_000,
+        "{decided} vs {now_ms}"
+    );
+    assert!(t["registered"].parse::<u64>().unwrap() >= decided);
+    assert_eq!(t["runner"], "r-77");
+    assert_eq!(t["source"], "hot");
+    assert_eq!(t["repository"], "o/r");
+    assert!(s.job_timeline(78).await.unwrap().is_empty());
+}
+
 async fn contract(s: &dyn RunnerStore, pass: Pass) {
     // First: a reservation writes the marker when it is missing.
     the_marker_is_written_once(s).await;
@@ -448,6 +486,7 @@ async fn contract(s: &dyn RunnerStore, pass: Pass) {
     suspects_are_seen_first_once(s, &pass).await;
     counters_and_cursors_count(s).await;
     a_demand_takes_a_warm_instance_hot_first_and_never_twice(s).await;
+    a_job_s_timeline_keeps_each_step_s_first_time(s).await;
 }
 
 #[tokio::test]

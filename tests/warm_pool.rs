@@ -28,6 +28,8 @@ struct World {
     m: Arc<Manager>,
     st: RedisStore,
     backend: Arc<dyn Backend>,
+    /// The configuration file's text (for the binary).
+    text: String,
 }
 
 impl World {
@@ -87,6 +89,7 @@ async fn world(test: &str, group: &str) -> World {
         m,
         st,
         backend,
+        text,
     }
 }
 
@@ -97,6 +100,7 @@ fn queued(job: u64) -> Task {
         repository: "octo-org/app".into(),
         labels: vec!["self-hosted".into(), "g".into()],
         group: "g".into(),
+        queued_at: None,
     }
 }
 
@@ -337,4 +341,131 @@ async fn a_job_that_takes_a_warm_instance_waits_out_a_brief_lock_on_it() {
         warm,
         "the taken instance became the runner"
     );
+}
+
+/// A job taken by a hot instance: `jobs show` prints its timeline (queued, delivered, runner
+/// chosen, registered, instance started, in progress, completed) with the runner chosen and
+/// where it came from, in JSON and as text; `runners show` prints the same timeline; the phase
+/// histogram is on the worker's metrics. A job nothing is known of exits 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_s_timeline_shows_each_step_and_where_its_runner_came_from() {
+    let w = world(
+        "warm-timeline",
+        "    max_runners: 4\n    warm_pool:\n      hot: 1\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let queued_at = runnerctl::model::unix_now() - 1;
+    let task = Task::JobQueued {
+        job_id: job,
+        run_id: job + 1000,
+        repository: "octo-org/app".into(),
+        labels: vec!["self-hosted".into(), "g".into()],
+        group: "g".into(),
+        queued_at: Some(queued_at),
+    };
+    assert!(matches!(handle(&w, task).await, Outcome::Done));
+    let runner = support::eventually(Duration::from_secs(10), || async {
+        w.sim
+            .jobs()
+            .into_iter()
+            .find(|j| j.id == job && j.status != JobStatus::Queued)
+            .and_then(|j| j.runner_name)
+    })
+    .await
+    .expect("the warm instance's runner took the job");
+    let in_progress = Task::JobInProgress {
+        job_id: job,
+        runner_name: runner.clone(),
+        runner_id: None,
+        runner_group_id: None,
+        waited_secs: Some(1),
+    };
+    assert!(matches!(handle(&w, in_progress).await, Outcome::Done));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &w.text).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::bin())
+            .arg("-c")
+            .arg(&file)
+            .args(args)
+            .env("UNUSED", "t")
+            .output()
+            .unwrap()
+    };
+    // The runner's own view carries its job's timeline (while it runs the job).
+    let shown = run(&["-o", "json", "runners", "show", &runner]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["job"]["job_id"], serde_json::json!(job), "{shown}");
+    let completed = Task::JobCompleted {
+        job_id: job,
+        runner_name: Some(runner.clone()),
+        runner_id: None,
+        runner_group_id: None,
+        conclusion: Some("success".into()),
+    };
+    handle(&w, completed).await;
+
+    let out = run(&["-o", "json", "jobs", "show", &job.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["job_id"], serde_json::json!(job));
+    assert_eq!(v["runner"], serde_json::json!(runner));
+    assert_eq!(v["source"], serde_json::json!("hot"));
+    assert_eq!(v["wait_source"], serde_json::json!("hot"));
+    assert_eq!(v["group"], serde_json::json!("g"));
+    let steps: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "queued",
+            "delivered",
+            "decided",
+            "registered",
+            "instance",
+            "in_progress",
+            "completed"
+        ],
+        "{v}"
+    );
+    for phase in [
+        "delivery",
+        "decision",
+        "registration",
+        "instance_start",
+        "runner_start",
+    ] {
+        assert!(v["phases"][phase].as_f64().is_some(), "{phase}: {v}");
+    }
+    let text = run(&["jobs", "show", &job.to_string()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for line in [
+        "runner chosen",
+        "runner registered",
+        "instance started",
+        "in progress",
+        "(hot)",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    // A job nothing is known of.
+    let none = run(&["jobs", "show", "999999999"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no timeline for job 999999999"));
+    // The phases are on the worker's metrics.
+    let mut metrics = String::new();
+    runnerctl::manager::JOB_PHASE_SECONDS.render(&mut metrics);
+    assert!(metrics.contains("phase=\"registration\""), "{metrics}");
 }

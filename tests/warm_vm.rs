@@ -24,7 +24,6 @@ use runnerctl::worker::{Handler, Outcome};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 use support::{manager_name, RedisServer};
 
 /// Reads the user-data the cloud keeps for an instance id.
@@ -157,6 +156,7 @@ async fn stopped_pool_end_to_end(
         repository: "octo-org/app".into(),
         labels: vec!["self-hosted".into(), "g".into()],
         group: "g".into(),
+        queued_at: None,
     };
     let outcome = TaskHandler::with_manager(m.clone())
         .handle(&Envelope::new(task, None))

@@ -130,6 +130,8 @@ pub struct Link {
 pub struct Broker {
     conn: Conn,
     prefix: String,
+    /// The manager's key prefix (its jobs' timelines).
+    manager_prefix: String,
     vault: Arc<Vault>,
     /// What checks signed instance identities, by scheme (the endpoint's side).
     checks: Arc<Vec<Arc<dyn IdentityCheck>>>,
@@ -148,6 +150,7 @@ impl Broker {
         Broker {
             conn,
             prefix: format!("{}broker:", crate::model::key_prefix(manager)),
+            manager_prefix: crate::model::key_prefix(manager),
             vault: Arc::new(vault),
             checks: Arc::new(Vec::new()),
         }
@@ -339,6 +342,7 @@ impl Broker {
                     .query_async(&mut c)
                     .await?;
                 let credential = self.vault.open(&sealed, &format!("{id}:{runner}"))?;
+                self.note_fetched(&runner).await;
                 Ok(Redeemed::Credential { runner, credential })
             }
             Some("unbound") => refused(Refusal::NotBound),
@@ -346,6 +350,30 @@ impl Broker {
             Some("address") => refused(Refusal::WrongAddress),
             Some("identity") => refused(Refusal::WrongIdentity),
             _ => refused(Refusal::Unknown),
+        }
+    }
+
+    /// Notes in the timeline of the job `runner` was chosen for (if any) that its instance
+    /// fetched its credential now, by Redis's clock. Best effort.
+    async fn note_fetched(&self, runner: &str) {
+        let mut c = self.conn.clone();
+        let of = crate::records::timeline_runner_key(&self.manager_prefix, runner);
+        let found: redis::RedisResult<(Option<u64>, (u64, u64))> =
+            redis::pipe().get(&of).cmd("TIME").query_async(&mut c).await;
+        let Ok((Some(job), (secs, micros))) = found else {
+            return;
+        };
+        let key = crate::records::timeline_key(&self.manager_prefix, job);
+        let ms = secs * 1000 + micros / 1000;
+        let r: redis::RedisResult<()> = redis::pipe()
+            .hset_nx(&key, "credential", ms)
+            .ignore()
+            .expire(&key, crate::records::TIMELINE_TTL.as_secs() as i64)
+            .ignore()
+            .query_async(&mut c)
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(runner, error = %e, "could not note the job's timeline");
         }
     }
 

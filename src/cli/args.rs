@@ -82,6 +82,10 @@ pub enum Command {
     #[command(subcommand)]
     Runners(RunnersCommand),
 
+    /// Show where a job's wait went
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+
     /// Run one health-check pass over the runner groups (for cron)
     ///
     /// Re-creates runners that did not come online within `time_to_start`, deletes runners past
@@ -213,6 +217,22 @@ pub enum GroupsCommand {
         /// Show what would change without changing anything
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+/// `runnerctl jobs`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Show a job's timeline: queued, delivered, runner chosen, registered, instance started,
+    /// credential fetched, in progress, completed
+    ///
+    /// From Redis (kept 7 days after the job's last step): each step's time and the time since
+    /// the job was queued, the runner chosen for it and where it came from (hot, stopped or cold),
+    /// and the phases between steps. `queued` is the forge's time (seconds); the rest Redis's
+    /// and `serve`'s. Exits 0; 2 when nothing is known of the job.
+    Show {
+        /// The job's id (the forge's `workflow_job` id)
+        job_id: u64,
     },
 }
 

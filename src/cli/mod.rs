@@ -11,6 +11,7 @@ mod config_cmd;
 mod doctor_cmd;
 mod examples;
 mod groups_cmd;
+mod jobs_cmd;
 mod queue_cmd;
 mod runners_cmd;
 mod serve_cmd;
@@ -19,7 +20,7 @@ mod trace_cmd;
 
 use crate::config::{self, Loaded};
 use crate::error::{Error, ExitCode, Result};
-use args::{Cli, Command, GroupsCommand, RunnersCommand};
+use args::{Cli, Command, GroupsCommand, JobsCommand, RunnersCommand};
 use clap::CommandFactory;
 use output::OutputFormat;
 use std::path::{Path, PathBuf};
@@ -308,6 +309,7 @@ pub fn run(cli: Cli) -> Result<()> {
             dry_run,
         }) => runners_cmd::create(&cx, &group, count, parallel, dry_run),
         Command::Runners(RunnersCommand::Show { name }) => runners_cmd::show(&cx, &name),
+        Command::Jobs(JobsCommand::Show { job_id }) => jobs_cmd::show(&cx, job_id),
         Command::Runners(RunnersCommand::Bootstrap { group }) => {
             config_cmd::runners_bootstrap(&cx, &group)
         }

@@ -606,6 +606,9 @@ struct RunnerView {
     github: Option<crate::forge::ForgeRunner>,
     instance: Option<crate::backend::Instance>,
     history: Vec<HistoryRow>,
+    /// The timeline of its job (the one it ran, else the one it was made for), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<super::jobs_cmd::JobView>,
     /// The views that could not be read (`github`, `instance`): `null` there means unknown.
     unread: Vec<&'static str>,
 }
@@ -624,6 +627,10 @@ pub fn show(cx: &Context, name: &str) -> Result<()> {
         let m = wiring::manager(config.clone()).await?;
         let record = m.store.get(name).await?;
         let history = m.store.history(name).await?;
+        let job = match record.as_ref().and_then(|r| r.job_id.or(r.created_for_job)) {
+            Some(j) => Some((j, m.store.job_timeline(j).await?)),
+            None => None,
+        };
         let group = match &record {
             Some(r) => config.group(&r.group),
             None => {
@@ -669,6 +676,9 @@ pub fn show(cx: &Context, name: &str) -> Result<()> {
                         detail: e.detail,
                     })
                     .collect(),
+                job: job
+                    .filter(|(_, t)| !t.is_empty())
+                    .map(|(j, t)| super::jobs_cmd::view(j, &t)),
                 unread,
             },
             first,
@@ -763,6 +773,9 @@ fn show_text(v: &RunnerView) -> String {
     out.push_str("history\n");
     for h in &v.history {
         out.push_str(&format!("  {}  {:<9} {}\n", h.at, h.event, h.detail));
+    }
+    if let Some(j) = &v.job {
+        out.push_str(&super::jobs_cmd::text(j));
     }
     out
 }

@@ -1775,12 +1775,7 @@ impl<'a> Cx<'a> {
             }
         };
         if let (Some(w), Some(schema), Some(spec)) = (&raw.warm_pool, schema, &spec) {
-            if let Some(why) = schema.stopped_refusal(spec).filter(|_| w.asks().1) {
-                self.error(
-                    &field("warm_pool"),
-                    format!("cannot keep stopped instances: {why}"),
-                );
-            }
+            self.check_stopped(w, schema, spec, &field("warm_pool"));
         }
         if let Some(t) = &raw.bootstrap_template {
             if let Err(e) = std::fs::metadata(t) {
@@ -1811,6 +1806,19 @@ impl<'a> Cx<'a> {
             github_app: raw.github_app,
             warm_pool: raw.warm_pool,
         })
+    }
+
+    /// A stopped pool the group's spec cannot keep (an EC2 spot group, a GPU suspended).
+    fn check_stopped(
+        &mut self,
+        w: &super::warm::WarmPool,
+        schema: &dyn Schema,
+        spec: &Typed,
+        path: &str,
+    ) {
+        if let Some(why) = schema.stopped_refusal(spec).filter(|_| w.asks().1) {
+            self.error(path, format!("cannot keep stopped instances: {why}"));
+        }
     }
 
     /// `warm_pool`: pools its backend's kind can keep (`can`: the kind and its (hot, stopped)),

@@ -334,6 +334,8 @@ pub struct JobEvent {
     /// How long the job waited for a runner, by the forge's own clock (`started_at` minus
     /// `created_at`), when the payload says.
     pub waited_secs: Option<u64>,
+    /// When the forge queued the job (`created_at`, unix seconds), when the payload says.
+    pub queued_at: Option<u64>,
 }
 
 /// The runners a forge knows: list, get, delete, register.

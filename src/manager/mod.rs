@@ -105,6 +105,80 @@ pub static JOB_WAIT_SECONDS: crate::prom::Histogram = crate::prom::Histogram::ne
     ],
 );
 
+/// The phases of jobs' waits (`records::PHASES`), by the group of the runner chosen for
+/// them; observed once a job's `in_progress` task is handled, from its timeline.
+pub static JOB_PHASE_SECONDS: crate::prom::Histogram = crate::prom::Histogram::new(
+    "runnerctl_job_phase_seconds",
+    "Phases of jobs' waits from their timelines: delivery (queued to delivered), decision (to runner chosen), registration, instance_start, runner_start (instance started to in progress), by group.",
+    &["group", "phase"],
+    &[
+        0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ],
+);
+
+/// The phases a job's timeline shows, in seconds: (phase, duration) for each phase whose
+/// two steps were noted (a negative one, clocks that differ, counts as 0).
+pub fn phases(t: &std::collections::BTreeMap<String, String>) -> Vec<(&'static str, f64)> {
+    let at = |k: &str| t.get(k).and_then(|v| v.parse::<u64>().ok());
+    crate::records::PHASES
+        .iter()
+        .filter_map(|(phase, from, to)| {
+            let (a, b) = (at(from)?, at(to)?);
+            Some((*phase, b.saturating_sub(a) as f64 / 1000.0))
+        })
+        .collect()
+}
+
+/// Notes the timeline of the job of a task; best effort.
+async fn note(
+    store: &dyn crate::records::RunnerStore,
+    job: u64,
+    times: &[(&str, u64)],
+    texts: &[(&str, &str)],
+) {
+    if let Err(e) = store.note_job(job, times, texts).await {
+        tracing::debug!(job, error = %e, "could not note the job's timeline");
+    }
+}
+
+/// Observes a started job's phases from its timeline (after its `in_progress` was noted).
+async fn observe_phases(store: &dyn crate::records::RunnerStore, job: u64) {
+    let Ok(t) = store.job_timeline(job).await else {
+        return;
+    };
+    let Some(group) = t.get("group") else { return };
+    for (phase, secs) in phases(&t) {
+        JOB_PHASE_SECONDS.observe(&[group, phase], Duration::from_secs_f64(secs));
+    }
+}
+
+/// A job's `in_progress` task: the runner that took it is marked, the job's timeline noted,
+/// its wait and phases observed.
+async fn in_progress(
+    m: &Manager,
+    env: &Envelope,
+    job_id: u64,
+    runner_name: &str,
+    who: EventIds,
+    waited_secs: Option<u64>,
+) -> Outcome {
+    let r = m.job_in_progress(job_id, runner_name, who).await;
+    if let Ok(Some(source)) = &r {
+        let times = [("in_progress", env.enqueued_at.max(1))];
+        let texts = [("ran_on", runner_name), ("wait_source", source.as_str())];
+        note(&*m.store, job_id, &times, &texts).await;
+        observe_phases(&*m.store, job_id).await;
+    }
+    if let (Ok(Some(source)), Some(w)) = (&r, waited_secs) {
+        let groups = &m.config.runner_groups;
+        if let Some(g) = matching::group_of_runner(&m.config.name, groups, runner_name) {
+            let labels = [g.name.as_str(), source.as_str()];
+            JOB_WAIT_SECONDS.observe(&labels, Duration::from_secs(w));
+        }
+    }
+    outcome(r.map(|_| ()))
+}
+
 fn count_health(group: &str, r: &Result<Vec<HealthRow>, Failure>) {
     let Ok(rows) = r else {
         HEALTH_ACTIONS.inc(&[group, "pass", "failed"]);
@@ -166,8 +240,13 @@ impl Handler for TaskHandler {
                 group,
                 repository,
                 run_id,
+                queued_at,
                 ..
             } => {
+                let mut times = vec![("delivered", env.enqueued_at.max(1))];
+                times.extend(queued_at.map(|q| ("queued", q.max(1) * 1000)));
+                let texts = [("repository", repository.as_str())];
+                note(&*m.store, *job_id, &times, &texts).await;
                 let started = std::time::Instant::now();
                 let r = m
                     .job_queued_from(group, *job_id, Some((repository.as_str(), *run_id)))
@@ -188,16 +267,7 @@ impl Handler for TaskHandler {
                     runner_id: *runner_id,
                     runner_group_id: *runner_group_id,
                 };
-                let r = m.job_in_progress(*job_id, runner_name, who).await;
-                if let (Ok(Some(source)), Some(w)) = (&r, waited_secs) {
-                    let groups = &m.config.runner_groups;
-                    if let Some(g) = matching::group_of_runner(&m.config.name, groups, runner_name)
-                    {
-                        let labels = [g.name.as_str(), source.as_str()];
-                        JOB_WAIT_SECONDS.observe(&labels, Duration::from_secs(*w));
-                    }
-                }
-                outcome(r.map(|_| ()))
+                in_progress(m, env, *job_id, runner_name, who, *waited_secs).await
             }
             Task::JobCompleted {
                 job_id,
@@ -210,6 +280,8 @@ impl Handler for TaskHandler {
                     runner_id: *runner_id,
                     runner_group_id: *runner_group_id,
                 };
+                let times = [("completed", env.enqueued_at.max(1))];
+                note(&*m.store, *job_id, &times, &[]).await;
                 outcome(m.job_completed(*job_id, runner_name.as_deref(), who).await)
             }
             Task::CreateRunner { group } => match m.group(group) {

@@ -146,6 +146,7 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::manager::HEALTH_ACTIONS.render(&mut out);
     crate::manager::CREATE_SECONDS.render(&mut out);
     crate::manager::JOB_WAIT_SECONDS.render(&mut out);
+    crate::manager::JOB_PHASE_SECONDS.render(&mut out);
     crate::backend::CALLS.render(&mut out);
     crate::backend::ERRORS.render(&mut out);
     crate::manager::ops::WARM_TAKEN.render(&mut out);

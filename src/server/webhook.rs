@@ -199,6 +199,7 @@ fn queued(groups: &[RunnerGroup], job: JobEvent, key: String) -> Decision {
                 repository: job.repository,
                 labels: job.labels,
                 group: g.name.clone(),
+                queued_at: job.queued_at,
             },
             key,
         },

@@ -282,7 +282,7 @@ impl Backend for CloudBackend {
         Ok(())
     }
 
-    async fn deliver(&self, id: &str, _boot: &crate::bootstrap::BootData) -> backend::Result<()> {
+    async fn deliver(&self, id: &str, _boot: &crate::backend::BootData) -> backend::Result<()> {
         let mut w = self.world.lock();
         match instance_id(id).filter(|n| w.instances.contains_key(n)) {
             Some(n) => {

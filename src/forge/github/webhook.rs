@@ -174,6 +174,7 @@ fn job_event(ev: WorkflowJobEvent) -> Result<JobEvent, String> {
         runner_group_id: job.runner_group_id.filter(|id| *id != 0),
         conclusion: job.conclusion,
         waited_secs,
+        queued_at: at(&job.created_at),
     })
 }
 

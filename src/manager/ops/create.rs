@@ -65,6 +65,11 @@ impl Manager {
             )
             .await?;
         let took_warm = matches!(reservation, Reservation::Warm { .. });
+        if let (Some(job), Reservation::Reserved { .. } | Reservation::Warm { .. }) =
+            (for_job, &reservation)
+        {
+            self.note_choice(g, job, &reservation, &name).await;
+        }
         match reservation {
             Reservation::Full { held } => return Ok(Created::Full { held }),
             Reservation::Covered { .. } => return Ok(Created::Covered),
@@ -166,6 +171,7 @@ impl Manager {
         }
         let backend = self.backend(g)?;
         let (forge_id, credential) = self.register(g, &scope, name).await?;
+        self.timeline(record.created_for_job, "registered").await;
         // Without a broker nothing is written between registering and asking for the
         // instance: both are recorded in one step (one round trip fewer per runner).
         let direct = self.broker.is_none() || !backend.brokered();
@@ -208,6 +214,7 @@ impl Manager {
                 warm: None,
             })
             .await?;
+        self.timeline(record.created_for_job, "instance").await;
         if let Some(id) = &brokered {
             self.bind(name, id, &instance).await;
         }
@@ -471,6 +478,40 @@ impl Manager {
             f(name, job);
         }
         tracing::info!(runner = %name, group = %g.name, "runner created");
+    }
+
+    /// Notes in job `job`'s timeline that its runner was chosen: the reservation's (a new
+    /// slot, cold) or the warm instance it took. Best effort, as every timeline note.
+    async fn note_choice(&self, g: &RunnerGroup, job: u64, r: &Reservation, reserved: &str) {
+        let (runner, source) = match r {
+            Reservation::Warm { name } => {
+                let pool = self
+                    .store
+                    .get(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.pool);
+                (name.as_str(), pool.map_or("hot", |p| p.as_str()))
+            }
+            _ => (reserved, "cold"),
+        };
+        let texts = [
+            ("runner", runner),
+            ("source", source),
+            ("group", g.name.as_str()),
+        ];
+        if let Err(e) = self.store.note_job(job, &[("decided", 0)], &texts).await {
+            tracing::debug!(job, error = %e, "could not note the job's timeline");
+        }
+    }
+
+    /// Notes `step` now in job `job`'s timeline (none: a runner made for no job). Best effort.
+    pub(super) async fn timeline(&self, job: Option<u64>, step: &str) {
+        let Some(job) = job else { return };
+        if let Err(e) = self.store.note_job(job, &[(step, 0)], &[]).await {
+            tracing::debug!(job, step, error = %e, "could not note the job's timeline");
+        }
     }
 
     /// Records one step of making `name` (a creating record takes the patch, and `status` when

@@ -482,6 +482,7 @@ impl Manager {
                 Err(made) => return Ok(made),
             };
             let (forge_id, credential) = registered;
+            self.timeline(record.created_for_job, "registered").await;
             let patch = RunnerPatch {
                 forge_id: Some(forge_id),
                 ..Default::default()
@@ -501,6 +502,7 @@ impl Manager {
                     "warm instance {name} could not be handed its credential: {e}"
                 )));
             }
+            self.timeline(record.created_for_job, "instance").await;
         }
         let patch = RunnerPatch {
             started_at: Some(self.store.now().await?),
