@@ -44,6 +44,14 @@ pub struct Report {
     pub queued_to_create_ms_p50: f64,
     pub queued_to_create_ms_p95: f64,
     pub queued_to_create_ms_p99: f64,
+    /// With `--warm`: each group kept a warm pool (`warm_pool` below) before the burst.
+    pub warm: bool,
+    /// Jobs whose runner came from a warm pool (a hot or stopped instance a job took).
+    pub jobs_from_warm: u64,
+    /// Queued (on the fake forge) to started by a runner, milliseconds (the fake GitHub's
+    /// clock; `null` on Gitea, whose fake does not time jobs).
+    pub queued_to_start_ms_p50: Option<f64>,
+    pub queued_to_start_ms_p95: Option<f64>,
     pub forge_calls: usize,
     pub forge_calls_per_job: f64,
     pub webhooks_delivered: u64,
@@ -97,6 +105,9 @@ const GROUPS: [(&str, &[&str], u32); 3] = [
     ("linux-large", &["self-hosted", "linux", "large"], 40),
     ("gpu", &["self-hosted", "gpu"], 40),
 ];
+
+/// The warm pools of `demo --warm`, by group: (hot, stopped).
+const WARM: [(u32, u32); 3] = [(6, 2), (4, 0), (2, 2)];
 
 /// (job, when its runner's instance was created)
 type Creations = Arc<Mutex<Vec<(Option<u64>, Instant)>>>;
@@ -156,6 +167,21 @@ impl Fake {
             Fake::Gitea(s, _) => s.delivered(),
         }
     }
+    /// Each started job's wait on the fake forge, queued to started (GitHub's fake only).
+    fn start_waits(&self) -> Option<Vec<f64>> {
+        match self {
+            Fake::GitHub(s, _) => Some(
+                s.jobs()
+                    .iter()
+                    .filter_map(|j| {
+                        let started = j.started_at?;
+                        Some(started.saturating_duration_since(j.queued_at).as_secs_f64() * 1000.0)
+                    })
+                    .collect(),
+            ),
+            Fake::Gitea(..) => None,
+        }
+    }
     fn queued_sent_at(&self, job: u64) -> Option<Instant> {
         match self {
             Fake::GitHub(s, _) => s.queued_sent_at(job),
@@ -172,6 +198,7 @@ struct World {
     secret: String,
     fake: Fake,
     config: Arc<Config>,
+    warm: bool,
 }
 
 fn setup(e: &dyn std::fmt::Display) -> DemoError {
@@ -182,6 +209,7 @@ async fn world(
     forge: DemoForge,
     redis_url: Option<String>,
     jobs: usize,
+    warm: bool,
 ) -> Result<(World, tokio::net::TcpListener), DemoError> {
     let (own, url) = match redis_url {
         Some(u) => (None, u),
@@ -247,11 +275,16 @@ async fn world(
     let mut text = format!(
         "name: {name}\n{forge_section}redis:\n  url: {url}\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n"
     );
-    for (g, labels, max) in GROUPS {
+    for ((g, labels, max), (hot, stopped)) in GROUPS.into_iter().zip(WARM) {
         text.push_str(&format!(
             "  - name: {g}\n    organization: demo-org\n    labels: [{}]\n    backend: fake\n    max_runners: {max}\n",
             labels.join(", ")
         ));
+        if warm {
+            text.push_str(&format!(
+                "    warm_pool: {{hot: {hot}, stopped: {stopped}}}\n"
+            ));
+        }
     }
     let config = Arc::new(wiring::parse(&text, "demo").map_err(|e| setup(&e))?.config);
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
@@ -263,6 +296,7 @@ async fn world(
         secret,
         fake,
         config,
+        warm,
     };
     Ok((w, listener))
 }
@@ -324,6 +358,9 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     let conn = store::connect(&w.url).await.map_err(|e| setup(&e))?;
     let queue = Queue::new(conn.clone(), &w.name, queue_options());
     let store = RedisStore::new(conn, &w.name);
+    if w.warm {
+        fill_pools(&queue, &store).await?;
+    }
     let start = Instant::now();
     let repos = ["demo-org/app", "demo-org/web", "demo-org/api"];
     for i in 0..jobs {
@@ -335,10 +372,11 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     loop {
         let done = w.fake.completed();
         progress(done);
+        // What is left besides the warm pools (which stay).
         let left = store
             .all_runners()
             .await
-            .map(|r| r.len())
+            .map(|r| r.iter().filter(|r| !is_warm(r)).count())
             .unwrap_or(usize::MAX);
         if done == jobs && left == 0 {
             return Ok(());
@@ -364,6 +402,57 @@ async fn drive(w: &World, jobs: usize, progress: &(dyn Fn(usize) + Sync)) -> Res
     }
 }
 
+fn is_warm(r: &crate::model::Runner) -> bool {
+    matches!(
+        r.status,
+        crate::model::RunnerStatus::Warm | crate::model::RunnerStatus::Warming
+    )
+}
+
+/// Health checks (which keep the pools) until every group's pool is at its size, before the
+/// burst.
+async fn fill_pools(queue: &Queue, store: &RedisStore) -> Result<(), DemoError> {
+    let want: u32 = WARM.iter().map(|(h, s)| h + s).sum();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 0.. {
+        let ready = store
+            .all_runners()
+            .await
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r.status == crate::model::RunnerStatus::Warm)
+                    .count() as u32
+            })
+            .unwrap_or(0);
+        if ready >= want {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(DemoError::Timeout(format!(
+                "the warm pools have {ready} of {want} instances"
+            )));
+        }
+        for (g, _, _) in GROUPS {
+            let _ = queue
+                .enqueue(
+                    Task::GroupHealthCheck { group: g.into() },
+                    Some(format!("warm:{g}:{round}")),
+                )
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
+/// Warm instances jobs took so far, in this process.
+fn warm_taken() -> u64 {
+    GROUPS
+        .iter()
+        .flat_map(|(g, _, _)| ["hot", "stopped"].map(|p| crate::manager::WARM_TAKEN.get(&[g, p])))
+        .sum()
+}
+
 /// The fake GitHub's requests per hour for a burst of `jobs`: GitHub's 5,000, or ten calls a
 /// job when that is more.
 pub fn demo_rate_limit(jobs: usize) -> u64 {
@@ -375,9 +464,11 @@ pub async fn run(
     forge: DemoForge,
     jobs: usize,
     redis_url: Option<String>,
+    warm: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Report, DemoError> {
-    let (w, listener) = world(forge, redis_url, jobs).await?;
+    let (w, listener) = world(forge, redis_url, jobs, warm).await?;
+    let taken_before = warm_taken();
     let state = Arc::new(State::new(
         w.fake.scheme(),
         Secret::new(w.secret.clone()),
@@ -408,15 +499,14 @@ pub async fn run(
         store::connect(&w.url).await.map_err(|e| setup(&e))?,
         &w.name,
     );
-    let runners_left = store.all_runners().await.map(|r| r.len()).unwrap_or(0);
-    Ok(report(
-        &w,
-        jobs,
-        &created,
-        calls_before,
-        runners_left,
-        seconds,
-    ))
+    let runners_left = store
+        .all_runners()
+        .await
+        .map(|r| r.iter().filter(|r| !is_warm(r)).count())
+        .unwrap_or(0);
+    let mut r = report(&w, jobs, &created, calls_before, runners_left, seconds);
+    r.jobs_from_warm = warm_taken() - taken_before;
+    Ok(r)
 }
 
 fn report(
@@ -444,6 +534,14 @@ fn report(
         }
     };
     let calls = w.fake.requests() - calls_before;
+    let mut starts = w.fake.start_waits();
+    if let Some(s) = starts.as_mut() {
+        s.sort_by(|a, b| a.total_cmp(b));
+    }
+    let start_pct = |q: f64| {
+        let s = starts.as_ref().filter(|s| !s.is_empty())?;
+        Some(s[((s.len() - 1) as f64 * q).round() as usize])
+    };
     Report {
         forge: match w.fake {
             Fake::GitHub(..) => "github",
@@ -457,6 +555,10 @@ fn report(
         queued_to_create_ms_p50: pct(0.50),
         queued_to_create_ms_p95: pct(0.95),
         queued_to_create_ms_p99: pct(0.99),
+        warm: w.warm,
+        jobs_from_warm: 0,
+        queued_to_start_ms_p50: start_pct(0.50),
+        queued_to_start_ms_p95: start_pct(0.95),
         forge_calls: calls,
         forge_calls_per_job: calls as f64 / jobs.max(1) as f64,
         webhooks_delivered: w.fake.delivered(),

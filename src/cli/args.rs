@@ -168,6 +168,10 @@ pub enum Command {
         /// The fake forge to play on
         #[arg(long, value_enum, default_value_t = ForgeChoice::Github)]
         forge: ForgeChoice,
+        /// Keep a warm pool in each group (hot and stopped instances) before the burst, and
+        /// report how many jobs took a warm instance
+        #[arg(long)]
+        warm: bool,
     },
 
     /// On a runner VM: GitHub's runner container hooks, with systemd-nspawn guests

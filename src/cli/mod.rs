@@ -290,7 +290,8 @@ pub fn run(cli: Cli) -> Result<()> {
             jobs,
             redis_url,
             forge,
-        } => demo(&cx, forge, jobs as usize, redis_url),
+            warm,
+        } => demo(&cx, forge, jobs as usize, redis_url, warm),
         Command::ContainerHook { dir, images } => container_hook(dir, images),
         Command::Completions { shell } => {
             output::print(&String::from_utf8_lossy(&completion(shell)))
@@ -332,6 +333,7 @@ fn demo(
     forge: args::ForgeChoice,
     jobs: usize,
     redis_url: Option<String>,
+    warm: bool,
 ) -> Result<()> {
     let rt = runtime()?;
     let bar = output::progress(jobs as u64, cx.output);
@@ -340,7 +342,7 @@ fn demo(
         args::ForgeChoice::Gitea => crate::demo::DemoForge::Gitea,
     };
     let report = rt
-        .block_on(crate::demo::run(forge, jobs, redis_url, &|done| {
+        .block_on(crate::demo::run(forge, jobs, redis_url, warm, &|done| {
             bar.set_position(done as u64)
         }))
         .map_err(|e| match e {
@@ -350,27 +352,46 @@ fn demo(
     bar.finish_and_clear();
     match cx.output {
         output::OutputFormat::Json => output::json(&report),
-        output::OutputFormat::Table | output::OutputFormat::Name => output::print(&format!(
-            "runnerctl demo: {} jobs over {} runner groups, fake backend, fake {}, 2 workers\n\
-             \n  jobs completed            {}\n  runners created           {}\n  runners deleted           {}\n  runners left              {}\n\
-             \n  queued delivery -> backend create call\n    p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms\n\
-             \n  forge API calls           {} ({:.1} per job)\n  webhooks delivered        {}\n  wall time                 {:.1} s\n",
-            report.jobs,
-            report.groups,
-            if report.forge == "gitea" { "Gitea" } else { "GitHub" },
-            report.jobs_completed,
-            report.runners_created,
-            report.runners_created - report.runners_left,
-            report.runners_left,
-            report.queued_to_create_ms_p50,
-            report.queued_to_create_ms_p95,
-            report.queued_to_create_ms_p99,
-            report.forge_calls,
-            report.forge_calls_per_job,
-            report.webhooks_delivered,
-            report.seconds
-        )),
+        output::OutputFormat::Table | output::OutputFormat::Name => {
+            output::print(&demo_text(&report))
+        }
     }
+}
+
+/// The demo's report as text.
+fn demo_text(report: &crate::demo::Report) -> String {
+    let mut out = format!(
+        "runnerctl demo: {} jobs over {} runner groups, fake backend, fake {}, 2 workers{}\n\
+         \n  jobs completed            {}\n  runners created           {}\n  runners deleted           {}\n  runners left              {}\n",
+        report.jobs,
+        report.groups,
+        if report.forge == "gitea" { "Gitea" } else { "GitHub" },
+        if report.warm { ", warm pools" } else { "" },
+        report.jobs_completed,
+        report.runners_created,
+        report.runners_created - report.runners_left,
+        report.runners_left,
+    );
+    if report.warm {
+        out.push_str(&format!(
+            "  jobs from warm pools      {}\n",
+            report.jobs_from_warm
+        ));
+    }
+    out.push_str(&format!(
+        "\n  queued delivery -> backend create call (or warm instance taken)\n    p50 {:.2} ms   p95 {:.2} ms   p99 {:.2} ms\n",
+        report.queued_to_create_ms_p50, report.queued_to_create_ms_p95, report.queued_to_create_ms_p99,
+    ));
+    if let (Some(p50), Some(p95)) = (report.queued_to_start_ms_p50, report.queued_to_start_ms_p95) {
+        out.push_str(&format!(
+            "  queued -> job started by a runner\n    p50 {p50:.2} ms   p95 {p95:.2} ms\n"
+        ));
+    }
+    out.push_str(&format!(
+        "\n  forge API calls           {} ({:.1} per job)\n  webhooks delivered        {}\n  wall time                 {:.1} s\n",
+        report.forge_calls, report.forge_calls_per_job, report.webhooks_delivered, report.seconds
+    ));
+    out
 }
 
 /// Global flags that mean nothing to some commands (by their path): hidden from those

@@ -10,7 +10,10 @@ pub mod plan;
 pub mod sync;
 pub mod warm;
 
-pub use ops::{Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed};
+pub use ops::{
+    Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed, WARM_FAILURES,
+    WARM_TAKEN,
+};
 
 use crate::queue::{Envelope, Task};
 use crate::records::RunnerStore;
