@@ -49,6 +49,15 @@ impl World {
 }
 
 async fn world(test: &str, group: &str) -> World {
+    world_with(test, group, |b| b).await
+}
+
+/// [`world`] with the fake backend wrapped (to make it fail).
+async fn world_with(
+    test: &str,
+    group: &str,
+    wrap: impl FnOnce(Arc<dyn Backend>) -> Arc<dyn Backend>,
+) -> World {
     let redis = RedisServer::start();
     let sim = FakeGitHub::start(FakeGitHubOptions {
         orgs: vec![("octo-org".into(), vec!["app".into()])],
@@ -71,10 +80,10 @@ async fn world(test: &str, group: &str) -> World {
     let g = config.runner_groups[0].clone();
     sync::sync(&*gh, &[&g], false, &|| {}).await;
     let conn = store::connect(&redis.url).await.unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(
+    let backend: Arc<dyn Backend> = wrap(Arc::new(
         FakeBackend::new("fake", &name, None, Some(conn.clone()))
             .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
-    );
+    ));
     let st = RedisStore::new(conn, &name);
     let m = Arc::new(Manager::new(
         config.clone(),
@@ -468,4 +477,116 @@ async fn a_job_s_timeline_shows_each_step_and_where_its_runner_came_from() {
     let mut metrics = String::new();
     runnerctl::manager::JOB_PHASE_SECONDS.render(&mut metrics);
     assert!(metrics.contains("phase=\"registration\""), "{metrics}");
+}
+
+/// The fake backend, whose creates fail while `failing` is set (a cloud out of capacity, an
+/// image that does not boot).
+struct Failing {
+    inner: Arc<dyn Backend>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Backend for Failing {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &'static dyn runnerctl::backend::Kind {
+        self.inner.kind()
+    }
+    async fn create(
+        &self,
+        req: &runnerctl::backend::CreateRequest,
+    ) -> runnerctl::backend::Result<runnerctl::backend::Instance> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(runnerctl::backend::BackendError::Transient {
+                backend: "fake".into(),
+                code: "InsufficientInstanceCapacity".into(),
+                message: "no capacity (test)".into(),
+            });
+        }
+        self.inner.create(req).await
+    }
+    async fn delete(&self, id: &str) -> runnerctl::backend::Result<()> {
+        self.inner.delete(id).await
+    }
+    async fn get(
+        &self,
+        id: &str,
+    ) -> runnerctl::backend::Result<Option<runnerctl::backend::Instance>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self) -> runnerctl::backend::Result<Vec<runnerctl::backend::Instance>> {
+        self.inner.list().await
+    }
+    async fn stop(&self, id: &str) -> runnerctl::backend::Result<()> {
+        self.inner.stop(id).await
+    }
+    async fn start(&self, id: &str) -> runnerctl::backend::Result<()> {
+        self.inner.start(id).await
+    }
+    async fn deliver(
+        &self,
+        id: &str,
+        boot: &runnerctl::backend::BootData,
+    ) -> runnerctl::backend::Result<()> {
+        self.inner.deliver(id, boot).await
+    }
+}
+
+/// A warm instance that cannot be made is removed (no record, no instance), counted in
+/// `runnerctl_warm_failures_total`, and the next one waits (10 s after one failure, doubled
+/// after each failure in a row): passes meanwhile say so and make nothing; once the pause is
+/// over, the pool is made again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_instance_that_fails_is_replaced_after_a_pause_and_counted() {
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = failing.clone();
+    let w = world_with(
+        "warm-fail",
+        "    max_runners: 4\n    warm_pool:\n      hot: 2\n",
+        move |inner| {
+            Arc::new(Failing {
+                inner,
+                failing: flag,
+            })
+        },
+    )
+    .await;
+    let g = w.g();
+    let failures = || runnerctl::manager::WARM_FAILURES.get(&["g", "hot"]);
+    let before = failures();
+    let rows = w.m.warm_pass(&g, None).await.unwrap();
+    let failed = format!("{rows:?}");
+    assert!(
+        failed.contains("Failed") && failed.contains("InsufficientInstanceCapacity"),
+        "{failed}"
+    );
+    assert!(
+        failures() > before,
+        "counted in runnerctl_warm_failures_total"
+    );
+    assert!(
+        w.st.all_runners().await.unwrap().is_empty(),
+        "nothing half-made stays"
+    );
+    assert!(w.backend.list().await.unwrap().is_empty());
+
+    // The cloud has capacity again, but the pause holds.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let rows = w.m.warm_pass(&g, None).await.unwrap();
+    let text = format!("{rows:?}");
+    assert!(
+        text.contains("a warm instance failed; the next is made in"),
+        "{text}"
+    );
+    assert!(w.st.all_runners().await.unwrap().is_empty(), "{text}");
+
+    // After the pause (10 s after one failure), the pool is made.
+    let made = support::eventually(Duration::from_secs(15), || async {
+        w.m.warm_pass(&g, None).await.unwrap();
+        (w.with_status(RunnerStatus::Warm).await.len() == 2).then_some(())
+    })
+    .await;
+    assert!(made.is_some(), "the pool is made again after the pause");
 }

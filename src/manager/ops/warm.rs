@@ -172,6 +172,10 @@ impl Manager {
             return;
         }
         WARM_FAILURES.inc(&[&g.name, pool.as_str()]);
+        // Failures of one pass (made at once) count as one in the row.
+        if b.until.is_some_and(|until| until > Instant::now()) {
+            return;
+        }
         let pause = BACKOFF_START
             .saturating_mul(1 << b.failures.min(10))
             .min(BACKOFF_MAX);
