@@ -590,3 +590,108 @@ async fn a_warm_instance_that_fails_is_replaced_after_a_pause_and_counted() {
     .await;
     assert!(made.is_some(), "the pool is made again after the pause");
 }
+
+/// `max_runners` holds while the pool grows and a burst of jobs arrives at once: passes that
+/// make warm instances run while twenty jobs' tasks take them and make runners, and a watcher
+/// samples the slots held in Redis and the instances on the backend throughout. Every job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_runners_holds_while_the_pool_grows_and_jobs_arrive_at_once() {
+    let w = Arc::new(
+        world(
+            "warm-peak",
+            "    max_runners: 6\n    warm_pool:\n      hot: 3\n      stopped: 2\n",
+        )
+        .await,
+    );
+    let g = w.g();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let (w, done) = (w.clone(), done.clone());
+        async move {
+            let mut peak = (0u32, 0usize);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let held = w.st.held("g").await.unwrap();
+                let instances = w.backend.list().await.unwrap().len();
+                peak = (peak.0.max(held), peak.1.max(instances));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            peak
+        }
+    });
+    let passes = tokio::spawn({
+        let (w, g, done) = (w.clone(), g.clone(), done.clone());
+        async move {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = w.m.warm_pass(&g, None).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    let jobs: Vec<u64> = (0..20)
+        .map(|_| w.sim.queue_job("octo-org/app", &["self-hosted", "g"]))
+        .collect();
+    // Each job's task asks until it has a runner (a full group waits, as the queue does).
+    let mut tasks = tokio::task::JoinSet::new();
+    for &j in &jobs {
+        let m = w.m.clone();
+        tasks.spawn(async move {
+            for _ in 0..400 {
+                let out = TaskHandler::with_manager(m.clone())
+                    .handle(&Envelope::new(queued(j), None))
+                    .await;
+                if matches!(out, Outcome::Done) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            false
+        });
+    }
+    let ran = support::eventually(Duration::from_secs(60), || async {
+        let jobs_done = w
+            .sim
+            .jobs()
+            .iter()
+            .filter(|j| jobs.contains(&j.id) && j.status != JobStatus::Queued)
+            .count();
+        (jobs_done == jobs.len()).then_some(())
+    });
+    // Finished jobs' runners go as their completions are handled.
+    let completions = tokio::spawn({
+        let w = w.clone();
+        let jobs = jobs.clone();
+        async move {
+            let mut seen = HashSet::new();
+            loop {
+                for j in w.sim.jobs() {
+                    if jobs.contains(&j.id) && j.status == JobStatus::Completed && seen.insert(j.id)
+                    {
+                        let task = Task::JobCompleted {
+                            job_id: j.id,
+                            runner_name: j.runner_name.clone(),
+                            runner_id: None,
+                            runner_group_id: None,
+                            conclusion: Some("success".into()),
+                        };
+                        handle(&w, task).await;
+                    }
+                }
+                if seen.len() == jobs.len() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    assert!(ran.await.is_some(), "every job ran");
+    while let Some(r) = tasks.join_next().await {
+        assert!(r.unwrap(), "a job's task got a runner");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), completions).await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    passes.await.unwrap();
+    let (held, instances) = watcher.await.unwrap();
+    assert!(held <= 6, "slots held at most: {held}");
+    assert!(instances <= 6, "instances at most: {instances}");
+    assert!(held >= 5, "the pool and the jobs filled the group: {held}");
+}
