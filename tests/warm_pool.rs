@@ -695,3 +695,85 @@ async fn max_runners_holds_while_the_pool_grows_and_jobs_arrive_at_once() {
     assert!(instances <= 6, "instances at most: {instances}");
     assert!(held >= 5, "the pool and the jobs filled the group: {held}");
 }
+
+/// Warm instances outlive the process that made them and survive what Redis forgets: another
+/// process (a restarted worker) finds the pool full from its records and takes from it; after
+/// Redis loses its data, a health pass holds the warm instances it no longer knows (suspects,
+/// not leaks) rather than deleting them; once the hold is over they are cleaned as leaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_instances_are_found_again_after_a_restart_and_held_after_redis_data_loss() {
+    let w = world(
+        "warm-restart",
+        "    max_runners: 4\n    warm_pool:\n      hot: 2\n",
+    )
+    .await;
+    let g = w.g();
+    w.m.warm_pass(&g, None).await.unwrap();
+    assert_eq!(w.with_status(RunnerStatus::Warm).await.len(), 2);
+
+    // Another process (the worker that made them was killed): its pass makes nothing more.
+    let gh: Arc<dyn Forge> =
+        Arc::new(GitHub::new(&w.sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let other = Arc::new(Manager::new(
+        w.config.clone(),
+        w.st.clone(),
+        gh,
+        HashMap::from([("fake".to_string(), w.backend.clone())]),
+    ));
+    let rows = other.warm_pass(&g, None).await.unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| !format!("{:?}", r.action).contains("Warm {")),
+        "{rows:?}"
+    );
+    assert_eq!(w.backend.list().await.unwrap().len(), 2);
+    let job = w.sim.queue_job("octo-org/app", &["self-hosted", "g"]);
+    let out = TaskHandler::with_manager(other.clone())
+        .handle(&Envelope::new(queued(job), None))
+        .await;
+    assert!(matches!(out, Outcome::Done), "{out:?}");
+    let taken = w.sim.runners();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        w.st.get(&taken[0].name).await.unwrap().unwrap().pool,
+        Some(Pool::Hot),
+        "the other process took a warm instance the first made"
+    );
+
+    // Redis loses its data: the instances it knew are suspects, held, not deleted.
+    let before: HashSet<String> = w
+        .backend
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    let instances = w.backend.list().await.unwrap().len();
+    // Every key of the manager's but the fake backend's (which plays the cloud) is gone.
+    let mut c = store::connect(&w._redis.url).await.unwrap();
+    let pattern = format!("{}*", runnerctl::model::key_prefix(&w.config.name));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for k in keys.iter().filter(|k| !k.contains(":fake:")) {
+        let _: () = redis::cmd("DEL").arg(k).query_async(&mut c).await.unwrap();
+    }
+    let rows = w.m.health_check(&g).await.unwrap();
+    let text = format!("{rows:?}");
+    assert!(text.contains("Hold"), "{text}");
+    let after: HashSet<String> = w
+        .backend
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert!(
+        after.is_superset(&before),
+        "nothing deleted while held: {text}"
+    );
+}
