@@ -236,7 +236,6 @@ async fn every_command_prints_the_json_shape_the_readme_documents() {
         ("ran_on", "shapes-linux-warm"),
         ("wait_source", "hot"),
     ];
-    use runnerctl::records::RunnerStore;
     store.note_job(4242, &steps, &texts).await.unwrap();
 
     let steps: Vec<(&str, std::path::PathBuf, Vec<&str>)> = vec![

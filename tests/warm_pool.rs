@@ -749,7 +749,6 @@ async fn warm_instances_are_found_again_after_a_restart_and_held_after_redis_dat
         .into_iter()
         .map(|i| i.id)
         .collect();
-    let instances = w.backend.list().await.unwrap().len();
     // Every key of the manager's but the fake backend's (which plays the cloud) is gone.
     let mut c = store::connect(&w._redis.url).await.unwrap();
     let pattern = format!("{}*", runnerctl::model::key_prefix(&w.config.name));
