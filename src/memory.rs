@@ -47,9 +47,8 @@ struct State {
     marker: Option<Marker>,
     /// Each group's suspects, with when each was first seen.
     suspects: HashMap<String, HashMap<String, u64>>,
-    /// Jobs' timelines, and the job each runner was chosen for (kept with the history).
+    /// Jobs' timelines (kept with the history).
     timelines: HashMap<u64, BTreeMap<String, String>>,
-    timeline_of: HashMap<String, u64>,
 }
 
 impl State {
@@ -204,6 +203,10 @@ fn detail_of(patch: &RunnerPatch) -> String {
 impl RunnerStore for MemoryStore {
     async fn now(&self) -> Result<u64> {
         Ok(self.times().0)
+    }
+
+    async fn now_ms(&self) -> Result<u64> {
+        Ok(self.times().1)
     }
 
     async fn get(&self, name: &str) -> Result<Option<Runner>> {
@@ -560,18 +563,7 @@ impl RunnerStore for MemoryStore {
         for (k, v) in texts {
             t.entry(k.to_string()).or_insert_with(|| v.to_string());
         }
-        if let Some((_, runner)) = texts.iter().find(|(k, _)| *k == "runner") {
-            st.timeline_of.insert(runner.to_string(), job_id);
-        }
         Ok(())
-    }
-
-    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
-        let job = self.state().timeline_of.get(runner).copied();
-        match job {
-            Some(job) => self.note_job(job, &[(step, 0)], &[]).await,
-            None => Ok(()),
-        }
     }
 
     async fn job_timeline(&self, job_id: u64) -> Result<BTreeMap<String, String>> {

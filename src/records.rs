@@ -12,12 +12,12 @@ use std::time::Duration;
 pub const HISTORY_LEN: u32 = 50;
 
 /// The steps of a job's timeline, in order: its key in the timeline and how it is shown.
-/// `queued` is the forge's `created_at` (its clock, seconds); the rest are Redis's clock,
-/// milliseconds: `delivered` when `serve` enqueued the job's task, `decided` when a worker
+/// `queued` is the forge's `created_at` (its clock, seconds); the rest milliseconds:
+/// `delivered` when `serve` enqueued the job's task (its host's clock), `decided` when a worker
 /// chose its runner (reserved a slot, or took a warm instance), `registered` when the runner
-/// was registered on the forge, `instance` when its instance was made or started, `credential`
-/// when the instance fetched its credential from the broker, `in_progress` and `completed` when
-/// those webhooks reached `serve`.
+/// was registered on the forge, `instance` when its instance was made or started (Redis's
+/// clock), `credential` when the instance fetched its credential from the broker (`serve`'s
+/// host), `in_progress` and `completed` when those webhooks reached `serve`.
 pub const TIMELINE: &[(&str, &str)] = &[
     ("queued", "queued"),
     ("delivered", "delivered"),
@@ -48,9 +48,10 @@ pub fn timeline_key(prefix: &str, job: u64) -> String {
     format!("{prefix}timeline:{job}")
 }
 
-/// The key naming the job a runner was chosen for (its timeline's `runner`).
+/// The key of the steps noted under a runner's name (the broker's `credential`, which knows
+/// the runner, not its job), read with the timeline of the job whose `runner` it is.
 pub fn timeline_runner_key(prefix: &str, runner: &str) -> String {
-    format!("{prefix}timeline-of:{runner}")
+    format!("{prefix}timeline-runner:{runner}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +233,10 @@ pub trait RunnerStore: Send + Sync {
     /// The deployment's clock, unix seconds: every age, due time and time to live is
     /// measured on it.
     async fn now(&self) -> Result<u64>;
+    /// The same clock in milliseconds (sampled: no round trip each time).
+    async fn now_ms(&self) -> Result<u64> {
+        Ok(self.now().await? * 1000)
+    }
 
     // Records.
 
@@ -362,17 +367,15 @@ pub trait RunnerStore: Send + Sync {
     // Job timelines (see [`TIMELINE`]).
 
     /// Notes steps of a job's timeline, each kept from the first time it is noted: `times`
-    /// (step, unix ms; 0 means now by this store's clock) and `texts` (name, value). A `runner`
-    /// text also names the job as that runner's, for [`RunnerStore::note_runner_step`].
+    /// (step, unix ms; 0 means now by this store's clock) and `texts` (name, value).
     async fn note_job(
         &self,
         job_id: u64,
         times: &[(&str, u64)],
         texts: &[(&str, &str)],
     ) -> Result<()>;
-    /// Notes `step` now in the timeline of the job `runner` was chosen for, when there is one.
-    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()>;
-    /// A job's timeline as noted (empty when nothing is known).
+    /// A job's timeline as noted (empty when nothing is known), with the steps noted under
+    /// its runner's name (`credential`, by the broker).
     async fn job_timeline(&self, job_id: u64)
         -> Result<std::collections::BTreeMap<String, String>>;
 

@@ -599,36 +599,28 @@ impl RedisStore {
             pipe.hset_nx(&key, *k, *v).ignore();
         }
         pipe.expire(&key, ttl).ignore();
-        if let Some((_, runner)) = texts.iter().find(|(k, _)| *k == "runner") {
-            let of = crate::records::timeline_runner_key(&self.prefix, runner);
-            pipe.set_ex(of, job_id, ttl as u64).ignore();
-        }
         let mut c = self.conn.clone();
         pipe.query_async::<()>(&mut c).await?;
         Ok(())
     }
 
-    /// Notes `step` now in the timeline of the job `runner` was chosen for, if any.
-    pub async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
-        let mut c = self.conn.clone();
-        let of = crate::records::timeline_runner_key(&self.prefix, runner);
-        let job: Option<u64> = c.get(&of).await?;
-        match job {
-            Some(job) => self.note_job(job, &[(step, 0)], &[]).await,
-            None => Ok(()),
-        }
-    }
-
-    /// A job's timeline as noted.
+    /// A job's timeline as noted, with its runner's steps.
     pub async fn job_timeline(
         &self,
         job_id: u64,
     ) -> Result<std::collections::BTreeMap<String, String>> {
         let mut c = self.conn.clone();
-        Ok(
-            c.hgetall(crate::records::timeline_key(&self.prefix, job_id))
-                .await?,
-        )
+        let mut t: std::collections::BTreeMap<String, String> = c
+            .hgetall(crate::records::timeline_key(&self.prefix, job_id))
+            .await?;
+        if let Some(runner) = t.get("runner").cloned() {
+            let key = crate::records::timeline_runner_key(&self.prefix, &runner);
+            let more: std::collections::BTreeMap<String, String> = c.hgetall(key).await?;
+            for (k, v) in more {
+                t.entry(k).or_insert(v);
+            }
+        }
+        Ok(t)
     }
 
     /// Appends to a runner's history; best effort (a failure is logged, never the caller's).
@@ -1148,6 +1140,9 @@ impl RunnerStore for RedisStore {
     async fn now(&self) -> Result<u64> {
         RedisStore::now(self).await
     }
+    async fn now_ms(&self) -> Result<u64> {
+        RedisStore::now_ms(self).await
+    }
     async fn get(&self, name: &str) -> Result<Option<Runner>> {
         RedisStore::get(self, name).await
     }
@@ -1262,9 +1257,6 @@ impl RunnerStore for RedisStore {
         texts: &[(&str, &str)],
     ) -> Result<()> {
         RedisStore::note_job(self, job_id, times, texts).await
-    }
-    async fn note_runner_step(&self, runner: &str, step: &str) -> Result<()> {
-        RedisStore::note_runner_step(self, runner, step).await
     }
     async fn job_timeline(
         &self,

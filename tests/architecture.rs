@@ -101,7 +101,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "demo",
         &[
-            "backend", "config", "forge", "manager", "queue", "server", "store", "wiring", "worker",
+            "backend", "config", "forge", "manager", "model", "queue", "server", "store", "wiring",
+            "worker",
         ],
     ),
     (

@@ -5,8 +5,9 @@
 //! dropped (the health check recovers them). And 300 jobs under chaos: GitHub gives each job to
 //! any idle runner, deliveries are lost, repeated, replayed and reordered, secondary rate limits
 //! answer 1% of requests, a worker is killed and Redis (AOF, `appendfsync always`) restarts:
-//! every job runs, no group is ever above `max_runners` (in Redis, on GitHub, on the backend),
-//! and at most 2% of jobs' worth of runners registered without ever running a job.
+//! every job runs, no group is ever above `max_runners` (in Redis, on GitHub, on the backend;
+//! one group keeps a warm pool then, whose instances count), at most 2% of jobs' worth of
+//! runners registered without ever running a job, and at the end only the warm pool is left.
 
 mod support;
 
@@ -34,6 +35,10 @@ const GROUPS: [(&str, &[&str], u32); 3] = [
     ("large", &["self-hosted", "linux", "large"], 3),
     ("gpu", &["self-hosted", "gpu"], 2),
 ];
+
+/// The warm pool of the `small` group under chaos.
+const WARM_HOT: usize = 1;
+const WARM_STOPPED: usize = 1;
 
 fn options() -> QueueOptions {
     QueueOptions {
@@ -94,6 +99,16 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
         redis.url
     );
     text.push_str(&support::fake_groups_yaml(&GROUPS));
+    if chaos {
+        // Under chaos a group keeps a warm pool too: its peak counts warm instances, and a
+        // killed worker or a Redis restart must not leave one behind or past max_runners.
+        text = text.replace(
+            "max_runners: 4\n",
+            &format!(
+                "max_runners: 4\n    warm_pool: {{hot: {WARM_HOT}, stopped: {WARM_STOPPED}}}\n"
+            ),
+        );
+    }
     let config = Arc::new(runnerctl::wiring::parse(&text, "e2e").unwrap().config);
     let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(TOKEN))).unwrap());
     let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
@@ -302,11 +317,24 @@ async fn run(test: &str, jobs: usize, drop_webhooks: f64, kill_a_worker: bool, c
             }
             n
         };
-        if held == 0
-            && s.all_runners().await.unwrap().is_empty()
-            && backend.list().await.unwrap().is_empty()
-            && sim.runners().is_empty()
-        {
+        // Under chaos the warm pool stays: warm records only, as many as the pool, and no
+        // instance but theirs.
+        let records = s.all_runners().await.unwrap();
+        let warm = |r: &runnerctl::model::Runner| {
+            matches!(
+                r.status,
+                runnerctl::model::RunnerStatus::Warm | runnerctl::model::RunnerStatus::Warming
+            )
+        };
+        let pool = if chaos { WARM_HOT + WARM_STOPPED } else { 0 };
+        let instances = backend.list().await.unwrap();
+        let only_pool = records.iter().all(warm)
+            && records.len() <= pool
+            && held as usize == records.len()
+            && instances
+                .iter()
+                .all(|i| records.iter().any(|r| i.runner() == Some(r.name.as_str())));
+        if only_pool && sim.runners().is_empty() {
             clean = true;
             break;
         }

@@ -452,11 +452,6 @@ async fn a_job_s_timeline_keeps_each_step_s_first_time(s: &dyn RunnerStore) {
     )
     .await
     .unwrap();
-    // A step noted through the runner chosen for the job.
-    s.note_runner_step("r-77", "registered").await.unwrap();
-    s.note_runner_step("r-of-no-job", "registered")
-        .await
-        .unwrap();
     let t = s.job_timeline(77).await.unwrap();
     assert_eq!(t["queued"], "1000");
     assert_eq!(t["delivered"], "2000", "the first time wins");
@@ -466,7 +461,6 @@ async fn a_job_s_timeline_keeps_each_step_s_first_time(s: &dyn RunnerStore) {
         decided + 2_000 >= now_ms && decided <= now_ms + 2_000,
         "{decided} vs {now_ms}"
     );
-    assert!(t["registered"].parse::<u64>().unwrap() >= decided);
     assert_eq!(t["runner"], "r-77");
     assert_eq!(t["source"], "hot");
     assert_eq!(t["repository"], "o/r");

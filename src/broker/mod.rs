@@ -353,18 +353,14 @@ impl Broker {
         }
     }
 
-    /// Notes in the timeline of the job `runner` was chosen for (if any) that its instance
-    /// fetched its credential now, by Redis's clock. Best effort.
+    /// Notes under `runner`'s name that its instance fetched its credential now (this host's
+    /// clock), for the timeline of its job. Best effort.
     async fn note_fetched(&self, runner: &str) {
         let mut c = self.conn.clone();
-        let of = crate::records::timeline_runner_key(&self.manager_prefix, runner);
-        let found: redis::RedisResult<(Option<u64>, (u64, u64))> =
-            redis::pipe().get(&of).cmd("TIME").query_async(&mut c).await;
-        let Ok((Some(job), (secs, micros))) = found else {
-            return;
-        };
-        let key = crate::records::timeline_key(&self.manager_prefix, job);
-        let ms = secs * 1000 + micros / 1000;
+        let key = crate::records::timeline_runner_key(&self.manager_prefix, runner);
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let r: redis::RedisResult<()> = redis::pipe()
             .hset_nx(&key, "credential", ms)
             .ignore()

@@ -224,6 +224,23 @@ const EXAMPLES: &[(&[&str], Examples)] = &[
                 "The same on a fake Gitea, as JSON",
                 "runnerctl -o json demo --forge gitea --jobs 20",
             ),
+            (
+                "With a warm pool in each group, filled before the burst",
+                "runnerctl demo --warm",
+            ),
+        ],
+    ),
+    (
+        &["jobs", "jobs show"],
+        &[
+            (
+                "Where a job's wait went: queued, delivered, runner chosen, instance started...",
+                "runnerctl jobs show 4242",
+            ),
+            (
+                "The same for a script, with the phases in seconds",
+                "runnerctl -o json jobs show 4242",
+            ),
         ],
     ),
     (

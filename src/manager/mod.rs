@@ -144,6 +144,26 @@ async fn note(
     }
 }
 
+/// A `job_queued` task's timeline: its delivery, the forge's queued time and what making the
+/// runner noted, in one write whatever the outcome (a retry's later times replace nothing).
+async fn note_queued(
+    m: &Manager,
+    env: &Envelope,
+    job_id: u64,
+    group: &str,
+    repository: &str,
+    queued_at: Option<u64>,
+) {
+    let steps = m.take_steps(job_id);
+    let mut times = vec![("delivered", env.enqueued_at.max(1))];
+    times.extend(queued_at.map(|q| ("queued", q.max(1) * 1000)));
+    times.extend(steps.times.iter().copied());
+    let mut texts = vec![("repository", repository), ("group", group)];
+    texts.extend(steps.runner.as_deref().map(|r| ("runner", r)));
+    texts.extend(steps.source.map(|s| ("source", s)));
+    note(&*m.store, job_id, &times, &texts).await;
+}
+
 /// Observes a started job's phases from its timeline (after its `in_progress` was noted).
 async fn observe_phases(store: &dyn crate::records::RunnerStore, job: u64) {
     let Ok(t) = store.job_timeline(job).await else {
@@ -246,14 +266,11 @@ impl Handler for TaskHandler {
                 queued_at,
                 ..
             } => {
-                let mut times = vec![("delivered", env.enqueued_at.max(1))];
-                times.extend(queued_at.map(|q| ("queued", q.max(1) * 1000)));
-                let texts = [("repository", repository.as_str())];
-                note(&*m.store, *job_id, &times, &texts).await;
                 let started = std::time::Instant::now();
                 let r = m
                     .job_queued_from(group, *job_id, Some((repository.as_str(), *run_id)))
                     .await;
+                note_queued(m, env, *job_id, group, repository, *queued_at).await;
                 if matches!(r, Ok(Created::New(_))) {
                     CREATE_SECONDS.observe(&[group], started.elapsed());
                 }

@@ -214,12 +214,15 @@ pub fn run(
         });
         backends.insert(b.name.clone(), m);
     }
-    let manager = Arc::new(Manager::new(
+    let mut manager = Manager::new(
         Arc::new(config.clone()),
         MemoryStore::without_history(clock.clone()),
         forge,
         backends,
-    ));
+    );
+    // A million jobs' timelines would not fit, and no task writes them here.
+    manager.timelines = false;
+    let manager = Arc::new(manager);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

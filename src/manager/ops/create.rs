@@ -171,7 +171,7 @@ impl Manager {
         }
         let backend = self.backend(g)?;
         let (forge_id, credential) = self.register(g, &scope, name).await?;
-        self.timeline(record.created_for_job, "registered").await;
+        self.note_step(record.created_for_job, "registered").await;
         // Without a broker nothing is written between registering and asking for the
         // instance: both are recorded in one step (one round trip fewer per runner).
         let direct = self.broker.is_none() || !backend.brokered();
@@ -214,7 +214,7 @@ impl Manager {
                 warm: None,
             })
             .await?;
-        self.timeline(record.created_for_job, "instance").await;
+        self.note_step(record.created_for_job, "instance").await;
         if let Some(id) = &brokered {
             self.bind(name, id, &instance).await;
         }
@@ -480,38 +480,57 @@ impl Manager {
         tracing::info!(runner = %name, group = %g.name, "runner created");
     }
 
-    /// Notes in job `job`'s timeline that its runner was chosen: the reservation's (a new
-    /// slot, cold) or the warm instance it took. Best effort, as every timeline note.
+    /// Notes for job `job`'s timeline that its runner was chosen: the reservation's (a new
+    /// slot, cold) or the warm instance it took (its pool noted when it is registered).
     async fn note_choice(&self, g: &RunnerGroup, job: u64, r: &Reservation, reserved: &str) {
         let (runner, source) = match r {
-            Reservation::Warm { name } => {
-                let pool = self
-                    .store
-                    .get(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.pool);
-                (name.as_str(), pool.map_or("hot", |p| p.as_str()))
-            }
-            _ => (reserved, "cold"),
+            Reservation::Warm { name } => (name.as_str(), None),
+            _ => (reserved, Some("cold")),
         };
-        let texts = [
-            ("runner", runner),
-            ("source", source),
-            ("group", g.name.as_str()),
-        ];
-        if let Err(e) = self.store.note_job(job, &[("decided", 0)], &texts).await {
-            tracing::debug!(job, error = %e, "could not note the job's timeline");
-        }
+        self.note_step(Some(job), "decided").await;
+        self.with_steps(job, |s| {
+            s.runner = Some(runner.to_string());
+            s.source = source.or(s.source);
+            s.group = Some(g.name.clone());
+        });
     }
 
-    /// Notes `step` now in job `job`'s timeline (none: a runner made for no job). Best effort.
-    pub(super) async fn timeline(&self, job: Option<u64>, step: &str) {
+    /// Notes `step` now for job `job`'s timeline (none: a runner made for no job), in this
+    /// process: the task that made the runner writes them with its own note, so making a
+    /// runner costs no round trip more.
+    pub(super) async fn note_step(&self, job: Option<u64>, step: &'static str) {
         let Some(job) = job else { return };
-        if let Err(e) = self.store.note_job(job, &[(step, 0)], &[]).await {
-            tracing::debug!(job, step, error = %e, "could not note the job's timeline");
+        if !self.timelines {
+            return;
         }
+        let Ok(at) = self.store.now_ms().await else {
+            return;
+        };
+        self.with_steps(job, |s| s.times.push((step, at)));
+    }
+
+    pub(super) fn with_steps(&self, job: u64, f: impl FnOnce(&mut Steps)) {
+        if !self.timelines {
+            return;
+        }
+        let Ok(mut all) = self.steps.lock() else {
+            return;
+        };
+        // Steps no task took (a runner made by a health pass for a lost job) are not kept for
+        // ever.
+        if all.len() > 10_000 {
+            all.clear();
+        }
+        f(all.entry(job).or_default());
+    }
+
+    /// The steps noted for job `job` in this process since they were last taken.
+    pub fn take_steps(&self, job: u64) -> Steps {
+        self.steps
+            .lock()
+            .ok()
+            .and_then(|mut all| all.remove(&job))
+            .unwrap_or_default()
     }
 
     /// Records one step of making `name` (a creating record takes the patch, and `status` when

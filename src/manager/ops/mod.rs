@@ -272,6 +272,21 @@ pub struct Manager {
     pub broker: Option<crate::broker::Link>,
     /// Per group: warm instances that failed in a row, and until when making more waits.
     warm_backoff: Mutex<HashMap<String, warm::Backoff>>,
+    /// Whether jobs' timelines are noted (not in a simulation: a million jobs').
+    pub timelines: bool,
+    /// Timeline steps noted while making jobs' runners, until the job's task writes them.
+    steps: Mutex<HashMap<u64, Steps>>,
+}
+
+/// What making a job's runner noted for its timeline (see `records::TIMELINE`).
+#[derive(Debug, Default, Clone)]
+pub struct Steps {
+    /// (step, Redis unix ms).
+    pub times: Vec<(&'static str, u64)>,
+    pub runner: Option<String>,
+    /// `hot`, `stopped` or `cold`.
+    pub source: Option<&'static str>,
+    pub group: Option<String>,
 }
 
 /// A short, stable suffix for a runner name, from what the runner is for.
@@ -305,6 +320,8 @@ impl Manager {
             backends,
             group_ids: Mutex::new(HashMap::new()),
             warm_backoff: Mutex::new(HashMap::new()),
+            timelines: true,
+            steps: Mutex::new(HashMap::new()),
             on_create: None,
             broker: None,
         }

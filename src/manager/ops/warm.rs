@@ -486,7 +486,10 @@ impl Manager {
                 Err(made) => return Ok(made),
             };
             let (forge_id, credential) = registered;
-            self.timeline(record.created_for_job, "registered").await;
+            self.note_step(record.created_for_job, "registered").await;
+            if let Some(job) = record.created_for_job {
+                self.with_steps(job, |s| s.source = Some(pool.as_str()));
+            }
             let patch = RunnerPatch {
                 forge_id: Some(forge_id),
                 ..Default::default()
@@ -506,7 +509,7 @@ impl Manager {
                     "warm instance {name} could not be handed its credential: {e}"
                 )));
             }
-            self.timeline(record.created_for_job, "instance").await;
+            self.note_step(record.created_for_job, "instance").await;
         }
         let patch = RunnerPatch {
             started_at: Some(self.store.now().await?),
