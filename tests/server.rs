@@ -620,7 +620,18 @@ async fn raw_garbage_on_the_socket_does_not_hurt() {
     })
     .await
     .unwrap();
-    assert_eq!(get(s.addr, "/healthz").await.0, 200);
+    // The server may still be closing the last of them (a connection counts against its
+    // address's share until then, and past the share a new one gets 503): it answers within
+    // moments, and the garbage hurt nothing. On a loaded CI machine one `/healthz` asked at
+    // once got that 503.
+    let answered = support::eventually(std::time::Duration::from_secs(10), || async {
+        (get(addr, "/healthz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(
+        answered.is_some(),
+        "the server answers again after the garbage"
+    );
     s.stop().await;
 }
 
