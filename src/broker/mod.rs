@@ -230,10 +230,7 @@ impl Broker {
     /// which then lives `ttl` more. False when there is none (expired, revoked, filled).
     pub async fn fill(&self, runner: &str, credential: &Secret, ttl: Duration) -> Result<bool> {
         let mut c = self.conn.clone();
-        let id: Option<String> = redis::cmd("GET")
-            .arg(self.runner_key(runner))
-            .query_async(&mut c)
-            .await?;
+        let id = self.record_id(runner).await?;
         let Some(id) = id else { return Ok(false) };
         let sealed = self.vault.seal(credential, &format!("{id}:{runner}"));
         let filled: i64 = redis::Script::new(FILL)
@@ -252,10 +249,7 @@ impl Broker {
     /// such record.
     pub async fn asked(&self, runner: &str) -> Result<bool> {
         let mut c = self.conn.clone();
-        let id: Option<String> = redis::cmd("GET")
-            .arg(self.runner_key(runner))
-            .query_async(&mut c)
-            .await?;
+        let id = self.record_id(runner).await?;
         let Some(id) = id else { return Ok(false) };
         let asked: Option<String> = redis::cmd("HGET")
             .arg(self.record_key(&id))
@@ -286,13 +280,19 @@ impl Broker {
         Ok(n == 1)
     }
 
+    /// The id of the record kept for `runner`, when there is one.
+    async fn record_id(&self, runner: &str) -> Result<Option<String>> {
+        let mut c = self.conn.clone();
+        Ok(redis::cmd("GET")
+            .arg(self.runner_key(runner))
+            .query_async(&mut c)
+            .await?)
+    }
+
     /// Removes what is kept for a runner (it is being deleted, or a new credential replaces it).
     pub async fn revoke(&self, runner: &str) -> Result<()> {
         let mut c = self.conn.clone();
-        let id: Option<String> = redis::cmd("GET")
-            .arg(self.runner_key(runner))
-            .query_async(&mut c)
-            .await?;
+        let id = self.record_id(runner).await?;
         if let Some(id) = id {
             let _: () = redis::cmd("DEL")
                 .arg(self.record_key(&id))
