@@ -131,6 +131,13 @@ pub enum Task {
     DeleteRunner { name: String, force: bool },
     /// One health-check pass over a group.
     GroupHealthCheck { group: String },
+    /// A scale-set message runnerctl could not read: written straight to the dead letters
+    /// with its id (the session goes on). Requeued, it does nothing.
+    ScaleSetMessage {
+        scale_set: String,
+        message_id: u64,
+        body: String,
+    },
     /// Does nothing but wait `sleep_ms` and count itself under `mark`; fails its first
     /// `fail_times` attempts. For testing and benchmarking the queue.
     Noop {
@@ -151,6 +158,7 @@ impl Task {
             Task::CreateRunner { .. } => "create_runner",
             Task::DeleteRunner { .. } => "delete_runner",
             Task::GroupHealthCheck { .. } => "group_health_check",
+            Task::ScaleSetMessage { .. } => "scale_set_message",
             Task::Noop { .. } => "noop",
         }
     }
@@ -652,6 +660,29 @@ impl Queue {
             .finish(consumer, &d.entry, "dead", &d.raw, 0, error)
             .await?
             .is_some())
+    }
+
+    /// Writes a task straight into the dead-letter stream with `error` (what no worker can
+    /// do anything with: a malformed scale-set message).
+    pub async fn bury(&self, task: Task, error: &str) -> Result<()> {
+        let env = Envelope::new(task, None);
+        let payload = serde_json::to_string(&env).map_err(|e| QueueError::Encode(e.to_string()))?;
+        let mut c = self.conn.clone();
+        let _: String = redis::cmd("XADD")
+            .arg(self.dead_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100_000)
+            .arg("*")
+            .arg("task")
+            .arg(payload)
+            .arg("error")
+            .arg(error)
+            .arg("entry")
+            .arg("")
+            .query_async(&mut c)
+            .await?;
+        Ok(())
     }
 
     /// Schedules a failed task again after its backoff, or dead-letters it after

@@ -10,6 +10,10 @@
 //! Every change that touches a record and its indexes is one Lua script, so indexes never
 //! disagree with records, whatever process dies when.
 
+mod scaleset;
+
+pub use scaleset::{Lease, SessionState};
+
 use crate::model::{Runner, RunnerStatus, FRESH_CREATION_SECS};
 pub use crate::records::{
     Also, Event, Marker, Reservation, Result, RunnerPatch, RunnerStore, StoreError, Transition,

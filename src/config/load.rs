@@ -318,6 +318,9 @@ struct RawGroup {
     container_jobs: Option<super::ContainerJobs>,
     github_app: Option<String>,
     warm_pool: Option<super::warm::WarmPool>,
+    #[serde(default)]
+    mode: super::GroupMode,
+    scale_set: Option<super::ScaleSetConfig>,
 }
 
 fn default_max_runners() -> u32 {
@@ -1756,6 +1759,7 @@ impl<'a> Cx<'a> {
             );
         }
         self.check_access(&raw, path);
+        self.check_scale_set(&raw, path);
         // The spec is read against the kind of the backend the group names.
         let backend_name = raw.backend.clone().unwrap_or_default();
         let schema = self.schema_of(&backend_name, &field("backend"), backends);
@@ -1805,7 +1809,48 @@ impl<'a> Cx<'a> {
             container_jobs: raw.container_jobs,
             github_app: raw.github_app,
             warm_pool: raw.warm_pool,
+            mode: raw.mode,
+            scale_set: raw.scale_set,
         })
+    }
+
+    /// `mode: scale_set` needs GitHub; `scale_set:` needs that mode and a usable name.
+    fn check_scale_set(&mut self, raw: &RawGroup, path: &str) {
+        let field = |f: &str| join(path, f);
+        let scale = raw.mode == super::GroupMode::ScaleSet;
+        if scale && self.forge != ForgeKind::Github {
+            self.error(
+                &field("mode"),
+                "scale_set needs forge: github (Gitea and Forgejo have no runner scale sets)"
+                    .to_string(),
+            );
+        }
+        let Some(s) = &raw.scale_set else { return };
+        if !scale {
+            self.error(
+                &field("scale_set"),
+                "is read only with `mode: scale_set`".to_string(),
+            );
+        }
+        for (key, v) in [("name", &s.name), ("runner_group", &s.runner_group)] {
+            let Some(v) = v else { continue };
+            let ok = !v.trim().is_empty()
+                && v.len() <= 100
+                && !v.chars().any(|c| {
+                    c.is_whitespace()
+                        || c.is_control()
+                        || c == ','
+                        || c == '&'
+                        || c == '?'
+                        || c == '/'
+                });
+            if !ok {
+                self.error(
+                    &field(&format!("scale_set.{key}")),
+                    format!("`{}` is not a usable name: 1 to 100 characters, no spaces, commas, `/`, `?` or `&`", v.escape_default()),
+                );
+            }
+        }
     }
 
     /// A stopped pool the group's spec cannot keep (an EC2 spot group, a GPU suspended).

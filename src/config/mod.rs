@@ -750,6 +750,37 @@ pub struct RunnerGroup {
     /// Instances kept ready before any job asks (see `config::warm`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warm_pool: Option<warm::WarmPool>,
+    /// Where its jobs come from: webhooks, or a GitHub runner scale set's message queue.
+    pub mode: GroupMode,
+    /// The scale set (`mode: scale_set`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale_set: Option<ScaleSetConfig>,
+}
+
+/// `mode:` of a runner group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupMode {
+    /// `workflow_job` webhooks to `serve` (GitHub gives a job to any idle runner that fits).
+    #[default]
+    Webhook,
+    /// A GitHub runner scale set: a worker long-polls its message queue; GitHub assigns each
+    /// job to the scale set and a runner is made for it. No webhook endpoint needed.
+    ScaleSet,
+}
+
+/// `scale_set:` of a runner group in `mode: scale_set`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSetConfig {
+    /// The scale set's name, the label workflows ask for (`runs-on: NAME`); default: the
+    /// group's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The GitHub runner group it belongs to; default: the runner group of the group's name
+    /// for an organization's group (`groups sync` makes it), `Default` for a repository's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_group: Option<String>,
 }
 
 /// `container_jobs:` of a runner group: the VM's runner gets runnerctl's container hooks.
@@ -764,6 +795,28 @@ pub struct ContainerJobs {
 }
 
 impl RunnerGroup {
+    /// Whether its jobs come from a scale set.
+    pub fn scale_set_mode(&self) -> bool {
+        self.mode == GroupMode::ScaleSet
+    }
+
+    /// Its scale set's name (`mode: scale_set`).
+    pub fn scale_set_name(&self) -> &str {
+        self.scale_set
+            .as_ref()
+            .and_then(|s| s.name.as_deref())
+            .unwrap_or(&self.name)
+    }
+
+    /// The GitHub runner group its scale set belongs to.
+    pub fn scale_set_runner_group(&self) -> String {
+        match self.scale_set.as_ref().and_then(|s| s.runner_group.clone()) {
+            Some(g) => g,
+            None if self.repository.is_some() => "Default".into(),
+            None => self.name.clone(),
+        }
+    }
+
     /// Whether jobs of repositories owned by `owner` may go to this group: its organization's,
     /// or any owner's for an instance-wide group that names no organization.
     pub fn serves_owner(&self, owner: &str) -> bool {

@@ -11,6 +11,10 @@
 //! Its answers follow GitHub's published OpenAPI description; the contract test runs it behind
 //! Stoplight Prism to prove it.
 
+mod scaleset;
+
+pub use scaleset::{FakeScaleSet, ScaleSetCounts, ScaleSetOptions};
+
 use crate::fake_server::{rfc3339, serve_fake, Body};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -59,6 +63,8 @@ pub struct FakeGitHubOptions {
     pub other_apps: Vec<FakeApp>,
     /// GitHub's secondary limits, enforced per credential; off by default.
     pub limits: Option<super::fake_limits::FakeLimits>,
+    /// The Actions service for runner scale sets.
+    pub scale_sets: ScaleSetOptions,
 }
 
 /// GitHub's behaviour that a runner manager must survive, each part switched on by itself.
@@ -95,6 +101,7 @@ impl Default for FakeGitHubOptions {
             bind: None,
             other_apps: Vec::new(),
             limits: None,
+            scale_sets: ScaleSetOptions::default(),
         }
     }
 }
@@ -132,6 +139,8 @@ pub struct FakeRunner {
     /// The encoded JIT configuration it was made with.
     pub jit: String,
     pub job: Option<u64>,
+    /// The scale set it belongs to (it takes only that scale set's jobs).
+    pub scale_set: Option<u64>,
 }
 
 /// Where a simulated job is.
@@ -165,6 +174,8 @@ pub struct FakeJob {
     pub started_unix: Option<u64>,
     pub completed_unix: Option<u64>,
     pub conclusion: Option<String>,
+    /// The scale set it is assigned through (its labels are that scale set's name).
+    pub scale_set: Option<u64>,
 }
 
 /// What the fake can be told to do wrong.
@@ -212,6 +223,8 @@ struct World {
     replays: Vec<(std::time::Instant, String, FakeJob)>,
     /// The organization webhook's deliveries (the last 200): organization, delivery.
     hook_deliveries: Vec<(String, HookDeliveryRecord)>,
+    /// The Actions service's scale sets, sessions and queues.
+    ss: scaleset::State,
 }
 
 /// A delivery as GitHub records it for `…/hooks/ID/deliveries`.
@@ -257,6 +270,7 @@ impl FakeGitHub {
             window_reset: now() + 3600,
             ..Default::default()
         };
+        world.ss.queue_ttl = opts.scale_sets.queue_token_ttl.as_secs();
         for (org, repos) in &opts.orgs {
             // Every organization has its Default runner group: id 1 as on GitHub for the first.
             let id = if world.groups.iter().any(|g| g.id == 1) {
@@ -382,6 +396,7 @@ impl FakeGitHub {
             group_id: 1,
             jit: String::new(),
             job: None,
+            scale_set: None,
         });
         id
     }
@@ -409,6 +424,27 @@ impl FakeGitHub {
             .find(|r| r.jit == jit && !jit.is_empty())?;
         r.online = true;
         Some(r.id)
+    }
+
+    /// The Actions service's scale sets.
+    pub fn scale_sets(&self) -> Vec<FakeScaleSet> {
+        self.w().ss.sets()
+    }
+
+    /// What the Actions service counted: sessions, conflicts, messages delivered again, jobs
+    /// taken back.
+    pub fn scale_set_counts(&self) -> ScaleSetCounts {
+        self.w().ss.counts()
+    }
+
+    /// Drops every open session, as the service does when their owners are gone.
+    pub fn drop_scale_set_sessions(&self) {
+        self.w().ss.drop_sessions()
+    }
+
+    /// Expires every admin and message-queue token at once.
+    pub fn expire_scale_set_tokens(&self) {
+        self.w().ss.expire_tokens()
     }
 
     /// The next answers go wrong this way, in order.
@@ -457,7 +493,10 @@ impl FakeGitHub {
             started_unix: None,
             completed_unix: None,
             conclusion: None,
+            scale_set: None,
         };
+        let mut job = job;
+        job.scale_set = w.ss.set_for(repo, &job.labels);
         if !silent {
             w.outbox.push(("queued".into(), job.clone()));
         }
@@ -499,6 +538,7 @@ impl FakeGitHub {
             started_unix: Some(started),
             completed_unix: Some(completed),
             conclusion: Some(conclusion.into()),
+            scale_set: None,
         });
         id
     }
@@ -614,7 +654,7 @@ fn step(w: &mut World, o: &FakeGitHubOptions) {
     }
     // Give queued jobs, oldest first, to online idle runners that have every label asked for.
     for i in 0..w.jobs.len() {
-        if w.jobs[i].status != JobStatus::Queued {
+        if w.jobs[i].status != JobStatus::Queued || w.jobs[i].scale_set.is_some() {
             continue;
         }
         let (owner, _) = w.jobs[i].repo.split_once('/').unwrap_or(("", ""));
@@ -628,6 +668,7 @@ fn step(w: &mut World, o: &FakeGitHubOptions) {
             .filter(|(_, r)| {
                 r.online
                     && !r.busy
+                    && r.scale_set.is_none()
                     && (r.scope == repo_scope || r.scope == org_scope)
                     && wanted
                         .iter()
@@ -665,6 +706,7 @@ fn step(w: &mut World, o: &FakeGitHubOptions) {
             }
         }
     }
+    scaleset::step(w, o);
 }
 
 /// The `workflow_job` payload GitHub would send.
@@ -1060,6 +1102,9 @@ async fn handle(
             .and_then(|h| h.to_str().ok())
             .unwrap_or("127.0.0.1")
     );
+    if path == "/actions/runner-registration" || path.starts_with("/_services/") {
+        return scale_set_request(world, o, req, &path, &query, &base).await;
+    }
     let is_token_request = method == Method::POST
         && path.starts_with("/app/installations/")
         && path.ends_with("/access_tokens");
@@ -1117,6 +1162,77 @@ async fn handle(
     let limit = o.rate_limit;
     let (status, v) = route(&mut w, o, &base, &method, &seg, &query, &input);
     answer(status, v, &w, limit)
+}
+
+/// A request to the Actions service (or the registration exchange, at the API root). A poll
+/// of an empty queue is held up to `poll_hold`, looking every 20 ms, then answered 202.
+async fn scale_set_request(
+    world: &Mutex<World>,
+    o: &FakeGitHubOptions,
+    req: Request<Incoming>,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    base: &str,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let auth = header("authorization");
+    let capacity = header("x-scalesetmaxcapacity").and_then(|v| v.parse::<u64>().ok());
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let r = scaleset::Req {
+        method: &method,
+        path,
+        query,
+        auth: auth.as_deref(),
+        capacity,
+        input: &input,
+        base,
+    };
+    let lock = || world.lock().unwrap_or_else(|p| p.into_inner());
+    let polls = method == Method::GET && path.ends_with("/messages");
+    let (status, v) = if path == "/actions/runner-registration" && method == Method::POST {
+        let mut w = lock();
+        w.requests.push(format!("{method} {path}"));
+        scaleset::exchange(&mut w, o, &r)
+    } else if polls {
+        lock().requests.push(format!("{method} {path}"));
+        let until = std::time::Instant::now() + o.scale_sets.poll_hold;
+        loop {
+            if let Some(a) = scaleset::poll_once(&mut lock(), &r) {
+                break a;
+            }
+            if std::time::Instant::now() >= until {
+                break (202, Value::Null);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    } else {
+        let mut w = lock();
+        w.requests.push(format!("{method} {path}"));
+        scaleset::route(&mut w, o, &r)
+    };
+    let w = lock();
+    let mut resp = answer(
+        if status == 202 { 204 } else { status },
+        v,
+        &w,
+        o.rate_limit,
+    );
+    if status == 202 {
+        *resp.status_mut() = StatusCode::ACCEPTED;
+    }
+    resp
 }
 
 /// What [`before_route`] looks at of a request.
@@ -1624,6 +1740,7 @@ fn generate_jit(w: &mut World, c: &Call) -> (u16, Value) {
         group_id: group.unwrap_or(1),
         jit: jit.clone(),
         job: None,
+        scale_set: None,
     };
     let v = json!({ "runner": runner_json(&r), "encoded_jit_config": jit });
     w.registrations.push((r.id, r.name.clone(), false));
@@ -1672,10 +1789,15 @@ fn runner_routes(w: &mut World, c: &Call) -> Option<(u16, Value)> {
             (204, Value::Null)
         }
         (&Method::POST, _, ["actions", "runners", "generate-jitconfig"]) => generate_jit(w, c),
-        (&Method::POST, _, ["actions", "runners", "registration-token"]) => (
-            201,
-            json!({ "token": format!("REG{:016X}", fastrand::u64(..)), "expires_at": rfc3339(now() + 3600) }),
-        ),
+        (&Method::POST, _, ["actions", "runners", "registration-token"]) => {
+            let token = format!("REG{:016X}", fastrand::u64(..));
+            w.ss.registration
+                .insert(token.clone(), (now() + 3600, scope_key.clone()));
+            (
+                201,
+                json!({ "token": token, "expires_at": rfc3339(now() + 3600) }),
+            )
+        }
         _ => return None,
     })
 }

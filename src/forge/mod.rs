@@ -17,6 +17,7 @@ pub mod fake_limits;
 pub mod gitea;
 pub mod github;
 pub mod meter;
+pub mod scaleset;
 
 /// The forge's traits, for callers that use several capabilities.
 pub mod prelude {
@@ -39,6 +40,12 @@ pub enum Scope {
     Instance,
     /// The repositories of the user the token belongs to (Gitea's `user` runners).
     User(String),
+    /// A GitHub runner scale set of an organization or a repository (`mode: scale_set`): its
+    /// runners are registered, listed and deleted through the Actions service.
+    ScaleSet {
+        parent: Box<Scope>,
+        name: String,
+    },
 }
 
 impl Scope {
@@ -49,6 +56,15 @@ impl Scope {
             Scope::Repo { owner, repo } => format!("repos/{owner}/{repo}"),
             Scope::Instance => "admin".into(),
             Scope::User(_) => "user".into(),
+            Scope::ScaleSet { parent, .. } => parent.path(),
+        }
+    }
+
+    /// The organization or repository a scale set belongs to; itself otherwise.
+    pub fn base(&self) -> &Scope {
+        match self {
+            Scope::ScaleSet { parent, .. } => parent.base(),
+            other => other,
         }
     }
 
@@ -58,6 +74,7 @@ impl Scope {
             Scope::Org(o) | Scope::User(o) => format!("{web_base}/{o}"),
             Scope::Repo { owner, repo } => format!("{web_base}/{owner}/{repo}"),
             Scope::Instance => web_base.to_string(),
+            Scope::ScaleSet { parent, .. } => parent.html_url(web_base),
         }
     }
 }
@@ -69,6 +86,7 @@ impl std::fmt::Display for Scope {
             Scope::Repo { owner, repo } => write!(f, "repository {owner}/{repo}"),
             Scope::Instance => write!(f, "the instance"),
             Scope::User(u) => write!(f, "user {u}"),
+            Scope::ScaleSet { parent, name } => write!(f, "scale set {name} of {parent}"),
         }
     }
 }

@@ -106,16 +106,21 @@ pub fn admitted_group<'a>(
     labels: &[String],
     public: Option<bool>,
 ) -> Result<&'a RunnerGroup, NoGroup> {
+    // A scale set's jobs come from its message queue, never from a webhook.
+    let webhook_groups: Vec<RunnerGroup> = groups
+        .iter()
+        .filter(|g| !g.scale_set_mode())
+        .cloned()
+        .collect();
+    let all = groups;
+    let groups = &webhook_groups[..];
     let admitting: Vec<RunnerGroup> = groups
         .iter()
         .filter(|g| refusal(g, repository, public).is_none())
         .cloned()
         .collect();
     if let Some(g) = group_for_job(&admitting, repository, labels) {
-        return groups
-            .iter()
-            .find(|x| x.name == g.name)
-            .ok_or(NoGroup::Labels);
+        return all.iter().find(|x| x.name == g.name).ok_or(NoGroup::Labels);
     }
     match group_for_job(groups, repository, labels) {
         Some(g) => Err(NoGroup::NotAdmitted(
@@ -274,6 +279,8 @@ mod tests {
             container_jobs: None,
             github_app: None,
             warm_pool: None,
+            mode: Default::default(),
+            scale_set: None,
         }
     }
 

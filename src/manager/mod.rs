@@ -323,6 +323,18 @@ impl Handler for TaskHandler {
                     outcome(r)
                 }
             },
+            Task::ScaleSetMessage {
+                scale_set,
+                message_id,
+                ..
+            } => {
+                tracing::warn!(
+                    scale_set,
+                    message_id,
+                    "a scale-set message runnerctl could not read was requeued: nothing to do"
+                );
+                Outcome::Done
+            }
             Task::Noop { .. } => Outcome::Done,
         }
     }

@@ -283,12 +283,12 @@ impl World {
         let job = &self.trace.jobs[j as usize];
         let repo = &self.trace.repositories[job.repository as usize];
         let (owner, name) = repo.split_once('/').unwrap_or((repo, ""));
-        let scope_ok = match &r.scope {
+        let scope_ok = match r.scope.base() {
             Scope::Org(o) | Scope::User(o) => o.eq_ignore_ascii_case(owner),
             Scope::Repo { owner: o, repo: n } => {
                 o.eq_ignore_ascii_case(owner) && n.eq_ignore_ascii_case(name)
             }
-            Scope::Instance => true,
+            Scope::Instance | Scope::ScaleSet { .. } => true,
         };
         if !scope_ok {
             return false;

@@ -12,6 +12,7 @@
 //! a second runner; a JIT request repeated after a lost answer gets 409, which the caller handles
 //! by looking the runner up by name.
 
+pub mod actions;
 pub mod webhook;
 
 use super::meter::{self, Meter};
@@ -140,6 +141,28 @@ impl GitHub {
             runner: a.runner.into(),
             encoded: Secret::new(a.encoded_jit_config),
         })
+    }
+
+    /// A registration token of `scope` (about an hour; the scale-set registration exchange
+    /// turns it into the Actions service's URL and admin token).
+    pub async fn registration_token(&self, scope: &Scope) -> Result<Secret> {
+        #[derive(Deserialize)]
+        struct Answer {
+            token: String,
+        }
+        let path = format!("{}/actions/runners/registration-token", scope.path());
+        let (status, text) = self.call(Verb::Post, &path, None).await?;
+        if status != StatusCode::CREATED {
+            return Err(error_for(status, &text, &path));
+        }
+        let a: Answer =
+            serde_json::from_str(&text).map_err(|e| ForgeError::Decode(format!("{path}: {e}")))?;
+        Ok(Secret::new(a.token))
+    }
+
+    /// The API root (`https://api.github.com`, GHES's `…/api/v3`).
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// A client for the API at `base_url` (`https://api.github.com`, or GHES's `…/api/v3`).

@@ -270,7 +270,11 @@ impl Manager {
     ) -> Result<(Option<u64>, Credential), Failure> {
         let req = forge::RunnerRequest {
             name,
-            runner_group_id: self.forge_group_id(g).await?,
+            // A scale set's runners join its runner group.
+            runner_group_id: match g.scale_set_mode() {
+                true => None,
+                false => self.forge_group_id(g).await?,
+            },
             labels: &g.labels,
             work_folder: "_work",
             app: g.github_app.as_deref(),

@@ -14,6 +14,10 @@ impl Manager {
     ) -> Result<Vec<forge::QueuedJob>, Failure> {
         const REPOS_PER_PASS: usize = 2;
         const RUNS_PER_REPO: usize = 5;
+        // A scale set's queue redelivers what was not acknowledged: no job of it is lost.
+        if g.scale_set_mode() {
+            return Ok(Vec::new());
+        }
         let repos: Vec<String> = match (&g.repository, &g.selected_repositories) {
             (Some(r), _) => vec![r.clone()],
             (None, Some(list)) => list.clone(),

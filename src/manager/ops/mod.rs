@@ -328,6 +328,19 @@ impl Manager {
     }
 
     pub fn scope(g: &RunnerGroup) -> Scope {
+        let base = Self::base_scope(g);
+        if g.scale_set_mode() {
+            return Scope::ScaleSet {
+                parent: Box::new(base),
+                name: g.scale_set_name().to_string(),
+            };
+        }
+        base
+    }
+
+    /// The organization or repository a group's runners belong to (its scale set's, in
+    /// `mode: scale_set`).
+    pub fn base_scope(g: &RunnerGroup) -> Scope {
         use crate::config::GroupScope;
         match (g.scope, &g.repository) {
             (_, Some(repo)) => Scope::Repo {
