@@ -19,6 +19,7 @@ pub mod budget;
 pub mod demo;
 pub mod forge;
 pub mod hook;
+pub mod listener;
 pub mod manager;
 pub mod memory;
 pub mod queue;

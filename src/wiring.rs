@@ -11,6 +11,8 @@ use crate::config::{self, Config, ConfigError, Loaded, Problem, QueueConfig, Sec
 use crate::error::{Error, Result};
 use crate::forge::gitea::Gitea;
 use crate::forge::github::{Auth, GitHub};
+use crate::forge::github::actions::ActionsService;
+use crate::forge::scaleset::{Routed, ScaleSetForge, ScaleSetSpec, ScaleSets};
 use crate::forge::Forge;
 use crate::manager::Manager;
 use crate::queue::{Queue, QueueOptions};
@@ -147,7 +149,14 @@ pub fn forge(config: &Config) -> Result<Arc<dyn Forge>> {
 /// The forge of the configuration on a given budget (`None`: none).
 pub fn forge_with(config: &Config, budget: Option<Arc<dyn Budget>>) -> Result<Arc<dyn Forge>> {
     match config.forge {
-        config::ForgeKind::Github => Ok(Arc::new(github_with(config, budget)?)),
+        config::ForgeKind::Github => {
+            let gh = Arc::new(github_with(config, budget)?);
+            let routes = scale_set_routes_on(config, &gh)?;
+            if routes.is_empty() {
+                return Ok(gh);
+            }
+            Ok(Arc::new(ScaleSetForge::new(gh, routes)))
+        }
         kind => {
             let token = config
                 .gitea
@@ -167,6 +176,73 @@ pub fn forge_with(config: &Config, budget: Option<Arc<dyn Budget>>) -> Result<Ar
             Ok(Arc::new(g))
         }
     }
+}
+
+/// The scale sets of the configuration's `mode: scale_set` groups (none for other forges),
+/// each with its scope's Actions service, on a GitHub client of its own.
+pub fn scale_set_routes(config: &Config) -> Result<Vec<Arc<Routed>>> {
+    if config.forge != config::ForgeKind::Github
+        || !config.runner_groups.iter().any(|g| g.scale_set_mode())
+    {
+        return Ok(Vec::new());
+    }
+    let budget = redis_target(config)
+        .ok()
+        .map(|t| Arc::new(RedisBudget::lazy(t)) as Arc<dyn Budget>);
+    scale_set_routes_on(config, &Arc::new(github_with(config, budget)?))
+}
+
+/// The scale sets over a given GitHub client: one Actions service per organization or
+/// repository.
+fn scale_set_routes_on(config: &Config, gh: &Arc<GitHub>) -> Result<Vec<Arc<Routed>>> {
+    let mut services: Vec<(crate::forge::Scope, Arc<dyn ScaleSets>)> = Vec::new();
+    let mut routes = Vec::new();
+    for g in config.runner_groups.iter().filter(|g| g.scale_set_mode()) {
+        let parent = Manager::base_scope(g);
+        let service = match services.iter().find(|(s, _)| *s == parent) {
+            Some((_, svc)) => svc.clone(),
+            None => {
+                let svc: Arc<dyn ScaleSets> =
+                    Arc::new(ActionsService::new(gh.clone(), parent.clone())?);
+                services.push((parent.clone(), svc.clone()));
+                svc
+            }
+        };
+        let spec = ScaleSetSpec {
+            name: g.scale_set_name().to_string(),
+            runner_group: g.scale_set_runner_group(),
+            labels: g.labels.clone(),
+        };
+        routes.push(Arc::new(Routed::new(&g.name, parent, spec, service)));
+    }
+    Ok(routes)
+}
+
+/// One listener per `mode: scale_set` group, for a worker named `holder`.
+pub fn listeners(
+    config: &Config,
+    conn: Conn,
+    queue: &Queue,
+    holder: &str,
+) -> Result<Vec<crate::listener::Listener>> {
+    let routes = scale_set_routes(config)?;
+    let groups = Arc::new(config.runner_groups.clone());
+    Ok(routes
+        .into_iter()
+        .filter_map(|r| {
+            let group = config.group(&r.group)?.clone();
+            Some(crate::listener::Listener {
+                group,
+                manager: config.name.clone(),
+                groups: groups.clone(),
+                routed: r,
+                store: RedisStore::new(conn.clone(), &config.name),
+                queue: queue.clone(),
+                holder: holder.to_string(),
+                lease: config.worker.scale_set_lease.as_std(),
+            })
+        })
+        .collect())
 }
 
 /// A budget section's limits, the forge's defaults filled in.

@@ -59,9 +59,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "listener",
+        &[
+            "config", "forge", "manager", "model", "prom", "queue", "store",
+        ],
+    ),
+    (
         "server",
         &[
             "addr_limit",
+            "listener",
             "backend",
             "broker",
             "budget",
@@ -92,6 +99,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "error",
             "forge",
+            "listener",
             "manager",
             "queue",
             "server",

@@ -177,10 +177,21 @@ pub fn sync(cx: &Context, only: Option<&str>, dry_run: bool) -> Result<()> {
     let forge = crate::wiring::forge(&config)?;
     let bar = progress(groups.len() as u64, cx.output);
     // `groups sync` spends the budget last, after jobs and health passes.
-    let rows = rt.block_on(crate::budget::with_priority(
+    let mut rows = rt.block_on(crate::budget::with_priority(
         crate::budget::Priority::Cleanup,
         sync::sync(&*forge, &groups, dry_run, &|| bar.inc(1)),
     ));
+    // Then the scale sets of `mode: scale_set` groups (their runner groups exist by now).
+    let routes: Vec<_> = crate::wiring::scale_set_routes(&config)?
+        .into_iter()
+        .filter(|r| only.is_none_or(|o| o == r.group))
+        .collect();
+    if !routes.is_empty() {
+        rows.extend(rt.block_on(crate::budget::with_priority(
+            crate::budget::Priority::Cleanup,
+            sync::scale_sets(&routes, dry_run),
+        )));
+    }
     bar.finish_and_clear();
     match cx.output {
         OutputFormat::Json => {

@@ -96,10 +96,36 @@ pub fn worker(cx: &Context, concurrency: usize, sync_at_start: bool) -> Result<(
         let handler = Arc::new(TaskHandler::with_manager(manager));
         tokio::spawn(schedule_health_checks(queue.clone(), config.clone()));
         let mut opts = WorkerOptions::new(concurrency);
+        start_listeners(&config, &conn, &queue, &opts.consumer, &shutdown).await?;
         opts.drain = config.queue.drain_timeout.as_std();
         worker::run(queue, read_conn, handler, opts, shutdown).await;
         Ok(())
     })
+}
+
+/// Creates or updates each `mode: scale_set` group's scale set (a failure is logged: the
+/// listener looks again), then starts its listener.
+async fn start_listeners(
+    config: &crate::config::Config,
+    conn: &crate::store::Conn,
+    queue: &Queue,
+    holder: &str,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let listeners = wiring::listeners(config, conn.clone(), queue, holder)?;
+    let routes: Vec<_> = listeners.iter().map(|l| l.routed.clone()).collect();
+    for row in crate::manager::sync::scale_sets(&routes, false).await {
+        match row.action {
+            crate::manager::sync::Action::Error => {
+                tracing::warn!(group = %row.group, error = %row.changes.join("; "), "scale set not synchronized at start")
+            }
+            action => tracing::info!(group = %row.group, scale_set = ?row.github_id, ?action, "scale set synchronized at start"),
+        }
+    }
+    for l in listeners {
+        tokio::spawn(l.run(shutdown.clone()));
+    }
+    Ok(())
 }
 
 /// Enqueues one health check per group every `healthcheck_interval`. The idempotency key names

@@ -508,12 +508,24 @@ impl RedisConfig {
 }
 
 /// `worker:`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
     /// Where `runnerctl worker` serves `/metrics` (Prometheus); off without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
+    /// How long a worker holds a scale set's session lease without renewing it (renewed every
+    /// third of it); a dead holder's scale set is taken over within twice this.
+    pub scale_set_lease: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            metrics_listen: None,
+            scale_set_lease: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `queue:`: how the task queue retries and hands over tasks. Every key has a default.

@@ -341,6 +341,8 @@ pub enum Ensured {
 
 /// One scale set as the forge routes to it: where it lives, what it should be, its service.
 pub struct Routed {
+    /// The runnerctl group whose scale set it is.
+    pub group: String,
     pub parent: Scope,
     pub spec: ScaleSetSpec,
     pub service: Arc<dyn ScaleSets>,
@@ -348,8 +350,14 @@ pub struct Routed {
 }
 
 impl Routed {
-    pub fn new(parent: Scope, spec: ScaleSetSpec, service: Arc<dyn ScaleSets>) -> Routed {
+    pub fn new(
+        group: &str,
+        parent: Scope,
+        spec: ScaleSetSpec,
+        service: Arc<dyn ScaleSets>,
+    ) -> Routed {
         Routed {
+            group: group.to_string(),
             parent,
             spec,
             service,

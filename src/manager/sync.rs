@@ -262,3 +262,85 @@ mod tests {
         );
     }
 }
+
+/// Creates or updates the scale sets of `routes` (`mode: scale_set` groups); with `dry_run`,
+/// says what it would do. Deletes nothing. One row per scale set.
+pub async fn scale_sets(
+    routes: &[std::sync::Arc<crate::forge::scaleset::Routed>],
+    dry_run: bool,
+) -> Vec<SyncRow> {
+    use crate::forge::scaleset::Ensured;
+    let mut rows = Vec::new();
+    for r in routes {
+        let spec = &r.spec;
+        let mut row = SyncRow {
+            group: r.group.clone(),
+            scope: format!("{}", r.scope()),
+            action: Action::Unchanged,
+            changes: Vec::new(),
+            github_id: None,
+            error: None,
+        };
+        let wanted = format!(
+            "scale set `{}` in runner group `{}`, labels {:?}",
+            spec.name, spec.runner_group, spec.labels
+        );
+        let done = if dry_run {
+            match r.service.find_scale_set(&spec.name, &spec.runner_group).await {
+                Ok(None) => Ok((Action::Create, vec![wanted], None)),
+                Ok(Some(have)) => {
+                    let mut want: Vec<String> = spec
+                        .labels
+                        .iter()
+                        .filter(|l| **l != spec.name)
+                        .cloned()
+                        .collect();
+                    let mut got = have.extra_labels();
+                    want.sort();
+                    got.sort();
+                    if want == got {
+                        Ok((Action::Unchanged, vec![], Some(have.id)))
+                    } else {
+                        Ok((
+                            Action::Update,
+                            vec![format!("labels: {got:?} -> {want:?}")],
+                            Some(have.id),
+                        ))
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            match r.service.ensure_scale_set(spec).await {
+                Ok((s, how)) => {
+                    r.know(s.id);
+                    let action = match how {
+                        Ensured::Created => Action::Create,
+                        Ensured::Updated => Action::Update,
+                        Ensured::Unchanged => Action::Unchanged,
+                    };
+                    let changes = match how {
+                        Ensured::Unchanged => vec![],
+                        _ => vec![wanted],
+                    };
+                    Ok((action, changes, Some(s.id)))
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match done {
+            Ok((action, changes, id)) => {
+                row.action = action;
+                row.changes = changes;
+                row.github_id = id;
+            }
+            Err(e) => {
+                row.action = Action::Error;
+                row.changes = vec![e.to_string()];
+                row.error = Some(e);
+            }
+        }
+        rows.push(row);
+    }
+    rows
+}

@@ -204,7 +204,63 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
         .map(|g| g.name.clone())
         .collect();
     out.push_str(&fleet(queue, &*m.store, &groups).await);
+    crate::listener::render(&mut out);
+    scale_set_gauges(&mut out, &queue.store(&m.config.name), &m.config).await;
     out
+}
+
+/// Each scale set's figures as its session holder last committed them (any worker answers
+/// the same): GitHub's statistics, the desired count, the session and its last message's age.
+async fn scale_set_gauges(
+    out: &mut String,
+    store: &crate::store::RedisStore,
+    config: &crate::config::Config,
+) {
+    let sets: Vec<&str> = config
+        .runner_groups
+        .iter()
+        .filter(|g| g.scale_set_mode())
+        .map(|g| g.scale_set_name())
+        .collect();
+    if sets.is_empty() {
+        return;
+    }
+    let mut states = Vec::new();
+    for name in sets {
+        let read = tokio::time::timeout(Duration::from_secs(2), store.scale_set_state(name)).await;
+        if let Ok(Ok(st)) = read {
+            states.push((name.to_string(), st));
+        }
+    }
+    let name = "runnerctl_scale_set_runners";
+    header(out, name, "gauge", "A scale set's jobs and runners as GitHub's statistics last said (assigned, running, registered, busy, idle), and the desired count min(max_runners, min_runners + assigned).");
+    for (set, st) in &states {
+        for (kind, field) in [
+            ("assigned", "totalAssignedJobs"),
+            ("running", "totalRunningJobs"),
+            ("registered", "totalRegisteredRunners"),
+            ("busy", "totalBusyRunners"),
+            ("idle", "totalIdleRunners"),
+            ("desired", "desired"),
+        ] {
+            let v = st.values.get(field).copied().unwrap_or(0);
+            sample(out, name, &["scale_set", "kind"], &[set.clone(), kind.into()], v as f64);
+        }
+    }
+    let name = "runnerctl_scale_set_session_held";
+    header(out, name, "gauge", "1 while a worker holds the scale set's session lease.");
+    for (set, st) in &states {
+        let held = if st.holder.is_some() { 1.0 } else { 0.0 };
+        sample(out, name, &["scale_set"], std::slice::from_ref(set), held);
+    }
+    let name = "runnerctl_scale_set_last_message_age_seconds";
+    header(out, name, "gauge", "Seconds since the scale set's last message was handled.");
+    let now = crate::model::unix_now();
+    for (set, st) in &states {
+        if let Some(at) = st.last_message_at {
+            sample(out, name, &["scale_set"], std::slice::from_ref(set), now.saturating_sub(at) as f64);
+        }
+    }
 }
 
 /// Serves `GET /metrics` on `listener` with what `render` says, until `shutdown`.
