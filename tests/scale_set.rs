@@ -9,6 +9,10 @@ mod support;
 
 use runnerctl::config::Secret;
 use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus, ScaleSetOptions};
+use runnerctl::store::{self, RedisStore};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use runnerctl::forge::github::actions::ActionsService;
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::scaleset::{
@@ -382,5 +386,248 @@ fn the_fixtures_are_the_contract_s_shapes() {
                 serde_json::from_str(&std::fs::read_to_string(f.path()).unwrap()).unwrap();
             assert_eq!(shape(&name), want, "{name}");
         }
+    }
+}
+
+/// The two scale-set groups of the end-to-end run: (group, scale set, max_runners).
+const SETS: [(&str, &str, u32); 2] = [("ss-small", "ss-small", 6), ("ss-large", "linux-large", 4)];
+
+/// The pid in a worker's name (`HOST-PID-XXXX`).
+fn pid_of(holder: &str) -> Option<u32> {
+    let mut parts = holder.rsplit('-');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// 300 jobs over two scale sets, `runnerctl worker` processes sharing Redis (AOF): the
+/// session holders are killed with SIGKILL twice and Redis restarts once. Every job runs, at
+/// most 1% of jobs' worth of runners never ran one, no group is ever above `max_runners`, and
+/// nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_restarted() {
+    let jobs = 300;
+    let mut redis = RedisServer::start_persistent();
+    let name = support::manager_name("scale-set");
+    let sim = Arc::new(
+        FakeGitHub::start(FakeGitHubOptions {
+            orgs: vec![("octo-org".into(), vec!["app".into(), "web".into()])],
+            token: Some(TOKEN.into()),
+            job_duration: Duration::from_millis(50),
+            rate_limit: 1_000_000,
+            scale_sets: ScaleSetOptions {
+                acquire: true,
+                poll_hold: Duration::from_secs(2),
+                reassign_after: Duration::from_secs(30),
+                session_timeout: Duration::from_secs(60),
+                ..Default::default()
+            },
+            ..FakeGitHubOptions::default()
+        })
+        .await
+        .unwrap(),
+    );
+    let mut text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: SS_TOKEN\nredis:\n  url: {}\ntime_to_start: 30s\nhealthcheck_interval: 10s\nworker:\n  scale_set_lease: 3s\nqueue:\n  visibility_timeout: 2s\n  max_attempts: 20\n  retry_base: 1s\n  retry_max: 2s\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n",
+        sim.url(),
+        redis.url
+    );
+    for (g, set, max) in SETS {
+        text.push_str(&format!(
+            "  - name: {g}\n    organization: octo-org\n    labels: [{set}]\n    backend: fake\n    max_runners: {max}\n    mode: scale_set\n    scale_set: {{name: {set}}}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, &text).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env("SS_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    // `groups sync` makes the runner groups and the scale sets.
+    let out = cli(&["groups", "sync", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created: Vec<&str> = rows["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["scope"].as_str().unwrap_or("").starts_with("scale set"))
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, vec!["create", "create"], "{rows}");
+    assert_eq!(sim.scale_sets().len(), 2);
+
+    let spawned = std::sync::atomic::AtomicUsize::new(0);
+    let logs = dir.path().to_path_buf();
+    let spawn_worker = || {
+        let n = spawned.fetch_add(1, Ordering::Relaxed);
+        let log = std::fs::File::create(logs.join(format!("worker-{n}.log"))).unwrap();
+        std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&config_path)
+            .args(["worker", "--concurrency", "8"])
+            .env("SS_TOKEN", TOKEN)
+            .env("RUNNERCTL_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let mut workers: Vec<std::process::Child> = (0..2).map(|_| spawn_worker()).collect();
+
+    // Sample capacity: Redis's slots, the scale sets' runners, the backend's instances.
+    let s = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
+    let peak: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (s, peak, watching, sim) = (s.clone(), peak.clone(), watching.clone(), sim.clone());
+        let backend = runnerctl::backend::fake::FakeBackend::new(
+            "fake",
+            &name,
+            None,
+            Some(store::connect(&redis.url).await.unwrap()),
+        );
+        let name = name.clone();
+        tokio::spawn(async move {
+            use runnerctl::backend::Backend;
+            while watching.load(Ordering::Relaxed) {
+                let registered = sim.runners();
+                let instances = backend.list().await.unwrap_or_default();
+                for (g, _, _) in SETS {
+                    let held = s.held(g).await.unwrap_or(0);
+                    let prefix = format!("{name}-{g}-");
+                    let on_github = registered.iter().filter(|r| r.name.starts_with(&prefix)).count() as u32;
+                    let on_backend = instances.iter().filter(|i| i.group() == Some(g)).count() as u32;
+                    let mut p = peak.lock().unwrap();
+                    let e = p.entry(g.to_string()).or_default();
+                    *e = (*e).max(held).max(on_github).max(on_backend);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let repos = ["octo-org/app", "octo-org/web"];
+    for i in 0..jobs {
+        sim.queue_job(repos[i % 2], &[SETS[i % 2].1]);
+    }
+    let start = Instant::now();
+    let mut kills = 0;
+    let mut restarted = false;
+    let mut taken_over: Vec<String> = Vec::new();
+    loop {
+        let all = sim.jobs();
+        let done = all.iter().filter(|j| j.status == JobStatus::Completed).count();
+        if done == jobs {
+            break;
+        }
+        let due_kill = (kills == 0 && done >= jobs / 4) || (kills == 1 && done >= 3 * jobs / 4);
+        if due_kill {
+            // SIGKILL every worker holding a session, then start another, as systemd would.
+            let mut holders = Vec::new();
+            for (_, set, _) in SETS {
+                if let Some(h) = s.scale_set_state(set).await.ok().and_then(|st| st.holder) {
+                    holders.push(h);
+                }
+            }
+            for w in workers.iter_mut() {
+                if holders.iter().any(|h| pid_of(h) == Some(w.id())) {
+                    let _ = w.kill();
+                    let _ = w.wait();
+                    *w = spawn_worker();
+                }
+            }
+            taken_over.extend(holders);
+            kills += 1;
+        }
+        if !restarted && done >= jobs / 2 {
+            redis.restart();
+            restarted = true;
+        }
+        if start.elapsed() > Duration::from_secs(300) {
+            let mut said = String::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if entry.path().extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    said.push_str(&text.lines().rev().take(40).collect::<Vec<_>>().join("\n"));
+                }
+            }
+            panic!(
+                "only {done} of {jobs} jobs completed; fake: {:?}; records: {:?}\nlogs:\n{said}",
+                sim.scale_set_counts(),
+                s.all_runners().await.unwrap().iter().map(|r| (&r.name, r.status)).collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(kills, 2, "the holders were killed twice");
+
+    // Then nothing is left: records, slots, instances, runners of the scale sets.
+    let backend = runnerctl::backend::fake::FakeBackend::new(
+        "fake",
+        &name,
+        None,
+        Some(store::connect(&redis.url).await.unwrap()),
+    );
+    let clean = support::eventually(Duration::from_secs(60), || async {
+        use runnerctl::backend::Backend;
+        let records = s.all_runners().await.ok()?;
+        let instances = backend.list().await.ok()?;
+        (records.is_empty() && instances.is_empty() && sim.runners().is_empty()).then_some(())
+    })
+    .await;
+    watching.store(false, Ordering::Relaxed);
+    watcher.await.unwrap();
+    assert!(
+        clean.is_some(),
+        "left over: records {:?}, runners {:?}",
+        s.all_runners().await.unwrap().iter().map(|r| (&r.name, r.status)).collect::<Vec<_>>(),
+        sim.runners()
+    );
+    for (g, _, max) in SETS {
+        let p = peak.lock().unwrap()[g];
+        assert!(p <= max, "group {g} held {p}, max_runners {max}");
+        assert!(p > 0, "group {g} was used");
+    }
+    let queue = runnerctl::queue::Queue::new(store::connect(&redis.url).await.unwrap(), &name, Default::default());
+    assert!(queue.dead().await.unwrap().is_empty(), "no task or message failed for good");
+    let regs = sim.registrations();
+    let wasted = regs.iter().filter(|r| !r.2).count();
+    let mut waits: Vec<f64> = sim
+        .jobs()
+        .iter()
+        .filter_map(|j| Some(j.started_at?.duration_since(j.queued_at).as_secs_f64()))
+        .collect();
+    waits.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| waits[((waits.len() as f64 - 1.0) * q).round() as usize];
+    let counts = sim.scale_set_counts();
+    let mut fences = 0;
+    for (_, set, _) in SETS {
+        fences += s.scale_set_state(set).await.unwrap().fence;
+    }
+    println!(
+        "scale-set mode: {jobs} jobs, job wait p50 {:.2} s, p95 {:.2} s, max {:.2} s; {} registrations, {wasted} never ran a job ({:.1}% of jobs); messages redelivered {}; jobs taken back {}; sessions opened {}, 409s {}; leases taken {fences} ({} taken over from killed holders); peaks {:?}",
+        at(0.5),
+        at(0.95),
+        at(1.0),
+        regs.len(),
+        100.0 * wasted as f64 / jobs as f64,
+        counts.redelivered,
+        counts.reassigned,
+        counts.sessions_created,
+        counts.conflicts,
+        taken_over.len(),
+        peak.lock().unwrap()
+    );
+    assert!(wasted * 100 <= jobs, "{wasted} runners never ran a job");
+    assert!(fences >= 2 + taken_over.len() as u64, "every killed holder's lease was taken over");
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
     }
 }
