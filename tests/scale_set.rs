@@ -631,3 +631,221 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
         let _ = w.wait();
     }
 }
+
+/// A configuration with one scale-set group in the Default runner group, its listener as
+/// worker `holder`, and the task queue it records into.
+async fn listener_world(
+    sim: &FakeGitHub,
+    redis: &RedisServer,
+    name: &str,
+    holder: &str,
+) -> (runnerctl::listener::Listener, runnerctl::queue::Queue) {
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token: {TOKEN}\nredis:\n  url: {}\nworker:\n  scale_set_lease: 2s\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: ss\n    organization: octo-org\n    labels: [linux-ss]\n    backend: fake\n    max_runners: 3\n    mode: scale_set\n    scale_set: {{name: linux-ss, runner_group: Default}}\n",
+        sim.url(),
+        redis.url
+    );
+    let config = runnerctl::wiring::parse(&text, "t").unwrap().config;
+    let conn = store::connect(&redis.url).await.unwrap();
+    let queue = runnerctl::queue::Queue::new(conn.clone(), name, Default::default());
+    queue.ensure_group().await.unwrap();
+    let mut l = runnerctl::wiring::listeners(&config, conn, &queue, holder).unwrap();
+    (l.remove(0), queue)
+}
+
+async fn tasks_of(queue: &runnerctl::queue::Queue, kind: &str) -> usize {
+    queue
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|t| t.kind == kind)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() {
+    let redis = RedisServer::start();
+    let sim = fake(ScaleSetOptions {
+        poll_hold: Duration::from_millis(500),
+        ..Default::default()
+    })
+    .await;
+    let name = support::manager_name("ss-fence");
+    let (a, queue) = listener_world(&sim, &redis, &name, "host-1-aaaa").await;
+    let (b, _) = listener_world(&sim, &redis, &name, "host-2-bbbb").await;
+    let routes = vec![a.routed.clone()];
+    let rows = runnerctl::manager::sync::scale_sets(&routes, false).await;
+    assert_eq!(rows[0].action, runnerctl::manager::sync::Action::Create, "{rows:?}");
+    let st = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let a_task = tokio::spawn(a.run(stop_rx.clone()));
+    let held = support::eventually(Duration::from_secs(10), || async {
+        let s = st.scale_set_state("linux-ss").await.ok()?;
+        (s.holder.as_deref() == Some("host-1-aaaa") && s.session_id.is_some()).then_some(s)
+    })
+    .await
+    .expect("the first listener holds the session");
+    assert_eq!(held.fence, 1);
+    // B waits while A holds the lease.
+    let b_task = tokio::spawn(b.run(stop_rx.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = st.scale_set_state("linux-ss").await.unwrap();
+    assert_eq!(s.holder.as_deref(), Some("host-1-aaaa"), "one holder at a time");
+    assert_eq!(sim.scale_set_counts().sessions_created, 1);
+    // A's lease is taken from it (as when Redis failed over without it, or A was paused past
+    // its lease) by an intruder that opens no session: A stops acting at once (within a
+    // third of the lease), deletes its own session and records nothing more.
+    let conn = store::connect(&redis.url).await.unwrap();
+    let mut c = conn.clone();
+    let key = format!("{}lock:scaleset:linux-ss", runnerctl::store::prefix(&name));
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
+    let intruder = st
+        .scale_set_acquire("linux-ss", "intruder", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the intruder takes the free lease");
+    assert_eq!(intruder.fence, 2);
+    let stopped = support::eventually(Duration::from_secs(3), || async {
+        (sim.scale_set_counts().open_sessions == 0).then_some(())
+    })
+    .await;
+    assert!(stopped.is_some(), "A deleted its session: {:?}", sim.scale_set_counts());
+    sim.queue_job("octo-org/app", &["linux-ss"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(tasks_of(&queue, "job_queued").await, 0, "nobody records while the intruder holds the lease");
+    assert!(!st.scale_set_commit("linux-ss", &runnerctl::store::Lease { token: "host-1-aaaa/0".into(), fence: 1 }, &[("last_message_id", "999".into())]).await.unwrap(), "a write without the lease is refused");
+    // The intruder lets go: one of A and B takes the lease (fence 3) and records the job once.
+    st.scale_set_release("linux-ss", &intruder).await.unwrap();
+    let taken = support::eventually(Duration::from_secs(10), || async {
+        let s = st.scale_set_state("linux-ss").await.ok()?;
+        (s.fence == 3 && s.holder.as_deref() != Some("intruder")).then_some(s)
+    })
+    .await
+    .expect("a listener takes the lease again");
+    let recorded = support::eventually(Duration::from_secs(10), || async {
+        (tasks_of(&queue, "job_queued").await == 1).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "the assigned job is recorded, once");
+    let s = st.scale_set_state("linux-ss").await.unwrap();
+    assert_eq!(s.holder, taken.holder);
+    assert!(s.last_message_id > 0 && s.last_message_id != 999);
+    assert_eq!(sim.scale_set_counts().open_sessions, 1);
+    stop_tx.send(true).unwrap();
+    a_task.await.unwrap();
+    b_task.await.unwrap();
+    // Stopping deletes the session and gives the lease up.
+    assert_eq!(sim.scale_set_counts().open_sessions, 0);
+    assert_eq!(st.scale_set_state("linux-ss").await.unwrap().holder, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_tokens_renewed() {
+    let redis = RedisServer::start();
+    let sim = fake(ScaleSetOptions {
+        poll_hold: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let name = support::manager_name("ss-409");
+    let (l, queue) = listener_world(&sim, &redis, &name, "host-1-aaaa").await;
+    let routed = l.routed.clone();
+    runnerctl::manager::sync::scale_sets(&[routed.clone()], false).await;
+    let id = routed.id().await.unwrap();
+    // Someone else's session is open: the listener waits it out.
+    let other = routed.service.create_session(id, "someone-else").await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(l.run(stop_rx));
+    let waited = support::eventually(Duration::from_secs(10), || async {
+        (sim.scale_set_counts().conflicts >= 2).then_some(())
+    })
+    .await;
+    assert!(waited.is_some(), "409s answered, and asked again");
+    assert!(!task.is_finished(), "a 409 is no crash");
+    routed.service.delete_session(id, &other.id).await.unwrap();
+    let open = support::eventually(Duration::from_secs(30), || async {
+        (sim.scale_set_counts().sessions_created == 2).then_some(())
+    })
+    .await;
+    assert!(open.is_some(), "the listener opened its session once the other was gone");
+    // A malformed message: dead-lettered with its id, the session goes on.
+    let bad = sim.inject_scale_set_message(id, "{this is not job messages");
+    let dead = support::eventually(Duration::from_secs(10), || async {
+        let dead = queue.dead().await.ok()?;
+        dead.iter()
+            .find(|t| t.kind == "scale_set_message")
+            .map(|t| t.error.clone())
+    })
+    .await
+    .expect("the malformed message is in the dead letters");
+    assert!(dead.unwrap_or_default().contains("not job messages"));
+    let st = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
+    assert!(st.scale_set_state("linux-ss").await.unwrap().last_message_id >= bad);
+    sim.queue_job("octo-org/app", &["linux-ss"]);
+    let recorded = support::eventually(Duration::from_secs(10), || async {
+        (tasks_of(&queue, "job_queued").await == 1).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "the session went on");
+    // Every token expires: the queue's 401 refreshes the session, the admin token is
+    // exchanged again, and the next job is recorded too.
+    sim.expire_scale_set_tokens();
+    sim.queue_job("octo-org/web", &["linux-ss"]);
+    let recorded = support::eventually(Duration::from_secs(10), || async {
+        (tasks_of(&queue, "job_queued").await == 2).then_some(())
+    })
+    .await;
+    assert!(recorded.is_some(), "recorded after the tokens expired");
+    assert_eq!(sim.scale_set_counts().sessions_created, 2, "refreshed, not reopened");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    // No token in Redis, in clear or otherwise.
+    let dump = support::redis_dump(&redis.url, "*").await;
+    for secret in [TOKEN, "QT", "RemoteAuth", "eyJ0eXAi"] {
+        assert!(!dump.contains(secret), "`{secret}` in Redis:\n{dump}");
+    }
+}
+
+#[tokio::test]
+async fn github_enterprise_server_and_an_app_installation_work_too() {
+    let key = |f: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/github-app/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let sim = FakeGitHub::start(FakeGitHubOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        app: Some(runnerctl::forge::fake::FakeApp {
+            app_id: 4242,
+            installation_id: 77,
+            public_key_pem: key("app-key.pub.pem"),
+        }),
+        ..FakeGitHubOptions::default()
+    })
+    .await
+    .unwrap();
+    // GHES serves the API under /api/v3; the exchange goes to the same root.
+    let gh = GitHub::new(
+        &format!("{}/api/v3", sim.url()),
+        Auth::App {
+            app_id: 4242,
+            installation_id: 77,
+            private_key: Secret::new(key("app-key.pem")),
+        },
+    )
+    .unwrap();
+    let svc = ActionsService::new(Arc::new(gh), Scope::Org("octo-org".into())).unwrap();
+    let (set, how) = svc.ensure_scale_set(&spec(&[])).await.unwrap();
+    assert_eq!(how, Ensured::Created);
+    let s = svc.create_session(set.id, "w").await.unwrap();
+    svc.delete_session(set.id, &s.id).await.unwrap();
+    let reqs = sim.requests();
+    assert!(
+        reqs.iter().any(|r| r == "POST /api/v3/orgs/octo-org/actions/runners/registration-token"),
+        "{reqs:?}"
+    );
+    assert!(sim.token_requests() >= 1, "an installation token was made");
+}

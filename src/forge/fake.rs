@@ -437,6 +437,12 @@ impl FakeGitHub {
         self.w().ss.counts()
     }
 
+    /// Puts a message with this raw body on scale set `set`'s queue (a malformed one, say);
+    /// its id.
+    pub fn inject_scale_set_message(&self, set: u64, body: &str) -> u64 {
+        self.w().ss.inject(set, body)
+    }
+
     /// Drops every open session, as the service does when their owners are gone.
     pub fn drop_scale_set_sessions(&self) {
         self.w().ss.drop_sessions()

@@ -56,8 +56,8 @@ pub struct FakeScaleSet {
     pub labels: Vec<Value>,
     pub setting: Value,
     session: Option<FakeSession>,
-    /// Undeleted messages: (id, job messages, statistics at the time).
-    queue: Vec<(u64, Vec<Value>, Value)>,
+    /// Undeleted messages: (id, body, statistics at the time).
+    queue: Vec<(u64, String, Value)>,
     /// Job messages not yet put into a queue message.
     pending: Vec<Value>,
     /// The last `X-ScaleSetMaxCapacity` polled with.
@@ -153,6 +153,16 @@ impl State {
                     && (s.scope == format!("orgs/{owner}") || s.scope == format!("repos/{repo}"))
             })
             .map(|s| s.id)
+    }
+
+    /// Puts a message with this raw body on a scale set's queue (tests: a malformed one).
+    pub(super) fn inject(&mut self, set: u64, body: &str) -> u64 {
+        self.next_message += 1;
+        let id = self.next_message;
+        if let Some(s) = self.sets.iter_mut().find(|s| s.id == set) {
+            s.queue.push((id, body.to_string(), json!({})));
+        }
+        id
     }
 
     /// Drops a session as the service does when its owner is gone (tests).
@@ -454,7 +464,7 @@ fn flush(w: &mut World) {
             let id = w.ss.next_message;
             let stats = statistics(w, set);
             if let Some(s) = w.ss.sets.iter_mut().find(|s| s.id == set) {
-                s.queue.push((id, chunk.to_vec(), stats));
+                s.queue.push((id, Value::Array(chunk.to_vec()).to_string(), stats));
             }
         }
     }
@@ -979,7 +989,7 @@ pub(super) fn poll_once(w: &mut World, r: &Req) -> Option<(u16, Value)> {
         json!({
             "messageId": id,
             "messageType": "RunnerScaleSetJobMessages",
-            "body": Value::Array(body).to_string(),
+            "body": body,
             "statistics": stats,
         }),
     ))
