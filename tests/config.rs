@@ -1079,3 +1079,51 @@ fn a_warm_pool_on_a_vm_needs_the_broker_and_a_spot_ec2_group_keeps_no_stopped_in
         ["runner_groups[0].warm_pool: cannot keep stopped instances: its spec asks for spot instances, and EC2 stops a spot instance only under a persistent request (runnerctl makes one-time requests); keep a hot pool, or a stopped pool of an on-demand group"]
     );
 }
+
+#[test]
+fn scale_set_mode_s_errors_name_their_field() {
+    // Valid: the mode alone, or with a name and a runner group; the webhook secret is then
+    // not needed by these groups (another may still use webhooks).
+    let ok = with_group(
+        "    mode: scale_set\n    scale_set:\n      name: linux-ss\n      runner_group: Default\n",
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+    let c = runnerctl::wiring::parse(&ok, "test.yaml").unwrap().config;
+    let g = &c.runner_groups[0];
+    assert!(g.scale_set_mode());
+    assert_eq!(g.scale_set_name(), "linux-ss");
+    assert_eq!(g.scale_set_runner_group(), "Default");
+    let plain = runnerctl::wiring::parse(&with_group("    mode: scale_set\n"), "t")
+        .unwrap()
+        .config;
+    assert_eq!(plain.runner_groups[0].scale_set_name(), "a");
+    assert_eq!(
+        plain.runner_groups[0].scale_set_runner_group(),
+        "a",
+        "the group's own runner group"
+    );
+    assert_eq!(
+        plain.worker.scale_set_lease.as_std(),
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        errors(&with_group("    scale_set:\n      name: x y\n      runner_group: a/b\n      size: 3\n")),
+        [
+            "runner_groups[0].scale_set: is read only with `mode: scale_set`",
+            "runner_groups[0].scale_set.name: `x y` is not a usable name: 1 to 100 characters, no spaces, commas, `/`, `?` or `&`",
+            "runner_groups[0].scale_set.runner_group: `a/b` is not a usable name: 1 to 100 characters, no spaces, commas, `/`, `?` or `&`",
+            "runner_groups[0].scale_set.size: unknown field `size`, expected `name` or `runner_group`",
+        ]
+    );
+    assert_eq!(
+        errors(&with_group("    mode: listen\n")),
+        ["runner_groups[0].mode: unknown variant `listen`, expected `webhook` or `scale_set`"]
+    );
+    assert_eq!(
+        errors(&format!(
+            "{}worker:\n  scale_set_lease: 1s\n",
+            with_group("    mode: scale_set\n")
+        )),
+        ["worker.scale_set_lease: must be between 2s and 10m (is 1s)"]
+    );
+}

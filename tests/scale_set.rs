@@ -9,17 +9,17 @@ mod support;
 
 use runnerctl::config::Secret;
 use runnerctl::forge::fake::{FakeGitHub, FakeGitHubOptions, JobStatus, ScaleSetOptions};
-use runnerctl::store::{self, RedisStore};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use runnerctl::forge::github::actions::ActionsService;
 use runnerctl::forge::github::{Auth, GitHub};
 use runnerctl::forge::scaleset::{
     job_messages, Ensured, Polled, ScaleSetSpec, ScaleSets, SessionError,
 };
 use runnerctl::forge::{Deleted, Scope};
+use runnerctl::store::{self, RedisStore};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::RedisServer;
 
@@ -108,7 +108,10 @@ async fn one_session_per_scale_set_and_a_second_is_refused_with_409() {
     svc.delete_session(set.id, &s.id).await.unwrap();
     let again = svc.create_session(set.id, "worker-2").await.unwrap();
     // The old session is gone: its queue answers 404.
-    assert!(matches!(svc.poll(&s, 0, 5).await, Err(SessionError::Gone(_))));
+    assert!(matches!(
+        svc.poll(&s, 0, 5).await,
+        Err(SessionError::Gone(_))
+    ));
     assert_eq!(sim.scale_set_counts().conflicts, 1);
     svc.delete_session(set.id, &again.id).await.unwrap();
 }
@@ -153,7 +156,10 @@ async fn expired_queue_and_admin_tokens_are_renewed() {
     let (set, _) = svc.ensure_scale_set(&spec(&[])).await.unwrap();
     let s = svc.create_session(set.id, "w").await.unwrap();
     sim.expire_scale_set_tokens();
-    assert!(matches!(svc.poll(&s, 0, 5).await, Err(SessionError::Expired)));
+    assert!(matches!(
+        svc.poll(&s, 0, 5).await,
+        Err(SessionError::Expired)
+    ));
     let s2 = svc.refresh_session(set.id, &s).await.unwrap();
     assert_eq!(s2.id, s.id);
     assert_eq!(svc.poll(&s2, 0, 5).await.unwrap(), Polled::Empty);
@@ -163,7 +169,11 @@ async fn expired_queue_and_admin_tokens_are_renewed() {
             .filter(|r| r.ends_with("/actions/runner-registration"))
             .count()
     };
-    assert_eq!(exchanges(&sim), 2, "the refresh found the admin token expired too");
+    assert_eq!(
+        exchanges(&sim),
+        2,
+        "the refresh found the admin token expired too"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +181,10 @@ async fn a_scale_set_s_jit_runner_is_listed_and_deleted_unless_busy() {
     let sim = fake(ScaleSetOptions::default()).await;
     let svc = service(&sim);
     let (set, _) = svc.ensure_scale_set(&spec(&[])).await.unwrap();
-    let jit = svc.generate_jit(set.id, "rc-linux-ss-a", "_work").await.unwrap();
+    let jit = svc
+        .generate_jit(set.id, "rc-linux-ss-a", "_work")
+        .await
+        .unwrap();
     assert_eq!(jit.runner.runner_scale_set_id, set.id);
     assert!(!jit.encoded.expose().is_empty());
     // A used name: a conflict, which the life cycle resolves by name.
@@ -194,13 +207,19 @@ async fn a_scale_set_s_jit_runner_is_listed_and_deleted_unless_busy() {
     })
     .await;
     assert!(busy.is_some(), "the runner took the job");
-    assert_eq!(svc.delete_agent(jit.runner.id).await.unwrap(), Deleted::Busy);
+    assert_eq!(
+        svc.delete_agent(jit.runner.id).await.unwrap(),
+        Deleted::Busy
+    );
     let gone = support::eventually(Duration::from_secs(5), || async {
         sim.runners().is_empty().then_some(())
     })
     .await;
     assert!(gone.is_some(), "the ephemeral runner left after its job");
-    assert_eq!(svc.delete_agent(jit.runner.id).await.unwrap(), Deleted::NotFound);
+    assert_eq!(
+        svc.delete_agent(jit.runner.id).await.unwrap(),
+        Deleted::NotFound
+    );
 }
 
 #[tokio::test]
@@ -251,14 +270,29 @@ async fn the_fake_service_answers_in_the_contract_s_shapes() {
             addr,
             method,
             path,
-            &[("Authorization", auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", auth),
+                ("Content-Type", "application/json"),
+            ],
             body.as_bytes(),
         );
-        (status, serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default())
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
     };
-    let (st, reg) = call("POST", "/orgs/octo-org/actions/runners/registration-token", &format!("Bearer {TOKEN}"), "");
+    let (st, reg) = call(
+        "POST",
+        "/orgs/octo-org/actions/runners/registration-token",
+        &format!("Bearer {TOKEN}"),
+        "",
+    );
     assert_eq!(st, 201);
-    assert_shape(&contract("registration-token.response.json"), &reg, "registration token");
+    assert_shape(
+        &contract("registration-token.response.json"),
+        &reg,
+        "registration token",
+    );
     let token = reg["token"].as_str().unwrap();
     let (st, ex) = call(
         "POST",
@@ -267,28 +301,64 @@ async fn the_fake_service_answers_in_the_contract_s_shapes() {
         r#"{"url": "http://test/octo-org", "runner_event": "register"}"#,
     );
     assert_eq!(st, 201, "{ex}");
-    assert_shape(&contract("runner-registration.response.json"), &ex, "exchange");
+    assert_shape(
+        &contract("runner-registration.response.json"),
+        &ex,
+        "exchange",
+    );
     let admin = format!("Bearer {}", ex["token"].as_str().unwrap());
     let svc = "/_services/pipelines/_apis";
     let v = "api-version=6.0-preview";
-    let (_, groups) = call("GET", &format!("{svc}/runtime/runnergroups/?groupName=Default&{v}"), &admin, "");
-    assert_shape(&contract("runnergroups.response.json"), &groups, "runner groups");
+    let (_, groups) = call(
+        "GET",
+        &format!("{svc}/runtime/runnergroups/?groupName=Default&{v}"),
+        &admin,
+        "",
+    );
+    assert_shape(
+        &contract("runnergroups.response.json"),
+        &groups,
+        "runner groups",
+    );
     let create = contract("scaleset.create.request.json").to_string();
-    let (st, set) = call("POST", &format!("{svc}/runtime/runnerscalesets?{v}"), &admin, &create);
+    let (st, set) = call(
+        "POST",
+        &format!("{svc}/runtime/runnerscalesets?{v}"),
+        &admin,
+        &create,
+    );
     assert_eq!(st, 200, "{set}");
     assert_shape(&contract("scaleset.response.json"), &set, "scale set");
     let id = set["id"].as_u64().unwrap();
     let name = set["name"].as_str().unwrap().to_string();
-    let (_, list) = call("GET", &format!("{svc}/runtime/runnerscalesets?runnerGroupId=1&name={name}&{v}"), &admin, "");
-    assert_shape(&contract("scalesets.list.response.json"), &list, "scale set list");
+    let (_, list) = call(
+        "GET",
+        &format!("{svc}/runtime/runnerscalesets?runnerGroupId=1&name={name}&{v}"),
+        &admin,
+        "",
+    );
+    assert_shape(
+        &contract("scalesets.list.response.json"),
+        &list,
+        "scale set list",
+    );
     let (_, jit) = call(
         "POST",
         &format!("{svc}/runtime/runnerscalesets/{id}/generatejitconfig?{v}"),
         &admin,
         &contract("generatejitconfig.request.json").to_string(),
     );
-    assert_shape(&contract("generatejitconfig.response.json"), &jit, "JIT config");
-    let (_, agents) = call("GET", &format!("{svc}/distributedtask/pools/0/agents?{v}"), &admin, "");
+    assert_shape(
+        &contract("generatejitconfig.response.json"),
+        &jit,
+        "JIT config",
+    );
+    let (_, agents) = call(
+        "GET",
+        &format!("{svc}/distributedtask/pools/0/agents?{v}"),
+        &admin,
+        "",
+    );
     assert_shape(&contract("agents.list.response.json"), &agents, "agents");
     let (st, session) = call(
         "POST",
@@ -308,8 +378,14 @@ async fn the_fake_service_answers_in_the_contract_s_shapes() {
     assert_shape(&contract("error.response.json"), &conflict, "error");
     // A message with every job message type of the contract.
     sim.queue_job(&format!("octo-org/app"), &[&name]);
-    let url = session["messageQueueUrl"].as_str().unwrap().replace("http://test", "");
-    let queue_token = format!("Bearer {}", session["messageQueueAccessToken"].as_str().unwrap());
+    let url = session["messageQueueUrl"]
+        .as_str()
+        .unwrap()
+        .replace("http://test", "");
+    let queue_token = format!(
+        "Bearer {}",
+        session["messageQueueAccessToken"].as_str().unwrap()
+    );
     let mut message = serde_json::Value::Null;
     for _ in 0..50 {
         let (st, m) = call("GET", &url, &queue_token, "");
@@ -331,9 +407,18 @@ async fn the_fake_service_answers_in_the_contract_s_shapes() {
         &format!("[{request}]"),
     );
     assert_eq!(st, 200);
-    assert_shape(&contract("acquirejobs.response.json"), &acquired, "acquired");
+    assert_shape(
+        &contract("acquirejobs.response.json"),
+        &acquired,
+        "acquired",
+    );
     // Without api-version: refused, as the service does.
-    let (st, _) = call("GET", &format!("{svc}/distributedtask/pools/0/agents"), &admin, "");
+    let (st, _) = call(
+        "GET",
+        &format!("{svc}/distributedtask/pools/0/agents"),
+        &admin,
+        "",
+    );
     assert_eq!(st, 400);
 }
 
@@ -375,7 +460,8 @@ fn shape(file: &str) -> serde_json::Value {
 /// The copy of the contract's shapes is the contract's, where the contract is at hand.
 #[test]
 fn the_fixtures_are_the_contract_s_shapes() {
-    let contract = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contracts/scaleset");
+    let contract =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/contracts/scaleset");
     let Ok(files) = std::fs::read_dir(&contract) else {
         return; // a clone without the shared contracts beside it
     };
@@ -450,7 +536,11 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
     };
     // `groups sync` makes the runner groups and the scale sets.
     let out = cli(&["groups", "sync", "-o", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let created: Vec<&str> = rows["groups"]
         .as_array()
@@ -501,8 +591,12 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
                 for (g, _, _) in SETS {
                     let held = s.held(g).await.unwrap_or(0);
                     let prefix = format!("{name}-{g}-");
-                    let on_github = registered.iter().filter(|r| r.name.starts_with(&prefix)).count() as u32;
-                    let on_backend = instances.iter().filter(|i| i.group() == Some(g)).count() as u32;
+                    let on_github = registered
+                        .iter()
+                        .filter(|r| r.name.starts_with(&prefix))
+                        .count() as u32;
+                    let on_backend =
+                        instances.iter().filter(|i| i.group() == Some(g)).count() as u32;
                     let mut p = peak.lock().unwrap();
                     let e = p.entry(g.to_string()).or_default();
                     *e = (*e).max(held).max(on_github).max(on_backend);
@@ -522,7 +616,10 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
     let mut taken_over: Vec<String> = Vec::new();
     loop {
         let all = sim.jobs();
-        let done = all.iter().filter(|j| j.status == JobStatus::Completed).count();
+        let done = all
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed)
+            .count();
         if done == jobs {
             break;
         }
@@ -560,7 +657,12 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
             panic!(
                 "only {done} of {jobs} jobs completed; fake: {:?}; records: {:?}\nlogs:\n{said}",
                 sim.scale_set_counts(),
-                s.all_runners().await.unwrap().iter().map(|r| (&r.name, r.status)).collect::<Vec<_>>()
+                s.all_runners()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (&r.name, r.status))
+                    .collect::<Vec<_>>()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -586,7 +688,12 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
     assert!(
         clean.is_some(),
         "left over: records {:?}, runners {:?}",
-        s.all_runners().await.unwrap().iter().map(|r| (&r.name, r.status)).collect::<Vec<_>>(),
+        s.all_runners()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (&r.name, r.status))
+            .collect::<Vec<_>>(),
         sim.runners()
     );
     for (g, _, max) in SETS {
@@ -594,8 +701,15 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
         assert!(p <= max, "group {g} held {p}, max_runners {max}");
         assert!(p > 0, "group {g} was used");
     }
-    let queue = runnerctl::queue::Queue::new(store::connect(&redis.url).await.unwrap(), &name, Default::default());
-    assert!(queue.dead().await.unwrap().is_empty(), "no task or message failed for good");
+    let queue = runnerctl::queue::Queue::new(
+        store::connect(&redis.url).await.unwrap(),
+        &name,
+        Default::default(),
+    );
+    assert!(
+        queue.dead().await.unwrap().is_empty(),
+        "no task or message failed for good"
+    );
     let regs = sim.registrations();
     let wasted = regs.iter().filter(|r| !r.2).count();
     let mut waits: Vec<f64> = sim
@@ -625,7 +739,39 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
         peak.lock().unwrap()
     );
     assert!(wasted * 100 <= jobs, "{wasted} runners never ran a job");
-    assert!(fences >= 2 + taken_over.len() as u64, "every killed holder's lease was taken over");
+    // `doctor` sees both scale sets, each held by a worker; `groups sync` changes nothing.
+    let out = cli(&["doctor", "-o", "json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (_, set, _) in SETS {
+        let c = checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == format!("scale set {set}"))
+            .unwrap_or_else(|| panic!("no check of {set}: {checks}"));
+        assert_eq!(c["status"], "ok", "{c}");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .contains("session held by worker"),
+            "{c}"
+        );
+    }
+    let out = cli(&["groups", "sync", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "unchanged"),
+        "{rows}"
+    );
+    assert!(
+        fences >= 2 + taken_over.len() as u64,
+        "every killed holder's lease was taken over"
+    );
     for mut w in workers {
         let _ = w.kill();
         let _ = w.wait();
@@ -676,7 +822,11 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     let (b, _) = listener_world(&sim, &redis, &name, "host-2-bbbb").await;
     let routes = vec![a.routed.clone()];
     let rows = runnerctl::manager::sync::scale_sets(&routes, false).await;
-    assert_eq!(rows[0].action, runnerctl::manager::sync::Action::Create, "{rows:?}");
+    assert_eq!(
+        rows[0].action,
+        runnerctl::manager::sync::Action::Create,
+        "{rows:?}"
+    );
     let st = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let a_task = tokio::spawn(a.run(stop_rx.clone()));
@@ -691,7 +841,11 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     let b_task = tokio::spawn(b.run(stop_rx.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = st.scale_set_state("linux-ss").await.unwrap();
-    assert_eq!(s.holder.as_deref(), Some("host-1-aaaa"), "one holder at a time");
+    assert_eq!(
+        s.holder.as_deref(),
+        Some("host-1-aaaa"),
+        "one holder at a time"
+    );
     assert_eq!(sim.scale_set_counts().sessions_created, 1);
     // A's lease is taken from it (as when Redis failed over without it, or A was paused past
     // its lease) by an intruder that opens no session: A stops acting at once (within a
@@ -699,7 +853,11 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     let conn = store::connect(&redis.url).await.unwrap();
     let mut c = conn.clone();
     let key = format!("{}lock:scaleset:linux-ss", runnerctl::store::prefix(&name));
-    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
     let intruder = st
         .scale_set_acquire("linux-ss", "intruder", Duration::from_secs(30))
         .await
@@ -710,11 +868,31 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
         (sim.scale_set_counts().open_sessions == 0).then_some(())
     })
     .await;
-    assert!(stopped.is_some(), "A deleted its session: {:?}", sim.scale_set_counts());
+    assert!(
+        stopped.is_some(),
+        "A deleted its session: {:?}",
+        sim.scale_set_counts()
+    );
     sim.queue_job("octo-org/app", &["linux-ss"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(tasks_of(&queue, "job_queued").await, 0, "nobody records while the intruder holds the lease");
-    assert!(!st.scale_set_commit("linux-ss", &runnerctl::store::Lease { token: "host-1-aaaa/0".into(), fence: 1 }, &[("last_message_id", "999".into())]).await.unwrap(), "a write without the lease is refused");
+    assert_eq!(
+        tasks_of(&queue, "job_queued").await,
+        0,
+        "nobody records while the intruder holds the lease"
+    );
+    assert!(
+        !st.scale_set_commit(
+            "linux-ss",
+            &runnerctl::store::Lease {
+                token: "host-1-aaaa/0".into(),
+                fence: 1
+            },
+            &[("last_message_id", "999".into())]
+        )
+        .await
+        .unwrap(),
+        "a write without the lease is refused"
+    );
     // The intruder lets go: one of A and B takes the lease (fence 3) and records the job once.
     st.scale_set_release("linux-ss", &intruder).await.unwrap();
     let taken = support::eventually(Duration::from_secs(10), || async {
@@ -754,7 +932,11 @@ async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_token
     runnerctl::manager::sync::scale_sets(&[routed.clone()], false).await;
     let id = routed.id().await.unwrap();
     // Someone else's session is open: the listener waits it out.
-    let other = routed.service.create_session(id, "someone-else").await.unwrap();
+    let other = routed
+        .service
+        .create_session(id, "someone-else")
+        .await
+        .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(l.run(stop_rx));
     let waited = support::eventually(Duration::from_secs(10), || async {
@@ -768,7 +950,10 @@ async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_token
         (sim.scale_set_counts().sessions_created == 2).then_some(())
     })
     .await;
-    assert!(open.is_some(), "the listener opened its session once the other was gone");
+    assert!(
+        open.is_some(),
+        "the listener opened its session once the other was gone"
+    );
     // A malformed message: dead-lettered with its id, the session goes on.
     let bad = sim.inject_scale_set_message(id, "{this is not job messages");
     let dead = support::eventually(Duration::from_secs(10), || async {
@@ -781,7 +966,13 @@ async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_token
     .expect("the malformed message is in the dead letters");
     assert!(dead.unwrap_or_default().contains("not job messages"));
     let st = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
-    assert!(st.scale_set_state("linux-ss").await.unwrap().last_message_id >= bad);
+    assert!(
+        st.scale_set_state("linux-ss")
+            .await
+            .unwrap()
+            .last_message_id
+            >= bad
+    );
     sim.queue_job("octo-org/app", &["linux-ss"]);
     let recorded = support::eventually(Duration::from_secs(10), || async {
         (tasks_of(&queue, "job_queued").await == 1).then_some(())
@@ -797,7 +988,11 @@ async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_token
     })
     .await;
     assert!(recorded.is_some(), "recorded after the tokens expired");
-    assert_eq!(sim.scale_set_counts().sessions_created, 2, "refreshed, not reopened");
+    assert_eq!(
+        sim.scale_set_counts().sessions_created,
+        2,
+        "refreshed, not reopened"
+    );
     stop_tx.send(true).unwrap();
     task.await.unwrap();
     // No token in Redis, in clear or otherwise.
@@ -844,7 +1039,8 @@ async fn github_enterprise_server_and_an_app_installation_work_too() {
     svc.delete_session(set.id, &s.id).await.unwrap();
     let reqs = sim.requests();
     assert!(
-        reqs.iter().any(|r| r == "POST /api/v3/orgs/octo-org/actions/runners/registration-token"),
+        reqs.iter()
+            .any(|r| r == "POST /api/v3/orgs/octo-org/actions/runners/registration-token"),
         "{reqs:?}"
     );
     assert!(sim.token_requests() >= 1, "an installation token was made");

@@ -235,6 +235,7 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
     app_checks(config, out).await;
     budget_checks(&*forge, out).await;
     webhook_checks(config, &*forge, out).await;
+    scale_set_checks(config, out).await;
     let Some(capable) = forge.groups() else {
         return;
     };
@@ -372,6 +373,88 @@ const DELIVERIES: u32 = 20;
 
 /// The webhooks of each group's scope: one that sends `workflow_job` events, and how its recent
 /// deliveries fared (GitHub records the receiver's status of each).
+/// Each scale set (`mode: scale_set`): it exists on GitHub, a worker holds its session, and
+/// how long ago its last message was handled.
+async fn scale_set_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    let routes = match crate::wiring::scale_set_routes(config) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(check("scale sets", Status::Fail, e.to_string()));
+            return;
+        }
+    };
+    if routes.is_empty() {
+        return;
+    }
+    let store = match within("Redis", crate::wiring::connect(config)).await {
+        Ok(conn) => Some(crate::wiring::store(config, conn)),
+        Err(_) => None,
+    };
+    for r in routes {
+        let name = format!("scale set {}", r.spec.name);
+        let found = within(
+            "GitHub's Actions service",
+            r.service.find_scale_set(&r.spec.name, &r.spec.runner_group),
+        )
+        .await;
+        let set = match found {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                out.push(check(name, Status::Fail, format!("missing in runner group `{}`: start a worker or run `runnerctl groups sync`", r.spec.runner_group)));
+                continue;
+            }
+            Err(e) => {
+                out.push(check(name, Status::Fail, e));
+                continue;
+            }
+        };
+        let stats = set.statistics.unwrap_or_default();
+        let mut detail = format!(
+            "exists (id {}, runner group `{}`); GitHub: {} assigned, {} running, {} runners",
+            set.id,
+            set.runner_group_name,
+            stats.total_assigned_jobs,
+            stats.total_running_jobs,
+            stats.total_registered_runners
+        );
+        let state = match &store {
+            Some(st) => within("Redis", st.scale_set_state(&r.spec.name)).await.ok(),
+            None => None,
+        };
+        let status = match state {
+            None => {
+                detail.push_str("; its session is unknown (Redis did not answer)");
+                Status::Warn
+            }
+            Some(st) => {
+                let age = match st.last_message_at {
+                    Some(at) => format!(
+                        "last message {}s ago",
+                        crate::model::unix_now().saturating_sub(at)
+                    ),
+                    None => "no message handled yet".into(),
+                };
+                match st.holder {
+                    Some(h) => {
+                        detail.push_str(&format!(
+                            "; session held by worker {h} (fence {}); {age}",
+                            st.fence
+                        ));
+                        Status::Ok
+                    }
+                    None => {
+                        detail.push_str(&format!(
+                            "; no worker holds its session (is a worker running?); {age}"
+                        ));
+                        Status::Warn
+                    }
+                }
+            }
+        };
+        out.push(check(name, status, detail));
+    }
+}
+
 async fn webhook_checks(
     config: &crate::config::Config,
     forge: &dyn crate::forge::Forge,
@@ -381,7 +464,8 @@ async fn webhook_checks(
         return;
     };
     let mut seen = Vec::new();
-    for g in &config.runner_groups {
+    // A scale set's jobs come from its message queue: no webhook needed.
+    for g in config.runner_groups.iter().filter(|g| !g.scale_set_mode()) {
         let scope = crate::manager::Manager::scope(g);
         let key = scope.path();
         if seen.contains(&key) {

@@ -119,7 +119,9 @@ async fn start_listeners(
             crate::manager::sync::Action::Error => {
                 tracing::warn!(group = %row.group, error = %row.changes.join("; "), "scale set not synchronized at start")
             }
-            action => tracing::info!(group = %row.group, scale_set = ?row.github_id, ?action, "scale set synchronized at start"),
+            action => {
+                tracing::info!(group = %row.group, scale_set = ?row.github_id, ?action, "scale set synchronized at start")
+            }
         }
     }
     for l in listeners {

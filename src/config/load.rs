@@ -1134,7 +1134,8 @@ impl<'a> Cx<'a> {
 
     fn check_worker(&mut self, w: &WorkerConfig) {
         let lease = w.scale_set_lease.as_std();
-        if lease < std::time::Duration::from_secs(2) || lease > std::time::Duration::from_secs(600) {
+        if lease < std::time::Duration::from_secs(2) || lease > std::time::Duration::from_secs(600)
+        {
             self.error(
                 "worker.scale_set_lease",
                 format!("must be between 2s and 10m (is {}s)", lease.as_secs_f64()),

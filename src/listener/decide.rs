@@ -195,17 +195,37 @@ mod tests {
             vec![
                 job("JobAvailable", 1, json!({"acquireJobUrl": "x"})),
                 job("JobAssigned", 1, json!({})),
-                job("JobStarted", 1, json!({"runnerId": 5, "runnerName": "rc-linux-a", "runnerAssignTime": "2026-05-01T10:00:12Z"})),
-                job("JobCompleted", 1, json!({"runnerId": 5, "runnerName": "rc-linux-a", "result": "succeeded"})),
+                job(
+                    "JobStarted",
+                    1,
+                    json!({"runnerId": 5, "runnerName": "rc-linux-a", "runnerAssignTime": "2026-05-01T10:00:12Z"}),
+                ),
+                job(
+                    "JobCompleted",
+                    1,
+                    json!({"runnerId": 5, "runnerName": "rc-linux-a", "result": "succeeded"}),
+                ),
                 job("SomethingNew", 1, json!({})),
             ],
         );
         let d = decide(&group(), "linux", &m, &ours).unwrap();
         assert_eq!(d.acquire, vec![1]);
         assert_eq!(d.tasks.len(), 3);
-        assert!(matches!(&d.tasks[0].task, Task::JobQueued { job_id: 1, group, repository, queued_at: Some(_), .. } if group == "linux" && repository == "octo-org/app"));
-        assert!(matches!(&d.tasks[1].task, Task::JobInProgress { job_id: 1, runner_id: Some(5), waited_secs: Some(12), .. }));
-        assert!(matches!(&d.tasks[2].task, Task::JobCompleted { job_id: 1, runner_id: Some(5), conclusion: Some(c), .. } if c == "succeeded"));
+        assert!(
+            matches!(&d.tasks[0].task, Task::JobQueued { job_id: 1, group, repository, queued_at: Some(_), .. } if group == "linux" && repository == "octo-org/app")
+        );
+        assert!(matches!(
+            &d.tasks[1].task,
+            Task::JobInProgress {
+                job_id: 1,
+                runner_id: Some(5),
+                waited_secs: Some(12),
+                ..
+            }
+        ));
+        assert!(
+            matches!(&d.tasks[2].task, Task::JobCompleted { job_id: 1, runner_id: Some(5), conclusion: Some(c), .. } if c == "succeeded")
+        );
         assert_eq!(d.tasks[0].key, "scaleset:linux:message:7:1");
         assert_eq!(d.tasks[0].job_key, "job:1:queued");
         assert_eq!(d.counts.get("SomethingNew"), Some(&1));
@@ -215,10 +235,22 @@ mod tests {
     fn a_job_taken_back_with_no_runner_completes_its_request_only() {
         let m = message(
             8,
-            vec![job("JobCompleted", 3, json!({"runnerId": 0, "runnerName": "", "result": "canceled"}))],
+            vec![job(
+                "JobCompleted",
+                3,
+                json!({"runnerId": 0, "runnerName": "", "result": "canceled"}),
+            )],
         );
         let d = decide(&group(), "linux", &m, &ours).unwrap();
-        assert!(matches!(&d.tasks[0].task, Task::JobCompleted { job_id: 3, runner_name: None, runner_id: None, .. }));
+        assert!(matches!(
+            &d.tasks[0].task,
+            Task::JobCompleted {
+                job_id: 3,
+                runner_name: None,
+                runner_id: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -226,25 +258,45 @@ mod tests {
         let m = message(
             9,
             vec![
-                job("JobStarted", 4, json!({"runnerId": 2, "runnerName": "someone-else"})),
-                job("JobCompleted", 4, json!({"runnerId": 2, "runnerName": "someone-else", "result": "failed"})),
+                job(
+                    "JobStarted",
+                    4,
+                    json!({"runnerId": 2, "runnerName": "someone-else"}),
+                ),
+                job(
+                    "JobCompleted",
+                    4,
+                    json!({"runnerId": 2, "runnerName": "someone-else", "result": "failed"}),
+                ),
             ],
         );
-        assert!(decide(&group(), "linux", &m, &ours).unwrap().tasks.is_empty());
+        assert!(decide(&group(), "linux", &m, &ours)
+            .unwrap()
+            .tasks
+            .is_empty());
     }
 
     #[test]
     fn a_malformed_message_is_an_error_naming_what_is_wrong() {
         let mut m = message(10, vec![]);
         m.body = "{not json".into();
-        assert!(decide(&group(), "linux", &m, &ours).unwrap_err().contains("not job messages"));
+        assert!(decide(&group(), "linux", &m, &ours)
+            .unwrap_err()
+            .contains("not job messages"));
         m.body = "[]".into();
         m.kind = "Other".into();
-        assert!(decide(&group(), "linux", &m, &ours).unwrap_err().contains("Other"));
+        assert!(decide(&group(), "linux", &m, &ours)
+            .unwrap_err()
+            .contains("Other"));
         let m = message(11, vec![json!({"messageType": "JobAssigned"})]);
-        assert!(decide(&group(), "linux", &m, &ours).is_err(), "no runnerRequestId");
+        assert!(
+            decide(&group(), "linux", &m, &ours).is_err(),
+            "no runnerRequestId"
+        );
         let m = message(12, vec![job("JobStarted", 4, json!({"runnerId": 2}))]);
-        assert!(decide(&group(), "linux", &m, &ours).unwrap_err().contains("names no runner"));
+        assert!(decide(&group(), "linux", &m, &ours)
+            .unwrap_err()
+            .contains("names no runner"));
     }
 
     #[test]

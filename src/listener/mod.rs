@@ -113,7 +113,11 @@ impl Listener {
                 Ok(Some(lease)) => {
                     failures = 0;
                     LEASES.inc(&[self.name()]);
-                    tracing::info!(scale_set = self.name(), fence = lease.fence, "scale-set session lease taken");
+                    tracing::info!(
+                        scale_set = self.name(),
+                        fence = lease.fence,
+                        "scale-set session lease taken"
+                    );
                     self.hold(lease, shutdown.clone()).await;
                     continue;
                 }
@@ -169,10 +173,7 @@ impl Listener {
 
     async fn hold(&self, lease: Lease, shutdown: watch::Receiver<bool>) {
         let (fenced, renewer) = self.renew(&lease);
-        let stop = Stop {
-            fenced,
-            shutdown,
-        };
+        let stop = Stop { fenced, shutdown };
         let mut again = 0;
         loop {
             match self.session(&lease, &stop).await {
@@ -223,7 +224,11 @@ impl Listener {
             .await;
         if !matches!(committed, Ok(true)) {
             let _ = svc.delete_session(id, &session.id).await;
-            return if stop.fenced_now() { Ended::Stop } else { Ended::Again };
+            return if stop.fenced_now() {
+                Ended::Stop
+            } else {
+                Ended::Again
+            };
         }
         self.statistics(lease, &session.statistics).await;
         let mut last = state.last_message_id;
@@ -248,7 +253,11 @@ impl Listener {
                     Err(_) => break Ended::Again,
                 },
                 Err(SessionError::Gone(why)) => {
-                    tracing::info!(scale_set = self.name(), why, "session gone: opening another");
+                    tracing::info!(
+                        scale_set = self.name(),
+                        why,
+                        "session gone: opening another"
+                    );
                     break Ended::Again;
                 }
                 Err(e) => {
@@ -281,9 +290,15 @@ impl Listener {
                 }
                 Err(SessionError::Conflict(why)) => {
                     CONFLICTS.inc(&[self.name()]);
-                    tracing::info!(scale_set = self.name(), why, "another session is open: waiting");
+                    tracing::info!(
+                        scale_set = self.name(),
+                        why,
+                        "another session is open: waiting"
+                    );
                 }
-                Err(e) => tracing::warn!(scale_set = self.name(), error = %e, "cannot open a scale-set session"),
+                Err(e) => {
+                    tracing::warn!(scale_set = self.name(), error = %e, "cannot open a scale-set session")
+                }
             }
             tries += 1;
             if stop.sleep(pause(tries, Duration::from_secs(30))).await {
@@ -317,7 +332,11 @@ impl Listener {
                     }
                     for r in &d.tasks {
                         let env = Envelope::new(r.task.clone(), Some(r.key.clone()));
-                        if let Err(e) = self.queue.enqueue_envelope_also(&env, Some(&r.job_key)).await {
+                        if let Err(e) = self
+                            .queue
+                            .enqueue_envelope_also(&env, Some(&r.job_key))
+                            .await
+                        {
                             tracing::warn!(scale_set = %name, error = %e, "cannot record a message's tasks: it comes again");
                             return None;
                         }
@@ -355,13 +374,15 @@ impl Listener {
             return None;
         }
         let acked = match self.routed.service.ack(session, m.id).await {
-            Err(SessionError::Expired) => match self.routed.service.refresh_session(id, session).await {
-                Ok(s) => {
-                    *session = s;
-                    self.routed.service.ack(session, m.id).await
+            Err(SessionError::Expired) => {
+                match self.routed.service.refresh_session(id, session).await {
+                    Ok(s) => {
+                        *session = s;
+                        self.routed.service.ack(session, m.id).await
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             other => other,
         };
         if let Err(e) = acked {
@@ -386,7 +407,12 @@ impl Listener {
         };
         match got {
             Ok(got) => {
-                tracing::debug!(scale_set = self.name(), asked = ids.len(), acquired = got.len(), "jobs acquired");
+                tracing::debug!(
+                    scale_set = self.name(),
+                    asked = ids.len(),
+                    acquired = got.len(),
+                    "jobs acquired"
+                );
                 true
             }
             Err(e) => {
@@ -402,7 +428,10 @@ impl Listener {
             ("totalAvailableJobs", s.total_available_jobs.to_string()),
             ("totalAssignedJobs", s.total_assigned_jobs.to_string()),
             ("totalRunningJobs", s.total_running_jobs.to_string()),
-            ("totalRegisteredRunners", s.total_registered_runners.to_string()),
+            (
+                "totalRegisteredRunners",
+                s.total_registered_runners.to_string(),
+            ),
             ("totalBusyRunners", s.total_busy_runners.to_string()),
             ("totalIdleRunners", s.total_idle_runners.to_string()),
             ("desired", desired.to_string()),
@@ -411,7 +440,10 @@ impl Listener {
 
     async fn statistics(&self, lease: &Lease, s: &Statistics) {
         let fields = self.statistic_fields(s);
-        let _ = self.store.scale_set_commit(self.name(), lease, &fields).await;
+        let _ = self
+            .store
+            .scale_set_commit(self.name(), lease, &fields)
+            .await;
     }
 }
 

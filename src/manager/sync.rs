@@ -286,7 +286,11 @@ pub async fn scale_sets(
             spec.name, spec.runner_group, spec.labels
         );
         let done = if dry_run {
-            match r.service.find_scale_set(&spec.name, &spec.runner_group).await {
+            match r
+                .service
+                .find_scale_set(&spec.name, &spec.runner_group)
+                .await
+            {
                 Ok(None) => Ok((Action::Create, vec![wanted], None)),
                 Ok(Some(have)) => {
                     let mut want: Vec<String> = spec

@@ -244,21 +244,43 @@ async fn scale_set_gauges(
             ("desired", "desired"),
         ] {
             let v = st.values.get(field).copied().unwrap_or(0);
-            sample(out, name, &["scale_set", "kind"], &[set.clone(), kind.into()], v as f64);
+            sample(
+                out,
+                name,
+                &["scale_set", "kind"],
+                &[set.clone(), kind.into()],
+                v as f64,
+            );
         }
     }
     let name = "runnerctl_scale_set_session_held";
-    header(out, name, "gauge", "1 while a worker holds the scale set's session lease.");
+    header(
+        out,
+        name,
+        "gauge",
+        "1 while a worker holds the scale set's session lease.",
+    );
     for (set, st) in &states {
         let held = if st.holder.is_some() { 1.0 } else { 0.0 };
         sample(out, name, &["scale_set"], std::slice::from_ref(set), held);
     }
     let name = "runnerctl_scale_set_last_message_age_seconds";
-    header(out, name, "gauge", "Seconds since the scale set's last message was handled.");
+    header(
+        out,
+        name,
+        "gauge",
+        "Seconds since the scale set's last message was handled.",
+    );
     let now = crate::model::unix_now();
     for (set, st) in &states {
         if let Some(at) = st.last_message_at {
-            sample(out, name, &["scale_set"], std::slice::from_ref(set), now.saturating_sub(at) as f64);
+            sample(
+                out,
+                name,
+                &["scale_set"],
+                std::slice::from_ref(set),
+                now.saturating_sub(at) as f64,
+            );
         }
     }
 }

@@ -464,7 +464,8 @@ fn flush(w: &mut World) {
             let id = w.ss.next_message;
             let stats = statistics(w, set);
             if let Some(s) = w.ss.sets.iter_mut().find(|s| s.id == set) {
-                s.queue.push((id, Value::Array(chunk.to_vec()).to_string(), stats));
+                s.queue
+                    .push((id, Value::Array(chunk.to_vec()).to_string(), stats));
             }
         }
     }
