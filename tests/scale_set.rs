@@ -377,7 +377,7 @@ async fn the_fake_service_answers_in_the_contract_s_shapes() {
     assert_eq!(st, 409);
     assert_shape(&contract("error.response.json"), &conflict, "error");
     // A message with every job message type of the contract.
-    sim.queue_job(&format!("octo-org/app"), &[&name]);
+    sim.queue_job("octo-org/app", &[&name]);
     let url = session["messageQueueUrl"]
         .as_str()
         .unwrap()
@@ -929,7 +929,7 @@ async fn a_409_is_waited_out_a_malformed_message_dead_lettered_and_expired_token
     let name = support::manager_name("ss-409");
     let (l, queue) = listener_world(&sim, &redis, &name, "host-1-aaaa").await;
     let routed = l.routed.clone();
-    runnerctl::manager::sync::scale_sets(&[routed.clone()], false).await;
+    runnerctl::manager::sync::scale_sets(std::slice::from_ref(&routed), false).await;
     let id = routed.id().await.unwrap();
     // Someone else's session is open: the listener waits it out.
     let other = routed

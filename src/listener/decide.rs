@@ -71,11 +71,8 @@ pub fn decide(
             job_key: format!("job:{id}:{action}"),
         };
         match m.message_type.as_str() {
-            "JobAvailable" => {
-                if !d.acquire.contains(&id) {
-                    d.acquire.push(id);
-                }
-            }
+            "JobAvailable" if !d.acquire.contains(&id) => d.acquire.push(id),
+            "JobAvailable" => {}
             "JobAssigned" => d.tasks.push(recorded(
                 Task::JobQueued {
                     job_id: id,

@@ -200,69 +200,6 @@ async fn one(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn info(vis: &str, public: bool, wf: &[&str]) -> RunnerGroupInfo {
-        RunnerGroupInfo {
-            id: 7,
-            name: "g".into(),
-            visibility: vis.into(),
-            default: false,
-            allows_public_repositories: public,
-            restricted_to_workflows: !wf.is_empty(),
-            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    fn want(vis: &str, repos: &[u64], public: bool, wf: &[&str]) -> GroupSettings {
-        GroupSettings {
-            name: "g".into(),
-            visibility: vis.into(),
-            selected_repository_ids: repos.to_vec(),
-            allows_public_repositories: public,
-            restricted_to_workflows: !wf.is_empty(),
-            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn equal_settings_have_no_diff() {
-        assert!(diff(&info("all", true, &[]), &[], &want("all", &[], true, &[])).is_empty());
-        assert!(diff(
-            &info("selected", false, &["a@b", "c@d"]),
-            &[3, 1],
-            &want("selected", &[1, 3], false, &["c@d", "a@b"])
-        )
-        .is_empty());
-    }
-
-    #[test]
-    fn every_setting_is_compared() {
-        let d = diff(
-            &info("all", true, &[]),
-            &[],
-            &want(
-                "selected",
-                &[5],
-                false,
-                &["o/r/.github/workflows/x.yml@main"],
-            ),
-        );
-        assert_eq!(
-            d,
-            [
-                "visibility: all -> selected",
-                "repositories: [] -> [5]",
-                "allows_public_repositories: true -> false",
-                "restricted_to_workflows: false -> true",
-                "selected_workflows: [] -> [\"o/r/.github/workflows/x.yml@main\"]",
-            ]
-        );
-    }
-}
-
 /// Creates or updates the scale sets of `routes` (`mode: scale_set` groups); with `dry_run`,
 /// says what it would do. Deletes nothing. One row per scale set.
 pub async fn scale_sets(
@@ -347,4 +284,67 @@ pub async fn scale_sets(
         rows.push(row);
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(vis: &str, public: bool, wf: &[&str]) -> RunnerGroupInfo {
+        RunnerGroupInfo {
+            id: 7,
+            name: "g".into(),
+            visibility: vis.into(),
+            default: false,
+            allows_public_repositories: public,
+            restricted_to_workflows: !wf.is_empty(),
+            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn want(vis: &str, repos: &[u64], public: bool, wf: &[&str]) -> GroupSettings {
+        GroupSettings {
+            name: "g".into(),
+            visibility: vis.into(),
+            selected_repository_ids: repos.to_vec(),
+            allows_public_repositories: public,
+            restricted_to_workflows: !wf.is_empty(),
+            selected_workflows: wf.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn equal_settings_have_no_diff() {
+        assert!(diff(&info("all", true, &[]), &[], &want("all", &[], true, &[])).is_empty());
+        assert!(diff(
+            &info("selected", false, &["a@b", "c@d"]),
+            &[3, 1],
+            &want("selected", &[1, 3], false, &["c@d", "a@b"])
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn every_setting_is_compared() {
+        let d = diff(
+            &info("all", true, &[]),
+            &[],
+            &want(
+                "selected",
+                &[5],
+                false,
+                &["o/r/.github/workflows/x.yml@main"],
+            ),
+        );
+        assert_eq!(
+            d,
+            [
+                "visibility: all -> selected",
+                "repositories: [] -> [5]",
+                "allows_public_repositories: true -> false",
+                "restricted_to_workflows: false -> true",
+                "selected_workflows: [] -> [\"o/r/.github/workflows/x.yml@main\"]",
+            ]
+        );
+    }
 }
