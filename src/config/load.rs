@@ -1768,6 +1768,7 @@ impl<'a> Cx<'a> {
         }
         self.check_access(&raw, path);
         self.check_scale_set(&raw, path);
+        self.check_template(&raw, path);
         // The spec is read against the kind of the backend the group names.
         let backend_name = raw.backend.clone().unwrap_or_default();
         let schema = self.schema_of(&backend_name, &field("backend"), backends);
@@ -1788,14 +1789,6 @@ impl<'a> Cx<'a> {
         };
         if let (Some(w), Some(schema), Some(spec)) = (&raw.warm_pool, schema, &spec) {
             self.check_stopped(w, schema, spec, &field("warm_pool"));
-        }
-        if let Some(t) = &raw.bootstrap_template {
-            if let Err(e) = std::fs::metadata(t) {
-                self.error(
-                    &field("bootstrap_template"),
-                    format!("cannot read `{}`: {e}", t.display()),
-                );
-            }
         }
         if !valid {
             return None;
@@ -1820,6 +1813,18 @@ impl<'a> Cx<'a> {
             mode: raw.mode,
             scale_set: raw.scale_set,
         })
+    }
+
+    /// `bootstrap_template`: a file that can be read.
+    fn check_template(&mut self, raw: &RawGroup, path: &str) {
+        if let Some(t) = &raw.bootstrap_template {
+            if let Err(e) = std::fs::metadata(t) {
+                self.error(
+                    &join(path, "bootstrap_template"),
+                    format!("cannot read `{}`: {e}", t.display()),
+                );
+            }
+        }
     }
 
     /// `mode: scale_set` needs GitHub; `scale_set:` needs that mode and a usable name.

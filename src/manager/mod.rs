@@ -232,6 +232,16 @@ fn created(group: &str, r: Result<Created, Failure>) -> Outcome {
     }
 }
 
+/// A dead-lettered scale-set message put back on the queue: there is nothing to do with it.
+fn requeued_message(scale_set: &str, message_id: u64) -> Outcome {
+    tracing::warn!(
+        scale_set,
+        message_id,
+        "a scale-set message runnerctl could not read was requeued: nothing to do"
+    );
+    Outcome::Done
+}
+
 impl Handler for TaskHandler {
     async fn handle(&self, env: &Envelope) -> Outcome {
         if let Task::Noop {
@@ -327,14 +337,7 @@ impl Handler for TaskHandler {
                 scale_set,
                 message_id,
                 ..
-            } => {
-                tracing::warn!(
-                    scale_set,
-                    message_id,
-                    "a scale-set message runnerctl could not read was requeued: nothing to do"
-                );
-                Outcome::Done
-            }
+            } => requeued_message(scale_set, *message_id),
             Task::Noop { .. } => Outcome::Done,
         }
     }

@@ -646,7 +646,16 @@ fn service_route(
         (_, ["runtime", "runnerscalesets", id, "sessions", rest @ ..]) => {
             sessions(w, r, id_of(id).unwrap_or(0), scope, rest)
         }
-        (&Method::GET, ["distributedtask", "pools", "0", "agents"]) => {
+        (m, ["distributedtask", "pools", "0", "agents", rest @ ..]) => agents(w, r, m, rest, scope),
+        _ => (404, error("NotFoundException", "no such route")),
+    }
+}
+
+/// The scale sets' runners (`distributedtask/pools/0/agents…`).
+fn agents(w: &mut World, r: &Req, m: &Method, rest: &[&str], scope: &str) -> (u16, Value) {
+    let id_of = |s: &str| s.parse::<u64>().ok();
+    match (m, rest) {
+        (&Method::GET, []) => {
             let name = r.query.get("agentName");
             let sets: Vec<u64> =
                 w.ss.sets
@@ -663,7 +672,7 @@ fn service_route(
                 .collect();
             (200, json!({ "count": found.len(), "value": found }))
         }
-        (m, ["distributedtask", "pools", "0", "agents", id]) => {
+        (m, [id]) => {
             let Some(i) = w
                 .runners
                 .iter()
