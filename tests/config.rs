@@ -1115,6 +1115,11 @@ fn scale_set_mode_s_errors_name_their_field() {
             "runner_groups[0].scale_set.size: unknown field `size`, expected `name` or `runner_group`",
         ]
     );
+    let gitea = "forge: gitea\ngitea:\n  url: https://gitea.example.com\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: octo-org\n    labels: [x]\n    backend: fake\n    mode: scale_set\n";
+    assert_eq!(
+        errors(gitea),
+        ["runner_groups[0].mode: scale_set needs forge: github (Gitea and Forgejo have no runner scale sets)"]
+    );
     assert_eq!(
         errors(&with_group("    mode: listen\n")),
         ["runner_groups[0].mode: unknown variant `listen`, expected `webhook` or `scale_set`"]

@@ -739,6 +739,27 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
         peak.lock().unwrap()
     );
     assert!(wasted * 100 <= jobs, "{wasted} runners never ran a job");
+    // No token of GitHub's in the workers' logs: the PAT, registration tokens, the admin JWT,
+    // queue tokens.
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for secret in [TOKEN, "RemoteAuth", "eyJ0eXAi", "\"QT"] {
+            assert!(
+                !text.contains(secret),
+                "`{secret}` in {}",
+                entry.path().display()
+            );
+        }
+        assert!(
+            !text.contains("REG")
+                || !text
+                    .split("REG")
+                    .skip(1)
+                    .any(|t| t.len() >= 16 && t[..16].chars().all(|c| c.is_ascii_hexdigit())),
+            "a registration token in {}",
+            entry.path().display()
+        );
+    }
     // `doctor` sees both scale sets, each held by a worker; `groups sync` changes nothing.
     let out = cli(&["doctor", "-o", "json"]);
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -814,6 +835,8 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     let redis = RedisServer::start();
     let sim = fake(ScaleSetOptions {
         poll_hold: Duration::from_millis(500),
+        // GitHub's newer behaviour: assigned without an acquire call.
+        acquire: false,
         ..Default::default()
     })
     .await;

@@ -307,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_job_never_goes_to_a_scale_set_group() {
+        let mut ss = group("ss", "octo", None, &["linux"]);
+        ss.mode = crate::config::GroupMode::ScaleSet;
+        let hooked = group("hooked", "octo", None, &["linux", "x64"]);
+        let labels = vec!["linux".to_string()];
+        assert_eq!(
+            admitted_group(&[ss.clone(), hooked.clone()], "octo/x", &labels, None)
+                .map(|g| g.name.as_str()),
+            Ok("hooked"),
+            "the scale-set group, though it fits better, takes no webhook job"
+        );
+        assert!(matches!(
+            admitted_group(&[ss], "octo/x", &labels, None),
+            Err(NoGroup::Labels)
+        ));
+    }
+
+    #[test]
     fn labels_compare_without_case() {
         let g = [group("small", "Octo", None, &["Self-Hosted", "Linux"])];
         assert_eq!(pick(&g, "octo/x", &["self-hosted", "LINUX"]), Some("small"));
