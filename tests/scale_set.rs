@@ -654,15 +654,23 @@ async fn three_hundred_jobs_in_scale_set_mode_with_holders_killed_and_redis_rest
                     said.push_str(&text.lines().rev().take(40).collect::<Vec<_>>().join("\n"));
                 }
             }
+            let q = runnerctl::queue::Queue::new(
+                store::connect(&redis.url).await.unwrap(),
+                &name,
+                Default::default(),
+            );
+            let mut waiting = Vec::new();
+            for (g, _, _) in SETS {
+                waiting.push((g, s.waiting_jobs(g).await.unwrap_or_default()));
+            }
             panic!(
-                "only {done} of {jobs} jobs completed; fake: {:?}; records: {:?}\nlogs:\n{said}",
+                "only {done} of {jobs} jobs completed; fake: {:?}\nits scale-set jobs (job, set, request, phase, attempts, held): {:?}\nits runners: {:?}\nrecords: {:?}\nwaiting: {waiting:?}\ntasks: {:?}\nstate: {:?}\nlogs:\n{said}",
                 sim.scale_set_counts(),
-                s.all_runners()
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|r| (&r.name, r.status))
-                    .collect::<Vec<_>>()
+                sim.scale_set_jobs().iter().filter(|j| !j.5).collect::<Vec<_>>(),
+                sim.runners().iter().map(|r| (&r.name, r.online, r.busy, r.scale_set)).collect::<Vec<_>>(),
+                s.all_runners().await.unwrap().iter().map(|r| (&r.name, r.status, r.created_for_job, r.job_id)).collect::<Vec<_>>(),
+                q.list().await.unwrap_or_default().iter().map(|t| (t.kind.clone(), t.state, t.attempt, t.error.clone())).collect::<Vec<_>>(),
+                (s.scale_set_state(SETS[0].1).await.ok(), s.scale_set_state(SETS[1].1).await.ok()),
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -843,13 +851,8 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     let name = support::manager_name("ss-fence");
     let (a, queue) = listener_world(&sim, &redis, &name, "host-1-aaaa").await;
     let (b, _) = listener_world(&sim, &redis, &name, "host-2-bbbb").await;
-    let routes = vec![a.routed.clone()];
-    let rows = runnerctl::manager::sync::scale_sets(&routes, false).await;
-    assert_eq!(
-        rows[0].action,
-        runnerctl::manager::sync::Action::Create,
-        "{rows:?}"
-    );
+    // No `groups sync`: the listener creates the scale set it does not find.
+    assert!(sim.scale_sets().is_empty());
     let st = RedisStore::new(store::connect(&redis.url).await.unwrap(), &name);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let a_task = tokio::spawn(a.run(stop_rx.clone()));
@@ -860,6 +863,7 @@ async fn a_fenced_off_holder_stops_at_once_and_another_takes_the_session_over() 
     .await
     .expect("the first listener holds the session");
     assert_eq!(held.fence, 1);
+    assert_eq!(sim.scale_sets().len(), 1, "created by the listener");
     // B waits while A holds the lease.
     let b_task = tokio::spawn(b.run(stop_rx.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -1067,4 +1071,50 @@ async fn github_enterprise_server_and_an_app_installation_work_too() {
         "{reqs:?}"
     );
     assert!(sim.token_requests() >= 1, "an installation token was made");
+}
+
+/// Regression: the service lists a scale set's runners without a status, and a runner whose
+/// creation was interrupted before its instance was made (its worker killed) looked online
+/// forever, so nothing replaced it and its job waited. The forge now takes the status from
+/// GitHub's REST listing: offline until the runner connects.
+#[tokio::test]
+async fn a_scale_set_runner_that_never_connected_is_listed_offline() {
+    use runnerctl::forge::RunnerRegistry;
+    let sim = fake(ScaleSetOptions::default()).await;
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new(TOKEN))).unwrap());
+    let parent = Scope::Org("octo-org".into());
+    let svc: Arc<dyn ScaleSets> =
+        Arc::new(ActionsService::new(gh.clone(), parent.clone()).unwrap());
+    let routed = Arc::new(runnerctl::forge::scaleset::Routed::new(
+        "ss",
+        parent,
+        spec(&[]),
+        svc.clone(),
+    ));
+    let forge = runnerctl::forge::scaleset::ScaleSetForge::new(gh, vec![routed.clone()]);
+    let (set, _) = svc.ensure_scale_set(&spec(&[])).await.unwrap();
+    routed.know(set.id);
+    let scope = routed.scope();
+    let req = runnerctl::forge::RunnerRequest {
+        name: "rc-ss-a",
+        runner_group_id: None,
+        labels: &[],
+        work_folder: "_work",
+        app: None,
+    };
+    let runnerctl::forge::Registration::Jit(jit) = forge.register(&scope, &req).await.unwrap()
+    else {
+        panic!("a scale set's runner is a JIT runner");
+    };
+    let listed = forge.list_runners(&scope).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].online(), "not connected yet: offline");
+    sim.connect_runner(jit.encoded.expose()).unwrap();
+    let listed = forge.list_runners(&scope).await.unwrap();
+    assert!(listed[0].online() && !listed[0].busy);
+    assert_eq!(
+        forge.delete_runner(&scope, listed[0].id).await.unwrap(),
+        Deleted::Deleted
+    );
+    assert!(forge.list_runners(&scope).await.unwrap().is_empty());
 }

@@ -431,6 +431,12 @@ impl FakeGitHub {
         self.w().ss.sets()
     }
 
+    /// The jobs the Actions service keeps for its scale sets, for diagnostics: (job, scale
+    /// set, request, phase, attempts, held for capacity).
+    pub fn scale_set_jobs(&self) -> Vec<(u64, u64, u64, String, u32, bool)> {
+        self.w().ss.jobs()
+    }
+
     /// What the Actions service counted: sessions, conflicts, messages delivered again, jobs
     /// taken back.
     pub fn scale_set_counts(&self) -> ScaleSetCounts {
@@ -1196,10 +1202,14 @@ async fn scale_set_request(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let query: BTreeMap<String, String> = query
+        .iter()
+        .map(|(k, v)| (k.clone(), scaleset::decode(v)))
+        .collect();
     let r = scaleset::Req {
         method: &method,
         path,
-        query,
+        query: &query,
         auth: auth.as_deref(),
         capacity,
         input: &input,

@@ -449,11 +449,28 @@ impl RunnerRegistry for ScaleSetForge {
             return self.inner.list_runners(scope).await;
         };
         let agents = r.service.agents(r.id().await?).await?;
-        // The service lists no status: a listed runner counts as online and idle; deleting
-        // one that runs a job is refused by the service (`JobStillRunningException`).
+        // The service lists the scale set's runners without a status; GitHub's REST listing
+        // of the organization or repository has it (a runner that never connected is offline
+        // there, and replaced after `time_to_start`). One it does not show counts as online
+        // and idle: deleting one that runs a job is refused (`JobStillRunningException`).
+        let rest: std::collections::HashMap<String, ForgeRunner> =
+            match self.inner.list_runners(&r.parent).await {
+                Ok(list) => list.into_iter().map(|f| (f.name.clone(), f)).collect(),
+                Err(e) if e.is_transient() => return Err(e),
+                Err(_) => Default::default(),
+            };
         Ok(agents
             .into_iter()
-            .map(|a| agent_runner(a, RunnerState::Online))
+            .map(|a| match rest.get(&a.name) {
+                Some(f) => ForgeRunner {
+                    state: f.state,
+                    busy: f.busy,
+                    labels: f.labels.clone(),
+                    runner_group_id: f.runner_group_id,
+                    ..agent_runner(a, RunnerState::Online)
+                },
+                None => agent_runner(a, RunnerState::Online),
+            })
             .collect())
     }
 

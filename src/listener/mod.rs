@@ -195,7 +195,7 @@ impl Listener {
     /// Opens a session and handles its messages until it ends.
     async fn session(&self, lease: &Lease, stop: &Stop) -> Ended {
         let svc = &self.routed.service;
-        let id = match self.routed.id().await {
+        let id = match self.scale_set_id().await {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(scale_set = self.name(), error = %e, "scale set unknown");
@@ -272,6 +272,24 @@ impl Listener {
         // The session is this holder's own: deleting it frees the scale set's slot at once.
         let _ = svc.delete_session(id, &session.id).await;
         ended
+    }
+
+    /// The scale set's id; a scale set that does not exist (its creation at start failed,
+    /// or it was deleted) is created.
+    async fn scale_set_id(&self) -> crate::forge::Result<u64> {
+        match self.routed.id().await {
+            Err(crate::forge::ForgeError::NotFound(_)) => {
+                let (set, _) = self
+                    .routed
+                    .service
+                    .ensure_scale_set(&self.routed.spec)
+                    .await?;
+                tracing::info!(scale_set = self.name(), id = set.id, "scale set created");
+                self.routed.know(set.id);
+                Ok(set.id)
+            }
+            other => other,
+        }
     }
 
     /// Creates a session, waiting out 409s (another session still open) with a growing pause.

@@ -138,6 +138,26 @@ impl State {
         }
     }
 
+    /// Each scale-set job the service keeps: (job, scale set, request, phase, attempts, held).
+    pub(super) fn jobs(&self) -> Vec<(u64, u64, u64, String, u32, bool)> {
+        let mut v: Vec<_> = self
+            .jobs
+            .iter()
+            .map(|(id, j)| {
+                (
+                    *id,
+                    j.set,
+                    j.request,
+                    format!("{:?}", j.phase),
+                    j.attempts,
+                    j.held,
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     pub(super) fn sets(&self) -> Vec<FakeScaleSet> {
         self.sets.clone()
     }
@@ -484,6 +504,31 @@ fn admin_token(exp: u64) -> String {
     )
 }
 
+/// A query value with its percent escapes decoded.
+pub(super) fn decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A request to the service, as the fake GitHub received it.
 pub(super) struct Req<'a> {
     pub method: &'a Method,
@@ -533,6 +578,12 @@ pub(super) fn exchange(w: &mut World, o: &super::FakeGitHubOptions, r: &Req) -> 
 
 /// The service's routes (`/_services/pipelines/…`, `/_services/broker/…`), but the long poll.
 pub(super) fn route(w: &mut World, o: &super::FakeGitHubOptions, r: &Req) -> (u16, Value) {
+    let rest = r.path.trim_start_matches('/');
+    let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // The message queue's URLs are its own: their query as given, no API version.
+    if let ["_services", "broker", ..] = seg.as_slice() {
+        return queue_route(w, r, &seg[2..]);
+    }
     if r.query.get("api-version").map(String::as_str) != Some("6.0-preview") {
         return (
             400,
@@ -541,11 +592,6 @@ pub(super) fn route(w: &mut World, o: &super::FakeGitHubOptions, r: &Req) -> (u1
                 "api-version=6.0-preview is required",
             ),
         );
-    }
-    let rest = r.path.trim_start_matches('/');
-    let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    if let ["_services", "broker", ..] = seg.as_slice() {
-        return queue_route(w, r, &seg[2..]);
     }
     let Some(seg) = seg.strip_prefix(&["_services", "pipelines", "_apis"]) else {
         return (404, error("NotFoundException", "no such route"));
@@ -970,9 +1016,6 @@ pub(super) fn poll_once(w: &mut World, r: &Req) -> Option<(u16, Value)> {
     let ["_services", "broker", set, "messages"] = seg.as_slice() else {
         return Some((404, error("NotFoundException", "no such route")));
     };
-    if r.query.get("api-version").map(String::as_str) != Some("6.0-preview") {
-        // The library sends it in the Accept header on polls; the fake takes either.
-    }
     let set = set.parse::<u64>().unwrap_or(0);
     let i = match queue_session(w, set, r) {
         Ok(i) => i,

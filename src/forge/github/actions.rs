@@ -99,6 +99,18 @@ pub fn jwt_expiry(token: &str) -> Option<u64> {
     v.get("exp")?.as_u64()
 }
 
+/// A query value, percent-encoded (all but RFC 3986's unreserved characters).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `url` with `key=value` added to its query (replacing the key if there).
 fn with_query(url: &str, key: &str, value: &str) -> String {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -257,7 +269,7 @@ impl ActionsService {
         if name.eq_ignore_ascii_case("default") {
             return Ok(1);
         }
-        let path = format!("_apis/runtime/runnergroups/?groupName={name}");
+        let path = format!("_apis/runtime/runnergroups/?groupName={}", encode(name));
         let a = self.call(http::Method::GET, &path, None).await?;
         if !a.ok() {
             return Err(a.forge_error(&path));
@@ -407,7 +419,7 @@ impl ScaleSets for ActionsService {
             ),
             ("X-ScaleSetMaxCapacity", max.to_string()),
         ];
-        let url = with_query(&url, "api-version", API_VERSION);
+        // The queue's URL is its own: its query is kept, the API version goes in `Accept`.
         let a = self
             .send(http::Method::GET, &url, &auth, None, &extra)
             .await?;
@@ -428,10 +440,10 @@ impl ScaleSets for ActionsService {
 
     async fn ack(&self, session: &Session, id: u64) -> std::result::Result<(), SessionError> {
         let url = with_segment(&session.queue_url, &id.to_string());
-        let url = with_query(&url, "api-version", API_VERSION);
         let auth = format!("Bearer {}", session.queue_token.expose());
+        let extra = [("Content-Type", "application/json".to_string())];
         let a = self
-            .send(http::Method::DELETE, &url, &auth, None, &[])
+            .send(http::Method::DELETE, &url, &auth, None, &extra)
             .await?;
         if a.ok() {
             return Ok(());
@@ -529,7 +541,10 @@ impl ScaleSets for ActionsService {
 
 impl ActionsService {
     async fn find_in_group(&self, name: &str, group: u64) -> Result<Option<ScaleSet>> {
-        let path = format!("_apis/runtime/runnerscalesets?runnerGroupId={group}&name={name}");
+        let path = format!(
+            "_apis/runtime/runnerscalesets?runnerGroupId={group}&name={}",
+            encode(name)
+        );
         let a = self.call(http::Method::GET, &path, None).await?;
         if !a.ok() {
             return Err(a.forge_error(&path));
@@ -572,6 +587,7 @@ mod tests {
             ),
             "https://s/x?a=1&api-version=6.0-preview"
         );
+        assert_eq!(encode("linux x64+gpu/é"), "linux%20x64%2Bgpu%2F%C3%A9");
         assert_eq!(
             with_segment("https://q/rss/7/messages?sessionId=s", "42"),
             "https://q/rss/7/messages/42?sessionId=s"
