@@ -1118,3 +1118,27 @@ async fn a_scale_set_runner_that_never_connected_is_listed_offline() {
     );
     assert!(forge.list_runners(&scope).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_service_in_trouble_is_asked_again() {
+    let sim = fake(ScaleSetOptions::default()).await;
+    let svc = service(&sim);
+    // The first two requests (the registration exchange) answered 503: tried again, 1 s then
+    // 2 s later.
+    sim.fail_scale_set_requests(2);
+    let started = Instant::now();
+    let (set, how) = svc.ensure_scale_set(&spec(&[])).await.unwrap();
+    assert_eq!(how, Ensured::Created);
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.ends_with("(503)"))
+            .count(),
+        2
+    );
+    // Five 503s in a row: the call gives up with a transient error, to be tried later.
+    sim.fail_scale_set_requests(5);
+    let e = svc.agents(set.id).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+}

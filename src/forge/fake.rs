@@ -454,6 +454,11 @@ impl FakeGitHub {
         self.w().ss.drop_sessions()
     }
 
+    /// The next `n` requests to the Actions service (or the exchange) are answered 503.
+    pub fn fail_scale_set_requests(&self, n: u32) {
+        self.w().ss.unavailable = n;
+    }
+
     /// Expires every admin and message-queue token at once.
     pub fn expire_scale_set_tokens(&self) {
         self.w().ss.expire_tokens()
@@ -1216,6 +1221,19 @@ async fn scale_set_request(
         base,
     };
     let lock = || world.lock().unwrap_or_else(|p| p.into_inner());
+    {
+        let mut w = lock();
+        if w.ss.unavailable > 0 {
+            w.ss.unavailable -= 1;
+            w.requests.push(format!("{method} {path} (503)"));
+            return answer(
+                503,
+                json!({ "message": "service unavailable" }),
+                &w,
+                o.rate_limit,
+            );
+        }
+    }
     let polls = method == Method::GET && path.ends_with("/messages");
     let (status, v) = if path == "/actions/runner-registration" && method == Method::POST {
         let mut w = lock();

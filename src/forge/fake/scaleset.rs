@@ -113,6 +113,8 @@ pub(super) struct State {
     delivered: std::collections::HashSet<u64>,
     /// Queue tokens' lifetime (seconds).
     pub(super) queue_ttl: u64,
+    /// The next service requests answered 503 (a service in trouble).
+    pub(super) unavailable: u32,
 }
 
 /// What the tests read of the service.

@@ -20,6 +20,9 @@ use std::time::Duration;
 /// The API version every service call names.
 const API_VERSION: &str = "6.0-preview";
 
+/// Further tries of a request after a connection error, a 429 or a 5xx.
+const RETRIES: u32 = 4;
+
 /// How long before its expiry the admin token is renewed.
 const RENEW_BEFORE: u64 = 60;
 
@@ -150,6 +153,9 @@ impl ActionsService {
         })
     }
 
+    /// One request, tried again (up to 4 more times, 1 s doubling, or the `Retry-After` it
+    /// was given, at most 30 s) after a connection error, a 429 or a 5xx other than 501, as
+    /// GitHub's own client does.
     async fn send(
         &self,
         method: http::Method,
@@ -158,8 +164,45 @@ impl ActionsService {
         body: Option<&Value>,
         extra: &[(&str, String)],
     ) -> Result<Answer> {
+        let mut attempt = 0u32;
+        loop {
+            let (answer, retry_after) = match self.send_once(&method, url, auth, body, extra).await
+            {
+                Ok((a, retry_after)) => (Ok(a), retry_after),
+                Err(e) => (Err(e), None),
+            };
+            let again = match &answer {
+                Err(ForgeError::Unavailable(_)) => true,
+                Ok(a) => a.status == 429 || (a.status >= 500 && a.status != 501),
+                Err(_) => false,
+            };
+            if !again || attempt >= RETRIES {
+                return answer;
+            }
+            let wait = retry_after
+                .unwrap_or_else(|| Duration::from_secs(1 << attempt))
+                .min(Duration::from_secs(30));
+            tracing::debug!(
+                url,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "Actions service: trying again"
+            );
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &http::Method,
+        url: &str,
+        auth: &str,
+        body: Option<&Value>,
+        extra: &[(&str, String)],
+    ) -> Result<(Answer, Option<Duration>)> {
         let mut b = http::Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(url)
             .header(http::header::USER_AGENT, &self.owner_agent)
             .header(http::header::AUTHORIZATION, auth);
@@ -181,15 +224,24 @@ impl ActionsService {
             ForgeError::Unavailable(format!("{url}: {}", why.lines().next().unwrap_or("")))
         })?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let text = self
             .http
             .body_to_string(resp)
             .await
             .map_err(|e| ForgeError::Unavailable(format!("{url}: {e}")))?;
-        Ok(Answer {
-            status,
-            text: text.trim_start_matches('\u{feff}').to_string(),
-        })
+        Ok((
+            Answer {
+                status,
+                text: text.trim_start_matches('\u{feff}').to_string(),
+            },
+            retry_after,
+        ))
     }
 
     /// The registration exchange: the service's URL and a new admin token. A 401 or 403 is
