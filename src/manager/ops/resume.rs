@@ -34,7 +34,7 @@ impl Manager {
             (Step::ReplaceInstance, Some(i)) => {
                 // Its registration is gone, so its credential is dead: it can never come online.
                 tracing::info!(runner = %name, "an interrupted attempt left an instance whose registration is gone; replacing it");
-                self.backend(g)?.delete(&i.id).await?;
+                self.delete_instance(g, &i.id).await?;
                 self.clear_progress(name).await?;
                 Ok(None)
             }
@@ -78,10 +78,10 @@ impl Manager {
         name: &str,
     ) -> Result<Option<crate::backend::Instance>, Failure> {
         Ok(self
-            .backend(g)?
-            .list()
+            .instances_of_group(g)
             .await?
             .into_iter()
+            .map(|(_, i)| i)
             .find(|i| i.runner() == Some(name)))
     }
 
