@@ -83,6 +83,8 @@ struct World {
     flaky: Arc<dyn Backend>,
     spare: Arc<dyn Backend>,
     mode: Arc<AtomicU8>,
+    conn: runnerctl::store::Conn,
+    text: String,
 }
 
 impl World {
@@ -155,7 +157,7 @@ async fn world(test: &str, group: &str) -> World {
         mode: mode.clone(),
     });
     let spare: Arc<dyn Backend> = Arc::new(fake("spare"));
-    let st = RedisStore::new(conn, &name);
+    let st = RedisStore::new(conn.clone(), &name);
     let m = Arc::new(Manager::new(
         config.clone(),
         st.clone(),
@@ -174,6 +176,8 @@ async fn world(test: &str, group: &str) -> World {
         flaky,
         spare,
         mode,
+        conn,
+        text,
     }
 }
 
@@ -217,9 +221,47 @@ async fn creates_move_to_the_next_backend_once_the_breaker_opens_and_come_back_a
         1,
         "nothing half made on the first"
     );
-    let mut metrics = String::new();
-    runnerctl::manager::BREAKER_STATE.render(&mut metrics);
-    assert!(metrics.contains("backend=\"flaky\"} 2"), "{metrics}");
+    let metrics = runnerctl::server::fleet::worker_metrics(
+        &w.m,
+        &runnerctl::queue::Queue::new(w.conn.clone(), &w.config.name, Default::default()),
+    )
+    .await;
+    assert!(
+        metrics.contains("runnerctl_backend_breaker_state{group=\"g\",backend=\"flaky\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "runnerctl_backend_creates_total{group=\"g\",backend=\"flaky\",outcome=\"failed\"}"
+    ));
+    // `groups list` and `doctor` show the open breaker.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, &w.text).unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(support::bin())
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .env("UNUSED", "t")
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let groups = cli(&["groups", "list", "--local", "-o", "json"]);
+    let backends = &groups[0]["backends"];
+    assert_eq!(backends[0]["name"], "flaky");
+    assert_eq!(backends[0]["breaker"], "open", "{groups}");
+    assert_eq!(backends[1]["breaker"], "closed");
+    let checks = cli(&["doctor", "-o", "json"]);
+    let flaky = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "backend flaky of g (1 in order)")
+        .unwrap_or_else(|| panic!("{checks}"));
+    assert_eq!(flaky["status"], "warn");
+    assert!(flaky["detail"].as_str().unwrap().contains("no capacity"), "{flaky}");
     // After the cool-down the first is probed; the capacity is back: the probe succeeds and
     // closes it, and runners go to it again.
     tokio::time::sleep(Duration::from_millis(2100)).await;

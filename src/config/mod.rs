@@ -767,10 +767,17 @@ pub struct RunnerGroup {
     /// The scale set (`mode: scale_set`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_set: Option<ScaleSetConfig>,
-    /// Its backends in the order runners are made on them (one: `backend` with `spec`).
+    /// Its backends in the order runners are made on them (one: `backend` with `spec`,
+    /// which is all `config show` prints then).
+    #[serde(skip_serializing_if = "one_backend")]
     pub backends: Vec<BackendChoice>,
     /// When a backend is left out after failing (`failover:`).
+    #[serde(skip_serializing_if = "Failover::is_default")]
     pub failover: Failover,
+}
+
+fn one_backend(b: &[BackendChoice]) -> bool {
+    b.len() <= 1
 }
 
 /// One of a group's backends, in order (`backends:`).
@@ -793,6 +800,12 @@ pub struct Failover {
     pub failures: u32,
     pub window: Duration,
     pub cool_down: Duration,
+}
+
+impl Failover {
+    pub fn is_default(&self) -> bool {
+        *self == Failover::default()
+    }
 }
 
 impl Default for Failover {

@@ -43,6 +43,42 @@ pub enum State {
     },
 }
 
+/// A backend entry's configuration fingerprint (its backend's settings and its spec): a
+/// permanent failure holds until it changes.
+pub fn fingerprint(config: &crate::config::Config, c: &crate::config::BackendChoice) -> String {
+    use sha2::Digest;
+    let settings = config
+        .backends
+        .iter()
+        .find(|b| b.name == c.name)
+        .and_then(|b| serde_json::to_string(b).ok())
+        .unwrap_or_default();
+    let spec = serde_json::to_string(&c.spec).unwrap_or_default();
+    let digest = sha2::Sha256::digest(format!("{settings}\n{spec}").as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a group's backend's breaker is kept under (`breaker:KEY` in Redis).
+pub fn key(group: &str, backend: &str) -> String {
+    format!("{group}:{backend}")
+}
+
+/// A kept breaker, read leniently (a new one when unreadable).
+pub fn read(kept: Option<&str>) -> Breaker {
+    kept.and_then(|k| serde_json::from_str(k).ok())
+        .unwrap_or_default()
+}
+
+/// Why a breaker is not closed, for `doctor` and logs.
+pub fn why(b: &Breaker) -> Option<&str> {
+    match &b.state {
+        State::Closed => None,
+        State::Open { why, .. } | State::Probing { why, .. } | State::Broken { why, .. } => {
+            Some(why)
+        }
+    }
+}
+
 /// May a create go to the backend now?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allow {

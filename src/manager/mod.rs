@@ -12,8 +12,8 @@ pub mod sync;
 pub mod warm;
 
 pub use ops::{
-    Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed, BREAKER_STATE,
-    CREATES, WARM_FAILURES, WARM_TAKEN,
+    Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed, CREATES,
+    WARM_FAILURES, WARM_TAKEN,
 };
 
 use crate::queue::{Envelope, Task};

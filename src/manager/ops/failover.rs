@@ -6,23 +6,12 @@ use super::*;
 use crate::config::BackendChoice;
 use crate::manager::breaker::{self, Allow, Breaker, Failed};
 
-/// Breaker states by group, backend: closed, half_open, open, broken (for the metric).
-pub static BREAKER_STATE: crate::prom::Gauge = crate::prom::Gauge::new(
-    "runnerctl_backend_breaker_state",
-    "A group's backend's circuit breaker: 0 closed, 1 half-open, 2 open, 3 broken (a permanent failure).",
-    &["group", "backend"],
-);
-
 /// Creates on each backend of a group by outcome.
 pub static CREATES: crate::prom::Counter = crate::prom::Counter::new(
     "runnerctl_backend_creates_total",
     "Instances a group asked a backend for, by outcome: ok, failed (transient) or broken (permanent).",
     &["group", "backend", "outcome"],
 );
-
-fn breaker_key(g: &RunnerGroup, backend: &str) -> String {
-    format!("{}:{backend}", g.name)
-}
 
 impl Manager {
     /// The backend of this name.
@@ -32,27 +21,15 @@ impl Manager {
             .ok_or_else(|| Failure::config(format!("backend `{name}` is not configured")))
     }
 
-    /// A backend entry's configuration fingerprint: a permanent failure holds until it changes.
+    /// A backend entry's configuration fingerprint (see `breaker::fingerprint`).
     pub fn fingerprint(&self, c: &BackendChoice) -> String {
-        use sha2::Digest;
-        let settings = self
-            .config
-            .backends
-            .iter()
-            .find(|b| b.name == c.name)
-            .and_then(|b| serde_json::to_string(b).ok())
-            .unwrap_or_default();
-        let spec = serde_json::to_string(&c.spec).unwrap_or_default();
-        let digest = sha2::Sha256::digest(format!("{settings}\n{spec}").as_bytes());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        breaker::fingerprint(&self.config, c)
     }
 
     /// A group's backend's breaker as kept (a new one when none, or unreadable).
     pub async fn breaker_of(&self, g: &RunnerGroup, backend: &str) -> Result<Breaker, Failure> {
-        let kept = self.store.breaker(&breaker_key(g, backend)).await?;
-        Ok(kept
-            .and_then(|k| serde_json::from_str(&k).ok())
-            .unwrap_or_default())
+        let kept = self.store.breaker(&breaker::key(&g.name, backend)).await?;
+        Ok(breaker::read(kept.as_deref()))
     }
 
     /// The backend a runner of `g` is made on now: its backends in order, the first whose
@@ -96,7 +73,7 @@ impl Manager {
                 Allow::Yes => return Ok(c),
                 Allow::Probe => {
                     let next = breaker::probing(&b, now);
-                    self.keep_breaker(g, &c.name, &next, now).await?;
+                    self.keep_breaker(g, &c.name, &next).await?;
                     tracing::info!(group = %g.name, backend = %c.name, runner = name, "backend half-open: this create probes it");
                     return Ok(c);
                 }
@@ -115,15 +92,11 @@ impl Manager {
         g: &RunnerGroup,
         backend: &str,
         b: &Breaker,
-        now: u64,
     ) -> Result<(), Failure> {
         let json = serde_json::to_string(b).map_err(|e| Failure::transient(e.to_string()))?;
         self.store
-            .set_breaker(&breaker_key(g, backend), &json)
+            .set_breaker(&breaker::key(&g.name, backend), &json)
             .await?;
-        let c = g.backends.iter().find(|c| c.name == backend);
-        let label = breaker::label(b, now, &c.map(|c| self.fingerprint(c)).unwrap_or_default());
-        BREAKER_STATE.set(&[&g.name, backend], breaker::gauge(label));
         Ok(())
     }
 
@@ -167,7 +140,7 @@ impl Manager {
             if next.state != b.state {
                 tracing::warn!(group = %g.name, backend = %c.name, state = breaker::label(&next, now, &self.fingerprint(c)), why, "backend breaker");
             }
-            self.keep_breaker(g, &c.name, &next, now).await
+            self.keep_breaker(g, &c.name, &next).await
         };
         if let Err(e) = update.await {
             tracing::debug!(group = %g.name, backend = %c.name, error = %e, "breaker not updated");

@@ -18,7 +18,7 @@ mod health;
 mod resume;
 mod warm;
 
-pub use failover::{BREAKER_STATE, CREATES};
+pub use failover::CREATES;
 pub use warm::{WARM_FAILURES, WARM_TAKEN};
 
 use super::plan::{self, Action, Observed};
