@@ -261,7 +261,10 @@ async fn creates_move_to_the_next_backend_once_the_breaker_opens_and_come_back_a
         .find(|c| c["check"] == "backend flaky of g (1 in order)")
         .unwrap_or_else(|| panic!("{checks}"));
     assert_eq!(flaky["status"], "warn");
-    assert!(flaky["detail"].as_str().unwrap().contains("no capacity"), "{flaky}");
+    assert!(
+        flaky["detail"].as_str().unwrap().contains("no capacity"),
+        "{flaky}"
+    );
     // After the cool-down the first is probed; the capacity is back: the probe succeeds and
     // closes it, and runners go to it again.
     tokio::time::sleep(Duration::from_millis(2100)).await;
