@@ -44,6 +44,7 @@ struct State {
     /// Each scope's token uses and last replacement.
     tokens: HashMap<String, (u64, Option<u64>)>,
     cursors: HashMap<String, u64>,
+    breakers: HashMap<String, String>,
     marker: Option<Marker>,
     /// Each group's suspects, with when each was first seen.
     suspects: HashMap<String, HashMap<String, u64>>,
@@ -180,6 +181,7 @@ fn patched(r: &Runner, patch: &RunnerPatch) -> Runner {
             "online_at" => r.online_at = num(&v),
             "ended_at" => r.ended_at = num(&v),
             "error" => r.error = text,
+            "backend" => r.backend = v.clone(),
             _ => {}
         }
     }
@@ -524,6 +526,15 @@ impl RunnerStore for MemoryStore {
 
     async fn peek_cursor(&self, name: &str) -> Result<u64> {
         Ok(self.state().cursors.get(name).copied().unwrap_or(0))
+    }
+    async fn breaker(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.state().breakers.get(key).cloned())
+    }
+    async fn set_breaker(&self, key: &str, value: &str) -> Result<()> {
+        self.state()
+            .breakers
+            .insert(key.to_string(), value.to_string());
+        Ok(())
     }
 
     async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {

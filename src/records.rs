@@ -154,6 +154,8 @@ pub struct RunnerPatch {
     pub online_at: Option<u64>,
     pub ended_at: Option<u64>,
     pub error: Option<Option<String>>,
+    /// The backend it is made on (a group with several, `backends:`).
+    pub backend: Option<String>,
 }
 
 impl RunnerPatch {
@@ -185,6 +187,9 @@ impl RunnerPatch {
         }
         if let Some(v) = &self.error {
             out.push(("error", opt(v)));
+        }
+        if let Some(v) = &self.backend {
+            out.push(("backend", v.clone()));
         }
         out
     }
@@ -357,6 +362,10 @@ pub trait RunnerStore: Send + Sync {
     async fn next_cursor(&self, name: &str) -> Result<u64>;
     /// What [`RunnerStore::next_cursor`] would answer, moving nothing.
     async fn peek_cursor(&self, name: &str) -> Result<u64>;
+    /// A backend's circuit breaker as kept (JSON; see `manager::breaker`), `None` when none.
+    async fn breaker(&self, key: &str) -> Result<Option<String>>;
+    /// Keeps a breaker's state.
+    async fn set_breaker(&self, key: &str, value: &str) -> Result<()>;
 
     // What tells lost data.
 

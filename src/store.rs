@@ -1245,6 +1245,17 @@ impl RunnerStore for RedisStore {
     async fn peek_cursor(&self, name: &str) -> Result<u64> {
         RedisStore::peek_cursor(self, name).await
     }
+    async fn breaker(&self, key: &str) -> Result<Option<String>> {
+        let mut c = self.conn.clone();
+        Ok(c.get(format!("{}breaker:{key}", self.prefix)).await?)
+    }
+    async fn set_breaker(&self, key: &str, value: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: () = c
+            .set(format!("{}breaker:{key}", self.prefix), value)
+            .await?;
+        Ok(())
+    }
     async fn marker(&self, hold_if_missing: Duration) -> Result<(Marker, bool)> {
         RedisStore::marker(self, hold_if_missing).await
     }

@@ -1132,3 +1132,63 @@ fn scale_set_mode_s_errors_name_their_field() {
         ["worker.scale_set_lease: must be between 2s and 10m (is 1s)"]
     );
 }
+
+#[test]
+fn backends_in_order_are_read_with_their_own_limits_and_specs() {
+    let text = BASE.replace(
+        "    backend: fake\n",
+        "    backends:\n      - fake\n      - {name: docker, max_runners: 3, spec: {image: ghcr.io/acme/runner:2}}\n    failover: {failures: 5, window: 10m, cool_down: 1m}\n",
+    );
+    let c = runnerctl::wiring::parse(&text, "t").unwrap().config;
+    let g = &c.runner_groups[0];
+    assert_eq!(g.backend, "fake", "the first is the group's backend");
+    let names: Vec<&str> = g.backends.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["fake", "docker"]);
+    assert_eq!(g.backends[1].max_runners, Some(3));
+    assert_eq!(g.failover.failures, 5);
+    // One `backend:` is a list of one.
+    let c = runnerctl::wiring::parse(BASE, "t").unwrap().config;
+    assert_eq!(c.runner_groups[0].backends.len(), 1);
+    assert_eq!(c.runner_groups[0].failover.failures, 3, "the default");
+}
+
+#[test]
+fn bad_backend_lists_are_refused_with_their_place() {
+    let with = |list: &str| BASE.replace("    backend: fake\n", list);
+    assert_eq!(
+        errors(&with("    backend: fake\n    backends: [fake]\n")),
+        ["runner_groups[0].backends: `backend` and `backends` together: keep one (`backends` lists the group's backends in order)"]
+    );
+    assert_eq!(
+        errors(&with(
+            "    backends: [fake, {name: docker, spec: {image: x}}, fake]\n"
+        )),
+        ["runner_groups[0].backends[2]: backend `fake` is named twice"]
+    );
+    assert_eq!(
+        errors(&with("    backends: []\n")),
+        ["runner_groups[0].backends: names no backend"]
+    );
+    let unknown = errors(&with("    backends: [fake, nowhere]\n"));
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].starts_with("runner_groups[0].backends[1]: unknown backend `nowhere`"),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        errors(&with("    max_runners: 4\n    backends:\n      - {name: fake, max_runners: 9}\n")),
+        ["runner_groups[0].backends[0].max_runners: must be between 1 and the group's max_runners (4)"]
+    );
+    let spec = errors(&with(
+        "    backends:\n      - fake\n      - {name: docker, spec: {cpus: many}}\n",
+    ));
+    assert!(
+        spec.iter()
+            .any(|e| e.starts_with("runner_groups[0].backends[1].spec")),
+        "{spec:?}"
+    );
+    assert_eq!(
+        errors(&with("    backends: [fake]\n    failover: {failures: 0}\n")),
+        ["runner_groups[0].failover.failures: must be at least 1"]
+    );
+}

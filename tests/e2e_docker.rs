@@ -661,3 +661,223 @@ async fn warm_containers_hot_and_stopped_run_the_jobs_that_take_them() {
         let _ = docker.delete(&c.id).await;
     }
 }
+
+/// A stand-in for the Docker engine's socket that can be stopped and started again: it
+/// forwards to the real engine's socket while running.
+struct EngineSocket {
+    path: std::path::PathBuf,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineSocket {
+    fn start(path: &std::path::Path) -> EngineSocket {
+        let _ = std::fs::remove_file(path);
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                conns.spawn(async move {
+                    let engine = std::env::var("DOCKER_HOST")
+                        .ok()
+                        .and_then(|h| h.strip_prefix("unix://").map(String::from))
+                        .unwrap_or_else(|| "/var/run/docker.sock".into());
+                    if let Ok(mut up) = tokio::net::UnixStream::connect(engine).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                    }
+                });
+            }
+        });
+        EngineSocket {
+            path: path.to_path_buf(),
+            task: Some(task),
+        }
+    }
+
+    /// The engine is gone: connections break and new ones are refused.
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Issue 36: a group of two backends in order, `[docker, fake]`; the Docker engine stops
+/// mid-run: the first failed creates open its breaker and jobs keep starting on the fake
+/// backend; once the engine is back and the cool-down over, a probe create closes the breaker
+/// and runners are made on Docker again. Nothing is left on either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_back() {
+    let image = support::docker_test_image();
+    let redis = RedisServer::start();
+    let name = manager_name("docker-failover");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serve_addr = listener.local_addr().unwrap();
+    let sim = FakeGitHub::start(FakeGitHubOptions {
+        orgs: vec![("octo-org".into(), vec!["app".into()])],
+        token: Some("t".into()),
+        webhook_url: Some(format!("http://{serve_addr}/webhook")),
+        webhook_secret: "s".into(),
+        job_duration: Duration::from_millis(300),
+        ..FakeGitHubOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("engine.sock");
+    let mut engine = EngineSocket::start(&sock);
+    let text = format!(
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\n    host: unix://{}\n  fake:\n    kind: fake\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    max_runners: 4\n    backends:\n      - {{name: docker, spec: {{image: {image}, network: host, memory_mb: 64}}}}\n      - {{name: fake, spec: {{}}}}\n    failover: {{failures: 2, window: 1m, cool_down: 3s}}\n",
+        sim.url(),
+        redis.url,
+        sock.display()
+    );
+    let config = Arc::new(runnerctl::wiring::parse(&text, "t").unwrap().config);
+    let gh = Arc::new(GitHub::new(&sim.url(), Auth::Token(Secret::new("t"))).unwrap());
+    let refs: Vec<&config::RunnerGroup> = config.runner_groups.iter().collect();
+    sync::sync(&*gh, &refs, false, &|| {}).await;
+    let settings = runnerctl::backend::docker::DockerSettings {
+        host: Some(format!("unix://{}", sock.display())),
+        ..Default::default()
+    };
+    let docker: Arc<dyn Backend> = Arc::new(
+        DockerBackend::connect("docker", &name, &settings)
+            .await
+            .unwrap(),
+    );
+    let conn = store::connect(&redis.url).await.unwrap();
+    let fake: Arc<dyn Backend> = Arc::new(
+        runnerctl::backend::fake::FakeBackend::new("fake", &name, None, Some(conn.clone()))
+            .with_stand_in(Arc::new(runnerctl::wiring::StandInRunner)),
+    );
+    let forge: Arc<dyn Forge> = gh.clone();
+    let m = Arc::new(Manager::new(
+        config.clone(),
+        RedisStore::new(conn.clone(), &name),
+        forge,
+        HashMap::from([
+            ("docker".to_string(), docker.clone()),
+            ("fake".to_string(), fake.clone()),
+        ]),
+    ));
+    let options = QueueOptions {
+        retry_base: Duration::from_millis(100),
+        retry_max: Duration::from_millis(500),
+        ..QueueOptions::default()
+    };
+    let state = Arc::new(State::new(
+        &runnerctl::forge::github::webhook::GITHUB,
+        Secret::new("s"),
+        &name,
+        config.runner_groups.clone(),
+        &redis.url,
+        options.clone(),
+    ));
+    let (stop_serve, serve_stop) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(server::serve(listener, None, state, async {
+        let _ = serve_stop.await;
+    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut opts = WorkerOptions::new(4);
+    opts.poll = Duration::from_millis(100);
+    let w = tokio::spawn(worker::run(
+        Queue::new(conn.clone(), &name, options),
+        store::connect(&redis.url).await.unwrap(),
+        Arc::new(TaskHandler::with_manager(m.clone())),
+        opts,
+        stop_rx,
+    ));
+    let s = RedisStore::new(conn.clone(), &name);
+    // Jobs reach the workers through `serve`, as GitHub's webhooks.
+    let run_jobs = |n: usize| {
+        let sim = &sim;
+        async move {
+            (0..n)
+                .map(|_| sim.queue_job("octo-org/app", &["self-hosted", "box"]))
+                .collect::<Vec<u64>>()
+        }
+    };
+    let wait_done = |ids: Vec<u64>, within: Duration| {
+        let sim = &sim;
+        async move {
+            let start = Instant::now();
+            loop {
+                let done = sim
+                    .jobs()
+                    .iter()
+                    .filter(|j| ids.contains(&j.id) && j.status == JobStatus::Completed)
+                    .count();
+                if done == ids.len() {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < within,
+                    "{done} of {} jobs done in {within:?}; runners {:?}",
+                    ids.len(),
+                    sim.runners()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let on = |backend: &'static str| {
+        let s = &s;
+        async move {
+            s.all_runners()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.backend == backend)
+                .count()
+        }
+    };
+    // The engine runs: jobs run on Docker.
+    let first = run_jobs(2).await;
+    let started_on_docker = support::eventually(Duration::from_secs(60), || async {
+        (on("docker").await > 0).then_some(())
+    })
+    .await;
+    assert!(started_on_docker.is_some(), "runners on Docker");
+    wait_done(first, Duration::from_secs(90)).await;
+    // The engine stops: two failed creates open Docker's breaker, and the jobs run on the fake
+    // backend meanwhile.
+    engine.stop();
+    let during = run_jobs(4).await;
+    let took = wait_done(during, Duration::from_secs(60)).await;
+    let g = config.runner_groups[0].clone();
+    let b = m.breaker_of(&g, "docker").await.unwrap();
+    assert!(
+        matches!(b.state, runnerctl::manager::breaker::State::Open { .. }),
+        "{b:?}"
+    );
+    println!("engine stopped: 4 jobs ran on the next backend within {took:?}");
+    // The engine is back; after the cool-down a probe create closes the breaker.
+    let mut engine = EngineSocket::start(&sock);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = run_jobs(2).await;
+    wait_done(after, Duration::from_secs(90)).await;
+    let b = m.breaker_of(&g, "docker").await.unwrap();
+    assert_eq!(b.state, runnerctl::manager::breaker::State::Closed, "{b:?}");
+    // Nothing left on either backend, no record, no slot.
+    let clean = support::eventually(Duration::from_secs(60), || async {
+        let left = docker.list().await.ok()?.len() + fake.list().await.ok()?.len();
+        let records = s.all_runners().await.ok()?.len();
+        (left == 0 && records == 0 && sim.runners().is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        clean.is_some(),
+        "left: docker {:?}, fake {:?}, records {:?}",
+        docker.list().await,
+        fake.list().await,
+        s.all_runners().await
+    );
+    stop_tx.send(true).unwrap();
+    w.await.unwrap();
+    stop_serve.send(()).unwrap();
+    served.await.unwrap();
+    engine.stop();
+}

@@ -765,3 +765,35 @@ fn a_machine_type_s_price_applies_to_its_instances() {
     assert!((cb - 2.0 * ca).abs() < 0.01, "{ca} vs {cb}");
     assert_eq!(a.groups["gcp-spot"].cost, b.groups["gcp-spot"].cost);
 }
+
+/// Issue 36: a group whose first backend refuses most creates (90%) waits hours on it alone,
+/// and starts every job a boot after its queueing with a second backend behind it: the
+/// breaker sends runners there.
+#[test]
+fn a_second_backend_behind_a_failing_one_starts_every_job() {
+    let text = |group: &str| {
+        format!(
+            "name: sim\ngithub:\n  token_env: UNUSED\nhealthcheck_interval: 1d\nbackends:\n  onprem:\n    kind: fake\n  cloud:\n    kind: fake\nrunner_groups:\n  - name: g\n    organization: octo\n    labels: [self-hosted, g]\n    max_runners: 20\n{group}simulation:\n  delivery_lag: 0\n  api_latency: 0\n  runner_startup: 0\n  deletion: 0\n  capacity_retry: 0\n  backends:\n    onprem:\n      boot: 20s\n      create_failure_rate: 0.9\n    cloud:\n      boot: 60s\n"
+        )
+    };
+    let one = runnerctl::wiring::parse(&text("    backend: onprem\n"), "one.yaml")
+        .unwrap()
+        .config;
+    let two = runnerctl::wiring::parse(
+        &text("    backends: [onprem, cloud]\n    failover: {failures: 3, window: 5m, cool_down: 2m}\n"),
+        "two.yaml",
+    )
+    .unwrap()
+    .config;
+    let trace = poisson(&one, 300, 30.0, 300.0, 5);
+    let alone = simulate(&one, trace.clone());
+    let behind = simulate(&two, trace);
+    assert_eq!(behind.jobs_started, 300, "{behind:#?}");
+    assert!(behind.wait.p95_s < 120.0, "{:?}", behind.wait);
+    assert!(
+        alone.wait.p95_s > 10.0 * behind.wait.p95_s,
+        "{:?} vs {:?}",
+        alone.wait,
+        behind.wait
+    );
+}

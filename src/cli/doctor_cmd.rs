@@ -127,6 +127,7 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
     }
     let store = crate::wiring::store(config, conn);
     warm_checks(config, &store, out).await;
+    breaker_checks(config, &store, out).await;
     let Ok(ms) = store.now_ms().await else {
         out.push(check(
             "clock",
@@ -150,6 +151,52 @@ async fn redis_checks(config: &crate::config::Config, out: &mut Vec<Check>) -> b
         check("clock", Status::Ok, format!("within {skew}s of Redis's"))
     });
     true
+}
+
+/// Each backend of a group with several (`backends:`): its breaker. Open or half-open is a
+/// warning (creates go to the next backend meanwhile); broken, a failure until the
+/// configuration is fixed.
+async fn breaker_checks(
+    config: &crate::config::Config,
+    store: &crate::store::RedisStore,
+    out: &mut Vec<Check>,
+) {
+    use crate::manager::breaker;
+    use crate::records::RunnerStore;
+    for g in config.runner_groups.iter().filter(|g| g.backends.len() > 1) {
+        for (i, c) in g.backends.iter().enumerate() {
+            let name = format!("backend {} of {} ({} in order)", c.name, g.name, i + 1);
+            let kept = match within("Redis", store.breaker(&breaker::key(&g.name, &c.name))).await {
+                Ok(k) => k,
+                Err(e) => {
+                    out.push(check(name, Status::Fail, e));
+                    continue;
+                }
+            };
+            let b = breaker::read(kept.as_deref());
+            let label = breaker::label(
+                &b,
+                crate::model::unix_now(),
+                &breaker::fingerprint(config, c),
+            );
+            let why = breaker::why(&b).unwrap_or_default();
+            let (status, detail) = match label {
+                "closed" => (
+                    Status::Ok,
+                    "breaker closed: runners are made on it".to_string(),
+                ),
+                "broken" => (
+                    Status::Fail,
+                    format!("breaker open until the configuration changes: {why}"),
+                ),
+                other => (
+                    Status::Warn,
+                    format!("breaker {other}: creates go to the next backend meanwhile ({why})"),
+                ),
+            };
+            out.push(check(name, status, detail));
+        }
+    }
 }
 
 /// Each warm pool: its target now (and the schedule entry that sets it) against what Redis

@@ -18,6 +18,8 @@ struct GroupRow<'a> {
     labels: &'a [String],
     backend: &'a str,
     kind: String,
+    /// Its backends in order (one for a group with `backend:`), with their breakers.
+    backends: Vec<BackendView>,
     min_runners: u32,
     max_runners: u32,
     /// The warm pool's target now and the schedule entry that sets it; `null` without one.
@@ -25,6 +27,74 @@ struct GroupRow<'a> {
     /// What GitHub has: absent with `--local`.
     #[serde(skip_serializing_if = "Option::is_none")]
     github: Option<GithubView>,
+}
+
+/// One of a group's backends.
+#[derive(Serialize)]
+struct BackendView {
+    name: String,
+    kind: String,
+    /// Its own limit (`backends[].max_runners`), when it has one.
+    max_runners: Option<u32>,
+    /// Its breaker (a group with several backends): `closed`, `half_open`, `open` or
+    /// `broken`; `null` with one backend or when Redis did not answer.
+    breaker: Option<String>,
+}
+
+/// Each group's backends with their breakers, read from Redis (within 2 s; none when it does
+/// not answer).
+fn backend_views(config: &Config) -> HashMap<String, Vec<BackendView>> {
+    let breakers = runtime().ok().and_then(|rt| {
+        rt.block_on(async {
+            let conn = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                crate::wiring::connect(config),
+            )
+            .await
+            .ok()?
+            .ok()?;
+            let store = crate::wiring::store(config, conn);
+            let now = crate::model::unix_now();
+            let mut out = HashMap::new();
+            for g in config.runner_groups.iter().filter(|g| g.backends.len() > 1) {
+                for c in &g.backends {
+                    let key = crate::manager::breaker::key(&g.name, &c.name);
+                    use crate::records::RunnerStore;
+                    let kept = store.breaker(&key).await.ok()?;
+                    let b = crate::manager::breaker::read(kept.as_deref());
+                    let fp = crate::manager::breaker::fingerprint(config, c);
+                    out.insert(
+                        key,
+                        crate::manager::breaker::label(&b, now, &fp).to_string(),
+                    );
+                }
+            }
+            Some(out)
+        })
+    });
+    config
+        .runner_groups
+        .iter()
+        .map(|g| {
+            let views = g
+                .backends
+                .iter()
+                .map(|c| BackendView {
+                    name: c.name.clone(),
+                    kind: config
+                        .backend(&c.name)
+                        .map(|b| b.kind().to_string())
+                        .unwrap_or_default(),
+                    max_runners: c.max_runners,
+                    breaker: breakers
+                        .as_ref()
+                        .and_then(|m| m.get(&crate::manager::breaker::key(&g.name, &c.name)))
+                        .cloned(),
+                })
+                .collect();
+            (g.name.clone(), views)
+        })
+        .collect()
 }
 
 /// A group as GitHub has it.
@@ -82,10 +152,12 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             Ok::<_, Error>(m)
         })?)
     };
+    let mut views = backend_views(&config);
     let rows: Vec<GroupRow> = config
         .runner_groups
         .iter()
         .map(|g| GroupRow {
+            backends: views.remove(&g.name).unwrap_or_default(),
             name: &g.name,
             organization: g.owner_label(),
             repository: g.repository.as_deref(),
@@ -135,7 +207,7 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
                                 None => r.organization.to_string(),
                             },
                             r.labels.join(","),
-                            format!("{} ({})", r.backend, r.kind),
+                            backends_cell(r),
                             r.min_runners.to_string(),
                             r.max_runners.to_string(),
                             r.warm_pool.map_or("-".into(), |t| warm_cell(&t)),
@@ -149,6 +221,26 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             )
         }
     }
+}
+
+/// `fake (fake)`; with several backends, each in order with its breaker: `dc1 (vsphere)
+/// open, aws (aws) closed`.
+fn backends_cell(r: &GroupRow) -> String {
+    if r.backends.len() < 2 {
+        return format!("{} ({})", r.backend, r.kind);
+    }
+    r.backends
+        .iter()
+        .map(|b| {
+            let limit = b
+                .max_runners
+                .map(|m| format!(" max {m}"))
+                .unwrap_or_default();
+            let state = b.breaker.as_deref().unwrap_or("unknown");
+            format!("{} ({}{limit}) {state}", b.name, b.kind)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A pool's target now: `2 hot, 5 stopped`, and the schedule entry that sets it.

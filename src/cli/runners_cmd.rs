@@ -646,7 +646,12 @@ pub fn show(cx: &Context, name: &str) -> Result<()> {
                     first = Some(Error::Forge(e));
                 }
             }
-            let listed = match m.backend(g) {
+            // The backend its record names (a group may have several), else the group's.
+            let backend = match record.as_ref().map(|r| m.backend_named(&r.backend)) {
+                Some(Ok(b)) => Ok(b),
+                _ => m.backend(g),
+            };
+            let listed = match backend {
                 Ok(b) => b.list().await.map_err(Error::Backend),
                 Err(e) => Err(Error::from(e)),
             };

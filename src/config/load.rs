@@ -321,6 +321,34 @@ struct RawGroup {
     #[serde(default)]
     mode: super::GroupMode,
     scale_set: Option<super::ScaleSetConfig>,
+    backends: Option<Vec<RawChoice>>,
+    failover: Option<super::Failover>,
+}
+
+/// An entry of a group's `backends:`: a backend's name, or the name with its own limit and
+/// spec.
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum RawChoice {
+    Name(String),
+    Entry(RawChoiceEntry),
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawChoiceEntry {
+    name: String,
+    max_runners: Option<u32>,
+    spec: Option<Value>,
+}
+
+impl RawChoice {
+    fn parts(&self) -> (String, Option<u32>, Option<Value>) {
+        match self {
+            RawChoice::Name(n) => (n.clone(), None, None),
+            RawChoice::Entry(e) => (e.name.clone(), e.max_runners, e.spec.clone()),
+        }
+    }
 }
 
 fn default_max_runners() -> u32 {
@@ -1718,7 +1746,8 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn group(&mut self, raw: RawGroup, path: &str, backends: &Backends) -> Option<RunnerGroup> {
+    fn group(&mut self, mut raw: RawGroup, path: &str, backends: &Backends) -> Option<RunnerGroup> {
+        self.first_backend(&mut raw, path);
         let field = |f: &str| join(path, f);
         let mut valid = true;
         let mut required = |cx: &mut Self, f: &str, v: &Option<String>| {
@@ -1739,7 +1768,9 @@ impl<'a> Cx<'a> {
         if scope != Some(GroupScope::Instance) || raw.selected_repositories.is_some() {
             required(self, "organization", &raw.organization);
         }
-        required(self, "backend", &raw.backend);
+        if raw.backends.is_none() {
+            required(self, "backend", &raw.backend);
+        }
         if let Some(name) = &raw.name {
             if !name.is_empty() && !is_simple_name(name) {
                 self.error(&field("name"), format!("`{name}` is not a valid group name: use 1 to 32 lowercase letters, digits and dashes, starting with a letter (it is part of runner names)"));
@@ -1777,22 +1808,17 @@ impl<'a> Cx<'a> {
             self.check_warm_pool(w, &field("warm_pool"), raw.max_runners, can, &backend_name);
         }
         self.check_container_jobs(&raw, path, backends);
-        let spec = match schema {
-            None => None,
-            Some(schema) => {
-                let mut r = Reader {
-                    cx: self,
-                    base: field("spec"),
-                };
-                schema.spec(&mut r, raw.spec.unwrap_or(Value::Null))
-            }
-        };
+        let choices = self.backend_choices(&raw, path, backends);
+        let spec = choices
+            .first()
+            .and_then(|c| c.as_ref().map(|c| c.spec.clone()));
         if let (Some(w), Some(schema), Some(spec)) = (&raw.warm_pool, schema, &spec) {
             self.check_stopped(w, schema, spec, &field("warm_pool"));
         }
-        if !valid {
+        if !valid || choices.iter().any(Option::is_none) {
             return None;
         }
+        let choices: Vec<super::BackendChoice> = choices.into_iter().flatten().collect();
         Some(RunnerGroup {
             name: raw.name?,
             scope: scope?,
@@ -1812,7 +1838,120 @@ impl<'a> Cx<'a> {
             warm_pool: raw.warm_pool,
             mode: raw.mode,
             scale_set: raw.scale_set,
+            backends: choices,
+            failover: raw.failover.unwrap_or_default(),
         })
+    }
+
+    /// With `backends:`, the group's `backend` is its first entry's (for what reads one
+    /// backend: warm pools, container jobs); `backend` and `backends` together, an empty list,
+    /// or a backend named twice is refused.
+    fn first_backend(&mut self, raw: &mut RawGroup, path: &str) {
+        if let Some(f) = &raw.failover {
+            let at = join(path, "failover");
+            if f.failures == 0 {
+                self.error(&format!("{at}.failures"), "must be at least 1".to_string());
+            }
+            for (key, d) in [("window", f.window), ("cool_down", f.cool_down)] {
+                if d.as_std() < std::time::Duration::from_secs(1) {
+                    self.error(&format!("{at}.{key}"), "must be at least 1s".to_string());
+                }
+            }
+        }
+        let Some(list) = &raw.backends else { return };
+        let field = |f: &str| join(path, f);
+        if raw.backend.is_some() {
+            self.error(
+                &field("backends"),
+                "`backend` and `backends` together: keep one (`backends` lists the group's backends in order)".to_string(),
+            );
+        }
+        if list.is_empty() {
+            self.error(&field("backends"), "names no backend".to_string());
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            let (name, max, _) = c.parts();
+            if seen.contains(&name) {
+                self.error(
+                    &format!("{}[{i}]", field("backends")),
+                    format!("backend `{name}` is named twice"),
+                );
+            }
+            if max.is_some_and(|m| m == 0 || m > raw.max_runners) {
+                self.error(
+                    &format!("{}[{i}].max_runners", field("backends")),
+                    format!(
+                        "must be between 1 and the group's max_runners ({})",
+                        raw.max_runners
+                    ),
+                );
+            }
+            seen.push(name);
+        }
+        if raw.backend.is_none() {
+            raw.backend = seen.first().cloned();
+        }
+    }
+
+    /// The group's backends in order, each with its spec read against its kind (its own
+    /// `spec`, else the group's); `None` for an entry whose backend or spec is wrong.
+    fn backend_choices(
+        &mut self,
+        raw: &RawGroup,
+        path: &str,
+        backends: &Backends,
+    ) -> Vec<Option<super::BackendChoice>> {
+        let field = |f: &str| join(path, f);
+        let entries: Vec<(String, Option<u32>, Option<Value>, String)> = match &raw.backends {
+            None => vec![(
+                raw.backend.clone().unwrap_or_default(),
+                None,
+                None,
+                field("backend"),
+            )],
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (name, max, spec) = c.parts();
+                    let at = match c {
+                        RawChoice::Name(_) => format!("{}[{i}]", field("backends")),
+                        RawChoice::Entry(_) => format!("{}[{i}].name", field("backends")),
+                    };
+                    (name, max, spec, at)
+                })
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for (i, (name, max, own_spec, at)) in entries.into_iter().enumerate() {
+            // The first backend's unknown name was reported with the group's other checks.
+            let schema = match (i, &raw.backends) {
+                (0, _) => self.schemas_quiet(&name, backends),
+                _ => self.schema_of(&name, &at, backends),
+            };
+            let Some(schema) = schema else {
+                out.push(None);
+                continue;
+            };
+            let (value, base) = match own_spec {
+                Some(v) => (v, format!("{}[{i}].spec", field("backends"))),
+                None => (raw.spec.clone().unwrap_or(Value::Null), field("spec")),
+            };
+            let mut r = Reader { cx: self, base };
+            out.push(schema.spec(&mut r, value).map(|spec| super::BackendChoice {
+                name,
+                max_runners: max,
+                spec,
+            }));
+        }
+        out
+    }
+
+    /// The schema of a backend by name, reporting nothing (the caller did).
+    fn schemas_quiet(&self, name: &str, backends: &Backends) -> Option<&'a dyn Schema> {
+        let b = backends.valid.iter().find(|b| b.name == name)?;
+        self.schemas.iter().find(|k| k.kind() == b.kind()).copied()
     }
 
     /// `bootstrap_template`: a file that can be read.

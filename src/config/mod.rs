@@ -767,6 +767,55 @@ pub struct RunnerGroup {
     /// The scale set (`mode: scale_set`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scale_set: Option<ScaleSetConfig>,
+    /// Its backends in the order runners are made on them (one: `backend` with `spec`,
+    /// which is all `config show` prints then).
+    #[serde(skip_serializing_if = "one_backend")]
+    pub backends: Vec<BackendChoice>,
+    /// When a backend is left out after failing (`failover:`).
+    #[serde(skip_serializing_if = "Failover::is_default")]
+    pub failover: Failover,
+}
+
+fn one_backend(b: &[BackendChoice]) -> bool {
+    b.len() <= 1
+}
+
+/// One of a group's backends, in order (`backends:`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendChoice {
+    /// A name under `backends`.
+    pub name: String,
+    /// At most this many of the group's runners on it; the group's `max_runners` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_runners: Option<u32>,
+    pub spec: InstanceSpec,
+}
+
+/// `failover:` of a group: a backend's circuit breaker. `failures` create failures within
+/// `window` open it for `cool_down`, then one create probes it; a permanent failure (bad
+/// template, no permission) opens it until the configuration changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Failover {
+    pub failures: u32,
+    pub window: Duration,
+    pub cool_down: Duration,
+}
+
+impl Failover {
+    pub fn is_default(&self) -> bool {
+        *self == Failover::default()
+    }
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover {
+            failures: 3,
+            window: Duration::from_secs(300),
+            cool_down: Duration::from_secs(120),
+        }
+    }
 }
 
 /// `mode:` of a runner group.

@@ -156,6 +156,8 @@ mod tests {
             warm_pool: None,
             mode: crate::config::GroupMode::ScaleSet,
             scale_set: None,
+            backends: vec![],
+            failover: Default::default(),
         }
     }
 

@@ -281,6 +281,8 @@ mod tests {
             warm_pool: None,
             mode: Default::default(),
             scale_set: None,
+            backends: vec![],
+            failover: Default::default(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! backends; `TaskHandler` maps each task of the queue to an operation and its outcome to the
 //! queue's retry policy.
 
+pub mod breaker;
 pub mod leftover;
 pub mod matching;
 pub mod ops;
@@ -11,8 +12,8 @@ pub mod sync;
 pub mod warm;
 
 pub use ops::{
-    Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed, WARM_FAILURES,
-    WARM_TAKEN,
+    Cause, Created, EventIds, Failure, HealthResult, HealthRow, Manager, Removed, CREATES,
+    WARM_FAILURES, WARM_TAKEN,
 };
 
 use crate::queue::{Envelope, Task};

@@ -151,6 +151,8 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::backend::ERRORS.render(&mut out);
     crate::manager::ops::WARM_TAKEN.render(&mut out);
     crate::manager::ops::WARM_FAILURES.render(&mut out);
+    crate::manager::CREATES.render(&mut out);
+    breaker_gauges(&mut out, m).await;
     // Samples once the forge has answered (a forge without rate-limit headers has none).
     let rate = m.forge.rate_limit();
     header(
@@ -207,6 +209,39 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::listener::render(&mut out);
     scale_set_gauges(&mut out, &queue.store(&m.config.name), &m.config).await;
     out
+}
+
+/// Each breaker of a group with several backends, read from Redis (any worker shows every
+/// process's): 0 closed, 1 half-open, 2 open, 3 broken.
+async fn breaker_gauges(out: &mut String, m: &crate::manager::Manager) {
+    use crate::manager::breaker;
+    let name = "runnerctl_backend_breaker_state";
+    let groups: Vec<_> = m
+        .config
+        .runner_groups
+        .iter()
+        .filter(|g| g.backends.len() > 1)
+        .collect();
+    if groups.is_empty() {
+        return;
+    }
+    header(out, name, "gauge", "A group's backend's circuit breaker: 0 closed, 1 half-open, 2 open, 3 broken (a permanent failure).");
+    let now = crate::model::unix_now();
+    for g in groups {
+        for c in &g.backends {
+            let read = tokio::time::timeout(Duration::from_secs(2), m.breaker_of(g, &c.name)).await;
+            if let Ok(Ok(b)) = read {
+                let label = breaker::label(&b, now, &m.fingerprint(c));
+                sample(
+                    out,
+                    name,
+                    &["group", "backend"],
+                    &[g.name.clone(), c.name.clone()],
+                    breaker::gauge(label),
+                );
+            }
+        }
+    }
 }
 
 /// Each scale set's figures as its session holder last committed them (any worker answers

@@ -169,7 +169,18 @@ impl Manager {
                 return Ok(Made::Abandoned);
             }
         }
-        let backend = self.backend(g)?;
+        // The backend it is made on: the group's first that takes a runner now.
+        let choice = self.choose_backend(g, name).await?;
+        let backend = self.backend_named(&choice.name)?;
+        if choice.name != record.backend {
+            let patch = RunnerPatch {
+                backend: Some(choice.name.clone()),
+                ..Default::default()
+            };
+            if !self.step(name, None, &patch).await? {
+                return Ok(Made::Vanished);
+            }
+        }
         let (forge_id, credential) = self.register(g, &scope, name).await?;
         self.note_step(record.created_for_job, "registered").await;
         // Without a broker nothing is written between registering and asking for the
@@ -205,15 +216,28 @@ impl Manager {
             group: g.name.clone(),
             runner: name.to_string(),
         };
-        let instance = backend
+        let created = backend
             .create(&CreateRequest {
                 runner_name: name.to_string(),
-                spec: g.spec.clone(),
+                spec: choice.spec.clone(),
                 boot,
                 tags,
                 warm: None,
             })
-            .await?;
+            .await;
+        self.created_on(g, &choice, created.as_ref().map(|_| ()))
+            .await;
+        if created.is_err() && g.backends.len() > 1 {
+            // The backend refused: the next attempt starts again, on whichever backend takes
+            // a runner then (a create is idempotent by name, so the same backend gives back
+            // an instance an answer lost made).
+            let patch = RunnerPatch {
+                requested_at: Some(None),
+                ..Default::default()
+            };
+            let _ = self.step(name, None, &patch).await;
+        }
+        let instance = created?;
         self.note_step(record.created_for_job, "instance").await;
         if let Some(id) = &brokered {
             self.bind(name, id, &instance).await;

@@ -87,7 +87,7 @@ impl Manager {
                 .map_err(|e| Failure::transient(e.to_string()))?;
         }
         if let Some(g) = g {
-            let backend = self.backend(g)?;
+            let backend = self.backend_of(g, &r)?;
             match &r.instance_id {
                 Some(id) => backend.delete(id).await?,
                 None => {

@@ -254,12 +254,12 @@ impl Manager {
                 .is_some_and(|x| x.name == g.name)
             })
             .collect();
+        // Every backend of the group's: a runner may be on any of them.
         let instances: Vec<_> = self
-            .backend(g)?
-            .list()
+            .instances_of_group(g)
             .await?
             .into_iter()
-            .filter(|i| i.group() == Some(g.name.as_str()))
+            .map(|(_, i)| i)
             .collect();
         let records = self.store.runners_of_group(&g.name).await?;
         // Ours by name alone only when named by the current rule: a name of runnerctl 0.1 may
@@ -389,7 +389,7 @@ impl Manager {
                         return Ok(running());
                     }
                 }
-                self.backend(g)?.delete(id).await?;
+                self.delete_instance(g, id).await?;
                 Ok(ok())
             }
             Action::DeleteForgeRunner { id, .. } => {

@@ -13,10 +13,12 @@
 mod create;
 mod delete;
 mod events;
+mod failover;
 mod health;
 mod resume;
 mod warm;
 
+pub use failover::CREATES;
 pub use warm::{WARM_FAILURES, WARM_TAKEN};
 
 use super::plan::{self, Action, Observed};

@@ -17,9 +17,13 @@ impl Manager {
         let name = record.name.as_str();
         let recorded = record.forge_id.is_some() || record.instance_id.is_some();
         let registered = self.registration(scope, name).await?;
-        // Unrecorded, an instance matters only beside a registration (see `leftover`).
-        let instance = match recorded || registered.is_some() {
-            true => self.instance_of(g, name).await?,
+        // Unrecorded, an instance matters only beside a registration (see `leftover`). In a
+        // group of several backends, a create that failed cleared `requested_at`: no instance
+        // was asked for, so none is looked for (its backend may be the one that is down).
+        let asked = record.requested_at.is_some() || record.instance_id.is_some();
+        let look = (recorded || registered.is_some()) && (asked || g.backends.len() < 2);
+        let instance = match look {
+            true => self.instance_of(g, record).await?,
             false => None,
         };
         let left = Left {
@@ -34,7 +38,7 @@ impl Manager {
             (Step::ReplaceInstance, Some(i)) => {
                 // Its registration is gone, so its credential is dead: it can never come online.
                 tracing::info!(runner = %name, "an interrupted attempt left an instance whose registration is gone; replacing it");
-                self.backend(g)?.delete(&i.id).await?;
+                self.backend_of(g, record)?.delete(&i.id).await?;
                 self.clear_progress(name).await?;
                 Ok(None)
             }
@@ -72,17 +76,18 @@ impl Manager {
         }
     }
 
+    /// The runner's instance, on the backend its record names.
     async fn instance_of(
         &self,
         g: &RunnerGroup,
-        name: &str,
+        record: &Runner,
     ) -> Result<Option<crate::backend::Instance>, Failure> {
         Ok(self
-            .backend(g)?
+            .backend_of(g, record)?
             .list()
             .await?
             .into_iter()
-            .find(|i| i.runner() == Some(name)))
+            .find(|i| i.runner() == Some(record.name.as_str())))
     }
 
     async fn clear_progress(&self, name: &str) -> Result<(), Failure> {
