@@ -136,7 +136,11 @@ async fn jobs_run_on_runners_in_real_containers() {
         s.all_runners().await.ok()?.is_empty().then_some(())
     })
     .await;
-    assert!(gone.is_some(), "no record left: {:?}", s.all_runners().await);
+    assert!(
+        gone.is_some(),
+        "no record left: {:?}",
+        s.all_runners().await
+    );
     assert_eq!(s.held("box").await.unwrap(), 0, "no slot held");
     assert_eq!(
         sim.deliveries(),
