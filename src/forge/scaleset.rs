@@ -105,6 +105,20 @@ impl ScaleSet {
             .map(|l| l.name.clone())
             .collect()
     }
+
+    /// Its labels besides its name (sorted) when they differ from the spec's: (have, want).
+    pub fn label_change(&self, spec: &ScaleSetSpec) -> Option<(Vec<String>, Vec<String>)> {
+        let mut want: Vec<String> = spec
+            .labels
+            .iter()
+            .filter(|l| **l != spec.name)
+            .cloned()
+            .collect();
+        let mut have = self.extra_labels();
+        want.sort();
+        have.sort();
+        (want != have).then_some((have, want))
+    }
 }
 
 /// A message session: the one consumer of a scale set's queue.

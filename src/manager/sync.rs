@@ -229,26 +229,14 @@ pub async fn scale_sets(
                 .await
             {
                 Ok(None) => Ok((Action::Create, vec![wanted], None)),
-                Ok(Some(have)) => {
-                    let mut want: Vec<String> = spec
-                        .labels
-                        .iter()
-                        .filter(|l| **l != spec.name)
-                        .cloned()
-                        .collect();
-                    let mut got = have.extra_labels();
-                    want.sort();
-                    got.sort();
-                    if want == got {
-                        Ok((Action::Unchanged, vec![], Some(have.id)))
-                    } else {
-                        Ok((
-                            Action::Update,
-                            vec![format!("labels: {got:?} -> {want:?}")],
-                            Some(have.id),
-                        ))
-                    }
-                }
+                Ok(Some(have)) => match have.label_change(spec) {
+                    None => Ok((Action::Unchanged, vec![], Some(have.id))),
+                    Some((got, want)) => Ok((
+                        Action::Update,
+                        vec![format!("labels: {got:?} -> {want:?}")],
+                        Some(have.id),
+                    )),
+                },
                 Err(e) => Err(e),
             }
         } else {

@@ -387,16 +387,7 @@ impl ScaleSets for ActionsService {
             }
             return Ok((a.json(path)?, Ensured::Created));
         };
-        let mut want: Vec<String> = spec
-            .labels
-            .iter()
-            .filter(|l| **l != spec.name)
-            .cloned()
-            .collect();
-        let mut got = have.extra_labels();
-        want.sort();
-        got.sort();
-        if want == got && have.runner_group_id == group {
+        if have.label_change(spec).is_none() && have.runner_group_id == group {
             return Ok((have, Ensured::Unchanged));
         }
         let path = format!("{path}/{}", have.id);
