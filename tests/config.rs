@@ -1192,3 +1192,52 @@ fn bad_backend_lists_are_refused_with_their_place() {
         ["runner_groups[0].failover.failures: must be at least 1"]
     );
 }
+
+#[test]
+fn a_group_below_github_s_minimum_runner_version_in_effect_is_refused() {
+    let with = |floor: &str, version: &str| {
+        format!(
+            "{}    runner_version: {version}\n",
+            BASE.replace(
+                "github:\n  token_env: GITHUB_TOKEN\n",
+                &format!("github:\n  token_env: GITHUB_TOKEN\n  min_runner_version: {floor}\n"),
+            )
+        )
+    };
+    let past = "{version: 2.329.0, from: 2020-01-01}";
+    let future = "{version: 2.329.0, from: 2099-01-01}";
+    assert_eq!(
+        errors(&with(past, "2.328.0")),
+        ["runner_groups[0].runner_version: 2.328.0 is below GitHub's minimum runner version 2.329.0 (in effect since 2020-01-01): GitHub registers none of its runners; update the image"]
+    );
+    assert_eq!(errors(&with(past, "2.329.0")), Vec::<String>::new());
+    // A floor still to come is doctor's warning, not an error.
+    assert_eq!(errors(&with(future, "2.328.0")), Vec::<String>::new());
+    assert_eq!(
+        errors(&with("{version: two, from: 25.9.2026}", "2.x")),
+        [
+            "github.min_runner_version.version: `two` is not a version like 2.329.0",
+            "github.min_runner_version.from: `25.9.2026` is not a day like 2026-09-25",
+            "runner_groups[0].runner_version: `2.x` is not a version like 2.329.0",
+        ]
+    );
+    // The worker's gauge: days left for a group below a floor to come, 0 once in effect.
+    let c = runnerctl::wiring::parse(&with(future, "2.328.0"), "t")
+        .unwrap()
+        .config;
+    let mut out = String::new();
+    runnerctl::server::fleet::floor_gauges(&mut out, &c);
+    assert!(
+        out.contains("runnerctl_runner_version_floor_days_left{group=\"a\"}"),
+        "{out}"
+    );
+    let c = runnerctl::wiring::parse(&with(past, "2.330.0"), "t")
+        .unwrap()
+        .config;
+    let mut out = String::new();
+    runnerctl::server::fleet::floor_gauges(&mut out, &c);
+    assert!(
+        !out.contains("{group="),
+        "a group at the floor has no sample: {out}"
+    );
+}

@@ -511,3 +511,45 @@ async fn regression_doctor_skips_what_it_cannot_count_and_names_a_repository_s_s
     assert_eq!(status_of(&report, "clock"), "skip", "{report}");
     assert_eq!(status_of(&report, "backend f"), "skip", "{report}");
 }
+
+/// Issue 37: `doctor` compares each group's runner version with GitHub's minimum: below a
+/// minimum that applies within 14 days, a warning with the days left; undeclared, a warning.
+#[test]
+fn doctor_warns_of_a_runner_version_below_github_s_coming_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = (chrono::Utc::now() + chrono::Duration::days(5))
+        .format("%Y-%m-%d")
+        .to_string();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "github:\n  base_url: http://127.0.0.1:9\n  token: t\n  min_runner_version: {{version: 2.329.0, from: {day}}}\nredis:\n  url: redis://127.0.0.1:9/0\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: old\n    organization: octo-org\n    labels: [old]\n    backend: fake\n    runner_version: 2.320.0\n  - name: unknown\n    organization: octo-org\n    labels: [unknown]\n    backend: fake\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::bin())
+        .arg("--config")
+        .arg(&path)
+        .args(["doctor", "-o", "json"])
+        .output()
+        .unwrap();
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |name: &str| {
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {checks}"))
+            .clone()
+    };
+    let old = find("runner version old");
+    assert_eq!(old["status"], "warn", "{old}");
+    let detail = old["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2.320.0 is below GitHub's minimum 2.329.0") && detail.contains("(5 days)"),
+        "{detail}"
+    );
+    assert_eq!(find("runner version unknown")["status"], "warn");
+}

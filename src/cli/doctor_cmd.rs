@@ -283,6 +283,7 @@ async fn forge_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
     budget_checks(&*forge, out).await;
     webhook_checks(config, &*forge, out).await;
     scale_set_checks(config, out).await;
+    floor_checks(config, out);
     let Some(capable) = forge.groups() else {
         return;
     };
@@ -420,6 +421,36 @@ const DELIVERIES: u32 = 20;
 
 /// The webhooks of each group's scope: one that sends `workflow_job` events, and how its recent
 /// deliveries fared (GitHub records the receiver's status of each).
+/// Each group's runner version against GitHub's minimum (`github.min_runner_version`): below
+/// it in effect, a failure; below it within 14 days, a warning; undeclared, a warning.
+fn floor_checks(config: &crate::config::Config, out: &mut Vec<Check>) {
+    use crate::config::floor::{standing, Standing};
+    let Some(floor) = &config.github.min_runner_version else {
+        return;
+    };
+    for g in &config.runner_groups {
+        let name = format!("runner version {}", g.name);
+        let Some(v) = &g.runner_version else {
+            out.push(check(
+                name,
+                Status::Warn,
+                format!(
+                    "not declared (`runner_version`): cannot be compared with GitHub's minimum {}",
+                    floor.version
+                ),
+            ));
+            continue;
+        };
+        let (status, detail) = match standing(v, floor, crate::model::unix_now()) {
+            Some(Standing::Fine) | None => (Status::Ok, format!("{v}, at or above GitHub's minimum {}", floor.version)),
+            Some(Standing::Soon { days }) if days <= 14 => (Status::Warn, format!("{v} is below GitHub's minimum {} from {} ({days} days): update the image", floor.version, floor.from)),
+            Some(Standing::Soon { days }) => (Status::Ok, format!("{v} is below GitHub's minimum {} from {} ({days} days)", floor.version, floor.from)),
+            Some(Standing::Refused) => (Status::Fail, format!("{v} is below GitHub's minimum {} (since {}): GitHub registers none of its runners", floor.version, floor.from)),
+        };
+        out.push(check(name, status, detail));
+    }
+}
+
 /// Each scale set (`mode: scale_set`): it exists on GitHub, a worker holds its session, and
 /// how long ago its last message was handled.
 async fn scale_set_checks(config: &crate::config::Config, out: &mut Vec<Check>) {

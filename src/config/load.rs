@@ -323,6 +323,7 @@ struct RawGroup {
     scale_set: Option<super::ScaleSetConfig>,
     backends: Option<Vec<RawChoice>>,
     failover: Option<super::Failover>,
+    runner_version: Option<String>,
 }
 
 /// An entry of a group's `backends:`: a backend's name, or the name with its own limit and
@@ -888,6 +889,7 @@ impl<'a> Cx<'a> {
 
         self.check_forge_sections(forge, &github, &gitea, github_given, gitea_given);
         self.check_pins(&github, &groups);
+        self.check_floor(&github, &groups);
         redis.as_ref().inspect(|r| self.check_redis(r));
         webhook.as_ref().inspect(|w| self.check_webhook(w));
         queue.as_ref().inspect(|q| self.check_queue(q));
@@ -1091,6 +1093,48 @@ impl<'a> Cx<'a> {
         ] {
             if let Some(v) = v {
                 self.range(&join(path, field), v as u64, lo, hi);
+            }
+        }
+    }
+
+    /// `github.min_runner_version` and each group's `runner_version` are versions (and the
+    /// floor's day a day); a group below a floor in effect today is refused: GitHub would
+    /// register none of its runners. (One below a floor still to come is `doctor`'s warning.)
+    fn check_floor(&mut self, github: &Option<GithubConfig>, groups: &Option<Vec<RunnerGroup>>) {
+        use super::floor::{parse_day, parse_version, standing, Standing};
+        let floor = github.as_ref().and_then(|g| g.min_runner_version.as_ref());
+        if let Some(f) = floor {
+            if parse_version(&f.version).is_none() {
+                self.error(
+                    "github.min_runner_version.version",
+                    format!(
+                        "`{}` is not a version like 2.329.0",
+                        f.version.escape_default()
+                    ),
+                );
+            }
+            if parse_day(&f.from).is_none() {
+                self.error(
+                    "github.min_runner_version.from",
+                    format!("`{}` is not a day like 2026-09-25", f.from.escape_default()),
+                );
+            }
+        }
+        let now = crate::model::unix_now();
+        for (i, g) in groups.iter().flatten().enumerate() {
+            let Some(v) = &g.runner_version else { continue };
+            let path = format!("runner_groups[{i}].runner_version");
+            if parse_version(v).is_none() {
+                self.error(
+                    &path,
+                    format!("`{}` is not a version like 2.329.0", v.escape_default()),
+                );
+                continue;
+            }
+            if let Some(f) = floor {
+                if standing(v, f, now) == Some(Standing::Refused) {
+                    self.error(&path, format!("{v} is below GitHub's minimum runner version {} (in effect since {}): GitHub registers none of its runners; update the image", f.version, f.from));
+                }
             }
         }
     }
@@ -1840,6 +1884,7 @@ impl<'a> Cx<'a> {
             scale_set: raw.scale_set,
             backends: choices,
             failover: raw.failover.unwrap_or_default(),
+            runner_version: raw.runner_version,
         })
     }
 

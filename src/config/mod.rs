@@ -7,6 +7,7 @@
 //! [`SecretSource::resolve`], which commands call when they need a secret.
 
 mod duration;
+pub mod floor;
 mod load;
 mod locate;
 mod schema;
@@ -232,6 +233,10 @@ pub struct GithubConfig {
     /// it is not all defaults).
     #[serde(skip_serializing_if = "ApiBudget::is_default")]
     pub budget: ApiBudget,
+    /// GitHub's minimum runner version and the day it takes effect: a group whose
+    /// `runner_version` is below it is refused from that day, and warned about before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_runner_version: Option<floor::RunnerFloor>,
 }
 
 impl Default for GithubConfig {
@@ -248,6 +253,7 @@ impl Default for GithubConfig {
             token_file: None,
             apps: Vec::new(),
             budget: ApiBudget::default(),
+            min_runner_version: None,
         }
     }
 }
@@ -774,6 +780,10 @@ pub struct RunnerGroup {
     /// When a backend is left out after failing (`failover:`).
     #[serde(skip_serializing_if = "Failover::is_default")]
     pub failover: Failover,
+    /// The runner version its image (or template) carries, checked against
+    /// `github.min_runner_version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_version: Option<String>,
 }
 
 fn one_backend(b: &[BackendChoice]) -> bool {

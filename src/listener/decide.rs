@@ -158,6 +158,7 @@ mod tests {
             scale_set: None,
             backends: vec![],
             failover: Default::default(),
+            runner_version: None,
         }
     }
 

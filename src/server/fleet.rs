@@ -153,6 +153,7 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::manager::ops::WARM_FAILURES.render(&mut out);
     crate::manager::CREATES.render(&mut out);
     breaker_gauges(&mut out, m).await;
+    floor_gauges(&mut out, &m.config);
     // Samples once the forge has answered (a forge without rate-limit headers has none).
     let rate = m.forge.rate_limit();
     header(
@@ -209,6 +210,32 @@ pub async fn worker_metrics(m: &crate::manager::Manager, queue: &Queue) -> Strin
     crate::listener::render(&mut out);
     scale_set_gauges(&mut out, &queue.store(&m.config.name), &m.config).await;
     out
+}
+
+/// Days before GitHub's minimum runner version applies to each group whose declared
+/// `runner_version` is below it (0 once it applies); no sample for a group at or above it.
+pub fn floor_gauges(out: &mut String, config: &crate::config::Config) {
+    let name = "runnerctl_runner_version_floor_days_left";
+    header(out, name, "gauge", "Days before GitHub's minimum runner version (github.min_runner_version) applies to a group whose runner_version is below it; 0 once it applies.");
+    let Some(floor) = &config.github.min_runner_version else {
+        return;
+    };
+    let now = crate::model::unix_now();
+    for g in &config.runner_groups {
+        let left = g
+            .runner_version
+            .as_deref()
+            .and_then(|v| crate::config::floor::days_left(v, floor, now));
+        if let Some(days) = left {
+            sample(
+                out,
+                name,
+                &["group"],
+                std::slice::from_ref(&g.name),
+                days as f64,
+            );
+        }
+    }
 }
 
 /// Each breaker of a group with several backends, read from Redis (any worker shows every
