@@ -1093,6 +1093,13 @@ fn scale_set_mode_s_errors_name_their_field() {
     assert!(g.scale_set_mode());
     assert_eq!(g.scale_set_name(), "linux-ss");
     assert_eq!(g.scale_set_runner_group(), "Default");
+    // Only scale-set groups: no webhook secret is missed.
+    let only = "github:\n  token_env: T\nbackends:\n  fake:\n    kind: fake\nrunner_groups:\n  - name: a\n    organization: octo-org\n    labels: [a]\n    backend: fake\n    mode: scale_set\n";
+    assert!(warnings(only).is_empty(), "{:?}", warnings(only));
+    assert!(
+        !warnings(&only.replace("    mode: scale_set\n", "")).is_empty(),
+        "a webhook group needs the secret"
+    );
     let plain = runnerctl::wiring::parse(&with_group("    mode: scale_set\n"), "t")
         .unwrap()
         .config;

@@ -16,6 +16,10 @@ struct GroupRow<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     repository: Option<&'a str>,
     labels: &'a [String],
+    /// `webhook` or `scale_set`.
+    mode: crate::config::GroupMode,
+    /// The scale set's name (what workflows ask for in `runs-on`), in `scale_set` mode.
+    scale_set: Option<&'a str>,
     backend: &'a str,
     kind: String,
     /// Its backends in order (one for a group with `backend:`), with their breakers.
@@ -162,6 +166,8 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             organization: g.owner_label(),
             repository: g.repository.as_deref(),
             labels: &g.labels,
+            mode: g.mode,
+            scale_set: g.scale_set_mode().then(|| g.scale_set_name()),
             backend: &g.backend,
             kind: kind(&config, g),
             min_runners: g.min_runners,
@@ -206,7 +212,10 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
                                 Some(repo) => format!("{}/{repo}", r.organization),
                                 None => r.organization.to_string(),
                             },
-                            r.labels.join(","),
+                            match r.scale_set {
+                                Some(name) => format!("{name} (scale set)"),
+                                None => r.labels.join(","),
+                            },
                             backends_cell(r),
                             r.min_runners.to_string(),
                             r.max_runners.to_string(),

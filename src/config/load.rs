@@ -891,7 +891,11 @@ impl<'a> Cx<'a> {
         self.check_pins(&github, &groups);
         self.check_floor(&github, &groups);
         redis.as_ref().inspect(|r| self.check_redis(r));
-        webhook.as_ref().inspect(|w| self.check_webhook(w));
+        // Groups in scale-set mode need no webhook: without others, no secret is missed.
+        let hooked = groups
+            .as_ref()
+            .is_none_or(|g| g.iter().any(|g| !g.scale_set_mode()));
+        webhook.as_ref().inspect(|w| self.check_webhook(w, hooked));
         queue.as_ref().inspect(|q| self.check_queue(q));
         self.check_broker(broker.as_ref(), &backends);
         self.check_warm_broker(groups.as_deref(), broker.as_ref(), &backends);
@@ -1409,7 +1413,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn check_webhook(&mut self, w: &WebhookConfig) {
+    fn check_webhook(&mut self, w: &WebhookConfig, hooked: bool) {
         if w.listen.parse::<std::net::SocketAddr>().is_err() {
             self.error(
                 "webhook.listen",
@@ -1473,7 +1477,7 @@ impl<'a> Cx<'a> {
                 self.error(key, format!("must be between {lo} and {hi} (is {v})"));
             }
         }
-        if secret.is_none() && !self.problems.iter().any(|p| p.path == "webhook.secret") {
+        if hooked && secret.is_none() && !self.problems.iter().any(|p| p.path == "webhook.secret") {
             self.warn(
                 "webhook",
                 "no webhook secret (`secret_env` or `secret_file`): `runnerctl serve` will refuse to start",
