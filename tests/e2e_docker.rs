@@ -715,6 +715,10 @@ impl EngineSocket {
 /// and runners are made on Docker again. Nothing is left on either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_back() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("runnerctl=debug")
+        .with_test_writer()
+        .try_init();
     let image = support::docker_test_image();
     let redis = RedisServer::start();
     let name = manager_name("docker-failover");
@@ -734,7 +738,7 @@ async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_
     let sock = dir.path().join("engine.sock");
     let mut engine = EngineSocket::start(&sock);
     let text = format!(
-        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\n    host: unix://{}\n  fake:\n    kind: fake\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    max_runners: 4\n    backends:\n      - {{name: docker, spec: {{image: {image}, network: host, memory_mb: 64}}}}\n      - {{name: fake, spec: {{}}}}\n    failover: {{failures: 2, window: 1m, cool_down: 3s}}\n",
+        "name: {name}\ngithub:\n  base_url: {}\n  token_env: UNUSED\nredis:\n  url: {}\nbackends:\n  docker:\n    kind: docker\n    host: unix://{}\n  fake:\n    kind: fake\nrunner_groups:\n  - name: box\n    organization: octo-org\n    labels: [self-hosted, linux, box]\n    max_runners: 6\n    backends:\n      - {{name: docker, spec: {{image: {image}, network: host, memory_mb: 64}}}}\n      - {{name: fake, spec: {{}}}}\n    failover: {{failures: 2, window: 1m, cool_down: 3s}}\n",
         sim.url(),
         redis.url,
         sock.display()
@@ -805,7 +809,7 @@ async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_
         }
     };
     let wait_done = |ids: Vec<u64>, within: Duration| {
-        let sim = &sim;
+        let (sim, s2) = (&sim, &s);
         async move {
             let start = Instant::now();
             loop {
@@ -817,12 +821,14 @@ async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_
                 if done == ids.len() {
                     return start.elapsed();
                 }
-                assert!(
-                    start.elapsed() < within,
-                    "{done} of {} jobs done in {within:?}; runners {:?}",
-                    ids.len(),
-                    sim.runners()
-                );
+                if start.elapsed() >= within {
+                    panic!(
+                        "{done} of {} jobs done in {within:?}; runners {:?}; records {:?}",
+                        ids.len(),
+                        sim.runners(),
+                        s2.all_runners().await
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -846,6 +852,13 @@ async fn when_the_docker_engine_stops_runners_move_to_the_next_backend_and_come_
     .await;
     assert!(started_on_docker.is_some(), "runners on Docker");
     wait_done(first, Duration::from_secs(90)).await;
+    // Their runners are gone (a runner on a stopped engine could not be deleted and would keep
+    // its slot until the engine is back).
+    let gone = support::eventually(Duration::from_secs(30), || async {
+        (on("docker").await == 0 && docker.list().await.ok()?.is_empty()).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the first runners were deleted");
     // The engine stops: two failed creates open Docker's breaker, and the jobs run on the fake
     // backend meanwhile.
     engine.stop();

@@ -298,14 +298,26 @@ async fn a_failed_probe_opens_the_breaker_again() {
     }
     assert!(matches!(w.state("flaky").await, State::Open { .. }));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    // The probe fails: open again for another cool-down, and the next attempt goes on.
-    assert!(matches!(
-        w.handle(1).await,
-        Outcome::Retry(_) | Outcome::Wait { .. }
-    ));
-    assert!(matches!(w.state("flaky").await, State::Open { .. }));
+    // A runner whose create failed on the half-open backend does not probe it again: it goes
+    // on to the next.
     assert_eq!(w.handle(1).await, Outcome::Done);
     assert_eq!(w.on("spare").await.len(), 1);
+    assert!(
+        matches!(w.state("flaky").await, State::Open { .. }),
+        "not probed"
+    );
+    // Another job's runner probes it; the probe fails: open again for another cool-down, and
+    // that runner's next attempt goes on too.
+    assert!(matches!(
+        w.handle(2).await,
+        Outcome::Retry(_) | Outcome::Wait { .. }
+    ));
+    let State::Open { until, .. } = w.state("flaky").await else {
+        panic!("open again");
+    };
+    assert!(until > runnerctl::model::unix_now());
+    assert_eq!(w.handle(2).await, Outcome::Done);
+    assert_eq!(w.on("spare").await.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

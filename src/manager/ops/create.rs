@@ -170,7 +170,11 @@ impl Manager {
             }
         }
         // The backend it is made on: the group's first that takes a runner now.
-        let choice = self.choose_backend(g, name).await?;
+        // A previous attempt whose create failed left its backend named and nothing asked for.
+        let failed_on =
+            (!first_attempt && record.requested_at.is_none() && record.instance_id.is_none())
+                .then_some(record.backend.as_str());
+        let choice = self.choose_backend(g, name, failed_on).await?;
         let backend = self.backend_named(&choice.name)?;
         if choice.name != record.backend {
             let patch = RunnerPatch {

@@ -35,10 +35,14 @@ impl Manager {
     /// The backend a runner of `g` is made on now: its backends in order, the first whose
     /// breaker lets a create go and that holds fewer than its own `max_runners` of the group's
     /// runners. `Busy` when none does (the task waits and comes back).
+    ///
+    /// `failed_on`: the backend this runner's previous attempt failed on; it is not probed
+    /// again by this runner (another runner's create will), which goes on to the next.
     pub(super) async fn choose_backend(
         &self,
         g: &RunnerGroup,
         name: &str,
+        failed_on: Option<&str>,
     ) -> Result<BackendChoice, Failure> {
         match &g.backends[..] {
             [] => Ok(BackendChoice {
@@ -47,7 +51,7 @@ impl Manager {
                 spec: g.spec.clone(),
             }),
             [one] => Ok(one.clone()),
-            _ => self.choose_of_several(g, name).await.cloned(),
+            _ => self.choose_of_several(g, name, failed_on).await.cloned(),
         }
     }
 
@@ -55,6 +59,7 @@ impl Manager {
         &self,
         g: &'g RunnerGroup,
         name: &str,
+        failed_on: Option<&str>,
     ) -> Result<&'g BackendChoice, Failure> {
         let now = self.store.now().await?;
         let records = self.store.runners_of_group(&g.name).await?;
@@ -71,6 +76,10 @@ impl Manager {
             let b = self.breaker_of(g, &c.name).await?;
             match breaker::allow(&b, now, &g.failover, &self.fingerprint(c)) {
                 Allow::Yes => return Ok(c),
+                Allow::Probe if failed_on == Some(c.name.as_str()) => refused.push(format!(
+                    "{}: half-open, and this runner failed there",
+                    c.name
+                )),
                 Allow::Probe => {
                     let next = breaker::probing(&b, now);
                     self.keep_breaker(g, &c.name, &next).await?;
