@@ -202,34 +202,32 @@ pub fn list(cx: &Context, local: bool) -> Result<()> {
             if github.is_some() {
                 headers.push("github");
             }
-            output::table(
-                &headers,
-                rows.iter()
-                    .map(|r| {
-                        let mut row = vec![
-                            r.name.to_string(),
-                            match r.repository {
-                                Some(repo) => format!("{}/{repo}", r.organization),
-                                None => r.organization.to_string(),
-                            },
-                            match r.scale_set {
-                                Some(name) => format!("{name} (scale set)"),
-                                None => r.labels.join(","),
-                            },
-                            backends_cell(r),
-                            r.min_runners.to_string(),
-                            r.max_runners.to_string(),
-                            r.warm_pool.map_or("-".into(), |t| warm_cell(&t)),
-                        ];
-                        if let Some(gh) = &r.github {
-                            row.push(gh.cell());
-                        }
-                        row
-                    })
-                    .collect(),
-            )
+            output::table(&headers, rows.iter().map(table_row).collect())
         }
     }
+}
+
+/// A group's line of `groups list`.
+fn table_row(r: &GroupRow) -> Vec<String> {
+    let mut row = vec![
+        r.name.to_string(),
+        match r.repository {
+            Some(repo) => format!("{}/{repo}", r.organization),
+            None => r.organization.to_string(),
+        },
+        match r.scale_set {
+            Some(name) => format!("{name} (scale set)"),
+            None => r.labels.join(","),
+        },
+        backends_cell(r),
+        r.min_runners.to_string(),
+        r.max_runners.to_string(),
+        r.warm_pool.map_or("-".into(), |t| warm_cell(&t)),
+    ];
+    if let Some(gh) = &r.github {
+        row.push(gh.cell());
+    }
+    row
 }
 
 /// `fake (fake)`; with several backends, each in order with its breaker: `dc1 (vsphere)
